@@ -1,0 +1,1 @@
+//! Gallery port (see issue 3). Filled in by the gallery work.

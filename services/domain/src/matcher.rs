@@ -1,0 +1,1 @@
+//! Debounced matcher and tracker state machines (see issue 5).

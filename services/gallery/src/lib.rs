@@ -1,0 +1,1 @@
+//! rollcall-gallery (in progress).

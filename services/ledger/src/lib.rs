@@ -1,0 +1,1 @@
+//! rollcall-ledger (in progress).
