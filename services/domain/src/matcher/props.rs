@@ -1,0 +1,513 @@
+//! Property tests of the debounced matcher (issue 5, item 8).
+//!
+//! Streams are generated per camera (tracks that may overlap in time, each with observations in
+//! time order and usually an end event), optionally with repeated events re-delivered later in
+//! the same camera's stream, and merged across two cameras in arbitrary interleavings. An
+//! independent oracle (written from the rules, not from the implementation's state) says what
+//! each track's decision must be.
+
+use super::debounce::{Candidate, CheckIn, Decision, MatchInput, Matcher, MatcherConfig, Outcome};
+use super::tracker::{ObsRef, TrackId};
+use crate::ids::{CameraId, CampusId, StudentId};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use proptest::prelude::*;
+use std::collections::{BTreeMap, BTreeSet};
+
+const HI: [f32; 6] = [0.5, 0.52, 0.55, 0.6, 0.7, 0.9];
+const LO: [f32; 7] = [0.1, 0.3, 0.34, 0.35, 0.4, 0.45, 0.49];
+const STUDENTS: [&str; 5] = ["s0", "s1", "s2", "s3", "s4"];
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 23, 8, 0, 0).unwrap()
+}
+fn sid(i: usize) -> StudentId {
+    StudentId::new(STUDENTS[i]).unwrap()
+}
+
+#[derive(Debug, Clone)]
+struct ObsSpec {
+    gap_ms: i64,
+    kind: u8,
+    alt: usize,
+    hi: usize,
+    lo: usize,
+    quality: u8,
+}
+
+#[derive(Debug, Clone)]
+struct TrackSpec {
+    start_gap_ms: i64,
+    student: usize,
+    obs: Vec<ObsSpec>,
+    ends: bool,
+}
+
+#[derive(Debug, Clone)]
+struct CamSpec {
+    campus: usize,
+    tracks: Vec<TrackSpec>,
+}
+
+fn obs_spec() -> impl Strategy<Value = ObsSpec> {
+    (
+        1i64..1500,
+        0u8..10,
+        0usize..5,
+        0usize..HI.len(),
+        0usize..LO.len(),
+        0u8..100,
+    )
+        .prop_map(|(gap_ms, kind, alt, hi, lo, quality)| ObsSpec {
+            gap_ms,
+            kind,
+            alt,
+            hi,
+            lo,
+            quality,
+        })
+}
+
+fn track_spec() -> impl Strategy<Value = TrackSpec> {
+    (
+        0i64..40_000,
+        0usize..5,
+        prop::collection::vec(obs_spec(), 1..9),
+        0u8..5,
+    )
+        .prop_map(|(start_gap_ms, student, obs, e)| TrackSpec {
+            start_gap_ms,
+            student,
+            obs,
+            ends: e != 0,
+        })
+}
+
+fn cam_spec() -> impl Strategy<Value = CamSpec> {
+    (0usize..2, prop::collection::vec(track_spec(), 1..7))
+        .prop_map(|(campus, tracks)| CamSpec { campus, tracks })
+}
+
+fn config() -> impl Strategy<Value = MatcherConfig> {
+    (1usize..5, 300i64..3000, 0i64..60_000, 1usize..3).prop_map(|(k, w, cd, mrs)| MatcherConfig {
+        min_agreeing: k,
+        window: Duration::milliseconds(w),
+        cooldown: Duration::milliseconds(cd),
+        min_review_sightings: mrs,
+        late_tolerance: Duration::days(1),
+        ..MatcherConfig::default()
+    })
+}
+
+/// The gallery's answer for one observation of a track whose person is `student`.
+fn candidates(o: &ObsSpec, student: usize) -> Vec<Candidate> {
+    let c = |i: usize, v: f32| Candidate::new(sid(i), v);
+    match o.kind {
+        0..=4 => vec![c(student, HI[o.hi]), c(o.alt, LO[o.lo])],
+        5 => vec![c(student, HI[o.hi]), c(o.alt, HI[o.hi] - 0.02)],
+        6 => vec![c(o.alt, HI[o.hi]), c(student, LO[o.lo])],
+        7 => vec![c(student, LO[o.lo]), c(o.alt, LO[o.lo] - 0.05)],
+        8 => vec![],
+        _ => vec![c(o.alt, LO[o.lo])],
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Ev {
+    Obs(MatchInput),
+    End(TrackId, DateTime<Utc>),
+}
+
+impl Ev {
+    fn at(&self) -> DateTime<Utc> {
+        match self {
+            Ev::Obs(i) => i.at,
+            Ev::End(_, t) => *t,
+        }
+    }
+}
+
+/// One camera's events in time order (stable for equal times).
+fn camera_events(name: &str, spec: &CamSpec) -> Vec<Ev> {
+    let cam = CameraId::new(name).unwrap();
+    let campus = CampusId::new(["north", "south"][spec.campus]).unwrap();
+    let mut evs = Vec::new();
+    let mut start = t0();
+    for (n, tr) in spec.tracks.iter().enumerate() {
+        start += Duration::milliseconds(tr.start_gap_ms);
+        let id = TrackId::new(cam.clone(), n as u64 + 1);
+        let mut at = start;
+        for (k, o) in tr.obs.iter().enumerate() {
+            if k > 0 {
+                at += Duration::milliseconds(o.gap_ms);
+            }
+            evs.push(Ev::Obs(MatchInput {
+                track: id.clone(),
+                campus: campus.clone(),
+                at,
+                shot: ObsRef {
+                    camera: cam.clone(),
+                    frame_at: at,
+                    index: 0,
+                },
+                quality: f32::from(o.quality) / 100.0,
+                candidates: candidates(o, tr.student),
+            }));
+        }
+        if tr.ends {
+            evs.push(Ev::End(id, at + Duration::milliseconds(500)));
+        }
+    }
+    evs.sort_by_key(|e| e.at());
+    evs
+}
+
+fn xorshift(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
+/// Re-delivers about a quarter of the events a second time, somewhere later in the stream.
+fn with_repeats(evs: &[Ev], seed: u64) -> Vec<Ev> {
+    let mut x = seed | 1;
+    let mut out = evs.to_vec();
+    for (i, e) in evs.iter().enumerate() {
+        if xorshift(&mut x).is_multiple_of(4) {
+            // `out` grows as copies go in; any position after the original is "later"
+            let orig = out.iter().position(|o| same(o, e)).unwrap_or(i);
+            let pos = orig + 1 + (xorshift(&mut x) as usize % (out.len() - orig));
+            out.insert(pos, e.clone());
+        }
+    }
+    out
+}
+
+fn same(a: &Ev, b: &Ev) -> bool {
+    match (a, b) {
+        (Ev::Obs(x), Ev::Obs(y)) => x == y,
+        (Ev::End(x, s), Ev::End(y, t)) => x == y && s == t,
+        _ => false,
+    }
+}
+
+/// Merges two streams keeping each one's order, choosing the source by `seed`.
+fn interleave(a: &[Ev], b: &[Ev], seed: u64) -> Vec<Ev> {
+    let mut x = seed | 1;
+    let (mut i, mut j) = (0, 0);
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    while i < a.len() || j < b.len() {
+        let take_a = j >= b.len() || (i < a.len() && xorshift(&mut x).is_multiple_of(2));
+        if take_a {
+            out.push(a[i].clone());
+            i += 1;
+        } else {
+            out.push(b[j].clone());
+            j += 1;
+        }
+    }
+    out
+}
+
+fn run(cfg: &MatcherConfig, evs: &[Ev]) -> Vec<Decision> {
+    let mut m = Matcher::new(cfg.clone()).unwrap();
+    let mut out = Vec::new();
+    let mut end = t0();
+    for e in evs {
+        end = end.max(e.at());
+        match e {
+            Ev::Obs(i) => out.extend(m.observe(i.clone())),
+            Ev::End(id, at) => out.extend(m.end_track(id, *at)),
+        }
+    }
+    out.extend(m.finish(end + Duration::seconds(1)));
+    assert_eq!(m.open_tracks(), 0);
+    out
+}
+
+// ------------------------------------------------------------------------------------------
+// The oracle
+// ------------------------------------------------------------------------------------------
+
+/// Best score per student, best first (ties by id).
+fn ranked(c: &[Candidate]) -> Vec<(StudentId, f32)> {
+    let mut best: BTreeMap<StudentId, f32> = BTreeMap::new();
+    for x in c {
+        let e = best.entry(x.student.clone()).or_insert(f32::NEG_INFINITY);
+        *e = e.max(x.similarity);
+    }
+    let mut v: Vec<(StudentId, f32)> = best.into_iter().collect();
+    v.sort_by(|a, b| b.1.partial_cmp(&a.1).unwrap().then(a.0.cmp(&b.0)));
+    v
+}
+
+fn strong_for(cfg: &MatcherConfig, c: &[Candidate]) -> Option<StudentId> {
+    let r = ranked(c);
+    let (s, top) = r.first()?.clone();
+    let margin_ok = r.get(1).is_none_or(|(_, b)| top - b >= cfg.min_margin);
+    (top >= cfg.accept_threshold && margin_ok).then_some(s)
+}
+
+fn top1(c: &[Candidate]) -> Option<f32> {
+    ranked(c).first().map(|x| x.1)
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Expected {
+    Accept(StudentId, DateTime<Utc>),
+    Review,
+    Unknown,
+}
+
+/// What a track's decision must be, from its observations in order (repeats removed).
+fn expected(cfg: &MatcherConfig, obs: &[&MatchInput]) -> Expected {
+    let mut strong: BTreeSet<StudentId> = BTreeSet::new();
+    let mut band = 0usize;
+    let mut votes: Vec<(DateTime<Utc>, Option<StudentId>)> = Vec::new();
+    for o in obs {
+        let s = strong_for(cfg, &o.candidates);
+        if top1(&o.candidates).is_some_and(|v| v >= cfg.review_threshold) {
+            band += 1;
+        }
+        votes.push((o.at, s.clone()));
+        if let Some(s) = s {
+            strong.insert(s.clone());
+            if strong.len() == 1 {
+                let n = votes
+                    .iter()
+                    .filter(|(t, v)| o.at - *t <= cfg.window && v.as_ref() == Some(&s))
+                    .count();
+                if n >= cfg.min_agreeing {
+                    return Expected::Accept(s, o.at);
+                }
+            }
+        }
+    }
+    if strong.len() > 1 || band >= cfg.min_review_sightings {
+        Expected::Review
+    } else {
+        Expected::Unknown
+    }
+}
+
+/// Each track's observations as first delivered, in delivery order, repeats dropped.
+fn per_track(evs: &[Ev]) -> BTreeMap<TrackId, Vec<&MatchInput>> {
+    let mut m: BTreeMap<TrackId, Vec<&MatchInput>> = BTreeMap::new();
+    for e in evs {
+        if let Ev::Obs(i) = e {
+            let v = m.entry(i.track.clone()).or_default();
+            if v.last().is_none_or(|l| i.at > l.at) {
+                v.push(i);
+            }
+        }
+    }
+    m
+}
+
+/// The decision with its check-in flag erased (that flag may depend on arrival order).
+fn erase_check_in(d: &Decision) -> Decision {
+    let mut d = d.clone();
+    if let Outcome::Accept { check_in, .. } = &mut d.outcome {
+        *check_in = CheckIn::New;
+    }
+    d
+}
+
+fn check_cooldown(cfg: &MatcherConfig, ds: &[Decision]) -> Result<(), TestCaseError> {
+    let mut by_key: BTreeMap<(StudentId, CampusId), Vec<DateTime<Utc>>> = BTreeMap::new();
+    for d in ds {
+        if let Some(s) = d.check_in() {
+            by_key
+                .entry((s.clone(), d.campus.clone()))
+                .or_default()
+                .push(d.decided_at);
+        }
+    }
+    for (k, mut ts) in by_key {
+        ts.sort();
+        for w in ts.windows(2) {
+            prop_assert!(
+                w[1] - w[0] >= cfg.cooldown,
+                "{:?} checked in twice within the cooldown: {} and {}",
+                k,
+                w[0],
+                w[1]
+            );
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    /// Each track's decision is exactly the oracle's; exactly one per observed track; check-ins of
+    /// a (student, campus) are a cooldown apart; accepts have ≥ K agreeing sightings; and a track
+    /// whose every observation is below the review threshold is unknown.
+    #[test]
+    fn decisions_follow_the_rules(
+        cfg in config(),
+        a in cam_spec(),
+        b in cam_spec(),
+        seed in any::<u64>(),
+    ) {
+        let (ea, eb) = (camera_events("camA", &a), camera_events("camB", &b));
+        let evs = interleave(&ea, &eb, seed);
+        let ds = run(&cfg, &evs);
+        let obs = per_track(&evs);
+
+        let mut seen: BTreeSet<TrackId> = BTreeSet::new();
+        for d in &ds {
+            prop_assert!(seen.insert(d.track.clone()), "two decisions for {}", d.track);
+        }
+        prop_assert_eq!(&seen, &obs.keys().cloned().collect::<BTreeSet<_>>());
+
+        for d in &ds {
+            let o = &obs[&d.track];
+            let want = expected(&cfg, o);
+            let got = match &d.outcome {
+                Outcome::Accept { student, .. } => Expected::Accept(student.clone(), d.decided_at),
+                Outcome::Review(_) => Expected::Review,
+                Outcome::Unknown => Expected::Unknown,
+            };
+            prop_assert_eq!(&got, &want, "track {}", d.track);
+            prop_assert_eq!(d.first_seen, o[0].at);
+            if let Outcome::Accept { student, agreeing, .. } = &d.outcome {
+                // K agreeing sightings, counted from the raw observations
+                let n = o.iter().filter(|x| {
+                    x.at <= d.decided_at && d.decided_at - x.at <= cfg.window
+                        && strong_for(&cfg, &x.candidates).as_ref() == Some(student)
+                }).count();
+                prop_assert!(n >= cfg.min_agreeing, "accepted {} with {} sightings", student, n);
+                prop_assert_eq!(*agreeing as usize, n);
+            }
+            if o.iter().all(|x| top1(&x.candidates).is_none_or(|v| v < cfg.review_threshold)) {
+                prop_assert_eq!(&d.outcome, &Outcome::Unknown);
+            }
+            if let Outcome::Review(r) = &d.outcome {
+                prop_assert!(r.candidates.len() <= 3);
+                let best_q = o.iter().map(|x| x.quality).fold(f32::NEG_INFINITY, f32::max);
+                prop_assert_eq!(r.best_quality, best_q);
+            }
+        }
+        check_cooldown(&cfg, &ds)?;
+        // every accepted (student, campus) has a check-in
+        let accepted: BTreeSet<_> = ds.iter().filter_map(|d| d.accepted().map(|s| (s.clone(), d.campus.clone()))).collect();
+        let checked: BTreeSet<_> = ds.iter().filter_map(|d| d.check_in().map(|s| (s.clone(), d.campus.clone()))).collect();
+        prop_assert_eq!(accepted, checked);
+    }
+
+    /// How two cameras' streams interleave, and whether events are delivered again later, does
+    /// not change any track's decision nor the set of (student, campus) checked in.
+    #[test]
+    fn interleaving_and_repeats_do_not_matter(
+        cfg in config(),
+        a in cam_spec(),
+        b in cam_spec(),
+        s1 in any::<u64>(),
+        s2 in any::<u64>(),
+        r in any::<u64>(),
+    ) {
+        let (ea, eb) = (camera_events("camA", &a), camera_events("camB", &b));
+        let base = run(&cfg, &interleave(&ea, &eb, s1));
+        let (ra, rb) = (with_repeats(&ea, r), with_repeats(&eb, r.rotate_left(17)));
+        let other = run(&cfg, &interleave(&ra, &rb, s2));
+        // the cameras one after the other, the extreme interleavings
+        let a_first = run(&cfg, &[ea.clone(), eb.clone()].concat());
+        let b_first = run(&cfg, &[eb.clone(), ea.clone()].concat());
+        let key = |ds: &[Decision]| -> BTreeMap<TrackId, Decision> {
+            ds.iter().map(|d| (d.track.clone(), erase_check_in(d))).collect()
+        };
+        let checked = |ds: &[Decision]| -> BTreeSet<(StudentId, CampusId)> {
+            ds.iter().filter_map(|d| d.check_in().map(|s| (s.clone(), d.campus.clone()))).collect()
+        };
+        prop_assert_eq!(other.len(), base.len());
+        for run in [&other, &a_first, &b_first] {
+            prop_assert_eq!(key(run), key(&base));
+            prop_assert_eq!(checked(run), checked(&base));
+            check_cooldown(&cfg, run)?;
+        }
+    }
+
+    /// Arbitrary operations (observations of any track at any time, in any order, repeated ends,
+    /// ticks): never two decisions for one track, never two check-ins of a (student, campus)
+    /// within the cooldown, never an accept without K agreeing sightings among the observations
+    /// delivered, never an accept for a track with nothing above the review threshold; after
+    /// `finish`, every observed track is decided.
+    #[test]
+    fn chaos_keeps_the_invariants(
+        cfg in config(),
+        ops in prop::collection::vec((0u8..10, 0u64..6, 0i64..120_000, obs_spec(), 0usize..5), 0..120),
+    ) {
+        let mut m = Matcher::new(cfg.clone()).unwrap();
+        let mut ds: Vec<Decision> = Vec::new();
+        let mut delivered: BTreeMap<TrackId, Vec<MatchInput>> = BTreeMap::new();
+        let mut last = t0();
+        for (op, tr, ms, o, student) in &ops {
+            let cam = CameraId::new(["camA", "camB"][(*tr % 2) as usize]).unwrap();
+            let id = TrackId::new(cam.clone(), *tr);
+            let at = t0() + Duration::milliseconds(*ms);
+            last = last.max(at);
+            match op {
+                0..=6 => {
+                    let input = MatchInput {
+                        track: id.clone(),
+                        campus: CampusId::new(["north", "south"][(*tr % 2) as usize]).unwrap(),
+                        at,
+                        shot: ObsRef { camera: cam, frame_at: at, index: 0 },
+                        quality: f32::from(o.quality) / 100.0,
+                        candidates: candidates(o, *student),
+                    };
+                    delivered.entry(id).or_default().push(input.clone());
+                    ds.extend(m.observe(input));
+                }
+                7 | 8 => ds.extend(m.end_track(&id, at)),
+                _ => ds.extend(m.tick(at)),
+            }
+        }
+        ds.extend(m.finish(last + Duration::seconds(1)));
+        let mut seen = BTreeSet::new();
+        for d in &ds {
+            prop_assert!(seen.insert(d.track.clone()), "two decisions for {}", d.track);
+            let o = &delivered[&d.track];
+            if let Some(s) = d.accepted() {
+                let times: BTreeSet<DateTime<Utc>> = o.iter().filter(|x| {
+                    x.at <= d.decided_at && d.decided_at - x.at <= cfg.window
+                        && strong_for(&cfg, &x.candidates).as_ref() == Some(s)
+                }).map(|x| x.at).collect();
+                prop_assert!(times.len() >= cfg.min_agreeing, "accept with {} sightings", times.len());
+            }
+            if o.iter().all(|x| top1(&x.candidates).is_none_or(|v| v < cfg.review_threshold)) {
+                prop_assert_eq!(&d.outcome, &Outcome::Unknown);
+            }
+        }
+        prop_assert_eq!(seen, delivered.keys().cloned().collect::<BTreeSet<_>>());
+        check_cooldown(&cfg, &ds)?;
+    }
+}
+
+/// The property tests above would notice a matcher that accepts too early: this one does.
+#[test]
+fn oracle_rejects_an_early_accept() {
+    let cfg = MatcherConfig::default();
+    let cam = CameraId::new("camA").unwrap();
+    let id = TrackId::new(cam.clone(), 1);
+    let mk = |ms: i64| MatchInput {
+        track: id.clone(),
+        campus: CampusId::new("north").unwrap(),
+        at: t0() + Duration::milliseconds(ms),
+        shot: ObsRef {
+            camera: cam.clone(),
+            frame_at: t0() + Duration::milliseconds(ms),
+            index: 0,
+        },
+        quality: 0.5,
+        candidates: vec![Candidate::new(sid(0), 0.8)],
+    };
+    let (a, b, c) = (mk(0), mk(100), mk(200));
+    assert_eq!(expected(&cfg, &[&a, &b]), Expected::Review);
+    assert_eq!(
+        expected(&cfg, &[&a, &b, &c]),
+        Expected::Accept(sid(0), t0() + Duration::milliseconds(200))
+    );
+}
