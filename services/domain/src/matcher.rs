@@ -11,13 +11,16 @@
 //! * [`prior`]: the timetable prior (booked students first, the whole school only if nobody
 //!   passes), as a pure choice between two candidate lists.
 //!
+//! * [`engine`]: one tracker per camera feeding one matcher, the pure core of the pipeline.
+//!
 //! The streaming pipeline calls, per frame of one camera: [`tracker::Tracker::update`], then
 //! [`debounce::Matcher::observe`] for each assigned face (after the gallery search), then
 //! [`debounce::Matcher::end_track`] for each track the tracker ended; and periodically
 //! [`tracker::Tracker::expire`] / [`debounce::Matcher::tick`] so that quiet cameras still close
-//! their tracks.
+//! their tracks. [`engine::Engine`] does exactly that for a set of cameras.
 
 pub mod debounce;
+pub mod engine;
 pub mod prior;
 pub mod tracker;
 
@@ -28,6 +31,7 @@ pub use debounce::{
     normalize_candidates, Candidate, CheckIn, Decision, MatchInput, Matcher, MatcherConfig,
     MatcherConfigError, Outcome, ReviewItem, ReviewReason,
 };
+pub use engine::{Engine, EngineError, FrameOutcome};
 pub use prior::{choose_candidates, choose_candidates_with, passes, PriorChoice, PriorSource};
 pub use tracker::{
     hungarian, EndReason, EndedTrack, ObsRef, Shot, Track, TrackId, TrackPoint, TrackUpdate,

@@ -511,3 +511,133 @@ fn oracle_rejects_an_early_accept() {
         Expected::Accept(sid(0), t0() + Duration::milliseconds(200))
     );
 }
+
+// ------------------------------------------------------------------------------------------
+// Tracker
+// ------------------------------------------------------------------------------------------
+
+mod tracker_props {
+    use super::*;
+    use crate::face::{BBox, Embedding, FaceObservation, Landmarks, Quality};
+    use crate::matcher::tracker::{EndReason, EndedTrack, Tracker, TrackerConfig};
+
+    fn face(x: f32, y: f32, size: f32, q: f32, person: Option<usize>) -> FaceObservation {
+        FaceObservation {
+            bbox: BBox {
+                x1: x,
+                y1: y,
+                x2: x + size,
+                y2: y + size,
+            },
+            landmarks: Landmarks::default(),
+            quality: Quality {
+                score: 0.9,
+                inter_ocular: size * 0.4,
+                sharpness: 50.0,
+                yaw: 0.0,
+                pitch: 0.0,
+                cut_by_border: false,
+                overall: q,
+                reasons: vec![],
+            },
+            embedding: person.map(|p| {
+                let mut v = vec![0.0f32; 6];
+                v[p] = 1.0;
+                Embedding {
+                    model_id: "m".into(),
+                    model_version: "1".into(),
+                    vector: v,
+                }
+            }),
+        }
+    }
+
+    type FaceSpec = (u8, u8, u8, u8, Option<usize>);
+    /// Live track → (first sighting, last sighting, hits, best quality), kept by the test.
+    type Live = BTreeMap<TrackId, (DateTime<Utc>, DateTime<Utc>, u32, f32)>;
+
+    fn check_ended(
+        e: &EndedTrack,
+        live: &mut Live,
+        cfg: &TrackerConfig,
+    ) -> Result<(), TestCaseError> {
+        let (first, last, hits, best) = live
+            .remove(&e.id)
+            .ok_or_else(|| TestCaseError::fail(format!("{} ended twice or never lived", e.id)))?;
+        prop_assert_eq!((e.first_seen, e.last_seen, e.hits), (first, last, hits));
+        prop_assert_eq!(e.best.quality, best);
+        prop_assert_eq!(e.best.face.quality.overall, best);
+        prop_assert_eq!(e.history.len(), (hits as usize).min(cfg.history_len));
+        prop_assert!(e.history.windows(2).all(|w| w[0].at <= w[1].at));
+        prop_assert_eq!(e.history.last().unwrap().at, last);
+        if e.reason == EndReason::Expired {
+            prop_assert!(e.ended_at - e.last_seen > cfg.max_age);
+        }
+        Ok(())
+    }
+
+    fn frames() -> impl Strategy<Value = Vec<(i64, Vec<FaceSpec>)>> {
+        let f = (
+            0u8..20,
+            0u8..10,
+            4u8..12,
+            0u8..=100,
+            prop::option::of(0usize..6),
+        );
+        prop::collection::vec((0i64..3000, prop::collection::vec(f, 0..5)), 0..40)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// Whatever the faces: each frame's faces get distinct tracks; a new track id is never
+        /// one seen before; an ended track never comes back; after `finish` every track has
+        /// ended exactly once, with its hit count, first/last sighting, a bounded history and
+        /// the highest-quality face as best shot; expiry happens only after `max_age` without a
+        /// hit.
+        #[test]
+        fn tracker_invariants(frames in frames(), history_len in 1usize..6) {
+            let cfg = TrackerConfig { history_len, ..TrackerConfig::default() };
+            let mut tr = Tracker::new(CameraId::new("cam").unwrap(), cfg.clone()).unwrap();
+            let mut at = t0();
+            // track → (first, last, hits, best quality)
+            let mut live: Live = BTreeMap::new();
+            let mut seen: BTreeSet<TrackId> = BTreeSet::new();
+            let mut ended: Vec<EndedTrack> = Vec::new();
+            for (gap, specs) in &frames {
+                at += Duration::milliseconds(*gap);
+                let faces: Vec<FaceObservation> = specs.iter().map(|(x, y, s, q, p)| {
+                    face(f32::from(*x) * 30.0, f32::from(*y) * 30.0, f32::from(*s) * 10.0, f32::from(*q) / 100.0, *p)
+                }).collect();
+                let u = tr.update(at, &faces).unwrap();
+                for e in &u.ended {
+                    check_ended(e, &mut live, &cfg)?;
+                    ended.push(e.clone());
+                }
+                prop_assert_eq!(u.assignments.len(), faces.len());
+                let distinct: BTreeSet<&TrackId> = u.assignments.iter().collect();
+                prop_assert_eq!(distinct.len(), faces.len());
+                for (id, f) in u.assignments.iter().zip(&faces) {
+                    let q = f.quality.overall;
+                    if u.born.contains(id) {
+                        prop_assert!(seen.insert(id.clone()), "reused id {}", id);
+                        live.insert(id.clone(), (at, at, 1, q));
+                    } else {
+                        let e = live.get_mut(id).ok_or_else(|| TestCaseError::fail(format!("{id} assigned but not live")))?;
+                        prop_assert!(at - e.1 <= cfg.max_age);
+                        e.1 = at;
+                        e.2 += 1;
+                        if q > e.3 { e.3 = q; }
+                    }
+                }
+                prop_assert_eq!(tr.tracks().len(), live.len());
+            }
+            for e in tr.finish(at) {
+                check_ended(&e, &mut live, &cfg)?;
+                ended.push(e);
+            }
+            prop_assert!(live.is_empty());
+            prop_assert_eq!(ended.len(), seen.len());
+        }
+    }
+}
