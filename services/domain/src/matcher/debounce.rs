@@ -322,6 +322,38 @@ impl Decision {
             Outcome::Unknown => None,
         }
     }
+
+    /// The one-line summary `rollcall watch` prints (see [`DecisionLine`]).
+    pub fn line(&self) -> DecisionLine {
+        DecisionLine {
+            decision: self.kind().to_string(),
+            student: self.student().map(|s| s.to_string()),
+            check_in: self.check_in().is_some(),
+            similarity: self.similarity,
+            margin: self.margin,
+            camera: self.track.camera.to_string(),
+            track: self.track.seq,
+            time: self.decided_at,
+            first_seen: self.first_seen,
+        }
+    }
+}
+
+/// One decision as a flat record: `{"decision":"accept|review|unknown","student":id or null,
+/// "check_in":bool,"similarity":s,"margin":m,"camera":…,"track":…,"time":…,"first_seen":…}`.
+/// `student` is the accepted student, or a review's top candidate; only `check_in: true` lines
+/// are check-ins (an accept within the cooldown has `check_in: false`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionLine {
+    pub decision: String,
+    pub student: Option<String>,
+    pub check_in: bool,
+    pub similarity: Option<f32>,
+    pub margin: Option<f32>,
+    pub camera: String,
+    pub track: u64,
+    pub time: DateTime<Utc>,
+    pub first_seen: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone)]
@@ -743,6 +775,33 @@ mod tests {
         assert!(m.observe(obs(&a, 600, 0.5, &[("ann", 0.9)])).is_none());
         assert!(m.end_track(&a, t(3000)).is_none());
         assert!(m.finish(t(4000)).is_empty());
+    }
+
+    #[test]
+    fn decision_line_is_flat_json() {
+        let mut m = matcher();
+        let a = track("cam1", 4);
+        for ms in [0, 100] {
+            m.observe(obs(&a, ms, 0.5, &[("ann", 0.8), ("bob", 0.5)]));
+        }
+        let d = m
+            .observe(obs(&a, 200, 0.5, &[("ann", 0.8), ("bob", 0.5)]))
+            .unwrap();
+        let v = serde_json::to_value(d.line()).unwrap();
+        assert_eq!(v["decision"], "accept");
+        assert_eq!(v["student"], "ann");
+        assert_eq!(v["check_in"], true);
+        assert_eq!(v["camera"], "cam1");
+        assert_eq!(v["track"], 4);
+        assert!((v["similarity"].as_f64().unwrap() - 0.8).abs() < 1e-6);
+        assert!((v["margin"].as_f64().unwrap() - 0.3).abs() < 1e-6);
+        assert_eq!(v["time"], "2026-11-23T08:00:00.200Z");
+        let b = track("cam1", 5);
+        m.observe(obs(&b, 300, 0.5, &[]));
+        let u = serde_json::to_value(m.finish(t(1000))[0].line()).unwrap();
+        assert_eq!(u["decision"], "unknown");
+        assert!(u["student"].is_null() && u["similarity"].is_null() && u["margin"].is_null());
+        assert_eq!(u["check_in"], false);
     }
 
     #[test]
