@@ -11,6 +11,7 @@
 //! * [`prior`]: the timetable prior (booked students first, the whole school only if nobody
 //!   passes), as a pure choice between two candidate lists.
 //!
+//! * [`visitors`]: unknown tracks clustered into repeated unknown visitors for staff.
 //! * [`engine`]: one tracker per camera feeding one matcher, the pure core of the pipeline.
 //!
 //! The streaming pipeline calls, per frame of one camera: [`tracker::Tracker::update`], then
@@ -23,6 +24,7 @@ pub mod debounce;
 pub mod engine;
 pub mod prior;
 pub mod tracker;
+pub mod visitors;
 
 #[cfg(test)]
 mod props;
@@ -36,4 +38,7 @@ pub use prior::{choose_candidates, choose_candidates_with, passes, PriorChoice, 
 pub use tracker::{
     hungarian, EndReason, EndedTrack, ObsRef, Shot, Track, TrackId, TrackPoint, TrackUpdate,
     Tracker, TrackerConfig, TrackerConfigError, TrackerError,
+};
+pub use visitors::{
+    UnknownVisitors, Visitor, VisitorConfig, VisitorConfigError, VisitorId, VisitorSighting,
 };

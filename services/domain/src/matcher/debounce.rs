@@ -35,6 +35,7 @@
 //! `late_tolerance` after their last event.
 
 use super::tracker::{duration_millis, ObsRef, TrackId};
+use super::visitors::VisitorSighting;
 use crate::ids::{CampusId, StudentId};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -285,6 +286,10 @@ pub struct Decision {
     pub sightings: u32,
     /// Best-quality observation so far.
     pub best_shot: ObsRef,
+    /// For an unknown track: the unknown visitor it was clustered into (set by
+    /// [`super::engine::Engine`]; the matcher itself leaves it `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visitor: Option<VisitorSighting>,
 }
 
 impl Decision {
@@ -335,12 +340,14 @@ impl Decision {
             track: self.track.seq,
             time: self.decided_at,
             first_seen: self.first_seen,
+            visitor: self.visitor.map(|v| v.visitor.0),
         }
     }
 }
 
 /// One decision as a flat record: `{"decision":"accept|review|unknown","student":id or null,
-/// "check_in":bool,"similarity":s,"margin":m,"camera":…,"track":…,"time":…,"first_seen":…}`.
+/// "check_in":bool,"similarity":s,"margin":m,"camera":…,"track":…,"time":…,"first_seen":…,
+/// "visitor":id or null}`.
 /// `student` is the accepted student, or a review's top candidate; only `check_in: true` lines
 /// are check-ins (an accept within the cooldown has `check_in: false`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -354,6 +361,8 @@ pub struct DecisionLine {
     pub track: u64,
     pub time: DateTime<Utc>,
     pub first_seen: DateTime<Utc>,
+    /// Unknown visitor id (clustered unknown tracks), when known.
+    pub visitor: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -573,6 +582,7 @@ impl Matcher {
             decided_at: input.at,
             sightings: tr.sightings,
             best_shot: tr.best_shot,
+            visitor: None,
         })
     }
 
@@ -700,6 +710,7 @@ impl Matcher {
             decided_at,
             sightings: tr.sightings,
             best_shot: tr.best_shot,
+            visitor: None,
         }
     }
 }

@@ -6,12 +6,14 @@
 //! that went quiet, [`Engine::finish_camera`] / [`Engine::finish`] close everything when a
 //! source ends or at shutdown. Still no I/O and no clock: time is the frame's timestamp or `now`.
 
+use super::debounce::Outcome;
 use super::debounce::{
     Candidate, Decision, MatchInput, Matcher, MatcherConfig, MatcherConfigError,
 };
 use super::tracker::{
     EndedTrack, ObsRef, TrackUpdate, Tracker, TrackerConfig, TrackerConfigError, TrackerError,
 };
+use super::visitors::{UnknownVisitors, VisitorConfig, VisitorConfigError};
 use crate::face::FaceObservation;
 use crate::ids::{CameraId, CampusId};
 use chrono::{DateTime, Utc};
@@ -30,6 +32,8 @@ pub enum EngineError {
     TrackerConfig(#[from] TrackerConfigError),
     #[error(transparent)]
     MatcherConfig(#[from] MatcherConfigError),
+    #[error(transparent)]
+    VisitorConfig(#[from] VisitorConfigError),
 }
 
 /// What one frame did.
@@ -52,6 +56,7 @@ pub struct Engine {
     tracker_config: TrackerConfig,
     cameras: BTreeMap<CameraId, Camera>,
     matcher: Matcher,
+    visitors: UnknownVisitors,
 }
 
 impl Engine {
@@ -61,7 +66,14 @@ impl Engine {
             tracker_config: tracker,
             cameras: BTreeMap::new(),
             matcher: Matcher::new(matcher)?,
+            visitors: UnknownVisitors::new(VisitorConfig::default())?,
         })
+    }
+
+    /// Replaces the unknown-visitor clustering settings (and forgets the visitors).
+    pub fn with_visitor_config(mut self, config: VisitorConfig) -> Result<Self, EngineError> {
+        self.visitors = UnknownVisitors::new(config)?;
+        Ok(self)
     }
 
     /// Registers a camera at a campus; its track ids start at `first_seq`.
@@ -83,6 +95,10 @@ impl Engine {
     pub fn matcher(&self) -> &Matcher {
         &self.matcher
     }
+    /// Unknown tracks clustered into visitors.
+    pub fn visitors(&self) -> &UnknownVisitors {
+        &self.visitors
+    }
     pub fn tracker(&self, camera: &CameraId) -> Option<&Tracker> {
         self.cameras.get(camera).map(|c| &c.tracker)
     }
@@ -103,7 +119,7 @@ impl Engine {
             .ok_or_else(|| EngineError::UnknownCamera(camera.clone()))?;
         let update = cam.tracker.update(at, faces)?;
         let campus = cam.campus.clone();
-        let mut decisions = end_all(&mut self.matcher, &update.ended);
+        let mut decisions = end_all(&mut self.matcher, &mut self.visitors, &update.ended);
         for (i, (face, track)) in faces.iter().zip(&update.assignments).enumerate() {
             let input = MatchInput {
                 track: track.clone(),
@@ -128,9 +144,10 @@ impl Engine {
         let mut out = Vec::new();
         for cam in self.cameras.values_mut() {
             let ended = cam.tracker.expire(now);
-            out.extend(end_all(&mut self.matcher, &ended));
+            out.extend(end_all(&mut self.matcher, &mut self.visitors, &ended));
         }
         out.extend(self.matcher.tick(now));
+        self.visitors.prune(now);
         out
     }
 
@@ -145,7 +162,7 @@ impl Engine {
             .get_mut(camera)
             .ok_or_else(|| EngineError::UnknownCamera(camera.clone()))?;
         let ended = cam.tracker.finish(now);
-        Ok(end_all(&mut self.matcher, &ended))
+        Ok(end_all(&mut self.matcher, &mut self.visitors, &ended))
     }
 
     /// Shutdown: ends every track of every camera and decides every open track.
@@ -153,18 +170,35 @@ impl Engine {
         let mut out = Vec::new();
         for cam in self.cameras.values_mut() {
             let ended = cam.tracker.finish(now);
-            out.extend(end_all(&mut self.matcher, &ended));
+            out.extend(end_all(&mut self.matcher, &mut self.visitors, &ended));
         }
         out.extend(self.matcher.finish(now));
         out
     }
 }
 
-fn end_all(matcher: &mut Matcher, ended: &[EndedTrack]) -> Vec<Decision> {
-    ended
-        .iter()
-        .filter_map(|e| matcher.end_track(&e.id, e.ended_at))
-        .collect()
+/// Decides the ended tracks; an unknown one is clustered into a visitor when it has an
+/// embedding (its running-mean appearance, else its best shot's).
+fn end_all(
+    matcher: &mut Matcher,
+    visitors: &mut UnknownVisitors,
+    ended: &[EndedTrack],
+) -> Vec<Decision> {
+    let mut out = Vec::new();
+    for e in ended {
+        let Some(mut d) = matcher.end_track(&e.id, e.ended_at) else {
+            continue;
+        };
+        if d.outcome == Outcome::Unknown {
+            let emb = e.appearance.as_ref().or(e.best.face.embedding.as_ref());
+            if let Some(emb) = emb {
+                d.visitor =
+                    Some(visitors.add(&e.id, e.last_seen, emb, &e.best.obs, e.best.quality));
+            }
+        }
+        out.push(d);
+    }
+    out
 }
 
 #[cfg(test)]
@@ -338,6 +372,35 @@ mod tests {
         assert!((r.best_quality - 0.6).abs() < 1e-6);
         assert_eq!(r.best_shot.frame_at, t(10_600));
         assert!(ds.iter().all(|d| d.check_in().is_none()));
+    }
+
+    #[test]
+    fn a_returning_stranger_is_one_unknown_visitor() {
+        let g = gallery();
+        let mut e = engine();
+        let mut ds = Vec::new();
+        // the same stranger comes by three times (tracks end in between), another one once
+        for (k, start) in [0i64, 60_000, 120_000].into_iter().enumerate() {
+            ds.extend(walk(&mut e, &g, "door", start, 8, &|i| {
+                vec16(7, 8, 0.2 + 0.02 * ((i + k as i64) % 4) as f32)
+            }));
+        }
+        ds.extend(walk(&mut e, &g, "hall", 130_000, 8, &|_| {
+            vec16(12, 13, 0.1)
+        }));
+        ds.extend(e.finish(t(200_000)));
+        assert_eq!(ds.len(), 4);
+        assert!(ds.iter().all(|d| d.outcome == Outcome::Unknown));
+        let v: Vec<_> = ds.iter().map(|d| d.visitor.unwrap()).collect();
+        assert_eq!(
+            (v[0].visitor, v[0].visits, v[0].new),
+            (v[0].visitor, 1, true)
+        );
+        assert_eq!((v[1].visitor, v[1].visits), (v[0].visitor, 2));
+        assert_eq!((v[2].visitor, v[2].visits), (v[0].visitor, 3));
+        assert!(v[3].new && v[3].visitor != v[0].visitor);
+        assert_eq!(e.visitors().repeated(2).len(), 1);
+        assert_eq!(ds[2].line().visitor, Some(v[0].visitor.0));
     }
 
     #[test]

@@ -98,6 +98,8 @@ pub struct EndedTrack {
     pub ended_at: DateTime<Utc>,
     pub hits: u32,
     pub best: Shot,
+    /// Running mean of the track's embeddings (renormalised), if it had any.
+    pub appearance: Option<Embedding>,
     /// The last `history_len` hits, oldest first.
     pub history: Vec<TrackPoint>,
     pub reason: EndReason,
@@ -240,6 +242,10 @@ impl Track {
     pub fn best(&self) -> &Shot {
         &self.best
     }
+    /// Running mean of the track's embeddings (renormalised).
+    pub fn appearance(&self) -> Option<&Embedding> {
+        self.appearance.as_ref()
+    }
     pub fn history(&self) -> impl Iterator<Item = &TrackPoint> {
         self.history.iter()
     }
@@ -267,6 +273,7 @@ impl Track {
             ended_at,
             hits: self.hits,
             best: self.best,
+            appearance: self.appearance,
             history: self.history.into_iter().collect(),
             reason,
         }
