@@ -10,7 +10,6 @@
 //!   decision (accept, review or unknown), with a per-(student, campus) check-in cooldown.
 //! * [`prior`]: the timetable prior (booked students first, the whole school only if nobody
 //!   passes), as a pure choice between two candidate lists.
-//!
 //! * [`visitors`]: unknown tracks clustered into repeated unknown visitors for staff.
 //! * [`engine`]: one tracker per camera feeding one matcher, the pure core of the pipeline.
 //!

@@ -169,8 +169,8 @@ impl MatcherConfig {
         if self.min_margin < 0.0 {
             return err("min_margin must not be negative");
         }
-        if self.min_agreeing == 0 {
-            return err("min_agreeing must be at least 1");
+        if self.min_agreeing == 0 || self.min_agreeing > MAX_RECENT {
+            return err("min_agreeing must be between 1 and 1024");
         }
         if self.min_review_sightings == 0 {
             return err("min_review_sightings must be at least 1");
@@ -398,6 +398,8 @@ struct OpenTrack {
 /// Bound on `OpenTrack::scores`; pruned to the best `SCORES_KEEP` when exceeded.
 const SCORES_MAX: usize = 64;
 const SCORES_KEEP: usize = 16;
+/// Bound on `OpenTrack::recent` (votes within the window), whatever the frame rate.
+const MAX_RECENT: usize = 1024;
 
 /// Real check-ins of one (student, campus): (event time, track).
 type CheckIns = Vec<(DateTime<Utc>, TrackId)>;
@@ -537,6 +539,9 @@ impl Matcher {
             .front()
             .is_some_and(|v| input.at - v.at > cfg.window)
         {
+            tr.recent.pop_front();
+        }
+        while tr.recent.len() > MAX_RECENT {
             tr.recent.pop_front();
         }
         let student = strong_for?;

@@ -476,7 +476,8 @@ impl Tracker {
                 iou
             }
         };
-        Some(f64::from(1.0 - affinity))
+        // NaN boxes or embeddings never associate (and never reach the assignment)
+        affinity.is_finite().then(|| f64::from(1.0 - affinity))
     }
 }
 
@@ -552,12 +553,28 @@ fn blend(old: &Embedding, new: &Embedding, momentum: f32) -> Embedding {
 
 /// Minimum-cost assignment (Kuhn–Munkres with potentials, O(n²m)) of the rows of a rectangular
 /// cost matrix to distinct columns. Returns, for each row, its column; when there are more rows
-/// than columns some rows get `None`.
+/// than columns some rows get `None`. Rows must have equal lengths; non-finite costs are treated
+/// as a very large finite cost (avoided whenever possible).
 pub fn hungarian(cost: &[Vec<f64>]) -> Vec<Option<usize>> {
     let n = cost.len();
     let m = cost.first().map_or(0, |r| r.len());
     if n == 0 || m == 0 {
         return vec![None; n];
+    }
+    assert!(
+        cost.iter().all(|r| r.len() == m),
+        "hungarian: rows of unequal length"
+    );
+    if cost.iter().flatten().any(|c| !c.is_finite()) {
+        let clean: Vec<Vec<f64>> = cost
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .map(|c| if c.is_finite() { *c } else { 1e15 })
+                    .collect()
+            })
+            .collect();
+        return hungarian(&clean);
     }
     if n > m {
         let transposed: Vec<Vec<f64>> = (0..m)
@@ -733,6 +750,23 @@ mod tests {
             permute(a, k + 1, f);
             a.swap(k, i);
         }
+    }
+
+    #[test]
+    fn nan_never_hangs_or_associates() {
+        let c = vec![vec![f64::NAN, 1.0], vec![2.0, f64::INFINITY]];
+        assert_eq!(hungarian(&c), vec![Some(1), Some(0)]);
+        let mut tr = tracker();
+        tr.update(t(0), &[face(100.0, 100.0, 80.0, 0.5, Some(emb(0, 0.0)))])
+            .unwrap();
+        let mut bad = face(f32::NAN, 100.0, 80.0, f32::NAN, None);
+        bad.bbox.x2 = f32::NAN;
+        let mut nan_emb = emb(0, 0.0);
+        nan_emb.vector[0] = f32::NAN;
+        let u = tr
+            .update(t(100), &[bad, face(100.0, 100.0, 80.0, 0.5, Some(nan_emb))])
+            .unwrap();
+        assert_eq!(u.born.len(), 2);
     }
 
     #[test]
