@@ -1,0 +1,596 @@
+//! Remote gallery: a Qdrant server or cluster over gRPC (`qdrant-client`).
+//!
+//! One collection can hold many schools: every point carries its tenant, the `tenant` payload
+//! index is created with `is_tenant = true` (Qdrant co-locates a tenant's points), and every
+//! query is filtered by tenant. TLS is used when the URL is `https://`; an API key is optional.
+//! Network failures are retried a bounded number of times with exponential backoff and then
+//! reported as [`GalleryError::Unavailable`] / [`GalleryError::Timeout`]; the caller (the
+//! service) keeps running and can retry later.
+
+use std::future::Future;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use qdrant_client::qdrant::{
+    vector_output, Condition, CountPointsBuilder, CreateCollectionBuilder,
+    CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FieldType, Filter,
+    GetPointsBuilder, HnswConfigDiffBuilder, KeywordIndexParamsBuilder,
+    OptimizersConfigDiffBuilder, PointId, PointStruct, QueryPointsBuilder, ScrollPointsBuilder,
+    SearchParamsBuilder, UpdateCollectionBuilder, UpsertPointsBuilder, VectorParamsBuilder,
+    VectorsOutput,
+};
+use qdrant_client::{Payload, Qdrant, QdrantError};
+use rollcall_domain::gallery::{
+    check_vector, CountScope, Gallery, GalleryError, GalleryHealth, GalleryHit, PurgeReport,
+    SearchQuery, Template, TemplateId, TemplateMeta,
+};
+use rollcall_domain::{StudentId, TenantId};
+use serde::{Deserialize, Serialize};
+
+use crate::payload;
+
+/// Configuration of a [`RemoteGallery`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteConfig {
+    /// gRPC endpoint, e.g. `http://localhost:6334`; `https://` turns TLS on.
+    pub url: String,
+    pub api_key: Option<String>,
+    pub collection: String,
+    pub dim: usize,
+    /// Passed to collection creation (cluster sizing); `None` keeps the server default.
+    pub shard_number: Option<u32>,
+    pub replication_factor: Option<u32>,
+    pub write_consistency_factor: Option<u32>,
+    pub hnsw_m: u64,
+    pub hnsw_ef_construct: u64,
+    pub hnsw_ef_search: u64,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    /// Attempts per call (at least 1) for transient failures.
+    pub attempts: u32,
+    /// First backoff; doubled after each failed attempt.
+    pub backoff: Duration,
+}
+
+impl RemoteConfig {
+    pub fn new(url: impl Into<String>, collection: impl Into<String>, dim: usize) -> Self {
+        Self {
+            url: url.into(),
+            api_key: None,
+            collection: collection.into(),
+            dim,
+            shard_number: None,
+            replication_factor: None,
+            write_consistency_factor: None,
+            hnsw_m: 16,
+            hnsw_ef_construct: 128,
+            hnsw_ef_search: 64,
+            timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(3),
+            attempts: 3,
+            backoff: Duration::from_millis(200),
+        }
+    }
+}
+
+/// The remote gallery.
+pub struct RemoteGallery {
+    client: Qdrant,
+    cfg: RemoteConfig,
+}
+
+fn is_transient(e: &QdrantError) -> bool {
+    match e {
+        // gRPC codes: 1 cancelled, 2 unknown (transport), 4 deadline exceeded, 10 aborted,
+        // 14 unavailable.
+        // qdrant-client reports a failed connection as `internal` with "Failed to connect to".
+        QdrantError::ResponseError { status } => {
+            matches!(status.code() as i32, 1 | 2 | 4 | 10 | 14)
+                || (status.code() as i32 == 13 && status.message().starts_with("Failed to connect"))
+        }
+        QdrantError::ResourceExhaustedError { .. } => true,
+        QdrantError::Io(_) => true,
+        _ => false,
+    }
+}
+
+fn is_timeout(e: &QdrantError) -> bool {
+    matches!(e, QdrantError::ResponseError { status } if status.code() as i32 == 4)
+}
+
+fn key_cond(k: &str, v: &str) -> Condition {
+    Condition::matches(k, v.to_string())
+}
+
+fn scope_filter(tenant: Option<&TenantId>, student: Option<&StudentId>) -> Option<Filter> {
+    let mut must = vec![];
+    if let Some(t) = tenant {
+        must.push(key_cond(payload::TENANT, t.as_str()));
+    }
+    if let Some(s) = student {
+        must.push(key_cond(payload::STUDENT, s.as_str()));
+    }
+    (!must.is_empty()).then(|| Filter::must(must))
+}
+
+fn search_filter(q: &SearchQuery) -> Filter {
+    let mut must = vec![key_cond(payload::TENANT, q.tenant.as_str())];
+    if let Some(c) = &q.campus {
+        must.push(
+            Filter::should([
+                key_cond(payload::CAMPUSES, c.as_str()),
+                Condition::is_empty(payload::CAMPUSES),
+            ])
+            .into(),
+        );
+    }
+    if let Some(cands) = &q.candidates {
+        let ids: Vec<String> = cands.iter().map(|s| s.as_str().to_string()).collect();
+        must.push(Condition::matches(payload::STUDENT, ids));
+    }
+    if let Some(m) = &q.model {
+        must.push(key_cond(payload::MODEL_ID, &m.model_id));
+        must.push(key_cond(payload::MODEL_VERSION, &m.model_version));
+    }
+    Filter::must(must)
+}
+
+fn meta_of(
+    p: std::collections::HashMap<String, qdrant_client::qdrant::Value>,
+) -> Result<TemplateMeta, GalleryError> {
+    let map: serde_json::Map<String, serde_json::Value> = Payload::from(p).into();
+    payload::from_json(&map)
+}
+
+fn dense_of(v: Option<VectorsOutput>) -> Option<Vec<f32>> {
+    match v?.get_vector()? {
+        vector_output::Vector::Dense(d) => Some(d.data),
+        _ => None,
+    }
+}
+
+fn pid(id: TemplateId) -> PointId {
+    uuid::Uuid::from_u128(id.as_u128()).to_string().into()
+}
+
+impl RemoteGallery {
+    /// Connects, creates the collection (cosine, `dim`, HNSW, shard/replication numbers) and the
+    /// payload indexes when missing, and checks an existing collection's vector size.
+    pub async fn connect(cfg: RemoteConfig) -> Result<Self, GalleryError> {
+        if cfg.dim == 0 {
+            return Err(GalleryError::InvalidRequest(
+                "dimension must be positive".into(),
+            ));
+        }
+        let client = Qdrant::from_url(&cfg.url)
+            .api_key(cfg.api_key.clone())
+            .timeout(cfg.timeout)
+            .connect_timeout(cfg.connect_timeout)
+            .skip_compatibility_check()
+            .build()
+            .map_err(|e| GalleryError::InvalidRequest(format!("qdrant url {}: {e}", cfg.url)))?;
+        let g = Self { client, cfg };
+        g.ensure_collection().await?;
+        Ok(g)
+    }
+
+    pub fn config(&self) -> &RemoteConfig {
+        &self.cfg
+    }
+
+    /// Deletes the whole collection (tests, decommissioning).
+    pub async fn drop_collection(&self) -> Result<(), GalleryError> {
+        let name = self.cfg.collection.clone();
+        self.call(|| self.client.delete_collection(name.clone()))
+            .await
+            .map(|_| ())
+    }
+
+    /// Runs one call with bounded retries on transient failures.
+    async fn call<T, F, Fut>(&self, mut f: F) -> Result<T, GalleryError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, QdrantError>>,
+    {
+        let attempts = self.cfg.attempts.max(1);
+        let mut backoff = self.cfg.backoff;
+        let mut last = None;
+        for attempt in 1..=attempts {
+            match f().await {
+                Ok(v) => return Ok(v),
+                Err(e) if is_transient(&e) => {
+                    tracing::warn!(attempt, attempts, url = %self.cfg.url, error = %e, "qdrant call failed");
+                    last = Some(e);
+                    if attempt < attempts {
+                        tokio::time::sleep(backoff).await;
+                        backoff *= 2;
+                    }
+                }
+                Err(e) => {
+                    return Err(GalleryError::Backend(format!(
+                        "qdrant at {}: {e}",
+                        self.cfg.url
+                    )))
+                }
+            }
+        }
+        let e = last.expect("at least one attempt ran");
+        if is_timeout(&e) {
+            Err(GalleryError::Timeout {
+                location: self.cfg.url.clone(),
+                millis: self.cfg.timeout.as_millis() as u64,
+            })
+        } else {
+            Err(GalleryError::Unavailable {
+                location: self.cfg.url.clone(),
+                attempts,
+                reason: e.to_string(),
+            })
+        }
+    }
+
+    async fn ensure_collection(&self) -> Result<(), GalleryError> {
+        let c = &self.cfg;
+        let name = c.collection.clone();
+        let exists = self
+            .call(|| self.client.collection_exists(name.clone()))
+            .await?;
+        if exists {
+            let info = self
+                .call(|| self.client.collection_info(name.clone()))
+                .await?;
+            let size = info
+                .result
+                .and_then(|i| i.config)
+                .and_then(|c| c.params)
+                .and_then(|p| p.vectors_config)
+                .and_then(|v| match v.config {
+                    Some(qdrant_client::qdrant::vectors_config::Config::Params(p)) => Some(p.size),
+                    _ => None,
+                });
+            match size {
+                Some(s) if s as usize == c.dim => {}
+                Some(s) => {
+                    return Err(GalleryError::InvalidRequest(format!(
+                        "collection {} at {} holds {s}-d vectors but {}-d were configured",
+                        c.collection, c.url, c.dim
+                    )))
+                }
+                None => {
+                    return Err(GalleryError::InvalidRequest(format!(
+                        "collection {} at {} has no single unnamed dense vector",
+                        c.collection, c.url
+                    )))
+                }
+            }
+        } else {
+            let make = || {
+                let mut b = CreateCollectionBuilder::new(name.clone())
+                    .vectors_config(VectorParamsBuilder::new(c.dim as u64, Distance::Cosine))
+                    .hnsw_config(
+                        HnswConfigDiffBuilder::default()
+                            .m(c.hnsw_m)
+                            .ef_construct(c.hnsw_ef_construct),
+                    )
+                    .optimizers_config(
+                        // Vacuum soon after deletions so erased templates do not linger.
+                        OptimizersConfigDiffBuilder::default()
+                            .deleted_threshold(0.01)
+                            .vacuum_min_vector_number(100),
+                    );
+                if let Some(n) = c.shard_number {
+                    b = b.shard_number(n);
+                }
+                if let Some(n) = c.replication_factor {
+                    b = b.replication_factor(n);
+                }
+                if let Some(n) = c.write_consistency_factor {
+                    b = b.write_consistency_factor(n);
+                }
+                self.client.create_collection(b)
+            };
+            match self.call(make).await {
+                Ok(_) => {}
+                // Another replica of the service created it first.
+                Err(GalleryError::Backend(e)) if e.contains("already exists") => {}
+                Err(e) => return Err(e),
+            }
+        }
+        for (field, tenant) in [
+            (payload::TENANT, true),
+            (payload::STUDENT, false),
+            (payload::CAMPUSES, false),
+        ] {
+            let mk = || {
+                self.client.create_field_index(
+                    CreateFieldIndexCollectionBuilder::new(name.clone(), field, FieldType::Keyword)
+                        .field_index_params(KeywordIndexParamsBuilder::default().is_tenant(tenant))
+                        .wait(true),
+                )
+            };
+            self.call(mk).await?;
+        }
+        Ok(())
+    }
+
+    async fn scroll(
+        &self,
+        filter: Filter,
+        with_vectors: bool,
+    ) -> Result<Vec<(TemplateMeta, Option<Vec<f32>>)>, GalleryError> {
+        let name = self.cfg.collection.clone();
+        let mut out = vec![];
+        let mut offset: Option<PointId> = None;
+        loop {
+            let mk = || {
+                let mut b = ScrollPointsBuilder::new(name.clone())
+                    .filter(filter.clone())
+                    .limit(256)
+                    .with_payload(true)
+                    .with_vectors(with_vectors);
+                if let Some(o) = offset.clone() {
+                    b = b.offset(o);
+                }
+                self.client.scroll(b)
+            };
+            let resp = self.call(mk).await?;
+            for p in resp.result {
+                out.push((meta_of(p.payload)?, dense_of(p.vectors)));
+            }
+            match resp.next_page_offset {
+                Some(o) => offset = Some(o),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    async fn count_filter(&self, filter: Option<Filter>) -> Result<u64, GalleryError> {
+        let name = self.cfg.collection.clone();
+        let mk = || {
+            let mut b = CountPointsBuilder::new(name.clone()).exact(true);
+            if let Some(f) = filter.clone() {
+                b = b.filter(f);
+            }
+            self.client.count(b)
+        };
+        Ok(self.call(mk).await?.result.map(|r| r.count).unwrap_or(0))
+    }
+}
+
+#[async_trait]
+impl Gallery for RemoteGallery {
+    fn dim(&self) -> usize {
+        self.cfg.dim
+    }
+
+    async fn upsert(&self, templates: Vec<Template>) -> Result<usize, GalleryError> {
+        for t in &templates {
+            check_vector(self.cfg.dim, &t.vector)?;
+        }
+        if templates.is_empty() {
+            return Ok(0);
+        }
+        let points: Vec<PointStruct> = templates
+            .iter()
+            .map(|t| {
+                PointStruct::new(
+                    pid(t.meta.template_id),
+                    t.vector.clone(),
+                    Payload::from(payload::to_json(&t.meta)),
+                )
+            })
+            .collect();
+        let name = self.cfg.collection.clone();
+        self.call(|| {
+            self.client
+                .upsert_points(UpsertPointsBuilder::new(name.clone(), points.clone()).wait(true))
+        })
+        .await?;
+        Ok(templates.len())
+    }
+
+    async fn search(&self, q: &SearchQuery) -> Result<Vec<GalleryHit>, GalleryError> {
+        check_vector(self.cfg.dim, &q.vector)?;
+        if q.top_k == 0 || matches!(&q.candidates, Some(c) if c.is_empty()) {
+            return Ok(vec![]);
+        }
+        let name = self.cfg.collection.clone();
+        let filter = search_filter(q);
+        let ef = self.cfg.hnsw_ef_search.max(q.top_k as u64);
+        let mk = || {
+            self.client.query(
+                QueryPointsBuilder::new(name.clone())
+                    .query(q.vector.clone())
+                    .filter(filter.clone())
+                    .limit(q.top_k as u64)
+                    .with_payload(true)
+                    .params(SearchParamsBuilder::default().hnsw_ef(ef)),
+            )
+        };
+        let resp = self.call(mk).await?;
+        resp.result
+            .into_iter()
+            .map(|p| {
+                Ok(GalleryHit {
+                    similarity: p.score,
+                    meta: meta_of(p.payload)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn student_templates(
+        &self,
+        tenant: &TenantId,
+        student: &StudentId,
+    ) -> Result<Vec<TemplateMeta>, GalleryError> {
+        let f = scope_filter(Some(tenant), Some(student)).expect("tenant given");
+        Ok(self
+            .scroll(f, false)
+            .await?
+            .into_iter()
+            .map(|(m, _)| m)
+            .collect())
+    }
+
+    async fn tenant_templates(&self, tenant: &TenantId) -> Result<Vec<Template>, GalleryError> {
+        let f = scope_filter(Some(tenant), None).expect("tenant given");
+        self.scroll(f, true)
+            .await?
+            .into_iter()
+            .map(|(meta, v)| {
+                let vector = v.ok_or_else(|| {
+                    GalleryError::Backend(format!("template {} has no vector", meta.template_id))
+                })?;
+                Ok(Template { meta, vector })
+            })
+            .collect()
+    }
+
+    async fn get(&self, id: TemplateId) -> Result<Option<Template>, GalleryError> {
+        let name = self.cfg.collection.clone();
+        let mk = || {
+            self.client.get_points(
+                GetPointsBuilder::new(name.clone(), vec![pid(id)])
+                    .with_payload(true)
+                    .with_vectors(true),
+            )
+        };
+        let resp = self.call(mk).await?;
+        match resp.result.into_iter().next() {
+            None => Ok(None),
+            Some(p) => {
+                let meta = meta_of(p.payload)?;
+                let vector = dense_of(p.vectors)
+                    .ok_or_else(|| GalleryError::Backend(format!("template {id} has no vector")))?;
+                Ok(Some(Template { meta, vector }))
+            }
+        }
+    }
+
+    async fn delete_student(
+        &self,
+        tenant: &TenantId,
+        student: &StudentId,
+    ) -> Result<usize, GalleryError> {
+        let f = scope_filter(Some(tenant), Some(student)).expect("tenant given");
+        let n = self.count_filter(Some(f.clone())).await?;
+        if n == 0 {
+            return Err(GalleryError::UnknownStudent {
+                tenant: tenant.clone(),
+                student: student.clone(),
+            });
+        }
+        let name = self.cfg.collection.clone();
+        self.call(|| {
+            self.client.delete_points(
+                DeletePointsBuilder::new(name.clone())
+                    .points(f.clone())
+                    .wait(true),
+            )
+        })
+        .await?;
+        Ok(n as usize)
+    }
+
+    async fn delete_templates(
+        &self,
+        tenant: &TenantId,
+        ids: &[TemplateId],
+    ) -> Result<usize, GalleryError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let point_ids: Vec<PointId> = ids.iter().map(|&i| pid(i)).collect();
+        // Only the tenant's own points: filter by tenant and id together.
+        let f = Filter::must([
+            key_cond(payload::TENANT, tenant.as_str()),
+            Condition::has_id(point_ids),
+        ]);
+        let n = self.count_filter(Some(f.clone())).await?;
+        if n == 0 {
+            return Ok(0);
+        }
+        let name = self.cfg.collection.clone();
+        self.call(|| {
+            self.client.delete_points(
+                DeletePointsBuilder::new(name.clone())
+                    .points(f.clone())
+                    .wait(true),
+            )
+        })
+        .await?;
+        Ok(n as usize)
+    }
+
+    /// Asks the server to vacuum now (deleted threshold lowered to 0 for the collection) and
+    /// waits, bounded by 60 s, until the optimiser reports the collection green. Qdrant
+    /// vacuums segments of at least `vacuum_min_vector_number` (100) points; smaller segments
+    /// drop deleted points when they are next merged or rebuilt. The server's own WAL keeps
+    /// operations until it is flushed and truncated, on the server's schedule.
+    async fn purge(&self) -> Result<PurgeReport, GalleryError> {
+        let name = self.cfg.collection.clone();
+        let mk = || {
+            self.client.update_collection(
+                UpdateCollectionBuilder::new(name.clone()).optimizers_config(
+                    OptimizersConfigDiffBuilder::default()
+                        .deleted_threshold(0.0)
+                        .vacuum_min_vector_number(100),
+                ),
+            )
+        };
+        self.call(mk).await?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let info = self
+                .call(|| self.client.collection_info(name.clone()))
+                .await?;
+            let green = info.result.as_ref().map(|r| r.status)
+                == Some(qdrant_client::qdrant::CollectionStatus::Green as i32);
+            if green {
+                break;
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(GalleryError::Timeout {
+                    location: self.cfg.url.clone(),
+                    millis: 60_000,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        Ok(PurgeReport {
+            live_templates: self.count_filter(None).await?,
+            bytes_before: None,
+            bytes_after: None,
+            method: "qdrant server vacuum optimiser (deleted_threshold=0), waited for green status"
+                .into(),
+        })
+    }
+
+    async fn count(&self, scope: &CountScope) -> Result<u64, GalleryError> {
+        if scope.student.is_some() && scope.tenant.is_none() {
+            return Err(GalleryError::InvalidRequest(
+                "counting a student needs its tenant".into(),
+            ));
+        }
+        self.count_filter(scope_filter(scope.tenant.as_ref(), scope.student.as_ref()))
+            .await
+    }
+
+    async fn health(&self) -> Result<GalleryHealth, GalleryError> {
+        self.call(|| self.client.health_check()).await?;
+        let name = self.cfg.collection.clone();
+        let info = self
+            .call(|| self.client.collection_info(name.clone()))
+            .await?;
+        let r = info.result.unwrap_or_default();
+        Ok(GalleryHealth {
+            backend: "remote".into(),
+            location: format!("{}/{}", self.cfg.url, self.cfg.collection),
+            dim: self.cfg.dim,
+            templates: self.count_filter(None).await?,
+            indexed_templates: r.indexed_vectors_count,
+        })
+    }
+}
