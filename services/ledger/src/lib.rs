@@ -1,1 +1,51 @@
-//! rollcall-ledger (in progress).
+//! rollcall-ledger: the school ledger on SQLite or PostgreSQL (sqlx, runtime queries only).
+//!
+//! The rules live in `rollcall_domain::ledger` (pure); this crate applies them inside database
+//! transactions. Exactly-once effects come from unique constraints (attendance per
+//! (student, lesson), ledger idempotency keys, check-in event keys, alert dedup keys) used with
+//! `INSERT … ON CONFLICT DO NOTHING RETURNING`: a change is acted upon only when its row was
+//! inserted. Every change writes an audit row in the same transaction.
+
+mod bench;
+mod import;
+mod reports;
+mod schema;
+mod store;
+
+pub use bench::{bench_checkins, BenchReport};
+pub use import::{ImportKind, ImportSummary, RowError};
+pub use reports::*;
+pub use store::*;
+
+/// Errors at the crate boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("unknown {entity} {id:?}")]
+    NotFound { entity: &'static str, id: String },
+    #[error("invalid {field}: {message}")]
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
+    #[error("package {0} is not refundable under the school's rule ({1})")]
+    NotRefundable(String, String),
+    #[error("import refused, nothing imported: {}", fmt_row_errors(.0))]
+    Import(Vec<RowError>),
+    #[error("csv: {0}")]
+    Csv(String),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+fn fmt_row_errors(e: &[RowError]) -> String {
+    e.iter()
+        .map(|r| r.to_string())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+pub type Result<T, E = LedgerError> = std::result::Result<T, E>;

@@ -1,0 +1,156 @@
+//! Check-in throughput benchmark (`rollcall bench ledger`).
+
+use crate::store::*;
+use crate::Result;
+use chrono::{Duration, TimeZone, Utc};
+use rollcall_domain::ledger::{
+    AttendanceSource, CheckInOutcome, ClassPolicy, DeductionDecision, SchoolPolicy,
+};
+use serde::Serialize;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub backend: Backend,
+    pub checkins: u64,
+    pub concurrency: usize,
+    pub students: usize,
+    pub seconds: f64,
+    /// Check-ins committed (each with its attendance row and deduction) per second.
+    pub checkins_per_s: f64,
+    /// Latency of one `check_in` call (transaction commit included), milliseconds.
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// Deductions found in the ledger afterwards (must equal `checkins`).
+    pub deductions: u64,
+}
+
+/// Runs `n` check-ins (each a distinct (student, lesson), each deducting one lesson) from 8
+/// concurrent tasks in a fresh school of `store`'s database and reports throughput and latency.
+pub async fn bench_checkins(store: &Store, n: usize) -> Result<BenchReport> {
+    let n = n.max(1);
+    let concurrency = 8;
+    let school_id = format!("bench-{}", uuid::Uuid::new_v4().simple());
+    let s = store
+        .create_school(&school_id, "bench", 0, &SchoolPolicy::default())
+        .await?;
+    s.create_campus("main", "Main").await?;
+    s.create_class(&NewClass {
+        id: "k".into(),
+        course: "bench".into(),
+        name: "bench".into(),
+        campus_id: "main".into(),
+        teacher: "t".into(),
+        policy: ClassPolicy::default(),
+    })
+    .await?;
+    let students = n.min(200);
+    let per_student = n.div_ceil(students);
+    let base = Utc
+        .with_ymd_and_hms(2026, 1, 5, 8, 0, 0)
+        .single()
+        .unwrap_or_default();
+    let lessons: Vec<NewLesson> = (0..per_student)
+        .map(|j| NewLesson {
+            id: format!("L{j}"),
+            class_id: "k".into(),
+            room_id: None,
+            teacher: None,
+            start: base + Duration::hours(2 * j as i64),
+            end: base + Duration::hours(2 * j as i64 + 1),
+        })
+        .collect();
+    s.add_lessons(&lessons).await?;
+    for i in 0..students {
+        let id = format!("s{i}");
+        s.create_student(&NewStudent {
+            id: id.clone(),
+            name: id.clone(),
+            home_campus_id: None,
+        })
+        .await?;
+        s.enroll("k", &id, base - Duration::days(1)).await?;
+        s.purchase(&NewPackage {
+            id: format!("p{i}"),
+            student_id: id,
+            campus_id: None,
+            lessons: per_student as i64 + 1,
+            unit_price_cents: 1000,
+            price_paid_cents: None,
+            bought_at: base - Duration::days(1),
+            expires_at: base + Duration::days(3650),
+        })
+        .await?;
+    }
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency {
+        let (s, next, lessons) = (s.clone(), next.clone(), lessons.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let ci = CheckIn::new(
+                    &format!("s{}", i % students),
+                    lessons[i / students].start,
+                    AttendanceSource::Face,
+                );
+                let t = Instant::now();
+                let r = s.check_in(&ci).await?;
+                lat.push(t.elapsed().as_secs_f64() * 1e3);
+                if !matches!(
+                    r.outcome,
+                    CheckInOutcome::Recorded {
+                        deduction: DeductionDecision::FromPackage { .. },
+                        ..
+                    }
+                ) {
+                    return Err(crate::LedgerError::Corrupt(format!(
+                        "bench check-in not deducted: {:?}",
+                        r.outcome
+                    )));
+                }
+            }
+            Ok::<_, crate::LedgerError>(lat)
+        }));
+    }
+    let mut lat = Vec::with_capacity(n);
+    for t in tasks {
+        let part = t
+            .await
+            .map_err(|e| crate::LedgerError::Corrupt(format!("bench task: {e}")))??;
+        lat.extend(part);
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    let pct = |q: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let deductions = s
+        .entries(None)
+        .await?
+        .iter()
+        .filter(|e| e.entry.kind == rollcall_domain::ledger::EntryKind::Deduction)
+        .count() as u64;
+    Ok(BenchReport {
+        backend: s.backend(),
+        checkins: n as u64,
+        concurrency,
+        students,
+        seconds,
+        checkins_per_s: n as f64 / seconds,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        max_ms: lat.last().copied().unwrap_or(0.0),
+        deductions,
+    })
+}
