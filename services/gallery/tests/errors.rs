@@ -207,3 +207,96 @@ async fn remote_server_down_gives_a_typed_error_after_bounded_retries() {
         t.elapsed()
     );
 }
+
+/// Child half of `second_process_gets_locked` (run only by it, through `--ignored`).
+#[test]
+#[ignore = "helper: run as a child process by second_process_gets_locked"]
+fn lock_child() {
+    let dir = std::env::var("ROLLCALL_LOCK_CHILD_DIR").expect("only run as a child");
+    match EmbeddedGallery::open_blocking(EmbeddedConfig::new(&dir, 8)) {
+        Err(e @ GalleryError::Locked { .. }) => println!("CHILD-LOCKED: {e}"),
+        Err(e) => println!("CHILD-OTHER-ERROR: {e}"),
+        Ok(_) => println!("CHILD-OPENED"),
+    }
+}
+
+#[tokio::test]
+async fn second_process_gets_locked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("g");
+    let _g = EmbeddedGallery::open(EmbeddedConfig::new(&dir, 8))
+        .await
+        .unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["lock_child", "--exact", "--ignored", "--nocapture"])
+        .env("ROLLCALL_LOCK_CHILD_DIR", &dir)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("CHILD-"))
+        .unwrap_or_else(|| panic!("child printed nothing: {stdout}"));
+    assert!(line.starts_with("CHILD-LOCKED:"), "{line}");
+    assert!(line.contains(dir.to_str().unwrap()), "{line}");
+}
+
+/// Child half of `acknowledged_write_survives_a_crash`: upserts, then aborts without any
+/// destructor running (no final flush).
+#[tokio::test]
+#[ignore = "helper: run as a child process by acknowledged_write_survives_a_crash"]
+async fn crash_child() {
+    let dir = std::env::var("ROLLCALL_CRASH_CHILD_DIR").expect("only run as a child");
+    let id: rollcall_gallery::TemplateId = std::env::var("ROLLCALL_CRASH_CHILD_ID")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let g = EmbeddedGallery::open(EmbeddedConfig::new(&dir, 8))
+        .await
+        .unwrap();
+    let mut t = template(vec![0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    t.meta.template_id = id;
+    g.upsert(vec![t]).await.unwrap();
+    println!("CHILD-UPSERTED");
+    std::process::abort();
+}
+
+#[tokio::test]
+async fn acknowledged_write_survives_a_crash() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("g");
+    let before = filled(&dir).await; // created and closed normally
+    let id = new_template_id();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["crash_child", "--exact", "--ignored", "--nocapture"])
+        .env("ROLLCALL_CRASH_CHILD_DIR", &dir)
+        .env("ROLLCALL_CRASH_CHILD_ID", id.to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("CHILD-UPSERTED"),
+        "child did not upsert: {stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "child was meant to abort");
+    let g = EmbeddedGallery::open(EmbeddedConfig::new(&dir, 8))
+        .await
+        .unwrap();
+    let got = g
+        .get(id)
+        .await
+        .unwrap()
+        .expect("acknowledged write lost in the crash");
+    assert_eq!(got.vector, vec![0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    assert!(g.get(before.meta.template_id).await.unwrap().is_some());
+    let hits = g
+        .search(&SearchQuery::new(
+            TenantId::new("t").unwrap(),
+            vec![0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0],
+            1,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(hits[0].meta.template_id, id);
+}
