@@ -23,6 +23,7 @@ suite! {
     csv_import_all_or_nothing => SchoolPolicy::default(),
     reports_attendance_consumption_outstanding_heatmap => SchoolPolicy::default(),
     low_balance_alert_once_per_episode => SchoolPolicy::default(),
+    concurrent_checkins_for_different_lessons_never_overdraw => SchoolPolicy::default(),
 }
 
 /// Monday 2026-01-05 00:00 UTC.
@@ -962,5 +963,62 @@ async fn low_balance_alert_once_per_episode(s: &Store) {
             .filter(|a| a.kind == AlertKind::LowBalance)
             .count(),
         2
+    );
+}
+
+/// 8 concurrent check-ins of one student for 8 different lessons with 2 lessons bought: exactly
+/// two deductions, the package never goes negative (the per-student lock, not read-then-write).
+async fn concurrent_checkins_for_different_lessons_never_overdraw(s: &Store) {
+    world(s, 8, 0).await;
+    s.create_student(&NewStudent {
+        id: "s1".into(),
+        name: "One".into(),
+        home_campus_id: None,
+    })
+    .await
+    .unwrap();
+    s.enroll("math", "s1", monday()).await.unwrap();
+    s.purchase(&package("two", "s1", None, 2, 90))
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for d in 0..8 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            s.check_in(&CheckIn::new("s1", math_start(d), AttendanceSource::Face))
+                .await
+                .unwrap()
+        }));
+    }
+    let mut paid = 0;
+    let mut unpaid = 0;
+    for t in tasks {
+        match t.await.unwrap().outcome {
+            CheckInOutcome::Recorded {
+                deduction: DeductionDecision::FromPackage { .. },
+                ..
+            } => paid += 1,
+            CheckInOutcome::Recorded {
+                deduction:
+                    DeductionDecision::Insufficient {
+                        reason: InsufficientReason::Exhausted,
+                        ..
+                    },
+                ..
+            } => unpaid += 1,
+            o => panic!("{o:?}"),
+        }
+    }
+    assert_eq!((paid, unpaid), (2, 6));
+    let b = s.balance("s1", monday()).await.unwrap();
+    assert_eq!(b.packages[0].package.balance_units, 0);
+    assert_eq!(
+        s.alerts(None)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|a| a.kind == AlertKind::ZeroBalanceCheckin)
+            .count(),
+        6
     );
 }
