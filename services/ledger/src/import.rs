@@ -16,6 +16,8 @@ use std::io::Read;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ImportKind {
+    /// `id,name`
+    Campuses,
     /// `id,name[,home_campus]`
     Students,
     /// `id,student_id,name[,phone,email,language,notify]`
@@ -34,6 +36,7 @@ impl std::str::FromStr for ImportKind {
     type Err = LedgerError;
     fn from_str(s: &str) -> Result<Self> {
         Ok(match s {
+            "campuses" => ImportKind::Campuses,
             "students" => ImportKind::Students,
             "guardians" => ImportKind::Guardians,
             "classes" => ImportKind::Classes,
@@ -43,7 +46,7 @@ impl std::str::FromStr for ImportKind {
             _ => {
                 return Err(LedgerError::Invalid {
                     field: "kind",
-                    message: format!("{s:?}: expected students, guardians, classes, timetable, packages or enrollments"),
+                    message: format!("{s:?}: expected campuses, students, guardians, classes, timetable, packages or enrollments"),
                 })
             }
         })
@@ -76,6 +79,7 @@ pub struct ImportSummary {
 }
 
 enum Parsed {
+    Campus(String, String),
     Student(NewStudent),
     Guardian(NewGuardian),
     Class(NewClass),
@@ -166,6 +170,7 @@ impl Rec<'_> {
 
 fn parse_row(kind: ImportKind, r: &mut Rec<'_>) -> Option<Parsed> {
     let p = match kind {
+        ImportKind::Campuses => Parsed::Campus(r.id("id"), r.req("name")),
         ImportKind::Students => Parsed::Student(NewStudent {
             id: r.id("id"),
             name: r.req("name"),
@@ -350,6 +355,7 @@ impl Store {
         for (line, p) in &rows {
             let c = w.conn();
             let res = match p {
+                Parsed::Campus(id, name) => insert_campus(c, &school, id, name, "import").await,
                 Parsed::Student(s) => insert_student(c, &school, s, "import").await,
                 Parsed::Guardian(g) => insert_guardian(c, &school, g, "import").await,
                 Parsed::Class(k) => insert_class(c, &school, k, "import").await,
