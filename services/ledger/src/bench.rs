@@ -31,8 +31,17 @@ pub struct BenchReport {
 /// Runs `n` check-ins (each a distinct (student, lesson), each deducting one lesson) from 8
 /// concurrent tasks in a fresh school of `store`'s database and reports throughput and latency.
 pub async fn bench_checkins(store: &Store, n: usize) -> Result<BenchReport> {
+    bench_checkins_with(store, n, 8).await
+}
+
+/// [`bench_checkins`] with `concurrency` tasks.
+pub async fn bench_checkins_with(
+    store: &Store,
+    n: usize,
+    concurrency: usize,
+) -> Result<BenchReport> {
     let n = n.max(1);
-    let concurrency = 8;
+    let concurrency = concurrency.max(1);
     let school_id = format!("bench-{}", uuid::Uuid::new_v4().simple());
     let s = store
         .create_school(&school_id, "bench", 0, &SchoolPolicy::default())

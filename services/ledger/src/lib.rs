@@ -12,7 +12,7 @@ mod reports;
 mod schema;
 mod store;
 
-pub use bench::{bench_checkins, BenchReport};
+pub use bench::{bench_checkins, bench_checkins_with, BenchReport};
 pub use import::{ImportKind, ImportSummary, RowError};
 pub use reports::*;
 pub use store::*;

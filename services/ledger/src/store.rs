@@ -947,6 +947,7 @@ async fn booked_lessons(
     rows.iter().map(booked_from_row).collect()
 }
 
+/// Packages of a student with their derived balances, and the overdraft debt (one round trip).
 pub(crate) async fn load_packages(
     c: &mut AnyConnection,
     school: &str,
@@ -955,16 +956,23 @@ pub(crate) async fn load_packages(
     let rows = sqlx::query(
         "SELECT p.id, p.campus_id, p.lessons_bought, p.unit_price_cents, p.price_paid_cents, p.bought_at, p.expires_at, \
          CAST(COALESCE((SELECT SUM(e.units) FROM ledger e WHERE e.school_id = p.school_id AND e.package_id = p.id), 0) AS BIGINT) \
-         FROM packages p WHERE p.school_id = $1 AND p.student_id = $2 ORDER BY p.expires_at, p.id",
+         FROM packages p WHERE p.school_id = $1 AND p.student_id = $2 \
+         UNION ALL SELECT NULL, NULL, 0, 0, 0, 0, 0, CAST(COALESCE(SUM(o.units), 0) AS BIGINT) FROM ledger o \
+         WHERE o.school_id = $1 AND o.student_id = $2 AND o.package_id IS NULL",
     )
     .bind(school)
     .bind(student)
     .fetch_all(&mut *c)
     .await?;
     let mut out = Vec::with_capacity(rows.len());
+    let mut od = 0i64;
     for r in &rows {
+        let Some(package_id) = r.try_get::<Option<String>, _>(0)? else {
+            od += r.try_get::<i64, _>(7)?;
+            continue;
+        };
         out.push(PackageState {
-            package_id: r.try_get(0)?,
+            package_id,
             campus_id: r.try_get(1)?,
             lessons_bought: r.try_get(2)?,
             unit_price_cents: r.try_get(3)?,
@@ -974,14 +982,11 @@ pub(crate) async fn load_packages(
             balance_units: r.try_get(7)?,
         });
     }
-    let od: i64 = sqlx::query(
-        "SELECT CAST(COALESCE(SUM(units), 0) AS BIGINT) FROM ledger WHERE school_id = $1 AND student_id = $2 AND package_id IS NULL",
-    )
-    .bind(school)
-    .bind(student)
-    .fetch_one(c)
-    .await?
-    .try_get(0)?;
+    out.sort_by(|a, b| {
+        a.expires_at
+            .cmp(&b.expires_at)
+            .then(a.package_id.cmp(&b.package_id))
+    });
     Ok((out, (-od).max(0)))
 }
 
@@ -1281,6 +1286,7 @@ impl Store {
         let at = ms(ci.at);
         let key = ci.key();
         let mut alerts = Vec::new();
+        let mut avail: Option<Units> = None;
         let mut w = self.write().await?;
         let c = w.conn();
         lock_student(&mut *c, &school, student).await?;
@@ -1297,10 +1303,10 @@ impl Store {
         .fetch_optional(&mut *c)
         .await?;
         let Some(ev) = ev else {
+            let (pkgs, od) = load_packages(&mut *c, &school, student).await?;
             drop(w);
-            return self
-                .result(ci, CheckInOutcome::DuplicateEvent, alerts)
-                .await;
+            let avail = available_units(&pkgs, od, ci.at);
+            return Ok(self.result(ci, CheckInOutcome::DuplicateEvent, alerts, avail));
         };
         let ev_seq: i64 = ev.try_get(0)?;
         // windows are at most 12 h early
@@ -1361,6 +1367,7 @@ impl Store {
                             ci.at,
                             ci.source.as_str(),
                             &mut alerts,
+                            &mut avail,
                         )
                         .await?;
                     if let DeductionDecision::Insufficient { reason, .. } = d {
@@ -1416,27 +1423,34 @@ impl Store {
             )
             .await?;
         }
+        let avail = match avail {
+            Some(a) => a,
+            None => {
+                let (pkgs, od) = load_packages(&mut *c, &school, student).await?;
+                available_units(&pkgs, od, ci.at)
+            }
+        };
         w.commit().await?;
-        self.result(ci, outcome, alerts).await
+        Ok(self.result(ci, outcome, alerts, avail))
     }
 
-    async fn result(
+    fn result(
         &self,
         ci: &CheckIn,
         outcome: CheckInOutcome,
         alerts: Vec<String>,
-    ) -> Result<CheckInResult> {
-        let b = self.balance(&ci.student_id, ci.at).await?;
-        Ok(CheckInResult {
+        avail: Units,
+    ) -> CheckInResult {
+        CheckInResult {
             student_id: ci.student_id.clone(),
             at: ci.at,
             source: ci.source,
             camera_id: ci.camera_id.clone(),
             outcome,
-            balance_units: b.available_units,
-            balance: b.available,
+            balance_units: avail,
+            balance: fmt_units(avail),
             alerts,
-        })
+        }
     }
 
     /// Charges `units` for a lesson unless it is already charged (net), then runs the balance
@@ -1452,6 +1466,7 @@ impl Store {
         at: DateTime<Utc>,
         actor: &str,
         alerts: &mut Vec<String>,
+        available_after: &mut Option<Units>,
     ) -> Result<DeductionDecision> {
         if units <= 0 {
             return Ok(DeductionDecision::Nothing);
@@ -1516,6 +1531,7 @@ impl Store {
         }
         let overdraft = overdraft + if e.package_id.is_none() { units } else { 0 };
         let avail = available_units(&pkgs, overdraft, at);
+        *available_after = Some(avail);
         let now = ms(at);
         if let Some(a) = low_balance_alert(student, avail, pkgs.len() as u64, &self.policy.alerts) {
             raise_alert(&mut *c, school, &a, now, alerts).await?;
@@ -1628,6 +1644,7 @@ impl Store {
                         lesson.start,
                         "finalize",
                         &mut rep.alerts,
+                        &mut None,
                     )
                     .await?;
                 rep.charged_units += d.deducted_units();
@@ -1805,6 +1822,7 @@ impl Store {
                 bl.start,
                 actor,
                 &mut alerts,
+                &mut None,
             )
             .await?;
         w.commit().await?;
