@@ -151,20 +151,16 @@ pub struct ClassPolicy {
 }
 
 /// What happens when a check-in finds no usable package.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "snake_case")]
 pub enum OverdraftPolicy {
     /// No deduction, an alert.
+    #[default]
     Deny,
     /// Deduct anyway, recorded as an overdraft entry (no package), down to `−max_lessons`.
     Allow { max_lessons: i64 },
 }
 
-impl Default for OverdraftPolicy {
-    fn default() -> Self {
-        OverdraftPolicy::Deny
-    }
-}
 
 /// Alert thresholds (per school).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -1367,7 +1363,7 @@ mod tests {
                         prop_assert_eq!(e.kind, EntryKind::Deduction);
                     }
                 }
-                for (_, u) in &per {
+                for u in per.values() {
                     prop_assert!(*u == -UNITS_PER_LESSON, "a lesson was charged {} units", u);
                 }
                 // every recorded attendance (check-ins only here) is charged unless unpaid
@@ -1459,7 +1455,7 @@ mod tests {
             prop_assert_eq!(&a.attendance, &b.attendance);
             prop_assert_eq!(&a.entries, &b.entries);
             let now = t0() + Duration::minutes(last);
-            for ((s, l), _) in &a.attendance {
+            for (s, l) in a.attendance.keys() {
                 let lesson = a.bookings[s].iter().find(|x| &x.lesson_id == l).unwrap();
                 prop_assert!(lesson.finalize_at() <= now);
             }

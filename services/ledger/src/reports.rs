@@ -71,11 +71,7 @@ pub struct HeatCell {
 fn rate(r: &mut AttendanceRow) {
     let attended = r.present + r.late + r.left_early;
     let total = attended + r.absent + r.excused;
-    r.rate_bp = if total == 0 {
-        0
-    } else {
-        attended * 10_000 / total
-    };
+    r.rate_bp = (attended * 10_000).checked_div(total).unwrap_or(0);
 }
 
 impl Store {
