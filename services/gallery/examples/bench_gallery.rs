@@ -2,11 +2,21 @@
 //! [--queries 1000] [--m 16] [--ef-construct 128] [--ef 64] [--dir PATH]`
 //! Prints the benchmark report as JSON.
 
-use rollcall_gallery::bench::{bench_gallery, BenchConfig};
+use rollcall_gallery::bench::{bench_gallery, serving_footprint, BenchConfig};
 
 fn main() {
     let mut cfg = BenchConfig::default();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Child mode: memory needed to serve an existing gallery, in a fresh process.
+    if args.first().map(String::as_str) == Some("--footprint") {
+        let dir = std::path::PathBuf::from(&args[1]);
+        let dim: usize = args[3].parse().expect("dim");
+        let queries: usize = args[5].parse().expect("queries");
+        let f = serving_footprint(&dir, dim, queries).expect("footprint");
+        println!("{}", serde_json::to_string(&f).expect("serialisable"));
+        return;
+    }
+    cfg.footprint_exe = std::env::current_exe().ok();
     let mut i = 0;
     while i < args.len() {
         let v = args.get(i + 1).cloned().unwrap_or_default();

@@ -34,6 +34,11 @@ pub struct BenchConfig {
     pub seed: u64,
     /// Where the temporary galleries go (default: the system temp dir).
     pub dir: Option<PathBuf>,
+    /// Measures [`Footprint`] by running this program with
+    /// `--footprint DIR --dim D --queries Q` (it must call [`serving_footprint`] and print the
+    /// result as JSON on stdout). `None`: no fresh-process measurement.
+    #[serde(skip)]
+    pub footprint_exe: Option<PathBuf>,
 }
 
 impl Default for BenchConfig {
@@ -50,6 +55,7 @@ impl Default for BenchConfig {
             sigma: 0.6 / (dim as f32).sqrt(),
             seed: 42,
             dir: None,
+            footprint_exe: None,
         }
     }
 }
@@ -87,10 +93,14 @@ pub struct SizeReport {
     pub search: Latency,
     pub brute_force: Latency,
     pub recall_at_1: f64,
-    /// Growth of the resident set while the gallery was loaded, indexed and searched.
-    pub rss_delta_bytes: Option<i64>,
+    /// Growth of the resident set of the benchmark process while the gallery was loaded,
+    /// indexed and searched (includes build-time buffers kept by the allocator).
+    pub build_rss_delta_bytes: Option<i64>,
+    /// Memory to serve the gallery, measured in a fresh process.
+    pub serving: Option<Footprint>,
+    pub serving_bytes_per_100k: Option<f64>,
+    /// Disk usage (allocated blocks) of the data directory.
     pub disk_bytes: u64,
-    pub rss_bytes_per_100k: Option<f64>,
     pub disk_bytes_per_100k: f64,
 }
 
@@ -103,12 +113,81 @@ pub struct BenchReport {
     pub sizes: Vec<SizeReport>,
 }
 
-/// Resident set size of this process, from `/proc/self/status` (Linux).
-pub fn rss_bytes() -> Option<u64> {
+fn status_kb(field: &str) -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = s.lines().find(|l| l.starts_with(field))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)
+}
+
+/// Resident set size of this process, from `/proc/self/status` (Linux).
+pub fn rss_bytes() -> Option<u64> {
+    status_kb("VmRSS:")
+}
+
+/// Memory a process needs to serve an existing gallery: measured in a fresh process (the
+/// benchmark spawns one per size, see `examples/bench_gallery.rs`), so that allocator caches
+/// and temporary buffers of the build do not count.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Footprint {
+    /// Growth of the resident set from before opening to after `queries` searches.
+    pub rss_delta_bytes: i64,
+    /// Of which anonymous memory (heap: graph, id tracker, in-RAM vectors) ...
+    pub anon_delta_bytes: i64,
+    /// ... and file-backed pages (mmapped segment files read by the searches).
+    pub file_delta_bytes: i64,
+}
+
+/// Opens the gallery in `dir`, runs `queries` random searches, reports the memory growth.
+pub fn serving_footprint(
+    dir: &std::path::Path,
+    dim: usize,
+    queries: usize,
+) -> Result<Footprint, GalleryError> {
+    // Warm-up on a throwaway gallery, so that the program's own code pages (file-backed RSS)
+    // and one-off runtime allocations are resident before measuring.
+    {
+        let tmp = tempfile::tempdir().map_err(|e| GalleryError::Backend(e.to_string()))?;
+        let g = EmbeddedGallery::open_blocking(EmbeddedConfig::new(tmp.path().join("warm"), dim))?;
+        let mut synth = Synth::new(1, dim, 0.0);
+        let tenant = TenantId::new("bench").expect("valid");
+        let batch: Vec<Template> = (0..100u128)
+            .map(|i| Template {
+                meta: TemplateMeta {
+                    template_id: TemplateId::from_u128(i + 1),
+                    student: StudentId::new(format!("w{i}")).expect("valid"),
+                    tenant: tenant.clone(),
+                    campuses: vec![],
+                    model_id: "bench".into(),
+                    model_version: "1".into(),
+                    quality: 1.0,
+                    created_at: chrono::Utc::now(),
+                },
+                vector: synth.centre(),
+            })
+            .collect();
+        g.upsert_blocking_no_flush(&batch)?;
+        g.optimize_blocking()?;
+        for _ in 0..100 {
+            g.search_blocking(&SearchQuery::new(tenant.clone(), synth.centre(), 5))?;
+        }
+    }
+    let (r0, a0, f0) = (rss_bytes(), status_kb("RssAnon:"), status_kb("RssFile:"));
+    let mut cfg = EmbeddedConfig::new(dir, dim);
+    cfg.auto_optimize_unindexed = None;
+    let g = EmbeddedGallery::open_blocking(cfg)?;
+    let mut synth = Synth::new(7, dim, 0.0);
+    let tenant = TenantId::new("bench").expect("valid");
+    for _ in 0..queries {
+        g.search_blocking(&SearchQuery::new(tenant.clone(), synth.centre(), 5))?;
+    }
+    let (r1, a1, f1) = (rss_bytes(), status_kb("RssAnon:"), status_kb("RssFile:"));
+    let d = |a: Option<u64>, b: Option<u64>| b.unwrap_or(0) as i64 - a.unwrap_or(0) as i64;
+    Ok(Footprint {
+        rss_delta_bytes: d(r0, r1),
+        anon_delta_bytes: d(a0, a1),
+        file_delta_bytes: d(f0, f1),
+    })
 }
 
 fn bench_size(cfg: &BenchConfig, n: usize) -> Result<SizeReport, GalleryError> {
@@ -147,7 +226,6 @@ fn bench_size(cfg: &BenchConfig, n: usize) -> Result<SizeReport, GalleryError> {
     ecfg.hnsw = cfg.hnsw;
     ecfg.indexing_threshold_kb = cfg.indexing_threshold_kb;
     ecfg.auto_optimize_unindexed = None;
-    ecfg.wal_segment_bytes = 32 * 1024 * 1024;
 
     let rss0 = rss_bytes();
     let g = EmbeddedGallery::open_blocking(ecfg)?;
@@ -192,7 +270,6 @@ fn bench_size(cfg: &BenchConfig, n: usize) -> Result<SizeReport, GalleryError> {
         top1.push(hits.first().map(|h| h.meta.template_id.as_u128()));
     }
     let rss1 = rss_bytes();
-    let disk_bytes = g.disk_bytes();
 
     // Exact brute force over the same vectors (already unit-norm), same probes.
     let mut bf = Vec::with_capacity(probes.len());
@@ -213,7 +290,37 @@ fn bench_size(cfg: &BenchConfig, n: usize) -> Result<SizeReport, GalleryError> {
         }
     }
     drop(g);
+    let disk_bytes = crate::embedded::dir_size(&tmp.path().join("gallery"));
+    let serving = match &cfg.footprint_exe {
+        None => None,
+        Some(exe) => {
+            let out = std::process::Command::new(exe)
+                .arg("--footprint")
+                .arg(tmp.path().join("gallery"))
+                .args([
+                    "--dim",
+                    &dim.to_string(),
+                    "--queries",
+                    &cfg.queries.to_string(),
+                ])
+                .output()
+                .map_err(|e| {
+                    GalleryError::Backend(format!("footprint process {}: {e}", exe.display()))
+                })?;
+            let text = String::from_utf8_lossy(&out.stdout);
+            Some(serde_json::from_str::<Footprint>(text.trim()).map_err(|e| {
+                GalleryError::Backend(format!(
+                    "footprint process said {text:?} ({e}); stderr: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ))
+            })?)
+        }
+    };
 
+    if std::env::var_os("ROLLCALL_BENCH_KEEP").is_some() {
+        let kept = tmp.keep();
+        eprintln!("kept the {n}-template gallery in {}", kept.display());
+    }
     let rss_delta = match (rss0, rss1) {
         (Some(a), Some(b)) => Some(b as i64 - a as i64),
         _ => None,
@@ -230,9 +337,10 @@ fn bench_size(cfg: &BenchConfig, n: usize) -> Result<SizeReport, GalleryError> {
         search: Latency::of(lat),
         brute_force: Latency::of(bf),
         recall_at_1: hits_at_1 as f64 / probes.len().max(1) as f64,
-        rss_delta_bytes: rss_delta,
+        build_rss_delta_bytes: rss_delta,
+        serving_bytes_per_100k: serving.as_ref().map(|f| per100k(f.rss_delta_bytes as f64)),
+        serving,
         disk_bytes,
-        rss_bytes_per_100k: rss_delta.map(|d| per100k(d as f64)),
         disk_bytes_per_100k: per100k(disk_bytes as f64),
     })
 }

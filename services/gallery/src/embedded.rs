@@ -297,8 +297,10 @@ fn template_of(r: Record) -> Result<Template, GalleryError> {
     Ok(Template { meta, vector })
 }
 
-/// Total size in bytes of the regular files under `p`.
+/// Disk space used by the files under `p`, in bytes: allocated blocks (like `du`), since
+/// qdrant-edge preallocates sparse files whose apparent length says little.
 pub fn dir_size(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
     let mut total = 0;
     let mut stack = vec![p.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -306,7 +308,7 @@ pub fn dir_size(p: &Path) -> u64 {
         for e in rd.flatten() {
             match e.metadata() {
                 Ok(m) if m.is_dir() => stack.push(e.path()),
-                Ok(m) => total += m.len(),
+                Ok(m) => total += m.blocks() * 512,
                 Err(_) => {}
             }
         }
