@@ -22,6 +22,8 @@ pub enum Backend {
 #[derive(Clone)]
 pub struct Store {
     pub(crate) pool: AnyPool,
+    /// Transactions that write (SQLite: a single connection; PostgreSQL: same as `pool`).
+    write_pool: AnyPool,
     backend: Backend,
     school: String,
     pub(crate) policy: SchoolPolicy,
@@ -52,6 +54,26 @@ pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
 
 pub(crate) fn from_ms(v: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
+
+async fn sqlite_pool(url: &str, max: u32) -> Result<AnyPool> {
+    Ok(AnyPoolOptions::new()
+        .max_connections(max)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                for pragma in [
+                    "PRAGMA journal_mode=WAL",
+                    "PRAGMA synchronous=NORMAL",
+                    "PRAGMA busy_timeout=10000",
+                    "PRAGMA foreign_keys=ON",
+                ] {
+                    conn.execute(pragma).await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await?)
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(s: &str, what: &str) -> Result<T> {
@@ -254,35 +276,30 @@ impl Store {
                 message: format!("unsupported: {url}"),
             });
         };
-        let opts = AnyPoolOptions::new();
-        let pool = match backend {
+        let (pool, write_pool) = match backend {
             Backend::Sqlite => {
                 let url = if url.contains('?') {
                     url.to_string()
                 } else {
                     format!("{url}?mode=rwc")
                 };
-                opts.max_connections(4)
-                    .after_connect(|conn, _| {
-                        Box::pin(async move {
-                            for pragma in [
-                                "PRAGMA journal_mode=WAL",
-                                "PRAGMA synchronous=NORMAL",
-                                "PRAGMA busy_timeout=10000",
-                                "PRAGMA foreign_keys=ON",
-                            ] {
-                                conn.execute(pragma).await?;
-                            }
-                            Ok(())
-                        })
-                    })
-                    .connect(&url)
-                    .await?
+                // one writer connection: SQLite writes are serial anyway, and a single
+                // connection keeps its page cache warm instead of re-reading pages another
+                // connection changed
+                let write_pool = sqlite_pool(&url, 1).await?;
+                (sqlite_pool(&url, 4).await?, write_pool)
             }
-            Backend::Postgres => opts.max_connections(16).connect(url).await?,
+            Backend::Postgres => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .connect(url)
+                    .await?;
+                (pool.clone(), pool)
+            }
         };
         let store = Store {
             pool,
+            write_pool,
             backend,
             school: String::new(),
             policy: SchoolPolicy::default(),
@@ -321,6 +338,7 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+        self.write_pool.close().await;
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -359,8 +377,8 @@ impl Store {
 
     async fn begin_raw(&self) -> Result<Transaction<'static, Any>> {
         Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
+            Backend::Sqlite => self.write_pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.write_pool.begin().await?,
         })
     }
 
@@ -858,6 +876,20 @@ pub(crate) async fn append_entry(
     actor: &str,
     note: Option<&str>,
 ) -> Result<bool> {
+    append_entry_with(c, school, e, at, actor, note, true).await
+}
+
+/// [`append_entry`]; `audit_it: false` when the caller writes one audit row for its whole change.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn append_entry_with(
+    c: &mut AnyConnection,
+    school: &str,
+    e: &Entry,
+    at: i64,
+    actor: &str,
+    note: Option<&str>,
+    audit_it: bool,
+) -> Result<bool> {
     let ins = sqlx::query(
         "INSERT INTO ledger (school_id, student_id, kind, package_id, lesson_id, units, amount_cents, idempotency_key, at, actor, note) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (school_id, idempotency_key) DO NOTHING RETURNING seq",
     )
@@ -874,7 +906,7 @@ pub(crate) async fn append_entry(
     .bind(note)
     .fetch_optional(&mut *c)
     .await?;
-    if ins.is_some() {
+    if ins.is_some() && audit_it {
         audit(
             c,
             school,
@@ -1290,25 +1322,6 @@ impl Store {
         let mut w = self.write().await?;
         let c = w.conn();
         lock_student(&mut *c, &school, student).await?;
-        let ev = sqlx::query(
-            "INSERT INTO checkin_events (school_id, event_key, student_id, at, source, camera_id, lesson_id, outcome) VALUES ($1, $2, $3, $4, $5, $6, NULL, 'pending') \
-             ON CONFLICT (school_id, event_key) DO NOTHING RETURNING seq",
-        )
-        .bind(&school)
-        .bind(&key)
-        .bind(student)
-        .bind(at)
-        .bind(ci.source.as_str())
-        .bind(&ci.camera_id)
-        .fetch_optional(&mut *c)
-        .await?;
-        let Some(ev) = ev else {
-            let (pkgs, od) = load_packages(&mut *c, &school, student).await?;
-            drop(w);
-            let avail = available_units(&pkgs, od, ci.at);
-            return Ok(self.result(ci, CheckInOutcome::DuplicateEvent, alerts, avail));
-        };
-        let ev_seq: i64 = ev.try_get(0)?;
         // windows are at most 12 h early
         let lessons = booked_lessons(&mut *c, &school, student, at, at + 12 * 3_600_000).await?;
         let plain: Vec<BookedLesson> = lessons.iter().map(|(l, _)| l.clone()).collect();
@@ -1345,18 +1358,6 @@ impl Store {
                         Some(lesson.lesson_id.clone()),
                     )
                 } else {
-                    audit(
-                        &mut *c,
-                        &school,
-                        ci.source.as_str(),
-                        "check_in",
-                        "attendance",
-                        &format!("{}/{student}", lesson.lesson_id),
-                        None,
-                        Some(json!({"status": status, "source": ci.source, "camera": ci.camera_id, "at": ci.at})),
-                        at,
-                    )
-                    .await?;
                     let d = self
                         .charge(
                             &mut *c,
@@ -1368,6 +1369,7 @@ impl Store {
                             ci.source.as_str(),
                             &mut alerts,
                             &mut avail,
+                            false,
                         )
                         .await?;
                     if let DeductionDecision::Insufficient { reason, .. } = d {
@@ -1403,22 +1405,49 @@ impl Store {
             CheckInOutcome::Unscheduled => "unscheduled",
             CheckInOutcome::DuplicateEvent => "duplicate",
         };
-        sqlx::query("UPDATE checkin_events SET outcome = $1, lesson_id = $2 WHERE seq = $3")
-            .bind(tag)
-            .bind(&lesson_id)
-            .bind(ev_seq)
-            .execute(&mut *c)
-            .await?;
-        if matches!(outcome, CheckInOutcome::Unscheduled) {
+        // The event row goes last: a replayed event finds its key taken, and the whole
+        // transaction (whatever it would have changed) is rolled back.
+        let ev = sqlx::query(
+            "INSERT INTO checkin_events (school_id, event_key, student_id, at, source, camera_id, lesson_id, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (school_id, event_key) DO NOTHING RETURNING seq",
+        )
+        .bind(&school)
+        .bind(&key)
+        .bind(student)
+        .bind(at)
+        .bind(ci.source.as_str())
+        .bind(&ci.camera_id)
+        .bind(&lesson_id)
+        .bind(tag)
+        .fetch_optional(&mut *c)
+        .await?;
+        if ev.is_none() {
+            drop(w); // rolls back
+            let b = self.balance(student, ci.at).await?;
+            return Ok(self.result(
+                ci,
+                CheckInOutcome::DuplicateEvent,
+                Vec::new(),
+                b.available_units,
+            ));
+        }
+        if !matches!(outcome, CheckInOutcome::AlreadyRecorded { .. }) {
+            // one audit row for the whole change: attendance and deduction (or the visit)
             audit(
                 &mut *c,
                 &school,
                 ci.source.as_str(),
-                "visit",
-                "student",
-                student,
+                if lesson_id.is_some() {
+                    "check_in"
+                } else {
+                    "visit"
+                },
+                "attendance",
+                &format!("{}/{student}", lesson_id.as_deref().unwrap_or("-")),
                 None,
-                Some(json!({"at": ci.at, "camera": ci.camera_id})),
+                Some(
+                    json!({"event": key, "camera": ci.camera_id, "at": ci.at, "outcome": outcome}),
+                ),
                 at,
             )
             .await?;
@@ -1467,6 +1496,7 @@ impl Store {
         actor: &str,
         alerts: &mut Vec<String>,
         available_after: &mut Option<Units>,
+        audit_entry: bool,
     ) -> Result<DeductionDecision> {
         if units <= 0 {
             return Ok(DeductionDecision::Nothing);
@@ -1526,7 +1556,7 @@ impl Store {
             amount_cents: amount,
             idempotency_key: deduction_key(student, &lesson.lesson_id, reversals),
         };
-        if !append_entry(&mut *c, school, &e, ms(at), actor, None).await? {
+        if !append_entry_with(&mut *c, school, &e, ms(at), actor, None, audit_entry).await? {
             return Ok(DeductionDecision::Nothing);
         }
         let overdraft = overdraft + if e.package_id.is_none() { units } else { 0 };
@@ -1645,6 +1675,7 @@ impl Store {
                         "finalize",
                         &mut rep.alerts,
                         &mut None,
+                        true,
                     )
                     .await?;
                 rep.charged_units += d.deducted_units();
@@ -1823,6 +1854,7 @@ impl Store {
                 actor,
                 &mut alerts,
                 &mut None,
+                true,
             )
             .await?;
         w.commit().await?;
