@@ -24,6 +24,7 @@ suite! {
     reports_attendance_consumption_outstanding_heatmap => SchoolPolicy::default(),
     low_balance_alert_once_per_episode => SchoolPolicy::default(),
     concurrent_checkins_for_different_lessons_never_overdraw => SchoolPolicy::default(),
+    makeup_booking_consent_and_audit_rollback => SchoolPolicy::default(),
 }
 
 /// Monday 2026-01-05 00:00 UTC.
@@ -1021,4 +1022,104 @@ async fn concurrent_checkins_for_different_lessons_never_overdraw(s: &Store) {
             .count(),
         6
     );
+}
+
+/// A make-up booking books one lesson of another class; consent records are append-only with the
+/// latest decision winning; a refused change leaves no audit row (same transaction).
+async fn makeup_booking_consent_and_audit_rollback(s: &Store) {
+    world(s, 2, 2).await;
+    s.create_class(&NewClass {
+        id: "art".into(),
+        course: "Art".into(),
+        name: "Art".into(),
+        campus_id: "south".into(),
+        teacher: "mr-o".into(),
+        policy: ClassPolicy::default(),
+    })
+    .await
+    .unwrap();
+    let art = |d: i64| monday() + Duration::days(d) + Duration::hours(10);
+    s.add_lessons(&[
+        NewLesson {
+            id: "A0".into(),
+            class_id: "art".into(),
+            room_id: None,
+            teacher: None,
+            start: art(0),
+            end: art(0) + Duration::hours(1),
+        },
+        NewLesson {
+            id: "A1".into(),
+            class_id: "art".into(),
+            room_id: None,
+            teacher: None,
+            start: art(1),
+            end: art(1) + Duration::hours(1),
+        },
+    ])
+    .await
+    .unwrap();
+    // not booked: a visit
+    assert_eq!(
+        s.check_in(&CheckIn::new("s1", art(0), AttendanceSource::Qr))
+            .await
+            .unwrap()
+            .outcome,
+        CheckInOutcome::Unscheduled
+    );
+    s.book_makeup("s1", "A1", monday()).await.unwrap();
+    s.book_makeup("s2", "A1", monday()).await.unwrap();
+    let r = s
+        .check_in(&CheckIn::new("s1", art(1), AttendanceSource::Qr))
+        .await
+        .unwrap();
+    assert!(
+        matches!(r.outcome, CheckInOutcome::Recorded { ref lesson_id, deduction: DeductionDecision::FromPackage { .. }, .. } if lesson_id == "A1"),
+        "{r:?}"
+    );
+    let f = s.finalize(art(1) + Duration::hours(2)).await.unwrap();
+    // s2 missed the make-up (M0 is finalised too; M1, 16:00 on day 1, is not due yet)
+    assert!(s.attendance().await.unwrap().contains(&(
+        "s2".into(),
+        "A1".into(),
+        AttendanceStatus::Absent
+    )));
+    assert!(!s
+        .attendance()
+        .await
+        .unwrap()
+        .iter()
+        .any(|a| a.0 == "s1" && a.1 == "A0"));
+    assert!(f.absent >= 1);
+    // consent
+    assert_eq!(s.consent("s1", "face_recognition").await.unwrap(), None);
+    s.record_consent("s1", "face_recognition", true, "guardian:g1", monday())
+        .await
+        .unwrap();
+    s.record_consent(
+        "s1",
+        "face_recognition",
+        false,
+        "guardian:g1",
+        monday() + Duration::days(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        s.consent("s1", "face_recognition").await.unwrap(),
+        Some(false)
+    );
+    // a refused import writes nothing, audit included
+    let before = s.audit_count().await.unwrap();
+    let bad = "id,name\nz1,Zed\nz2,Zed\nz1,Again\n";
+    assert!(matches!(
+        s.import_csv(ImportKind::Students, bad.as_bytes()).await,
+        Err(LedgerError::Import(_))
+    ));
+    assert_eq!(s.audit_count().await.unwrap(), before);
+    // a check-in writes its audit row with it
+    s.check_in(&CheckIn::new("s2", math_start(1), AttendanceSource::Face))
+        .await
+        .unwrap();
+    assert_eq!(s.audit_count().await.unwrap(), before + 1);
 }
