@@ -1937,6 +1937,53 @@ impl Store {
         })
     }
 
+    /// Corrects the attendance status of a recorded (student, lesson), e.g. `left_early` after
+    /// a review, with the before/after in the audit log. The ledger is not touched: a charge
+    /// correction is a separate [`Store::reverse_lesson`] / [`Store::charge_lesson`].
+    pub async fn set_attendance_status(
+        &self,
+        student: &str,
+        lesson: &str,
+        status: AttendanceStatus,
+        actor: &str,
+    ) -> Result<AttendanceStatus> {
+        let school = self.need_school()?.to_string();
+        let mut w = self.write().await?;
+        lock_student(w.conn(), &school, student).await?;
+        let before: String = sqlx::query(
+            "SELECT status FROM attendance WHERE school_id = $1 AND student_id = $2 AND lesson_id = $3",
+        )
+        .bind(&school)
+        .bind(student)
+        .bind(lesson)
+        .fetch_optional(w.conn())
+        .await?
+        .ok_or_else(|| LedgerError::NotFound { entity: "attendance", id: format!("{lesson}/{student}") })?
+        .try_get(0)?;
+        let before = parse_enum(&before, AttendanceStatus::parse, "attendance status")?;
+        sqlx::query("UPDATE attendance SET status = $1 WHERE school_id = $2 AND student_id = $3 AND lesson_id = $4")
+            .bind(status.as_str())
+            .bind(&school)
+            .bind(student)
+            .bind(lesson)
+            .execute(w.conn())
+            .await?;
+        audit(
+            w.conn(),
+            &school,
+            actor,
+            "correct",
+            "attendance",
+            &format!("{lesson}/{student}"),
+            Some(json!({"status": before})),
+            Some(json!({"status": status})),
+            ms(Utc::now()),
+        )
+        .await?;
+        w.commit().await?;
+        Ok(before)
+    }
+
     /// Moves an alert to another state (audited).
     pub async fn set_alert_state(&self, id: i64, state: AlertState, actor: &str) -> Result<()> {
         let school = self.need_school()?.to_string();

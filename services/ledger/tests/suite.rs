@@ -716,6 +716,24 @@ async fn reversal_then_rededuction(s: &Store) {
             "deduct:s1:M0:r1"
         ]
     );
+    // attendance corrections keep before/after in the audit log
+    let audits = s.audit_count().await.unwrap();
+    assert_eq!(
+        s.set_attendance_status("s1", "M0", AttendanceStatus::LeftEarly, "reviewer")
+            .await
+            .unwrap(),
+        AttendanceStatus::Present
+    );
+    assert_eq!(s.audit_count().await.unwrap(), audits + 1);
+    assert_eq!(
+        s.attendance().await.unwrap()[0].2,
+        AttendanceStatus::LeftEarly
+    );
+    assert!(matches!(
+        s.set_attendance_status("s1", "nope", AttendanceStatus::Absent, "reviewer")
+            .await,
+        Err(LedgerError::NotFound { .. })
+    ));
     // history is never edited: the original deduction is still there
     assert_eq!(deductions(&e, "s1", "M0").len(), 2);
     assert!(s.audit_count().await.unwrap() >= 10);
