@@ -1,0 +1,167 @@
+//! Image decoding with limits checked before any pixel buffer is allocated.
+
+use crate::VisionError;
+use image::{ImageDecoder, ImageFormat, ImageReader, Limits};
+use rollcall_domain::Frame;
+use std::io::Cursor;
+use std::path::Path;
+
+/// Limits applied to every decoded image.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeLimits {
+    /// Largest accepted encoded input, in bytes.
+    pub max_bytes: u64,
+    /// Largest accepted width × height (declared in the header; refused before decoding).
+    pub max_pixels: u64,
+    /// Largest side.
+    pub max_side: u32,
+}
+
+impl Default for DecodeLimits {
+    fn default() -> Self {
+        Self { max_bytes: 64 << 20, max_pixels: 40_000_000, max_side: 16_384 }
+    }
+}
+
+/// Reads and decodes an image file into RGB.
+pub fn decode_file(path: &Path, limits: &DecodeLimits) -> Result<Frame, VisionError> {
+    let io = |source| VisionError::Io { path: path.to_path_buf(), source };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if meta.len() > limits.max_bytes {
+        return Err(VisionError::InputTooLarge { limit: limits.max_bytes });
+    }
+    let bytes = std::fs::read(path).map_err(io)?;
+    decode_bytes(&bytes, limits)
+}
+
+/// Decodes JPEG or PNG bytes into 8-bit RGB: 16-bit, grey, grey+alpha and RGBA inputs are
+/// converted (alpha dropped), EXIF orientation is applied. The declared size is checked before
+/// decoding, so a decompression bomb is refused without allocating its pixels.
+pub fn decode_bytes(bytes: &[u8], limits: &DecodeLimits) -> Result<Frame, VisionError> {
+    if bytes.len() as u64 > limits.max_bytes {
+        return Err(VisionError::InputTooLarge { limit: limits.max_bytes });
+    }
+    let format = image::guess_format(bytes).map_err(|_| {
+        VisionError::UnsupportedFormat("unrecognised file signature".into())
+    })?;
+    if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png) {
+        return Err(VisionError::UnsupportedFormat(format!("{format:?}")));
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    let mut lim = Limits::default();
+    lim.max_image_width = Some(limits.max_side);
+    lim.max_image_height = Some(limits.max_side);
+    // 4 bytes per pixel at 16 bits per channel RGBA = 8 bytes; leave room for one conversion.
+    lim.max_alloc = Some(limits.max_pixels.saturating_mul(16));
+    reader.limits(lim);
+    let mut decoder = reader.into_decoder().map_err(map_image_err)?;
+    let (w, h) = decoder.dimensions();
+    if w == 0 || h == 0 {
+        return Err(VisionError::EmptyImage);
+    }
+    if (w as u64) * (h as u64) > limits.max_pixels || w > limits.max_side || h > limits.max_side {
+        return Err(VisionError::ImageTooLarge { width: w, height: h, max_pixels: limits.max_pixels });
+    }
+    let orientation = decoder.orientation().ok();
+    let mut img = image::DynamicImage::from_decoder(decoder).map_err(map_image_err)?;
+    if let Some(o) = orientation {
+        img.apply_orientation(o);
+    }
+    let rgb = img.into_rgb8();
+    let (w, h) = rgb.dimensions();
+    Frame::from_rgb(w, h, rgb.into_raw()).map_err(|e| VisionError::CorruptImage(e.to_string()))
+}
+
+fn map_image_err(e: image::ImageError) -> VisionError {
+    use image::ImageError as E;
+    match e {
+        E::Limits(l) => VisionError::InvalidInput(format!("image exceeds decoding limits: {l}")),
+        E::Unsupported(u) => VisionError::UnsupportedFormat(u.to_string()),
+        E::Decoding(d) => VisionError::CorruptImage(d.to_string()),
+        E::IoError(io) => VisionError::CorruptImage(io.to_string()),
+        other => VisionError::CorruptImage(other.to_string()),
+    }
+}
+
+/// Encodes an RGB frame as PNG (annotations, crops).
+pub fn encode_png(frame: &Frame) -> Result<Vec<u8>, VisionError> {
+    let img = image::RgbImage::from_raw(frame.width(), frame.height(), frame.rgb().to_vec())
+        .ok_or_else(|| VisionError::InvalidInput("frame buffer size".into()))?;
+    let mut out = Cursor::new(Vec::new());
+    img.write_to(&mut out, ImageFormat::Png).map_err(|e| VisionError::InvalidInput(e.to_string()))?;
+    Ok(out.into_inner())
+}
+
+/// Encodes an RGB frame as JPEG at the given quality (crops kept for review).
+pub fn encode_jpeg(frame: &Frame, quality: u8) -> Result<Vec<u8>, VisionError> {
+    let mut out = Vec::new();
+    let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality);
+    enc.encode(frame.rgb(), frame.width(), frame.height(), image::ExtendedColorType::Rgb8)
+        .map_err(|e| VisionError::InvalidInput(e.to_string()))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn png_bytes(img: image::DynamicImage) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        img.write_to(&mut out, ImageFormat::Png).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn not_an_image() {
+        let e = decode_bytes(b"hello, this is text and not a picture", &DecodeLimits::default()).unwrap_err();
+        assert!(matches!(e, VisionError::UnsupportedFormat(_)), "{e}");
+        let e = decode_bytes(&[], &DecodeLimits::default()).unwrap_err();
+        assert!(matches!(e, VisionError::UnsupportedFormat(_)), "{e}");
+    }
+
+    #[test]
+    fn sixteen_bit_rgba_and_grey_become_rgb8() {
+        let img16 = image::DynamicImage::ImageRgba16(image::ImageBuffer::from_pixel(7, 5, image::Rgba([65535u16, 0, 32768, 65535])));
+        let f = decode_bytes(&png_bytes(img16), &DecodeLimits::default()).unwrap();
+        assert_eq!((f.width(), f.height()), (7, 5));
+        assert_eq!(&f.rgb()[..3], &[255, 0, 128]);
+        let grey = image::DynamicImage::ImageLuma8(image::ImageBuffer::from_pixel(3, 2, image::Luma([77u8])));
+        let f = decode_bytes(&png_bytes(grey), &DecodeLimits::default()).unwrap();
+        assert_eq!(f.rgb(), &[77u8; 18][..]);
+    }
+
+    #[test]
+    fn decompression_bomb_refused_before_allocation() {
+        // A valid PNG header declaring 100000 x 100000 pixels with almost no data.
+        let mut png = Vec::new();
+        png.extend_from_slice(b"\x89PNG\r\n\x1a\n");
+        let mut ihdr = Vec::new();
+        ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+        ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+        png.extend_from_slice(&(ihdr.len() as u32).to_be_bytes());
+        let mut chunk = b"IHDR".to_vec();
+        chunk.extend_from_slice(&ihdr);
+        png.extend_from_slice(&chunk);
+        png.extend_from_slice(&crc32(&chunk).to_be_bytes());
+        let e = decode_bytes(&png, &DecodeLimits::default()).unwrap_err();
+        assert!(matches!(e, VisionError::ImageTooLarge { .. } | VisionError::InvalidInput(_)), "{e}");
+    }
+
+    #[test]
+    fn oversized_input_refused() {
+        let lim = DecodeLimits { max_bytes: 10, ..Default::default() };
+        assert!(matches!(decode_bytes(&[0u8; 11], &lim), Err(VisionError::InputTooLarge { .. })));
+    }
+
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xffff_ffffu32;
+        for &b in data {
+            crc ^= b as u32;
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+}

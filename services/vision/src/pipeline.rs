@@ -1,0 +1,136 @@
+//! Detect → quality → align → embed, as one object per worker.
+
+use crate::align;
+use crate::detect::{Detection, Detector};
+use crate::embed::Embedder;
+use crate::manifest::{resolve_models_dir, Catalog, Thresholds};
+use crate::quality::{assess, QualityConfig};
+use crate::runtime::SessionOptions;
+use crate::VisionError;
+use rollcall_domain::face::FaceObservation;
+use rollcall_domain::Frame;
+use std::path::PathBuf;
+
+/// Which models to run and how.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub detector: String,
+    pub embedder: String,
+    /// Letterbox size for dynamic-input detectors (e.g. 320 or 640).
+    pub detector_size: Option<u32>,
+    pub models_dir: Option<PathBuf>,
+    /// Extra manifest directory (ArcFace, SFace, ...), on top of the built-in manifests.
+    pub manifest_dir: Option<PathBuf>,
+    pub quality: QualityConfig,
+    pub session: SessionOptions,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            detector: "retinaface_mnet025".into(),
+            embedder: "mobilefacenet_128".into(),
+            detector_size: None,
+            models_dir: None,
+            manifest_dir: None,
+            quality: QualityConfig::default(),
+            session: SessionOptions::default(),
+        }
+    }
+}
+
+/// A face with its aligned crop (kept for review and enrollment).
+#[derive(Debug, Clone)]
+pub struct AnalyzedFace {
+    pub observation: FaceObservation,
+    pub aligned: Frame,
+}
+
+/// Which faces to embed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmbedPolicy {
+    /// Only faces that pass the quality gate.
+    Passing,
+    /// Every detected face.
+    All,
+    /// None (detection and quality only).
+    None,
+}
+
+pub struct FacePipeline {
+    pub detector: Detector,
+    pub embedder: Embedder,
+    pub quality: QualityConfig,
+}
+
+impl FacePipeline {
+    pub fn open(cfg: &PipelineConfig) -> Result<Self, VisionError> {
+        let catalog = match &cfg.manifest_dir {
+            Some(d) => Catalog::with_dir(d)?,
+            None => Catalog::builtin(),
+        };
+        let dir = resolve_models_dir(cfg.models_dir.as_deref());
+        let find = |id: &str| {
+            catalog.get(id).cloned().ok_or_else(|| VisionError::Manifest { path: id.to_string(), reason: "no manifest with this id".into() })
+        };
+        let detector = Detector::open(&find(&cfg.detector)?, &dir, cfg.detector_size, &cfg.session)?;
+        let embedder = Embedder::open(&find(&cfg.embedder)?, &dir, &cfg.session)?;
+        Ok(Self { detector, embedder, quality: cfg.quality })
+    }
+
+    pub fn thresholds(&self) -> Thresholds {
+        self.embedder.thresholds()
+    }
+
+    /// Aligns one detection onto the embedder's template.
+    pub fn align(&self, frame: &Frame, det: &Detection) -> Frame {
+        let (w, h) = self.embedder.input_size();
+        align::align(frame, &det.landmarks, self.embedder.template(), w, h)
+            // Degenerate landmarks (all in one point) cannot come from a working detector on a
+            // real face; give a black crop that will fail the quality gate.
+            .unwrap_or_else(|| Frame::from_rgb(w, h, vec![0; (w * h * 3) as usize]).expect("sized"))
+    }
+
+    /// Runs the whole pipeline on one frame. Faces come out highest detection score first.
+    pub fn analyze(&mut self, frame: &Frame, policy: EmbedPolicy) -> Result<Vec<AnalyzedFace>, VisionError> {
+        let dets = self.detector.detect(frame)?;
+        let mut faces: Vec<AnalyzedFace> = dets
+            .iter()
+            .map(|d| {
+                let aligned = self.align(frame, d);
+                let quality = assess(&self.quality, frame.width(), frame.height(), &d.bbox, d.score, &d.landmarks, Some(&aligned));
+                AnalyzedFace { observation: FaceObservation { bbox: d.bbox, landmarks: d.landmarks, quality, embedding: None }, aligned }
+            })
+            .collect();
+        let idx: Vec<usize> = faces
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| match policy {
+                EmbedPolicy::All => true,
+                EmbedPolicy::Passing => f.observation.quality.passed(),
+                EmbedPolicy::None => false,
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if !idx.is_empty() {
+            let crops: Vec<&Frame> = idx.iter().map(|&i| &faces[i].aligned).collect();
+            let embs = self.embedder.embed(&crops)?;
+            for (i, e) in idx.into_iter().zip(embs) {
+                faces[i].observation.embedding = Some(e);
+            }
+        }
+        Ok(faces)
+    }
+
+    /// The largest face (by box area) of a frame, embedded whatever its quality.
+    pub fn largest_face(&mut self, frame: &Frame) -> Result<Option<AnalyzedFace>, VisionError> {
+        let dets = self.detector.detect(frame)?;
+        let Some(d) = dets.iter().max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area())) else {
+            return Ok(None);
+        };
+        let aligned = self.align(frame, d);
+        let quality = assess(&self.quality, frame.width(), frame.height(), &d.bbox, d.score, &d.landmarks, Some(&aligned));
+        let emb = self.embedder.embed(&[&aligned])?.pop();
+        Ok(Some(AnalyzedFace { observation: FaceObservation { bbox: d.bbox, landmarks: d.landmarks, quality, embedding: emb }, aligned }))
+    }
+}

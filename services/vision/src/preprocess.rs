@@ -1,0 +1,141 @@
+//! Letterbox resize and normalisation into an NCHW float tensor, in one pass.
+
+use crate::manifest::{ChannelOrder, InputSpec};
+use rollcall_domain::Frame;
+
+/// How a frame was placed into the model input: `input = frame * scale`, padded bottom/right.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Letterbox {
+    pub scale: f32,
+    pub input_w: u32,
+    pub input_h: u32,
+}
+
+impl Letterbox {
+    /// Maps model-input coordinates back to frame coordinates.
+    #[inline]
+    pub fn to_frame(&self, x: f32, y: f32) -> (f32, f32) {
+        (x / self.scale, y / self.scale)
+    }
+}
+
+/// Resizes `frame` (keeping its aspect ratio) into `input_w × input_h`, pads bottom/right with
+/// the value that normalises to zero, converts to the model's channel order and normalisation,
+/// and writes planar CHW floats into `out` (resized to `3 * input_w * input_h`).
+pub fn letterbox_into(frame: &Frame, spec: &InputSpec, input_w: u32, input_h: u32, out: &mut Vec<f32>) -> Letterbox {
+    let (fw, fh) = (frame.width() as usize, frame.height() as usize);
+    let (iw, ih) = (input_w as usize, input_h as usize);
+    let scale = (input_w as f32 / fw as f32).min(input_h as f32 / fh as f32);
+    let sw = ((fw as f32 * scale).round() as usize).clamp(1, iw);
+    let sh = ((fh as f32 * scale).round() as usize).clamp(1, ih);
+    let plane = iw * ih;
+    out.clear();
+    out.resize(3 * plane, 0.0);
+    // Model channel c reads RGB channel src_ch[c].
+    let src_ch: [usize; 3] = match spec.channel_order {
+        ChannelOrder::Rgb => [0, 1, 2],
+        ChannelOrder::Bgr => [2, 1, 0],
+    };
+    let (mean, nscale) = (spec.mean, spec.scale);
+    // Pad value: 0 after normalisation (the frame mean), as the reference implementations do.
+    // (The buffer is already zero.)
+
+    // Precompute horizontal sample positions (pixel-centre aligned bilinear).
+    let inv = 1.0 / scale;
+    let xs: Vec<(usize, usize, f32)> = (0..sw)
+        .map(|x| {
+            let sx = ((x as f32 + 0.5) * inv - 0.5).clamp(0.0, (fw - 1) as f32);
+            let x0 = sx.floor() as usize;
+            let x1 = (x0 + 1).min(fw - 1);
+            (x0 * 3, x1 * 3, sx - x0 as f32)
+        })
+        .collect();
+    let rgb = frame.rgb();
+    let row_stride = fw * 3;
+    let (p0, rest) = out.split_at_mut(plane);
+    let (p1, p2) = rest.split_at_mut(plane);
+    let planes: [&mut [f32]; 3] = [p0, p1, p2];
+    let [o0, o1, o2] = planes;
+    for y in 0..sh {
+        let sy = ((y as f32 + 0.5) * inv - 0.5).clamp(0.0, (fh - 1) as f32);
+        let y0 = sy.floor() as usize;
+        let y1 = (y0 + 1).min(fh - 1);
+        let wy = sy - y0 as f32;
+        let r0 = &rgb[y0 * row_stride..(y0 + 1) * row_stride];
+        let r1 = &rgb[y1 * row_stride..(y1 + 1) * row_stride];
+        let base = y * iw;
+        for (x, &(a, b, wx)) in xs.iter().enumerate() {
+            let mut px = [0f32; 3];
+            for (c, v) in px.iter_mut().enumerate() {
+                let top = r0[a + c] as f32 + (r0[b + c] as f32 - r0[a + c] as f32) * wx;
+                let bot = r1[a + c] as f32 + (r1[b + c] as f32 - r1[a + c] as f32) * wx;
+                *v = top + (bot - top) * wy;
+            }
+            let i = base + x;
+            o0[i] = (px[src_ch[0]] - mean[0]) * nscale[0];
+            o1[i] = (px[src_ch[1]] - mean[1]) * nscale[1];
+            o2[i] = (px[src_ch[2]] - mean[2]) * nscale[2];
+        }
+    }
+    Letterbox { scale, input_w, input_h }
+}
+
+/// Normalises an already-sized RGB image (e.g. an aligned 112×112 face) into CHW floats appended
+/// to `out`.
+pub fn normalise_append(rgb: &[u8], spec: &InputSpec, out: &mut Vec<f32>) {
+    let n = rgb.len() / 3;
+    let start = out.len();
+    out.resize(start + 3 * n, 0.0);
+    let dst = &mut out[start..];
+    let src_ch: [usize; 3] = match spec.channel_order {
+        ChannelOrder::Rgb => [0, 1, 2],
+        ChannelOrder::Bgr => [2, 1, 0],
+    };
+    for c in 0..3 {
+        let (m, s, sc) = (spec.mean[c], spec.scale[c], src_ch[c]);
+        let plane = &mut dst[c * n..(c + 1) * n];
+        for (i, v) in plane.iter_mut().enumerate() {
+            *v = (rgb[i * 3 + sc] as f32 - m) * s;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(order: ChannelOrder) -> InputSpec {
+        InputSpec {
+            name: "x".into(),
+            width: 8,
+            height: 8,
+            dynamic: false,
+            multiple_of: 1,
+            channel_order: order,
+            mean: [0.0; 3],
+            scale: [1.0; 3],
+        }
+    }
+
+    #[test]
+    fn letterbox_keeps_aspect_and_pads() {
+        // 4x2 frame of pure red into 8x8: scale 2, content 8x4, bottom half padded.
+        let f = Frame::from_rgb(4, 2, [255u8, 0, 0].repeat(8)).unwrap();
+        let mut out = Vec::new();
+        let lb = letterbox_into(&f, &spec(ChannelOrder::Rgb), 8, 8, &mut out);
+        assert_eq!(lb.scale, 2.0);
+        assert_eq!(out.len(), 3 * 64);
+        assert_eq!(out[0], 255.0); // R plane, top-left
+        assert_eq!(out[64], 0.0); // G plane
+        assert_eq!(out[5 * 8], 0.0); // R plane, row 5 is padding
+        assert_eq!(lb.to_frame(8.0, 4.0), (4.0, 2.0));
+    }
+
+    #[test]
+    fn channel_order_is_applied() {
+        let f = Frame::from_rgb(1, 1, vec![10, 20, 30]).unwrap();
+        let mut out = Vec::new();
+        normalise_append(f.rgb(), &spec(ChannelOrder::Bgr), &mut out);
+        assert_eq!(out, vec![30.0, 20.0, 10.0]);
+    }
+}
