@@ -142,16 +142,38 @@ mod tests {
 
     #[test]
     fn iou_basics() {
-        let a = BBox { x1: 0.0, y1: 0.0, x2: 10.0, y2: 10.0 };
-        let b = BBox { x1: 5.0, y1: 0.0, x2: 15.0, y2: 10.0 };
+        let a = BBox {
+            x1: 0.0,
+            y1: 0.0,
+            x2: 10.0,
+            y2: 10.0,
+        };
+        let b = BBox {
+            x1: 5.0,
+            y1: 0.0,
+            x2: 15.0,
+            y2: 10.0,
+        };
         assert!((a.iou(&b) - 50.0 / 150.0).abs() < 1e-6);
-        assert_eq!(a.iou(&BBox { x1: 20.0, y1: 20.0, x2: 30.0, y2: 30.0 }), 0.0);
+        assert_eq!(
+            a.iou(&BBox {
+                x1: 20.0,
+                y1: 20.0,
+                x2: 30.0,
+                y2: 30.0
+            }),
+            0.0
+        );
         assert!((a.iou(&a) - 1.0).abs() < 1e-6);
     }
 
     #[test]
     fn cosine_refuses_other_models() {
-        let a = Embedding { model_id: "m".into(), model_version: "1".into(), vector: vec![1.0, 0.0] };
+        let a = Embedding {
+            model_id: "m".into(),
+            model_version: "1".into(),
+            vector: vec![1.0, 0.0],
+        };
         let mut b = a.clone();
         assert_eq!(a.cosine(&b), Some(1.0));
         b.model_version = "2".into();

@@ -22,7 +22,12 @@ impl Frame {
     pub fn from_rgb(width: u32, height: u32, rgb: Vec<u8>) -> Result<Self, FrameSizeError> {
         let want = width as usize * height as usize * 3;
         if rgb.len() != want {
-            return Err(FrameSizeError { width, height, got: rgb.len(), want });
+            return Err(FrameSizeError {
+                width,
+                height,
+                got: rgb.len(),
+                want,
+            });
         }
         Ok(Self { width, height, rgb })
     }

@@ -161,7 +161,6 @@ pub enum OverdraftPolicy {
     Allow { max_lessons: i64 },
 }
 
-
 /// Alert thresholds (per school).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AlertPolicy {

@@ -5,12 +5,12 @@
 //! function of its inputs and can be property-tested. Adapters (vision, gallery, ledger, notify)
 //! implement the ports declared here.
 
+pub mod clock;
+pub mod face;
 pub mod frame;
 pub mod gallery;
 pub mod ids;
 pub mod ledger;
-pub mod clock;
-pub mod face;
 pub mod matcher;
 
 pub use frame::Frame;

@@ -15,7 +15,10 @@ pub struct Similarity {
 
 impl Similarity {
     pub fn apply(&self, p: [f32; 2]) -> [f32; 2] {
-        [self.a * p[0] - self.b * p[1] + self.tx, self.b * p[0] + self.a * p[1] + self.ty]
+        [
+            self.a * p[0] - self.b * p[1] + self.tx,
+            self.b * p[0] + self.a * p[1] + self.ty,
+        ]
     }
 
     /// The inverse transform; `None` for a degenerate (zero-scale) one.
@@ -25,7 +28,12 @@ impl Similarity {
             return None;
         }
         let (ia, ib) = (self.a / d, -self.b / d);
-        Some(Similarity { a: ia, b: ib, tx: -(ia * self.tx - ib * self.ty), ty: -(ib * self.tx + ia * self.ty) })
+        Some(Similarity {
+            a: ia,
+            b: ib,
+            tx: -(ia * self.tx - ib * self.ty),
+            ty: -(ib * self.tx + ia * self.ty),
+        })
     }
 
     pub fn scale(&self) -> f32 {
@@ -67,12 +75,23 @@ pub fn umeyama(src: &[[f32; 2]], dst: &[[f32; 2]]) -> Option<Similarity> {
     let b = num_b / sxx;
     let tx = mdx - (a * msx - b * msy);
     let ty = mdy - (b * msx + a * msy);
-    Some(Similarity { a: a as f32, b: b as f32, tx: tx as f32, ty: ty as f32 })
+    Some(Similarity {
+        a: a as f32,
+        b: b as f32,
+        tx: tx as f32,
+        ty: ty as f32,
+    })
 }
 
 /// Warps `frame` so that `landmarks` land on `template`, producing an `out_w × out_h` RGB crop.
 /// Pixels sampled outside the frame are black. Returns `None` for degenerate landmarks.
-pub fn align(frame: &Frame, landmarks: &Landmarks, template: &[[f32; 2]; 5], out_w: u32, out_h: u32) -> Option<Frame> {
+pub fn align(
+    frame: &Frame,
+    landmarks: &Landmarks,
+    template: &[[f32; 2]; 5],
+    out_w: u32,
+    out_h: u32,
+) -> Option<Frame> {
     let m = umeyama(landmarks, template)?;
     let inv = m.inverse()?;
     Some(warp(frame, &inv, out_w, out_h))
@@ -116,8 +135,19 @@ mod tests {
 
     #[test]
     fn recovers_a_known_similarity() {
-        let t = Similarity { a: 0.8, b: 0.3, tx: 12.0, ty: -4.0 };
-        let src = [[10.0, 20.0], [40.0, 22.0], [25.0, 35.0], [14.0, 50.0], [38.0, 51.0]];
+        let t = Similarity {
+            a: 0.8,
+            b: 0.3,
+            tx: 12.0,
+            ty: -4.0,
+        };
+        let src = [
+            [10.0, 20.0],
+            [40.0, 22.0],
+            [25.0, 35.0],
+            [14.0, 50.0],
+            [38.0, 51.0],
+        ];
         let dst: Vec<[f32; 2]> = src.iter().map(|p| t.apply(*p)).collect();
         let m = umeyama(&src, &dst).unwrap();
         for (a, b) in [(m.a, t.a), (m.b, t.b), (m.tx, t.tx), (m.ty, t.ty)] {
@@ -130,13 +160,27 @@ mod tests {
 
     #[test]
     fn degenerate_points() {
-        assert!(umeyama(&[[1.0, 1.0]; 5], &[[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, 2.0]]).is_none());
+        assert!(umeyama(
+            &[[1.0, 1.0]; 5],
+            &[[0.0, 0.0], [1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, 2.0]]
+        )
+        .is_none());
     }
 
     #[test]
     fn identity_warp_copies() {
         let f = Frame::from_rgb(2, 2, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]).unwrap();
-        let out = warp(&f, &Similarity { a: 1.0, b: 0.0, tx: 0.0, ty: 0.0 }, 2, 2);
+        let out = warp(
+            &f,
+            &Similarity {
+                a: 1.0,
+                b: 0.0,
+                tx: 0.0,
+                ty: 0.0,
+            },
+            2,
+            2,
+        );
         assert_eq!(out.rgb(), f.rgb());
     }
 }

@@ -19,16 +19,25 @@ pub struct DecodeLimits {
 
 impl Default for DecodeLimits {
     fn default() -> Self {
-        Self { max_bytes: 64 << 20, max_pixels: 40_000_000, max_side: 16_384 }
+        Self {
+            max_bytes: 64 << 20,
+            max_pixels: 40_000_000,
+            max_side: 16_384,
+        }
     }
 }
 
 /// Reads and decodes an image file into RGB.
 pub fn decode_file(path: &Path, limits: &DecodeLimits) -> Result<Frame, VisionError> {
-    let io = |source| VisionError::Io { path: path.to_path_buf(), source };
+    let io = |source| VisionError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let meta = std::fs::metadata(path).map_err(io)?;
     if meta.len() > limits.max_bytes {
-        return Err(VisionError::InputTooLarge { limit: limits.max_bytes });
+        return Err(VisionError::InputTooLarge {
+            limit: limits.max_bytes,
+        });
     }
     let bytes = std::fs::read(path).map_err(io)?;
     decode_bytes(&bytes, limits)
@@ -39,11 +48,12 @@ pub fn decode_file(path: &Path, limits: &DecodeLimits) -> Result<Frame, VisionEr
 /// decoding, so a decompression bomb is refused without allocating its pixels.
 pub fn decode_bytes(bytes: &[u8], limits: &DecodeLimits) -> Result<Frame, VisionError> {
     if bytes.len() as u64 > limits.max_bytes {
-        return Err(VisionError::InputTooLarge { limit: limits.max_bytes });
+        return Err(VisionError::InputTooLarge {
+            limit: limits.max_bytes,
+        });
     }
-    let format = image::guess_format(bytes).map_err(|_| {
-        VisionError::UnsupportedFormat("unrecognised file signature".into())
-    })?;
+    let format = image::guess_format(bytes)
+        .map_err(|_| VisionError::UnsupportedFormat("unrecognised file signature".into()))?;
     if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png) {
         return Err(VisionError::UnsupportedFormat(format!("{format:?}")));
     }
@@ -60,7 +70,11 @@ pub fn decode_bytes(bytes: &[u8], limits: &DecodeLimits) -> Result<Frame, Vision
         return Err(VisionError::EmptyImage);
     }
     if (w as u64) * (h as u64) > limits.max_pixels || w > limits.max_side || h > limits.max_side {
-        return Err(VisionError::ImageTooLarge { width: w, height: h, max_pixels: limits.max_pixels });
+        return Err(VisionError::ImageTooLarge {
+            width: w,
+            height: h,
+            max_pixels: limits.max_pixels,
+        });
     }
     let orientation = decoder.orientation().ok();
     let mut img = image::DynamicImage::from_decoder(decoder).map_err(map_image_err)?;
@@ -88,7 +102,8 @@ pub fn encode_png(frame: &Frame) -> Result<Vec<u8>, VisionError> {
     let img = image::RgbImage::from_raw(frame.width(), frame.height(), frame.rgb().to_vec())
         .ok_or_else(|| VisionError::InvalidInput("frame buffer size".into()))?;
     let mut out = Cursor::new(Vec::new());
-    img.write_to(&mut out, ImageFormat::Png).map_err(|e| VisionError::InvalidInput(e.to_string()))?;
+    img.write_to(&mut out, ImageFormat::Png)
+        .map_err(|e| VisionError::InvalidInput(e.to_string()))?;
     Ok(out.into_inner())
 }
 
@@ -96,8 +111,13 @@ pub fn encode_png(frame: &Frame) -> Result<Vec<u8>, VisionError> {
 pub fn encode_jpeg(frame: &Frame, quality: u8) -> Result<Vec<u8>, VisionError> {
     let mut out = Vec::new();
     let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality);
-    enc.encode(frame.rgb(), frame.width(), frame.height(), image::ExtendedColorType::Rgb8)
-        .map_err(|e| VisionError::InvalidInput(e.to_string()))?;
+    enc.encode(
+        frame.rgb(),
+        frame.width(),
+        frame.height(),
+        image::ExtendedColorType::Rgb8,
+    )
+    .map_err(|e| VisionError::InvalidInput(e.to_string()))?;
     Ok(out)
 }
 
@@ -113,7 +133,11 @@ mod tests {
 
     #[test]
     fn not_an_image() {
-        let e = decode_bytes(b"hello, this is text and not a picture", &DecodeLimits::default()).unwrap_err();
+        let e = decode_bytes(
+            b"hello, this is text and not a picture",
+            &DecodeLimits::default(),
+        )
+        .unwrap_err();
         assert!(matches!(e, VisionError::UnsupportedFormat(_)), "{e}");
         let e = decode_bytes(&[], &DecodeLimits::default()).unwrap_err();
         assert!(matches!(e, VisionError::UnsupportedFormat(_)), "{e}");
@@ -121,11 +145,19 @@ mod tests {
 
     #[test]
     fn sixteen_bit_rgba_and_grey_become_rgb8() {
-        let img16 = image::DynamicImage::ImageRgba16(image::ImageBuffer::from_pixel(7, 5, image::Rgba([65535u16, 0, 32768, 65535])));
+        let img16 = image::DynamicImage::ImageRgba16(image::ImageBuffer::from_pixel(
+            7,
+            5,
+            image::Rgba([65535u16, 0, 32768, 65535]),
+        ));
         let f = decode_bytes(&png_bytes(img16), &DecodeLimits::default()).unwrap();
         assert_eq!((f.width(), f.height()), (7, 5));
         assert_eq!(&f.rgb()[..3], &[255, 0, 128]);
-        let grey = image::DynamicImage::ImageLuma8(image::ImageBuffer::from_pixel(3, 2, image::Luma([77u8])));
+        let grey = image::DynamicImage::ImageLuma8(image::ImageBuffer::from_pixel(
+            3,
+            2,
+            image::Luma([77u8]),
+        ));
         let f = decode_bytes(&png_bytes(grey), &DecodeLimits::default()).unwrap();
         assert_eq!(f.rgb(), &[77u8; 18][..]);
     }
@@ -145,13 +177,25 @@ mod tests {
         png.extend_from_slice(&chunk);
         png.extend_from_slice(&crc32(&chunk).to_be_bytes());
         let e = decode_bytes(&png, &DecodeLimits::default()).unwrap_err();
-        assert!(matches!(e, VisionError::ImageTooLarge { .. } | VisionError::InvalidInput(_)), "{e}");
+        assert!(
+            matches!(
+                e,
+                VisionError::ImageTooLarge { .. } | VisionError::InvalidInput(_)
+            ),
+            "{e}"
+        );
     }
 
     #[test]
     fn oversized_input_refused() {
-        let lim = DecodeLimits { max_bytes: 10, ..Default::default() };
-        assert!(matches!(decode_bytes(&[0u8; 11], &lim), Err(VisionError::InputTooLarge { .. })));
+        let lim = DecodeLimits {
+            max_bytes: 10,
+            ..Default::default()
+        };
+        assert!(matches!(
+            decode_bytes(&[0u8; 11], &lim),
+            Err(VisionError::InputTooLarge { .. })
+        ));
     }
 
     fn crc32(data: &[u8]) -> u32 {
@@ -159,7 +203,11 @@ mod tests {
         for &b in data {
             crc ^= b as u32;
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    (crc >> 1) ^ 0xedb8_8320
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc

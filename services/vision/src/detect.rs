@@ -47,11 +47,22 @@ pub struct Detector {
 impl Detector {
     /// Opens the model named by `manifest` from `models_dir`, verifying checksum and shapes.
     /// `size` overrides the letterbox size of a dynamic-input model (e.g. 320 or 640).
-    pub fn open(manifest: &ModelManifest, models_dir: &Path, size: Option<u32>, opts: &SessionOptions) -> Result<Self, VisionError> {
+    pub fn open(
+        manifest: &ModelManifest,
+        models_dir: &Path,
+        size: Option<u32>,
+        opts: &SessionOptions,
+    ) -> Result<Self, VisionError> {
         if manifest.kind != ModelKind::Detector {
-            return Err(VisionError::Manifest { path: manifest.id.clone(), reason: "not a detector".into() });
+            return Err(VisionError::Manifest {
+                path: manifest.id.clone(),
+                reason: "not a detector".into(),
+            });
         }
-        let spec = manifest.detector.clone().expect("validated by ModelManifest::parse");
+        let spec = manifest
+            .detector
+            .clone()
+            .expect("validated by ModelManifest::parse");
         let path = manifest::verified_model_path(manifest, models_dir)?;
         let session = open_session(&manifest.tag(), &path, opts)?;
         let outputs: Vec<&str> = match spec.family {
@@ -61,7 +72,12 @@ impl Detector {
             }
             DetectorFamily::Scrfd => {
                 let s = spec.scrfd.as_ref().expect("validated");
-                s.scores.iter().chain(&s.boxes).chain(&s.keypoints).map(|x| x.as_str()).collect()
+                s.scores
+                    .iter()
+                    .chain(&s.boxes)
+                    .chain(&s.keypoints)
+                    .map(|x| x.as_str())
+                    .collect()
             }
         };
         manifest::check_session(manifest, &session, &outputs)?;
@@ -79,7 +95,9 @@ impl Detector {
             } else {
                 let m = manifest.input.multiple_of;
                 if s == 0 || s % m != 0 {
-                    return Err(VisionError::InvalidInput(format!("detector size {s} must be a positive multiple of {m}")));
+                    return Err(VisionError::InvalidInput(format!(
+                        "detector size {s} must be a positive multiple of {m}"
+                    )));
                 }
                 input_w = s;
                 input_h = s;
@@ -151,7 +169,13 @@ impl Detector {
 
     /// Letterboxes the frame into the model input (exposed for benchmarks).
     pub fn preprocess(&mut self, frame: &Frame) -> Letterbox {
-        letterbox_into(frame, &self.manifest.input, self.input_w, self.input_h, &mut self.buf)
+        letterbox_into(
+            frame,
+            &self.manifest.input,
+            self.input_w,
+            self.input_h,
+            &mut self.buf,
+        )
     }
 
     /// Detects faces, highest score first, in frame coordinates.
@@ -162,7 +186,10 @@ impl Detector {
         let lb = self.preprocess(frame);
         let shape = [1usize, 3, self.input_h as usize, self.input_w as usize];
         let tag = self.manifest.tag();
-        let ierr = |e: ort::Error| VisionError::Inference { model: tag.clone(), message: e.to_string() };
+        let ierr = |e: ort::Error| VisionError::Inference {
+            model: tag.clone(),
+            message: e.to_string(),
+        };
         let input = TensorRef::from_array_view((shape, self.buf.as_slice())).map_err(ierr)?;
         let outputs = self
             .session
@@ -171,7 +198,12 @@ impl Detector {
         let thr = self.score_threshold;
         let mut dets = Vec::new();
         let get = |name: &str| -> Result<&[f32], VisionError> {
-            let v = outputs.get(name).ok_or_else(|| VisionError::ShapeMismatch { model: tag.clone(), reason: format!("missing output {name}") })?;
+            let v = outputs
+                .get(name)
+                .ok_or_else(|| VisionError::ShapeMismatch {
+                    model: tag.clone(),
+                    reason: format!("missing output {name}"),
+                })?;
             v.try_extract_tensor::<f32>().map(|(_, d)| d).map_err(ierr)
         };
         match self.spec.family {
@@ -201,19 +233,30 @@ impl Detector {
                     for (k, pt) in landmarks.iter_mut().enumerate() {
                         *pt = [p.cx + lm[2 * k] * v0 * p.w, p.cy + lm[2 * k + 1] * v0 * p.h];
                     }
-                    dets.push(raw(cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0, score, landmarks));
+                    dets.push(raw(
+                        cx - w / 2.0,
+                        cy - h / 2.0,
+                        cx + w / 2.0,
+                        cy + h / 2.0,
+                        score,
+                        landmarks,
+                    ));
                 }
             }
             DetectorFamily::Scrfd => {
                 let s = self.spec.scrfd.as_ref().expect("validated");
                 for (k, &stride) in s.strides.iter().enumerate() {
-                    let (scores, boxes, kps) = (get(&s.scores[k])?, get(&s.boxes[k])?, get(&s.keypoints[k])?);
+                    let (scores, boxes, kps) =
+                        (get(&s.scores[k])?, get(&s.boxes[k])?, get(&s.keypoints[k])?);
                     let centres = &self.centres[k];
                     let n = centres.len();
                     if scores.len() != n || boxes.len() != n * 4 || kps.len() != n * 10 {
                         return Err(VisionError::ShapeMismatch {
                             model: tag.clone(),
-                            reason: format!("stride {stride}: expected {n} anchors, got {} scores", scores.len()),
+                            reason: format!(
+                                "stride {stride}: expected {n} anchors, got {} scores",
+                                scores.len()
+                            ),
                         });
                     }
                     let st = stride as f32;
@@ -228,7 +271,14 @@ impl Detector {
                         for (j, pt) in landmarks.iter_mut().enumerate() {
                             *pt = [cx + kp[2 * j] * st, cy + kp[2 * j + 1] * st];
                         }
-                        dets.push(raw(cx - b[0] * st, cy - b[1] * st, cx + b[2] * st, cy + b[3] * st, score, landmarks));
+                        dets.push(raw(
+                            cx - b[0] * st,
+                            cy - b[1] * st,
+                            cx + b[2] * st,
+                            cy + b[3] * st,
+                            score,
+                            landmarks,
+                        ));
                     }
                 }
             }
@@ -243,7 +293,11 @@ impl Detector {
 }
 
 fn raw(x1: f32, y1: f32, x2: f32, y2: f32, score: f32, landmarks: Landmarks) -> Detection {
-    Detection { bbox: BBox { x1, y1, x2, y2 }, score, landmarks }
+    Detection {
+        bbox: BBox { x1, y1, x2, y2 },
+        score,
+        landmarks,
+    }
 }
 
 fn map_back(d: &mut Detection, lb: &Letterbox) {

@@ -19,16 +19,32 @@ pub struct Embedder {
 }
 
 impl Embedder {
-    pub fn open(manifest: &ModelManifest, models_dir: &Path, opts: &SessionOptions) -> Result<Self, VisionError> {
+    pub fn open(
+        manifest: &ModelManifest,
+        models_dir: &Path,
+        opts: &SessionOptions,
+    ) -> Result<Self, VisionError> {
         if manifest.kind != ModelKind::Embedder {
-            return Err(VisionError::Manifest { path: manifest.id.clone(), reason: "not an embedder".into() });
+            return Err(VisionError::Manifest {
+                path: manifest.id.clone(),
+                reason: "not an embedder".into(),
+            });
         }
-        let spec = manifest.embedder.clone().expect("validated by ModelManifest::parse");
+        let spec = manifest
+            .embedder
+            .clone()
+            .expect("validated by ModelManifest::parse");
         let path = manifest::verified_model_path(manifest, models_dir)?;
         let session = open_session(&manifest.tag(), &path, opts)?;
         manifest::check_session(manifest, &session, &[spec.output.as_str()])?;
         let batch_dynamic = manifest::batch_is_dynamic(manifest, &session);
-        Ok(Self { manifest: manifest.clone(), spec, session, batch_dynamic, buf: Vec::new() })
+        Ok(Self {
+            manifest: manifest.clone(),
+            spec,
+            session,
+            batch_dynamic,
+            buf: Vec::new(),
+        })
     }
 
     pub fn manifest(&self) -> &ModelManifest {
@@ -44,7 +60,9 @@ impl Embedder {
     }
 
     pub fn thresholds(&self) -> Thresholds {
-        self.manifest.thresholds.expect("validated: embedders have thresholds")
+        self.manifest
+            .thresholds
+            .expect("validated: embedders have thresholds")
     }
 
     /// Whether several faces go through one session call.
@@ -58,7 +76,11 @@ impl Embedder {
         let (w, h) = self.input_size();
         for f in faces {
             if f.width() != w || f.height() != h {
-                return Err(VisionError::InvalidInput(format!("aligned face is {}x{}, the embedder needs {w}x{h}", f.width(), f.height())));
+                return Err(VisionError::InvalidInput(format!(
+                    "aligned face is {}x{}, the embedder needs {w}x{h}",
+                    f.width(),
+                    f.height()
+                )));
             }
         }
         let mut out = Vec::with_capacity(faces.len());
@@ -73,16 +95,31 @@ impl Embedder {
             }
             let shape = [group.len(), 3, h as usize, w as usize];
             let tag = self.manifest.tag();
-            let ierr = |e: ort::Error| VisionError::Inference { model: tag.clone(), message: e.to_string() };
+            let ierr = |e: ort::Error| VisionError::Inference {
+                model: tag.clone(),
+                message: e.to_string(),
+            };
             let input = TensorRef::from_array_view((shape, self.buf.as_slice())).map_err(ierr)?;
-            let outputs = self.session.run(ort::inputs![self.manifest.input.name.as_str() => input]).map_err(ierr)?;
-            let (_, data) = outputs[self.spec.output.as_str()].try_extract_tensor::<f32>().map_err(ierr)?;
+            let outputs = self
+                .session
+                .run(ort::inputs![self.manifest.input.name.as_str() => input])
+                .map_err(ierr)?;
+            let (_, data) = outputs[self.spec.output.as_str()]
+                .try_extract_tensor::<f32>()
+                .map_err(ierr)?;
             let d = self.spec.embedding_size;
             if data.len() != d * group.len() {
-                return Err(VisionError::ShapeMismatch { model: tag.clone(), reason: format!("output has {} values for {} faces", data.len(), group.len()) });
+                return Err(VisionError::ShapeMismatch {
+                    model: tag.clone(),
+                    reason: format!("output has {} values for {} faces", data.len(), group.len()),
+                });
             }
             for v in data.chunks_exact(d) {
-                out.push(Embedding { model_id: self.manifest.id.clone(), model_version: self.manifest.version.clone(), vector: l2_normalise(v) });
+                out.push(Embedding {
+                    model_id: self.manifest.id.clone(),
+                    model_version: self.manifest.version.clone(),
+                    vector: l2_normalise(v),
+                });
             }
         }
         Ok(out)

@@ -16,7 +16,11 @@ pub enum VisionError {
     #[error("image is empty (zero width or height)")]
     EmptyImage,
     #[error("image too large: {width}x{height} exceeds the limit of {max_pixels} pixels")]
-    ImageTooLarge { width: u32, height: u32, max_pixels: u64 },
+    ImageTooLarge {
+        width: u32,
+        height: u32,
+        max_pixels: u64,
+    },
     #[error("image data exceeds the limit of {limit} bytes")]
     InputTooLarge { limit: u64 },
     #[error("invalid model manifest {path}: {reason}")]
@@ -24,7 +28,11 @@ pub enum VisionError {
     #[error("model file {path} not found (models directory: {dir}); see models/README.md for how to obtain it")]
     ModelMissing { path: PathBuf, dir: PathBuf },
     #[error("model file {path} has sha256 {actual}, its manifest says {expected}")]
-    ChecksumMismatch { path: PathBuf, expected: String, actual: String },
+    ChecksumMismatch {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
     #[error("model {model} does not match its manifest: {reason}")]
     ShapeMismatch { model: String, reason: String },
     #[error("ONNX Runtime library not available: {0}")]

@@ -13,9 +13,18 @@ use std::path::{Path, PathBuf};
 
 /// Manifests shipped with rollcall (the files in `models/`).
 pub const BUILTIN: &[(&str, &str)] = &[
-    ("retinaface_mnet025.toml", include_str!("../../../models/retinaface_mnet025.toml")),
-    ("scrfd_2.5g_kps.toml", include_str!("../../../models/scrfd_2.5g_kps.toml")),
-    ("mobilefacenet_128.toml", include_str!("../../../models/mobilefacenet_128.toml")),
+    (
+        "retinaface_mnet025.toml",
+        include_str!("../../../models/retinaface_mnet025.toml"),
+    ),
+    (
+        "scrfd_2.5g_kps.toml",
+        include_str!("../../../models/scrfd_2.5g_kps.toml"),
+    ),
+    (
+        "mobilefacenet_128.toml",
+        include_str!("../../../models/mobilefacenet_128.toml"),
+    ),
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,7 +147,10 @@ pub struct ModelManifest {
 impl ModelManifest {
     /// Parses and checks a manifest's internal consistency (not the model file).
     pub fn parse(text: &str, origin: &str) -> Result<Self, VisionError> {
-        let bad = |reason: String| VisionError::Manifest { path: origin.to_string(), reason };
+        let bad = |reason: String| VisionError::Manifest {
+            path: origin.to_string(),
+            reason,
+        };
         let m: ModelManifest = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
         if m.id.is_empty() || m.version.is_empty() {
             return Err(bad("id and version must not be empty".into()));
@@ -149,40 +161,74 @@ impl ModelManifest {
         if m.input.width == 0 || m.input.height == 0 {
             return Err(bad("input width/height must be positive".into()));
         }
-        if m.input.multiple_of == 0 || m.input.width % m.input.multiple_of != 0 || m.input.height % m.input.multiple_of != 0 {
-            return Err(bad("input width/height must be multiples of multiple_of".into()));
+        if m.input.multiple_of == 0
+            || m.input.width % m.input.multiple_of != 0
+            || m.input.height % m.input.multiple_of != 0
+        {
+            return Err(bad(
+                "input width/height must be multiples of multiple_of".into()
+            ));
         }
-        if m.input.scale.iter().any(|s| !s.is_finite() || *s == 0.0) || m.input.mean.iter().any(|v| !v.is_finite()) {
+        if m.input.scale.iter().any(|s| !s.is_finite() || *s == 0.0)
+            || m.input.mean.iter().any(|v| !v.is_finite())
+        {
             return Err(bad("mean/scale must be finite and scale non-zero".into()));
         }
         match m.kind {
             ModelKind::Detector => {
-                let d = m.detector.as_ref().ok_or_else(|| bad("a detector needs a [detector] table".into()))?;
+                let d = m
+                    .detector
+                    .as_ref()
+                    .ok_or_else(|| bad("a detector needs a [detector] table".into()))?;
                 if !(0.0..=1.0).contains(&d.score_threshold) || !(0.0..=1.0).contains(&d.nms_iou) {
                     return Err(bad("score_threshold and nms_iou must be in [0, 1]".into()));
                 }
                 match d.family {
                     DetectorFamily::Retinaface => {
-                        let r = d.retinaface.as_ref().ok_or_else(|| bad("family retinaface needs [detector.retinaface]".into()))?;
-                        if r.steps.is_empty() || r.steps.len() != r.min_sizes.len() || r.steps.contains(&0) {
-                            return Err(bad("retinaface: steps and min_sizes must be non-empty, same length".into()));
+                        let r = d.retinaface.as_ref().ok_or_else(|| {
+                            bad("family retinaface needs [detector.retinaface]".into())
+                        })?;
+                        if r.steps.is_empty()
+                            || r.steps.len() != r.min_sizes.len()
+                            || r.steps.contains(&0)
+                        {
+                            return Err(bad(
+                                "retinaface: steps and min_sizes must be non-empty, same length"
+                                    .into(),
+                            ));
                         }
                     }
                     DetectorFamily::Scrfd => {
-                        let s = d.scrfd.as_ref().ok_or_else(|| bad("family scrfd needs [detector.scrfd]".into()))?;
+                        let s = d
+                            .scrfd
+                            .as_ref()
+                            .ok_or_else(|| bad("family scrfd needs [detector.scrfd]".into()))?;
                         let n = s.strides.len();
-                        if n == 0 || s.scores.len() != n || s.boxes.len() != n || s.keypoints.len() != n || s.anchors_per_cell == 0 || s.strides.contains(&0) {
-                            return Err(bad("scrfd: one scores/boxes/keypoints output per stride".into()));
+                        if n == 0
+                            || s.scores.len() != n
+                            || s.boxes.len() != n
+                            || s.keypoints.len() != n
+                            || s.anchors_per_cell == 0
+                            || s.strides.contains(&0)
+                        {
+                            return Err(bad(
+                                "scrfd: one scores/boxes/keypoints output per stride".into()
+                            ));
                         }
                     }
                 }
             }
             ModelKind::Embedder => {
-                let e = m.embedder.as_ref().ok_or_else(|| bad("an embedder needs an [embedder] table".into()))?;
+                let e = m
+                    .embedder
+                    .as_ref()
+                    .ok_or_else(|| bad("an embedder needs an [embedder] table".into()))?;
                 if e.embedding_size == 0 {
                     return Err(bad("embedding_size must be positive".into()));
                 }
-                let t = m.thresholds.ok_or_else(|| bad("an embedder needs [thresholds]".into()))?;
+                let t = m
+                    .thresholds
+                    .ok_or_else(|| bad("an embedder needs [thresholds]".into()))?;
                 if !(t.review <= t.accept) {
                     return Err(bad("thresholds: review must be <= accept".into()));
                 }
@@ -192,7 +238,10 @@ impl ModelManifest {
     }
 
     pub fn load(path: &Path) -> Result<Self, VisionError> {
-        let text = std::fs::read_to_string(path).map_err(|source| VisionError::Io { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| VisionError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -217,7 +266,9 @@ impl Catalog {
     pub fn builtin() -> Self {
         let manifests = BUILTIN
             .iter()
-            .map(|(name, text)| ModelManifest::parse(text, name).expect("built-in manifests are valid (tested)"))
+            .map(|(name, text)| {
+                ModelManifest::parse(text, name).expect("built-in manifests are valid (tested)")
+            })
             .collect();
         Self { manifests }
     }
@@ -225,7 +276,10 @@ impl Catalog {
     /// Built-ins plus the manifests found in `dir`.
     pub fn with_dir(dir: &Path) -> Result<Self, VisionError> {
         let mut cat = Self::builtin();
-        let rd = std::fs::read_dir(dir).map_err(|source| VisionError::Io { path: dir.to_path_buf(), source })?;
+        let rd = std::fs::read_dir(dir).map_err(|source| VisionError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
         let mut paths: Vec<PathBuf> = rd
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "toml"))
@@ -280,7 +334,10 @@ pub fn resolve_models_dir(configured: Option<&Path>) -> PathBuf {
 
 /// sha256 of a file, hex.
 pub fn sha256_file(path: &Path) -> Result<String, VisionError> {
-    let io = |source| VisionError::Io { path: path.to_path_buf(), source };
+    let io = |source| VisionError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let mut f = std::fs::File::open(path).map_err(io)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -298,41 +355,76 @@ pub fn sha256_file(path: &Path) -> Result<String, VisionError> {
 pub fn verified_model_path(m: &ModelManifest, dir: &Path) -> Result<PathBuf, VisionError> {
     let path = dir.join(&m.file);
     if !path.is_file() {
-        return Err(VisionError::ModelMissing { path, dir: dir.to_path_buf() });
+        return Err(VisionError::ModelMissing {
+            path,
+            dir: dir.to_path_buf(),
+        });
     }
     let actual = sha256_file(&path)?;
     if !actual.eq_ignore_ascii_case(&m.sha256) {
-        return Err(VisionError::ChecksumMismatch { path, expected: m.sha256.clone(), actual });
+        return Err(VisionError::ChecksumMismatch {
+            path,
+            expected: m.sha256.clone(),
+            actual,
+        });
     }
     Ok(path)
 }
 
 /// Checks the session's declared inputs and outputs against the manifest.
-pub(crate) fn check_session(m: &ModelManifest, session: &ort::session::Session, outputs: &[&str]) -> Result<(), VisionError> {
+pub(crate) fn check_session(
+    m: &ModelManifest,
+    session: &ort::session::Session,
+    outputs: &[&str],
+) -> Result<(), VisionError> {
     use ort::value::ValueType;
-    let mismatch = |reason: String| VisionError::ShapeMismatch { model: m.tag(), reason };
+    let mismatch = |reason: String| VisionError::ShapeMismatch {
+        model: m.tag(),
+        reason,
+    };
     let input = session
         .inputs()
         .iter()
         .find(|i| i.name() == m.input.name)
         .ok_or_else(|| {
-            let names: Vec<_> = session.inputs().iter().map(|i| i.name().to_string()).collect();
-            mismatch(format!("no input named {:?} (inputs: {names:?})", m.input.name))
+            let names: Vec<_> = session
+                .inputs()
+                .iter()
+                .map(|i| i.name().to_string())
+                .collect();
+            mismatch(format!(
+                "no input named {:?} (inputs: {names:?})",
+                m.input.name
+            ))
         })?;
     let shape: Vec<i64> = match input.dtype() {
         ValueType::Tensor { shape, .. } => shape.iter().copied().collect(),
-        other => return Err(mismatch(format!("input {} is not a tensor: {other:?}", m.input.name))),
+        other => {
+            return Err(mismatch(format!(
+                "input {} is not a tensor: {other:?}",
+                m.input.name
+            )))
+        }
     };
     if shape.len() != 4 {
-        return Err(mismatch(format!("input {} has rank {}, expected NCHW (4)", m.input.name, shape.len())));
+        return Err(mismatch(format!(
+            "input {} has rank {}, expected NCHW (4)",
+            m.input.name,
+            shape.len()
+        )));
     }
     if shape[1] != 3 {
-        return Err(mismatch(format!("input {} has {} channels, expected 3", m.input.name, shape[1])));
+        return Err(mismatch(format!(
+            "input {} has {} channels, expected 3",
+            m.input.name, shape[1]
+        )));
     }
     let (h, w) = (shape[2], shape[3]);
     if m.input.dynamic {
         if h > 0 || w > 0 {
-            return Err(mismatch(format!("manifest says dynamic input, the file fixes {w}x{h}")));
+            return Err(mismatch(format!(
+                "manifest says dynamic input, the file fixes {w}x{h}"
+            )));
         }
     } else if h != m.input.height as i64 || w != m.input.width as i64 {
         return Err(mismatch(format!(
@@ -342,12 +434,22 @@ pub(crate) fn check_session(m: &ModelManifest, session: &ort::session::Session, 
     }
     for name in outputs {
         if !session.outputs().iter().any(|o| o.name() == *name) {
-            let names: Vec<_> = session.outputs().iter().map(|o| o.name().to_string()).collect();
-            return Err(mismatch(format!("no output named {name:?} (outputs: {names:?})")));
+            let names: Vec<_> = session
+                .outputs()
+                .iter()
+                .map(|o| o.name().to_string())
+                .collect();
+            return Err(mismatch(format!(
+                "no output named {name:?} (outputs: {names:?})"
+            )));
         }
     }
     if let Some(e) = &m.embedder {
-        let out = session.outputs().iter().find(|o| o.name() == e.output).expect("checked above");
+        let out = session
+            .outputs()
+            .iter()
+            .find(|o| o.name() == e.output)
+            .expect("checked above");
         if let ValueType::Tensor { shape, .. } = out.dtype() {
             let last = shape.last().copied().unwrap_or(-1);
             if last != e.embedding_size as i64 {
@@ -416,7 +518,15 @@ review = 0.25
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("arcface.toml"), text).unwrap();
         let c = Catalog::with_dir(dir.path()).unwrap();
-        assert_eq!(c.get("arcface_r100").unwrap().embedder.as_ref().unwrap().embedding_size, 512);
+        assert_eq!(
+            c.get("arcface_r100")
+                .unwrap()
+                .embedder
+                .as_ref()
+                .unwrap()
+                .embedding_size,
+            512
+        );
         // the model file is absent: a clear error, no panic
         let err = verified_model_path(c.get("arcface_r100").unwrap(), dir.path()).unwrap_err();
         assert!(matches!(err, VisionError::ModelMissing { .. }), "{err}");
@@ -433,7 +543,10 @@ review = 0.25
         ] {
             assert!(good.contains(from), "{from}");
             let text = good.replacen(from, to, 1);
-            assert!(ModelManifest::parse(&text, "t").is_err(), "accepted after {from} -> {to}");
+            assert!(
+                ModelManifest::parse(&text, "t").is_err(),
+                "accepted after {from} -> {to}"
+            );
         }
     }
 }

@@ -71,11 +71,22 @@ impl FacePipeline {
         };
         let dir = resolve_models_dir(cfg.models_dir.as_deref());
         let find = |id: &str| {
-            catalog.get(id).cloned().ok_or_else(|| VisionError::Manifest { path: id.to_string(), reason: "no manifest with this id".into() })
+            catalog
+                .get(id)
+                .cloned()
+                .ok_or_else(|| VisionError::Manifest {
+                    path: id.to_string(),
+                    reason: "no manifest with this id".into(),
+                })
         };
-        let detector = Detector::open(&find(&cfg.detector)?, &dir, cfg.detector_size, &cfg.session)?;
+        let detector =
+            Detector::open(&find(&cfg.detector)?, &dir, cfg.detector_size, &cfg.session)?;
         let embedder = Embedder::open(&find(&cfg.embedder)?, &dir, &cfg.session)?;
-        Ok(Self { detector, embedder, quality: cfg.quality })
+        Ok(Self {
+            detector,
+            embedder,
+            quality: cfg.quality,
+        })
     }
 
     pub fn thresholds(&self) -> Thresholds {
@@ -92,14 +103,34 @@ impl FacePipeline {
     }
 
     /// Runs the whole pipeline on one frame. Faces come out highest detection score first.
-    pub fn analyze(&mut self, frame: &Frame, policy: EmbedPolicy) -> Result<Vec<AnalyzedFace>, VisionError> {
+    pub fn analyze(
+        &mut self,
+        frame: &Frame,
+        policy: EmbedPolicy,
+    ) -> Result<Vec<AnalyzedFace>, VisionError> {
         let dets = self.detector.detect(frame)?;
         let mut faces: Vec<AnalyzedFace> = dets
             .iter()
             .map(|d| {
                 let aligned = self.align(frame, d);
-                let quality = assess(&self.quality, frame.width(), frame.height(), &d.bbox, d.score, &d.landmarks, Some(&aligned));
-                AnalyzedFace { observation: FaceObservation { bbox: d.bbox, landmarks: d.landmarks, quality, embedding: None }, aligned }
+                let quality = assess(
+                    &self.quality,
+                    frame.width(),
+                    frame.height(),
+                    &d.bbox,
+                    d.score,
+                    &d.landmarks,
+                    Some(&aligned),
+                );
+                AnalyzedFace {
+                    observation: FaceObservation {
+                        bbox: d.bbox,
+                        landmarks: d.landmarks,
+                        quality,
+                        embedding: None,
+                    },
+                    aligned,
+                }
             })
             .collect();
         let idx: Vec<usize> = faces
@@ -125,12 +156,31 @@ impl FacePipeline {
     /// The largest face (by box area) of a frame, embedded whatever its quality.
     pub fn largest_face(&mut self, frame: &Frame) -> Result<Option<AnalyzedFace>, VisionError> {
         let dets = self.detector.detect(frame)?;
-        let Some(d) = dets.iter().max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area())) else {
+        let Some(d) = dets
+            .iter()
+            .max_by(|a, b| a.bbox.area().total_cmp(&b.bbox.area()))
+        else {
             return Ok(None);
         };
         let aligned = self.align(frame, d);
-        let quality = assess(&self.quality, frame.width(), frame.height(), &d.bbox, d.score, &d.landmarks, Some(&aligned));
+        let quality = assess(
+            &self.quality,
+            frame.width(),
+            frame.height(),
+            &d.bbox,
+            d.score,
+            &d.landmarks,
+            Some(&aligned),
+        );
         let emb = self.embedder.embed(&[&aligned])?.pop();
-        Ok(Some(AnalyzedFace { observation: FaceObservation { bbox: d.bbox, landmarks: d.landmarks, quality, embedding: emb }, aligned }))
+        Ok(Some(AnalyzedFace {
+            observation: FaceObservation {
+                bbox: d.bbox,
+                landmarks: d.landmarks,
+                quality,
+                embedding: emb,
+            },
+            aligned,
+        }))
     }
 }

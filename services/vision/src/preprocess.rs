@@ -22,7 +22,13 @@ impl Letterbox {
 /// Resizes `frame` (keeping its aspect ratio) into `input_w × input_h`, pads bottom/right with
 /// the value that normalises to zero, converts to the model's channel order and normalisation,
 /// and writes planar CHW floats into `out` (resized to `3 * input_w * input_h`).
-pub fn letterbox_into(frame: &Frame, spec: &InputSpec, input_w: u32, input_h: u32, out: &mut Vec<f32>) -> Letterbox {
+pub fn letterbox_into(
+    frame: &Frame,
+    spec: &InputSpec,
+    input_w: u32,
+    input_h: u32,
+    out: &mut Vec<f32>,
+) -> Letterbox {
     let (fw, fh) = (frame.width() as usize, frame.height() as usize);
     let (iw, ih) = (input_w as usize, input_h as usize);
     let scale = (input_w as f32 / fw as f32).min(input_h as f32 / fh as f32);
@@ -77,7 +83,11 @@ pub fn letterbox_into(frame: &Frame, spec: &InputSpec, input_w: u32, input_h: u3
             o2[i] = (px[src_ch[2]] - mean[2]) * nscale[2];
         }
     }
-    Letterbox { scale, input_w, input_h }
+    Letterbox {
+        scale,
+        input_w,
+        input_h,
+    }
 }
 
 /// Normalises an already-sized RGB image (e.g. an aligned 112×112 face) into CHW floats appended

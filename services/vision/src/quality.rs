@@ -20,14 +20,28 @@ pub struct QualityConfig {
 
 impl Default for QualityConfig {
     fn default() -> Self {
-        Self { min_score: 0.7, min_inter_ocular: 18.0, min_sharpness: 15.0, max_yaw: 45.0, max_pitch: 40.0, border_margin: 2.0 }
+        Self {
+            min_score: 0.7,
+            min_inter_ocular: 18.0,
+            min_sharpness: 15.0,
+            max_yaw: 45.0,
+            max_pitch: 40.0,
+            border_margin: 2.0,
+        }
     }
 }
 
 impl QualityConfig {
     /// The stricter gate used for enrollment photos.
     pub fn enrollment() -> Self {
-        Self { min_score: 0.8, min_inter_ocular: 30.0, min_sharpness: 25.0, max_yaw: 30.0, max_pitch: 30.0, border_margin: 2.0 }
+        Self {
+            min_score: 0.8,
+            min_inter_ocular: 30.0,
+            min_sharpness: 25.0,
+            max_yaw: 30.0,
+            max_pitch: 30.0,
+            border_margin: 2.0,
+        }
     }
 }
 
@@ -51,8 +65,15 @@ pub fn head_pose(l: &Landmarks) -> (f32, f32) {
     let m = rot(mouth);
     let yaw = (n[0] / (iod * 0.5)).clamp(-1.0, 1.0).asin().to_degrees();
     const FRONTAL: f32 = 0.494; // (nose - eyes) / (mouth - eyes) on the ArcFace template
-    let ratio = if m[1].abs() > 1e-3 { n[1] / m[1] } else { FRONTAL };
-    let pitch = ((ratio - FRONTAL) / 0.5).clamp(-1.0, 1.0).asin().to_degrees();
+    let ratio = if m[1].abs() > 1e-3 {
+        n[1] / m[1]
+    } else {
+        FRONTAL
+    };
+    let pitch = ((ratio - FRONTAL) / 0.5)
+        .clamp(-1.0, 1.0)
+        .asin()
+        .to_degrees();
     (yaw, pitch)
 }
 
@@ -83,7 +104,15 @@ pub fn laplacian_variance(frame: &Frame) -> f32 {
 
 /// Scores one face. `aligned` is the face warped to the embedder's template (its sharpness is
 /// comparable across face sizes).
-pub fn assess(cfg: &QualityConfig, frame_w: u32, frame_h: u32, bbox: &BBox, score: f32, l: &Landmarks, aligned: Option<&Frame>) -> Quality {
+pub fn assess(
+    cfg: &QualityConfig,
+    frame_w: u32,
+    frame_h: u32,
+    bbox: &BBox,
+    score: f32,
+    l: &Landmarks,
+    aligned: Option<&Frame>,
+) -> Quality {
     let (dx, dy) = (l[1][0] - l[0][0], l[1][1] - l[0][1]);
     let inter_ocular = (dx * dx + dy * dy).sqrt();
     let sharpness = aligned.map(laplacian_variance).unwrap_or(0.0);
@@ -94,7 +123,8 @@ pub fn assess(cfg: &QualityConfig, frame_w: u32, frame_h: u32, bbox: &BBox, scor
         || bbox.y1 < -m
         || bbox.x2 > fw + m
         || bbox.y2 > fh + m
-        || l.iter().any(|p| p[0] < 0.0 || p[1] < 0.0 || p[0] >= fw || p[1] >= fh);
+        || l.iter()
+            .any(|p| p[0] < 0.0 || p[1] < 0.0 || p[0] >= fw || p[1] >= fh);
     let mut reasons = Vec::new();
     if score < cfg.min_score {
         reasons.push(QualityReason::LowScore);
@@ -118,15 +148,35 @@ pub fn assess(cfg: &QualityConfig, frame_w: u32, frame_h: u32, bbox: &BBox, scor
     let sharp_term = (sharpness / (4.0 * cfg.min_sharpness.max(1.0))).clamp(0.0, 1.0);
     let pose_term = yaw.to_radians().cos().max(0.0) * pitch.to_radians().cos().max(0.0);
     let border_term = if cut_by_border { 0.5 } else { 1.0 };
-    let overall = (score.clamp(0.0, 1.0) * (0.3 + 0.7 * size_term) * (0.3 + 0.7 * sharp_term) * pose_term * border_term).clamp(0.0, 1.0);
-    Quality { score, inter_ocular, sharpness, yaw, pitch, cut_by_border, overall, reasons }
+    let overall = (score.clamp(0.0, 1.0)
+        * (0.3 + 0.7 * size_term)
+        * (0.3 + 0.7 * sharp_term)
+        * pose_term
+        * border_term)
+        .clamp(0.0, 1.0);
+    Quality {
+        score,
+        inter_ocular,
+        sharpness,
+        yaw,
+        pitch,
+        cut_by_border,
+        overall,
+        reasons,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const TEMPLATE: Landmarks = [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]];
+    const TEMPLATE: Landmarks = [
+        [38.2946, 51.6963],
+        [73.5318, 51.5014],
+        [56.0252, 71.7366],
+        [41.5493, 92.3655],
+        [70.7299, 92.2041],
+    ];
 
     #[test]
     fn template_is_frontal() {
@@ -140,7 +190,20 @@ mod tests {
         l[2][0] = l[1][0];
         let (yaw, _) = head_pose(&l);
         assert!(yaw > 60.0, "{yaw}");
-        let q = assess(&QualityConfig::default(), 200, 200, &BBox { x1: 20.0, y1: 20.0, x2: 100.0, y2: 120.0 }, 0.99, &l, None);
+        let q = assess(
+            &QualityConfig::default(),
+            200,
+            200,
+            &BBox {
+                x1: 20.0,
+                y1: 20.0,
+                x2: 100.0,
+                y2: 120.0,
+            },
+            0.99,
+            &l,
+            None,
+        );
         assert!(q.reasons.contains(&QualityReason::Profile));
         assert!(q.reasons.contains(&QualityReason::Blurred)); // no aligned crop given: sharpness 0
     }
@@ -148,7 +211,20 @@ mod tests {
     #[test]
     fn border_and_size() {
         let l = TEMPLATE.map(|p| [p[0] * 0.2, p[1] * 0.2]);
-        let q = assess(&QualityConfig::default(), 100, 100, &BBox { x1: -10.0, y1: 0.0, x2: 30.0, y2: 30.0 }, 0.9, &l, None);
+        let q = assess(
+            &QualityConfig::default(),
+            100,
+            100,
+            &BBox {
+                x1: -10.0,
+                y1: 0.0,
+                x2: 30.0,
+                y2: 30.0,
+            },
+            0.9,
+            &l,
+            None,
+        );
         assert!(q.reasons.contains(&QualityReason::CutByBorder));
         assert!(q.reasons.contains(&QualityReason::TooSmall));
     }

@@ -51,9 +51,13 @@ pub fn environment() -> Result<&'static Environment, VisionError> {
             return Err(format!("ORT_DYLIB_PATH={} is not a file", path.display()));
         }
         let builder = ort::init_from(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        builder.with_name("rollcall").build().map_err(|e| e.to_string())
+        builder
+            .with_name("rollcall")
+            .build()
+            .map_err(|e| e.to_string())
     });
-    env.as_ref().map_err(|e| VisionError::RuntimeUnavailable(e.clone()))
+    env.as_ref()
+        .map_err(|e| VisionError::RuntimeUnavailable(e.clone()))
 }
 
 /// Execution options for a model session.
@@ -67,13 +71,23 @@ pub struct SessionOptions {
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        Self { intra_threads: 1, cuda: false }
+        Self {
+            intra_threads: 1,
+            cuda: false,
+        }
     }
 }
 
-pub(crate) fn open_session(model: &str, path: &Path, opts: &SessionOptions) -> Result<Session, VisionError> {
+pub(crate) fn open_session(
+    model: &str,
+    path: &Path,
+    opts: &SessionOptions,
+) -> Result<Session, VisionError> {
     let env = environment()?;
-    let err = |e: ort::Error| VisionError::Inference { model: model.to_string(), message: e.to_string() };
+    let err = |e: ort::Error| VisionError::Inference {
+        model: model.to_string(),
+        message: e.to_string(),
+    };
     let mut b = Session::builder(env).map_err(err)?;
     b = b
         .with_optimization_level(GraphOptimizationLevel::Level3)
