@@ -351,16 +351,24 @@ pub async fn run(cmd: LedgerCmd) -> anyhow::Result<()> {
     }
 }
 
-/// `rollcall bench ledger`: `n` check-ins on `DATABASE_URL` when set (in a fresh `bench-…`
-/// school), else on a SQLite file in a temporary directory. Returns the report as JSON.
-pub async fn bench(n: usize) -> anyhow::Result<serde_json::Value> {
-    let tmp = std::env::temp_dir().join(format!("rollcall-bench-{}", std::process::id()));
-    let store = match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Store::open(&url).await?,
-        _ => Store::open_data_dir(&tmp).await?,
+/// `rollcall bench ledger`: `n` check-ins on the PostgreSQL (or other) database at `url` (in a
+/// fresh `bench-…` school), or on a SQLite file in a temporary directory when `url` is `None`.
+pub async fn bench_on(url: Option<&str>, n: usize) -> anyhow::Result<serde_json::Value> {
+    let tmp = std::env::temp_dir().join(format!("rollcall-bench-{}", uuid_like()));
+    let store = match url {
+        Some(url) => Store::open(url).await?,
+        None => Store::open_data_dir(&tmp).await?,
     };
     let report = rollcall_ledger::bench_checkins(&store, n).await;
     store.close().await;
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(serde_json::to_value(report?)?)
+}
+
+fn uuid_like() -> String {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{t}", std::process::id())
 }

@@ -1,1 +1,179 @@
-fn main() {}
+//! `rollcall`: the one binary. Subcommands for the vision pipeline, the ledger, benchmarks and
+//! the demo. Wire formats (JSON output, CLI flags) live here and in the API crate only.
+
+mod cmd_bench;
+mod cmd_demo;
+mod cmd_gallery;
+mod cmd_ledger;
+mod cmd_vision;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rollcall",
+    version,
+    about = "Face-recognition attendance and lesson deduction for schools"
+)]
+struct Cli {
+    #[command(flatten)]
+    vision: cmd_vision::VisionOpts,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Detect faces in an image: boxes, scores, landmarks and quality as JSON.
+    Detect {
+        image: PathBuf,
+        /// Write a copy of the image with boxes (green: passes the quality gate) and landmarks.
+        #[arg(long, value_name = "OUT.png")]
+        annotate: Option<PathBuf>,
+    },
+    /// Print the embedding of every face of an image as JSON.
+    Embed { image: PathBuf },
+    /// Compare the largest faces of two images.
+    Verify {
+        a: PathBuf,
+        b: PathBuf,
+        /// Override the manifest's verification threshold.
+        #[arg(long)]
+        threshold: Option<f32>,
+    },
+    /// Accuracy on a labelled pair list (CSV with columns file_x, file_y, decision Yes/No).
+    EvalPairs {
+        pairs: PathBuf,
+        /// Directory under which the files named in the CSV are found (by file name).
+        #[arg(long)]
+        root: PathBuf,
+        /// Override the manifest's verification threshold.
+        #[arg(long)]
+        threshold: Option<f32>,
+    },
+    /// The demo: enroll one photo per person of the fixtures and say who is who on the others.
+    Demo {
+        #[arg(
+            long,
+            env = "ROLLCALL_FIXTURES_DIR",
+            default_value = "../shared/fixtures"
+        )]
+        fixtures: PathBuf,
+    },
+    /// Enroll a student's face photos (each must give exactly one good face).
+    Enroll {
+        #[arg(long)]
+        student: String,
+        /// Student's name (registers the student in the ledger when new).
+        #[arg(long)]
+        name: Option<String>,
+        /// Campus where the student may check in (repeatable; none = every campus).
+        #[arg(long = "campus")]
+        campuses: Vec<String>,
+        /// Templates kept per student (the best by quality).
+        #[arg(long, default_value_t = 5)]
+        max_templates: usize,
+        /// Enroll a photo that matches another student, flagging it, instead of refusing it.
+        #[arg(long)]
+        flag_duplicates: bool,
+        #[command(flatten)]
+        data: cmd_gallery::DataOpts,
+        #[arg(required = true)]
+        photos: Vec<PathBuf>,
+    },
+    /// Identify every face of a photo against the gallery.
+    Identify {
+        photo: PathBuf,
+        #[arg(long)]
+        campus: Option<String>,
+        #[arg(long, default_value_t = 3)]
+        top: usize,
+        #[command(flatten)]
+        data: cmd_gallery::DataOpts,
+    },
+    /// Erase a student's biometric data (templates purged, crops deleted) and print the receipt.
+    Erase {
+        #[arg(long)]
+        student: String,
+        #[command(flatten)]
+        data: cmd_gallery::DataOpts,
+    },
+    /// Gallery maintenance and reports.
+    #[command(subcommand)]
+    Gallery(cmd_gallery::GalleryCmd),
+    /// Benchmarks printing measured figures as JSON.
+    #[command(subcommand)]
+    Bench(cmd_bench::BenchCmd),
+    #[command(flatten)]
+    Ledger(cmd_ledger::LedgerCmd),
+}
+
+fn print(v: &serde_json::Value) {
+    println!(
+        "{}",
+        serde_json::to_string(v).expect("JSON values serialise")
+    );
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ROLLCALL_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--footprint") {
+        return cmd_bench::gallery_footprint_child(&args);
+    }
+    let cli = Cli::parse();
+    let v = &cli.vision;
+    match cli.cmd {
+        Cmd::Detect { image, annotate } => {
+            print(&cmd_vision::detect(v, &image, annotate.as_deref())?)
+        }
+        Cmd::Embed { image } => print(&cmd_vision::embed(v, &image)?),
+        Cmd::Verify { a, b, threshold } => print(&cmd_vision::verify(v, &a, &b, threshold)?),
+        Cmd::EvalPairs {
+            pairs,
+            root,
+            threshold,
+        } => print(&cmd_vision::eval_pairs(v, &pairs, &root, threshold)?),
+        Cmd::Demo { fixtures } => cmd_demo::run(v, &fixtures)?,
+        Cmd::Enroll {
+            student,
+            name,
+            campuses,
+            max_templates,
+            flag_duplicates,
+            data,
+            photos,
+        } => print(
+            &cmd_gallery::enroll_cmd(
+                v,
+                &data,
+                &student,
+                name.as_deref(),
+                &campuses,
+                &photos,
+                max_templates,
+                flag_duplicates,
+            )
+            .await?,
+        ),
+        Cmd::Identify {
+            photo,
+            campus,
+            top,
+            data,
+        } => print(&cmd_gallery::identify_cmd(v, &data, &photo, campus.as_deref(), top).await?),
+        Cmd::Erase { student, data } => print(&cmd_gallery::erase_cmd(v, &data, &student).await?),
+        Cmd::Gallery(g) => print(&cmd_gallery::run(v, g).await?),
+        Cmd::Bench(b) => print(&cmd_bench::run(v, b).await?),
+        Cmd::Ledger(c) => cmd_ledger::run(c).await?,
+    }
+    Ok(())
+}

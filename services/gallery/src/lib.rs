@@ -12,6 +12,7 @@ pub mod bench;
 pub mod calibration;
 pub mod conformance;
 pub mod embedded;
+pub mod enroll;
 mod payload;
 pub mod remote;
 pub mod synth;

@@ -1127,6 +1127,23 @@ impl Store {
         w.commit().await
     }
 
+    /// Registers a student unless the school already has one with this id; returns whether it
+    /// was created (enrolling more photos of a known student is normal).
+    pub async fn ensure_student(&self, s: &NewStudent) -> Result<bool> {
+        let school = self.need_school()?.to_string();
+        let exists = sqlx::query("SELECT 1 FROM students WHERE school_id = $1 AND id = $2")
+            .bind(&school)
+            .bind(&s.id)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some();
+        if exists {
+            return Ok(false);
+        }
+        self.create_student(s).await?;
+        Ok(true)
+    }
+
     pub async fn add_guardian(&self, g: &NewGuardian) -> Result<()> {
         let school = self.need_school()?.to_string();
         let mut w = self.write().await?;

@@ -57,6 +57,13 @@ pub fn decode_bytes(bytes: &[u8], limits: &DecodeLimits) -> Result<Frame, Vision
     if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png) {
         return Err(VisionError::UnsupportedFormat(format!("{format:?}")));
     }
+    if format == ImageFormat::Jpeg && !jpeg_has_end(bytes) {
+        // Decoders pad a truncated scan with grey and report success; a cut upload must not
+        // become a half-grey face.
+        return Err(VisionError::CorruptImage(
+            "truncated JPEG: no end-of-image marker after the last scan".into(),
+        ));
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut lim = Limits::default();
     lim.max_image_width = Some(limits.max_side);
@@ -84,6 +91,15 @@ pub fn decode_bytes(bytes: &[u8], limits: &DecodeLimits) -> Result<Frame, Vision
     let rgb = img.into_rgb8();
     let (w, h) = rgb.dimensions();
     Frame::from_rgb(w, h, rgb.into_raw()).map_err(|e| VisionError::CorruptImage(e.to_string()))
+}
+
+/// True when an end-of-image marker (FF D9) follows the last start-of-scan (FF DA). Inside
+/// entropy-coded data a literal FF is stuffed as FF 00, so FF D9 there is a real marker; EXIF
+/// thumbnails end before the main image's scan starts.
+fn jpeg_has_end(bytes: &[u8]) -> bool {
+    let last_sos = bytes.windows(2).rposition(|w| w == [0xFF, 0xDA]);
+    let last_eoi = bytes.windows(2).rposition(|w| w == [0xFF, 0xD9]);
+    matches!((last_sos, last_eoi), (Some(s), Some(e)) if e > s)
 }
 
 fn map_image_err(e: image::ImageError) -> VisionError {
@@ -196,6 +212,39 @@ mod tests {
             decode_bytes(&[0u8; 11], &lim),
             Err(VisionError::InputTooLarge { .. })
         ));
+    }
+
+    #[test]
+    fn truncated_jpeg_is_an_error() {
+        let img = image::DynamicImage::ImageRgb8(image::ImageBuffer::from_fn(64, 48, |x, y| {
+            image::Rgb([(x * 4) as u8, (y * 5) as u8, 90])
+        }));
+        let mut full = Vec::new();
+        img.write_to(&mut Cursor::new(&mut full), ImageFormat::Jpeg)
+            .unwrap();
+        assert!(decode_bytes(&full, &DecodeLimits::default()).is_ok());
+        for cut in [full.len() / 2, full.len() - 2, 200] {
+            let e = decode_bytes(&full[..cut], &DecodeLimits::default()).unwrap_err();
+            assert!(matches!(e, VisionError::CorruptImage(_)), "cut {cut}: {e}");
+        }
+    }
+
+    #[test]
+    fn zero_sized_png_is_an_error() {
+        let mut png = Vec::new();
+        png.extend_from_slice(b"\x89PNG\r\n\x1a\n");
+        let mut chunk = b"IHDR".to_vec();
+        chunk.extend_from_slice(&0u32.to_be_bytes());
+        chunk.extend_from_slice(&10u32.to_be_bytes());
+        chunk.extend_from_slice(&[8, 2, 0, 0, 0]);
+        png.extend_from_slice(&13u32.to_be_bytes());
+        png.extend_from_slice(&chunk);
+        png.extend_from_slice(&crc32(&chunk).to_be_bytes());
+        let e = decode_bytes(&png, &DecodeLimits::default()).unwrap_err();
+        assert!(
+            matches!(e, VisionError::EmptyImage | VisionError::CorruptImage(_)),
+            "{e}"
+        );
     }
 
     fn crc32(data: &[u8]) -> u32 {

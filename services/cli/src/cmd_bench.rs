@@ -1,0 +1,404 @@
+//! `rollcall bench …`: benchmarks that print measured figures as JSON.
+//!
+//! `bench vision` times every stage of the still-image pipeline on the real models and, in the
+//! same run, the Python reference (`benches/vision_reference.py`: onnxruntime + numpy + OpenCV on
+//! the same models, frame and thread count), and prints the ratios.
+
+use crate::cmd_vision::{load, VisionOpts};
+use anyhow::{bail, Context};
+use rollcall_domain::Frame;
+use rollcall_vision::decode::encode_png;
+use rollcall_vision::pipeline::EmbedPolicy;
+use rollcall_vision::FacePipeline;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum BenchCmd {
+    /// Stages of the vision pipeline, with the Python reference in the same run.
+    Vision {
+        /// Timed iterations per stage (after warm-up).
+        #[arg(long, default_value_t = 30)]
+        iters: usize,
+        /// Photo whose largest face is placed in the 640x360 benchmark frame.
+        #[arg(long)]
+        photo: Option<PathBuf>,
+        #[arg(
+            long,
+            env = "ROLLCALL_FIXTURES_DIR",
+            default_value = "../shared/fixtures"
+        )]
+        fixtures: PathBuf,
+        /// Skip the Python reference.
+        #[arg(long)]
+        no_reference: bool,
+        /// JSON output (the only format; accepted for symmetry with the other benchmarks).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Embedded gallery: search p50/p99 and recall@1 against brute force, memory, insert rate.
+    Gallery {
+        /// Gallery sizes (templates), comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
+        sizes: Vec<usize>,
+        #[arg(long, default_value_t = 1000)]
+        queries: usize,
+        /// HNSW ef at search time.
+        #[arg(long)]
+        ef: Option<usize>,
+        /// Where the temporary galleries go.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check-ins per second and commit latency on SQLite (and PostgreSQL when given).
+    Ledger {
+        #[arg(long, default_value_t = 5000)]
+        checkins: usize,
+        /// PostgreSQL URL to benchmark as well (default: DATABASE_URL when set).
+        #[arg(long, env = "DATABASE_URL")]
+        database_url: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
+    match cmd {
+        BenchCmd::Vision {
+            iters,
+            photo,
+            fixtures,
+            no_reference,
+            json: _,
+        } => {
+            let photo = photo.unwrap_or_else(|| fixtures.join("faces/obama/1.jpg"));
+            bench_vision(v, iters.max(3), &photo, !no_reference)
+        }
+        BenchCmd::Gallery {
+            sizes,
+            queries,
+            ef,
+            dir,
+            json: _,
+        } => {
+            let mut cfg = rollcall_gallery::bench::BenchConfig {
+                sizes,
+                queries,
+                dir,
+                footprint_exe: std::env::current_exe().ok(),
+                ..Default::default()
+            };
+            if let Some(ef) = ef {
+                cfg.hnsw.ef_search = ef;
+            }
+            let r =
+                tokio::task::spawn_blocking(move || rollcall_gallery::bench::bench_gallery(&cfg))
+                    .await??;
+            Ok(json!({"machine": machine(), "gallery": r}))
+        }
+        BenchCmd::Ledger {
+            checkins,
+            database_url,
+            json: _,
+        } => {
+            let mut out = vec![crate::cmd_ledger::bench_on(None, checkins).await?];
+            if let Some(url) = database_url.filter(|u| !u.is_empty()) {
+                out.push(crate::cmd_ledger::bench_on(Some(&url), checkins).await?);
+            }
+            Ok(json!({ "ledger": out }))
+        }
+    }
+}
+
+/// Timing summary of `iters` runs of `f` after `warm` untimed ones, in milliseconds.
+fn time<F: FnMut() -> anyhow::Result<()>>(iters: usize, mut f: F) -> anyhow::Result<Value> {
+    for _ in 0..3 {
+        f()?;
+    }
+    let mut ms = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let t = Instant::now();
+        f()?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    ms.sort_by(f64::total_cmp);
+    let pct = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
+    Ok(json!({
+        "median_ms": round3(pct(0.5)),
+        "p90_ms": round3(pct(0.9)),
+        "min_ms": round3(ms[0]),
+        "iters": iters,
+    }))
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Child mode of `bench gallery` (`rollcall --footprint DIR --dim D --queries Q`): the memory
+/// needed to serve an existing gallery, measured in a fresh process, printed as JSON.
+pub fn gallery_footprint_child(args: &[String]) -> anyhow::Result<()> {
+    let get = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .with_context(|| format!("missing {flag}"))
+    };
+    let dir = PathBuf::from(get("--footprint")?);
+    let dim: usize = get("--dim")?.parse()?;
+    let queries: usize = get("--queries")?.parse()?;
+    let f = rollcall_gallery::bench::serving_footprint(&dir, dim, queries)?;
+    println!("{}", serde_json::to_string(&f)?);
+    Ok(())
+}
+
+/// Resident and peak memory of this process, from /proc (MB).
+pub fn memory_mb() -> (Option<f64>, Option<f64>) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<f64>().ok())
+            .map(|kb| (kb / 1024.0 * 10.0).round() / 10.0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// A 640x360 frame holding the photo's largest face at lobby-camera size (about 90 px tall).
+fn bench_frame(p: &mut FacePipeline, photo: &Path) -> anyhow::Result<Frame> {
+    let src = load(photo)?;
+    let face = p
+        .largest_face(&src)?
+        .with_context(|| format!("no face in {}", photo.display()))?;
+    let b = face.observation.bbox;
+    // Scale so the face box is ~90 px high, and centre it in a grey 640x360 canvas.
+    let s = 90.0 / b.height().max(1.0);
+    let (sw, sh) = (
+        (src.width() as f32 * s).round().max(1.0) as u32,
+        (src.height() as f32 * s).round().max(1.0) as u32,
+    );
+    let img = image::RgbImage::from_raw(src.width(), src.height(), src.rgb().to_vec())
+        .context("frame buffer")?;
+    let small = image::imageops::resize(&img, sw, sh, image::imageops::FilterType::Triangle);
+    let mut canvas = image::RgbImage::from_pixel(640, 360, image::Rgb([110, 110, 110]));
+    let (fcx, fcy) = ((b.x1 + b.x2) / 2.0 * s, (b.y1 + b.y2) / 2.0 * s);
+    image::imageops::overlay(
+        &mut canvas,
+        &small,
+        (320.0 - fcx) as i64,
+        (180.0 - fcy) as i64,
+    );
+    Ok(Frame::from_rgb(640, 360, canvas.into_raw())?)
+}
+
+fn bench_vision(
+    v: &VisionOpts,
+    iters: usize,
+    photo: &Path,
+    reference: bool,
+) -> anyhow::Result<Value> {
+    let mut p = v.open()?;
+    let frame = bench_frame(&mut p, photo)?;
+    let faces = p.analyze(&frame, EmbedPolicy::All)?;
+    if faces.len() != 1 {
+        bail!(
+            "the benchmark frame should hold one face, found {}",
+            faces.len()
+        );
+    }
+    let det = p.detector.detect(&frame)?.remove(0);
+    let aligned = p.align(&frame, &det);
+    let eight: Vec<&Frame> = std::iter::repeat_n(&aligned, 8).collect();
+    let (w, _) = p.detector.input_size();
+    let mut stages = serde_json::Map::new();
+    stages.insert(
+        format!("preprocess_{w}"),
+        time(iters, || {
+            std::hint::black_box(p.detector.preprocess(&frame));
+            Ok(())
+        })?,
+    );
+    stages.insert(
+        format!("detect_{w}"),
+        time(iters, || {
+            p.detector.detect(&frame)?;
+            Ok(())
+        })?,
+    );
+    stages.insert(
+        "align".into(),
+        time(iters * 10, || {
+            std::hint::black_box(p.align(&frame, &det));
+            Ok(())
+        })?,
+    );
+    stages.insert(
+        "embed_1".into(),
+        time(iters, || {
+            p.embedder.embed(&[&aligned])?;
+            Ok(())
+        })?,
+    );
+    stages.insert(
+        "embed_8".into(),
+        time(iters, || {
+            p.embedder.embed(&eight)?;
+            Ok(())
+        })?,
+    );
+    stages.insert(
+        "frame_640x360_1face".into(),
+        time(iters, || {
+            let f = p.analyze(&frame, EmbedPolicy::Passing)?;
+            std::hint::black_box(f);
+            Ok(())
+        })?,
+    );
+    let (rss, peak) = memory_mb();
+    let detector_id = p.detector.manifest().id.clone();
+    drop(p);
+    // A second detector at 320 and 640 when it has a dynamic input (SCRFD).
+    let mut other = serde_json::Map::new();
+    for size in [640u32, 320] {
+        let mut o = v.clone();
+        o.detector = "scrfd_2.5g_kps".into();
+        o.det_size = Some(size);
+        if o.detector == detector_id && v.det_size == Some(size) {
+            continue;
+        }
+        match o.open() {
+            Ok(mut q) => {
+                other.insert(
+                    format!("scrfd_detect_{size}"),
+                    time(iters, || {
+                        q.detector.detect(&frame)?;
+                        Ok(())
+                    })?,
+                );
+            }
+            Err(e) => {
+                other.insert(
+                    format!("scrfd_detect_{size}"),
+                    json!({"error": format!("{e:#}")}),
+                );
+            }
+        }
+    }
+    let mut out = json!({
+        "machine": machine(),
+        "threads": v.threads,
+        "detector": detector_id,
+        "embedder": v.embedder,
+        "stages": stages,
+        "scrfd": other,
+        "memory_mb": {"rss_after": rss, "peak": peak},
+    });
+    if reference {
+        let frame_png =
+            std::env::temp_dir().join(format!("rollcall-bench-{}.png", std::process::id()));
+        std::fs::write(&frame_png, encode_png(&frame)?)?;
+        let r = python_reference(v, &frame_png, iters);
+        let _ = std::fs::remove_file(&frame_png);
+        match r {
+            Ok(py) => {
+                let ours_stages = out["stages"].clone();
+                let ratio = |ours: &str, theirs: &str| {
+                    let a = ours_stages[ours]["median_ms"].as_f64()?;
+                    let b = py["stages"][theirs]["median_ms"].as_f64()?;
+                    Some(round3(b / a))
+                };
+                let speedup = json!({
+                    "embed_1": ratio("embed_1", "embed_1"),
+                    "embed_8": ratio("embed_8", "embed_8"),
+                    "detect": ratio(&format!("detect_{w}"), "detect"),
+                    "preprocess": ratio(&format!("preprocess_{w}"), "preprocess"),
+                    "frame_640x360_1face": ratio("frame_640x360_1face", "frame"),
+                    "align": ratio("align", "align"),
+                });
+                out["python_reference"] = py;
+                out["speedup_vs_python"] = speedup;
+            }
+            Err(e) => out["python_reference"] = json!({"error": format!("{e:#}")}),
+        }
+    }
+    Ok(out)
+}
+
+fn machine() -> Value {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|m| m.trim().to_string())
+        })
+        .unwrap_or_default();
+    json!({
+        "cpu": cpu,
+        "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    })
+}
+
+/// Runs `benches/vision_reference.py` with the project's Python (`ROLLCALL_PYTHON`, else
+/// `.cache/venv/bin/python`, else `python3`) and parses its JSON.
+fn python_reference(v: &VisionOpts, frame_png: &Path, iters: usize) -> anyhow::Result<Value> {
+    let root =
+        project_root().context("cannot find the project root (benches/vision_reference.py)")?;
+    let script = root.join("benches/vision_reference.py");
+    let python = std::env::var_os("ROLLCALL_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let p = root.join(".cache/venv/bin/python");
+            p.is_file().then_some(p)
+        })
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    let models = rollcall_vision::manifest::resolve_models_dir(v.models.as_deref());
+    let out = std::process::Command::new(&python)
+        .arg(&script)
+        .arg("--models")
+        .arg(&models)
+        .arg("--frame")
+        .arg(frame_png)
+        .arg("--iters")
+        .arg(iters.to_string())
+        .arg("--threads")
+        .arg(v.threads.to_string())
+        .output()
+        .with_context(|| format!("running {}", python.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&out.stdout).context("parsing the reference's JSON")
+}
+
+/// The directory holding `benches/` (searched from the current directory and the executable).
+pub fn project_root() -> Option<PathBuf> {
+    let mut starts = vec![std::env::current_dir().ok()?];
+    if let Some(d) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        starts.push(d);
+    }
+    starts.push(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."));
+    for s in starts {
+        let mut d: Option<&Path> = Some(&s);
+        while let Some(dir) = d {
+            if dir.join("benches/vision_reference.py").is_file() {
+                return Some(dir.to_path_buf());
+            }
+            d = dir.parent();
+        }
+    }
+    None
+}

@@ -1,0 +1,245 @@
+//! `rollcall enroll | identify | erase | gallery report`: the face gallery from the command line.
+//!
+//! The gallery is embedded (qdrant-edge under `DIR/gallery`) unless `QDRANT_URL` names a Qdrant
+//! server or cluster. Students are registered in the ledger of the same data directory (or
+//! `DATABASE_URL`), whose school id is the gallery's tenant.
+
+use crate::cmd_vision::{load, VisionOpts};
+use anyhow::{anyhow, Context};
+use chrono::Utc;
+use rollcall_domain::gallery::Gallery;
+use rollcall_domain::{CampusId, StudentId, TenantId};
+use rollcall_gallery::enroll::{self, DuplicatePolicy, EnrollConfig, EnrollRequest};
+use rollcall_gallery::{EmbeddedConfig, EmbeddedGallery, RemoteConfig, RemoteGallery};
+use rollcall_ledger::NewStudent;
+use rollcall_ledger::Store;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct DataOpts {
+    /// Data directory (ledger `rollcall.db`, embedded gallery `gallery/`, face crops `crops/`).
+    #[arg(long, env = "ROLLCALL_DATA", default_value = "data")]
+    pub data: PathBuf,
+    /// School (tenant) id; default: the only school of the ledger (created as `default` when
+    /// the ledger has none yet).
+    #[arg(long, env = "ROLLCALL_SCHOOL")]
+    pub school: Option<String>,
+    /// Qdrant server/cluster (gRPC URL, e.g. http://localhost:6334) instead of the embedded gallery.
+    #[arg(long, env = "QDRANT_URL")]
+    pub qdrant_url: Option<String>,
+    #[arg(long, env = "QDRANT_API_KEY", hide_env_values = true)]
+    pub qdrant_api_key: Option<String>,
+    #[arg(long, env = "QDRANT_COLLECTION", default_value = "rollcall_faces")]
+    pub qdrant_collection: String,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum GalleryCmd {
+    /// Threshold calibration: closest pair of different students, under-enrolled students,
+    /// suggested accept threshold, students needing re-enrollment with the current model.
+    Report {
+        #[command(flatten)]
+        data: DataOpts,
+    },
+}
+
+/// The ledger store and the school (tenant) the gallery commands act on.
+pub async fn open_school(d: &DataOpts, create: bool) -> anyhow::Result<Store> {
+    let store = Store::from_env(Some(&d.data))
+        .await
+        .with_context(|| format!("opening the ledger in {}", d.data.display()))?;
+    if let Some(id) = &d.school {
+        return match store.school(id).await {
+            Ok(s) => Ok(s),
+            Err(_) if create => Ok(store.create_school(id, id, 0, &Default::default()).await?),
+            Err(e) => Err(e.into()),
+        };
+    }
+    match store.only_school().await {
+        Ok(s) => Ok(s),
+        Err(rollcall_ledger::LedgerError::NotFound { .. }) if create => Ok(store
+            .create_school("default", "default", 0, &Default::default())
+            .await?),
+        Err(e) => Err(e).context("choosing the school (pass --school)"),
+    }
+}
+
+pub async fn open_gallery(d: &DataOpts, dim: usize) -> anyhow::Result<Box<dyn Gallery>> {
+    Ok(match &d.qdrant_url {
+        Some(url) if !url.is_empty() => {
+            let mut cfg = RemoteConfig::new(url.clone(), d.qdrant_collection.clone(), dim);
+            cfg.api_key = d.qdrant_api_key.clone();
+            Box::new(RemoteGallery::connect(cfg).await?)
+        }
+        _ => {
+            let dir = d.data.join("gallery");
+            Box::new(EmbeddedGallery::open(EmbeddedConfig::new(&dir, dim)).await?)
+        }
+    })
+}
+
+fn dim_of(p: &rollcall_vision::FacePipeline) -> usize {
+    p.embedder
+        .manifest()
+        .embedder
+        .as_ref()
+        .map(|e| e.embedding_size)
+        .unwrap_or(128)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub async fn enroll_cmd(
+    v: &VisionOpts,
+    d: &DataOpts,
+    student: &str,
+    name: Option<&str>,
+    campuses: &[String],
+    photos: &[PathBuf],
+    max_templates: usize,
+    flag_duplicates: bool,
+) -> anyhow::Result<Value> {
+    let student_id = StudentId::new(student).map_err(|e| anyhow!("--student: {e}"))?;
+    let campuses: Vec<CampusId> = campuses
+        .iter()
+        .map(|c| CampusId::new(c.as_str()).map_err(|e| anyhow!("--campus {c:?}: {e}")))
+        .collect::<anyhow::Result<_>>()?;
+    let school = open_school(d, true).await?;
+    let tenant = TenantId::new(school.school_id()).map_err(|e| anyhow!("school id: {e}"))?;
+    if let Some(name) = name {
+        register_student(&school, student, name, campuses.first()).await?;
+    }
+    let mut p = v.open()?;
+    let gallery = open_gallery(d, dim_of(&p)).await?;
+    let mut cfg = EnrollConfig::new(d.data.join("crops"), p.thresholds());
+    cfg.max_templates = max_templates;
+    if flag_duplicates {
+        cfg.duplicates = DuplicatePolicy::Flag;
+    }
+    let mut list = Vec::new();
+    for path in photos {
+        let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
+        list.push((path.display().to_string(), bytes));
+    }
+    let report = enroll::enroll(
+        &mut p,
+        gallery.as_ref(),
+        &cfg,
+        EnrollRequest {
+            tenant,
+            student: student_id,
+            campuses,
+            photos: list,
+            now: Utc::now(),
+        },
+    )
+    .await?;
+    school.close().await;
+    Ok(serde_json::to_value(report)?)
+}
+
+async fn register_student(
+    school: &Store,
+    id: &str,
+    name: &str,
+    campus: Option<&CampusId>,
+) -> anyhow::Result<()> {
+    if let Some(c) = campus {
+        // Campuses are created on first use so that `enroll --campus` works on a new school.
+        let _ = school.create_campus(c.as_str(), c.as_str()).await;
+    }
+    school
+        .ensure_student(&NewStudent {
+            id: id.to_string(),
+            name: name.to_string(),
+            home_campus_id: campus.map(|c| c.to_string()),
+        })
+        .await
+        .context("registering the student in the ledger")?;
+    Ok(())
+}
+
+pub async fn identify_cmd(
+    v: &VisionOpts,
+    d: &DataOpts,
+    photo: &Path,
+    campus: Option<&str>,
+    top: usize,
+) -> anyhow::Result<Value> {
+    let school = open_school(d, false).await?;
+    let tenant = TenantId::new(school.school_id()).map_err(|e| anyhow!("school id: {e}"))?;
+    school.close().await;
+    let campus = campus
+        .map(|c| CampusId::new(c).map_err(|e| anyhow!("--campus: {e}")))
+        .transpose()?;
+    let mut p = v.open()?;
+    let gallery = open_gallery(d, dim_of(&p)).await?;
+    let frame = load(photo)?;
+    let t = p.thresholds();
+    let faces = enroll::identify(
+        &mut p,
+        gallery.as_ref(),
+        &frame,
+        &tenant,
+        campus.as_ref(),
+        top,
+        &t,
+    )
+    .await?;
+    Ok(json!({"faces": faces, "thresholds": t}))
+}
+
+pub async fn erase_cmd(v: &VisionOpts, d: &DataOpts, student: &str) -> anyhow::Result<Value> {
+    let student = StudentId::new(student).map_err(|e| anyhow!("--student: {e}"))?;
+    let school = open_school(d, false).await?;
+    let tenant = TenantId::new(school.school_id()).map_err(|e| anyhow!("school id: {e}"))?;
+    school.close().await;
+    let dim = match v.open() {
+        Ok(p) => dim_of(&p),
+        Err(_) => 128,
+    };
+    let gallery = open_gallery(d, dim).await?;
+    let receipt = enroll::erase(
+        gallery.as_ref(),
+        &d.data.join("crops"),
+        &tenant,
+        &student,
+        Utc::now(),
+    )
+    .await?;
+    Ok(serde_json::to_value(receipt)?)
+}
+
+pub async fn run(v: &VisionOpts, cmd: GalleryCmd) -> anyhow::Result<Value> {
+    match cmd {
+        GalleryCmd::Report { data } => {
+            let school = open_school(&data, false).await?;
+            let tenant =
+                TenantId::new(school.school_id()).map_err(|e| anyhow!("school id: {e}"))?;
+            school.close().await;
+            let p = v.open()?;
+            let gallery = open_gallery(&data, dim_of(&p)).await?;
+            let model = rollcall_domain::gallery::ModelRef {
+                model_id: p.embedder.manifest().id.clone(),
+                model_version: p.embedder.manifest().version.clone(),
+            };
+            let all = gallery.tenant_templates(&tenant).await?;
+            let current: Vec<_> = all
+                .iter()
+                .filter(|t| t.meta.model() == model)
+                .cloned()
+                .collect();
+            let report = rollcall_gallery::calibration::calibration_report(
+                &current,
+                p.thresholds().accept,
+                0.05,
+            );
+            let stale = enroll::needing_reenrollment(gallery.as_ref(), &tenant, &model).await?;
+            Ok(json!({
+                "model": model,
+                "report": report,
+                "needs_reenrollment": stale,
+            }))
+        }
+    }
+}
