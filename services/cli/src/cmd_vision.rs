@@ -231,13 +231,20 @@ impl FileIndex {
             Some(many) if !many.is_empty() => {
                 // Several files share the name: pick the one whose path ends with the given one.
                 let want: Vec<_> = Path::new(name).components().collect();
-                many.iter()
-                    .find(|p| {
+                let matching: Vec<&PathBuf> = many
+                    .iter()
+                    .filter(|p| {
                         let have: Vec<_> = p.components().collect();
                         have.ends_with(&want)
                     })
-                    .cloned()
-                    .ok_or_else(|| format!("{name}: {} files share this name", many.len()))
+                    .collect();
+                match matching.as_slice() {
+                    [one] => Ok((*one).clone()),
+                    _ => Err(format!(
+                        "{name}: {} files share this name; name it with its folder",
+                        many.len()
+                    )),
+                }
             }
             _ => Err(format!("{name}: not found under {}", self.root.display())),
         }
@@ -392,7 +399,7 @@ mod tests {
         // FAR 0.01 allows one impostor (0.99) at or above the threshold: t just above 0.98.
         let gen = [0.985, 0.97, 0.995, 0.5];
         assert_eq!(tar_at_far(&gen, &imp, 0.01), Some(0.5));
-        assert_eq!(tar_at_far(&gen, &imp, 0.0), Some(0.0));
+        assert_eq!(tar_at_far(&gen, &imp, 0.0), Some(0.25));
         assert_eq!(tar_at_far(&[], &imp, 0.01), None);
     }
 
