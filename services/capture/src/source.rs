@@ -1,0 +1,127 @@
+//! The frame-source port and the frame type it produces.
+
+use crate::config::{SourceSpec, DEFAULT_FOLDER_FPS};
+use crate::{CaptureError, ImageFolderSource, OpenCvSource};
+use chrono::{DateTime, Utc};
+use rollcall_domain::Frame;
+use std::time::{Duration, Instant};
+
+/// One decoded frame with its timestamps.
+#[derive(Debug, Clone)]
+pub struct CapturedFrame {
+    /// The RGB8 pixels.
+    pub frame: Frame,
+    /// Sequence number within this capture (counts every frame read from the source since the
+    /// worker started, across reconnects; gaps mean skipped or dropped frames).
+    pub seq: u64,
+    /// Wall-clock time the frame was read.
+    pub captured_at: DateTime<Utc>,
+    /// Monotonic time the frame was read, for latency measurement.
+    pub captured_instant: Instant,
+    /// Position in the media for finite sources (video timestamp, or index / fps for image
+    /// folders); `None` for live streams.
+    pub position: Option<Duration>,
+}
+
+impl CapturedFrame {
+    /// Stamps a frame with the current time.
+    pub fn now(frame: Frame, position: Option<Duration>) -> Self {
+        Self {
+            frame,
+            seq: 0,
+            captured_at: Utc::now(),
+            captured_instant: Instant::now(),
+            position,
+        }
+    }
+}
+
+/// A blocking source of frames: a file, a stream, a device or a folder.
+///
+/// The life cycle is `open` → `read`* → `close`, and a source may be opened again after `close`
+/// (that is how the capture worker reconnects and loops).
+pub trait FrameSource: Send {
+    /// Opens (or re-opens) the source. May block up to the source's open timeout.
+    fn open(&mut self) -> Result<(), CaptureError>;
+
+    /// Reads the next frame, blocking until it arrives.
+    ///
+    /// `Ok(None)` means a finite source has ended; a live source reports a broken stream as
+    /// `Err` instead (typically [`CaptureError::StreamLost`]).
+    fn read(&mut self) -> Result<Option<CapturedFrame>, CaptureError>;
+
+    /// Releases the underlying handle. Idempotent.
+    fn close(&mut self);
+
+    /// Whether the source is live (reconnect when it stops) rather than finite (ends).
+    fn is_live(&self) -> bool;
+
+    /// A name for logs and errors, credentials redacted.
+    fn describe(&self) -> String;
+
+    /// The source's own frame rate if it declares one (video files, some streams).
+    fn native_fps(&self) -> Option<f64> {
+        None
+    }
+}
+
+impl FrameSource for Box<dyn FrameSource> {
+    fn open(&mut self) -> Result<(), CaptureError> {
+        (**self).open()
+    }
+    fn read(&mut self) -> Result<Option<CapturedFrame>, CaptureError> {
+        (**self).read()
+    }
+    fn close(&mut self) {
+        (**self).close()
+    }
+    fn is_live(&self) -> bool {
+        (**self).is_live()
+    }
+    fn describe(&self) -> String {
+        (**self).describe()
+    }
+    fn native_fps(&self) -> Option<f64> {
+        (**self).native_fps()
+    }
+}
+
+/// Options for [`open_source`] beyond the URL.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SourceOptions {
+    /// Rate of the image-folder timeline (frame `i` is at `i / fps`).
+    pub folder_fps: f64,
+    /// Give up opening a network stream after this long.
+    pub open_timeout: Duration,
+    /// A network read that blocks this long fails (the worker then reconnects).
+    pub read_timeout: Duration,
+}
+
+impl Default for SourceOptions {
+    fn default() -> Self {
+        Self {
+            folder_fps: DEFAULT_FOLDER_FPS,
+            open_timeout: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Builds the right [`FrameSource`] for a camera URL (not yet opened).
+///
+/// Image folders use [`ImageFolderSource`]; everything else goes through OpenCV's `VideoCapture`
+/// ([`OpenCvSource`]).
+pub fn open_source(
+    url: &str,
+    options: &SourceOptions,
+) -> Result<Box<dyn FrameSource>, CaptureError> {
+    let spec = SourceSpec::parse(url)?;
+    Ok(match spec {
+        SourceSpec::Folder(dir) => Box::new(ImageFolderSource::new(dir, options.folder_fps)?),
+        other => Box::new(OpenCvSource::new(
+            other,
+            options.open_timeout,
+            options.read_timeout,
+        )),
+    })
+}
