@@ -13,7 +13,11 @@ fn fixtures() -> PathBuf {
     let dir = std::env::var_os("ROLLCALL_FIXTURES_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("../shared/fixtures"));
-    assert!(dir.join("faces").is_dir(), "fixtures not found at {}", dir.display());
+    assert!(
+        dir.join("faces").is_dir(),
+        "fixtures not found at {}",
+        dir.display()
+    );
     dir
 }
 
@@ -47,7 +51,10 @@ fn detect_prints_boxes_landmarks_and_quality_and_annotates() {
     let png = tmp.path().join("out.png");
     let v = json_of(&[
         "detect",
-        &fixtures().join("groups/kit_with_rose.jpg").display().to_string(),
+        &fixtures()
+            .join("groups/kit_with_rose.jpg")
+            .display()
+            .to_string(),
         "--annotate",
         &png.display().to_string(),
     ]);
@@ -105,7 +112,11 @@ fn eval_pairs_on_every_fixture_pair() {
     let mut n = 0;
     for i in 0..photos.len() {
         for j in i + 1..photos.len() {
-            let d = if photos[i].0 == photos[j].0 { "Yes" } else { "No" };
+            let d = if photos[i].0 == photos[j].0 {
+                "Yes"
+            } else {
+                "No"
+            };
             csv += &format!("{n},{},{},{d},x\n", photos[i].1, photos[j].1);
             n += 1;
         }
@@ -140,7 +151,14 @@ fn enroll_identify_erase_from_the_command_line() {
         ("s-kit", "Kit", "kit_harington/1.jpg"),
     ] {
         let v = json_of(&[
-            "enroll", "--data", &data, "--student", id, "--name", name, &face(photo),
+            "enroll",
+            "--data",
+            &data,
+            "--student",
+            id,
+            "--name",
+            name,
+            &face(photo),
         ]);
         assert_eq!(v["enrolled"].as_array().unwrap().len(), 1, "{v}");
     }
@@ -151,7 +169,10 @@ fn enroll_identify_erase_from_the_command_line() {
         &data,
         "--student",
         "s-x",
-        &fixtures().join("groups/two_people.jpg").display().to_string(),
+        &fixtures()
+            .join("groups/two_people.jpg")
+            .display()
+            .to_string(),
     ]);
     assert_eq!(v["rejected"][0]["code"], "several_faces");
     let v = json_of(&["identify", "--data", &data, &face("obama/3.jpg")]);
@@ -170,4 +191,80 @@ fn enroll_identify_erase_from_the_command_line() {
         .iter()
         .all(|c| c["student"] != "s-obama"));
     assert_ne!(v["faces"][0]["decision"], "accept");
+}
+
+/// The fixture clip with Lin-Manuel Miranda and Alex Lacamoire enrolled: exactly one check-in
+/// (Miranda), none for anyone else, and no stranger's track reaches the accept band.
+#[test]
+fn watch_the_fixture_clip_checks_in_miranda_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data").display().to_string();
+    let v = json_of(&[
+        "enroll",
+        "--data",
+        &data,
+        "--student",
+        "lmm",
+        "--name",
+        "Lin-Manuel",
+        &face("lin_manuel_miranda/1.png"),
+    ]);
+    assert_eq!(v["enrolled"].as_array().unwrap().len(), 1, "{v}");
+    let v = json_of(&[
+        "enroll",
+        "--data",
+        &data,
+        "--student",
+        "alex",
+        "--name",
+        "Alex",
+        &face("alex_lacamoire/1.png"),
+        &face("alex_lacamoire/2.jpg"),
+        &face("alex_lacamoire/3.jpg"),
+    ]);
+    assert_eq!(v["enrolled"].as_array().unwrap().len(), 3, "{v}");
+    let clip = fixtures().join("video/short_hamilton_clip.mp4");
+    let (ok, out, err) = rollcall(&[
+        "watch",
+        "--data",
+        &data,
+        "--start",
+        "2026-11-23T15:00:00Z",
+        "--json",
+        &clip.display().to_string(),
+    ]);
+    assert!(ok, "{err}");
+    let lines: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let (summary, decisions) = lines.split_last().unwrap();
+    assert!(summary["frames"].as_u64().unwrap() >= 80, "{summary}");
+    assert_eq!(
+        summary["decisions"].as_u64().unwrap() as usize,
+        decisions.len()
+    );
+    let check_ins: Vec<&Value> = decisions.iter().filter(|d| d["check_in"] == true).collect();
+    assert_eq!(check_ins.len(), 1, "{out}");
+    assert_eq!(check_ins[0]["student"], "lmm");
+    assert_eq!(check_ins[0]["decision"], "accept");
+    for d in decisions {
+        assert_ne!(d["student"], "alex", "{d}");
+        for k in [
+            "decision",
+            "student",
+            "similarity",
+            "margin",
+            "camera",
+            "track",
+            "time",
+        ] {
+            assert!(d.get(k).is_some(), "{k} missing in {d}");
+        }
+        if d["decision"] == "review" {
+            // A review item may only be Miranda's own second track, never a stranger above
+            // the accept band.
+            assert_eq!(d["student"], "lmm", "{d}");
+        }
+    }
 }

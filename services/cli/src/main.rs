@@ -6,6 +6,7 @@ mod cmd_demo;
 mod cmd_gallery;
 mod cmd_ledger;
 mod cmd_vision;
+mod cmd_watch;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -99,6 +100,26 @@ enum Cmd {
         #[command(flatten)]
         data: cmd_gallery::DataOpts,
     },
+    /// Run the streaming pipeline on one source (file, folder, rtsp/http URL, device) against an
+    /// existing data directory; one JSON line per track decision, then a summary line.
+    Watch {
+        source: String,
+        #[arg(long, default_value = "watch")]
+        camera: String,
+        #[arg(long, default_value = "main")]
+        campus: String,
+        /// Frames per second of media time processed from a file or folder (0 = every frame).
+        #[arg(long, default_value_t = 10.0)]
+        fps: f64,
+        /// Event time of the first frame of a file (RFC 3339; default now).
+        #[arg(long)]
+        start: Option<String>,
+        /// JSON lines (the only format; accepted for scripts).
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        data: cmd_gallery::DataOpts,
+    },
     /// Gallery maintenance and reports.
     #[command(subcommand)]
     Gallery(cmd_gallery::GalleryCmd),
@@ -171,6 +192,28 @@ async fn main() -> anyhow::Result<()> {
             data,
         } => print(&cmd_gallery::identify_cmd(v, &data, &photo, campus.as_deref(), top).await?),
         Cmd::Erase { student, data } => print(&cmd_gallery::erase_cmd(v, &data, &student).await?),
+        Cmd::Watch {
+            source,
+            camera,
+            campus,
+            fps,
+            start,
+            json: _,
+            data,
+        } => {
+            let summary = cmd_watch::run(
+                v,
+                &data,
+                &source,
+                &camera,
+                &campus,
+                fps,
+                start.as_deref(),
+                &mut |l| print(l),
+            )
+            .await?;
+            print(&summary);
+        }
         Cmd::Gallery(g) => print(&cmd_gallery::run(v, g).await?),
         Cmd::Bench(b) => print(&cmd_bench::run(v, b).await?),
         Cmd::Ledger(c) => cmd_ledger::run(c).await?,
