@@ -406,3 +406,62 @@ fn manifest_verify_threshold_is_the_fixture_midpoint() {
         t.accept
     );
 }
+
+/// The loader refuses a model whose file, checksum or shapes disagree with its manifest.
+#[test]
+fn manifest_mismatches_are_refused_with_clear_errors() {
+    use rollcall_vision::detect::Detector;
+    use rollcall_vision::embed::Embedder;
+    use rollcall_vision::manifest::{resolve_models_dir, Catalog};
+    use rollcall_vision::runtime::SessionOptions;
+    let dir = resolve_models_dir(
+        std::env::var_os("ROLLCALL_MODELS_DIR")
+            .map(PathBuf::from)
+            .as_deref(),
+    );
+    let cat = Catalog::builtin();
+    let emb = cat.get("mobilefacenet_128").unwrap().clone();
+    let opts = SessionOptions::default();
+    // Declared input size differs from the ONNX file's.
+    let mut wrong_size = emb.clone();
+    wrong_size.input.width = 128;
+    wrong_size.input.height = 128;
+    match Embedder::open(&wrong_size, &dir, &opts) {
+        Err(VisionError::ShapeMismatch { reason, .. }) => {
+            assert!(reason.contains("128"), "{reason}")
+        }
+        Err(e) => panic!("expected a shape mismatch, got {e}"),
+        Ok(_) => panic!("a wrong input size was accepted"),
+    }
+    // Wrong input name.
+    let mut wrong_name = emb.clone();
+    wrong_name.input.name = "data".into();
+    assert!(matches!(
+        Embedder::open(&wrong_name, &dir, &opts),
+        Err(VisionError::ShapeMismatch { .. })
+    ));
+    // Wrong checksum.
+    let mut wrong_sha = emb.clone();
+    wrong_sha.sha256 = "0".repeat(64);
+    assert!(matches!(
+        Embedder::open(&wrong_sha, &dir, &opts),
+        Err(VisionError::ChecksumMismatch { .. })
+    ));
+    // Missing file: the error names the directory and points to models/README.md.
+    let mut missing = emb.clone();
+    missing.file = "arcface_r100.onnx".into();
+    match Embedder::open(&missing, &dir, &opts) {
+        Err(e @ VisionError::ModelMissing { .. }) => {
+            assert!(e.to_string().contains("models/README.md"), "{e}")
+        }
+        Err(e) => panic!("expected ModelMissing, got {e}"),
+        Ok(_) => panic!("a missing model was opened"),
+    }
+    // A detector manifest is not an embedder, and vice versa.
+    let det = cat.get("retinaface_mnet025").unwrap().clone();
+    assert!(Embedder::open(&det, &dir, &opts).is_err());
+    assert!(Detector::open(&emb, &dir, None, &opts).is_err());
+    // The real manifests open.
+    assert!(Embedder::open(&emb, &dir, &opts).is_ok());
+    assert!(Detector::open(&det, &dir, None, &opts).is_ok());
+}
