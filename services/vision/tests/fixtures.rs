@@ -465,3 +465,53 @@ fn manifest_mismatches_are_refused_with_clear_errors() {
     assert!(Embedder::open(&emb, &dir, &opts).is_ok());
     assert!(Detector::open(&det, &dir, None, &opts).is_ok());
 }
+
+/// The anchor-free SCRFD detector, chosen by manifest, at two letterbox sizes: the same people,
+/// landmarks inside their boxes, embeddings that still match the RetinaFace pipeline's.
+#[test]
+fn scrfd_detector_selected_by_manifest_finds_the_same_faces() {
+    let models = std::env::var_os("ROLLCALL_MODELS_DIR").map(PathBuf::from);
+    let frame = load(&fixtures().join("groups/kit_with_rose.jpg"));
+    let reference = {
+        let mut p = pipeline();
+        embed_largest(
+            &mut p,
+            &fixtures().join("faces/kit_harington/1.jpg"),
+            Variant::Correct,
+        )
+    };
+    for size in [640u32, 320] {
+        let mut p = FacePipeline::open(&PipelineConfig {
+            detector: "scrfd_2.5g_kps".into(),
+            detector_size: Some(size),
+            models_dir: models.clone(),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(p.detector.input_size(), (size, size));
+        let faces = p.analyze(&frame, EmbedPolicy::All).unwrap();
+        assert_eq!(faces.len(), 2, "SCRFD at {size}");
+        for f in &faces {
+            let b = f.observation.bbox;
+            for [x, y] in f.observation.landmarks {
+                assert!(
+                    x > b.x1 && x < b.x2 && y > b.y1 && y < b.y2,
+                    "{size}: {b:?} {x},{y}"
+                );
+            }
+        }
+        let best = faces
+            .iter()
+            .map(|f| {
+                cos(
+                    &f.observation.embedding.as_ref().unwrap().vector,
+                    &reference,
+                )
+            })
+            .fold(f32::MIN, f32::max);
+        assert!(
+            best > 0.5,
+            "SCRFD at {size}: Kit found with similarity {best}"
+        );
+    }
+}
