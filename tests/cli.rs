@@ -268,3 +268,129 @@ fn watch_the_fixture_clip_checks_in_miranda_once() {
         }
     }
 }
+
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out.split("\r\n\r\n").nth(1)?.to_string())
+}
+
+/// `rollcall serve` with two cameras: the fixture clip and a URL that refuses connections. The
+/// dead camera reconnects with backoff and is reported offline while the other one checks
+/// Miranda in exactly once; SIGTERM drains and stops cleanly; the check-in is in the ledger.
+#[test]
+fn serve_checks_in_from_one_camera_while_another_is_dead() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = data.display().to_string();
+    json_of(&[
+        "enroll",
+        "--data",
+        &d,
+        "--student",
+        "lmm",
+        "--name",
+        "Lin-Manuel",
+        &face("lin_manuel_miranda/1.png"),
+    ]);
+    json_of(&[
+        "enroll",
+        "--data",
+        &d,
+        "--student",
+        "alex",
+        "--name",
+        "Alex",
+        &face("alex_lacamoire/1.png"),
+    ]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let cfg = tmp.path().join("rollcall.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"data = "{d}"
+listen = "{addr}"
+finalize_every_s = 2
+[[cameras]]
+id = "stage"
+url = "{}"
+campus = "main"
+door = "front"
+fps = 10
+[[cameras]]
+id = "dead"
+url = "http://127.0.0.1:1/x.mjpg"
+campus = "main"
+reconnect = {{ initial_ms = 100, max_ms = 400 }}
+"#,
+            fixtures().join("video/short_hamilton_clip.mp4").display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(["serve", "--config", &cfg.display().to_string()])
+        .env_remove("DATABASE_URL")
+        .env_remove("QDRANT_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the clip has played to its end (real time, ~9 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    let mut health = String::new();
+    while std::time::Instant::now() < deadline {
+        if let Some(h) = http_get(&addr, "/healthz") {
+            health = h;
+            if health.contains(r#""stage":"ended""#) {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    assert!(health.contains(r#""stage":"ended""#), "{health}");
+    assert!(health.contains(r#""dead":"offline""#), "{health}");
+    let metrics = http_get(&addr, "/metrics").unwrap();
+    let reconnects: u64 = metrics
+        .lines()
+        .find(|l| l.starts_with("rollcall_reconnects_total{camera=\"dead\"}"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(reconnects >= 2, "{metrics}");
+    assert!(metrics.contains("rollcall_frames_processed_total{camera=\"stage\"}"));
+    assert!(http_get(&addr, "/nope").unwrap().contains("not_found"));
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let events = rt.block_on(async {
+        let store = rollcall_ledger::Store::open_data_dir(&data).await.unwrap();
+        let s = store.only_school().await.unwrap();
+        let e = s.checkin_events(100).await.unwrap();
+        store.close().await;
+        e
+    });
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].student_id, "lmm");
+    assert_eq!(events[0].camera_id.as_deref(), Some("stage"));
+    assert_eq!(events[0].source, "face");
+}

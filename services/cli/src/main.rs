@@ -5,6 +5,7 @@ mod cmd_bench;
 mod cmd_demo;
 mod cmd_gallery;
 mod cmd_ledger;
+mod cmd_serve;
 mod cmd_vision;
 mod cmd_watch;
 
@@ -120,6 +121,11 @@ enum Cmd {
         #[command(flatten)]
         data: cmd_gallery::DataOpts,
     },
+    /// Run cameras, recognition, ledger jobs and /healthz + /metrics until SIGTERM.
+    Serve {
+        #[arg(long, default_value = "rollcall.toml")]
+        config: PathBuf,
+    },
     /// Gallery maintenance and reports.
     #[command(subcommand)]
     Gallery(cmd_gallery::GalleryCmd),
@@ -214,6 +220,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
             print(&summary);
         }
+        Cmd::Serve { config } => cmd_serve::run(v, &config).await?,
         Cmd::Gallery(g) => print(&cmd_gallery::run(v, g).await?),
         Cmd::Bench(b) => print(&cmd_bench::run(v, b).await?),
         Cmd::Ledger(c) => cmd_ledger::run(c).await?,

@@ -176,6 +176,18 @@ impl CheckIn {
     }
 }
 
+/// One stored check-in event (see [`Store::checkin_events`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckInEventView {
+    pub event_key: String,
+    pub student_id: String,
+    pub at: DateTime<Utc>,
+    pub source: String,
+    pub camera_id: Option<String>,
+    pub lesson_id: Option<String>,
+    pub outcome: String,
+}
+
 /// What a check-in did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CheckInResult {
@@ -2158,6 +2170,31 @@ impl Store {
     }
 
     /// Number of audit rows (for tests and health checks).
+    /// The newest check-in events of the school (what each reported check-in did), newest first.
+    pub async fn checkin_events(&self, limit: i64) -> Result<Vec<CheckInEventView>> {
+        let school = self.need_school()?.to_string();
+        let rows = sqlx::query(
+            "SELECT event_key, student_id, at, source, camera_id, lesson_id, outcome FROM checkin_events WHERE school_id = $1 ORDER BY seq DESC LIMIT $2",
+        )
+        .bind(&school)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(CheckInEventView {
+                    event_key: r.try_get(0)?,
+                    student_id: r.try_get(1)?,
+                    at: from_ms(r.try_get(2)?),
+                    source: r.try_get(3)?,
+                    camera_id: r.try_get(4)?,
+                    lesson_id: r.try_get(5)?,
+                    outcome: r.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
     pub async fn audit_count(&self) -> Result<i64> {
         Ok(
             sqlx::query("SELECT COUNT(*) FROM audit_log WHERE school_id = $1")

@@ -1,0 +1,488 @@
+//! `rollcall serve --config rollcall.toml`: cameras → capture threads (latest frame wins) →
+//! recognition (vision, gallery, tracker, debounced matcher) → check-ins in the ledger through a
+//! bounded channel that never drops; lesson-end finalisation on a timer; `/healthz` and
+//! `/metrics` over HTTP; graceful shutdown on SIGTERM / Ctrl-C (cameras stopped, open tracks
+//! decided, queued check-ins committed, stores closed).
+//!
+//! Config (TOML; environment overrides: `ROLLCALL_DATA`, `ROLLCALL_SCHOOL`, `ROLLCALL_LISTEN`,
+//! `DATABASE_URL`, `QDRANT_URL`):
+//! ```toml
+//! data = "data"
+//! school = "default"          # optional: the only school of the ledger
+//! listen = "127.0.0.1:8080"
+//! finalize_every_s = 60
+//! [[cameras]]
+//! id = "front-door"
+//! url = "rtsp://user:secret@10.0.0.5/stream1"
+//! campus = "main"
+//! door = "front"
+//! fps = 10
+//! ```
+
+use crate::cmd_gallery::{open_gallery, open_school, DataOpts};
+use crate::cmd_vision::VisionOpts;
+use crate::cmd_watch::{percentile, Recognizer};
+use anyhow::{anyhow, Context};
+use chrono::Utc;
+use rollcall_capture::{spawn_cameras, CameraConfig, CameraHealth, HealthEvent};
+use rollcall_domain::ledger::AttendanceSource;
+use rollcall_domain::matcher::debounce::Decision;
+use rollcall_domain::TenantId;
+use rollcall_ledger::{CheckIn, Store};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    #[serde(default = "default_data")]
+    pub data: PathBuf,
+    #[serde(default)]
+    pub school: Option<String>,
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    #[serde(default = "default_finalize")]
+    pub finalize_every_s: u64,
+    #[serde(default)]
+    pub cameras: Vec<CameraConfig>,
+}
+
+fn default_data() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_finalize() -> u64 {
+    60
+}
+
+impl ServeConfig {
+    /// Reads the file, then applies the environment overrides.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut c: ServeConfig =
+            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+        if let Some(v) = std::env::var_os("ROLLCALL_DATA") {
+            c.data = PathBuf::from(v);
+        }
+        if let Ok(v) = std::env::var("ROLLCALL_SCHOOL") {
+            c.school = Some(v);
+        }
+        if let Ok(v) = std::env::var("ROLLCALL_LISTEN") {
+            c.listen = v;
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for cam in &c.cameras {
+            cam.validate_settings()
+                .with_context(|| format!("camera {}", cam.id))?;
+            if !ids.insert(cam.id.clone()) {
+                return Err(anyhow!("camera id {} is used twice", cam.id));
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// Counters behind `/metrics` and `/healthz`.
+#[derive(Default)]
+struct Metrics {
+    frames: BTreeMap<String, u64>,
+    faces: u64,
+    decisions: BTreeMap<&'static str, u64>,
+    check_ins_committed: u64,
+    check_in_errors: u64,
+    camera_state: BTreeMap<String, String>,
+    frame_to_decision_ms: Vec<f64>,
+    first_frame_to_commit_ms: Vec<f64>,
+    capture: BTreeMap<String, rollcall_capture::CaptureCounters>,
+}
+
+type Shared = Arc<Mutex<Metrics>>;
+
+fn lock(m: &Shared) -> std::sync::MutexGuard<'_, Metrics> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn prometheus(m: &Metrics) -> String {
+    let mut s = String::new();
+    let esc = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
+    s += "# TYPE rollcall_frames_in_total counter\n";
+    for (cam, c) in &m.capture {
+        s += &format!(
+            "rollcall_frames_in_total{{camera=\"{}\"}} {}\n",
+            esc(cam),
+            c.frames_in
+        );
+    }
+    s += "# TYPE rollcall_frames_dropped_total counter\n";
+    for (cam, c) in &m.capture {
+        s += &format!(
+            "rollcall_frames_dropped_total{{camera=\"{}\"}} {}\n",
+            esc(cam),
+            c.frames_dropped
+        );
+    }
+    s += "# TYPE rollcall_frames_processed_total counter\n";
+    for (cam, n) in &m.frames {
+        s += &format!(
+            "rollcall_frames_processed_total{{camera=\"{}\"}} {n}\n",
+            esc(cam)
+        );
+    }
+    s += "# TYPE rollcall_reconnects_total counter\n";
+    for (cam, c) in &m.capture {
+        s += &format!(
+            "rollcall_reconnects_total{{camera=\"{}\"}} {}\n",
+            esc(cam),
+            c.reconnects
+        );
+    }
+    s += &format!(
+        "# TYPE rollcall_faces_total counter\nrollcall_faces_total {}\n",
+        m.faces
+    );
+    s += "# TYPE rollcall_decisions_total counter\n";
+    for band in ["accept", "review", "unknown"] {
+        s += &format!(
+            "rollcall_decisions_total{{band=\"{band}\"}} {}\n",
+            m.decisions.get(band).copied().unwrap_or(0)
+        );
+    }
+    s += &format!(
+        "# TYPE rollcall_check_ins_committed_total counter\nrollcall_check_ins_committed_total {}\n",
+        m.check_ins_committed
+    );
+    s += &format!(
+        "# TYPE rollcall_check_in_errors_total counter\nrollcall_check_in_errors_total {}\n",
+        m.check_in_errors
+    );
+    for (name, v) in [
+        ("rollcall_frame_to_decision_ms", &m.frame_to_decision_ms),
+        (
+            "rollcall_first_frame_to_commit_ms",
+            &m.first_frame_to_commit_ms,
+        ),
+    ] {
+        s += &format!("# TYPE {name} summary\n");
+        for q in [0.5, 0.99] {
+            if let Some(x) = percentile(v, q) {
+                s += &format!("{name}{{quantile=\"{q}\"}} {x}\n");
+            }
+        }
+        s += &format!("{name}_count {}\n", v.len());
+    }
+    s += "# TYPE rollcall_camera_up gauge\n";
+    for (cam, st) in &m.camera_state {
+        let up = matches!(st.as_str(), "online" | "connecting") as u8;
+        s += &format!(
+            "rollcall_camera_up{{camera=\"{}\",state=\"{st}\"}} {up}\n",
+            esc(cam)
+        );
+    }
+    s
+}
+
+/// A tiny HTTP/1.1 server for the two operational endpoints (the staff API is a separate crate).
+async fn http(listener: tokio::net::TcpListener, metrics: Shared) {
+    loop {
+        let Ok((mut sock, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 4096];
+            let n = match tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf)).await {
+                Ok(Ok(n)) => n,
+                _ => return,
+            };
+            let req = String::from_utf8_lossy(&buf[..n]);
+            let path = req.split_whitespace().nth(1).unwrap_or("");
+            let (status, ctype, body) = match path {
+                "/healthz" => {
+                    let m = lock(&metrics);
+                    let body = serde_json::json!({
+                        "status": "ok",
+                        "cameras": m.camera_state,
+                        "check_ins_committed": m.check_ins_committed,
+                    })
+                    .to_string();
+                    ("200 OK", "application/json", body)
+                }
+                "/metrics" => (
+                    "200 OK",
+                    "text/plain; version=0.0.4",
+                    prometheus(&lock(&metrics)),
+                ),
+                _ => (
+                    "404 Not Found",
+                    "application/json",
+                    r#"{"error":"not_found"}"#.to_string(),
+                ),
+            };
+            let resp = format!(
+                "HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = sock.write_all(resp.as_bytes()).await;
+        });
+    }
+}
+
+fn health_state(h: &CameraHealth) -> Option<&'static str> {
+    Some(match h {
+        CameraHealth::Online { .. } => "online",
+        CameraHealth::Offline { .. } | CameraHealth::Reconnecting { .. } => "offline",
+        CameraHealth::Stale { .. } => "stale",
+        CameraHealth::Ended => "ended",
+        CameraHealth::ResolutionChanged { .. } => return None,
+    })
+}
+
+/// A check-in waiting for the ledger, with the time its track was first seen.
+struct Pending {
+    check_in: CheckIn,
+    first_seen: chrono::DateTime<Utc>,
+}
+
+/// Commits check-ins, retrying (with capped backoff) until the ledger takes them: nothing is
+/// dropped. The event key makes retries and other processes' reports of the same track safe.
+async fn ledger_writer(store: Store, mut rx: mpsc::Receiver<Pending>, metrics: Shared) {
+    while let Some(p) = rx.recv().await {
+        let mut delay = Duration::from_millis(50);
+        loop {
+            match store.check_in(&p.check_in).await {
+                Ok(r) => {
+                    tracing::info!(student = %r.student_id, outcome = ?r.outcome, "check-in committed");
+                    let mut m = lock(&metrics);
+                    m.check_ins_committed += 1;
+                    let ms = (Utc::now() - p.first_seen).num_microseconds().unwrap_or(0);
+                    m.first_frame_to_commit_ms.push(ms as f64 / 1e3);
+                    break;
+                }
+                Err(e @ rollcall_ledger::LedgerError::NotFound { .. })
+                | Err(e @ rollcall_ledger::LedgerError::Invalid { .. }) => {
+                    // A permanent refusal (e.g. the student was deleted): log and move on.
+                    tracing::error!(error = %e, "check-in refused by the ledger");
+                    lock(&metrics).check_in_errors += 1;
+                    break;
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "check-in failed; retrying");
+                    lock(&metrics).check_in_errors += 1;
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
+    let cfg = ServeConfig::load(config)?;
+    let data = DataOpts {
+        data: cfg.data.clone(),
+        school: cfg.school.clone(),
+        qdrant_url: std::env::var("QDRANT_URL").ok(),
+        qdrant_api_key: std::env::var("QDRANT_API_KEY").ok(),
+        qdrant_collection: std::env::var("QDRANT_COLLECTION")
+            .unwrap_or_else(|_| "rollcall_faces".into()),
+    };
+    let store = open_school(&data, false).await?;
+    let tenant = TenantId::new(store.school_id()).map_err(|e| anyhow!("school id: {e}"))?;
+    for cam in &cfg.cameras {
+        // Cameras are registered in the ledger on first start; an existing one is kept.
+        let _ = store
+            .create_campus(cam.campus.as_str(), cam.campus.as_str())
+            .await;
+        let _ = store
+            .create_camera(
+                cam.id.as_str(),
+                cam.campus.as_str(),
+                cam.door.as_deref().unwrap_or(""),
+            )
+            .await;
+    }
+    let p = v.open()?;
+    let dim = p
+        .embedder
+        .manifest()
+        .embedder
+        .as_ref()
+        .map(|e| e.embedding_size)
+        .unwrap_or(128);
+    let gallery = open_gallery(&data, dim).await?;
+    let mut rec = Recognizer::new(p, gallery, tenant)?;
+    let metrics: Shared = Arc::new(Mutex::new(Metrics::default()));
+
+    let listener = tokio::net::TcpListener::bind(&cfg.listen)
+        .await
+        .with_context(|| format!("listening on {}", cfg.listen))?;
+    eprintln!("rollcall serve: listening on {}", listener.local_addr()?);
+    tokio::spawn(http(listener, metrics.clone()));
+
+    let (htx, hrx) = std::sync::mpsc::channel::<HealthEvent>();
+    let (handles, failed) = spawn_cameras(&cfg.cameras, Arc::new(htx));
+    for (id, e) in &failed {
+        tracing::error!(camera = %id, error = %e, "camera not started");
+        lock(&metrics)
+            .camera_state
+            .insert(id.to_string(), "failed".into());
+    }
+    let campus_of: BTreeMap<_, _> = cfg
+        .cameras
+        .iter()
+        .map(|c| (c.id.clone(), c.campus.clone()))
+        .collect();
+    for h in &handles {
+        rec.add_camera(h.camera().clone(), campus_of[h.camera()].clone())?;
+        lock(&metrics)
+            .camera_state
+            .insert(h.camera().to_string(), "connecting".into());
+    }
+
+    let (tx, rx) = mpsc::channel::<Pending>(1024);
+    let writer = tokio::spawn(ledger_writer(store.clone(), rx, metrics.clone()));
+    let finalizer = {
+        let store = store.clone();
+        let every = Duration::from_secs(cfg.finalize_every_s.max(1));
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(every);
+            loop {
+                t.tick().await;
+                if let Err(e) = store.finalize(Utc::now()).await {
+                    tracing::warn!(error = %e, "finalisation failed; will retry");
+                }
+            }
+        })
+    };
+
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    let mut last_tick = Instant::now();
+    loop {
+        // Health events (from capture and watchdog threads).
+        while let Ok(ev) = hrx.try_recv() {
+            tracing::info!(camera = %ev.camera, health = ?ev.health, "camera health");
+            if let Some(st) = health_state(&ev.health) {
+                lock(&metrics)
+                    .camera_state
+                    .insert(ev.camera.to_string(), st.into());
+            }
+        }
+        let mut worked = false;
+        for h in &handles {
+            let Some(cf) = h.frames().try_take() else {
+                continue;
+            };
+            worked = true;
+            let cam = h.camera().clone();
+            let campus = campus_of[&cam].clone();
+            let decisions = rec
+                .on_frame(
+                    &cam,
+                    &campus,
+                    cf.captured_at,
+                    &cf.frame,
+                    cf.captured_instant,
+                )
+                .await?;
+            {
+                let mut m = lock(&metrics);
+                *m.frames.entry(cam.to_string()).or_default() += 1;
+                m.faces = rec.faces;
+                m.frame_to_decision_ms = rec.frame_to_decision_ms.clone();
+                m.capture.insert(cam.to_string(), h.counters());
+            }
+            for d in decisions {
+                send(&tx, &metrics, d).await;
+            }
+        }
+        if last_tick.elapsed() > Duration::from_secs(1) {
+            last_tick = Instant::now();
+            for d in rec.engine.tick(Utc::now()) {
+                send(&tx, &metrics, d).await;
+            }
+            let mut m = lock(&metrics);
+            for h in &handles {
+                m.capture.insert(h.camera().to_string(), h.counters());
+            }
+        }
+        if !worked {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {}
+            }
+        }
+    }
+    eprintln!("rollcall serve: shutting down");
+    for h in handles {
+        h.stop();
+    }
+    for d in rec.engine.finish(Utc::now()) {
+        send(&tx, &metrics, d).await;
+    }
+    drop(tx);
+    // Every queued check-in is committed before the stores close.
+    let _ = writer.await;
+    finalizer.abort();
+    store.close().await;
+    eprintln!(
+        "rollcall serve: stopped; {} check-ins committed",
+        lock(&metrics).check_ins_committed
+    );
+    Ok(())
+}
+
+async fn send(tx: &mpsc::Sender<Pending>, metrics: &Shared, d: Decision) {
+    *lock(metrics).decisions.entry(d.kind()).or_default() += 1;
+    let line = d.line();
+    tracing::info!(decision = %line.decision, student = ?line.student, camera = %line.camera, track = line.track, "decision");
+    if let (Some(student), true) = (d.check_in(), line.check_in) {
+        let mut ci = CheckIn::new(student.as_str(), d.decided_at, AttendanceSource::Face);
+        ci.camera_id = Some(line.camera.clone());
+        // One event per track: a retry or a second report of this track is a no-op.
+        ci.event_key = Some(format!(
+            "face:{}:{}:{}",
+            line.camera,
+            line.track,
+            d.first_seen.timestamp_millis()
+        ));
+        // A full channel waits (back-pressure on recognition); it never drops a check-in.
+        let _ = tx
+            .send(Pending {
+                check_in: ci,
+                first_seen: d.first_seen,
+            })
+            .await;
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
