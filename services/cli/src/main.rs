@@ -6,6 +6,7 @@ mod cmd_demo;
 mod cmd_gallery;
 mod cmd_ledger;
 mod cmd_serve;
+mod cmd_sim;
 mod cmd_vision;
 mod cmd_watch;
 
@@ -126,6 +127,9 @@ enum Cmd {
         #[arg(long, default_value = "rollcall.toml")]
         config: PathBuf,
     },
+    /// camera-sim: render or serve synthetic walk-through streams of a scenario.
+    #[command(subcommand)]
+    Sim(cmd_sim::SimCmd),
     /// Gallery maintenance and reports.
     #[command(subcommand)]
     Gallery(cmd_gallery::GalleryCmd),
@@ -221,6 +225,7 @@ async fn main() -> anyhow::Result<()> {
             print(&summary);
         }
         Cmd::Serve { config } => cmd_serve::run(v, &config).await?,
+        Cmd::Sim(c) => print(&cmd_sim::run(v, c).await?),
         Cmd::Gallery(g) => print(&cmd_gallery::run(v, g).await?),
         Cmd::Bench(b) => print(&cmd_bench::run(v, b).await?),
         Cmd::Ledger(c) => cmd_ledger::run(c).await?,
