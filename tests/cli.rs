@@ -382,13 +382,22 @@ reconnect = {{ initial_ms = 100, max_ms = 400 }}
     let status = child.wait().unwrap();
     assert!(status.success(), "{status:?}");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let events = rt.block_on(async {
+    let (events, alerts) = rt.block_on(async {
         let store = rollcall_ledger::Store::open_data_dir(&data).await.unwrap();
         let s = store.only_school().await.unwrap();
         let e = s.checkin_events(100).await.unwrap();
+        let a = s.alerts(None).await.unwrap();
         store.close().await;
-        e
+        (e, a)
     });
+    // One camera-offline alert for the dead camera (one per outage, not one per retry), none
+    // for the camera that worked.
+    let cam_alerts: Vec<_> = alerts
+        .iter()
+        .filter(|a| a.kind.as_str() == "camera_offline")
+        .collect();
+    assert_eq!(cam_alerts.len(), 1, "{alerts:?}");
+    assert!(cam_alerts[0].message.contains("camera dead"), "{alerts:?}");
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].student_id, "lmm");
     assert_eq!(events[0].camera_id.as_deref(), Some("stage"));

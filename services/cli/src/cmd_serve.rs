@@ -366,6 +366,7 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
     let mut last_tick = Instant::now();
+    let mut outages: BTreeMap<String, i64> = BTreeMap::new();
     loop {
         // Health events (from capture and watchdog threads).
         while let Ok(ev) = hrx.try_recv() {
@@ -375,6 +376,7 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
                     .camera_state
                     .insert(ev.camera.to_string(), st.into());
             }
+            camera_alert(&store, &mut outages, &ev).await;
         }
         let mut worked = false;
         for h in &handles {
@@ -461,6 +463,32 @@ async fn send(tx: &mpsc::Sender<Pending>, metrics: &Shared, d: Decision) {
                 first_seen: d.first_seen,
             })
             .await;
+    }
+}
+
+/// Camera health into the ledger's alerts: one `camera_offline` alert per outage (offline or
+/// stale), resolved when frames arrive again. A ledger error is logged, never fatal.
+async fn camera_alert(store: &Store, outages: &mut BTreeMap<String, i64>, ev: &HealthEvent) {
+    let cam = ev.camera.to_string();
+    let reason = match &ev.health {
+        CameraHealth::Offline { reason } => format!("offline ({reason})"),
+        CameraHealth::Stale { since } => format!("no frame since {since}"),
+        CameraHealth::Online { .. } => {
+            if outages.remove(&cam).is_some() {
+                if let Err(e) = store.resolve_camera_alerts(&cam).await {
+                    tracing::warn!(camera = %cam, error = %e, "cannot resolve camera alert");
+                }
+            }
+            return;
+        }
+        _ => return,
+    };
+    let since = *outages
+        .entry(cam.clone())
+        .or_insert_with(|| ev.at.timestamp_millis());
+    let key = format!("camera:{cam}:{since}");
+    if let Err(e) = store.raise_camera_alert(&cam, &key, &reason, ev.at).await {
+        tracing::warn!(camera = %cam, error = %e, "cannot record camera alert");
     }
 }
 

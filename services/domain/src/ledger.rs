@@ -72,7 +72,8 @@ str_enum!(
 str_enum!(
     /// Kind of an anomaly alert.
     AlertKind { AbsenceStreak => "absence_streak", LowBalance => "low_balance",
-                ExpiringPackage => "expiring_package", ZeroBalanceCheckin => "zero_balance_checkin" }
+                ExpiringPackage => "expiring_package", ZeroBalanceCheckin => "zero_balance_checkin",
+                CameraOffline => "camera_offline" }
 );
 str_enum!(
     /// Life cycle of an alert.

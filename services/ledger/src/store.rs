@@ -2195,6 +2195,55 @@ impl Store {
             .collect()
     }
 
+    /// Raises a camera-health alert (offline or stale), one per outage: `dedup_key` names the
+    /// outage (e.g. `camera:{id}:{since_ms}`), so repeated reports of it are no-ops. Camera
+    /// alerts belong to no student (`student_id` is empty). Returns whether it was new.
+    pub async fn raise_camera_alert(
+        &self,
+        camera: &str,
+        dedup_key: &str,
+        message: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let school = self.need_school()?.to_string();
+        let draft = AlertDraft {
+            kind: AlertKind::CameraOffline,
+            dedup_key: dedup_key.to_string(),
+            student_id: String::new(),
+            class_id: None,
+            package_id: None,
+            message: format!("camera {camera}: {message}"),
+        };
+        let mut raised = Vec::new();
+        let mut w = self.write().await?;
+        raise_alert(w.conn(), &school, &draft, ms(at), &mut raised).await?;
+        w.commit().await?;
+        Ok(!raised.is_empty())
+    }
+
+    /// Resolves the open camera alerts of `camera` (it is back online); returns how many.
+    pub async fn resolve_camera_alerts(&self, camera: &str) -> Result<usize> {
+        let school = self.need_school()?.to_string();
+        let prefix = format!("camera:{camera}:");
+        let rows = sqlx::query(
+            "SELECT seq, dedup_key FROM alerts WHERE school_id = $1 AND kind = $2 AND state <> 'resolved'",
+        )
+        .bind(&school)
+        .bind(AlertKind::CameraOffline.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut n = 0;
+        for r in rows {
+            let key: String = r.try_get(1)?;
+            if key.starts_with(&prefix) {
+                self.set_alert_state(r.try_get(0)?, AlertState::Resolved, "system")
+                    .await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
     pub async fn audit_count(&self) -> Result<i64> {
         Ok(
             sqlx::query("SELECT COUNT(*) FROM audit_log WHERE school_id = $1")
