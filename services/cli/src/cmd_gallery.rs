@@ -79,7 +79,8 @@ pub async fn open_gallery(d: &DataOpts, dim: usize) -> anyhow::Result<Box<dyn Ga
     })
 }
 
-fn dim_of(p: &rollcall_vision::FacePipeline) -> usize {
+/// Vector size of the pipeline's embedder (what the gallery must store).
+pub fn dim_of(p: &rollcall_vision::FacePipeline) -> usize {
     p.embedder
         .manifest()
         .embedder

@@ -19,7 +19,7 @@
 //! fps = 10
 //! ```
 
-use crate::cmd_gallery::{open_gallery, open_school, DataOpts};
+use crate::cmd_gallery::{dim_of, open_gallery, open_school, DataOpts};
 use crate::cmd_vision::VisionOpts;
 use crate::cmd_watch::{percentile, Recognizer};
 use anyhow::{anyhow, Context};
@@ -310,14 +310,7 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
             .await;
     }
     let p = v.open()?;
-    let dim = p
-        .embedder
-        .manifest()
-        .embedder
-        .as_ref()
-        .map(|e| e.embedding_size)
-        .unwrap_or(128);
-    let gallery = open_gallery(&data, dim).await?;
+    let gallery = open_gallery(&data, dim_of(&p)).await?;
     let mut rec = Recognizer::new(p, gallery, tenant)?;
     let metrics: Shared = Arc::new(Mutex::new(Metrics::default()));
 

@@ -8,7 +8,7 @@
 //! wins, the wall clock is the time. `watch` never writes to the ledger: it is how an
 //! integrator checks a camera and how the speed of the whole pipeline is measured.
 
-use crate::cmd_gallery::{open_gallery, open_school, DataOpts};
+use crate::cmd_gallery::{dim_of, open_gallery, open_school, DataOpts};
 use crate::cmd_vision::VisionOpts;
 use anyhow::{anyhow, Context};
 use chrono::{DateTime, Duration, Utc};
@@ -149,14 +149,7 @@ pub async fn run(
     let tenant = TenantId::new(school.school_id()).map_err(|e| anyhow!("school id: {e}"))?;
     school.close().await;
     let p = v.open()?;
-    let dim = p
-        .embedder
-        .manifest()
-        .embedder
-        .as_ref()
-        .map(|e| e.embedding_size)
-        .unwrap_or(128);
-    let gallery = open_gallery(d, dim).await?;
+    let gallery = open_gallery(d, dim_of(&p)).await?;
     let mut r = Recognizer::new(p, gallery, tenant)?;
     r.add_camera(camera.clone(), campus.clone())?;
     let start = match start {
