@@ -162,8 +162,8 @@ impl ModelManifest {
             return Err(bad("input width/height must be positive".into()));
         }
         if m.input.multiple_of == 0
-            || m.input.width % m.input.multiple_of != 0
-            || m.input.height % m.input.multiple_of != 0
+            || !m.input.width.is_multiple_of(m.input.multiple_of)
+            || !m.input.height.is_multiple_of(m.input.multiple_of)
         {
             return Err(bad(
                 "input width/height must be multiples of multiple_of".into()
@@ -229,6 +229,8 @@ impl ModelManifest {
                 let t = m
                     .thresholds
                     .ok_or_else(|| bad("an embedder needs [thresholds]".into()))?;
+                // Written so that a NaN threshold is refused too.
+                #[allow(clippy::neg_cmp_op_on_partial_ord)]
                 if !(t.review <= t.accept) {
                     return Err(bad("thresholds: review must be <= accept".into()));
                 }
