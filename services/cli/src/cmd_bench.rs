@@ -57,6 +57,9 @@ pub enum BenchCmd {
     Ledger {
         #[arg(long, default_value_t = 5000)]
         checkins: usize,
+        /// Concurrent tasks reporting check-ins.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
         /// PostgreSQL URL to benchmark as well (default: DATABASE_URL when set).
         #[arg(long, env = "DATABASE_URL")]
         database_url: Option<String>,
@@ -101,12 +104,13 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
         }
         BenchCmd::Ledger {
             checkins,
+            concurrency,
             database_url,
             json: _,
         } => {
-            let mut out = vec![crate::cmd_ledger::bench_on(None, checkins).await?];
+            let mut out = vec![crate::cmd_ledger::bench_on(None, checkins, concurrency).await?];
             if let Some(url) = database_url.filter(|u| !u.is_empty()) {
-                out.push(crate::cmd_ledger::bench_on(Some(&url), checkins).await?);
+                out.push(crate::cmd_ledger::bench_on(Some(&url), checkins, concurrency).await?);
             }
             Ok(json!({ "ledger": out }))
         }

@@ -353,13 +353,17 @@ pub async fn run(cmd: LedgerCmd) -> anyhow::Result<()> {
 
 /// `rollcall bench ledger`: `n` check-ins on the PostgreSQL (or other) database at `url` (in a
 /// fresh `bench-…` school), or on a SQLite file in a temporary directory when `url` is `None`.
-pub async fn bench_on(url: Option<&str>, n: usize) -> anyhow::Result<serde_json::Value> {
+pub async fn bench_on(
+    url: Option<&str>,
+    n: usize,
+    concurrency: usize,
+) -> anyhow::Result<serde_json::Value> {
     let tmp = std::env::temp_dir().join(format!("rollcall-bench-{}", uuid_like()));
     let store = match url {
         Some(url) => Store::open(url).await?,
         None => Store::open_data_dir(&tmp).await?,
     };
-    let report = rollcall_ledger::bench_checkins(&store, n).await;
+    let report = rollcall_ledger::bench_checkins_with(&store, n, concurrency).await;
     store.close().await;
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(serde_json::to_value(report?)?)
