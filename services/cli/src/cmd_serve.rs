@@ -197,12 +197,17 @@ async fn http(listener: tokio::net::TcpListener, metrics: Shared) {
         };
         let metrics = metrics.clone();
         tokio::spawn(async move {
-            let mut buf = vec![0u8; 4096];
-            let n = match tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf)).await {
-                Ok(Ok(n)) => n,
-                _ => return,
-            };
-            let req = String::from_utf8_lossy(&buf[..n]);
+            // Read the whole request head (it may arrive in several segments); closing with
+            // unread bytes would reset the connection before the client reads the response.
+            let mut buf = Vec::with_capacity(1024);
+            let mut chunk = [0u8; 1024];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
+                match tokio::time::timeout(Duration::from_secs(5), sock.read(&mut chunk)).await {
+                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+                    Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let req = String::from_utf8_lossy(&buf);
             let path = req.split_whitespace().nth(1).unwrap_or("");
             let (status, ctype, body) = match path {
                 "/healthz" => {
@@ -231,6 +236,7 @@ async fn http(listener: tokio::net::TcpListener, metrics: Shared) {
                 body.len()
             );
             let _ = sock.write_all(resp.as_bytes()).await;
+            let _ = sock.shutdown().await;
         });
     }
 }
