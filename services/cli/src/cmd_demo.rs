@@ -71,7 +71,7 @@ pub fn run(v: &VisionOpts, fixtures: &Path) -> anyhow::Result<()> {
             let e = &f.observation.embedding.as_ref().expect("filtered").vector;
             let mut scores: Vec<(f32, &str)> = gallery
                 .iter()
-                .map(|(who, g)| (e.iter().zip(g).map(|(a, b)| a * b).sum(), who.as_str()))
+                .map(|(who, g)| (rollcall_domain::face::dot(e, g), who.as_str()))
                 .collect();
             scores.sort_by(|a, b| b.0.total_cmp(&a.0));
             let (best, who) = scores.first().copied().unwrap_or((0.0, "-"));

@@ -21,7 +21,7 @@
 
 use crate::cmd_gallery::{dim_of, open_gallery, open_school, DataOpts};
 use crate::cmd_vision::VisionOpts;
-use crate::cmd_watch::{percentile, Recognizer};
+use crate::cmd_watch::{Latencies, Recognizer};
 use anyhow::{anyhow, Context};
 use chrono::Utc;
 use rollcall_capture::{spawn_cameras, CameraConfig, CameraHealth, HealthEvent};
@@ -99,8 +99,8 @@ struct Metrics {
     check_ins_committed: u64,
     check_in_errors: u64,
     camera_state: BTreeMap<String, String>,
-    frame_to_decision_ms: Vec<f64>,
-    first_frame_to_commit_ms: Vec<f64>,
+    frame_to_decision_ms: Latencies,
+    first_frame_to_commit_ms: Latencies,
     capture: BTreeMap<String, rollcall_capture::CaptureCounters>,
 }
 
@@ -172,11 +172,11 @@ fn prometheus(m: &Metrics) -> String {
     ] {
         s += &format!("# TYPE {name} summary\n");
         for q in [0.5, 0.99] {
-            if let Some(x) = percentile(v, q) {
+            if let Some(x) = v.percentile(q) {
                 s += &format!("{name}{{quantile=\"{q}\"}} {x}\n");
             }
         }
-        s += &format!("{name}_count {}\n", v.len());
+        s += &format!("{name}_count {}\n", v.count);
     }
     s += "# TYPE rollcall_camera_up gauge\n";
     for (cam, st) in &m.camera_state {
@@ -398,7 +398,11 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
                 let mut m = lock(&metrics);
                 *m.frames.entry(cam.to_string()).or_default() += 1;
                 m.faces = rec.faces;
-                m.frame_to_decision_ms = rec.frame_to_decision_ms.clone();
+                if !decisions.is_empty() {
+                    // The same measurement the recognizer keeps, copied once per deciding frame.
+                    m.frame_to_decision_ms
+                        .push(cf.captured_instant.elapsed().as_secs_f64() * 1e3);
+                }
                 m.capture.insert(cam.to_string(), h.counters());
             }
             for d in decisions {

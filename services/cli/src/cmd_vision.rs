@@ -1,7 +1,7 @@
 //! `rollcall detect | embed | verify | eval-pairs`: the vision pipeline on still images.
 
 use anyhow::{anyhow, bail, Context};
-use rollcall_domain::face::FaceObservation;
+use rollcall_domain::face::{dot, FaceObservation};
 use rollcall_domain::Frame;
 use rollcall_vision::decode::{decode_file, encode_png, DecodeLimits};
 use rollcall_vision::pipeline::EmbedPolicy;
@@ -170,16 +170,12 @@ fn largest_embedding(p: &mut FacePipeline, path: &Path) -> anyhow::Result<Option
         .map(|e| e.vector))
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
 pub fn verify(v: &VisionOpts, a: &Path, b: &Path, threshold: Option<f32>) -> anyhow::Result<Value> {
     let mut p = v.open()?;
     let t = threshold.unwrap_or(p.thresholds().verify);
     let ea = largest_embedding(&mut p, a)?.ok_or_else(|| anyhow!("no face in {}", a.display()))?;
     let eb = largest_embedding(&mut p, b)?.ok_or_else(|| anyhow!("no face in {}", b.display()))?;
-    let s = cosine(&ea, &eb);
+    let s = dot(&ea, &eb);
     Ok(json!({"similarity": s, "same": s >= t, "threshold": t}))
 }
 
@@ -339,7 +335,7 @@ pub fn eval_pairs(
         let (ex, ey) = (embed(&pair.x, &mut p), embed(&pair.y, &mut p));
         let predicted_same = match (ex, ey) {
             (Ok(Some(a)), Ok(Some(b))) => {
-                let s = cosine(&a, &b);
+                let s = dot(&a, &b);
                 if pair.same {
                     genuine.push(s)
                 } else {

@@ -33,8 +33,8 @@ pub struct Recognizer {
     pub engine: Engine,
     pub frames: u64,
     pub faces: u64,
-    /// Milliseconds from a frame's capture to the decisions it produced.
-    pub frame_to_decision_ms: Vec<f64>,
+    /// Milliseconds from a frame's capture to the decisions it produced (recent window).
+    pub frame_to_decision_ms: Latencies,
 }
 
 impl Recognizer {
@@ -61,7 +61,7 @@ impl Recognizer {
             engine: Engine::new(TrackerConfig::default(), matcher)?,
             frames: 0,
             faces: 0,
-            frame_to_decision_ms: Vec::new(),
+            frame_to_decision_ms: Latencies::default(),
         })
     }
 
@@ -123,13 +123,34 @@ fn line(d: &Decision) -> Value {
     serde_json::to_value(d.line()).unwrap_or(Value::Null)
 }
 
-pub fn percentile(v: &[f64], q: f64) -> Option<f64> {
-    if v.is_empty() {
-        return None;
+/// The most recent latency samples (bounded, so a long-running `serve` keeps flat memory).
+#[derive(Debug, Clone, Default)]
+pub struct Latencies {
+    recent: std::collections::VecDeque<f64>,
+    /// Samples ever recorded.
+    pub count: u64,
+}
+
+impl Latencies {
+    const WINDOW: usize = 10_000;
+
+    pub fn push(&mut self, ms: f64) {
+        if self.recent.len() == Self::WINDOW {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(ms);
+        self.count += 1;
     }
-    let mut s = v.to_vec();
-    s.sort_by(f64::total_cmp);
-    Some((s[((s.len() - 1) as f64 * q).round() as usize] * 10.0).round() / 10.0)
+
+    /// Quantile `q` of the recent window, to 0.1 ms.
+    pub fn percentile(&self, q: f64) -> Option<f64> {
+        if self.recent.is_empty() {
+            return None;
+        }
+        let mut s: Vec<f64> = self.recent.iter().copied().collect();
+        s.sort_by(f64::total_cmp);
+        Some((s[((s.len() - 1) as f64 * q).round() as usize] * 10.0).round() / 10.0)
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -207,8 +228,8 @@ pub async fn run(
         "fps": if secs > 0.0 { (r.frames as f64 / secs * 10.0).round() / 10.0 } else { 0.0 },
         "seconds": (secs * 1000.0).round() / 1000.0,
         "frame_to_decision_ms": {
-            "p50": percentile(&r.frame_to_decision_ms, 0.5),
-            "p99": percentile(&r.frame_to_decision_ms, 0.99),
+            "p50": r.frame_to_decision_ms.percentile(0.5),
+            "p99": r.frame_to_decision_ms.percentile(0.99),
         },
     }))
 }

@@ -102,6 +102,29 @@ impl FacePipeline {
             .unwrap_or_else(|| Frame::from_rgb(w, h, vec![0; (w * h * 3) as usize]).expect("sized"))
     }
 
+    /// Aligns one detection and runs the quality gate on it (not embedded yet).
+    fn assess_detection(&self, frame: &Frame, d: &Detection) -> AnalyzedFace {
+        let aligned = self.align(frame, d);
+        let quality = assess(
+            &self.quality,
+            frame.width(),
+            frame.height(),
+            &d.bbox,
+            d.score,
+            &d.landmarks,
+            Some(&aligned),
+        );
+        AnalyzedFace {
+            observation: FaceObservation {
+                bbox: d.bbox,
+                landmarks: d.landmarks,
+                quality,
+                embedding: None,
+            },
+            aligned,
+        }
+    }
+
     /// Runs the whole pipeline on one frame. Faces come out highest detection score first.
     pub fn analyze(
         &mut self,
@@ -111,27 +134,7 @@ impl FacePipeline {
         let dets = self.detector.detect(frame)?;
         let mut faces: Vec<AnalyzedFace> = dets
             .iter()
-            .map(|d| {
-                let aligned = self.align(frame, d);
-                let quality = assess(
-                    &self.quality,
-                    frame.width(),
-                    frame.height(),
-                    &d.bbox,
-                    d.score,
-                    &d.landmarks,
-                    Some(&aligned),
-                );
-                AnalyzedFace {
-                    observation: FaceObservation {
-                        bbox: d.bbox,
-                        landmarks: d.landmarks,
-                        quality,
-                        embedding: None,
-                    },
-                    aligned,
-                }
-            })
+            .map(|d| self.assess_detection(frame, d))
             .collect();
         let idx: Vec<usize> = faces
             .iter()
@@ -162,25 +165,8 @@ impl FacePipeline {
         else {
             return Ok(None);
         };
-        let aligned = self.align(frame, d);
-        let quality = assess(
-            &self.quality,
-            frame.width(),
-            frame.height(),
-            &d.bbox,
-            d.score,
-            &d.landmarks,
-            Some(&aligned),
-        );
-        let emb = self.embedder.embed(&[&aligned])?.pop();
-        Ok(Some(AnalyzedFace {
-            observation: FaceObservation {
-                bbox: d.bbox,
-                landmarks: d.landmarks,
-                quality,
-                embedding: emb,
-            },
-            aligned,
-        }))
+        let mut face = self.assess_detection(frame, d);
+        face.observation.embedding = self.embedder.embed(&[&face.aligned])?.pop();
+        Ok(Some(face))
     }
 }
