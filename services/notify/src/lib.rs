@@ -1,0 +1,1 @@
+//! rollcall-notify: delivers the notices the ledger writes to its outbox (see ARCHITECTURE.md).
