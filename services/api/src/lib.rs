@@ -1,1 +1,398 @@
-//! rollcall-api: the HTTP API and the staff web app (see ARCHITECTURE.md).
+//! rollcall-api: the HTTP API (`/api/v1`, OpenAPI at `/api/openapi.json`, docs at `/api/docs`)
+//! and the staff web app (`/app`), on axum. See ARCHITECTURE.md ("HTTP API and staff app").
+//!
+//! Every route is registered through [`Routes::add`] with the roles that may call it; the same
+//! table produces the OpenAPI document, so a mounted route is always documented. A route guard
+//! authenticates (bearer API token or session cookie + CSRF), checks the role and hands the
+//! [`auth::Staff`] to the handler, which checks the campus of what it touches. Changes run
+//! inside [`rollcall_ledger::as_actor`], so the ledger's audit rows (same transaction as the
+//! change) name the staff member, role and IP.
+
+pub mod auth;
+pub mod error;
+mod openapi;
+mod v1;
+mod web;
+
+use axum::extract::{DefaultBodyLimit, FromRequest, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
+use axum::Router;
+use error::ApiError;
+use rollcall_ledger::{Role, Store};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use auth::{hash_password, verify_password};
+
+/// Settings of the HTTP side of `rollcall serve`.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest request body (uploads included), bytes. Default 10 MB.
+    pub max_body_bytes: usize,
+    /// `/metrics` without authentication (default true; false: admin or manager only).
+    pub metrics_public: bool,
+    /// Data directory (review crops under `crops/review/`, enrolled crops under `crops/`).
+    pub data_dir: PathBuf,
+    /// Session lifetime.
+    pub session_hours: i64,
+    /// Add `Secure` to the session cookie (set when served over HTTPS).
+    pub secure_cookies: bool,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            max_body_bytes: 10 * 1024 * 1024,
+            metrics_public: true,
+            data_dir: PathBuf::from("data"),
+            session_hours: 12,
+            secure_cookies: false,
+        }
+    }
+}
+
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What the API needs from the running process beyond the ledger: operational state and the
+/// face pipeline (enrollment, erasure), which live in the binary.
+pub trait Ops: Send + Sync + 'static {
+    /// `/healthz` body.
+    fn health(&self) -> Value {
+        serde_json::json!({"status": "ok"})
+    }
+    /// `/metrics` body (Prometheus text).
+    fn metrics(&self) -> String {
+        String::new()
+    }
+    /// Health state per camera id (`online`, `offline`, `stale`, …).
+    fn camera_states(&self) -> std::collections::BTreeMap<String, String> {
+        Default::default()
+    }
+    /// Enrolls one photo of a student (quality gate + duplicate check); the verdict as JSON.
+    fn enroll_photo<'a>(
+        &'a self,
+        _student: &'a str,
+        _image: Vec<u8>,
+    ) -> BoxFut<'a, Result<Value, ApiError>> {
+        Box::pin(async {
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "enrollment_unavailable",
+                "face enrollment is not available in this process",
+            ))
+        })
+    }
+    /// Erases a student's biometric data; the receipt as JSON.
+    fn erase<'a>(&'a self, _student: &'a str) -> BoxFut<'a, Result<Value, ApiError>> {
+        Box::pin(async {
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "erasure_unavailable",
+                "biometric erasure is not available in this process",
+            ))
+        })
+    }
+}
+
+/// No pipeline attached (tests, API-only processes).
+pub struct NoOps;
+impl Ops for NoOps {}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<ApiConfig>,
+    pub ops: Arc<dyn Ops>,
+}
+
+impl AppState {
+    pub fn new(store: Store, config: ApiConfig, ops: Arc<dyn Ops>) -> Self {
+        AppState {
+            store,
+            config: Arc::new(config),
+            ops,
+        }
+    }
+}
+
+/// A documented route.
+#[derive(Debug, Clone)]
+pub struct RouteDoc {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// `None`: public (no authentication).
+    pub roles: Option<&'static [Role]>,
+    pub tag: &'static str,
+}
+
+/// The route table: each route is mounted and documented at once.
+pub struct Routes {
+    router: Router<AppState>,
+    pub docs: Vec<RouteDoc>,
+    state: AppState,
+}
+
+impl Routes {
+    fn new(state: AppState) -> Self {
+        Routes {
+            router: Router::new(),
+            docs: Vec::new(),
+            state,
+        }
+    }
+
+    /// Mounts `handler` at `method path`; `roles: None` is public, else the guard runs first.
+    fn add(
+        mut self,
+        method: &'static str,
+        path: &'static str,
+        tag: &'static str,
+        roles: Option<&'static [Role]>,
+        summary: &'static str,
+        handler: MethodRouter<AppState>,
+    ) -> Self {
+        let handler = match roles {
+            Some(r) => handler.route_layer(axum::middleware::from_fn_with_state(
+                (self.state.clone(), r),
+                auth::guard,
+            )),
+            None => handler,
+        };
+        self.router = self.router.route(&axum_path(path), handler);
+        self.docs.push(RouteDoc {
+            method,
+            path,
+            summary,
+            roles,
+            tag,
+        });
+        self
+    }
+}
+
+/// OpenAPI `{id}` → axum 0.8 `{id}` (the same syntax; kept as a seam).
+fn axum_path(p: &str) -> String {
+    p.to_string()
+}
+
+/// Every route of the API and the web app, documented.
+pub fn routes(state: AppState) -> Routes {
+    let r = Routes::new(state);
+    let r = v1::mount(r);
+    web::mount(r)
+}
+
+/// The whole HTTP surface: `/healthz`, `/metrics`, `/api/…`, `/app/…`.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.max_body_bytes;
+    let Routes {
+        router,
+        docs,
+        state,
+        ..
+    } = routes(state);
+    let mut docs = docs;
+    docs.extend(meta_docs());
+    let doc = Arc::new(openapi::document(&docs));
+    let docs_json = doc.clone();
+    router
+        .route(
+            "/api/openapi.json",
+            axum::routing::get(move || {
+                let d = docs_json.clone();
+                async move { axum::Json((*d).clone()) }
+            })
+            .route_layer(axum::middleware::from_fn_with_state(
+                (state.clone(), auth::roles::ANY),
+                auth::guard,
+            )),
+        )
+        .route(
+            "/api/docs",
+            axum::routing::get(move || {
+                let d = doc.clone();
+                async move { axum::response::Html(openapi::docs_page(&d)) }
+            })
+            .route_layer(axum::middleware::from_fn_with_state(
+                (state.clone(), auth::roles::ANY),
+                auth::guard,
+            )),
+        )
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not accept that method",
+            )
+        })
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+fn meta_docs() -> Vec<RouteDoc> {
+    vec![
+        RouteDoc {
+            method: "GET",
+            path: "/api/openapi.json",
+            summary: "this document",
+            roles: Some(auth::roles::ANY),
+            tag: "meta",
+        },
+        RouteDoc {
+            method: "GET",
+            path: "/api/docs",
+            summary: "browsable documentation",
+            roles: Some(auth::roles::ANY),
+            tag: "meta",
+        },
+    ]
+}
+
+/// Every documented route (method, path, roles): the table the router is built from.
+pub fn documented_routes(state: AppState) -> Vec<RouteDoc> {
+    let mut d = routes(state).docs;
+    d.extend(meta_docs());
+    d
+}
+
+/// The OpenAPI document of a state's routes.
+pub fn openapi_document(state: AppState) -> Value {
+    openapi::document(&documented_routes(state))
+}
+
+// -------------------------------------------------------------------------------------------
+// Bodies
+// -------------------------------------------------------------------------------------------
+
+/// A JSON body with clear errors: 415 on another content type, 413 over the limit, 400 on
+/// malformed JSON, 422 on a well-formed body of the wrong shape.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        require_type(req.headers(), &["application/json"])?;
+        let bytes = read_bytes(req, state).await?;
+        let mut de = serde_json::Deserializer::from_slice(&bytes);
+        let v: Result<T, _> = serde_path_to_error_lite(&mut de);
+        match v {
+            Ok(v) => Ok(JsonBody(v)),
+            Err(e) if e.is_syntax() || e.is_eof() => Err(ApiError::bad_request(
+                "malformed_json",
+                format!("malformed JSON: {e}"),
+            )),
+            Err(e) => Err(ApiError::invalid(format!("body: {e}"))),
+        }
+    }
+}
+
+fn serde_path_to_error_lite<'de, T: DeserializeOwned>(
+    de: &mut serde_json::Deserializer<serde_json::de::SliceRead<'de>>,
+) -> Result<T, serde_json::Error> {
+    let v = T::deserialize(&mut *de)?;
+    de.end()?;
+    Ok(v)
+}
+
+pub(crate) fn require_type(h: &HeaderMap, allowed: &[&str]) -> Result<(), ApiError> {
+    let ct = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let base = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if allowed.iter().any(|a| *a == base) {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!(
+                "content type {:?} is not accepted here; send {}",
+                ct,
+                allowed.join(" or ")
+            ),
+        ))
+    }
+}
+
+pub(crate) async fn read_bytes<S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<axum::body::Bytes, ApiError> {
+    axum::body::Bytes::from_request(req, state)
+        .await
+        .map_err(|e| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the request body is over the configured limit",
+                )
+            } else {
+                ApiError::bad_request("bad_body", e.body_text())
+            }
+        })
+}
+
+/// A raw body (uploads, CSV) with the JSON 413 error over the limit.
+pub struct RawBody(pub axum::body::Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Ok(RawBody(read_bytes(req, state).await?))
+    }
+}
+
+/// `/healthz` (public).
+async fn healthz(State(st): State<AppState>) -> Response {
+    axum::Json(st.ops.health()).into_response()
+}
+
+/// `/metrics` (public unless restricted by config).
+async fn metrics(State(st): State<AppState>, req: Request) -> Result<Response, ApiError> {
+    if !st.config.metrics_public {
+        let staff = auth::authenticate(&st, req.headers(), None)
+            .await?
+            .ok_or_else(ApiError::unauthenticated)?;
+        staff.require(auth::roles::MANAGE)?;
+    }
+    Ok((
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        st.ops.metrics(),
+    )
+        .into_response())
+}
+
+pub(crate) fn ops_routes(r: Routes) -> Routes {
+    use axum::routing::get;
+    r.add(
+        "GET",
+        "/healthz",
+        "ops",
+        None,
+        "liveness and camera states",
+        get(healthz),
+    )
+    .add(
+        "GET",
+        "/metrics",
+        "ops",
+        None,
+        "Prometheus metrics (public unless metrics_public = false: then admin/manager)",
+        get(metrics),
+    )
+}

@@ -10,11 +10,15 @@ mod bench;
 mod import;
 mod reports;
 mod schema;
+mod staff;
 mod store;
+mod views;
 
 pub use bench::{bench_checkins, bench_checkins_with, BenchReport};
 pub use import::{ImportKind, ImportSummary, RowError};
 pub use reports::*;
+pub use staff::*;
+pub use views::*;
 pub use store::*;
 
 /// Errors at the crate boundary.
@@ -39,6 +43,9 @@ pub enum LedgerError {
     Io(#[from] std::io::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The change lost a race with another decision (e.g. a review item already decided).
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
 
 fn fmt_row_errors(e: &[RowError]) -> String {

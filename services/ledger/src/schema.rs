@@ -207,4 +207,6 @@ CREATE TABLE audit_log (
     after_json TEXT
 );
 "#,
-)];
+),
+(4, "staff accounts, sessions, API tokens, review queue, audit actor role/ip", crate::staff::MIGRATION_4),
+];

@@ -482,7 +482,7 @@ impl Store {
         }
     }
 
-    fn need_school(&self) -> Result<&str> {
+    pub(crate) fn need_school(&self) -> Result<&str> {
         if self.school.is_empty() {
             Err(LedgerError::Invalid {
                 field: "school",
@@ -510,17 +510,21 @@ pub(crate) async fn audit(
     after: Option<Value>,
     at: i64,
 ) -> Result<()> {
+    // an API request's staff member (crate::staff::as_actor) is the author, with role and IP
+    let ctx = crate::staff::current_actor();
     sqlx::query(
-        "INSERT INTO audit_log (school_id, actor, action, entity, entity_id, at, before_json, after_json) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO audit_log (school_id, actor, action, entity, entity_id, at, before_json, after_json, actor_role, actor_ip) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(school)
-    .bind(actor)
+    .bind(ctx.as_ref().map_or(actor, |a| a.name.as_str()))
     .bind(action)
     .bind(entity)
     .bind(entity_id)
     .bind(at)
     .bind(before.map(|v| v.to_string()))
     .bind(after.map(|v| v.to_string()))
+    .bind(ctx.as_ref().map(|a| a.role.clone()))
+    .bind(ctx.as_ref().and_then(|a| a.ip.clone()))
     .execute(c)
     .await?;
     Ok(())

@@ -1,0 +1,107 @@
+//! JSON errors: `{"error":{"code":"...","message":"..."}}` with a stable code per case.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use rollcall_ledger::LedgerError;
+
+/// An API error: HTTP status, stable machine code, human message.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+    pub fn unauthenticated() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthenticated",
+            "log in or send a bearer API token",
+        )
+    }
+    pub fn forbidden_role(role: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_role",
+            format!("the {role} role may not do this"),
+        )
+    }
+    pub fn forbidden_campus(campus: &str) -> Self {
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_campus",
+            format!("your account is not scoped to campus {campus}"),
+        )
+    }
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, code, message)
+    }
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({"error": {"code": self.code, "message": self.message}});
+        (self.status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<LedgerError> for ApiError {
+    fn from(e: LedgerError) -> Self {
+        match &e {
+            LedgerError::NotFound { .. } => ApiError::not_found(e.to_string()),
+            LedgerError::Invalid { .. } => ApiError::invalid(e.to_string()),
+            LedgerError::NotRefundable(..) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "not_refundable",
+                e.to_string(),
+            ),
+            LedgerError::Import(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "import_rejected",
+                e.to_string(),
+            ),
+            LedgerError::Csv(_) => ApiError::bad_request("malformed_csv", e.to_string()),
+            LedgerError::Conflict(_) => {
+                ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
+            }
+            LedgerError::Db(sqlx::Error::Database(d))
+                if d.kind() == sqlx::error::ErrorKind::UniqueViolation =>
+            {
+                ApiError::new(
+                    StatusCode::CONFLICT,
+                    "already_exists",
+                    "a record with this id already exists",
+                )
+            }
+            LedgerError::Db(sqlx::Error::Database(d))
+                if d.kind() == sqlx::error::ErrorKind::ForeignKeyViolation =>
+            {
+                ApiError::invalid("a referenced record does not exist")
+            }
+            _ => {
+                tracing::error!(error = %e, "ledger error");
+                ApiError::internal("internal error (logged)")
+            }
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,731 @@
+//! The staff web app under `/app`: server-rendered HTML, tablet-friendly CSS, English and
+//! Chinese (`?lang=zh` / `?lang=en`, remembered in a `lang` cookie). Forms carry the session's
+//! CSRF token in `_csrf`; the only JavaScript is the enrollment page's live upload feedback.
+
+use crate::auth::{self, roles, Staff};
+use crate::error::ApiError;
+use crate::openapi::esc;
+use crate::v1::{self, Decide, Login};
+use crate::{AppState, Routes};
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Form};
+use chrono::{Duration, Utc};
+use rollcall_domain::ledger::AlertState;
+use rollcall_ledger::{ReviewDecision, Role};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+pub(crate) fn mount(r: Routes) -> Routes {
+    r.add(
+        "GET",
+        "/app/login",
+        "web",
+        None,
+        "login page",
+        get(login_page),
+    )
+    .add(
+        "POST",
+        "/app/login",
+        "web",
+        None,
+        "login form",
+        post(login_form),
+    )
+    .web("POST", "/app/logout", roles::ANY, "log out", post(logout))
+    .web(
+        "GET",
+        "/app",
+        roles::ANY,
+        "today's attendance board",
+        get(board_page),
+    )
+    .web(
+        "GET",
+        "/app/review",
+        roles::ANY,
+        "review queue",
+        get(review_page),
+    )
+    .web(
+        "POST",
+        "/app/review/{id}",
+        roles::REVIEW,
+        "decide a review item (form)",
+        post(review_form),
+    )
+    .web(
+        "GET",
+        "/app/students",
+        roles::ANY,
+        "students",
+        get(students_page),
+    )
+    .web(
+        "GET",
+        "/app/students/{id}",
+        roles::ANY,
+        "student: balance, packages, ledger",
+        get(student_page),
+    )
+    .web("GET", "/app/alerts", roles::ANY, "alerts", get(alerts_page))
+    .web(
+        "POST",
+        "/app/alerts/{id}",
+        roles::ALERTS,
+        "acknowledge/resolve an alert (form)",
+        post(alert_form),
+    )
+    .web(
+        "GET",
+        "/app/cameras",
+        roles::ANY,
+        "camera health",
+        get(cameras_page),
+    )
+    .web(
+        "GET",
+        "/app/reports",
+        roles::ANY,
+        "attendance rates and heat map",
+        get(reports_page),
+    )
+    .web(
+        "GET",
+        "/app/enroll",
+        roles::ENROLL,
+        "enrollment with live quality feedback",
+        get(enroll_page),
+    )
+}
+
+impl Routes {
+    fn web(
+        mut self,
+        method: &'static str,
+        path: &'static str,
+        roles: &'static [Role],
+        summary: &'static str,
+        handler: axum::routing::MethodRouter<AppState>,
+    ) -> Self {
+        let h = handler.route_layer(axum::middleware::from_fn_with_state(
+            (self.state.clone(), roles),
+            web_guard,
+        ));
+        self.router = self.router.route(path, h);
+        self.docs.push(crate::RouteDoc {
+            method,
+            path,
+            summary,
+            roles: Some(roles),
+            tag: "web",
+        });
+        self
+    }
+}
+
+/// Like the API guard, but an anonymous visitor is sent to the login page and form posts
+/// check `_csrf` in the handler (the form body is read there).
+async fn web_guard(
+    State((st, roles)): State<(AppState, &'static [Role])>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let ip = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string());
+    let staff = match auth::authenticate(&st, req.headers(), ip).await {
+        Ok(Some(s)) if s.csrf.is_some() => s,
+        Ok(_) => return Redirect::to("/app/login").into_response(),
+        Err(e) => return e.into_response(),
+    };
+    let lang = lang_of(req.headers(), req.uri().query());
+    if staff.require(roles).is_err() {
+        return (
+            StatusCode::FORBIDDEN,
+            Html(page(
+                lang,
+                &staff,
+                "403",
+                &format!("<p class=err>{}</p>", t(lang, "forbidden")),
+            )),
+        )
+            .into_response();
+    }
+    req.extensions_mut().insert(staff);
+    req.extensions_mut().insert(lang);
+    let set_lang = req
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("lang=")))
+        .and_then(Lang::parse);
+    let mut resp = next.run(req).await;
+    if let Some(l) = set_lang {
+        if let Ok(v) = format!(
+            "lang={}; Path=/; SameSite=Strict; Max-Age=31536000",
+            l.code()
+        )
+        .parse()
+        {
+            resp.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    resp
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lang {
+    En,
+    Zh,
+}
+
+impl Lang {
+    fn parse(s: &str) -> Option<Lang> {
+        match s {
+            "en" => Some(Lang::En),
+            "zh" | "zh-CN" | "zh-cn" => Some(Lang::Zh),
+            _ => None,
+        }
+    }
+    fn code(&self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Zh => "zh",
+        }
+    }
+}
+
+fn lang_of(h: &HeaderMap, query: Option<&str>) -> Lang {
+    query
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("lang=")))
+        .and_then(Lang::parse)
+        .or_else(|| auth::cookie(h, "lang").as_deref().and_then(Lang::parse))
+        .or_else(|| {
+            h.get(header::ACCEPT_LANGUAGE)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| v.starts_with("zh"))
+                .map(|_| Lang::Zh)
+        })
+        .unwrap_or(Lang::En)
+}
+
+/// UI strings.
+pub(crate) fn t(lang: Lang, key: &str) -> &'static str {
+    let (en, zh) = match key {
+        "board" => ("Attendance", "考勤看板"),
+        "review" => ("Review queue", "待审核"),
+        "students" => ("Students", "学员"),
+        "alerts" => ("Alerts", "提醒"),
+        "cameras" => ("Cameras", "摄像头"),
+        "reports" => ("Reports", "报表"),
+        "enroll" => ("Enroll", "录入人脸"),
+        "logout" => ("Log out", "退出"),
+        "login" => ("Log in", "登录"),
+        "username" => ("Username", "用户名"),
+        "password" => ("Password", "密码"),
+        "present" => ("present", "已到"),
+        "late" => ("late", "迟到"),
+        "absent" => ("absent", "缺勤"),
+        "excused" => ("excused", "请假"),
+        "left_early" => ("left early", "早退"),
+        "not_yet" => ("not yet", "未到"),
+        "approve" => ("Approve", "确认"),
+        "reject" => ("Reject", "不是学员"),
+        "reassign" => ("Reassign to", "改为"),
+        "no_items" => ("Nothing to review.", "没有待审核的记录。"),
+        "no_lessons" => ("No lessons today.", "今天没有课。"),
+        "captured" => ("captured", "抓拍"),
+        "balance" => ("Balance", "剩余课时"),
+        "packages" => ("Packages", "课时包"),
+        "ledger" => ("Ledger", "流水"),
+        "acknowledge" => ("Acknowledge", "知道了"),
+        "resolve" => ("Resolve", "已处理"),
+        "forbidden" => (
+            "Your role or campus may not see this.",
+            "您的角色或校区无权查看。",
+        ),
+        "bad_login" => ("Wrong username or password.", "用户名或密码错误。"),
+        "rate" => ("Attendance rate per class", "各班出勤率"),
+        "heat" => ("Check-ins by weekday and hour", "按星期与小时的签到"),
+        "student" => ("Student id", "学员编号"),
+        "photo" => ("Photo", "照片"),
+        "upload" => ("Check and enroll", "检测并录入"),
+        "state" => ("State", "状态"),
+        _ => ("?", "?"),
+    };
+    match lang {
+        Lang::En => en,
+        Lang::Zh => zh,
+    }
+}
+
+const CSS: &str = "body{font-family:system-ui,'PingFang SC','Noto Sans CJK SC',sans-serif;margin:0;background:#f6f7f9;color:#222;font-size:17px}\
+nav{display:flex;flex-wrap:wrap;gap:.2em;background:#234;padding:.4em}nav a{color:#fff;text-decoration:none;padding:.6em .8em;border-radius:6px}nav a:hover{background:#456}\
+main{padding:1em;max-width:1100px;margin:auto}.card{background:#fff;border-radius:10px;padding:1em;margin:.7em 0;box-shadow:0 1px 3px #0002}\
+.chips{display:flex;flex-wrap:wrap;gap:.4em}.chip{padding:.5em .8em;border-radius:20px;background:#eee;min-width:6em}\
+.present{background:#c8f0c8}.late{background:#fde7a9}.absent{background:#f6c1c1}.excused{background:#d8e4fb}.left_early{background:#f3d6f3}.not_yet{background:#eee}\
+button,input,select{font-size:1em;padding:.6em .9em;border-radius:8px;border:1px solid #aaa;margin:.2em}button{background:#2a6;color:#fff;border:0;min-height:44px}button.no{background:#b33}button.alt{background:#46a}\
+img.face{width:140px;height:140px;object-fit:cover;border-radius:8px;background:#ddd}.row{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}\
+table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.4em;text-align:left}.err{color:#b33}.bar{background:#2a6;height:1em;border-radius:4px}";
+
+fn page(lang: Lang, staff: &Staff, title: &str, body: &str) -> String {
+    let nav: String = [
+        ("/app", "board"),
+        ("/app/review", "review"),
+        ("/app/students", "students"),
+        ("/app/alerts", "alerts"),
+        ("/app/cameras", "cameras"),
+        ("/app/reports", "reports"),
+        ("/app/enroll", "enroll"),
+    ]
+    .iter()
+    .map(|(href, k)| format!("<a href={href}>{}</a>", t(lang, k)))
+    .collect();
+    let csrf = esc(staff.csrf.as_deref().unwrap_or(""));
+    format!(
+        "<!doctype html><html lang={}><head><meta charset=utf-8><meta name=viewport content='width=device-width,initial-scale=1'>\
+<meta name=csrf content=\"{csrf}\"><title>{} · rollcall</title><style>{CSS}</style></head><body><nav>{nav}\
+<a href='?lang=en'>EN</a><a href='?lang=zh'>中文</a>\
+<form method=post action=/app/logout style=margin-left:auto><input type=hidden name=_csrf value=\"{csrf}\"><button class=alt>{} ({})</button></form></nav><main><h1>{}</h1>{body}</main></body></html>",
+        if lang == Lang::Zh { "zh-CN" } else { "en" },
+        esc(title),
+        t(lang, "logout"),
+        esc(&staff.account.username),
+        esc(title),
+    )
+}
+
+fn check_csrf(staff: &Staff, sent: &str) -> Result<(), ApiError> {
+    match &staff.csrf {
+        Some(c) if auth::constant_eq(c.as_bytes(), sent.as_bytes()) => Ok(()),
+        _ => Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf",
+            "the form's CSRF token is missing or stale; reload the page",
+        )),
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+struct LangQ {
+    lang: Option<String>,
+    error: Option<String>,
+}
+
+async fn login_page(headers: HeaderMap, Query(q): Query<LangQ>) -> Html<String> {
+    let lang = lang_of(
+        &headers,
+        q.lang.as_deref().map(|l| format!("lang={l}")).as_deref(),
+    );
+    let err = if q.error.is_some() {
+        format!("<p class=err>{}</p>", t(lang, "bad_login"))
+    } else {
+        String::new()
+    };
+    Html(format!(
+        "<!doctype html><html><head><meta charset=utf-8><meta name=viewport content='width=device-width,initial-scale=1'><title>rollcall</title><style>{CSS}</style></head>\
+<body><main><div class=card><h1>rollcall</h1>{err}<form method=post action=/app/login>\
+<p><label>{}<br><input id=username name=username autocomplete=username required></label></p>\
+<p><label>{}<br><input id=password name=password type=password autocomplete=current-password required></label></p>\
+<button id=login>{}</button></form><p><a href='?lang=en'>EN</a> · <a href='?lang=zh'>中文</a></p></div></main></body></html>",
+        t(lang, "username"),
+        t(lang, "password"),
+        t(lang, "login")
+    ))
+}
+
+async fn login_form(
+    State(st): State<AppState>,
+    auth::ClientIp(ip): auth::ClientIp,
+    Form(l): Form<Login>,
+) -> Response {
+    match v1::open_session(&st, &l, ip).await {
+        Ok((cookie, _, _)) => {
+            ([(header::SET_COOKIE, cookie)], Redirect::to("/app")).into_response()
+        }
+        Err(e) if e.status == StatusCode::UNAUTHORIZED => {
+            Redirect::to("/app/login?error=1").into_response()
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfForm {
+    _csrf: String,
+}
+
+async fn logout(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Form(f): Form<CsrfForm>,
+) -> Result<Response, ApiError> {
+    check_csrf(&staff, &f._csrf)?;
+    if let Some(h) = &staff.session_hash {
+        rollcall_ledger::as_actor(staff.actor(), st.store.end_session(h)).await?;
+    }
+    Ok((
+        [(
+            header::SET_COOKIE,
+            format!(
+                "{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0",
+                auth::SESSION_COOKIE
+            ),
+        )],
+        Redirect::to("/app/login"),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct BoardQ {
+    date: Option<String>,
+    campus: Option<String>,
+}
+
+async fn board_page(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Extension(lang): Extension<Lang>,
+    Query(q): Query<BoardQ>,
+) -> Result<Html<String>, ApiError> {
+    let v = v1::board_json(&st, &staff, &q.date, &q.campus).await?;
+    let mut body = String::from("<meta http-equiv=refresh content=15>");
+    let lessons = v["lessons"].as_array().cloned().unwrap_or_default();
+    if lessons.is_empty() {
+        body += &format!("<p>{}</p>", t(lang, "no_lessons"));
+    }
+    for l in &lessons {
+        let start = l["start"].as_str().unwrap_or("");
+        let end = l["end"].as_str().unwrap_or("");
+        let counts: BTreeMap<String, u64> =
+            serde_json::from_value(l["counts"].clone()).unwrap_or_default();
+        let summary: Vec<String> = counts
+            .iter()
+            .map(|(k, n)| format!("{} {n}", t(lang, k)))
+            .collect();
+        body += &format!(
+            "<div class=card data-lesson=\"{}\"><h2>{} · {} · {}–{}</h2><p>{}</p><div class=chips>",
+            esc(l["id"].as_str().unwrap_or("")),
+            esc(l["class_name"].as_str().unwrap_or("")),
+            esc(l["campus_id"].as_str().unwrap_or("")),
+            esc(start.get(11..16).unwrap_or(start)),
+            esc(end.get(11..16).unwrap_or(end)),
+            esc(&summary.join(" · "))
+        );
+        for s in l["students"].as_array().cloned().unwrap_or_default() {
+            let status = s["status"].as_str().unwrap_or("not_yet");
+            body += &format!(
+                "<a class='chip {}' data-student=\"{}\" data-status=\"{}\" href=\"/app/students/{}\">{} · {}</a>",
+                esc(status),
+                esc(s["student_id"].as_str().unwrap_or("")),
+                esc(status),
+                esc(s["student_id"].as_str().unwrap_or("")),
+                esc(s["name"].as_str().unwrap_or("")),
+                t(lang, status)
+            );
+        }
+        body += "</div></div>";
+    }
+    Ok(Html(page(lang, &staff, t(lang, "board"), &body)))
+}
+
+async fn review_page(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Extension(lang): Extension<Lang>,
+) -> Result<Html<String>, ApiError> {
+    let items = v1::review_list(&st, &staff, Some("pending"), 100).await?;
+    let csrf = esc(staff.csrf.as_deref().unwrap_or(""));
+    let mut body = String::new();
+    if items.is_empty() {
+        body += &format!("<p id=empty>{}</p>", t(lang, "no_items"));
+    }
+    for i in &items {
+        body += &format!(
+            "<div class=card id=review-{id}><div class=row><figure><img class=face src=/api/v1/review/{id}/crop alt=crop><figcaption>{} · {} · {}</figcaption></figure>",
+            t(lang, "captured"),
+            esc(i.camera_id.as_deref().unwrap_or("")),
+            esc(&i.seen_at.format("%H:%M:%S").to_string()),
+            id = i.id
+        );
+        for c in &i.candidates {
+            body += &format!(
+                "<figure><img class=face src=\"/api/v1/students/{sid}/photo\" alt=\"{sid}\"><figcaption>{sid} · {:.2}\
+<form method=post action=/app/review/{id}><input type=hidden name=_csrf value=\"{csrf}\"><input type=hidden name=decision value=approve>\
+<input type=hidden name=student_id value=\"{sid}\"><button class=approve>{}</button></form></figcaption></figure>",
+                c.score,
+                t(lang, "approve"),
+                sid = esc(&c.student_id),
+                id = i.id
+            );
+        }
+        body += &format!(
+            "</div><form method=post action=/app/review/{id}><input type=hidden name=_csrf value=\"{csrf}\"><input type=hidden name=decision value=reject><button class='no reject'>{}</button></form>\
+<form method=post action=/app/review/{id}><input type=hidden name=_csrf value=\"{csrf}\"><input type=hidden name=decision value=reassign>\
+<input name=student_id placeholder=\"{}\" required><button class=alt>{}</button></form></div>",
+            t(lang, "reject"),
+            t(lang, "student"),
+            t(lang, "reassign"),
+            id = i.id
+        );
+    }
+    Ok(Html(page(lang, &staff, t(lang, "review"), &body)))
+}
+
+#[derive(Deserialize)]
+struct DecideForm {
+    _csrf: String,
+    decision: ReviewDecision,
+    student_id: Option<String>,
+}
+
+async fn review_form(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Extension(lang): Extension<Lang>,
+    Path(id): Path<String>,
+    Form(f): Form<DecideForm>,
+) -> Result<Response, ApiError> {
+    check_csrf(&staff, &f._csrf)?;
+    let d = Decide {
+        decision: f.decision,
+        student_id: f.student_id.filter(|s| !s.trim().is_empty()),
+    };
+    match v1::decide_review(&st, &staff, &id, &d).await {
+        Ok(_) => Ok(Redirect::to("/app/review").into_response()),
+        Err(e) => Ok((
+            e.status,
+            Html(page(
+                lang,
+                &staff,
+                t(lang, "review"),
+                &format!(
+                    "<p class=err>{}</p><p><a href=/app/review>←</a></p>",
+                    esc(&e.message)
+                ),
+            )),
+        )
+            .into_response()),
+    }
+}
+
+async fn students_page(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Extension(lang): Extension<Lang>,
+) -> Result<Html<String>, ApiError> {
+    let mut body = String::from("<div class=card><table>");
+    for s in st.store.students().await? {
+        if staff.is_all_campuses() || s.campuses.iter().any(|c| staff.allows_campus(c)) {
+            body += &format!(
+                "<tr><td><a href=\"/app/students/{}\">{}</a></td><td>{}</td><td>{}</td></tr>",
+                esc(&s.id),
+                esc(&s.id),
+                esc(&s.name),
+                esc(&s.campuses.join(", "))
+            );
+        }
+    }
+    body += "</table></div>";
+    Ok(Html(page(lang, &staff, t(lang, "students"), &body)))
+}
+
+async fn student_page(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Extension(lang): Extension<Lang>,
+    Path(id): Path<String>,
+) -> Result<Html<String>, ApiError> {
+    let s = st.store.student(&id).await?;
+    if !staff.is_all_campuses() {
+        staff.any_campus(&s.campuses)?;
+    }
+    let b = st.store.balance(&id, Utc::now()).await?;
+    let mut body = format!(
+        "<div class=card><div class=row><img class=face src=\"/api/v1/students/{}/photo\" alt=''><div><h2>{}</h2><p>{}: <b id=balance>{}</b></p><p>{}</p></div></div></div>",
+        esc(&id),
+        esc(&s.name),
+        t(lang, "balance"),
+        esc(&b.available),
+        esc(&s.campuses.join(", "))
+    );
+    body += &format!("<div class=card><h2>{}</h2><table>", t(lang, "packages"));
+    for p in &b.packages {
+        body += &format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&p.package.package_id),
+            esc(&p.balance),
+            esc(&p.package.expires_at.format("%Y-%m-%d").to_string()),
+            if p.expired { "expired" } else { "" }
+        );
+    }
+    body += &format!(
+        "</table></div><div class=card><h2>{}</h2><table>",
+        t(lang, "ledger")
+    );
+    for e in st.store.entries(Some(&id)).await?.iter().rev() {
+        body += &format!(
+            "<tr><td>{}</td><td>{}</td><td>{:+.2}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&e.at.format("%Y-%m-%d %H:%M").to_string()),
+            esc(e.entry.kind.as_str()),
+            e.entry.units as f64 / 100.0,
+            esc(e.entry.lesson_id.as_deref().unwrap_or("")),
+            esc(&e.actor),
+            esc(e.note.as_deref().unwrap_or(""))
+        );
+    }
+    body += "</table></div>";
+    Ok(Html(page(lang, &staff, &s.name, &body)))
+}
+
+async fn alerts_page(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Extension(lang): Extension<Lang>,
+) -> Result<Html<String>, ApiError> {
+    let csrf = esc(staff.csrf.as_deref().unwrap_or(""));
+    let mut body = String::from("<div class=card><table>");
+    for a in v1::alerts_for(&st, &staff, None).await? {
+        if a.state == AlertState::Resolved {
+            continue;
+        }
+        body += &format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><form method=post action=/app/alerts/{id}><input type=hidden name=_csrf value=\"{csrf}\">\
+<button name=action value=acknowledge class=alt>{}</button><button name=action value=resolve>{}</button></form></td></tr>",
+            esc(&a.created_at.format("%m-%d %H:%M").to_string()),
+            esc(a.kind.as_str()),
+            esc(&a.message),
+            esc(a.state.as_str()),
+            t(lang, "acknowledge"),
+            t(lang, "resolve"),
+            id = a.id
+        );
+    }
+    body += "</table></div>";
+    Ok(Html(page(lang, &staff, t(lang, "alerts"), &body)))
+}
+
+#[derive(Deserialize)]
+struct AlertForm {
+    _csrf: String,
+    action: String,
+}
+
+async fn alert_form(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Path(id): Path<String>,
+    Form(f): Form<AlertForm>,
+) -> Result<Response, ApiError> {
+    check_csrf(&staff, &f._csrf)?;
+    let to = match f.action.as_str() {
+        "acknowledge" => AlertState::Acknowledged,
+        "resolve" => AlertState::Resolved,
+        _ => return Err(ApiError::invalid("action: acknowledge or resolve")),
+    };
+    v1::set_alert(&st, &staff, &id, to).await?;
+    Ok(Redirect::to("/app/alerts").into_response())
+}
+
+async fn cameras_page(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Extension(lang): Extension<Lang>,
+) -> Result<Html<String>, ApiError> {
+    let v = v1::cameras_json(&st, &staff).await?;
+    let mut body = String::from("<meta http-equiv=refresh content=15><div class=card><table>");
+    for c in v["cameras"].as_array().cloned().unwrap_or_default() {
+        let state = c["state"].as_str().unwrap_or("unknown");
+        let class = if state == "online" {
+            "present"
+        } else {
+            "absent"
+        };
+        body += &format!(
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td><span class='chip {class}'>{}</span></td></tr>",
+            esc(c["id"].as_str().unwrap_or("")),
+            esc(c["campus_id"].as_str().unwrap_or("")),
+            esc(c["door"].as_str().unwrap_or("")),
+            esc(state)
+        );
+    }
+    body += "</table></div>";
+    Ok(Html(page(lang, &staff, t(lang, "cameras"), &body)))
+}
+
+async fn reports_page(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Extension(lang): Extension<Lang>,
+) -> Result<Html<String>, ApiError> {
+    let to = Utc::now() + Duration::days(1);
+    let from = to - Duration::days(31);
+    let rep = v1::attendance_report(&st, &staff, from, to).await?;
+    let mut body = format!("<div class=card><h2>{}</h2><table>", t(lang, "rate"));
+    for r in rep["per_class"].as_array().cloned().unwrap_or_default() {
+        let bp = r["rate_bp"].as_u64().unwrap_or(0);
+        body += &format!(
+            "<tr><td>{}</td><td style=width:60%><div class=bar style='width:{}%'></div></td><td>{:.1}%</td></tr>",
+            esc(r["key"].as_str().unwrap_or("")),
+            bp / 100,
+            bp as f64 / 100.0
+        );
+    }
+    body += &format!("</table></div><div class=card><h2>{}</h2>", t(lang, "heat"));
+    let cells = v1::heatmap(&st, &staff, from, to).await?;
+    let mut grid: BTreeMap<(u32, u32), u64> = BTreeMap::new();
+    for c in &cells {
+        *grid.entry((c.weekday, c.hour)).or_default() += c.count;
+    }
+    let max = grid.values().copied().max().unwrap_or(1).max(1);
+    body += "<table><tr><th></th>";
+    for h in 7..22 {
+        body += &format!("<th>{h}</th>");
+    }
+    body += "</tr>";
+    let days = if lang == Lang::Zh {
+        ["一", "二", "三", "四", "五", "六", "日"]
+    } else {
+        ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+    };
+    for (wd, name) in days.iter().enumerate() {
+        body += &format!("<tr><th>{name}</th>");
+        for h in 7..22 {
+            let n = grid.get(&(wd as u32, h)).copied().unwrap_or(0);
+            let alpha = n as f64 / max as f64;
+            body += &format!(
+                "<td style='background:rgba(34,170,102,{alpha:.2})'>{}</td>",
+                if n > 0 { n.to_string() } else { String::new() }
+            );
+        }
+        body += "</tr>";
+    }
+    body += "</table></div>";
+    Ok(Html(page(lang, &staff, t(lang, "reports"), &body)))
+}
+
+async fn enroll_page(
+    Extension(staff): Extension<Staff>,
+    Extension(lang): Extension<Lang>,
+) -> Html<String> {
+    let body = format!(
+        "<div class=card><p><label>{}<br><input id=sid></label></p><p><label>{}<br><input id=file type=file accept='image/jpeg,image/png' capture=user></label></p>\
+<button id=go>{}</button><pre id=out></pre></div>\
+<script>document.getElementById('go').onclick=async()=>{{const f=document.getElementById('file').files[0];const s=document.getElementById('sid').value;\
+const out=document.getElementById('out');if(!f||!s){{out.textContent='?';return}}out.textContent='…';\
+const r=await fetch('/api/v1/students/'+encodeURIComponent(s)+'/photos?filename='+encodeURIComponent(f.name),{{method:'POST',headers:{{'Content-Type':f.type,'X-CSRF-Token':document.querySelector('meta[name=csrf]').content}},body:f}});\
+out.textContent=JSON.stringify(await r.json(),null,2)}}</script>",
+        t(lang, "student"),
+        t(lang, "photo"),
+        t(lang, "upload")
+    );
+    Html(page(lang, &staff, t(lang, "enroll"), &body))
+}

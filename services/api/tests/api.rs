@@ -1,0 +1,1401 @@
+//! API integration tests against a spawned server (127.0.0.1:0, real HTTP over TCP) on a fresh
+//! database: SQLite (temporary directory) and PostgreSQL (a fresh database per test, from
+//! `ROLLCALL_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
+
+use chrono::{Duration, Utc};
+use rollcall_api::{ApiConfig, AppState, NoOps};
+use rollcall_domain::ledger::{ClassPolicy, SchoolPolicy};
+use rollcall_ledger::*;
+use serde_json::{json, Value};
+use sqlx::{Connection, Executor};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+// -------------------------------------------------------------------------------------------
+// harness
+// -------------------------------------------------------------------------------------------
+
+struct Server {
+    addr: String,
+    store: Store,
+    _dir: tempfile::TempDir,
+    pg: Option<(String, String)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+        if let Some((admin, db)) = self.pg.take() {
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                rt.block_on(async move {
+                    if let Ok(mut c) = sqlx::AnyConnection::connect(&admin).await {
+                        let _ = c
+                            .execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Db {
+    Sqlite,
+    Postgres,
+}
+
+const PASSWORD: &str = "correct horse battery";
+
+/// Campuses north and south; class math (north) and art (south) with a lesson now (started 5
+/// minutes ago); s1 (north, math), s2 (south, art), s3 (north, math); 10-lesson packages;
+/// one staff account per role on every campus, plus `desk_south` (front desk, south only) and
+/// `viewer_north` (viewer, north only).
+async fn server(db: Db, max_body: usize) -> Server {
+    sqlx::any::install_default_drivers();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, pg) = match db {
+        Db::Sqlite => (
+            Store::open_data_dir(dir.path()).await.expect("sqlite"),
+            None,
+        ),
+        Db::Postgres => {
+            let admin = std::env::var("ROLLCALL_TEST_DATABASE_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+            let name = format!("rlapi_{}", uuid::Uuid::new_v4().simple());
+            let mut c = sqlx::AnyConnection::connect(&admin)
+                .await
+                .expect("PostgreSQL for tests (ROLLCALL_TEST_DATABASE_URL)");
+            c.execute(format!("CREATE DATABASE {name}").as_str())
+                .await
+                .expect("create database");
+            let (base, _) = admin
+                .split('?')
+                .next()
+                .unwrap_or(&admin)
+                .rsplit_once('/')
+                .expect("url with a path");
+            let url = format!("{base}/{name}");
+            (
+                Store::open(&url).await.expect("postgres"),
+                Some((admin, name)),
+            )
+        }
+    };
+    let s = store
+        .create_school("acme", "Acme", 0, &SchoolPolicy::default())
+        .await
+        .expect("school");
+    s.create_campus("north", "North").await.unwrap();
+    s.create_campus("south", "South").await.unwrap();
+    s.create_camera("cam-n", "north", "front").await.unwrap();
+    s.create_camera("cam-s", "south", "front").await.unwrap();
+    let now = Utc::now();
+    for (class, campus) in [("math", "north"), ("art", "south")] {
+        s.create_class(&NewClass {
+            id: class.into(),
+            course: class.into(),
+            name: format!("{class} class"),
+            campus_id: campus.into(),
+            teacher: "t".into(),
+            policy: ClassPolicy::default(),
+        })
+        .await
+        .unwrap();
+        s.add_lesson(&NewLesson {
+            id: format!("{class}-now"),
+            class_id: class.into(),
+            room_id: None,
+            teacher: None,
+            start: now - Duration::minutes(5),
+            end: now + Duration::minutes(55),
+        })
+        .await
+        .unwrap();
+    }
+    for (id, campus, class) in [
+        ("s1", "north", "math"),
+        ("s2", "south", "art"),
+        ("s3", "north", "math"),
+    ] {
+        s.create_student(&NewStudent {
+            id: id.into(),
+            name: format!("Student {id}"),
+            home_campus_id: Some(campus.into()),
+        })
+        .await
+        .unwrap();
+        s.enroll(class, id, now - Duration::days(1)).await.unwrap();
+        s.purchase(&NewPackage {
+            id: format!("p-{id}"),
+            student_id: id.into(),
+            campus_id: None,
+            lessons: 10,
+            unit_price_cents: 1000,
+            price_paid_cents: None,
+            bought_at: now - Duration::days(1),
+            expires_at: now + Duration::days(100),
+        })
+        .await
+        .unwrap();
+    }
+    let hash = rollcall_api::hash_password(PASSWORD).unwrap();
+    for r in Role::ALL {
+        s.create_staff(
+            &NewStaff {
+                username: r.as_str().into(),
+                display_name: r.as_str().into(),
+                role: *r,
+                campuses: CampusScope::All,
+            },
+            &hash,
+        )
+        .await
+        .unwrap();
+    }
+    for (u, r, c) in [
+        ("desk_south", Role::FrontDesk, "south"),
+        ("viewer_north", Role::Viewer, "north"),
+    ] {
+        s.create_staff(
+            &NewStaff {
+                username: u.into(),
+                display_name: u.into(),
+                role: r,
+                campuses: CampusScope::Only(vec![c.into()]),
+            },
+            &hash,
+        )
+        .await
+        .unwrap();
+    }
+    let state = AppState::new(
+        s.clone(),
+        ApiConfig {
+            max_body_bytes: max_body,
+            data_dir: dir.path().to_path_buf(),
+            metrics_public: true,
+            ..Default::default()
+        },
+        Arc::new(NoOps),
+    );
+    let app = rollcall_api::router(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await;
+    });
+    Server {
+        addr,
+        store: s,
+        _dir: dir,
+        pg,
+        task,
+    }
+}
+
+#[derive(Debug)]
+struct Resp {
+    status: u16,
+    headers: BTreeMap<String, Vec<String>>,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+    fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+    fn header(&self, k: &str) -> Option<&str> {
+        self.headers
+            .get(k)
+            .and_then(|v| v.first())
+            .map(String::as_str)
+    }
+}
+
+/// A minimal HTTP/1.1 client (one request per connection).
+async fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req += &format!("{k}: {v}\r\n");
+    }
+    req += "\r\n";
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    // the server may answer (413) before reading everything: ignore write errors
+    let _ = s.write_all(&bytes).await;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out).await;
+    let split = out
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head: {:?}", String::from_utf8_lossy(&out)));
+    let head = String::from_utf8_lossy(&out[..split]).into_owned();
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("status");
+    let mut hs: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for l in lines {
+        if let Some((k, v)) = l.split_once(':') {
+            hs.entry(k.trim().to_ascii_lowercase())
+                .or_default()
+                .push(v.trim().to_string());
+        }
+    }
+    let mut body = out[split + 4..].to_vec();
+    if hs
+        .get("transfer-encoding")
+        .is_some_and(|v| v.iter().any(|x| x.contains("chunked")))
+    {
+        let mut dec = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let Some(p) = rest.windows(2).position(|w| w == b"\r\n") else {
+                break;
+            };
+            let n =
+                usize::from_str_radix(String::from_utf8_lossy(&rest[..p]).trim(), 16).unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            dec.extend_from_slice(&rest[p + 2..p + 2 + n]);
+            rest = &rest[p + 2 + n + 2..];
+        }
+        body = dec;
+    }
+    Resp {
+        status,
+        headers: hs,
+        body,
+    }
+}
+
+/// A logged-in client (session cookie + CSRF token).
+#[derive(Clone)]
+struct Client {
+    addr: String,
+    cookie: String,
+    csrf: String,
+}
+
+impl Client {
+    async fn login(addr: &str, user: &str) -> Client {
+        let r = http(
+            addr,
+            "POST",
+            "/api/v1/auth/login",
+            &[("content-type", "application/json")],
+            json!({"username": user, "password": PASSWORD})
+                .to_string()
+                .as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 200, "login {user}: {}", r.text());
+        let set = r.header("set-cookie").expect("set-cookie").to_string();
+        assert!(
+            set.contains("HttpOnly") && set.contains("SameSite=Strict"),
+            "{set}"
+        );
+        Client {
+            addr: addr.into(),
+            cookie: set.split(';').next().unwrap().to_string(),
+            csrf: r.json()["csrf"].as_str().unwrap().to_string(),
+        }
+    }
+    async fn get(&self, path: &str) -> Resp {
+        http(&self.addr, "GET", path, &[("cookie", &self.cookie)], b"").await
+    }
+    async fn send(&self, method: &str, path: &str, body: Value) -> Resp {
+        http(
+            &self.addr,
+            method,
+            path,
+            &[
+                ("cookie", &self.cookie),
+                ("x-csrf-token", &self.csrf),
+                ("content-type", "application/json"),
+            ],
+            body.to_string().as_bytes(),
+        )
+        .await
+    }
+    async fn post(&self, path: &str, body: Value) -> Resp {
+        self.send("POST", path, body).await
+    }
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Db::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::Db::Postgres).await })*
+        }
+    };
+}
+
+both!(
+    login_sessions_csrf_and_bearer_tokens,
+    route_role_matrix_denies_what_it_must,
+    campus_scoping_hides_and_refuses_other_campuses,
+    review_queue_approve_reassign_reject_and_stale,
+    bad_input_is_4xx_and_nothing_half_written,
+    openapi_documents_every_mounted_route,
+    web_app_login_review_and_board,
+    ledger_operations_refund_quote_and_audit,
+);
+
+async fn review_item(s: &Store, key: &str, campus: &str, cands: &[(&str, f32)]) -> i64 {
+    s.create_review_item(&NewReviewItem {
+        campus_id: campus.into(),
+        camera_id: Some(if campus == "north" { "cam-n" } else { "cam-s" }.into()),
+        track_key: key.into(),
+        seen_at: Utc::now() - Duration::minutes(1),
+        reason: "low_margin".into(),
+        crop_path: None,
+        candidates: cands
+            .iter()
+            .map(|(s, score)| ReviewCandidate {
+                student_id: (*s).into(),
+                score: *score,
+            })
+            .collect(),
+    })
+    .await
+    .unwrap()
+    .0
+}
+
+// -------------------------------------------------------------------------------------------
+// tests
+// -------------------------------------------------------------------------------------------
+
+async fn login_sessions_csrf_and_bearer_tokens(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    let a = &sv.addr;
+    // public: health and metrics only
+    assert_eq!(http(a, "GET", "/healthz", &[], b"").await.status, 200);
+    assert_eq!(http(a, "GET", "/metrics", &[], b"").await.status, 200);
+    let anon = http(a, "GET", "/api/v1/students", &[], b"").await;
+    assert_eq!(
+        (anon.status, anon.code().as_str()),
+        (401, "unauthenticated")
+    );
+    // wrong password, unknown user: the same answer
+    for (u, p) in [("admin", "wrong password"), ("nobody", PASSWORD)] {
+        let r = http(
+            a,
+            "POST",
+            "/api/v1/auth/login",
+            &[("content-type", "application/json")],
+            json!({"username": u, "password": p}).to_string().as_bytes(),
+        )
+        .await;
+        assert_eq!((r.status, r.code().as_str()), (401, "bad_credentials"));
+    }
+    let admin = Client::login(a, "admin").await;
+    let me = admin.get("/api/v1/auth/me").await;
+    assert_eq!(me.json()["account"]["role"], "admin");
+    // a cookie-authenticated change without the CSRF header is refused, nothing written
+    let before = sv.store.audit_count().await.unwrap();
+    let r = http(
+        a,
+        "POST",
+        "/api/v1/students",
+        &[
+            ("cookie", &admin.cookie),
+            ("content-type", "application/json"),
+        ],
+        json!({"id": "s9", "name": "Nine", "home_campus_id": "north"})
+            .to_string()
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!((r.status, r.code().as_str()), (403, "csrf"));
+    let r = http(
+        a,
+        "POST",
+        "/api/v1/students",
+        &[
+            ("cookie", &admin.cookie),
+            ("x-csrf-token", "forged"),
+            ("content-type", "application/json"),
+        ],
+        json!({"id": "s9", "name": "Nine", "home_campus_id": "north"})
+            .to_string()
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    assert_eq!(sv.store.audit_count().await.unwrap(), before);
+    let r = admin
+        .post(
+            "/api/v1/students",
+            json!({"id": "s9", "name": "Nine", "home_campus_id": "north"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    // bearer token for an integration (manager): no CSRF needed, stored hashed
+    let t = admin
+        .post(
+            "/api/v1/tokens",
+            json!({"username": "manager", "name": "erp"}),
+        )
+        .await;
+    assert_eq!(t.status, 201, "{}", t.text());
+    let token = t.json()["token"].as_str().unwrap().to_string();
+    let bearer = format!("Bearer {token}");
+    let r = http(
+        a,
+        "GET",
+        "/api/v1/students",
+        &[("authorization", &bearer)],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["students"].as_array().unwrap().len(), 4);
+    let r = http(
+        a,
+        "POST",
+        "/api/v1/students",
+        &[
+            ("authorization", &bearer),
+            ("content-type", "application/json"),
+        ],
+        json!({"id": "s10", "name": "Ten", "home_campus_id": "south"})
+            .to_string()
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    // manager may not create tokens
+    let r = http(
+        a,
+        "POST",
+        "/api/v1/tokens",
+        &[
+            ("authorization", &bearer),
+            ("content-type", "application/json"),
+        ],
+        json!({"username": "manager", "name": "x"})
+            .to_string()
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!((r.status, r.code().as_str()), (403, "forbidden_role"));
+    let r = http(
+        a,
+        "GET",
+        "/api/v1/students",
+        &[("authorization", "Bearer rc_forged")],
+        b"",
+    )
+    .await;
+    assert_eq!(r.status, 401);
+    // logout ends the session
+    assert_eq!(
+        admin.post("/api/v1/auth/logout", json!({})).await.status,
+        200
+    );
+    assert_eq!(admin.get("/api/v1/auth/me").await.status, 401);
+}
+
+/// Fills a route's path parameters with ids that exist.
+fn concrete(path: &str, review: i64, alert: i64) -> String {
+    path.replace("{id}/packages/{package}", "s1/packages/p-s1")
+        .replace("/students/{id}", "/students/s1")
+        .replace("/classes/{id}", "/classes/math")
+        .replace(
+            "/lessons/{id}/attendance/{student}",
+            "/lessons/math-now/attendance/s1",
+        )
+        .replace("/lessons/{id}", "/lessons/math-now")
+        .replace("/review/{id}", &format!("/review/{review}"))
+        .replace("/alerts/{id}", &format!("/alerts/{alert}"))
+        .replace("{kind}", "students")
+}
+
+async fn route_role_matrix_denies_what_it_must(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    let review = review_item(&sv.store, "k1", "north", &[("s1", 0.6)]).await;
+    sv.store
+        .raise_camera_alert("cam-n", "camera:cam-n:1", "offline", Utc::now())
+        .await
+        .unwrap();
+    let alert = sv.store.alerts(None).await.unwrap()[0].id;
+    let routes = rollcall_api::documented_routes(AppState::new(
+        sv.store.clone(),
+        ApiConfig::default(),
+        Arc::new(NoOps),
+    ));
+    assert!(routes.len() > 50, "{}", routes.len());
+    let mut checked = 0;
+    for role in Role::ALL {
+        let c = Client::login(&sv.addr, role.as_str()).await;
+        for r in &routes {
+            let Some(allowed) = r.roles else { continue };
+            if r.path.ends_with("/logout") {
+                continue; // would end the session of this loop
+            }
+            let path = concrete(r.path, review, alert);
+            let resp = c.send(r.method, &path, json!({})).await;
+            let is_web = r.path.starts_with("/app");
+            if allowed.contains(role) {
+                assert!(
+                    resp.status != 401 && resp.status != 403 && resp.status != 404
+                        || (resp.status == 404
+                            && resp.code() == "not_found"
+                            && !resp.text().contains("no such route")),
+                    "{} {} as {}: {} {}",
+                    r.method,
+                    path,
+                    role.as_str(),
+                    resp.status,
+                    resp.text()
+                );
+            } else {
+                assert_eq!(
+                    resp.status,
+                    403,
+                    "{} {} as {}: {}",
+                    r.method,
+                    path,
+                    role.as_str(),
+                    resp.text()
+                );
+                if !is_web {
+                    assert_eq!(resp.code(), "forbidden_role");
+                }
+            }
+            checked += 1;
+        }
+    }
+    // anonymous: 401 on every API route, a redirect to the login page on every app page
+    for r in &routes {
+        if r.roles.is_none() {
+            continue;
+        }
+        let path = concrete(r.path, review, alert);
+        let resp = http(
+            &sv.addr,
+            r.method,
+            &path,
+            &[("content-type", "application/json")],
+            b"{}",
+        )
+        .await;
+        if r.path.starts_with("/app") {
+            assert_eq!(resp.status, 303, "{} {}", r.method, path);
+            assert_eq!(resp.header("location"), Some("/app/login"));
+        } else {
+            assert_eq!(resp.status, 401, "{} {}: {}", r.method, path, resp.text());
+        }
+    }
+    assert!(checked > 250, "{checked}");
+}
+
+async fn campus_scoping_hides_and_refuses_other_campuses(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    let north_item = review_item(&sv.store, "kn", "north", &[("s1", 0.6)]).await;
+    let south_item = review_item(&sv.store, "ks", "south", &[("s2", 0.6)]).await;
+    let c = Client::login(&sv.addr, "desk_south").await;
+    let ids = |v: &Value, k: &str, f: &str| -> Vec<String> {
+        v[k].as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x[f].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        ids(&c.get("/api/v1/students").await.json(), "students", "id"),
+        vec!["s2"]
+    );
+    assert_eq!(
+        ids(&c.get("/api/v1/classes").await.json(), "classes", "id"),
+        vec!["art"]
+    );
+    assert_eq!(
+        ids(&c.get("/api/v1/cameras").await.json(), "cameras", "id"),
+        vec!["cam-s"]
+    );
+    assert_eq!(
+        ids(
+            &c.get("/api/v1/attendance/board").await.json(),
+            "lessons",
+            "id"
+        ),
+        vec!["art-now"]
+    );
+    let items: Vec<i64> = c.get("/api/v1/review").await.json()["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(items, vec![south_item]);
+    let before = sv.store.audit_count().await.unwrap();
+    for (m, p, b) in [
+        ("GET", "/api/v1/students/s1".to_string(), json!({})),
+        ("GET", "/api/v1/students/s1/ledger".into(), json!({})),
+        (
+            "GET",
+            "/api/v1/lessons/math-now/attendance".into(),
+            json!({}),
+        ),
+        (
+            "GET",
+            "/api/v1/attendance/board?campus=north".into(),
+            json!({}),
+        ),
+        (
+            "POST",
+            "/api/v1/attendance/checkins".into(),
+            json!({"student_id": "s1"}),
+        ),
+        (
+            "POST",
+            "/api/v1/attendance/checkins".into(),
+            json!({"code": "rollcall:s1"}),
+        ),
+        (
+            "POST",
+            format!("/api/v1/review/{north_item}/decision"),
+            json!({"decision": "approve"}),
+        ),
+        (
+            "POST",
+            "/api/v1/students".into(),
+            json!({"id": "x1", "name": "X", "home_campus_id": "north"}),
+        ),
+        (
+            "POST",
+            "/api/v1/students/s1/guardians".into(),
+            json!({"id": "g1", "name": "G"}),
+        ),
+    ] {
+        let r = c.send(m, &p, b).await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (403, "forbidden_campus"),
+            "{m} {p}: {}",
+            r.text()
+        );
+    }
+    assert_eq!(
+        sv.store.audit_count().await.unwrap(),
+        before,
+        "a refused request wrote nothing"
+    );
+    // in scope: the south student checks in by QR code
+    let r = c
+        .post(
+            "/api/v1/attendance/checkins",
+            json!({"code": "rollcall:s2"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["check_in"]["source"], "qr");
+    // viewer_north sees north only and may change nothing
+    let v = Client::login(&sv.addr, "viewer_north").await;
+    assert_eq!(
+        ids(&v.get("/api/v1/students").await.json(), "students", "id"),
+        vec!["s1", "s3"]
+    );
+    assert_eq!(v.get("/api/v1/students/s2").await.status, 403);
+    assert_eq!(
+        v.post("/api/v1/attendance/checkins", json!({"student_id": "s1"}))
+            .await
+            .status,
+        403
+    );
+}
+
+async fn review_queue_approve_reassign_reject_and_stale(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    let st = &sv.store;
+    let i1 = review_item(st, "face:cam-n:1:1", "north", &[("s1", 0.61), ("s3", 0.55)]).await;
+    // idempotent on the track key
+    let again = st
+        .create_review_item(&NewReviewItem {
+            campus_id: "north".into(),
+            camera_id: None,
+            track_key: "face:cam-n:1:1".into(),
+            seen_at: Utc::now(),
+            reason: "x".into(),
+            crop_path: None,
+            candidates: vec![],
+        })
+        .await
+        .unwrap();
+    assert_eq!(again, (i1, false));
+    let i2 = review_item(st, "face:cam-n:2:1", "north", &[("s1", 0.58), ("s2", 0.5)]).await;
+    let i3 = review_item(st, "face:cam-n:3:1", "north", &[("s3", 0.52)]).await;
+    let desk = Client::login(&sv.addr, "front_desk").await;
+    let mgr = Client::login(&sv.addr, "manager").await;
+    let pending = desk.get("/api/v1/review?state=pending").await.json();
+    assert_eq!(pending["items"].as_array().unwrap().len(), 3);
+    // approve → s1 checked in from review, one lesson deducted
+    let r = desk
+        .post(
+            &format!("/api/v1/review/{i1}/decision"),
+            json!({"decision": "approve"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = r.json();
+    assert_eq!(v["item"]["state"], "approved");
+    assert_eq!(v["item"]["decided_by"], "front_desk");
+    assert_eq!(v["check_in"]["source"], "review");
+    let bal = desk.get("/api/v1/students/s1/balance").await.json();
+    assert_eq!(bal["available_units"], 900);
+    // a second decision on the same item (someone else, a stale page) → 409, nothing changes
+    let audit_before = st.audit_count().await.unwrap();
+    for d in ["approve", "reject"] {
+        let r = mgr
+            .post(
+                &format!("/api/v1/review/{i1}/decision"),
+                json!({"decision": d}),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (409, "conflict"),
+            "{}",
+            r.text()
+        );
+        assert!(r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("front_desk"));
+    }
+    assert_eq!(st.audit_count().await.unwrap(), audit_before);
+    assert_eq!(
+        desk.get("/api/v1/students/s1/balance").await.json()["available_units"],
+        900
+    );
+    // board: s1 present or late at math-now
+    let board = desk
+        .get("/api/v1/attendance/board?campus=north")
+        .await
+        .json();
+    let math = &board["lessons"][0];
+    let s1 = math["students"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["student_id"] == "s1")
+        .unwrap();
+    assert!(s1["status"] == "late" || s1["status"] == "present", "{s1}");
+    assert_eq!(s1["source"], "review");
+    // reassign i2 to s3: s3 checked in, the crop recorded as a hard negative of s1
+    let r = desk
+        .post(
+            &format!("/api/v1/review/{i2}/decision"),
+            json!({"decision": "reassign", "student_id": "s3"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["item"]["decided_student"], "s3");
+    assert_eq!(
+        desk.get("/api/v1/students/s3/balance").await.json()["available_units"],
+        900
+    );
+    assert_eq!(
+        desk.get("/api/v1/students/s1/balance").await.json()["available_units"],
+        900
+    );
+    let hn = st.hard_negatives().await.unwrap();
+    assert_eq!(hn.len(), 1);
+    assert_eq!((hn[0].review_id, hn[0].student_id.as_str()), (i2, "s1"));
+    // reassign needs a student; approve of a non-candidate is refused
+    let r = desk
+        .post(
+            &format!("/api/v1/review/{i3}/decision"),
+            json!({"decision": "reassign"}),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    let r = desk
+        .post(
+            &format!("/api/v1/review/{i3}/decision"),
+            json!({"decision": "approve", "student_id": "s2"}),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    // reject: nobody checked in
+    let r = desk
+        .post(
+            &format!("/api/v1/review/{i3}/decision"),
+            json!({"decision": "reject"}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r.json()["check_in"].is_null());
+    assert_eq!(
+        desk.get("/api/v1/students/s3/balance").await.json()["available_units"],
+        900
+    );
+    // concurrent decisions on one item: exactly one wins
+    let i4 = review_item(st, "face:cam-n:4:1", "north", &[("s1", 0.6)]).await;
+    let path = format!("/api/v1/review/{i4}/decision");
+    let (a, b) = tokio::join!(
+        desk.post(&path, json!({"decision": "approve"})),
+        mgr.post(&path, json!({"decision": "reject"}))
+    );
+    let mut codes = [a.status, b.status];
+    codes.sort();
+    assert_eq!(codes, [200, 409], "{} / {}", a.text(), b.text());
+    // the audit rows of the decisions name the staff member, role and IP
+    let rows = st.audit_rows(200).await.unwrap();
+    let d = rows
+        .iter()
+        .find(|r| {
+            r.entity == "review_item" && r.entity_id == i1.to_string() && r.action == "approved"
+        })
+        .unwrap();
+    assert_eq!(
+        (
+            d.actor.as_str(),
+            d.actor_role.as_deref(),
+            d.actor_ip.as_deref()
+        ),
+        ("front_desk", Some("front_desk"), Some("127.0.0.1"))
+    );
+    // unknown and malformed ids
+    assert_eq!(
+        desk.post(
+            "/api/v1/review/99999/decision",
+            json!({"decision": "approve"})
+        )
+        .await
+        .status,
+        404
+    );
+    assert_eq!(
+        desk.post(
+            "/api/v1/review/abc/decision",
+            json!({"decision": "approve"})
+        )
+        .await
+        .status,
+        404
+    );
+}
+
+async fn bad_input_is_4xx_and_nothing_half_written(db: Db) {
+    let sv = server(db, 64 * 1024).await;
+    let a = &sv.addr;
+    let c = Client::login(a, "admin").await;
+    let before = sv.store.audit_count().await.unwrap();
+    let students_before = sv.store.students().await.unwrap().len();
+    let h = |ct: &'static str| -> Vec<(&str, String)> {
+        vec![
+            ("cookie", c.cookie.clone()),
+            ("x-csrf-token", c.csrf.clone()),
+            ("content-type", ct.to_string()),
+        ]
+    };
+    let send = |m: &'static str, p: String, ct: &'static str, body: Vec<u8>| {
+        let hs = h(ct);
+        let a = a.clone();
+        async move {
+            let hs: Vec<(&str, &str)> = hs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            http(&a, m, &p, &hs, &body).await
+        }
+    };
+    // malformed JSON
+    let r = send(
+        "POST",
+        "/api/v1/students".into(),
+        "application/json",
+        b"{\"id\": \"x\", ".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "malformed_json"),
+        "{}",
+        r.text()
+    );
+    // wrong shape
+    let r = send(
+        "POST",
+        "/api/v1/students".into(),
+        "application/json",
+        br#"{"id": 5}"#.to_vec(),
+    )
+    .await;
+    assert_eq!((r.status, r.code().as_str()), (422, "invalid"));
+    // wrong content type
+    let r = send(
+        "POST",
+        "/api/v1/students".into(),
+        "text/plain",
+        br#"{"id":"x","name":"y"}"#.to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (415, "unsupported_media_type")
+    );
+    // oversized upload (limit 64 KiB here)
+    let mut big = vec![0xFFu8, 0xD8, 0xFF];
+    big.resize(200 * 1024, 0);
+    let r = send(
+        "POST",
+        "/api/v1/students/s1/photos".into(),
+        "image/jpeg",
+        big,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (413, "payload_too_large"),
+        "{}",
+        r.text()
+    );
+    // not an image
+    let r = send(
+        "POST",
+        "/api/v1/students/s1/photos".into(),
+        "image/jpeg",
+        b"GIF89a this is not a jpeg at all".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (400, "not_an_image"),
+        "{}",
+        r.text()
+    );
+    // path traversal in the file name
+    for name in [
+        "..%2F..%2Fetc%2Fpasswd",
+        "..",
+        "a%2Fb.jpg",
+        "..%5Cwin.jpg",
+        ".hidden",
+    ] {
+        let r = send(
+            "POST",
+            format!("/api/v1/students/s1/photos?filename={name}"),
+            "image/jpeg",
+            vec![0xFF, 0xD8, 0xFF, 0xE0],
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (400, "bad_file_name"),
+            "{name}: {}",
+            r.text()
+        );
+    }
+    // SQL injection strings: in a path (unknown id), as an id (refused), as a name (stored as text)
+    let r = c.get("/api/v1/students/s1'%20OR%20'1'='1").await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (404, "not_found"),
+        "{}",
+        r.text()
+    );
+    let r = c
+        .post(
+            "/api/v1/students",
+            json!({"id": "x'; DROP TABLE students;--", "name": "Bobby", "home_campus_id": "north"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (422, "invalid"),
+        "{}",
+        r.text()
+    );
+    let r = c.get("/api/v1/review?state=pending'%20OR%201=1--").await;
+    assert_eq!(r.status, 422);
+    // unknown ids
+    assert_eq!(c.get("/api/v1/students/nobody").await.status, 404);
+    assert_eq!(c.get("/api/v1/lessons/nope/attendance").await.status, 404);
+    assert_eq!(
+        c.post("/api/v1/alerts/424242/acknowledge", json!({}))
+            .await
+            .status,
+        404
+    );
+    assert_eq!(c.post("/api/v1/students/nobody/packages", json!({"id": "p", "lessons": 1, "unit_price_cents": 1, "expires_at": "2030-01-01T00:00:00Z"})).await.status, 404);
+    let r = c.post("/api/v1/import/bogus", json!({})).await;
+    assert_eq!(r.status, 415);
+    let r = send(
+        "POST",
+        "/api/v1/import/bogus".into(),
+        "text/csv",
+        b"a,b\n".to_vec(),
+    )
+    .await;
+    assert_eq!(r.status, 422);
+    // a CSV import with one bad row imports nothing
+    let r = send(
+        "POST",
+        "/api/v1/import/students".into(),
+        "text/csv",
+        b"id,name,home_campus\nn1,New One,north\nn2,New Two,atlantis\n".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (422, "import_rejected"),
+        "{}",
+        r.text()
+    );
+    // unknown route, wrong method
+    assert_eq!(c.get("/api/v1/nothing").await.status, 404);
+    let r = http(
+        a,
+        "DELETE",
+        "/api/v1/students",
+        &[("cookie", &c.cookie)],
+        b"",
+    )
+    .await;
+    assert_eq!((r.status, r.code().as_str()), (405, "method_not_allowed"));
+    // nothing half-written by any of the above
+    assert_eq!(sv.store.audit_count().await.unwrap(), before);
+    assert_eq!(sv.store.students().await.unwrap().len(), students_before);
+    // a valid photo of the right type reaches the enrollment pipeline (not attached here)
+    let mut png = Vec::new();
+    image::DynamicImage::new_rgb8(64, 64)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let r = send(
+        "POST",
+        "/api/v1/students/s1/photos?filename=me.png".into(),
+        "image/png",
+        png,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (503, "enrollment_unavailable"),
+        "{}",
+        r.text()
+    );
+}
+
+async fn openapi_documents_every_mounted_route(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    let c = Client::login(&sv.addr, "viewer").await;
+    let doc = c.get("/api/openapi.json").await.json();
+    assert_eq!(doc["openapi"], "3.0.3");
+    let mut documented = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for m in item.as_object().unwrap().keys() {
+            documented.insert((m.to_ascii_uppercase(), path.clone()));
+        }
+    }
+    let table: std::collections::BTreeSet<_> = rollcall_api::documented_routes(AppState::new(
+        sv.store.clone(),
+        ApiConfig::default(),
+        Arc::new(NoOps),
+    ))
+    .into_iter()
+    .map(|r| (r.method.to_string(), r.path.to_string()))
+    .collect();
+    assert_eq!(documented, table);
+    // every documented route is mounted (not the router's fallback) and every other method on
+    // its path is not
+    let admin = Client::login(&sv.addr, "admin").await;
+    for (m, p) in &documented {
+        if p.ends_with("/logout") {
+            continue;
+        }
+        let path = concrete(p, 1, 1);
+        let r = admin.send(m, &path, json!({})).await;
+        assert!(
+            !(r.status == 404 && r.text().contains("no such route")) && r.status != 405,
+            "{m} {path}: {}",
+            r.status
+        );
+        let r = admin.send("PATCH", &path, json!({})).await;
+        assert_eq!(r.status, 405, "PATCH {path}");
+    }
+    let docs = c.get("/api/docs").await;
+    assert_eq!(docs.status, 200);
+    assert!(docs.text().contains("/api/v1/review/{id}/decision"));
+    assert!(
+        !docs.text().contains("http://") && !docs.text().contains("https://"),
+        "self-contained"
+    );
+}
+
+async fn web_app_login_review_and_board(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    let a = &sv.addr;
+    let item = review_item(&sv.store, "face:cam-n:9:1", "north", &[("s3", 0.6)]).await;
+    // anonymous → login page
+    let r = http(a, "GET", "/app", &[], b"").await;
+    assert_eq!((r.status, r.header("location")), (303, Some("/app/login")));
+    let r = http(
+        a,
+        "POST",
+        "/app/login",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        format!(
+            "username=front_desk&password={}",
+            PASSWORD.replace(' ', "+")
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.header("location")),
+        (303, Some("/app")),
+        "{}",
+        r.text()
+    );
+    let cookie = r
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let get = |p: &str| {
+        let p = p.to_string();
+        let cookie = cookie.clone();
+        let a = a.clone();
+        async move { http(&a, "GET", &p, &[("cookie", &cookie)], b"").await }
+    };
+    let board = get("/app").await.text();
+    assert!(board.contains("data-lesson=\"math-now\""), "{board}");
+    assert!(
+        board.contains("data-student=\"s3\" data-status=\"not_yet\""),
+        "{board}"
+    );
+    let review = get("/app/review").await.text();
+    assert!(review.contains(&format!("/app/review/{item}")));
+    assert!(review.contains(&format!("/api/v1/review/{item}/crop")));
+    assert!(review.contains("/api/v1/students/s3/photo"));
+    let csrf = review
+        .split("name=_csrf value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    // a form post without the CSRF token is refused
+    let r = http(
+        a,
+        "POST",
+        &format!("/app/review/{item}"),
+        &[
+            ("cookie", &cookie),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        b"_csrf=nope&decision=approve",
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    let r = http(
+        a,
+        "POST",
+        &format!("/app/review/{item}"),
+        &[
+            ("cookie", &cookie),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        format!("_csrf={csrf}&decision=approve&student_id=s3").as_bytes(),
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.header("location")),
+        (303, Some("/app/review")),
+        "{}",
+        r.text()
+    );
+    let board = get("/app").await.text();
+    assert!(
+        board.contains("data-student=\"s3\" data-status=\"late\"")
+            || board.contains("data-student=\"s3\" data-status=\"present\""),
+        "{board}"
+    );
+    assert!(get("/app/review").await.text().contains("id=empty"));
+    // Chinese
+    let zh = get("/app?lang=zh").await;
+    assert!(zh.text().contains("考勤看板"));
+    assert!(zh.header("set-cookie").unwrap().starts_with("lang=zh"));
+    // other pages render
+    for p in [
+        "/app/students",
+        "/app/students/s3",
+        "/app/alerts",
+        "/app/cameras",
+        "/app/reports",
+        "/app/enroll",
+    ] {
+        let r = get(p).await;
+        assert_eq!(r.status, 200, "{p}: {}", r.text());
+    }
+    assert!(get("/app/students/s3").await.text().contains("deduction"));
+    // a viewer may look but not decide
+    let r = http(
+        a,
+        "POST",
+        "/app/login",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        format!("username=viewer&password={}", PASSWORD.replace(' ', "+")).as_bytes(),
+    )
+    .await;
+    let vc = r
+        .header("set-cookie")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let r = http(
+        a,
+        "POST",
+        &format!("/app/review/{item}"),
+        &[
+            ("cookie", &vc),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        b"_csrf=x&decision=reject",
+    )
+    .await;
+    assert_eq!(r.status, 403);
+    // wrong password → back to the login page with an error
+    let r = http(
+        a,
+        "POST",
+        "/app/login",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        b"username=viewer&password=nope",
+    )
+    .await;
+    assert_eq!(r.header("location"), Some("/app/login?error=1"));
+}
+
+async fn ledger_operations_refund_quote_and_audit(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    let m = Client::login(&sv.addr, "manager").await;
+    let r = m.post("/api/v1/students/s1/packages", json!({"id": "p2", "lessons": 5, "unit_price_cents": 2000, "expires_at": (Utc::now() + Duration::days(30)).to_rfc3339()})).await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(r.json()["balance"]["available_units"], 1500);
+    let r = m
+        .post(
+            "/api/v1/students/s1/adjustments",
+            json!({"units": -100, "key": "fix-1", "note": "wrong deduction"}),
+        )
+        .await;
+    assert_eq!(r.json()["applied"], true);
+    let r = m
+        .post(
+            "/api/v1/students/s1/adjustments",
+            json!({"units": -100, "key": "fix-1", "note": "wrong deduction"}),
+        )
+        .await;
+    assert_eq!(r.json()["applied"], false, "idempotent on the key");
+    let q = m.get("/api/v1/students/s1/packages/p2/refund").await.json();
+    assert!(q["quote"]["eligible"].is_boolean(), "{q}");
+    assert!(q["rule"].is_object());
+    let r = m
+        .post("/api/v1/students/s1/packages/p2/refund", json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["refund"]["package_id"], "p2");
+    // a manual check-in, then reversal of the lesson
+    let d = Client::login(&sv.addr, "teacher").await;
+    let r = d
+        .post(
+            "/api/v1/attendance/checkins",
+            json!({"student_id": "s3", "event_key": "desk-1"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["check_in"]["source"], "manual");
+    let r = m
+        .post(
+            "/api/v1/students/s3/reversals",
+            json!({"lesson_id": "math-now", "note": "teacher cancelled"}),
+        )
+        .await;
+    assert_eq!(r.json()["reversals"].as_array().unwrap().len(), 1);
+    assert_eq!(r.json()["balance"]["available_units"], 1000);
+    let r = d
+        .send(
+            "PUT",
+            "/api/v1/lessons/math-now/attendance/s3",
+            json!({"status": "left_early"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // teacher may not touch money
+    assert_eq!(
+        d.post(
+            "/api/v1/students/s1/adjustments",
+            json!({"units": 100, "key": "k", "note": "n"})
+        )
+        .await
+        .status,
+        403
+    );
+    // audit: the changes are attributed (actor, role, IP)
+    let rows = sv.store.audit_rows(100).await.unwrap();
+    let corr = rows
+        .iter()
+        .find(|r| r.entity == "attendance" && r.action == "correct")
+        .unwrap();
+    assert_eq!(
+        (
+            corr.actor.as_str(),
+            corr.actor_role.as_deref(),
+            corr.actor_ip.as_deref()
+        ),
+        ("teacher", Some("teacher"), Some("127.0.0.1"))
+    );
+    let was = corr.before.as_ref().unwrap()["status"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(was == "late" || was == "present", "{was}");
+    assert_eq!(corr.after.as_ref().unwrap()["status"], "left_early");
+    let purchase = rows.iter().find(|r| r.entity_id == "p2").unwrap();
+    assert_eq!(purchase.actor, "manager");
+    // exports
+    let csv = m.get("/api/v1/export/ledger.csv").await;
+    assert_eq!(csv.status, 200);
+    assert!(csv.text().lines().count() > 5);
+}
