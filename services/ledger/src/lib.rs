@@ -8,6 +8,7 @@
 
 mod bench;
 mod import;
+mod privacy;
 mod reports;
 mod schema;
 mod staff;
