@@ -27,6 +27,7 @@ mod plan;
 mod render;
 pub mod scenario;
 mod seed;
+mod video;
 
 pub use bench::{bench_render, RenderBench};
 pub use mjpeg::{MjpegServer, ServeError, ServeOptions, BOUNDARY};
@@ -40,6 +41,7 @@ pub use plan::{
     plan, Appearance, ArrivalTruth, AttendanceTruth, CameraPlan, PersonKind, Plan, Pose, Trajectory,
 };
 pub use render::{CameraStream, RenderError, RenderedStream, Renderer, StreamOptions, TruthFace};
+pub use video::{AviWriter, VideoError};
 pub use scenario::{ArrivalStatus, Effects, Lesson, Scenario, ScenarioError, Side};
 
 use std::path::Path;

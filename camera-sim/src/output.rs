@@ -23,6 +23,8 @@ pub enum OutputError {
     Json(String),
     #[error(transparent)]
     Render(#[from] crate::render::RenderError),
+    #[error(transparent)]
+    Video(#[from] crate::video::VideoError),
 }
 
 /// Encodes packed RGB as a baseline JPEG (4:2:0) with `jpeg-encoder`. Its SIMD code path is
@@ -88,6 +90,10 @@ pub struct TruthCamera {
     pub fps: u32,
     /// Number of frames written.
     pub frames: u64,
+    /// The camera's video file (relative to the output folder), when one was written: frame
+    /// `index` of `frames` is at `index / fps` seconds of the video.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<String>,
 }
 
 /// One frame in `truth.json`.
@@ -123,6 +129,9 @@ pub struct SequenceOptions {
     pub cameras: Option<Vec<String>>,
     /// JPEG quality (default: the scenario's `simulation.jpeg_quality`).
     pub jpeg_quality: Option<u8>,
+    /// Also write each camera as a Motion-JPEG AVI video, `out_dir/video/<camera>.avi`. A video
+    /// has a constant frame rate, so this needs `stream.continuous` (every frame, no gaps).
+    pub video: bool,
 }
 
 /// What [`write_sequence`] wrote.
@@ -153,17 +162,39 @@ pub fn write_sequence(
     let mut frames = Vec::new();
     let mut cameras = Vec::new();
     let mut bytes = 0u64;
+    if opts.video && !opts.stream.continuous {
+        return Err(OutputError::Video(crate::video::VideoError::Invalid(
+            "a video needs a continuous stream (every frame at the camera's rate)".into(),
+        )));
+    }
     for id in &ids {
         let stream = renderer.stream(id, opts.stream)?;
         let spec = crate::render::CameraStream::camera(&stream).clone();
         let dir = out_dir.join("frames").join(id);
         std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        let mut video = None;
+        let mut video_rel = None;
+        if opts.video {
+            let vdir = out_dir.join("video");
+            std::fs::create_dir_all(&vdir).map_err(io(&vdir))?;
+            let rel = format!("video/{id}.avi");
+            video = Some(crate::video::AviWriter::create(
+                &out_dir.join(&rel),
+                spec.width,
+                spec.height,
+                spec.fps,
+            )?);
+            video_rel = Some(rel);
+        }
         let mut n = 0u64;
         for (index, (t, frame, persons)) in stream.enumerate() {
             let name = format!("{index:06}.jpg");
             let path = dir.join(&name);
             let jpg = encode_jpeg(&frame, quality)?;
             std::fs::write(&path, &jpg).map_err(io(&path))?;
+            if let Some(v) = video.as_mut() {
+                v.push_jpeg(&jpg)?;
+            }
             bytes += jpg.len() as u64;
             frames.push(TruthFrame {
                 camera: id.clone(),
@@ -182,7 +213,11 @@ pub fn write_sequence(
             height: spec.height,
             fps: spec.fps,
             frames: n,
+            video: video_rel,
         });
+        if let Some(v) = video {
+            bytes += v.finish()?;
+        }
     }
     let truth = GroundTruth {
         seed: plan.seed,

@@ -23,6 +23,10 @@ pub enum SimCmd {
         /// JPEG quality (default: the scenario's).
         #[arg(long)]
         quality: Option<u8>,
+        /// Also write each camera as a Motion-JPEG AVI video (`DIR/video/<camera>.avi`); the
+        /// streams are then continuous (every frame at the camera's rate, no skipped stretches).
+        #[arg(long)]
+        video: bool,
     },
     /// Serve every camera of a scenario as live MJPEG (`/camera/<id>.mjpg`) until Ctrl-C.
     Serve {
@@ -73,11 +77,17 @@ pub async fn run(v: &VisionOpts, cmd: SimCmd) -> anyhow::Result<Value> {
             scenario,
             out,
             quality,
+            video,
         } => {
             let sim = load(v, &scenario)?;
             let t = std::time::Instant::now();
             let opts = SequenceOptions {
                 jpeg_quality: quality,
+                video,
+                stream: rollcall_camera_sim::StreamOptions {
+                    continuous: video,
+                    ..Default::default()
+                },
                 ..Default::default()
             };
             let s = write_sequence(&sim.renderer, &out, &opts)?;

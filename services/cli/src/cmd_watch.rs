@@ -99,6 +99,22 @@ impl Recognizer {
         frame: &Frame,
         captured: Instant,
     ) -> anyhow::Result<Vec<Decision>> {
+        Ok(self
+            .on_frame_tracked(camera, campus, at, frame, captured)
+            .await?
+            .decisions)
+    }
+
+    /// [`Recognizer::on_frame`], also returning each face's box and the track it joined (for
+    /// scoring against ground truth).
+    pub async fn on_frame_tracked(
+        &mut self,
+        camera: &CameraId,
+        campus: &CampusId,
+        at: DateTime<Utc>,
+        frame: &Frame,
+        captured: Instant,
+    ) -> anyhow::Result<TrackedFrame> {
         let analyzed = self.pipeline.analyze(frame, EmbedPolicy::Passing)?;
         let faces: Vec<FaceObservation> = analyzed.into_iter().map(|a| a.observation).collect();
         let mut lists = Vec::with_capacity(faces.len());
@@ -115,8 +131,19 @@ impl Recognizer {
             self.frame_to_decision_ms
                 .push(captured.elapsed().as_secs_f64() * 1e3);
         }
-        Ok(out.decisions)
+        Ok(TrackedFrame {
+            boxes: faces.iter().map(|f| f.bbox).collect(),
+            tracks: out.update.assignments,
+            decisions: out.decisions,
+        })
     }
+}
+
+/// What one frame did: the faces found (boxes), the track each joined, and the decisions.
+pub struct TrackedFrame {
+    pub boxes: Vec<rollcall_domain::face::BBox>,
+    pub tracks: Vec<rollcall_domain::matcher::tracker::TrackId>,
+    pub decisions: Vec<Decision>,
 }
 
 fn line(d: &Decision) -> Value {

@@ -1,0 +1,793 @@
+//! `rollcall run-scenario SCENARIO.toml`: the whole product in one process on a camera-sim
+//! scenario, scored against the scenario's ground truth.
+//!
+//! A fresh data directory (a temporary one unless `--data` names a new one) gets the embedded
+//! defaults: the SQLite ledger and the qdrant-edge gallery. The school, campuses, cameras,
+//! students, guardians, classes, the dated timetable, enrollments, packages and approved leaves
+//! come from the scenario; every student is enrolled from their enrollment photos through the
+//! real enrollment path (quality gate, duplicate check). Then every camera's rendered frames are
+//! played in timestamp order through the real pipeline (detect → quality → align → embed →
+//! gallery search → tracker → debounced matcher); the frame timestamps are the clock: tracks
+//! expire, lessons are finalised (absences, absence streaks) and check-ins are written with the
+//! event time, exactly as `rollcall serve` writes them (one event key per track).
+//!
+//! Scoring maps each track to the person the renderer drew under its faces (box overlap, by
+//! majority over the track's frames): an accepted check-in is correct only when that person is
+//! the student checked in. The exit status reflects errors only, never the score.
+
+use crate::cmd_sim;
+use crate::cmd_vision::VisionOpts;
+use crate::cmd_watch::Recognizer;
+use anyhow::{anyhow, Context};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use rollcall_camera_sim::{PersonKind, Simulation};
+use rollcall_domain::face::BBox;
+use rollcall_domain::ledger::{
+    AbsencePolicy, AttendanceSource, AttendanceStatus, Charge, ClassPolicy, EntryKind,
+    LessonTiming, SchoolPolicy,
+};
+use rollcall_domain::matcher::debounce::{Decision, Outcome};
+use rollcall_domain::matcher::tracker::TrackId;
+use rollcall_domain::privacy::{ConsentRecord, FACE_CONSENT};
+use rollcall_domain::{CameraId, CampusId, StudentId, TenantId};
+use rollcall_gallery::enroll::{self, EnrollConfig, EnrollRequest};
+use rollcall_gallery::vault::Keyring;
+use rollcall_gallery::{EmbeddedConfig, EmbeddedGallery};
+use rollcall_ledger::{CheckIn, NewClass, NewGuardian, NewLesson, NewPackage, NewStudent, Store};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// Options of one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Data directory to create (must not exist or be empty); default: a temporary one,
+    /// removed at the end.
+    pub data: Option<PathBuf>,
+}
+
+fn ms_to_utc(ms: i64) -> anyhow::Result<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(ms)
+        .single()
+        .ok_or_else(|| anyhow!("time {ms} ms is out of range"))
+}
+
+fn local_date(sim: &Simulation, field: &str, s: &str) -> anyhow::Result<DateTime<Utc>> {
+    let d = NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .with_context(|| format!("{field} {s:?} is not a YYYY-MM-DD date"))?;
+    ms_to_utc(sim.scenario.local_midnight_ms(d))
+}
+
+/// The ledger of the scenario: school, campuses, rooms, cameras, students with guardians and
+/// consent, classes, lessons, enrollments, packages and approved leaves.
+async fn set_up_ledger(root: &Store, sim: &Simulation) -> anyhow::Result<Store> {
+    let f = &sim.scenario.file;
+    let policy = SchoolPolicy::default();
+    let store = root
+        .create_school(
+            &f.school.id,
+            &f.school.name,
+            sim.scenario.utc_offset_minutes as i64,
+            &policy,
+        )
+        .await
+        .context("creating the school")?;
+    let first_lesson = sim
+        .scenario
+        .lessons
+        .iter()
+        .map(|l| l.start_ms)
+        .min()
+        .unwrap_or(0);
+    // everything is set up a month before the first lesson
+    let setup_at = ms_to_utc(first_lesson)? - Duration::days(30);
+    for c in &f.campuses {
+        store.create_campus(&c.id, &c.name).await?;
+    }
+    for c in &f.cameras {
+        store.create_camera(&c.id, &c.campus, &c.door).await?;
+    }
+    for s in &f.students {
+        let home = f
+            .classes
+            .iter()
+            .find(|c| c.students.contains(&s.id))
+            .map(|c| c.campus.clone());
+        store
+            .create_student(&NewStudent {
+                id: s.id.clone(),
+                name: s.name.clone(),
+                home_campus_id: home,
+            })
+            .await
+            .with_context(|| format!("student {}", s.id))?;
+        for (i, g) in s.guardians.iter().enumerate() {
+            let mut prefs = Vec::new();
+            if g.phone.is_some() {
+                prefs.push("sms");
+            }
+            if g.email.is_some() {
+                prefs.push("email");
+            }
+            store
+                .add_guardian(&NewGuardian {
+                    id: format!("{}-g{}", s.id, i + 1),
+                    student_id: s.id.clone(),
+                    name: g.name.clone(),
+                    phone: g.phone.clone(),
+                    email: g.email.clone(),
+                    language: g.language.clone(),
+                    notify_prefs: prefs.join(","),
+                })
+                .await?;
+        }
+        // the first guardian consents to face recognition (enrollment is refused without it)
+        let by = if s.guardians.is_empty() {
+            "guardian".to_string()
+        } else {
+            format!("{}-g1", s.id)
+        };
+        store
+            .record_consent_decision(
+                &s.id,
+                &ConsentRecord {
+                    kind: FACE_CONSENT.to_string(),
+                    granted: true,
+                    given_by: by,
+                    at: setup_at,
+                    document_ref: Some(format!("scenario consent form {}", s.id)),
+                    expires_at: None,
+                },
+            )
+            .await?;
+    }
+    let mut rooms = BTreeSet::new();
+    for c in &f.classes {
+        let room = format!("{}-{}", c.campus, c.room);
+        if rooms.insert(room.clone()) {
+            store.create_room(&room, &c.campus, &c.room).await?;
+        }
+        store
+            .create_class(&NewClass {
+                id: c.id.clone(),
+                course: c.id.clone(),
+                name: c.name.clone(),
+                campus_id: c.campus.clone(),
+                teacher: c.teacher.clone(),
+                policy: class_policy(c.absence_policy),
+            })
+            .await
+            .with_context(|| format!("class {}", c.id))?;
+        for s in &c.students {
+            store.enroll(&c.id, s, setup_at).await?;
+        }
+    }
+    let mut lessons = Vec::new();
+    for l in &sim.scenario.lessons {
+        let class = sim
+            .scenario
+            .class(&l.class)
+            .ok_or_else(|| anyhow!("lesson {} names unknown class {}", l.id, l.class))?;
+        lessons.push(NewLesson {
+            id: l.id.clone(),
+            class_id: l.class.clone(),
+            room_id: Some(format!("{}-{}", class.campus, class.room)),
+            teacher: None,
+            start: ms_to_utc(l.start_ms)?,
+            end: ms_to_utc(l.end_ms)?,
+        });
+    }
+    store.add_lessons(&lessons).await.context("timetable")?;
+    for p in &f.packages {
+        store
+            .purchase(&NewPackage {
+                id: p.id.clone(),
+                student_id: p.student.clone(),
+                campus_id: p.campus.clone(),
+                lessons: p.lessons as i64,
+                unit_price_cents: p.unit_price_cents,
+                price_paid_cents: None,
+                bought_at: local_date(sim, "packages.bought", &p.bought)?,
+                expires_at: local_date(sim, "packages.expires", &p.expires)?,
+            })
+            .await
+            .with_context(|| format!("package {}", p.id))?;
+    }
+    for a in &sim.plan().attendance {
+        if let Some(req) = a.leave_requested_ms {
+            store
+                .request_leave(
+                    &a.student,
+                    &a.lesson,
+                    ms_to_utc(req)?,
+                    true,
+                    Some("scenario"),
+                )
+                .await
+                .with_context(|| format!("leave of {} for {}", a.student, a.lesson))?;
+        }
+    }
+    Ok(store)
+}
+
+/// A camera-sim class's `absence_policy` is what an unexcused absence costs; an approved leave
+/// with enough notice is free and one with short notice costs the same as no leave.
+fn class_policy(unexcused: Charge) -> ClassPolicy {
+    ClassPolicy {
+        timing: LessonTiming::default(),
+        absence: AbsencePolicy {
+            unexcused,
+            excused: Charge::Free,
+            short_notice: unexcused,
+            notice_hours: AbsencePolicy::default().notice_hours,
+        },
+    }
+}
+
+/// Per-track votes for the person drawn under the track's faces.
+#[derive(Default)]
+struct TruthVotes {
+    votes: HashMap<TrackId, BTreeMap<String, u32>>,
+    frames: HashMap<TrackId, u32>,
+}
+
+impl TruthVotes {
+    fn add(&mut self, boxes: &[BBox], tracks: &[TrackId], truth: &[rollcall_camera_sim::TruthFace]) {
+        for (b, t) in boxes.iter().zip(tracks) {
+            *self.frames.entry(t.clone()).or_default() += 1;
+            let best = truth
+                .iter()
+                .map(|f| (b.iou(&f.bbox), f))
+                .filter(|(iou, _)| *iou >= 0.3)
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            if let Some((_, f)) = best {
+                *self
+                    .votes
+                    .entry(t.clone())
+                    .or_default()
+                    .entry(f.id.clone())
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    /// The person most often under the track (`None`: no rendered face, e.g. a false detection).
+    fn person(&self, t: &TrackId) -> Option<&str> {
+        self.votes
+            .get(t)?
+            .iter()
+            .max_by_key(|(id, n)| (**n, std::cmp::Reverse((*id).clone())))
+            .map(|(id, _)| id.as_str())
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::Result<Value> {
+    let t_start = Instant::now();
+    let sim = cmd_sim::load(v, scenario)?;
+    let tmp;
+    let data: PathBuf = match &opts.data {
+        Some(d) => {
+            if d.exists() && std::fs::read_dir(d)?.next().is_some() {
+                anyhow::bail!(
+                    "--data {}: the directory is not empty (run-scenario needs a fresh one)",
+                    d.display()
+                );
+            }
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::tempdir().context("creating a temporary data directory")?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let root = Store::open_data_dir(&data)
+        .await
+        .with_context(|| format!("opening the ledger in {}", data.display()))?;
+    let store = set_up_ledger(&root, &sim).await?;
+    let tenant = TenantId::new(store.school_id()).map_err(|e| anyhow!("school id: {e}"))?;
+
+    // Enrollment through the real path.
+    let mut pipeline = v.open()?;
+    let dim = crate::cmd_gallery::dim_of(&pipeline);
+    let gallery = EmbeddedGallery::open(EmbeddedConfig::new(data.join("gallery"), dim))
+        .await
+        .context("opening the embedded gallery")?;
+    let cfg = EnrollConfig::new(data.join("crops"), pipeline.thresholds());
+    // a template key for this run only (the canonical templates are sealed with it)
+    let keys = Keyring::parse(&Keyring::generate_entry("run"), None)
+        .context("generating the run's template key")?;
+    let mut enrolled = Vec::new();
+    let f = &sim.scenario.file;
+    let campus_of_camera: BTreeMap<String, String> = f
+        .cameras
+        .iter()
+        .map(|c| (c.id.clone(), c.campus.clone()))
+        .collect();
+    for s in &f.students {
+        let mut photos = Vec::new();
+        for p in &s.enrollment_photos {
+            let bytes =
+                std::fs::read(&p.path).with_context(|| format!("{}", p.path.display()))?;
+            photos.push((p.path.display().to_string(), bytes));
+        }
+        let student = StudentId::new(s.id.as_str()).map_err(|e| anyhow!("student id: {e}"))?;
+        let report = enroll::enroll(
+            &mut pipeline,
+            &gallery,
+            &enroll::Safeguards {
+                store: &store,
+                keys: &keys,
+            },
+            &cfg,
+            EnrollRequest {
+                tenant: tenant.clone(),
+                student,
+                campuses: Vec::new(),
+                photos,
+                now: Utc::now(),
+            },
+        )
+        .await
+        .with_context(|| format!("enrolling {}", s.id))?;
+        enrolled.push(json!({
+            "student": s.id,
+            "templates": report.templates,
+            "rejected": report.rejected,
+            "duplicates": report.duplicates,
+        }));
+    }
+
+    // Every camera's frames, in timestamp order (ties: scenario camera order).
+    let renderer = &sim.renderer;
+    let mut schedule: Vec<(i64, usize)> = Vec::new();
+    let cameras = renderer.camera_ids();
+    for (i, cam) in cameras.iter().enumerate() {
+        for t in renderer.frame_times(cam, Default::default())? {
+            schedule.push((t, i));
+        }
+    }
+    schedule.sort();
+    let mut rec = Recognizer::new(pipeline, Box::new(gallery), tenant)?;
+    let mut cam_ids = Vec::new();
+    for cam in &cameras {
+        let campus = campus_of_camera
+            .get(cam)
+            .ok_or_else(|| anyhow!("camera {cam} has no campus"))?;
+        let c = CameraId::new(cam.as_str()).map_err(|e| anyhow!("camera id: {e}"))?;
+        let p = CampusId::new(campus.as_str()).map_err(|e| anyhow!("campus id: {e}"))?;
+        rec.add_camera(c.clone(), p.clone())?;
+        cam_ids.push((c, p));
+    }
+
+    // Lessons to finalise as the clock passes their end + grace.
+    let grace = LessonTiming::default().finalize_grace_minutes;
+    let mut finalize_at: Vec<i64> = sim
+        .scenario
+        .lessons
+        .iter()
+        .map(|l| l.end_ms + grace * 60_000)
+        .collect();
+    finalize_at.sort();
+    finalize_at.dedup();
+    let mut next_finalize = 0usize;
+
+    let mut truth = TruthVotes::default();
+    let mut decisions: Vec<Decision> = Vec::new();
+    let mut ledger_results = Vec::new();
+    let mut frame_ms: Vec<f64> = Vec::new();
+    let t_frames = Instant::now();
+    let mut last_t = schedule.first().map(|s| s.0).unwrap_or(0);
+    for &(t, ci) in &schedule {
+        // finalise every lesson whose time has come before this frame
+        while next_finalize < finalize_at.len() && finalize_at[next_finalize] <= t {
+            store.finalize(ms_to_utc(finalize_at[next_finalize])?).await?;
+            next_finalize += 1;
+        }
+        let at = ms_to_utc(t)?;
+        let mut new = rec.engine.tick(at);
+        let started = Instant::now();
+        let (frame, faces) = renderer.render_frame(&cameras[ci], t)?;
+        let (cam, campus) = &cam_ids[ci];
+        let out = rec
+            .on_frame_tracked(cam, campus, at, &frame, started)
+            .await?;
+        frame_ms.push(started.elapsed().as_secs_f64() * 1e3);
+        truth.add(&out.boxes, &out.tracks, &faces);
+        new.extend(out.decisions);
+        for d in new {
+            if let Some(r) = write_check_in(&store, &d).await? {
+                ledger_results.push(r);
+            }
+            decisions.push(d);
+        }
+        last_t = t;
+    }
+    let end = ms_to_utc(last_t)? + Duration::seconds(1);
+    for d in rec.engine.finish(end) {
+        if let Some(r) = write_check_in(&store, &d).await? {
+            ledger_results.push(r);
+        }
+        decisions.push(d);
+    }
+    let frames_secs = t_frames.elapsed().as_secs_f64();
+    // finalise the remaining lessons (a lesson after the last frame: everybody absent)
+    for &at in &finalize_at[next_finalize..] {
+        store.finalize(ms_to_utc(at)?).await?;
+    }
+
+    let summary = summarize(
+        &store,
+        &sim,
+        &decisions,
+        &ledger_results,
+        &truth,
+        SummaryExtras {
+            enrolled,
+            frames: schedule.len(),
+            frame_ms,
+            frames_secs,
+            total_secs: t_start.elapsed().as_secs_f64(),
+            rec: &rec,
+            data: opts.data.as_deref(),
+        },
+    )
+    .await?;
+    store.close().await;
+    root.close().await;
+    Ok(summary)
+}
+
+/// Writes the check-in of an accept outside the cooldown, as `serve` does.
+async fn write_check_in(
+    store: &Store,
+    d: &Decision,
+) -> anyhow::Result<Option<(Decision, rollcall_ledger::CheckInResult)>> {
+    let Some(student) = d.check_in() else {
+        return Ok(None);
+    };
+    let mut ci = CheckIn::new(student.as_str(), d.decided_at, AttendanceSource::Face);
+    ci.camera_id = Some(d.track.camera.to_string());
+    ci.event_key = Some(format!(
+        "face:{}:{}:{}",
+        d.track.camera,
+        d.track.seq,
+        d.first_seen.timestamp_millis()
+    ));
+    let r = store
+        .check_in(&ci)
+        .await
+        .with_context(|| format!("checking in {student}"))?;
+    Ok(Some((d.clone(), r)))
+}
+
+struct SummaryExtras<'a> {
+    enrolled: Vec<Value>,
+    frames: usize,
+    frame_ms: Vec<f64>,
+    frames_secs: f64,
+    total_secs: f64,
+    rec: &'a Recognizer,
+    data: Option<&'a Path>,
+}
+
+fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    Some((sorted[((sorted.len() - 1) as f64 * q).round() as usize] * 10.0).round() / 10.0)
+}
+
+async fn summarize(
+    store: &Store,
+    sim: &Simulation,
+    decisions: &[Decision],
+    results: &[(Decision, rollcall_ledger::CheckInResult)],
+    truth: &TruthVotes,
+    x: SummaryExtras<'_>,
+) -> anyhow::Result<Value> {
+    let plan = sim.plan();
+    let strangers: BTreeSet<&str> = sim
+        .scenario
+        .file
+        .strangers
+        .iter()
+        .map(|s| s.id.as_str())
+        .collect();
+    // expected: (student, lesson) of everyone who walks in for a lesson
+    let expected: BTreeSet<(String, String)> = plan
+        .attendance
+        .iter()
+        .filter(|a| a.status.arrives())
+        .map(|a| (a.student.clone(), a.lesson.clone()))
+        .collect();
+    let expected_absent: BTreeMap<(String, String), &'static str> = plan
+        .attendance
+        .iter()
+        .filter(|a| !a.status.arrives())
+        .map(|a| {
+            let s = if a.leave_requested_ms.is_some() {
+                "excused"
+            } else {
+                "absent"
+            };
+            ((a.student.clone(), a.lesson.clone()), s)
+        })
+        .collect();
+
+    let attendance = store.attendance().await?;
+    let present: BTreeSet<(String, String)> = attendance
+        .iter()
+        .filter(|(_, _, s)| matches!(s, AttendanceStatus::Present | AttendanceStatus::Late))
+        .map(|(s, l, _)| (s.clone(), l.clone()))
+        .collect();
+    let absences: Vec<Value> = attendance
+        .iter()
+        .filter(|(_, _, s)| matches!(s, AttendanceStatus::Absent | AttendanceStatus::Excused))
+        .map(|(s, l, st)| json!({"student": s, "lesson": l, "status": st.as_str()}))
+        .collect();
+
+    // check-ins as the ledger recorded them, with the track's ground truth
+    let mut check_ins = Vec::new();
+    let mut false_check_ins = Vec::new();
+    for (d, r) in results {
+        let who = truth.person(&d.track);
+        let correct = who == Some(r.student_id.as_str());
+        let (lesson, status, effect) = match &r.outcome {
+            rollcall_domain::ledger::CheckInOutcome::Recorded {
+                lesson_id, status, ..
+            } => (Some(lesson_id.clone()), Some(status.as_str()), "recorded"),
+            rollcall_domain::ledger::CheckInOutcome::AlreadyRecorded { lesson_id, status } => {
+                (Some(lesson_id.clone()), Some(status.as_str()), "already_recorded")
+            }
+            rollcall_domain::ledger::CheckInOutcome::Unscheduled => (None, None, "unscheduled"),
+            rollcall_domain::ledger::CheckInOutcome::DuplicateEvent => {
+                (None, None, "duplicate_event")
+            }
+        };
+        let v = json!({
+            "student": r.student_id,
+            "lesson": lesson,
+            "time": r.at,
+            "local_time": plan.local_time(r.at.timestamp_millis()),
+            "status": status,
+            "ledger": effect,
+            "camera": r.camera_id,
+            "track": d.track.to_string(),
+            "similarity": d.similarity,
+            "margin": d.margin,
+            "truth": who,
+        });
+        if !correct {
+            false_check_ins.push(v.clone());
+        }
+        check_ins.push(v);
+    }
+
+    // deductions from the append-only ledger
+    let entries = store.entries(None).await?;
+    let mut per_lesson: BTreeMap<(String, String), u32> = BTreeMap::new();
+    let mut deductions = Vec::new();
+    for e in &entries {
+        if e.entry.kind != EntryKind::Deduction {
+            continue;
+        }
+        if let Some(l) = &e.entry.lesson_id {
+            *per_lesson
+                .entry((e.entry.student_id.clone(), l.clone()))
+                .or_default() += 1;
+        }
+        deductions.push(json!({
+            "student": e.entry.student_id,
+            "lesson": e.entry.lesson_id,
+            "package": e.entry.package_id,
+            "lessons": -(e.entry.units as f64) / 100.0,
+            "at": e.at,
+        }));
+    }
+    let duplicate_deductions: u32 = per_lesson.values().map(|n| n.saturating_sub(1)).sum();
+
+    let alerts: Vec<Value> = store
+        .alerts(None)
+        .await?
+        .iter()
+        .map(|a| {
+            json!({
+                "kind": a.kind,
+                "student": a.student_id,
+                "class": a.class_id,
+                "package": a.package_id,
+                "message": a.message,
+                "at": a.created_at,
+            })
+        })
+        .collect();
+
+    let mut review_items = Vec::new();
+    let mut unknown_tracks = Vec::new();
+    for d in decisions {
+        let who = truth.person(&d.track);
+        match &d.outcome {
+            Outcome::Review(r) => review_items.push(json!({
+                "track": d.track.to_string(),
+                "reason": r.reason.as_str(),
+                "candidates": r.candidates.iter().map(|c| json!({"student": c.student, "similarity": c.similarity})).collect::<Vec<_>>(),
+                "time": d.decided_at,
+                "truth": who,
+            })),
+            Outcome::Unknown => unknown_tracks.push(json!({
+                "track": d.track.to_string(),
+                "visitor": d.visitor.map(|v| v.visitor.0),
+                "sightings": d.sightings,
+                "time": d.first_seen,
+                "truth": who,
+            })),
+            Outcome::Accept { .. } => {}
+        }
+    }
+
+    let correct: BTreeSet<&(String, String)> = present.intersection(&expected).collect();
+    let missed: Vec<Value> = expected
+        .difference(&present)
+        .map(|(s, l)| json!({"student": s, "lesson": l}))
+        .collect();
+    let unexpected: Vec<Value> = present
+        .difference(&expected)
+        .map(|(s, l)| json!({"student": s, "lesson": l}))
+        .collect();
+    let absences_correct = expected_absent
+        .iter()
+        .filter(|((s, l), want)| {
+            attendance
+                .iter()
+                .any(|(s2, l2, st)| s2 == s && l2 == l && st.as_str() == **want)
+        })
+        .count();
+    let stranger_check_ins = results
+        .iter()
+        .filter(|(d, _)| truth.person(&d.track).is_some_and(|p| strangers.contains(p)))
+        .count();
+    let ratio = |n: usize, d: usize| if d == 0 { 1.0 } else { round3(n as f64 / d as f64) };
+
+    let mut sorted = x.frame_ms.clone();
+    sorted.sort_by(f64::total_cmp);
+    let mut strangers_seen = BTreeSet::new();
+    for a in &plan.arrivals {
+        if a.kind == PersonKind::Stranger {
+            strangers_seen.insert(a.person.clone());
+        }
+    }
+    Ok(json!({
+        "scenario": sim.scenario.source,
+        "school": store.school_id(),
+        "data_dir": x.data,
+        "enrolled": x.enrolled,
+        "check_ins": check_ins,
+        "deductions": deductions,
+        "absences": absences,
+        "alerts": alerts,
+        "review_items": review_items,
+        "unknown_tracks": unknown_tracks,
+        "unknown_visitors": x.rec.engine.visitors().visitors().len(),
+        "score": {
+            "expected_check_ins": expected.len(),
+            "correct_check_ins": correct.len(),
+            "check_in_precision": ratio(correct.len(), present.len()),
+            "check_in_recall": ratio(correct.len(), expected.len()),
+            "false_check_ins": false_check_ins.len(),
+            "false_check_in_details": false_check_ins,
+            "stranger_check_ins": stranger_check_ins,
+            "unexpected_attendance": unexpected,
+            "duplicate_deductions": duplicate_deductions,
+            "missed_students": missed,
+            "expected_absences": expected_absent.len(),
+            "correct_absences": absences_correct,
+            "strangers_in_scenario": strangers_seen.len(),
+        },
+        "frames": x.frames,
+        "faces": x.rec.faces,
+        "frame_ms": {
+            "p50": percentile(&sorted, 0.5),
+            "p90": percentile(&sorted, 0.9),
+            "p99": percentile(&sorted, 0.99),
+        },
+        "frame_to_decision_ms": {
+            "p50": x.rec.frame_to_decision_ms.percentile(0.5),
+            "p99": x.rec.frame_to_decision_ms.percentile(0.99),
+        },
+        "fps": if x.frames_secs > 0.0 { (x.frames as f64 / x.frames_secs * 10.0).round() / 10.0 } else { 0.0 },
+        "seconds": round3(x.total_secs),
+    }))
+}
+
+/// A readable report of a run's summary (the `--json` output is the summary itself).
+pub fn report(s: &Value) -> String {
+    use std::fmt::Write;
+    let str_of = |v: &Value| match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    };
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "scenario {} (school {})",
+        str_of(&s["scenario"]),
+        str_of(&s["school"])
+    );
+    let _ = writeln!(o, "\ncheck-ins:");
+    for c in s["check_ins"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            o,
+            "  {:<20} {:<16} {:<8} {:<17} {} (similarity {:.3}, camera {})",
+            str_of(&c["student"]),
+            str_of(&c["lesson"]),
+            str_of(&c["status"]),
+            str_of(&c["ledger"]),
+            str_of(&c["local_time"]),
+            c["similarity"].as_f64().unwrap_or(0.0),
+            str_of(&c["camera"]),
+        );
+    }
+    let _ = writeln!(o, "\ndeductions:");
+    for d in s["deductions"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            o,
+            "  {:<20} {:<16} {} lesson(s) from {}",
+            str_of(&d["student"]),
+            str_of(&d["lesson"]),
+            str_of(&d["lessons"]),
+            str_of(&d["package"])
+        );
+    }
+    let _ = writeln!(o, "\nabsences:");
+    for a in s["absences"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            o,
+            "  {:<20} {:<16} {}",
+            str_of(&a["student"]),
+            str_of(&a["lesson"]),
+            str_of(&a["status"])
+        );
+    }
+    let _ = writeln!(o, "\nalerts:");
+    for a in s["alerts"].as_array().into_iter().flatten() {
+        let _ = writeln!(o, "  {:<16} {}", str_of(&a["kind"]), str_of(&a["message"]));
+    }
+    let _ = writeln!(
+        o,
+        "\nreview items: {}   unknown tracks: {} ({} visitor(s))",
+        s["review_items"].as_array().map_or(0, |a| a.len()),
+        s["unknown_tracks"].as_array().map_or(0, |a| a.len()),
+        str_of(&s["unknown_visitors"])
+    );
+    if let Some(n) = s["notifications"].as_array() {
+        let _ = writeln!(o, "notifications: {}", n.len());
+    }
+    let sc = &s["score"];
+    let _ = writeln!(
+        o,
+        "\nscore: precision {}  recall {}  false check-ins {}  duplicate deductions {}  missed {}  absences {}/{}",
+        str_of(&sc["check_in_precision"]),
+        str_of(&sc["check_in_recall"]),
+        str_of(&sc["false_check_ins"]),
+        str_of(&sc["duplicate_deductions"]),
+        sc["missed_students"].as_array().map_or(0, |a| a.len()),
+        str_of(&sc["correct_absences"]),
+        str_of(&sc["expected_absences"]),
+    );
+    let _ = writeln!(
+        o,
+        "frames {}  ({} fps; frame p50 {} ms, p99 {} ms)  total {} s",
+        str_of(&s["frames"]),
+        str_of(&s["fps"]),
+        str_of(&s["frame_ms"]["p50"]),
+        str_of(&s["frame_ms"]["p99"]),
+        str_of(&s["seconds"])
+    );
+    o
+}

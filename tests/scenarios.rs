@@ -1,0 +1,328 @@
+//! Whole simulated school days: `rollcall run-scenario` on the example scenarios and on a new
+//! scenario file written in the test, scored against camera-sim's ground truth; and the video
+//! output read back through the real capture path (OpenCV).
+
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn fixtures() -> PathBuf {
+    let dir = std::env::var_os("ROLLCALL_FIXTURES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/fixtures"));
+    assert!(dir.join("faces").is_dir(), "fixtures not found at {}", dir.display());
+    dir.canonicalize().unwrap()
+}
+
+fn rollcall(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("QDRANT_URL")
+        .output()
+        .expect("run rollcall");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn json_of(args: &[&str]) -> Value {
+    let (ok, out, err) = rollcall(args);
+    assert!(ok, "rollcall {args:?} failed: {err}");
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+fn run_scenario(path: &Path) -> Value {
+    json_of(&["run-scenario", &path.display().to_string(), "--json"])
+}
+
+fn pairs(v: &Value, a: &str, b: &str) -> BTreeSet<(String, String)> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                x[a].as_str().unwrap_or("-").to_string(),
+                x[b].as_str().unwrap_or("-").to_string(),
+            )
+        })
+        .collect()
+}
+
+fn set(items: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+    items
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+fn assert_perfect(s: &Value) {
+    let sc = &s["score"];
+    assert_eq!(sc["check_in_precision"], 1.0, "{sc}");
+    assert_eq!(sc["check_in_recall"], 1.0, "{sc}");
+    assert_eq!(sc["false_check_ins"], 0, "{sc}");
+    assert_eq!(sc["stranger_check_ins"], 0, "{sc}");
+    assert_eq!(sc["duplicate_deductions"], 0, "{sc}");
+    assert_eq!(sc["missed_students"].as_array().unwrap().len(), 0, "{sc}");
+    assert_eq!(sc["correct_absences"], sc["expected_absences"], "{sc}");
+    assert!(s["frames"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn afternoon_checks_in_five_marks_one_absent_and_never_a_stranger() {
+    let s = run_scenario(&root().join("camera-sim/scenarios/afternoon.toml"));
+    assert_perfect(&s);
+    let lesson = "math-a-0303";
+    let recorded: BTreeSet<(String, String)> = s["check_ins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ledger"] == "recorded")
+        .map(|c| {
+            (
+                c["student"].as_str().unwrap().to_string(),
+                c["lesson"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        recorded,
+        set(&[
+            ("alex_lacamoire", lesson),
+            ("biden", lesson),
+            ("kit_harington", lesson),
+            ("obama", lesson),
+            ("rose_leslie", lesson),
+        ]),
+        "{}",
+        s["check_ins"]
+    );
+    // Rose is late; everyone else on time.
+    for c in s["check_ins"].as_array().unwrap() {
+        if c["ledger"] == "recorded" {
+            let want = if c["student"] == "rose_leslie" { "late" } else { "present" };
+            assert_eq!(c["status"], want, "{c}");
+        }
+    }
+    // one deduction per student who came, nothing for Kit's second pass
+    assert_eq!(
+        pairs(&s["deductions"], "student", "lesson"),
+        set(&[
+            ("alex_lacamoire", lesson),
+            ("biden", lesson),
+            ("kit_harington", lesson),
+            ("lin_manuel_miranda", lesson), // the absence is charged in full (class policy)
+            ("obama", lesson),
+            ("rose_leslie", lesson),
+        ])
+    );
+    assert_eq!(s["deductions"].as_array().unwrap().len(), 6);
+    assert_eq!(
+        pairs(&s["absences"], "student", "status"),
+        set(&[("lin_manuel_miranda", "absent")])
+    );
+    assert_eq!(s["alerts"].as_array().unwrap().len(), 0, "{}", s["alerts"]);
+    // The strangers were seen and never checked in.
+    assert_eq!(s["score"]["strangers_in_scenario"], 2);
+}
+
+#[test]
+fn three_weeks_raise_one_absence_streak_and_one_low_balance_alert() {
+    let s = run_scenario(&root().join("camera-sim/scenarios/three_weeks.toml"));
+    assert_perfect(&s);
+    assert_eq!(s["score"]["expected_check_ins"], 9, "{}", s["score"]);
+    assert_eq!(s["score"]["correct_check_ins"], 9);
+    assert_eq!(s["absences"].as_array().unwrap().len(), 3, "{}", s["absences"]);
+    let kinds: Vec<&str> = s["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    let mut sorted = kinds.clone();
+    sorted.sort();
+    assert_eq!(sorted, ["absence_streak", "low_balance"], "{}", s["alerts"]);
+}
+
+/// A scenario written here, in the documented format, with nothing else changed: one student
+/// walks in, one does not, one stranger passes.
+fn small_scenario(dir: &Path) -> PathBuf {
+    let f = fixtures();
+    let face = |rel: &str| f.join("faces").join(rel).display().to_string();
+    let text = format!(
+        r#"
+seed = 7
+
+[school]
+id = "small"
+name = "Small School"
+utc_offset = "Z"
+
+[simulation]
+early_minutes = [3.0, 3.0]
+
+[[campuses]]
+id = "north"
+name = "North"
+
+[[cameras]]
+id = "door"
+campus = "north"
+door = "main"
+width = 640
+height = 360
+fps = 10
+
+[[students]]
+id = "kit"
+name = "Kit"
+enrollment_photos = ["{kit1}"]
+appearance_photos = ["{kit2}"]
+
+[[students]]
+id = "rose"
+name = "Rose"
+enrollment_photos = ["{rose1}"]
+appearance_photos = ["{rose2}"]
+
+[[classes]]
+id = "art"
+name = "Art"
+campus = "north"
+room = "1"
+teacher = "T"
+absence_policy = "half"
+students = ["kit", "rose"]
+
+[[timetable]]
+id = "art-1"
+class = "art"
+date = "2025-05-05"
+start = "10:00"
+end = "11:00"
+
+[[packages]]
+id = "p-kit"
+student = "kit"
+lessons = 5
+unit_price_cents = 1000
+bought = "2025-05-01"
+expires = "2025-12-31"
+
+[[packages]]
+id = "p-rose"
+student = "rose"
+lessons = 5
+unit_price_cents = 1000
+bought = "2025-05-01"
+expires = "2025-12-31"
+
+[[arrivals]]
+lesson = "art-1"
+student = "kit"
+status = "on_time"
+
+[[arrivals]]
+lesson = "art-1"
+student = "rose"
+status = "absent"
+"#,
+        kit1 = face("kit_harington/1.jpg"),
+        kit2 = face("kit_harington/2.jpg"),
+        rose1 = face("rose_leslie/1.jpg"),
+        rose2 = face("rose_leslie/2.jpg"),
+    );
+    let path = dir.join("small.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn a_new_scenario_file_runs_without_code_changes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = small_scenario(tmp.path());
+    let s = run_scenario(&path);
+    assert_perfect(&s);
+    assert_eq!(
+        pairs(&s["check_ins"], "student", "lesson"),
+        set(&[("kit", "art-1")])
+    );
+    assert_eq!(pairs(&s["absences"], "student", "status"), set(&[("rose", "absent")]));
+    // Rose's absence costs half a lesson under the class's policy.
+    let rose: Vec<&Value> = s["deductions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["student"] == "rose")
+        .collect();
+    assert_eq!(rose.len(), 1);
+    assert_eq!(rose[0]["lessons"], 0.5);
+    // the readable report names the same things
+    let (ok, out, err) = rollcall(&["run-scenario", &path.display().to_string()]);
+    assert!(ok, "{err}");
+    assert!(out.contains("kit") && out.contains("precision 1"), "{out}");
+}
+
+#[test]
+fn video_output_is_read_back_by_opencv_frame_for_frame() {
+    use rollcall_capture::{open_source, SourceOptions};
+    let tmp = tempfile::tempdir().unwrap();
+    let path = small_scenario(tmp.path());
+    let out = tmp.path().join("render");
+    let v = json_of(&[
+        "sim",
+        "render",
+        &path.display().to_string(),
+        "--out",
+        &out.display().to_string(),
+        "--video",
+    ]);
+    assert!(v["frames"].as_u64().unwrap() > 20, "{v}");
+    let truth: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("truth.json")).unwrap()).unwrap();
+    let cam = &truth["cameras"][0];
+    assert_eq!(cam["video"], "video/door.avi");
+    let n = cam["frames"].as_u64().unwrap();
+    // continuous: consecutive frames are exactly 1/fps apart
+    let ts: Vec<i64> = truth["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["timestamp_ms"].as_i64().unwrap())
+        .collect();
+    assert!(ts.windows(2).all(|w| w[1] - w[0] == 100), "gaps in {ts:?}");
+
+    let video = out.join("video/door.avi");
+    let mut src = open_source(&video.display().to_string(), &SourceOptions::default()).unwrap();
+    src.open().unwrap();
+    let mut read = 0u64;
+    while let Some(f) = src.read().unwrap() {
+        assert_eq!((f.frame.width(), f.frame.height()), (640, 360));
+        // the video's frame is the sequence's JPEG, decoded (same pixels up to decoder rounding)
+        if read == n / 2 {
+            let jpg = rollcall_vision::decode::decode_file(
+                &out.join(format!("frames/door/{:06}.jpg", read)),
+                &Default::default(),
+            )
+            .unwrap();
+            let diff: u64 = f
+                .frame
+                .rgb()
+                .iter()
+                .zip(jpg.rgb())
+                .map(|(a, b)| (*a as i64 - *b as i64).unsigned_abs())
+                .sum();
+            let mean = diff as f64 / jpg.rgb().len() as f64;
+            assert!(mean < 2.0, "mean abs difference {mean}");
+        }
+        read += 1;
+    }
+    assert_eq!(read, n, "frames in the video vs the ground truth");
+}
