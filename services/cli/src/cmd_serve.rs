@@ -1,7 +1,8 @@
 //! `rollcall serve --config rollcall.toml`: cameras → capture threads (latest frame wins) →
 //! recognition (vision, gallery, tracker, debounced matcher) → check-ins in the ledger through a
 //! bounded channel that never drops; lesson-end finalisation on a timer; `/healthz` and
-//! `/metrics` over HTTP; graceful shutdown on SIGTERM / Ctrl-C (cameras stopped, open tracks
+//! `/metrics`, the API and the staff app over HTTP (rollcall-api); review decisions into the
+//! review queue; graceful shutdown on SIGTERM / Ctrl-C (cameras stopped, open tracks
 //! decided, queued check-ins committed, stores closed).
 //!
 //! Config (TOML; environment overrides: `ROLLCALL_DATA`, `ROLLCALL_SCHOOL`, `ROLLCALL_LISTEN`,
@@ -26,15 +27,14 @@ use anyhow::{anyhow, Context};
 use chrono::Utc;
 use rollcall_capture::{spawn_cameras, CameraConfig, CameraHealth, HealthEvent};
 use rollcall_domain::ledger::AttendanceSource;
-use rollcall_domain::matcher::debounce::Decision;
+use rollcall_domain::matcher::debounce::{Decision, Outcome};
 use rollcall_domain::TenantId;
-use rollcall_ledger::{CheckIn, Store};
+use rollcall_ledger::{CheckIn, NewReviewItem, ReviewCandidate, Store};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -50,6 +50,19 @@ pub struct ServeConfig {
     pub finalize_every_s: u64,
     #[serde(default)]
     pub cameras: Vec<CameraConfig>,
+    /// Largest HTTP request body (photo uploads included), bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+    /// `/metrics` without authentication; `false`: admin or manager only.
+    #[serde(default = "default_true")]
+    pub metrics_public: bool,
+}
+
+fn default_max_body() -> usize {
+    10 * 1024 * 1024
+}
+fn default_true() -> bool {
+    true
 }
 
 fn default_data() -> PathBuf {
@@ -189,55 +202,25 @@ fn prometheus(m: &Metrics) -> String {
     s
 }
 
-/// A tiny HTTP/1.1 server for the two operational endpoints (the staff API is a separate crate).
-async fn http(listener: tokio::net::TcpListener, metrics: Shared) {
-    loop {
-        let Ok((mut sock, _)) = listener.accept().await else {
-            continue;
-        };
-        let metrics = metrics.clone();
-        tokio::spawn(async move {
-            // Read the whole request head (it may arrive in several segments); closing with
-            // unread bytes would reset the connection before the client reads the response.
-            let mut buf = Vec::with_capacity(1024);
-            let mut chunk = [0u8; 1024];
-            while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 8192 {
-                match tokio::time::timeout(Duration::from_secs(5), sock.read(&mut chunk)).await {
-                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
-                    Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-                }
-            }
-            let req = String::from_utf8_lossy(&buf);
-            let path = req.split_whitespace().nth(1).unwrap_or("");
-            let (status, ctype, body) = match path {
-                "/healthz" => {
-                    let m = lock(&metrics);
-                    let body = serde_json::json!({
-                        "status": "ok",
-                        "cameras": m.camera_state,
-                        "check_ins_committed": m.check_ins_committed,
-                    })
-                    .to_string();
-                    ("200 OK", "application/json", body)
-                }
-                "/metrics" => (
-                    "200 OK",
-                    "text/plain; version=0.0.4",
-                    prometheus(&lock(&metrics)),
-                ),
-                _ => (
-                    "404 Not Found",
-                    "application/json",
-                    r#"{"error":"not_found"}"#.to_string(),
-                ),
-            };
-            let resp = format!(
-                "HTTP/1.1 {status}\r\ncontent-type: {ctype}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = sock.write_all(resp.as_bytes()).await;
-            let _ = sock.shutdown().await;
-        });
+/// What the API reads from this process: health, metrics and camera states.
+struct ServeOps {
+    metrics: Shared,
+}
+
+impl rollcall_api::Ops for ServeOps {
+    fn health(&self) -> serde_json::Value {
+        let m = lock(&self.metrics);
+        serde_json::json!({
+            "status": "ok",
+            "cameras": m.camera_state,
+            "check_ins_committed": m.check_ins_committed,
+        })
+    }
+    fn metrics(&self) -> String {
+        prometheus(&lock(&self.metrics))
+    }
+    fn camera_states(&self) -> BTreeMap<String, String> {
+        lock(&self.metrics).camera_state.clone()
     }
 }
 
@@ -324,7 +307,24 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
     eprintln!("rollcall serve: listening on {}", listener.local_addr()?);
-    tokio::spawn(http(listener, metrics.clone()));
+    let app = rollcall_api::router(rollcall_api::AppState::new(
+        store.clone(),
+        rollcall_api::ApiConfig {
+            max_body_bytes: cfg.max_body_bytes,
+            metrics_public: cfg.metrics_public,
+            data_dir: cfg.data.clone(),
+            ..Default::default()
+        },
+        Arc::new(ServeOps {
+            metrics: metrics.clone(),
+        }),
+    ));
+    tokio::spawn(async move {
+        let svc = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+        if let Err(e) = axum::serve(listener, svc).await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
 
     let (htx, hrx) = std::sync::mpsc::channel::<HealthEvent>();
     let (handles, failed) = spawn_cameras(&cfg.cameras, Arc::new(htx));
@@ -406,13 +406,13 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
                 m.capture.insert(cam.to_string(), h.counters());
             }
             for d in decisions {
-                send(&tx, &metrics, d).await;
+                send(&tx, &metrics, &store, d).await;
             }
         }
         if last_tick.elapsed() > Duration::from_secs(1) {
             last_tick = Instant::now();
             for d in rec.engine.tick(Utc::now()) {
-                send(&tx, &metrics, d).await;
+                send(&tx, &metrics, &store, d).await;
             }
             let mut m = lock(&metrics);
             for h in &handles {
@@ -431,7 +431,7 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
         h.stop();
     }
     for d in rec.engine.finish(Utc::now()) {
-        send(&tx, &metrics, d).await;
+        send(&tx, &metrics, &store, d).await;
     }
     drop(tx);
     // Every queued check-in is committed before the stores close.
@@ -445,9 +445,39 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn send(tx: &mpsc::Sender<Pending>, metrics: &Shared, d: Decision) {
+async fn send(tx: &mpsc::Sender<Pending>, metrics: &Shared, store: &Store, d: Decision) {
     *lock(metrics).decisions.entry(d.kind()).or_default() += 1;
     let line = d.line();
+    if let Outcome::Review(r) = &d.outcome {
+        // The review queue (idempotent on the track key); a ledger error is logged, not fatal.
+        let item = NewReviewItem {
+            campus_id: d.campus.to_string(),
+            camera_id: Some(line.camera.clone()),
+            track_key: format!(
+                "face:{}:{}:{}",
+                line.camera,
+                line.track,
+                d.first_seen.timestamp_millis()
+            ),
+            seen_at: d.first_seen,
+            reason: serde_json::to_value(&r.reason)
+                .ok()
+                .and_then(|v| v.as_str().map(String::from))
+                .unwrap_or_else(|| format!("{:?}", r.reason)),
+            crop_path: None,
+            candidates: r
+                .candidates
+                .iter()
+                .map(|c| ReviewCandidate {
+                    student_id: c.student.to_string(),
+                    score: c.similarity,
+                })
+                .collect(),
+        };
+        if let Err(e) = store.create_review_item(&item).await {
+            tracing::warn!(error = %e, "cannot queue the review item");
+        }
+    }
     tracing::info!(decision = %line.decision, student = ?line.student, camera = %line.camera, track = line.track, "decision");
     if let (Some(student), true) = (d.check_in(), line.check_in) {
         let mut ci = CheckIn::new(student.as_str(), d.decided_at, AttendanceSource::Face);

@@ -1,6 +1,7 @@
 //! `rollcall`: the one binary. Subcommands for the vision pipeline, the ledger, benchmarks and
 //! the demo. Wire formats (JSON output, CLI flags) live here and in the API crate only.
 
+mod cmd_admin;
 mod cmd_bench;
 mod cmd_demo;
 mod cmd_gallery;
@@ -136,6 +137,9 @@ enum Cmd {
     /// Benchmarks printing measured figures as JSON.
     #[command(subcommand)]
     Bench(cmd_bench::BenchCmd),
+    /// Staff accounts and API tokens for the API and web app.
+    #[command(subcommand)]
+    Admin(cmd_admin::AdminCmd),
     #[command(flatten)]
     Ledger(cmd_ledger::LedgerCmd),
 }
@@ -228,6 +232,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Sim(c) => print(&cmd_sim::run(v, c).await?),
         Cmd::Gallery(g) => print(&cmd_gallery::run(v, g).await?),
         Cmd::Bench(b) => print(&cmd_bench::run(v, b).await?),
+        Cmd::Admin(c) => print(&cmd_admin::run(c).await?),
         Cmd::Ledger(c) => cmd_ledger::run(c).await?,
     }
     Ok(())

@@ -1,0 +1,224 @@
+//! End to end: `rollcall admin create` makes the first admin; `rollcall serve` mounts the API
+//! and the staff app on its listener next to /healthz and /metrics; the admin logs in, an
+//! API token from `rollcall admin token` authenticates, anonymous requests are refused.
+
+use serde_json::Value;
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
+
+fn rollcall_stdin(args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("QDRANT_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run rollcall");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// (status, headers, body) of one request.
+fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Option<(u16, String, String)> {
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req += &format!("{k}: {v}\r\n");
+    }
+    req += "\r\n";
+    req += body;
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, head.to_string(), body.to_string()))
+}
+
+#[test]
+fn admin_create_then_serve_api_login_token_and_denials() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("data").display().to_string();
+    // bad input first: unknown role, short password → clear errors, nothing created
+    let (ok, _, err) = rollcall_stdin(
+        &[
+            "admin",
+            "create",
+            "--data",
+            &d,
+            "--username",
+            "boss",
+            "--role",
+            "wizard",
+            "--password-stdin",
+        ],
+        "long enough password\n",
+    );
+    assert!(!ok && err.contains("role"), "{err}");
+    let (ok, _, err) = rollcall_stdin(
+        &[
+            "admin",
+            "create",
+            "--data",
+            &d,
+            "--username",
+            "boss",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        "short\n",
+    );
+    assert!(!ok && err.contains("8 characters"), "{err}");
+    let (ok, out, err) = rollcall_stdin(
+        &[
+            "admin",
+            "create",
+            "--data",
+            &d,
+            "--username",
+            "boss",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        "long enough password\n",
+    );
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["created"]["role"], "admin");
+    assert!(!out.contains("long enough password"));
+    // the same username twice is refused
+    let (ok, _, err) = rollcall_stdin(
+        &[
+            "admin",
+            "create",
+            "--data",
+            &d,
+            "--username",
+            "boss",
+            "--role",
+            "viewer",
+            "--password-stdin",
+        ],
+        "another password\n",
+    );
+    assert!(!ok && err.contains("already exists"), "{err}");
+    let (ok, out, err) =
+        rollcall_stdin(&["admin", "token", "--data", &d, "--username", "boss"], "");
+    assert!(ok, "{err}");
+    let token = serde_json::from_str::<Value>(out.trim()).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let cfg = tmp.path().join("rollcall.toml");
+    std::fs::write(
+        &cfg,
+        format!("data = \"{d}\"\nlisten = \"{addr}\"\nmetrics_public = false\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(["serve", "--config", &cfg.display().to_string()])
+        .env_remove("DATABASE_URL")
+        .env_remove("QDRANT_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut health = None;
+    while std::time::Instant::now() < deadline && health.is_none() {
+        health = http(&addr, "GET", "/healthz", &[], "");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let result = std::panic::catch_unwind(|| {
+        let (st, _, body) = health.expect("serve answers /healthz");
+        assert_eq!(st, 200);
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap()["status"],
+            "ok"
+        );
+        // metrics restricted by config: anonymous refused, the admin's token accepted
+        assert_eq!(http(&addr, "GET", "/metrics", &[], "").unwrap().0, 401);
+        let bearer = format!("Bearer {token}");
+        let (st, _, body) =
+            http(&addr, "GET", "/metrics", &[("authorization", &bearer)], "").unwrap();
+        assert_eq!(st, 200);
+        assert!(body.contains("rollcall_check_ins_committed_total"));
+        assert_eq!(
+            http(&addr, "GET", "/api/v1/students", &[], "").unwrap().0,
+            401
+        );
+        let (st, head, body) = http(
+            &addr,
+            "POST",
+            "/api/v1/auth/login",
+            &[("content-type", "application/json")],
+            r#"{"username":"boss","password":"long enough password"}"#,
+        )
+        .unwrap();
+        assert_eq!(st, 200, "{body}");
+        let cookie = head
+            .lines()
+            .find_map(|l| l.strip_prefix("set-cookie: "))
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let (st, _, body) =
+            http(&addr, "GET", "/api/v1/auth/me", &[("cookie", &cookie)], "").unwrap();
+        assert_eq!(st, 200);
+        assert_eq!(
+            serde_json::from_str::<Value>(&body).unwrap()["account"]["username"],
+            "boss"
+        );
+        let (st, _, body) = http(&addr, "GET", "/app", &[("cookie", &cookie)], "").unwrap();
+        assert_eq!(st, 200);
+        assert!(body.contains("<nav>"));
+        let (st, _, _) = http(
+            &addr,
+            "GET",
+            "/api/v1/review",
+            &[("authorization", &bearer)],
+            "",
+        )
+        .unwrap();
+        assert_eq!(st, 200);
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}
