@@ -6,6 +6,7 @@ mod cmd_bench;
 mod cmd_demo;
 mod cmd_gallery;
 mod cmd_ledger;
+mod cmd_notify;
 mod cmd_serve;
 mod cmd_sim;
 mod cmd_vision;
@@ -140,6 +141,9 @@ enum Cmd {
     /// Staff accounts and API tokens for the API and web app.
     #[command(subcommand)]
     Admin(cmd_admin::AdminCmd),
+    /// Notifications: dispatcher, outbox status, dead letters, settings, benchmark.
+    #[command(subcommand)]
+    Notify(cmd_notify::NotifyCmd),
     #[command(flatten)]
     Ledger(cmd_ledger::LedgerCmd),
 }
@@ -233,6 +237,7 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Gallery(g) => print(&cmd_gallery::run(v, g).await?),
         Cmd::Bench(b) => print(&cmd_bench::run(v, b).await?),
         Cmd::Admin(c) => print(&cmd_admin::run(c).await?),
+        Cmd::Notify(c) => cmd_notify::run(c).await?,
         Cmd::Ledger(c) => cmd_ledger::run(c).await?,
     }
     Ok(())

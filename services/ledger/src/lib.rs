@@ -8,6 +8,7 @@
 
 mod bench;
 mod import;
+pub mod outbox;
 mod privacy;
 mod reports;
 mod schema;
@@ -17,6 +18,10 @@ mod views;
 
 pub use bench::{bench_checkins, bench_checkins_with, BenchReport};
 pub use import::{ImportKind, ImportSummary, RowError};
+pub use outbox::{
+    GuardianPrefs, NoticeDraft, NoticeKind, NotifySettings, OutboxCounts, OutboxRow, OutboxState,
+    QuietHours, RecipientKind, StaffRecipient,
+};
 pub use reports::*;
 pub use staff::*;
 pub use views::*;

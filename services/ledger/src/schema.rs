@@ -208,6 +208,7 @@ CREATE TABLE audit_log (
 );
 "#,
 ),
+(2, "notification outbox and settings", crate::outbox::MIGRATION_2),
 (4, "staff accounts, sessions, API tokens, review queue, audit actor role/ip", crate::staff::MIGRATION_4),
 (3, "privacy: consent document/expiry, encrypted canonical templates", crate::privacy::MIGRATION_3),
 ];

@@ -1072,6 +1072,7 @@ async fn raise_alert(
         )
         .await?;
         raised.push(a.dedup_key.clone());
+        crate::outbox::enqueue_alert(&mut *c, school, a, at).await?;
     }
     Ok(())
 }
@@ -1405,6 +1406,7 @@ impl Store {
                             false,
                         )
                         .await?;
+                    crate::outbox::enqueue(&mut *c, &school, &crate::outbox::arrival(student, lesson, status, ci.at)).await?;
                     if let DeductionDecision::Insufficient { reason, .. } = d {
                         raise_alert(
                             &mut *c,
@@ -1693,6 +1695,7 @@ impl Store {
                     ms(until),
                 )
                 .await?;
+                crate::outbox::enqueue_absence(&mut *c, &school, &student, &lesson, out.status, until).await?;
                 match out.status {
                     AttendanceStatus::Excused => rep.excused += 1,
                     _ => rep.absent += 1,

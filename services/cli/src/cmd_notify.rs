@@ -1,0 +1,202 @@
+//! `rollcall notify run | status | list | requeue | settings | bench`: the notification outbox
+//! (see ARCHITECTURE.md, "Notifications").
+
+use crate::cmd_ledger::StoreOpts;
+use anyhow::{anyhow, Context};
+use chrono::Utc;
+use rollcall_ledger::{NotifySettings, OutboxState, Store};
+use rollcall_notify::{ChannelConfig, Dispatcher, DispatcherConfig};
+use serde_json::json;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, clap::Args)]
+pub struct ChannelOpts {
+    /// `http://host:port/path` of the SMS/WeChat webhook gateway (secret: ROLLCALL_WEBHOOK_SECRET).
+    #[arg(long, env = "ROLLCALL_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+    /// SMTP relay host for e-mail (plain SMTP; the relay does TLS and credentials).
+    #[arg(long, env = "ROLLCALL_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    #[arg(long, env = "ROLLCALL_SMTP_PORT")]
+    pub smtp_port: Option<u16>,
+    /// Sender, e.g. `Rollcall <noreply@school.example>`.
+    #[arg(long, env = "ROLLCALL_SMTP_FROM")]
+    pub smtp_from: Option<String>,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum NotifyCmd {
+    /// Run the dispatcher until SIGTERM / Ctrl-C (or one tick with --once).
+    Run {
+        #[command(flatten)]
+        channels: ChannelOpts,
+        /// Dispatcher settings as JSON (batch, lease_ms, max_attempts, backoff_base_ms, …).
+        #[arg(long)]
+        config: Option<String>,
+        /// One tick: claim, send, record; print what it did.
+        #[arg(long)]
+        once: bool,
+        #[command(flatten)]
+        store: StoreOpts,
+    },
+    /// Outbox counts per state and the school's notification settings.
+    Status {
+        #[command(flatten)]
+        store: StoreOpts,
+    },
+    /// Outbox rows, newest first (`--state dead`: the dead letters, with their last error).
+    List {
+        /// pending, sent or dead.
+        #[arg(long)]
+        state: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[command(flatten)]
+        store: StoreOpts,
+    },
+    /// Put a dead-lettered row back in the queue.
+    Requeue {
+        id: i64,
+        #[command(flatten)]
+        store: StoreOpts,
+    },
+    /// Print the school's notification settings, or replace them with a JSON file.
+    Settings {
+        #[arg(long, value_name = "FILE.json")]
+        set: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreOpts,
+    },
+    /// Dispatch throughput and cause-to-delivery delay against a local receiver (scratch SQLite).
+    Bench {
+        #[arg(long, default_value_t = 2000)]
+        backlog: usize,
+        #[arg(long, default_value_t = 500)]
+        paced: usize,
+        /// Notices per second in the paced phase.
+        #[arg(long, default_value_t = 100.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 32)]
+        batch: i64,
+        #[arg(long, default_value_t = 20)]
+        poll_ms: u64,
+    },
+}
+
+async fn open(opts: &StoreOpts) -> anyhow::Result<Store> {
+    let store = Store::from_env(opts.data.as_deref())
+        .await
+        .context("opening the ledger store")?;
+    Ok(match &opts.school {
+        Some(id) => store.school(id).await?,
+        None => store.only_school().await?,
+    })
+}
+
+fn print<T: serde::Serialize>(v: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+pub async fn run(cmd: NotifyCmd) -> anyhow::Result<()> {
+    match cmd {
+        NotifyCmd::Run {
+            channels,
+            config,
+            once,
+            store,
+        } => {
+            let s = open(&store).await?;
+            let ch = ChannelConfig {
+                webhook_url: channels.webhook_url,
+                smtp_host: channels.smtp_host,
+                smtp_port: channels.smtp_port,
+                smtp_from: channels.smtp_from,
+                ..Default::default()
+            }
+            .with_env()?
+            .build()?;
+            let cfg: DispatcherConfig = match config {
+                Some(js) => serde_json::from_str(&js).context("--config")?,
+                None => DispatcherConfig::default(),
+            };
+            if once {
+                let d = Dispatcher::new(s.clone(), ch, cfg)?;
+                let r = d.run_once(Utc::now()).await?;
+                return print(&json!({"tick": r, "counts": s.outbox_counts(Utc::now()).await?}));
+            }
+            let h = rollcall_notify::spawn_dispatcher(s.clone(), ch, cfg)?;
+            eprintln!("rollcall notify: dispatching for school {}", s.school_id());
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            h.shutdown().await;
+            print(&s.outbox_counts(Utc::now()).await?)
+        }
+        NotifyCmd::Status { store } => {
+            let s = open(&store).await?;
+            print(&json!({
+                "school": s.school_id(),
+                "counts": s.outbox_counts(Utc::now()).await?,
+                "settings": s.notify_settings().await?,
+            }))
+        }
+        NotifyCmd::List {
+            state,
+            limit,
+            store,
+        } => {
+            let s = open(&store).await?;
+            let state = state
+                .as_deref()
+                .map(|v| {
+                    OutboxState::parse(v)
+                        .ok_or_else(|| anyhow!("--state: {v:?} is not pending, sent or dead"))
+                })
+                .transpose()?;
+            print(&s.outbox(state, limit).await?)
+        }
+        NotifyCmd::Requeue { id, store } => {
+            let s = open(&store).await?;
+            s.requeue_notice(id, "cli", Utc::now()).await?;
+            print(&json!({"requeued": id}))
+        }
+        NotifyCmd::Settings { set, store } => {
+            let s = open(&store).await?;
+            if let Some(f) = set {
+                let text = std::fs::read_to_string(&f)
+                    .with_context(|| format!("reading {}", f.display()))?;
+                let v: NotifySettings = serde_json::from_str(&text)
+                    .with_context(|| format!("{}: not notification settings", f.display()))?;
+                s.set_notify_settings(&v, "cli").await?;
+            }
+            print(&s.notify_settings().await?)
+        }
+        NotifyCmd::Bench {
+            backlog,
+            paced,
+            rate,
+            batch,
+            poll_ms,
+        } => {
+            let dir = std::env::temp_dir().join(format!(
+                "rollcall-notify-bench-{}-{}",
+                std::process::id(),
+                Utc::now().timestamp_millis()
+            ));
+            let store = Store::open_data_dir(&dir).await?;
+            let s = store
+                .create_school("bench", "Bench", 0, &Default::default())
+                .await?;
+            let r =
+                rollcall_notify::bench::bench_dispatch(&s, backlog, paced, rate, batch, poll_ms)
+                    .await;
+            store.close().await;
+            let _ = std::fs::remove_dir_all(&dir);
+            print(&r?)
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! A reference webhook receiver: verifies `X-Rollcall-Signature`, keeps one notice per
+//! `Idempotency-Key` and answers 200 (401 on a bad signature, 400 on a malformed request). It is
+//! what a gateway must do, and what the benchmark delivers to.
+
+use crate::webhook::verify;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// One received notice.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub key: String,
+    pub body: Value,
+    pub received_at: DateTime<Utc>,
+    /// Times this key was delivered (1 = never re-delivered).
+    pub deliveries: u32,
+}
+
+#[derive(Default)]
+struct State {
+    by_key: HashMap<String, Received>,
+    raw: u64,
+    refused: u64,
+}
+
+/// A running receiver (stops when dropped).
+pub struct Receiver {
+    pub addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A parsed HTTP/1.1 request: header map (lower-case names) and body.
+pub async fn read_request(
+    s: &mut TcpStream,
+) -> std::io::Result<Option<(HashMap<String, String>, Vec<u8>)>> {
+    let mut buf = Vec::with_capacity(2048);
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        if buf.len() > 64 * 1024 {
+            return Ok(None);
+        }
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut headers = HashMap::new();
+    for line in head.lines().skip(1) {
+        if let Some((k, v)) = line.split_once(':') {
+            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
+        }
+    }
+    let len: usize = match headers.get("content-length").map(|v| v.parse()) {
+        Some(Ok(n)) if n <= 1 << 20 => n,
+        _ => return Ok(None),
+    };
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < len {
+        let n = s.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    body.truncate(len);
+    Ok(Some((headers, body)))
+}
+
+/// Writes a minimal response.
+pub async fn respond(s: &mut TcpStream, code: u16) -> std::io::Result<()> {
+    let msg = format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+    s.write_all(msg.as_bytes()).await?;
+    s.shutdown().await
+}
+
+impl Receiver {
+    /// Listens on `127.0.0.1:0`.
+    pub async fn start(secret: &[u8], tolerance_s: i64) -> std::io::Result<Receiver> {
+        let l = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = l.local_addr()?;
+        let state = Arc::new(Mutex::new(State::default()));
+        let (st, secret) = (state.clone(), secret.to_vec());
+        let task = tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let (st, secret) = (st.clone(), secret.clone());
+                tokio::spawn(async move {
+                    let Ok(Some((h, body))) = read_request(&mut s).await else {
+                        let _ = respond(&mut s, 400).await;
+                        return;
+                    };
+                    let now = Utc::now();
+                    let sig = h.get("x-rollcall-signature").cloned().unwrap_or_default();
+                    let key = h.get("idempotency-key").cloned().unwrap_or_default();
+                    let ok = verify(&secret, &sig, &body, now.timestamp(), tolerance_s).is_ok()
+                        && !key.is_empty();
+                    let code = {
+                        let Ok(mut g) = st.lock() else { return };
+                        if ok {
+                            g.raw += 1;
+                            g.by_key
+                                .entry(key.clone())
+                                .and_modify(|r| r.deliveries += 1)
+                                .or_insert_with(|| Received {
+                                    key,
+                                    body: serde_json::from_slice(&body).unwrap_or(Value::Null),
+                                    received_at: now,
+                                    deliveries: 1,
+                                });
+                            200
+                        } else {
+                            g.refused += 1;
+                            401
+                        }
+                    };
+                    let _ = respond(&mut s, code).await;
+                });
+            }
+        });
+        Ok(Receiver { addr, state, task })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    /// One entry per key.
+    pub fn received(&self) -> Vec<Received> {
+        self.state
+            .lock()
+            .map(|g| g.by_key.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// `(accepted requests, distinct keys, refused requests)`.
+    pub fn counts(&self) -> (u64, usize, u64) {
+        self.state
+            .lock()
+            .map(|g| (g.raw, g.by_key.len(), g.refused))
+            .unwrap_or((0, 0, 0))
+    }
+}

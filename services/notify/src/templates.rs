@@ -1,0 +1,252 @@
+//! Notice texts in Simplified Chinese (`zh-CN`) and English. The ledger stores a kind and JSON
+//! parameters; rendering happens here, at send time, in the recipient's language. Any language
+//! tag starting with `zh` renders Chinese; every other tag renders English.
+
+use crate::NotifyError;
+use rollcall_ledger::NoticeKind;
+use serde::Serialize;
+use serde_json::Value;
+
+/// Language of a rendered notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Lang {
+    #[serde(rename = "zh-CN")]
+    ZhCn,
+    #[serde(rename = "en")]
+    En,
+}
+
+impl Lang {
+    pub fn of(tag: &str) -> Lang {
+        if tag.trim().to_ascii_lowercase().starts_with("zh") {
+            Lang::ZhCn
+        } else {
+            Lang::En
+        }
+    }
+    pub fn tag(&self) -> &'static str {
+        match self {
+            Lang::ZhCn => "zh-CN",
+            Lang::En => "en",
+        }
+    }
+}
+
+/// A rendered notice.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rendered {
+    pub language: Lang,
+    pub subject: String,
+    pub text: String,
+}
+
+fn get<'a>(kind: NoticeKind, p: &'a Value, key: &'static str) -> Result<&'a str, NotifyError> {
+    p.get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or(NotifyError::Template { kind, missing: key })
+}
+
+/// `"2026-02-01T00:00:00Z"` → `"2026-02-01"`; other values as they are.
+fn date_of(s: &str) -> &str {
+    s.get(..10)
+        .filter(|d| d.as_bytes().get(4) == Some(&b'-'))
+        .unwrap_or(s)
+}
+
+/// Renders a notice; a parameter the kind needs and the notice lacks is a
+/// [`NotifyError::Template`] (the dispatcher dead-letters it: retrying cannot help).
+pub fn render(kind: NoticeKind, language: &str, p: &Value) -> Result<Rendered, NotifyError> {
+    let lang = Lang::of(language);
+    let g = |k| get(kind, p, k);
+    let zh = lang == Lang::ZhCn;
+    let (subject, text) = match kind {
+        NoticeKind::Arrival => {
+            let (s, c, t) = (g("student_name")?, g("class_name")?, g("local_time")?);
+            let late = p.get("status").and_then(Value::as_str) == Some("late");
+            if zh {
+                (
+                    format!("{s}已到校"),
+                    format!(
+                        "{s}已于{t}到达，参加{c}。{}",
+                        if late { "（迟到）" } else { "" }
+                    ),
+                )
+            } else {
+                (
+                    format!("{s} has arrived"),
+                    format!(
+                        "{s} arrived at {t} for {c}.{}",
+                        if late { " (late)" } else { "" }
+                    ),
+                )
+            }
+        }
+        NoticeKind::Absence => {
+            let (s, c, t) = (g("student_name")?, g("class_name")?, g("local_time")?);
+            if zh {
+                (
+                    format!("{s}未到课"),
+                    format!("{s}尚未到达{c}（{t}）。如有疑问，请尽快联系学校。"),
+                )
+            } else {
+                (
+                    format!("{s} has not arrived"),
+                    format!("{s} has not arrived for {c} ({t}). Please contact the school if this is unexpected."),
+                )
+            }
+        }
+        NoticeKind::AbsenceStreak => {
+            let (s, c) = (g("student_name")?, g("class_name")?);
+            let n = p
+                .get("count")
+                .and_then(Value::as_u64)
+                .ok_or(NotifyError::Template {
+                    kind,
+                    missing: "count",
+                })?;
+            if zh {
+                (
+                    format!("{s}连续缺课"),
+                    format!("{s}已连续{n}次缺席{c}，请与学校联系。"),
+                )
+            } else {
+                (
+                    format!("{s} missed {n} lessons in a row"),
+                    format!("{s} has missed {n} consecutive lessons of {c}. Please get in touch with the school."),
+                )
+            }
+        }
+        NoticeKind::LowBalance => {
+            let (s, left) = (g("student_name")?, g("left")?);
+            if zh {
+                (
+                    format!("{s}课时余额不足"),
+                    format!("{s}的课时余额仅剩{left}节，请及时续费。"),
+                )
+            } else {
+                (
+                    format!("{s}: {left} lesson(s) left"),
+                    format!("{s} has {left} lesson(s) left. Please renew the package."),
+                )
+            }
+        }
+        NoticeKind::ExpiringPackage => {
+            let (s, pkg, left) = (g("student_name")?, g("package_id")?, g("left")?);
+            let d = date_of(g("expires_at")?);
+            if zh {
+                (
+                    format!("{s}的课时包即将到期"),
+                    format!("{s}的课时包{pkg}将于{d}到期，剩余{left}节课时。"),
+                )
+            } else {
+                (
+                    format!("{s}'s package expires soon"),
+                    format!("Package {pkg} of {s} expires on {d} with {left} lesson(s) left."),
+                )
+            }
+        }
+        NoticeKind::ZeroBalance => {
+            let (s, c) = (g("student_name")?, g("class_name")?);
+            if zh {
+                (
+                    format!("{s}课时已用完"),
+                    format!("{s}参加{c}时已无剩余课时，请及时续费。"),
+                )
+            } else {
+                (
+                    format!("{s} has no lessons left"),
+                    format!("{s} attended {c} with no lessons left. Please renew the package."),
+                )
+            }
+        }
+        NoticeKind::ReviewNeeded => {
+            let what = g("message")?;
+            if zh {
+                ("需要人工审核".into(), format!("需要人工审核：{what}"))
+            } else {
+                ("Review needed".into(), format!("Review needed: {what}"))
+            }
+        }
+        NoticeKind::CameraOffline => {
+            let (cam, m) = (g("camera")?, g("message")?);
+            if zh {
+                (format!("摄像头{cam}离线"), format!("摄像头{cam}离线：{m}"))
+            } else {
+                (
+                    format!("Camera {cam} is offline"),
+                    format!("Camera {cam} is offline: {m}"),
+                )
+            }
+        }
+    };
+    Ok(Rendered {
+        language: lang,
+        subject,
+        text,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn full() -> Value {
+        json!({"student_name": "Miranda", "class_name": "Maths Y7", "local_time": "16:02",
+               "count": 3, "left": "1.5", "package_id": "p1", "expires_at": "2026-02-01T00:00:00Z",
+               "message": "track 7 at door A", "camera": "door-a", "status": "late"})
+    }
+
+    #[test]
+    fn every_kind_renders_in_both_languages() {
+        for k in NoticeKind::ALL {
+            let en = render(*k, "en", &full()).unwrap();
+            let zh = render(*k, "zh-CN", &full()).unwrap();
+            assert_eq!(en.language, Lang::En);
+            assert_eq!(zh.language, Lang::ZhCn);
+            assert!(!en.text.is_empty() && !zh.text.is_empty());
+            assert_ne!(en.text, zh.text, "{k}");
+            assert!(
+                zh.text
+                    .chars()
+                    .any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c)),
+                "{k}: {}",
+                zh.text
+            );
+        }
+        let a = render(NoticeKind::Arrival, "zh", &full()).unwrap();
+        assert_eq!(a.text, "Miranda已于16:02到达，参加Maths Y7。（迟到）");
+        let e = render(NoticeKind::ExpiringPackage, "en-GB", &full()).unwrap();
+        assert_eq!(
+            e.text,
+            "Package p1 of Miranda expires on 2026-02-01 with 1.5 lesson(s) left."
+        );
+        // unknown languages fall back to English
+        assert_eq!(
+            render(NoticeKind::Absence, "fr", &full()).unwrap().language,
+            Lang::En
+        );
+    }
+
+    #[test]
+    fn a_missing_parameter_is_a_typed_error() {
+        let e = render(NoticeKind::Arrival, "en", &json!({"student_name": "M"})).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                NotifyError::Template {
+                    missing: "class_name",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        assert!(render(
+            NoticeKind::AbsenceStreak,
+            "en",
+            &json!({"student_name": "M", "class_name": "c", "count": "x"})
+        )
+        .is_err());
+    }
+}
