@@ -21,11 +21,66 @@ fn fixtures() -> PathBuf {
     dir
 }
 
+/// A template key for this test run (enrollment seals templates with it; issue 9), made by
+/// the binary itself: no key is ever stored in the repository.
+fn template_key() -> &'static str {
+    static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    KEY.get_or_init(|| {
+        let out = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+            .args(["privacy", "new-key", "--id", "test"])
+            .output()
+            .expect("run rollcall privacy new-key");
+        let v: Value = serde_json::from_slice(&out.stdout).expect("new-key prints JSON");
+        v["entry"].as_str().expect("entry").to_string()
+    })
+}
+
+/// Enrollment is refused without a guardian's consent (issue 9): before every `enroll` the
+/// test school records one (registering the student and a guardian when new).
+fn grant_consent_for(args: &[&str]) {
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| *a == flag)
+            .and_then(|i| args.get(i + 1))
+            .copied()
+    };
+    let (Some(data), Some(student)) = (value("--data"), value("--student")) else {
+        return;
+    };
+    let guardian = format!("{student}-guardian");
+    let (ok, _, err) = run_rollcall(&[
+        "consent",
+        "grant",
+        "--data",
+        data,
+        "--student",
+        student,
+        "--name",
+        value("--name").unwrap_or(student),
+        "--guardian",
+        &guardian,
+        "--guardian-name",
+        "Guardian",
+        "--document",
+        "test-consent-form",
+    ]);
+    assert!(ok, "consent grant for {student}: {err}");
+}
+
 fn rollcall(args: &[&str]) -> (bool, String, String) {
+    if args.first() == Some(&"enroll") {
+        grant_consent_for(args);
+    }
+    run_rollcall(args)
+}
+
+fn run_rollcall(args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_rollcall"))
         .args(args)
         .env_remove("DATABASE_URL")
         .env_remove("QDRANT_URL")
+        .env("ROLLCALL_TEMPLATE_KEYS", template_key())
+        .env_remove("ROLLCALL_TEMPLATE_KEY_ID")
         .output()
         .expect("run rollcall");
     (
@@ -484,4 +539,171 @@ fn sim_render_ground_truth_matches_what_the_detector_sees() {
         std::fs::read(out.join("truth.json")).unwrap(),
         std::fs::read(again.join("truth.json")).unwrap()
     );
+}
+
+/// Two `rollcall serve` processes, each with its own camera and its own embedded gallery, write
+/// to one PostgreSQL ledger. Miranda walks past both cameras during her lesson: both processes
+/// accept her and send a check-in; the ledger deducts exactly one lesson.
+#[test]
+fn two_serve_processes_on_one_postgres_never_double_deduct() {
+    let url = std::env::var("ROLLCALL_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let school = format!(
+        "two-serve-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    // The school's timetable: a lesson around now, Miranda enrolled with a 5-lesson package.
+    rt.block_on(async {
+        use rollcall_domain::ledger::{ClassPolicy, SchoolPolicy};
+        use rollcall_ledger::*;
+        let root = Store::open(&url).await.expect("PostgreSQL (ROLLCALL_TEST_DATABASE_URL)");
+        let s = root
+            .create_school(&school, "Two serves", 0, &SchoolPolicy::default())
+            .await
+            .unwrap();
+        s.create_campus("main", "Main").await.unwrap();
+        s.create_student(&NewStudent {
+            id: "lmm".into(),
+            name: "Lin-Manuel".into(),
+            home_campus_id: Some("main".into()),
+        })
+        .await
+        .unwrap();
+        s.create_class(&NewClass {
+            id: "drama".into(),
+            course: "drama".into(),
+            name: "Drama".into(),
+            campus_id: "main".into(),
+            teacher: "t".into(),
+            policy: ClassPolicy::default(),
+        })
+        .await
+        .unwrap();
+        let now = chrono::Utc::now();
+        s.add_lesson(&NewLesson {
+            id: "drama-1".into(),
+            class_id: "drama".into(),
+            room_id: None,
+            teacher: None,
+            start: now - chrono::Duration::minutes(5),
+            end: now + chrono::Duration::hours(1),
+        })
+        .await
+        .unwrap();
+        s.enroll("drama", "lmm", now - chrono::Duration::days(1))
+            .await
+            .unwrap();
+        s.purchase(&NewPackage {
+            id: "p1".into(),
+            student_id: "lmm".into(),
+            campus_id: None,
+            lessons: 5,
+            unit_price_cents: 1000,
+            price_paid_cents: None,
+            bought_at: now - chrono::Duration::days(1),
+            expires_at: now + chrono::Duration::days(90),
+        })
+        .await
+        .unwrap();
+        root.close().await;
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let clip = fixtures().join("video/short_hamilton_clip.mp4");
+    let mut children = Vec::new();
+    let mut addrs = Vec::new();
+    for cam in ["door-a", "door-b"] {
+        let data = tmp.path().join(cam);
+        let d = data.display().to_string();
+        let out = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+            .args([
+                "enroll",
+                "--data",
+                &d,
+                "--school",
+                &school,
+                "--student",
+                "lmm",
+                &face("lin_manuel_miranda/1.png"),
+            ])
+            .env("DATABASE_URL", &url)
+            .env_remove("QDRANT_URL")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let cfg = tmp.path().join(format!("{cam}.toml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "data = \"{d}\"\nschool = \"{school}\"\nlisten = \"{addr}\"\n[[cameras]]\nid = \"{cam}\"\nurl = \"{}\"\ncampus = \"main\"\nfps = 10\n",
+                clip.display()
+            ),
+        )
+        .unwrap();
+        children.push(
+            Command::new(env!("CARGO_BIN_EXE_rollcall"))
+                .args(["serve", "--config", &cfg.display().to_string()])
+                .env("DATABASE_URL", &url)
+                .env_remove("QDRANT_URL")
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        addrs.push((cam, addr));
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    for (cam, addr) in &addrs {
+        let mut health = String::new();
+        while std::time::Instant::now() < deadline {
+            if let Some(h) = http_get(addr, "/healthz") {
+                health = h;
+                if health.contains(&format!(r#""{cam}":"ended""#)) {
+                    break;
+                }
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        assert!(health.contains(&format!(r#""{cam}":"ended""#)), "{health}");
+    }
+    for c in &mut children {
+        let pid = c.id().to_string();
+        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    }
+    for mut c in children {
+        assert!(c.wait().unwrap().success());
+    }
+    let (events, entries) = rt.block_on(async {
+        let root = rollcall_ledger::Store::open(&url).await.unwrap();
+        let s = root.school(&school).await.unwrap();
+        let e = s.checkin_events(100).await.unwrap();
+        let l = s.entries(Some("lmm")).await.unwrap();
+        root.close().await;
+        (e, l)
+    });
+    // Both processes reported her (one event per camera) ...
+    let cams: std::collections::BTreeSet<_> =
+        events.iter().filter_map(|e| e.camera_id.clone()).collect();
+    assert_eq!(
+        cams,
+        ["door-a".to_string(), "door-b".to_string()].into_iter().collect(),
+        "{events:?}"
+    );
+    // ... and exactly one lesson was deducted.
+    let deductions: Vec<_> = entries
+        .iter()
+        .filter(|e| e.entry.kind.as_str() == "deduction")
+        .collect();
+    assert_eq!(deductions.len(), 1, "{entries:?}");
+    assert_eq!(deductions[0].entry.lesson_id.as_deref(), Some("drama-1"));
 }

@@ -185,12 +185,20 @@ id = "kit"
 name = "Kit"
 enrollment_photos = ["{kit1}"]
 appearance_photos = ["{kit2}"]
+[[students.guardians]]
+name = "Kit's mother"
+email = "kit.parent@example.org"
+language = "en"
 
 [[students]]
 id = "rose"
 name = "Rose"
 enrollment_photos = ["{rose1}"]
 appearance_photos = ["{rose2}"]
+[[students.guardians]]
+name = "Rose's father"
+phone = "+44 131 555 0199"
+language = "zh-CN"
 
 [[classes]]
 id = "art"

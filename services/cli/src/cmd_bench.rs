@@ -53,6 +53,36 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// The streaming pipeline: the fixture clip on one thread (with the Python reference in the
+    /// same run) and live camera-sim streams with 1, 2 and 4 cameras through the inference pool.
+    Pipeline {
+        #[arg(
+            long,
+            env = "ROLLCALL_FIXTURES_DIR",
+            default_value = "../shared/fixtures"
+        )]
+        fixtures: PathBuf,
+        /// Scenario whose students form the gallery and whose first camera is rendered.
+        #[arg(long, default_value = "camera-sim/scenarios/afternoon.toml")]
+        scenario: PathBuf,
+        /// Seconds of each live run (600 for the flat-memory check).
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+        cameras: Vec<usize>,
+        /// Inference workers (default: the cores).
+        #[arg(long)]
+        workers: Option<usize>,
+        #[arg(long, default_value_t = 10)]
+        fps: u32,
+        /// Frames of the scenario each live camera cycles through.
+        #[arg(long, default_value_t = 150)]
+        frames: usize,
+        #[arg(long)]
+        no_reference: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Check-ins per second and commit latency on SQLite (and PostgreSQL when given).
     Ledger {
         #[arg(long, default_value_t = 5000)]
@@ -70,6 +100,32 @@ pub enum BenchCmd {
 
 pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
     match cmd {
+        BenchCmd::Pipeline {
+            fixtures,
+            scenario,
+            seconds,
+            cameras,
+            workers,
+            fps,
+            frames,
+            no_reference,
+            json: _,
+        } => {
+            crate::cmd_bench_pipeline::run(
+                v,
+                &crate::cmd_bench_pipeline::PipelineBenchOpts {
+                    fixtures,
+                    scenario,
+                    seconds,
+                    cameras,
+                    workers,
+                    fps,
+                    frames,
+                    no_reference,
+                },
+            )
+            .await
+        }
         BenchCmd::Vision {
             iters,
             photo,
@@ -333,7 +389,7 @@ fn bench_vision(
     Ok(out)
 }
 
-fn machine() -> Value {
+pub fn machine() -> Value {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|s| {

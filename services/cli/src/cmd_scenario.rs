@@ -123,11 +123,14 @@ async fn set_up_ledger(root: &Store, sim: &Simulation) -> anyhow::Result<Store> 
                 .await?;
         }
         // the first guardian consents to face recognition (enrollment is refused without it)
-        let by = if s.guardians.is_empty() {
-            "guardian".to_string()
-        } else {
-            format!("{}-g1", s.id)
-        };
+        if s.guardians.is_empty() {
+            anyhow::bail!(
+                "student {}: no guardian in the scenario; face enrollment needs a guardian's \
+                 consent (add a [[students.guardians]] entry)",
+                s.id
+            );
+        }
+        let by = format!("{}-g1", s.id);
         store
             .record_consent_decision(
                 &s.id,
@@ -266,29 +269,26 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::Result<Value> {
-    let t_start = Instant::now();
-    let sim = cmd_sim::load(v, scenario)?;
-    let tmp;
-    let data: PathBuf = match &opts.data {
-        Some(d) => {
-            if d.exists() && std::fs::read_dir(d)?.next().is_some() {
-                anyhow::bail!(
-                    "--data {}: the directory is not empty (run-scenario needs a fresh one)",
-                    d.display()
-                );
-            }
-            d.clone()
-        }
-        None => {
-            tmp = tempfile::tempdir().context("creating a temporary data directory")?;
-            tmp.path().to_path_buf()
-        }
-    };
-    let root = Store::open_data_dir(&data)
+/// A scenario's data directory after set-up: the ledger (root and school stores), the embedded
+/// gallery with every student enrolled, and the pipeline that enrolled them.
+pub struct Prepared {
+    pub root: Store,
+    pub store: Store,
+    pub tenant: TenantId,
+    pub pipeline: rollcall_vision::FacePipeline,
+    pub gallery: EmbeddedGallery,
+    /// Per student: templates made, photos rejected, possible duplicates.
+    pub enrolled: Vec<Value>,
+    pub campus_of_camera: BTreeMap<String, String>,
+}
+
+/// Sets up the scenario's ledger in `data` and enrolls every student from their enrollment
+/// photos through the real enrollment path (consent gate, quality gate, duplicate check).
+pub async fn prepare(v: &VisionOpts, sim: &Simulation, data: &Path) -> anyhow::Result<Prepared> {
+    let root = Store::open_data_dir(data)
         .await
         .with_context(|| format!("opening the ledger in {}", data.display()))?;
-    let store = set_up_ledger(&root, &sim).await?;
+    let store = set_up_ledger(&root, sim).await?;
     let tenant = TenantId::new(store.school_id()).map_err(|e| anyhow!("school id: {e}"))?;
 
     // Enrollment through the real path.
@@ -341,6 +341,46 @@ pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::
             "duplicates": report.duplicates,
         }));
     }
+
+    Ok(Prepared {
+        root,
+        store,
+        tenant,
+        pipeline,
+        gallery,
+        enrolled,
+        campus_of_camera,
+    })
+}
+
+pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::Result<Value> {
+    let t_start = Instant::now();
+    let sim = cmd_sim::load(v, scenario)?;
+    let tmp;
+    let data: PathBuf = match &opts.data {
+        Some(d) => {
+            if d.exists() && std::fs::read_dir(d)?.next().is_some() {
+                anyhow::bail!(
+                    "--data {}: the directory is not empty (run-scenario needs a fresh one)",
+                    d.display()
+                );
+            }
+            d.clone()
+        }
+        None => {
+            tmp = tempfile::tempdir().context("creating a temporary data directory")?;
+            tmp.path().to_path_buf()
+        }
+    };
+    let Prepared {
+        root,
+        store,
+        tenant,
+        pipeline,
+        gallery,
+        enrolled,
+        campus_of_camera,
+    } = prepare(v, &sim, &data).await?;
 
     // Every camera's frames, in timestamp order (ties: scenario camera order).
     let renderer = &sim.renderer;

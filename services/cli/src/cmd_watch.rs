@@ -117,6 +117,19 @@ impl Recognizer {
     ) -> anyhow::Result<TrackedFrame> {
         let analyzed = self.pipeline.analyze(frame, EmbedPolicy::Passing)?;
         let faces: Vec<FaceObservation> = analyzed.into_iter().map(|a| a.observation).collect();
+        self.on_analyzed(camera, campus, at, faces, captured).await
+    }
+
+    /// The steps after inference (gallery search, tracker, matcher) for a frame whose faces the
+    /// inference pool already analysed.
+    pub async fn on_analyzed(
+        &mut self,
+        camera: &CameraId,
+        campus: &CampusId,
+        at: DateTime<Utc>,
+        faces: Vec<FaceObservation>,
+        captured: Instant,
+    ) -> anyhow::Result<TrackedFrame> {
         let mut lists = Vec::with_capacity(faces.len());
         for f in &faces {
             lists.push(self.candidates(f, campus).await?);

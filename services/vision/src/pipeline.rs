@@ -131,29 +131,52 @@ impl FacePipeline {
         frame: &Frame,
         policy: EmbedPolicy,
     ) -> Result<Vec<AnalyzedFace>, VisionError> {
-        let dets = self.detector.detect(frame)?;
-        let mut faces: Vec<AnalyzedFace> = dets
-            .iter()
-            .map(|d| self.assess_detection(frame, d))
-            .collect();
-        let idx: Vec<usize> = faces
+        Ok(self
+            .analyze_many(&[frame], policy)?
+            .pop()
+            .unwrap_or_default())
+    }
+
+    /// [`FacePipeline::analyze`] on several frames (e.g. one per camera), with the faces of all
+    /// of them embedded in one embedder call (one batch when the model's batch dimension is
+    /// dynamic). One list of faces per frame, in order.
+    pub fn analyze_many(
+        &mut self,
+        frames: &[&Frame],
+        policy: EmbedPolicy,
+    ) -> Result<Vec<Vec<AnalyzedFace>>, VisionError> {
+        let mut out = Vec::with_capacity(frames.len());
+        for frame in frames {
+            let dets = self.detector.detect(frame)?;
+            out.push(
+                dets.iter()
+                    .map(|d| self.assess_detection(frame, d))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        let idx: Vec<(usize, usize)> = out
             .iter()
             .enumerate()
-            .filter(|(_, f)| match policy {
-                EmbedPolicy::All => true,
-                EmbedPolicy::Passing => f.observation.quality.passed(),
-                EmbedPolicy::None => false,
+            .flat_map(|(k, faces)| {
+                faces
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| match policy {
+                        EmbedPolicy::All => true,
+                        EmbedPolicy::Passing => f.observation.quality.passed(),
+                        EmbedPolicy::None => false,
+                    })
+                    .map(move |(i, _)| (k, i))
             })
-            .map(|(i, _)| i)
             .collect();
         if !idx.is_empty() {
-            let crops: Vec<&Frame> = idx.iter().map(|&i| &faces[i].aligned).collect();
+            let crops: Vec<&Frame> = idx.iter().map(|&(k, i)| &out[k][i].aligned).collect();
             let embs = self.embedder.embed(&crops)?;
-            for (i, e) in idx.into_iter().zip(embs) {
-                faces[i].observation.embedding = Some(e);
+            for ((k, i), e) in idx.into_iter().zip(embs) {
+                out[k][i].observation.embedding = Some(e);
             }
         }
-        Ok(faces)
+        Ok(out)
     }
 
     /// The largest face (by box area) of a frame, embedded whatever its quality.

@@ -1,0 +1,348 @@
+//! `rollcall bench pipeline`: the streaming pipeline's speed.
+//!
+//! 1. **The fixture clip**, one thread, as fast as possible (decode → detect → quality → align
+//!    → embed → gallery search → tracker → matcher), at 10 fps of media time as `watch` reads a
+//!    file; and, in the same run, the Python reference (`benches/pipeline_reference.py`:
+//!    OpenCV decode, onnxruntime, numpy search) on the same models and clip, with the ratio.
+//! 2. **Live camera-sim streams** with 1, 2 and 4 cameras at 10 fps each, in real time: every
+//!    camera thread decodes its JPEG frames (rendered beforehand from scenario (a)) at the
+//!    camera's rate and hands them to the inference pool (latest frame wins); the matcher writes
+//!    accepted check-ins to the ledger. Reported: frames offered / processed / dropped, faces/s,
+//!    capture→matched latency of every frame, frame→decision latency of the frames that
+//!    decided a track, first frame→committed attendance row, and memory (RSS at start and end,
+//!    peak).
+//!
+//! The gallery is scenario (a)'s: its six students enrolled through the real enrollment path.
+
+use crate::cmd_bench::project_root;
+use crate::cmd_scenario::{self, Prepared};
+use crate::cmd_sim;
+use crate::cmd_vision::VisionOpts;
+use crate::cmd_watch::{Latencies, Recognizer};
+use crate::pool::{Analyzed, InferencePool, Job};
+use anyhow::{bail, Context};
+use chrono::Utc;
+use rollcall_capture::{open_source, SourceOptions};
+use rollcall_domain::ledger::AttendanceSource;
+use rollcall_domain::matcher::debounce::MatcherConfig;
+use rollcall_domain::matcher::engine::Engine;
+use rollcall_domain::matcher::tracker::TrackerConfig;
+use rollcall_domain::{CameraId, CampusId};
+use rollcall_ledger::CheckIn;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct PipelineBenchOpts {
+    pub fixtures: PathBuf,
+    pub scenario: PathBuf,
+    /// Seconds of each live run.
+    pub seconds: f64,
+    /// Camera counts of the live runs.
+    pub cameras: Vec<usize>,
+    /// Inference workers (default: the cores).
+    pub workers: Option<usize>,
+    pub fps: u32,
+    /// Frames of scenario (a) each live camera cycles through.
+    pub frames: usize,
+    pub no_reference: bool,
+}
+
+fn mem_mb(field: &str) -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let l = s.lines().find(|l| l.starts_with(field))?;
+    let kb: f64 = l.split_whitespace().nth(1)?.parse().ok()?;
+    Some((kb / 1024.0 * 10.0).round() / 10.0)
+}
+
+fn pct(l: &Latencies) -> Value {
+    json!({"p50": l.percentile(0.5), "p99": l.percentile(0.99), "n": l.count})
+}
+
+pub async fn run(v: &VisionOpts, o: &PipelineBenchOpts) -> anyhow::Result<Value> {
+    let sim = cmd_sim::load(v, &o.scenario)?;
+    let tmp = tempfile::tempdir().context("temporary data directory")?;
+    let Prepared {
+        root,
+        store,
+        tenant,
+        pipeline,
+        gallery,
+        ..
+    } = cmd_scenario::prepare(v, &sim, tmp.path()).await?;
+    let mut rec = Recognizer::new(pipeline, Box::new(gallery), tenant)?;
+
+    // 1. the clip, one thread
+    let clip = o.fixtures.join("video/short_hamilton_clip.mp4");
+    let clip_cam = CameraId::new("clip").expect("valid id");
+    let campus = CampusId::new("downtown").expect("valid id");
+    rec.add_camera(clip_cam.clone(), campus.clone())?;
+    let mut src = open_source(&clip.display().to_string(), &SourceOptions::default())
+        .with_context(|| format!("opening {}", clip.display()))?;
+    src.open()
+        .with_context(|| format!("opening {}", clip.display()))?;
+    let (mut frames, faces0) = (0u64, rec.faces);
+    let mut next_pos = 0.0f64;
+    let start = Utc::now();
+    let t = Instant::now();
+    while let Some(cf) = src.read()? {
+        let pos = cf.position.map(|p| p.as_secs_f64()).unwrap_or(0.0);
+        if pos + 1e-6 < next_pos {
+            continue;
+        }
+        next_pos = pos + 1.0 / o.fps as f64;
+        let at = start + chrono::Duration::microseconds((pos * 1e6) as i64);
+        rec.on_frame(&clip_cam, &campus, at, &cf.frame, cf.captured_instant)
+            .await?;
+        frames += 1;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    src.close();
+    let rust_fps = frames as f64 / secs;
+    let faces = rec.faces - faces0;
+    let mut clip_json = json!({
+        "clip": clip,
+        "frames": frames,
+        "faces": faces,
+        "seconds": (secs * 1000.0).round() / 1000.0,
+        "fps": (rust_fps * 10.0).round() / 10.0,
+        "faces_per_s": ((faces as f64 / secs) * 10.0).round() / 10.0,
+    });
+    if !o.no_reference {
+        let photos: Vec<(String, PathBuf)> = sim
+            .scenario
+            .file
+            .students
+            .iter()
+            .flat_map(|s| {
+                s.enrollment_photos
+                    .iter()
+                    .map(|p| (s.id.clone(), p.path.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let r = python_reference(v, &clip, o.fps, &photos)?;
+        let py_fps = r["fps"].as_f64().unwrap_or(0.0);
+        clip_json["reference"] = r;
+        if py_fps > 0.0 {
+            clip_json["speedup_vs_reference"] = json!((rust_fps / py_fps * 100.0).round() / 100.0);
+        }
+    }
+
+    // 2. live camera-sim streams
+    let cam_id = sim
+        .renderer
+        .camera_ids()
+        .into_iter()
+        .next()
+        .context("the scenario has no camera")?;
+    let mut jpegs = Vec::new();
+    for (_, frame, _) in sim
+        .renderer
+        .stream(&cam_id, Default::default())?
+        .take(o.frames.max(1))
+    {
+        jpegs.push(rollcall_camera_sim::encode_jpeg(&frame, 85)?);
+    }
+    let jpegs = Arc::new(jpegs);
+    let workers = o.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let mut live = Vec::new();
+    for &n in &o.cameras {
+        live.push(live_run(v, &mut rec, &store, jpegs.clone(), n, workers, o).await?);
+    }
+    store.close().await;
+    root.close().await;
+    Ok(json!({
+        "machine": crate::cmd_bench::machine(),
+        "workers": workers,
+        "clip": clip_json,
+        "live": live,
+        "memory_mb": {"rss": mem_mb("VmRSS:"), "peak": mem_mb("VmHWM:")},
+    }))
+}
+
+async fn live_run(
+    v: &VisionOpts,
+    rec: &mut Recognizer,
+    store: &rollcall_ledger::Store,
+    jpegs: Arc<Vec<Vec<u8>>>,
+    n: usize,
+    workers: usize,
+    o: &PipelineBenchOpts,
+) -> anyhow::Result<Value> {
+    let t = rec.pipeline.thresholds();
+    rec.engine = Engine::new(
+        TrackerConfig::default(),
+        MatcherConfig {
+            accept_threshold: t.accept,
+            review_threshold: t.review,
+            ..Default::default()
+        },
+    )?;
+    let cams: Vec<CameraId> = (0..n)
+        .map(|i| CameraId::new(format!("sim-{n}-{i}")).expect("valid id"))
+        .collect();
+    let campus = CampusId::new("downtown").expect("valid id");
+    for c in &cams {
+        rec.add_camera(c.clone(), campus.clone())?;
+    }
+    let rss_start = mem_mb("VmRSS:");
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Analyzed>(64);
+    let mut one = v.clone();
+    one.threads = 1;
+    let pool = Arc::new(InferencePool::start(workers, n, n, || one.open(), tx)?);
+    let stop = Arc::new(AtomicBool::new(false));
+    let offered = Arc::new(AtomicU64::new(0));
+    let period = Duration::from_secs_f64(1.0 / o.fps.max(1) as f64);
+    let mut threads = Vec::new();
+    for c in 0..n {
+        let (pool, stop, offered, jpegs) =
+            (pool.clone(), stop.clone(), offered.clone(), jpegs.clone());
+        threads.push(std::thread::spawn(move || {
+            // cameras start out of phase, as real ones do
+            let mut next = Instant::now() + period.mul_f64(c as f64 / n as f64);
+            let mut i = c * 7;
+            while !stop.load(Ordering::Relaxed) {
+                let now = Instant::now();
+                if now < next {
+                    std::thread::sleep(next - now);
+                }
+                next += period;
+                let captured = Instant::now();
+                let Ok(frame) =
+                    rollcall_vision::decode::decode_bytes(&jpegs[i % jpegs.len()], &Default::default())
+                else {
+                    continue;
+                };
+                i += 1;
+                offered.fetch_add(1, Ordering::Relaxed);
+                pool.submit(
+                    c,
+                    Job {
+                        frame,
+                        at: Utc::now(),
+                        captured,
+                    },
+                );
+            }
+        }));
+    }
+    let mut frame_lat = Latencies::default();
+    let mut decision_lat = Latencies::default();
+    let mut commit_lat = Latencies::default();
+    let (mut processed, mut faces, mut decisions, mut check_ins) = (0u64, 0u64, 0u64, 0u64);
+    let started = Instant::now();
+    let run_for = Duration::from_secs_f64(o.seconds);
+    while started.elapsed() < run_for {
+        let a = match tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
+            Ok(Some(a)) => a,
+            Ok(None) => bail!("the inference pool stopped"),
+            Err(_) => continue,
+        };
+        let obs = a.faces.map_err(|e| anyhow::anyhow!("inference: {e}"))?;
+        faces += obs.len() as u64;
+        let out = rec
+            .on_analyzed(&cams[a.camera], &campus, a.at, obs, a.captured)
+            .await?;
+        processed += 1;
+        let mut ds = rec.engine.tick(Utc::now());
+        ds.extend(out.decisions);
+        frame_lat.push(a.captured.elapsed().as_secs_f64() * 1e3);
+        if !ds.is_empty() {
+            decision_lat.push(a.captured.elapsed().as_secs_f64() * 1e3);
+        }
+        for d in ds {
+            decisions += 1;
+            if let Some(student) = d.check_in() {
+                let mut ci = CheckIn::new(student.as_str(), d.decided_at, AttendanceSource::Face);
+                ci.camera_id = Some(d.track.camera.to_string());
+                ci.event_key = Some(format!(
+                    "face:{}:{}:{}",
+                    d.track.camera,
+                    d.track.seq,
+                    d.first_seen.timestamp_millis()
+                ));
+                store.check_in(&ci).await?;
+                check_ins += 1;
+                commit_lat.push((Utc::now() - d.first_seen).num_microseconds().unwrap_or(0) as f64 / 1e3);
+            }
+        }
+    }
+    let secs = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    let dropped: u64 = (0..n).map(|c| pool.counters(c).dropped).sum();
+    drop(rx);
+    if let Ok(p) = Arc::try_unwrap(pool) {
+        p.stop();
+    }
+    Ok(json!({
+        "cameras": n,
+        "fps_per_camera": o.fps,
+        "seconds": (secs * 10.0).round() / 10.0,
+        "frames_offered": offered.load(Ordering::Relaxed),
+        "frames_processed": processed,
+        "frames_dropped": dropped,
+        "processed_fps": ((processed as f64 / secs) * 10.0).round() / 10.0,
+        "faces_per_s": ((faces as f64 / secs) * 10.0).round() / 10.0,
+        "decisions": decisions,
+        "check_ins": check_ins,
+        "frame_ms": pct(&frame_lat),
+        "frame_to_decision_ms": pct(&decision_lat),
+        "first_frame_to_commit_ms": pct(&commit_lat),
+        "rss_mb": {"start": rss_start, "end": mem_mb("VmRSS:"), "peak": mem_mb("VmHWM:")},
+    }))
+}
+
+/// Runs `benches/pipeline_reference.py` (same models, clip and sampling; OpenCV decode,
+/// onnxruntime, numpy search over the same students' enrollment photos).
+fn python_reference(
+    v: &VisionOpts,
+    clip: &Path,
+    fps: u32,
+    photos: &[(String, PathBuf)],
+) -> anyhow::Result<Value> {
+    let root = project_root().context("cannot find the project root (benches/)")?;
+    let script = root.join("benches/pipeline_reference.py");
+    let python = std::env::var_os("ROLLCALL_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let p = root.join(".cache/venv/bin/python");
+            p.is_file().then_some(p)
+        })
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    let models = rollcall_vision::manifest::resolve_models_dir(v.models.as_deref());
+    let mut cmd = std::process::Command::new(&python);
+    cmd.arg(&script)
+        .arg("--models")
+        .arg(&models)
+        .arg("--clip")
+        .arg(clip)
+        .arg("--fps")
+        .arg(fps.to_string())
+        .arg("--threads")
+        .arg(v.threads.to_string());
+    for (id, p) in photos {
+        cmd.arg("--enroll").arg(format!("{id}={}", p.display()));
+    }
+    let out = cmd
+        .output()
+        .with_context(|| format!("running {}", python.display()))?;
+    if !out.status.success() {
+        bail!(
+            "{} failed: {}",
+            script.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&out.stdout).context("parsing the reference's JSON")
+}
