@@ -131,6 +131,20 @@ fn afternoon_checks_in_five_marks_one_absent_and_never_a_stranger() {
     assert_eq!(s["alerts"].as_array().unwrap().len(), 0, "{}", s["alerts"]);
     // The strangers were seen and never checked in.
     assert_eq!(s["score"]["strangers_in_scenario"], 2);
+    // Parents were told: an arrival notice for each student who came, a "not arrived" notice
+    // for Miranda (and for Rose at start + grace, before she turned up late); nothing twice.
+    let notes = pairs(&s["notifications"], "kind", "student");
+    for st in ["obama", "biden", "kit_harington", "rose_leslie", "alex_lacamoire"] {
+        assert!(notes.contains(&("arrival".into(), st.into())), "{notes:?}");
+    }
+    assert!(notes.contains(&("absence".into(), "lin_manuel_miranda".into())), "{notes:?}");
+    assert!(!notes.contains(&("arrival".into(), "lin_manuel_miranda".into())));
+    assert_eq!(
+        s["notification_summary"]["delivered"],
+        s["notification_summary"]["distinct_keys"],
+        "{}",
+        s["notification_summary"]
+    );
 }
 
 #[test]
@@ -149,6 +163,30 @@ fn three_weeks_raise_one_absence_streak_and_one_low_balance_alert() {
     let mut sorted = kinds.clone();
     sorted.sort();
     assert_eq!(sorted, ["absence_streak", "low_balance"], "{}", s["alerts"]);
+    // the alerts reached the guardians (and the streak the front desk too), once each
+    let notes: Vec<(String, String, String)> = s["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| {
+            (
+                n["kind"].as_str().unwrap().to_string(),
+                n["student"].as_str().unwrap_or("-").to_string(),
+                n["to"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let count = |k: &str, st: &str| notes.iter().filter(|n| n.0 == k && n.1 == st).count();
+    assert_eq!(count("low_balance", "biden"), 1, "{notes:?}");
+    assert_eq!(count("absence_streak", "rose_leslie"), 3, "{notes:?}"); // sms, e-mail, staff
+    assert!(notes
+        .iter()
+        .any(|n| n.0 == "absence_streak" && n.2 == "front-desk@maple.example"));
+    assert_eq!(count("absence", "rose_leslie"), 6, "{notes:?}"); // 3 lessons x 2 channels
+    assert_eq!(
+        s["notification_summary"]["delivered"],
+        s["notification_summary"]["distinct_keys"]
+    );
 }
 
 /// A scenario written here, in the documented format, with nothing else changed: one student

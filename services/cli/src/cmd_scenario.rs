@@ -33,7 +33,11 @@ use rollcall_domain::{CameraId, CampusId, StudentId, TenantId};
 use rollcall_gallery::enroll::{self, EnrollConfig, EnrollRequest};
 use rollcall_gallery::vault::Keyring;
 use rollcall_gallery::{EmbeddedConfig, EmbeddedGallery};
-use rollcall_ledger::{CheckIn, NewClass, NewGuardian, NewLesson, NewPackage, NewStudent, Store};
+use rollcall_ledger::{
+    CheckIn, NewClass, NewGuardian, NewLesson, NewPackage, NewStudent, NotifySettings,
+    StaffRecipient, Store,
+};
+use rollcall_notify::{Channels, Dispatcher, DispatcherConfig, LogChannel, RecordingSink};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -82,6 +86,24 @@ async fn set_up_ledger(root: &Store, sim: &Simulation) -> anyhow::Result<Store> 
         .unwrap_or(0);
     // everything is set up a month before the first lesson
     let setup_at = ms_to_utc(first_lesson)? - Duration::days(30);
+    // Parents and the front desk are notified (delivered to a recording sink by the run).
+    store
+        .set_notify_settings(
+            &NotifySettings {
+                enabled: true,
+                staff: vec![StaffRecipient {
+                    id: "front-desk".into(),
+                    channel: "email".into(),
+                    address: format!("front-desk@{}.example", f.school.id),
+                    language: "en".into(),
+                    events: None,
+                }],
+                ..NotifySettings::default()
+            },
+            "run-scenario",
+        )
+        .await
+        .context("notification settings")?;
     for c in &f.campuses {
         store.create_campus(&c.id, &c.name).await?;
     }
@@ -416,6 +438,33 @@ pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::
     finalize_at.dedup();
     let mut next_finalize = 0usize;
 
+    // Absence notices go out at lesson start + late grace for whoever is missing.
+    let late = LessonTiming::default().late_grace_minutes;
+    let mut missing_at: Vec<i64> = sim
+        .scenario
+        .lessons
+        .iter()
+        .map(|l| l.start_ms + late * 60_000)
+        .collect();
+    missing_at.sort();
+    missing_at.dedup();
+    let mut next_missing = 0usize;
+    let sink = RecordingSink::new();
+    let dispatcher = Dispatcher::with_seed(
+        store.clone(),
+        Channels {
+            webhook: None,
+            email: None,
+            log: std::sync::Arc::new(LogChannel),
+            all: Some(std::sync::Arc::new(sink.clone())),
+        },
+        DispatcherConfig {
+            missing_scan_ms: 0,
+            ..DispatcherConfig::default()
+        },
+        sim.scenario.seed(),
+    )?;
+    let mut next_dispatch = i64::MIN;
     let mut truth = TruthVotes::default();
     let mut decisions: Vec<Decision> = Vec::new();
     let mut ledger_results = Vec::new();
@@ -424,9 +473,20 @@ pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::
     let mut last_t = schedule.first().map(|s| s.0).unwrap_or(0);
     for &(t, ci) in &schedule {
         // finalise every lesson whose time has come before this frame
+        while next_missing < missing_at.len() && missing_at[next_missing] <= t {
+            store
+                .notify_missing(ms_to_utc(missing_at[next_missing])?, Duration::hours(6))
+                .await?;
+            next_missing += 1;
+        }
         while next_finalize < finalize_at.len() && finalize_at[next_finalize] <= t {
             store.finalize(ms_to_utc(finalize_at[next_finalize])?).await?;
             next_finalize += 1;
+        }
+        if t >= next_dispatch {
+            // the dispatcher runs once a simulated minute
+            dispatch_all(&dispatcher, ms_to_utc(t)?).await?;
+            next_dispatch = t + 60_000;
         }
         let at = ms_to_utc(t)?;
         let mut new = rec.engine.tick(at);
@@ -456,9 +516,42 @@ pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::
     }
     let frames_secs = t_frames.elapsed().as_secs_f64();
     // finalise the remaining lessons (a lesson after the last frame: everybody absent)
+    for &at in &missing_at[next_missing..] {
+        store
+            .notify_missing(ms_to_utc(at)?, Duration::hours(6))
+            .await?;
+    }
     for &at in &finalize_at[next_finalize..] {
         store.finalize(ms_to_utc(at)?).await?;
     }
+    // deliver what is due now, then what quiet hours deferred (up to a day later)
+    let last = finalize_at.last().copied().unwrap_or(last_t).max(last_t);
+    dispatch_all(&dispatcher, ms_to_utc(last)?).await?;
+    let undelivered_by_end = store.outbox_counts(ms_to_utc(last)?).await?;
+    dispatch_all(&dispatcher, ms_to_utc(last)? + Duration::days(1)).await?;
+    let notifications: Vec<Value> = sink
+        .deliveries()
+        .iter()
+        .map(|o| {
+            json!({
+                "kind": o.kind,
+                "student": o.student_id,
+                "recipient": o.recipient_id,
+                "channel": o.channel,
+                "to": o.to,
+                "language": o.language,
+                "subject": o.subject,
+                "text": o.text,
+                "key": o.delivery_key,
+                "caused_at": o.created_at,
+            })
+        })
+        .collect();
+    let notification_summary = json!({
+        "delivered": notifications.len(),
+        "distinct_keys": sink.distinct().len(),
+        "deferred_past_the_run": undelivered_by_end,
+    });
 
     let summary = summarize(
         &store,
@@ -467,6 +560,8 @@ pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::
         &ledger_results,
         &truth,
         SummaryExtras {
+            notifications,
+            notification_summary,
             enrolled,
             frames: schedule.len(),
             frame_ms,
@@ -480,6 +575,17 @@ pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::
     store.close().await;
     root.close().await;
     Ok(summary)
+}
+
+/// Runs the dispatcher at simulated time `now` until nothing due is left.
+async fn dispatch_all(d: &Dispatcher, now: DateTime<Utc>) -> anyhow::Result<()> {
+    for _ in 0..1000 {
+        let r = d.run_once(now).await?;
+        if r.claimed == 0 {
+            return Ok(());
+        }
+    }
+    anyhow::bail!("the notification dispatcher did not drain its queue")
 }
 
 /// Writes the check-in of an accept outside the cooldown, as `serve` does.
@@ -506,6 +612,8 @@ async fn write_check_in(
 }
 
 struct SummaryExtras<'a> {
+    notifications: Vec<Value>,
+    notification_summary: Value,
     enrolled: Vec<Value>,
     frames: usize,
     frame_ms: Vec<f64>,
@@ -713,6 +821,8 @@ async fn summarize(
         "review_items": review_items,
         "unknown_tracks": unknown_tracks,
         "unknown_visitors": x.rec.engine.visitors().visitors().len(),
+        "notifications": x.notifications,
+        "notification_summary": x.notification_summary,
         "score": {
             "expected_check_ins": expected.len(),
             "correct_check_ins": correct.len(),
@@ -806,7 +916,19 @@ pub fn report(s: &Value) -> String {
         str_of(&s["unknown_visitors"])
     );
     if let Some(n) = s["notifications"].as_array() {
-        let _ = writeln!(o, "notifications: {}", n.len());
+        let _ = writeln!(o, "\nnotifications ({}):", n.len());
+        for x in n {
+            let _ = writeln!(
+                o,
+                "  {:<18} {:<20} -> {} ({}, {}): {}",
+                str_of(&x["kind"]),
+                str_of(&x["student"]),
+                str_of(&x["to"]),
+                str_of(&x["channel"]),
+                str_of(&x["language"]),
+                str_of(&x["subject"]),
+            );
+        }
     }
     let sc = &s["score"];
     let _ = writeln!(
