@@ -435,6 +435,103 @@ impl<'a> Ctx<'a> {
         self.check_counts().await
     }
 
+    /// Issue 9: two schools in one collection, a student of school A and the very same face
+    /// (identical vectors, identical student id) at school I, campus-scoped. A probe at one
+    /// school never returns the other's student, whatever the campus, candidate or model
+    /// filter; a campus filter never returns a student restricted to another campus.
+    async fn school_and_campus_isolation(&mut self) -> Result<(), String> {
+        let i = TenantId::new(format!("I-{}", self.run)).unwrap();
+        let a_s0: Vec<&Template> = self
+            .a_templates
+            .iter()
+            .filter(|t| t.meta.student == ids("s0"))
+            .collect();
+        ensure!(!a_s0.is_empty(), "tenant A has no s0 templates");
+        // at school I, s0 may only check in at campus "south"
+        let mine: Vec<Template> = a_s0
+            .iter()
+            .map(|t| Self::template(&i, &ids("s0"), &["south"], t.vector.clone(), "1"))
+            .collect();
+        self.g()
+            .upsert(mine.clone())
+            .await
+            .map_err(|e| e.to_string())?;
+        self.expected.insert(i.clone(), mine.len() as u64);
+        let a_ids: BTreeSet<TemplateId> = self
+            .a_templates
+            .iter()
+            .map(|t| t.meta.template_id)
+            .collect();
+        let i_ids: BTreeSet<TemplateId> = mine.iter().map(|t| t.meta.template_id).collect();
+        let model = ModelRef {
+            model_id: MODEL.into(),
+            model_version: "1".into(),
+        };
+        for t in &a_s0 {
+            for campus in [None, Some("north"), Some("east"), Some("south")] {
+                for candidates in [None, Some(vec![ids("s0"), ids("s1")])] {
+                    for (tenant, own, other) in
+                        [(&i, &i_ids, &a_ids), (&self.a.clone(), &a_ids, &i_ids)]
+                    {
+                        let mut q = SearchQuery::new(tenant.clone(), t.vector.clone(), 100);
+                        q.campus = campus.map(|c| CampusId::new(c).unwrap());
+                        q.candidates = candidates.clone();
+                        q.model = Some(model.clone());
+                        let hits = self.search(&q).await?;
+                        ensure!(
+                            hits.iter().all(|h| &h.meta.tenant == tenant
+                                && own.contains(&h.meta.template_id)
+                                && !other.contains(&h.meta.template_id)),
+                            "probe at {tenant} (campus {campus:?}) returned another school's template"
+                        );
+                        if let Some(c) = campus {
+                            ensure!(
+                                hits.iter().all(|h| h.meta.campuses.is_empty()
+                                    || h.meta.campuses.iter().any(|x| x.as_str() == c)),
+                                "campus {c} filter returned a student restricted elsewhere"
+                            );
+                        }
+                    }
+                }
+            }
+            // at school I the exact face is found at its campus, and nowhere else
+            let mut q = SearchQuery::new(i.clone(), t.vector.clone(), 5);
+            q.campus = Some(CampusId::new("south").unwrap());
+            let hits = self.search(&q).await?;
+            ensure!(
+                hits.first().map(|h| h.similarity > 0.999).unwrap_or(false),
+                "school I does not find its own student at its campus: {hits:?}"
+            );
+            q.campus = Some(CampusId::new("north").unwrap());
+            ensure!(
+                self.search(&q).await?.is_empty(),
+                "school I found a south-only student at north"
+            );
+        }
+        // an erasure at I leaves A's identical student alone
+        let n = self
+            .g()
+            .delete_student(&i, &ids("s0"))
+            .await
+            .map_err(|e| e.to_string())?;
+        ensure!(
+            n == mine.len(),
+            "deleted {n} of I's {} templates",
+            mine.len()
+        );
+        self.expected.insert(i.clone(), 0);
+        let hits = self
+            .search(&SearchQuery::new(self.a.clone(), a_s0[0].vector.clone(), 3))
+            .await?;
+        ensure!(
+            hits.first()
+                .map(|h| h.meta.student == ids("s0"))
+                .unwrap_or(false),
+            "erasing I's student removed A's"
+        );
+        self.check_counts().await
+    }
+
     async fn model_filter(&mut self) -> Result<(), String> {
         let c = self.synth.centre();
         let v1 = Self::template(&self.m.clone(), &ids("s0"), &[], self.synth.sample(&c), "1");
@@ -819,6 +916,7 @@ pub async fn run_conformance(f: &dyn GalleryFactory) -> Vec<CaseResult> {
     case!("campus_filter", campus_filter);
     case!("candidate_list_filter", candidate_filter);
     case!("tenant_isolation", tenant_isolation);
+    case!("school_and_campus_isolation", school_and_campus_isolation);
     case!("model_filter", model_filter);
     case!("student_and_tenant_listing", listing);
     case!("upsert_replaces_by_template_id", upsert_replaces);

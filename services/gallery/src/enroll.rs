@@ -1,17 +1,22 @@
 //! Enrollment, identification and erasure on top of the vision pipeline and a [`Gallery`].
 //!
 //! These are the library calls behind `rollcall enroll | identify | erase` and the API:
-//! * [`enroll`]: every photo must give exactly one face passing the enrollment quality gate;
+//! * [`enroll`]: refused outright unless the student has valid guardian consent (checked
+//!   through the [`Safeguards`]' consent gate, see `rollcall_domain::privacy`); every enrolled
+//!   template is also sealed (AES-256-GCM) into the database as its canonical copy;
+//!   every photo must give exactly one face passing the enrollment quality gate;
 //!   a 1:N duplicate check refuses (or flags) a photo that matches a *different* student above
 //!   the accept threshold; at most `max_templates` per student are kept (the best by quality);
 //!   aligned crops are written under the crops directory for the review UI.
 //! * [`identify`]: every face of a photo, its top candidates and the decision band.
 //! * [`erase`]: every template removed and physically purged, every crop deleted, a receipt.
 
+use crate::vault::{self, Keyring, VaultError};
 use crate::{new_template_id, Gallery, GalleryError, SearchQuery, TemplateId};
 use chrono::{DateTime, Utc};
 use rollcall_domain::face::Quality;
 use rollcall_domain::gallery::{best_per_student, ModelRef, NewTemplate, Template};
+use rollcall_domain::privacy::{ConsentError, ConsentProof, PrivacyStore};
 use rollcall_domain::{CampusId, Frame, StudentId, TenantId};
 use rollcall_vision::decode::{decode_bytes, encode_jpeg, DecodeLimits};
 use rollcall_vision::manifest::Thresholds;
@@ -111,9 +116,22 @@ pub struct EnrollReport {
     pub stale_model_templates: usize,
 }
 
+/// What every enrollment goes through: the consent gate and the encrypted canonical store
+/// (both on the ledger's [`PrivacyStore`]) and the template keys.
+#[derive(Clone, Copy)]
+pub struct Safeguards<'a> {
+    pub store: &'a dyn PrivacyStore,
+    pub keys: &'a Keyring,
+}
+
 /// Enrollment failures that are not about one photo.
 #[derive(Debug, thiserror::Error)]
 pub enum EnrollError {
+    /// No valid guardian consent: nothing was analysed or stored.
+    #[error(transparent)]
+    Consent(#[from] ConsentError),
+    #[error(transparent)]
+    Vault(#[from] VaultError),
     #[error(transparent)]
     Gallery(#[from] GalleryError),
     #[error(transparent)]
@@ -216,14 +234,18 @@ fn enrollment_face(
     Ok((f.aligned.clone(), q, emb))
 }
 
-/// Enrolls the photos of one student. Photos that fail are listed with their reason; the others
-/// are enrolled. Nothing is written for a refused photo.
+/// Enrolls the photos of one student. Refused with [`EnrollError::Consent`] before any photo is
+/// looked at unless the student has valid guardian consent at `req.now`. Photos that fail are
+/// listed with their reason; the others are enrolled: sealed into the database first (the
+/// canonical copy), then indexed in the gallery. Nothing is written for a refused photo.
 pub async fn enroll(
     p: &mut FacePipeline,
     gallery: &dyn Gallery,
+    guard: &Safeguards<'_>,
     cfg: &EnrollConfig,
     req: EnrollRequest,
 ) -> Result<EnrollReport, EnrollError> {
+    let _proof = ConsentProof::check(guard.store, &req.tenant, &req.student, req.now).await?;
     if req.photos.is_empty() {
         return Err(EnrollError::NoPhotos);
     }
@@ -334,17 +356,30 @@ pub async fn enroll(
         new_templates.push(t);
     }
     if !new_templates.is_empty() {
-        gallery
-            .upsert(Template::for_student(
-                &req.tenant,
-                &req.student,
-                &req.campuses,
-                new_templates,
-                req.now,
-            ))
-            .await?;
+        let templates = Template::for_student(
+            &req.tenant,
+            &req.student,
+            &req.campuses,
+            new_templates,
+            req.now,
+        );
+        vault::store_templates(guard.keys, guard.store, &templates).await?;
+        let ids: Vec<TemplateId> = templates.iter().map(|t| t.meta.template_id).collect();
+        if let Err(e) = gallery.upsert(templates).await {
+            // keep the database and the index in step: the canonical copies go too
+            let _ = guard.store.delete_sealed_ids(&req.tenant, &ids).await;
+            for id in &ids {
+                let _ = std::fs::remove_file(dir.join(format!("{id}.jpg")));
+            }
+            return Err(e.into());
+        }
     }
     if !dropped_existing.is_empty() {
+        guard
+            .store
+            .delete_sealed_ids(&req.tenant, &dropped_existing)
+            .await
+            .map_err(VaultError::from)?;
         gallery
             .delete_templates(&req.tenant, &dropped_existing)
             .await?;

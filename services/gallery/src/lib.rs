@@ -14,8 +14,10 @@ pub mod conformance;
 pub mod embedded;
 pub mod enroll;
 mod payload;
+pub mod privacy;
 pub mod remote;
 pub mod synth;
+pub mod vault;
 
 pub use embedded::{EmbeddedConfig, EmbeddedGallery, HnswParams};
 pub use remote::{RemoteConfig, RemoteGallery};

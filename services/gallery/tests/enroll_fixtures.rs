@@ -12,6 +12,72 @@ use rollcall_vision::decode::{decode_file, DecodeLimits};
 use rollcall_vision::{FacePipeline, PipelineConfig};
 use std::path::{Path, PathBuf};
 
+/// The ledger of school-a (SQLite next to the gallery) with every student of these tests
+/// registered with a guardian's valid consent, and a fresh template key: enrollment needs both.
+struct Privacy {
+    store: rollcall_ledger::Store,
+    keys: rollcall_gallery::vault::Keyring,
+}
+
+impl Privacy {
+    async fn new(dir: &Path, students: &[&str]) -> Privacy {
+        let root = rollcall_ledger::Store::open_data_dir(dir).await.unwrap();
+        let store = root
+            .create_school("school-a", "School A", 0, &Default::default())
+            .await
+            .unwrap();
+        for s in students {
+            store
+                .create_student(&rollcall_ledger::NewStudent {
+                    id: s.to_string(),
+                    name: s.to_string(),
+                    home_campus_id: None,
+                })
+                .await
+                .unwrap();
+            store
+                .add_guardian(&rollcall_ledger::NewGuardian {
+                    id: format!("{s}-g"),
+                    student_id: s.to_string(),
+                    name: "Guardian".into(),
+                    phone: None,
+                    email: None,
+                    language: "en".into(),
+                    notify_prefs: String::new(),
+                })
+                .await
+                .unwrap();
+            store
+                .record_consent_decision(
+                    s,
+                    &rollcall_domain::privacy::ConsentRecord {
+                        kind: rollcall_domain::privacy::FACE_CONSENT.into(),
+                        granted: true,
+                        given_by: format!("{s}-g"),
+                        at: Utc::now() - chrono::Duration::days(1),
+                        document_ref: Some("form-1".into()),
+                        expires_at: None,
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        let keys = rollcall_gallery::vault::Keyring::parse(
+            &rollcall_gallery::vault::Keyring::generate_entry("test"),
+            None,
+        )
+        .unwrap();
+        Privacy { store, keys }
+    }
+
+    fn guard(&self) -> enroll::Safeguards<'_> {
+        enroll::Safeguards {
+            store: &self.store,
+            keys: &self.keys,
+        }
+    }
+}
+
 fn fixtures() -> PathBuf {
     let dir = std::env::var_os("ROLLCALL_FIXTURES_DIR")
         .map(PathBuf::from)
@@ -96,12 +162,22 @@ async fn enroll_identify_reject_and_erase_on_the_fixtures() {
     let g = EmbeddedGallery::open(EmbeddedConfig::new(&gdir, 128))
         .await
         .unwrap();
+    let mut students = PEOPLE.to_vec();
+    students.push("newcomer");
+    let privacy = Privacy::new(tmp.path(), &students).await;
+    let guard = privacy.guard();
 
     // Enroll one photo per person.
     for who in PEOPLE {
-        let r = enroll::enroll(&mut p, &g, &cfg, req(who, vec![photo(&first_photo(who))]))
-            .await
-            .unwrap();
+        let r = enroll::enroll(
+            &mut p,
+            &g,
+            &guard,
+            &cfg,
+            req(who, vec![photo(&first_photo(who))]),
+        )
+        .await
+        .unwrap();
         assert_eq!(r.enrolled.len(), 1, "{who}: {:?}", r.rejected);
         assert!(r.enrolled[0].crop.is_file());
         assert_eq!(r.templates, 1);
@@ -142,6 +218,7 @@ async fn enroll_identify_reject_and_erase_on_the_fixtures() {
     let r = enroll::enroll(
         &mut p,
         &g,
+        &guard,
         &cfg,
         req(
             "newcomer",
@@ -168,6 +245,7 @@ async fn enroll_identify_reject_and_erase_on_the_fixtures() {
     let r = enroll::enroll(
         &mut p,
         &g,
+        &guard,
         &flag,
         req("newcomer", vec![photo("faces/obama/2.jpg")]),
     )
@@ -179,6 +257,7 @@ async fn enroll_identify_reject_and_erase_on_the_fixtures() {
     let r = enroll::enroll(
         &mut p,
         &g,
+        &guard,
         &cfg,
         req("biden", vec![photo("faces/biden/2.jpg")]),
     )
@@ -193,6 +272,7 @@ async fn enroll_identify_reject_and_erase_on_the_fixtures() {
     let r = enroll::enroll(
         &mut p,
         &g,
+        &guard,
         &capped,
         req(
             "kit_harington",
