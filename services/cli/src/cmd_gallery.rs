@@ -42,6 +42,12 @@ pub enum GalleryCmd {
         #[command(flatten)]
         data: DataOpts,
     },
+    /// Rebuild the gallery index from the encrypted canonical templates in the database
+    /// (needs ROLLCALL_TEMPLATE_KEYS); the database is canonical.
+    Rebuild {
+        #[command(flatten)]
+        data: DataOpts,
+    },
 }
 
 /// The ledger store and the school (tenant) the gallery commands act on.
@@ -110,6 +116,7 @@ pub async fn enroll_cmd(
     if let Some(name) = name {
         register_student(&school, student, name, campuses.first()).await?;
     }
+    let keys = crate::cmd_privacy::keys()?;
     let mut p = v.open()?;
     let gallery = open_gallery(d, dim_of(&p)).await?;
     let mut cfg = EnrollConfig::new(d.data.join("crops"), p.thresholds());
@@ -125,6 +132,10 @@ pub async fn enroll_cmd(
     let report = enroll::enroll(
         &mut p,
         gallery.as_ref(),
+        &enroll::Safeguards {
+            store: &school,
+            keys: &keys,
+        },
         &cfg,
         EnrollRequest {
             tenant,
@@ -190,29 +201,45 @@ pub async fn identify_cmd(
     Ok(json!({"faces": faces, "thresholds": t}))
 }
 
-pub async fn erase_cmd(v: &VisionOpts, d: &DataOpts, student: &str) -> anyhow::Result<Value> {
+/// Complete erasure (index purged, encrypted copies, crops, review images), audited receipt.
+pub async fn erase_cmd(
+    v: &VisionOpts,
+    d: &DataOpts,
+    student: &str,
+    actor: &str,
+) -> anyhow::Result<Value> {
     let student = StudentId::new(student).map_err(|e| anyhow!("--student: {e}"))?;
     let school = open_school(d, false).await?;
     let tenant = TenantId::new(school.school_id()).map_err(|e| anyhow!("school id: {e}"))?;
-    school.close().await;
-    let dim = match v.open() {
-        Ok(p) => dim_of(&p),
-        Err(_) => 128,
-    };
-    let gallery = open_gallery(d, dim).await?;
-    let receipt = enroll::erase(
+    let gallery = open_gallery(d, crate::cmd_privacy::dim_for(v)).await?;
+    let receipt = rollcall_gallery::privacy::erase_student(
         gallery.as_ref(),
-        &d.data.join("crops"),
+        &school,
+        &d.data,
         &tenant,
         &student,
+        actor,
+        rollcall_gallery::privacy::ErasureReason::Request,
         Utc::now(),
     )
     .await?;
+    school.close().await;
     Ok(serde_json::to_value(receipt)?)
 }
 
 pub async fn run(v: &VisionOpts, cmd: GalleryCmd) -> anyhow::Result<Value> {
     match cmd {
+        GalleryCmd::Rebuild { data } => {
+            let keys = crate::cmd_privacy::keys()?;
+            let school = open_school(&data, false).await?;
+            let tenant =
+                TenantId::new(school.school_id()).map_err(|e| anyhow!("school id: {e}"))?;
+            let gallery = open_gallery(&data, crate::cmd_privacy::dim_for(v)).await?;
+            let r = rollcall_gallery::vault::rebuild_index(&keys, &school, gallery.as_ref(), &tenant)
+                .await?;
+            school.close().await;
+            Ok(serde_json::to_value(r)?)
+        }
         GalleryCmd::Report { data } => {
             let school = open_school(&data, false).await?;
             let tenant =

@@ -7,6 +7,7 @@ mod cmd_demo;
 mod cmd_gallery;
 mod cmd_ledger;
 mod cmd_notify;
+mod cmd_privacy;
 mod cmd_serve;
 mod cmd_sim;
 mod cmd_vision;
@@ -97,10 +98,29 @@ enum Cmd {
         #[command(flatten)]
         data: cmd_gallery::DataOpts,
     },
-    /// Erase a student's biometric data (templates purged, crops deleted) and print the receipt.
+    /// Erase a student's biometric data completely (templates purged from the index, encrypted
+    /// copies, crops, review images) and print the audited receipt.
     Erase {
         #[arg(long)]
         student: String,
+        /// Who asked (recorded in the audit trail).
+        #[arg(long, default_value = "cli")]
+        actor: String,
+        #[command(flatten)]
+        data: cmd_gallery::DataOpts,
+    },
+    /// Guardian consent to face recognition: grant, withdraw (erases at once), show.
+    #[command(subcommand)]
+    Consent(cmd_privacy::ConsentCmd),
+    /// Privacy jobs: retention, template key rotation, key generation, status.
+    #[command(subcommand)]
+    Privacy(cmd_privacy::PrivacyCmd),
+    /// Subject access export: everything held about a student (JSON) plus enrollment photos.
+    Export {
+        #[arg(long)]
+        student: String,
+        #[arg(long)]
+        out: PathBuf,
         #[command(flatten)]
         data: cmd_gallery::DataOpts,
     },
@@ -209,7 +229,16 @@ async fn main() -> anyhow::Result<()> {
             top,
             data,
         } => print(&cmd_gallery::identify_cmd(v, &data, &photo, campus.as_deref(), top).await?),
-        Cmd::Erase { student, data } => print(&cmd_gallery::erase_cmd(v, &data, &student).await?),
+        Cmd::Erase {
+            student,
+            actor,
+            data,
+        } => print(&cmd_gallery::erase_cmd(v, &data, &student, &actor).await?),
+        Cmd::Consent(c) => print(&cmd_privacy::consent(v, c).await?),
+        Cmd::Privacy(c) => print(&cmd_privacy::privacy(v, c).await?),
+        Cmd::Export { student, out, data } => {
+            print(&cmd_privacy::export(v, &data, &student, &out).await?)
+        }
         Cmd::Watch {
             source,
             camera,
