@@ -574,6 +574,31 @@ fn two_serve_processes_on_one_postgres_never_double_deduct() {
         })
         .await
         .unwrap();
+        // a guardian consents to face recognition (enrollment is refused otherwise)
+        s.add_guardian(&NewGuardian {
+            id: "lmm-g1".into(),
+            student_id: "lmm".into(),
+            name: "Luis".into(),
+            phone: None,
+            email: Some("luis@example.org".into()),
+            language: "en".into(),
+            notify_prefs: "email".into(),
+        })
+        .await
+        .unwrap();
+        s.record_consent_decision(
+            "lmm",
+            &rollcall_domain::privacy::ConsentRecord {
+                kind: rollcall_domain::privacy::FACE_CONSENT.into(),
+                granted: true,
+                given_by: "lmm-g1".into(),
+                at: chrono::Utc::now() - chrono::Duration::days(2),
+                document_ref: Some("form-1".into()),
+                expires_at: None,
+            },
+        )
+        .await
+        .unwrap();
         s.create_class(&NewClass {
             id: "drama".into(),
             course: "drama".into(),
@@ -632,6 +657,7 @@ fn two_serve_processes_on_one_postgres_never_double_deduct() {
             ])
             .env("DATABASE_URL", &url)
             .env_remove("QDRANT_URL")
+            .env("ROLLCALL_TEMPLATE_KEYS", template_key())
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -655,6 +681,7 @@ fn two_serve_processes_on_one_postgres_never_double_deduct() {
                 .args(["serve", "--config", &cfg.display().to_string()])
                 .env("DATABASE_URL", &url)
                 .env_remove("QDRANT_URL")
+                .env("ROLLCALL_TEMPLATE_KEYS", template_key())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
                 .spawn()

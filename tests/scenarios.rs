@@ -214,8 +214,8 @@ name = "North"
 id = "door"
 campus = "north"
 door = "main"
-width = 640
-height = 360
+width = 1280
+height = 720
 fps = 10
 
 [[students]]
@@ -350,7 +350,7 @@ fn video_output_is_read_back_by_opencv_frame_for_frame() {
     src.open().unwrap();
     let mut read = 0u64;
     while let Some(f) = src.read().unwrap() {
-        assert_eq!((f.frame.width(), f.frame.height()), (640, 360));
+        assert_eq!((f.frame.width(), f.frame.height()), (1280, 720));
         // the video's frame is the sequence's JPEG, decoded (same pixels up to decoder rounding)
         if read == n / 2 {
             let jpg = rollcall_vision::decode::decode_file(

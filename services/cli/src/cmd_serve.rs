@@ -1,8 +1,10 @@
 //! `rollcall serve --config rollcall.toml`: cameras → capture threads (latest frame wins) →
-//! recognition (vision, gallery, tracker, debounced matcher) → check-ins in the ledger through a
+//! the inference pool (one worker per core: detect, quality, align, embed) → gallery search,
+//! tracker and debounced matcher → check-ins in the ledger through a
 //! bounded channel that never drops; lesson-end finalisation on a timer; `/healthz` and
 //! `/metrics`, the API and the staff app over HTTP (rollcall-api); review decisions into the
-//! review queue; graceful shutdown on SIGTERM / Ctrl-C (cameras stopped, open tracks
+//! review queue (with the track's best crop); the notification dispatcher (rollcall-notify);
+//! graceful shutdown on SIGTERM / Ctrl-C (cameras stopped, open tracks
 //! decided, queued check-ins committed, stores closed).
 //!
 //! Config (TOML; environment overrides: `ROLLCALL_DATA`, `ROLLCALL_SCHOOL`, `ROLLCALL_LISTEN`,
@@ -23,6 +25,8 @@
 use crate::cmd_gallery::{dim_of, open_gallery, open_school, DataOpts};
 use crate::cmd_vision::VisionOpts;
 use crate::cmd_watch::{Latencies, Recognizer};
+use crate::pool::{Analyzed, InferencePool, Job};
+use rollcall_domain::Frame;
 use anyhow::{anyhow, Context};
 use chrono::Utc;
 use rollcall_capture::{spawn_cameras, CameraConfig, CameraHealth, HealthEvent};
@@ -56,6 +60,9 @@ pub struct ServeConfig {
     /// `/metrics` without authentication; `false`: admin or manager only.
     #[serde(default = "default_true")]
     pub metrics_public: bool,
+    /// Inference workers (each with its own ONNX sessions); default: the cores.
+    #[serde(default)]
+    pub workers: Option<usize>,
 }
 
 fn default_max_body() -> usize {
@@ -115,6 +122,8 @@ struct Metrics {
     frame_to_decision_ms: Latencies,
     first_frame_to_commit_ms: Latencies,
     capture: BTreeMap<String, rollcall_capture::CaptureCounters>,
+    /// Frames replaced in the inference pool's slot before a worker took them.
+    inference_dropped: BTreeMap<String, u64>,
 }
 
 type Shared = Arc<Mutex<Metrics>>;
@@ -140,6 +149,13 @@ fn prometheus(m: &Metrics) -> String {
             "rollcall_frames_dropped_total{{camera=\"{}\"}} {}\n",
             esc(cam),
             c.frames_dropped
+        );
+    }
+    s += "# TYPE rollcall_inference_dropped_total counter\n";
+    for (cam, n) in &m.inference_dropped {
+        s += &format!(
+            "rollcall_inference_dropped_total{{camera=\"{}\"}} {n}\n",
+            esc(cam)
         );
     }
     s += "# TYPE rollcall_frames_processed_total counter\n";
@@ -301,6 +317,9 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
     let p = v.open()?;
     let gallery = open_gallery(&data, dim_of(&p)).await?;
     let mut rec = Recognizer::new(p, gallery, tenant)?;
+    // review crops: `crops/review/<file>` under the data directory (the API serves them from
+    // there; the retention job deletes them by age)
+    let crops_dir = cfg.data.clone();
     let metrics: Shared = Arc::new(Mutex::new(Metrics::default()));
 
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
@@ -346,6 +365,31 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
             .insert(h.camera().to_string(), "connecting".into());
     }
 
+    // The inference stage: one worker per core, each with its own sessions (intra-op threads
+    // 1), fed latest-frame-wins per camera.
+    let workers = cfg.workers.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let (atx, mut arx) = mpsc::channel::<Analyzed>(64);
+    let pool = {
+        let mut one = v.clone();
+        one.threads = 1;
+        InferencePool::start(workers, handles.len(), handles.len().max(1), || one.open(), atx)?
+    };
+    let mut best_crops = BestCrops::default();
+
+    // Notifications: the outbox dispatcher, channels from the environment (ROLLCALL_WEBHOOK_URL
+    // and _SECRET, ROLLCALL_SMTP_*; the log channel otherwise), as `rollcall notify run`.
+    let channels = rollcall_notify::ChannelConfig::default()
+        .with_env()
+        .context("notification channels")?
+        .build()
+        .context("notification channels")?;
+    let dispatcher =
+        rollcall_notify::spawn_dispatcher(store.clone(), channels, Default::default())?;
+
     let (tx, rx) = mpsc::channel::<Pending>(1024);
     let writer = tokio::spawn(ledger_writer(store.clone(), rx, metrics.clone()));
     let finalizer = {
@@ -377,42 +421,61 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
             }
             camera_alert(&store, &mut outages, &ev).await;
         }
+        // Frames from the capture threads into the inference pool.
+        for (i, h) in handles.iter().enumerate() {
+            if let Some(cf) = h.frames().try_take() {
+                pool.submit(
+                    i,
+                    Job {
+                        frame: cf.frame,
+                        at: cf.captured_at,
+                        captured: cf.captured_instant,
+                    },
+                );
+            }
+        }
+        // Analysed frames through gallery search, tracker and matcher (in capture order per
+        // camera).
         let mut worked = false;
-        for h in &handles {
-            let Some(cf) = h.frames().try_take() else {
-                continue;
-            };
+        while let Ok(a) = arx.try_recv() {
             worked = true;
+            let h = &handles[a.camera];
             let cam = h.camera().clone();
             let campus = campus_of[&cam].clone();
-            let decisions = rec
-                .on_frame(
-                    &cam,
-                    &campus,
-                    cf.captured_at,
-                    &cf.frame,
-                    cf.captured_instant,
-                )
+            let faces = match a.faces {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(camera = %cam, error = %e, "inference failed on a frame");
+                    continue;
+                }
+            };
+            let qualities: Vec<f32> = faces.iter().map(|f| f.quality.overall).collect();
+            let out = rec
+                .on_analyzed(&cam, &campus, a.at, faces, a.captured)
                 .await?;
+            best_crops.update(&out.tracks, &qualities, a.crops);
             {
                 let mut m = lock(&metrics);
                 *m.frames.entry(cam.to_string()).or_default() += 1;
                 m.faces = rec.faces;
-                if !decisions.is_empty() {
-                    // The same measurement the recognizer keeps, copied once per deciding frame.
+                if !out.decisions.is_empty() {
                     m.frame_to_decision_ms
-                        .push(cf.captured_instant.elapsed().as_secs_f64() * 1e3);
+                        .push(a.captured.elapsed().as_secs_f64() * 1e3);
                 }
                 m.capture.insert(cam.to_string(), h.counters());
+                m.inference_dropped
+                    .insert(cam.to_string(), pool.counters(a.camera).dropped);
             }
-            for d in decisions {
-                send(&tx, &metrics, &store, d).await;
+            for d in out.decisions {
+                let crop = best_crops.take_saved(&d, &crops_dir);
+                send(&tx, &metrics, &store, d, crop).await;
             }
         }
         if last_tick.elapsed() > Duration::from_secs(1) {
             last_tick = Instant::now();
             for d in rec.engine.tick(Utc::now()) {
-                send(&tx, &metrics, &store, d).await;
+                let crop = best_crops.take_saved(&d, &crops_dir);
+                send(&tx, &metrics, &store, d, crop).await;
             }
             let mut m = lock(&metrics);
             for h in &handles {
@@ -427,16 +490,34 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
         }
     }
     eprintln!("rollcall serve: shutting down");
+    let cam_list: Vec<_> = handles.iter().map(|h| h.camera().clone()).collect();
     for h in handles {
         h.stop();
     }
+    // frames in flight finish; their results are matched before the open tracks are decided
+    pool.stop();
+    while let Ok(a) = arx.try_recv() {
+        if let Ok(faces) = a.faces {
+            if let Some(cam) = cam_list.get(a.camera).cloned() {
+                let campus = campus_of[&cam].clone();
+                if let Ok(out) = rec.on_analyzed(&cam, &campus, a.at, faces, a.captured).await {
+                    for d in out.decisions {
+                        let crop = best_crops.take_saved(&d, &crops_dir);
+                        send(&tx, &metrics, &store, d, crop).await;
+                    }
+                }
+            }
+        }
+    }
     for d in rec.engine.finish(Utc::now()) {
-        send(&tx, &metrics, &store, d).await;
+        let crop = best_crops.take_saved(&d, &crops_dir);
+        send(&tx, &metrics, &store, d, crop).await;
     }
     drop(tx);
     // Every queued check-in is committed before the stores close.
     let _ = writer.await;
     finalizer.abort();
+    dispatcher.shutdown().await;
     store.close().await;
     eprintln!(
         "rollcall serve: stopped; {} check-ins committed",
@@ -445,7 +526,76 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn send(tx: &mpsc::Sender<Pending>, metrics: &Shared, store: &Store, d: Decision) {
+/// The best-quality aligned crop of each open track (what a review item shows staff).
+#[derive(Default)]
+struct BestCrops {
+    by_track: std::collections::HashMap<rollcall_domain::matcher::tracker::TrackId, (f32, Frame)>,
+}
+
+impl BestCrops {
+    /// Bound on tracks held (a track normally leaves with its decision).
+    const MAX: usize = 4096;
+
+    fn update(
+        &mut self,
+        tracks: &[rollcall_domain::matcher::tracker::TrackId],
+        qualities: &[f32],
+        crops: Vec<Frame>,
+    ) {
+        for ((t, q), crop) in tracks.iter().zip(qualities).zip(crops) {
+            match self.by_track.get(t) {
+                Some((best, _)) if *best >= *q => {}
+                _ => {
+                    if self.by_track.len() >= Self::MAX && !self.by_track.contains_key(t) {
+                        continue;
+                    }
+                    self.by_track.insert(t.clone(), (*q, crop));
+                }
+            }
+        }
+    }
+
+    /// Removes the track's crop; for a review decision, writes it as a JPEG under
+    /// `data_dir/crops/review/` and returns its path relative to `data_dir`.
+    fn take_saved(&mut self, d: &Decision, dir: &Path) -> Option<PathBuf> {
+        let (_, crop) = self.by_track.remove(&d.track)?;
+        if !matches!(d.outcome, Outcome::Review(_)) {
+            return None;
+        }
+        let name = format!(
+            "{}-{}-{}.jpg",
+            d.track.camera,
+            d.track.seq,
+            d.first_seen.timestamp_millis()
+        );
+        let rel = Path::new("crops")
+            .join("review")
+            .join(rollcall_gallery::enroll::path_component(&name));
+        let path = dir.join(&rel);
+        let write = || -> anyhow::Result<()> {
+            std::fs::create_dir_all(path.parent().unwrap_or(dir))?;
+            let img = image::RgbImage::from_raw(crop.width(), crop.height(), crop.rgb().to_vec())
+                .context("crop size")?;
+            img.save_with_format(&path, image::ImageFormat::Jpeg)?;
+            Ok(())
+        };
+        match write() {
+            Ok(()) => Some(rel),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot save the review crop");
+                None
+            }
+        }
+    }
+}
+
+async fn send(
+    tx: &mpsc::Sender<Pending>,
+    metrics: &Shared,
+    store: &Store,
+    d: Decision,
+    crop: Option<PathBuf>,
+) {
     *lock(metrics).decisions.entry(d.kind()).or_default() += 1;
     let line = d.line();
     if let Outcome::Review(r) = &d.outcome {
@@ -464,7 +614,7 @@ async fn send(tx: &mpsc::Sender<Pending>, metrics: &Shared, store: &Store, d: De
                 .ok()
                 .and_then(|v| v.as_str().map(String::from))
                 .unwrap_or_else(|| format!("{:?}", r.reason)),
-            crop_path: None,
+            crop_path: crop.map(|p| p.display().to_string()),
             candidates: r
                 .candidates
                 .iter()

@@ -3,15 +3,18 @@
 
 mod cmd_admin;
 mod cmd_bench;
+mod cmd_bench_pipeline;
 mod cmd_demo;
 mod cmd_gallery;
 mod cmd_ledger;
 mod cmd_notify;
 mod cmd_privacy;
+mod cmd_scenario;
 mod cmd_serve;
 mod cmd_sim;
 mod cmd_vision;
 mod cmd_watch;
+mod pool;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -152,6 +155,19 @@ enum Cmd {
     /// camera-sim: render or serve synthetic walk-through streams of a scenario.
     #[command(subcommand)]
     Sim(cmd_sim::SimCmd),
+    /// Run a camera-sim scenario through the whole product (enroll, stream every camera through
+    /// the real pipeline, ledger, finalise) in a fresh data directory, and score it against the
+    /// scenario's ground truth. Exit status: errors only, never the score.
+    RunScenario {
+        scenario: PathBuf,
+        /// Print the whole summary as JSON (default: a readable report).
+        #[arg(long)]
+        json: bool,
+        /// Keep the run's data directory here (must not exist or be empty); default: a
+        /// temporary one, removed at the end.
+        #[arg(long)]
+        data: Option<PathBuf>,
+    },
     /// Gallery maintenance and reports.
     #[command(subcommand)]
     Gallery(cmd_gallery::GalleryCmd),
@@ -263,6 +279,19 @@ async fn main() -> anyhow::Result<()> {
         }
         Cmd::Serve { config } => cmd_serve::run(v, &config).await?,
         Cmd::Sim(c) => print(&cmd_sim::run(v, c).await?),
+        Cmd::RunScenario {
+            scenario,
+            json,
+            data,
+        } => {
+            let summary =
+                cmd_scenario::run(v, &scenario, &cmd_scenario::RunOptions { data }).await?;
+            if json {
+                print(&summary)
+            } else {
+                print!("{}", cmd_scenario::report(&summary));
+            }
+        }
         Cmd::Gallery(g) => print(&cmd_gallery::run(v, g).await?),
         Cmd::Bench(b) => print(&cmd_bench::run(v, b).await?),
         Cmd::Admin(c) => print(&cmd_admin::run(c).await?),
