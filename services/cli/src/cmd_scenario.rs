@@ -320,9 +320,13 @@ pub async fn prepare(v: &VisionOpts, sim: &Simulation, data: &Path) -> anyhow::R
         .await
         .context("opening the embedded gallery")?;
     let cfg = EnrollConfig::new(data.join("crops"), pipeline.thresholds());
-    // a template key for this run only (the canonical templates are sealed with it)
-    let keys = Keyring::parse(&Keyring::generate_entry("run"), None)
-        .context("generating the run's template key")?;
+    // the configured template keys (ROLLCALL_TEMPLATE_KEYS), else a key for this run only;
+    // the canonical templates are sealed with it
+    let keys = match Keyring::from_env().context("ROLLCALL_TEMPLATE_KEYS")? {
+        Some(k) => k,
+        None => Keyring::parse(&Keyring::generate_entry("run"), None)
+            .context("generating the run's template key")?,
+    };
     let mut enrolled = Vec::new();
     let f = &sim.scenario.file;
     let campus_of_camera: BTreeMap<String, String> = f
