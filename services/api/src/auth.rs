@@ -139,29 +139,66 @@ pub async fn authenticate(
         let Some(tok) = v.strip_prefix("Bearer ").map(str::trim) else {
             return Err(ApiError::unauthenticated());
         };
-        let acc = st.store.api_token_account(&token_hash(tok)).await?;
+        let key = format!("b:{}", token_hash(tok));
+        if let Some(s) = cached(st, &key, &ip) {
+            return Ok(Some(s));
+        }
+        let acc = st.store.api_token_account(&key[2..]).await?;
         return match acc {
-            Some(account) => Ok(Some(Staff {
-                account,
-                csrf: None,
-                session_hash: None,
-                ip,
-            })),
+            Some(account) => Ok(Some(remember(
+                st,
+                key,
+                Staff {
+                    account,
+                    csrf: None,
+                    session_hash: None,
+                    ip,
+                },
+            ))),
             None => Err(ApiError::unauthenticated()),
         };
     }
     if let Some(tok) = cookie(headers, SESSION_COOKIE) {
         let hash = token_hash(&tok);
+        let key = format!("s:{hash}");
+        if let Some(s) = cached(st, &key, &ip) {
+            return Ok(Some(s));
+        }
         if let Some(s) = st.store.session(&hash).await? {
-            return Ok(Some(Staff {
-                account: s.account,
-                csrf: Some(s.csrf),
-                session_hash: Some(hash),
-                ip,
-            }));
+            return Ok(Some(remember(
+                st,
+                key,
+                Staff {
+                    account: s.account,
+                    csrf: Some(s.csrf),
+                    session_hash: Some(hash),
+                    ip,
+                },
+            )));
         }
     }
     Ok(None)
+}
+
+fn cached(st: &AppState, key: &str, ip: &Option<String>) -> Option<Staff> {
+    let m = st.cache.auth.lock().unwrap_or_else(|e| e.into_inner());
+    match m.get(key) {
+        Some((at, s)) if at.elapsed() < crate::AUTH_TTL => {
+            let mut s = s.clone();
+            s.ip = ip.clone();
+            Some(s)
+        }
+        _ => None,
+    }
+}
+
+fn remember(st: &AppState, key: String, s: Staff) -> Staff {
+    let mut m = st.cache.auth.lock().unwrap_or_else(|e| e.into_inner());
+    if m.len() > 10_000 {
+        m.retain(|_, (at, _)| at.elapsed() < crate::AUTH_TTL);
+    }
+    m.insert(key, (std::time::Instant::now(), s.clone()));
+    s
 }
 
 /// Route guard: authenticates, checks CSRF on state-changing cookie requests, checks the
@@ -195,7 +232,11 @@ pub async fn guard(
     }
     staff.require(roles)?;
     req.extensions_mut().insert(staff);
-    Ok(next.run(req).await)
+    let resp = next.run(req).await;
+    if unsafe_method {
+        st.cache.clear_boards();
+    }
+    Ok(resp)
 }
 
 pub fn constant_eq(a: &[u8], b: &[u8]) -> bool {

@@ -109,6 +109,35 @@ pub struct AppState {
     pub store: Store,
     pub config: Arc<ApiConfig>,
     pub ops: Arc<dyn Ops>,
+    pub(crate) cache: Arc<Caches>,
+}
+
+/// Short-lived caches for the hot read path (the attendance board polled by every front desk):
+/// authenticated credentials (2 s; a logout removes its entry at once) and rendered boards
+/// (500 ms; every change made through the API clears them, so a staff member always sees
+/// their own change; check-ins from cameras show within the TTL).
+#[derive(Default)]
+pub(crate) struct Caches {
+    pub auth:
+        std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, auth::Staff)>>,
+    pub board: std::sync::Mutex<
+        std::collections::HashMap<String, (std::time::Instant, axum::body::Bytes)>,
+    >,
+}
+
+pub(crate) const AUTH_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+pub(crate) const BOARD_TTL: std::time::Duration = std::time::Duration::from_millis(500);
+
+impl Caches {
+    pub fn clear_boards(&self) {
+        self.board.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+    pub fn forget(&self, key: &str) {
+        self.auth
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
 }
 
 impl AppState {
@@ -117,6 +146,7 @@ impl AppState {
             store,
             config: Arc::new(config),
             ops,
+            cache: Arc::new(Caches::default()),
         }
     }
 }

@@ -498,6 +498,7 @@ async fn logout(
     Extension(staff): Extension<Staff>,
 ) -> ApiResult<Response> {
     if let Some(h) = &staff.session_hash {
+        st.cache.forget(&format!("s:{h}"));
         run(&staff, st.store.end_session(h)).await?;
     }
     Ok((
@@ -1118,8 +1119,38 @@ async fn board(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     Query(q): Query<DayQuery>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(board_json(&st, &staff, &q.date, &q.campus).await?))
+) -> ApiResult<Response> {
+    // the same board for the same day, campus filter and campus scope (see crate::Caches)
+    let key = format!(
+        "{:?}|{:?}|{}",
+        q.date,
+        q.campus,
+        serde_json::to_string(&staff.account.campuses).unwrap_or_default()
+    );
+    let hit = st
+        .cache
+        .board
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        .filter(|(at, _)| at.elapsed() < crate::BOARD_TTL)
+        .map(|(_, b)| b.clone());
+    let bytes = match hit {
+        Some(b) => b,
+        None => {
+            let v = board_json(&st, &staff, &q.date, &q.campus).await?;
+            let b = axum::body::Bytes::from(
+                serde_json::to_vec(&v).map_err(|e| ApiError::internal(e.to_string()))?,
+            );
+            let mut m = st.cache.board.lock().unwrap_or_else(|e| e.into_inner());
+            if m.len() > 1_000 {
+                m.clear();
+            }
+            m.insert(key, (std::time::Instant::now(), b.clone()));
+            b
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
 }
 
 pub(crate) async fn board_json(

@@ -164,7 +164,11 @@ async fn web_guard(
         .query()
         .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("lang=")))
         .and_then(Lang::parse);
+    let unsafe_method = req.method() != axum::http::Method::GET;
     let mut resp = next.run(req).await;
+    if unsafe_method {
+        st.cache.clear_boards();
+    }
     if let Some(l) = set_lang {
         if let Ok(v) = format!(
             "lang={}; Path=/; SameSite=Strict; Max-Age=31536000",
@@ -369,6 +373,7 @@ async fn logout(
 ) -> Result<Response, ApiError> {
     check_csrf(&staff, &f._csrf)?;
     if let Some(h) = &staff.session_hash {
+        st.cache.forget(&format!("s:{h}"));
         rollcall_ledger::as_actor(staff.actor(), st.store.end_session(h)).await?;
     }
     Ok((

@@ -766,6 +766,19 @@ async fn review_queue_approve_reassign_reject_and_stale(db: Db) {
     let mgr = Client::login(&sv.addr, "manager").await;
     let pending = desk.get("/api/v1/review?state=pending").await.json();
     assert_eq!(pending["items"].as_array().unwrap().len(), 3);
+    // the board (cached for 500 ms) says not yet; the decision below must show at once
+    let board = desk
+        .get("/api/v1/attendance/board?campus=north")
+        .await
+        .json();
+    let s1 = board["lessons"][0]["students"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["student_id"] == "s1")
+        .unwrap()
+        .clone();
+    assert_eq!(s1["status"], "not_yet");
     // approve → s1 checked in from review, one lesson deducted
     let r = desk
         .post(
