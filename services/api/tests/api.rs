@@ -745,7 +745,22 @@ async fn campus_scoping_hides_and_refuses_other_campuses(db: Db) {
 async fn review_queue_approve_reassign_reject_and_stale(db: Db) {
     let sv = server(db, 1 << 20).await;
     let st = &sv.store;
+    // staff are told a review is needed (outbox row written with the item)
+    let settings: NotifySettings = serde_json::from_value(json!({
+        "enabled": true,
+        "staff": [{"id": "desk", "channel": "email", "address": "desk@school.example"}]
+    }))
+    .unwrap();
+    st.set_notify_settings(&settings, "test").await.unwrap();
     let i1 = review_item(st, "face:cam-n:1:1", "north", &[("s1", 0.61), ("s3", 0.55)]).await;
+    let notices: Vec<_> = st
+        .outbox(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.notice_id == format!("review:{i1}"))
+        .collect();
+    assert_eq!(notices.len(), 1, "{notices:?}");
     // idempotent on the track key
     let again = st
         .create_review_item(&NewReviewItem {

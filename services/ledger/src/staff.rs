@@ -523,6 +523,26 @@ impl Store {
                 now,
             )
             .await?;
+            // "review needed" to staff, in the same transaction (the outbox pattern)
+            let top = r
+                .candidates
+                .first()
+                .map(|c| format!("{} ({:.2})", c.student_id, c.score))
+                .unwrap_or_else(|| "no candidate".into());
+            let draft = crate::outbox::NoticeDraft {
+                notice_id: format!("review:{id}"),
+                kind: crate::outbox::NoticeKind::ReviewNeeded,
+                student_id: None,
+                class_id: None,
+                params: json!({"message": format!(
+                    "{} at {} (campus {}), best match {top}",
+                    r.reason,
+                    r.camera_id.as_deref().unwrap_or("?"),
+                    r.campus_id
+                ), "review_id": id}),
+                at: r.seen_at,
+            };
+            crate::outbox::enqueue(w.conn(), &school, &draft).await?;
         }
         w.commit().await?;
         Ok((id, created))
