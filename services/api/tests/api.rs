@@ -277,10 +277,7 @@ async fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], bo
     {
         let mut dec = Vec::new();
         let mut rest = &body[..];
-        loop {
-            let Some(p) = rest.windows(2).position(|w| w == b"\r\n") else {
-                break;
-            };
+        while let Some(p) = rest.windows(2).position(|w| w == b"\r\n") {
             let n =
                 usize::from_str_radix(String::from_utf8_lossy(&rest[..p]).trim(), 16).unwrap_or(0);
             if n == 0 {
