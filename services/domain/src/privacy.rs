@@ -340,11 +340,11 @@ mod tests {
             ConsentStatus::Missing
         );
         let g = grant(t(1), Some(t(20)));
-        assert!(consent_status(&[g.clone()], FACE_CONSENT, t(5)).is_valid());
+        assert!(consent_status(std::slice::from_ref(&g), FACE_CONSENT, t(5)).is_valid());
         // not yet valid before it was given
         assert_eq!(
             consent_status(
-                &[g.clone()],
+                std::slice::from_ref(&g),
                 FACE_CONSENT,
                 t(1) - chrono::Duration::hours(1)
             ),
@@ -352,7 +352,7 @@ mod tests {
         );
         // expired
         assert_eq!(
-            consent_status(&[g.clone()], FACE_CONSENT, t(20)),
+            consent_status(std::slice::from_ref(&g), FACE_CONSENT, t(20)),
             ConsentStatus::Expired { expired_at: t(20) }
         );
         // withdrawn later
@@ -381,7 +381,7 @@ mod tests {
         let mut g = grant(t(1), None);
         g.document_ref = Some("  ".into());
         assert_eq!(
-            consent_status(&[g.clone()], FACE_CONSENT, t(2)).code(),
+            consent_status(std::slice::from_ref(&g), FACE_CONSENT, t(2)).code(),
             "consent_incomplete"
         );
         g.document_ref = Some("form".into());

@@ -39,7 +39,7 @@ pub enum PrivacyError {
     #[error(transparent)]
     Vault(#[from] VaultError),
     #[error(transparent)]
-    Enroll(#[from] EnrollError),
+    Enroll(Box<EnrollError>),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -48,6 +48,12 @@ pub enum PrivacyError {
     },
     #[error("invalid request: {0}")]
     Invalid(String),
+}
+
+impl From<EnrollError> for PrivacyError {
+    fn from(e: EnrollError) -> Self {
+        PrivacyError::Enroll(Box::new(e))
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PrivacyError + '_ {

@@ -49,7 +49,7 @@ fn to_hex(b: &[u8]) -> String {
 
 fn from_hex(s: &str) -> Result<Vec<u8>> {
     let bad = || LedgerError::Corrupt(format!("not hex: {:.16}…", s));
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return Err(bad());
     }
     (0..s.len())
