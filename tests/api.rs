@@ -222,3 +222,155 @@ fn admin_create_then_serve_api_login_token_and_denials() {
         std::panic::resume_unwind(e);
     }
 }
+
+/// (status, body) of one request with a binary body.
+fn http_bytes(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Option<(u16, String)> {
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .ok()?;
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    )
+    .into_bytes();
+    for (k, v) in headers {
+        req.extend(format!("{k}: {v}\r\n").bytes());
+    }
+    req.extend(b"\r\n");
+    req.extend(body);
+    s.write_all(&req).ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    let out = String::from_utf8_lossy(&out).into_owned();
+    let (head, body) = out.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, body.to_string()))
+}
+
+/// Photo enrollment and complete erasure through the API of a running `serve`: the real face
+/// pipeline behind `/api/v1/students/{id}/photos` (consent-gated, quality feedback) and
+/// `/api/v1/students/{id}/erase` (the audited receipt).
+#[test]
+fn serve_enrolls_photos_and_erases_through_the_api() {
+    let fixtures = std::env::var_os("ROLLCALL_FIXTURES_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
+        });
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("data").display().to_string();
+    let (ok, out, err) = rollcall_stdin(&["privacy", "new-key", "--id", "t"], "");
+    assert!(ok, "{err}");
+    let key = serde_json::from_str::<Value>(out.trim()).unwrap()["entry"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (ok, _, err) = rollcall_stdin(
+        &[
+            "consent", "grant", "--data", &d, "--student", "kit", "--name", "Kit",
+            "--guardian", "kit-g1", "--guardian-name", "Deborah", "--document", "form-7",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    let (ok, _, err) = rollcall_stdin(
+        &["admin", "create", "--data", &d, "--username", "boss", "--password-stdin"],
+        "long enough password\n",
+    );
+    assert!(ok, "{err}");
+    let (ok, out, err) =
+        rollcall_stdin(&["admin", "token", "--data", &d, "--username", "boss"], "");
+    assert!(ok, "{err}");
+    let token = serde_json::from_str::<Value>(out.trim()).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let cfg = tmp.path().join("rollcall.toml");
+    std::fs::write(&cfg, format!("data = \"{d}\"\nlisten = \"{addr}\"\n")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(["serve", "--config", &cfg.display().to_string()])
+        .env_remove("DATABASE_URL")
+        .env_remove("QDRANT_URL")
+        .env("ROLLCALL_TEMPLATE_KEYS", &key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline && http(&addr, "GET", "/healthz", &[], "").is_none()
+    {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let result = std::panic::catch_unwind(|| {
+        let bearer = format!("Bearer {token}");
+        let auth = [("authorization", bearer.as_str()), ("content-type", "image/jpeg")];
+        let photo = std::fs::read(fixtures.join("faces/kit_harington/1.jpg")).unwrap();
+        let (st, body) = http_bytes(
+            &addr,
+            "POST",
+            "/api/v1/students/kit/photos?filename=1.jpg",
+            &auth,
+            &photo,
+        )
+        .expect("enroll answers");
+        assert_eq!(st, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["verdict"]["enrolled"].as_array().unwrap().len(), 1, "{v}");
+        assert_eq!(v["verdict"]["templates"], 1, "{v}");
+        // a group photo is refused with the reason (several faces), nothing enrolled
+        let group = std::fs::read(fixtures.join("groups/two_people.jpg")).unwrap();
+        let (st, body) = http_bytes(
+            &addr,
+            "POST",
+            "/api/v1/students/kit/photos",
+            &auth,
+            &group,
+        )
+        .unwrap();
+        assert_eq!(st, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["verdict"]["enrolled"].as_array().unwrap().len(), 0, "{v}");
+        assert_eq!(v["verdict"]["rejected"].as_array().unwrap().len(), 1, "{v}");
+        assert_eq!(v["verdict"]["templates"], 1, "{v}");
+        // complete erasure: the receipt counts the template
+        let (st, body) = http_bytes(
+            &addr,
+            "POST",
+            "/api/v1/students/kit/erase",
+            &[("authorization", bearer.as_str())],
+            b"",
+        )
+        .unwrap();
+        assert_eq!(st, 200, "{body}");
+        assert!(body.contains("receipt"), "{body}");
+        // after erasure, nothing of kit is left to match: a new photo enrolls as the only one
+        let (st, body) = http_bytes(
+            &addr,
+            "POST",
+            "/api/v1/students/kit/photos",
+            &auth,
+            &photo,
+        )
+        .unwrap();
+        assert_eq!(st, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["verdict"]["templates"], 1, "{v}");
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+}

@@ -329,6 +329,14 @@ pub async fn prepare(v: &VisionOpts, sim: &Simulation, data: &Path) -> anyhow::R
     };
     let mut enrolled = Vec::new();
     let f = &sim.scenario.file;
+    let first_lesson = sim
+        .scenario
+        .lessons
+        .iter()
+        .map(|l| l.start_ms)
+        .min()
+        .unwrap_or(0);
+    let enroll_at = ms_to_utc(first_lesson)? - Duration::days(29);
     let campus_of_camera: BTreeMap<String, String> = f
         .cameras
         .iter()
@@ -355,7 +363,8 @@ pub async fn prepare(v: &VisionOpts, sim: &Simulation, data: &Path) -> anyhow::R
                 student,
                 campuses: Vec::new(),
                 photos,
-                now: Utc::now(),
+                // simulated time: a day after the set-up (consent) and before the first lesson
+                now: enroll_at,
             },
         )
         .await

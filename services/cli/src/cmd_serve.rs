@@ -4,6 +4,8 @@
 //! bounded channel that never drops; lesson-end finalisation on a timer; `/healthz` and
 //! `/metrics`, the API and the staff app over HTTP (rollcall-api); review decisions into the
 //! review queue (with the track's best crop); the notification dispatcher (rollcall-notify);
+//! the hourly retention job for biometric data (PRIVACY.md); enrollment and erasure for the
+//! API when `ROLLCALL_TEMPLATE_KEYS` is set;
 //! graceful shutdown on SIGTERM / Ctrl-C (cameras stopped, open tracks
 //! decided, queued check-ins committed, stores closed).
 //!
@@ -218,9 +220,38 @@ fn prometheus(m: &Metrics) -> String {
     s
 }
 
-/// What the API reads from this process: health, metrics and camera states.
+/// What the API reads from this process: health, metrics and camera states; and the face
+/// work the API asks for (photo enrollment, complete erasure) on this process's gallery.
 struct ServeOps {
     metrics: Shared,
+    face: Option<FaceOps>,
+}
+
+/// Enrollment and erasure for the API: its own pipeline (behind a lock: one enrollment at a
+/// time), the shared gallery, the school's store and the template keys.
+struct FaceOps {
+    pipeline: tokio::sync::Mutex<rollcall_vision::FacePipeline>,
+    gallery: Arc<dyn rollcall_domain::gallery::Gallery>,
+    store: Store,
+    tenant: TenantId,
+    keys: rollcall_gallery::vault::Keyring,
+    data: PathBuf,
+}
+
+fn api_error(code: &'static str, e: impl std::fmt::Display) -> rollcall_api::error::ApiError {
+    rollcall_api::error::ApiError::new(
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        code,
+        e.to_string(),
+    )
+}
+
+fn unavailable(what: &'static str) -> rollcall_api::error::ApiError {
+    rollcall_api::error::ApiError::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        what,
+        "face work is not available in this process (no template key: set ROLLCALL_TEMPLATE_KEYS)",
+    )
 }
 
 impl rollcall_api::Ops for ServeOps {
@@ -237,6 +268,80 @@ impl rollcall_api::Ops for ServeOps {
     }
     fn camera_states(&self) -> BTreeMap<String, String> {
         lock(&self.metrics).camera_state.clone()
+    }
+    fn enroll_photo<'a>(
+        &'a self,
+        student: &'a str,
+        image: Vec<u8>,
+    ) -> rollcall_api::BoxFut<'a, Result<serde_json::Value, rollcall_api::error::ApiError>> {
+        Box::pin(async move {
+            let f = self
+                .face
+                .as_ref()
+                .ok_or_else(|| unavailable("enrollment_unavailable"))?;
+            let sid = rollcall_domain::StudentId::new(student)
+                .map_err(|e| api_error("invalid_student", e))?;
+            let mut p = f.pipeline.lock().await;
+            let cfg = rollcall_gallery::enroll::EnrollConfig::new(
+                f.data.join("crops"),
+                p.thresholds(),
+            );
+            let report = rollcall_gallery::enroll::enroll(
+                &mut p,
+                f.gallery.as_ref(),
+                &rollcall_gallery::enroll::Safeguards {
+                    store: &f.store,
+                    keys: &f.keys,
+                },
+                &cfg,
+                rollcall_gallery::enroll::EnrollRequest {
+                    tenant: f.tenant.clone(),
+                    student: sid,
+                    campuses: Vec::new(),
+                    photos: vec![("upload".into(), image)],
+                    now: Utc::now(),
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                rollcall_gallery::enroll::EnrollError::Consent(c) => rollcall_api::error::ApiError::new(
+                    axum::http::StatusCode::CONFLICT,
+                    "consent_required",
+                    c.to_string(),
+                ),
+                other => api_error("enrollment_failed", other),
+            })?;
+            serde_json::to_value(report).map_err(|e| api_error("enrollment_failed", e))
+        })
+    }
+    fn erase<'a>(
+        &'a self,
+        student: &'a str,
+    ) -> rollcall_api::BoxFut<'a, Result<serde_json::Value, rollcall_api::error::ApiError>> {
+        Box::pin(async move {
+            let f = self
+                .face
+                .as_ref()
+                .ok_or_else(|| unavailable("erasure_unavailable"))?;
+            let sid = rollcall_domain::StudentId::new(student)
+                .map_err(|e| api_error("invalid_student", e))?;
+            let actor = rollcall_ledger::current_actor()
+                .map(|a| a.name)
+                .unwrap_or_else(|| "api".into());
+            let receipt = rollcall_gallery::privacy::erase_student(
+                f.gallery.as_ref(),
+                &f.store,
+                &f.data,
+                &f.tenant,
+                &sid,
+                &actor,
+                rollcall_gallery::privacy::ErasureReason::Request,
+                Utc::now(),
+            )
+            .await
+            .map_err(|e| api_error("erasure_failed", e))?;
+            serde_json::to_value(receipt).map_err(|e| api_error("erasure_failed", e))
+        })
     }
 }
 
@@ -320,6 +425,20 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
     // review crops: `crops/review/<file>` under the data directory (the API serves them from
     // there; the retention job deletes them by age)
     let crops_dir = cfg.data.clone();
+    // Enrollment and erasure through the API need the template keys; without them those two
+    // routes answer 503 and the rest works.
+    let face = match rollcall_gallery::vault::Keyring::from_env() {
+        Ok(Some(keys)) => Some(FaceOps {
+            pipeline: tokio::sync::Mutex::new(v.open()?),
+            gallery: rec.gallery.clone(),
+            store: store.clone(),
+            tenant: rec.tenant.clone(),
+            keys,
+            data: cfg.data.clone(),
+        }),
+        Ok(None) => None,
+        Err(e) => return Err(anyhow!("ROLLCALL_TEMPLATE_KEYS: {e}")),
+    };
     let metrics: Shared = Arc::new(Mutex::new(Metrics::default()));
 
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
@@ -336,6 +455,7 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
         },
         Arc::new(ServeOps {
             metrics: metrics.clone(),
+            face,
         }),
     ));
     tokio::spawn(async move {
@@ -389,6 +509,37 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
         .context("notification channels")?;
     let dispatcher =
         rollcall_notify::spawn_dispatcher(store.clone(), channels, Default::default())?;
+
+    // Retention of biometric data (PRIVACY.md): hourly, idempotent, counts logged.
+    let retention = {
+        let cfg_r = rollcall_gallery::privacy::RetentionConfig::from_env()
+            .map_err(|e| anyhow!("retention settings: {e}"))?;
+        let (gallery, store, tenant, data) = (
+            rec.gallery.clone(),
+            store.clone(),
+            rec.tenant.clone(),
+            cfg.data.clone(),
+        );
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                t.tick().await;
+                match rollcall_gallery::privacy::run_retention(
+                    gallery.as_ref(),
+                    &store,
+                    &data,
+                    &tenant,
+                    Utc::now(),
+                    &cfg_r,
+                )
+                .await
+                {
+                    Ok(r) => tracing::info!(report = ?r, "retention run"),
+                    Err(e) => tracing::warn!(error = %e, "retention run failed; will retry"),
+                }
+            }
+        })
+    };
 
     let (tx, rx) = mpsc::channel::<Pending>(1024);
     let writer = tokio::spawn(ledger_writer(store.clone(), rx, metrics.clone()));
@@ -517,6 +668,7 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
     // Every queued check-in is committed before the stores close.
     let _ = writer.await;
     finalizer.abort();
+    retention.abort();
     dispatcher.shutdown().await;
     store.close().await;
     eprintln!(

@@ -27,7 +27,8 @@ use std::time::Instant;
 /// The pipeline after capture: vision → gallery → tracker/matcher, for any number of cameras.
 pub struct Recognizer {
     pub pipeline: FacePipeline,
-    pub gallery: Box<dyn Gallery>,
+    /// Shared: `serve` also enrolls and erases through it (the API).
+    pub gallery: std::sync::Arc<dyn Gallery>,
     pub tenant: TenantId,
     pub model: ModelRef,
     pub engine: Engine,
@@ -55,7 +56,7 @@ impl Recognizer {
         };
         Ok(Self {
             pipeline,
-            gallery,
+            gallery: std::sync::Arc::from(gallery),
             tenant,
             model,
             engine: Engine::new(TrackerConfig::default(), matcher)?,
