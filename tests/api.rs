@@ -273,14 +273,34 @@ fn serve_enrolls_photos_and_erases_through_the_api() {
         .to_string();
     let (ok, _, err) = rollcall_stdin(
         &[
-            "consent", "grant", "--data", &d, "--student", "kit", "--name", "Kit",
-            "--guardian", "kit-g1", "--guardian-name", "Deborah", "--document", "form-7",
+            "consent",
+            "grant",
+            "--data",
+            &d,
+            "--student",
+            "kit",
+            "--name",
+            "Kit",
+            "--guardian",
+            "kit-g1",
+            "--guardian-name",
+            "Deborah",
+            "--document",
+            "form-7",
         ],
         "",
     );
     assert!(ok, "{err}");
     let (ok, _, err) = rollcall_stdin(
-        &["admin", "create", "--data", &d, "--username", "boss", "--password-stdin"],
+        &[
+            "admin",
+            "create",
+            "--data",
+            &d,
+            "--username",
+            "boss",
+            "--password-stdin",
+        ],
         "long enough password\n",
     );
     assert!(ok, "{err}");
@@ -315,7 +335,10 @@ fn serve_enrolls_photos_and_erases_through_the_api() {
     }
     let result = std::panic::catch_unwind(|| {
         let bearer = format!("Bearer {token}");
-        let auth = [("authorization", bearer.as_str()), ("content-type", "image/jpeg")];
+        let auth = [
+            ("authorization", bearer.as_str()),
+            ("content-type", "image/jpeg"),
+        ];
         let photo = std::fs::read(fixtures.join("faces/kit_harington/1.jpg")).unwrap();
         let (st, body) = http_bytes(
             &addr,
@@ -331,14 +354,8 @@ fn serve_enrolls_photos_and_erases_through_the_api() {
         assert_eq!(v["verdict"]["templates"], 1, "{v}");
         // a group photo is refused with the reason (several faces), nothing enrolled
         let group = std::fs::read(fixtures.join("groups/two_people.jpg")).unwrap();
-        let (st, body) = http_bytes(
-            &addr,
-            "POST",
-            "/api/v1/students/kit/photos",
-            &auth,
-            &group,
-        )
-        .unwrap();
+        let (st, body) =
+            http_bytes(&addr, "POST", "/api/v1/students/kit/photos", &auth, &group).unwrap();
         assert_eq!(st, 200, "{body}");
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["verdict"]["enrolled"].as_array().unwrap().len(), 0, "{v}");
@@ -356,17 +373,60 @@ fn serve_enrolls_photos_and_erases_through_the_api() {
         assert_eq!(st, 200, "{body}");
         assert!(body.contains("receipt"), "{body}");
         // after erasure, nothing of kit is left to match: a new photo enrolls as the only one
-        let (st, body) = http_bytes(
-            &addr,
-            "POST",
-            "/api/v1/students/kit/photos",
-            &auth,
-            &photo,
-        )
-        .unwrap();
+        let (st, body) =
+            http_bytes(&addr, "POST", "/api/v1/students/kit/photos", &auth, &photo).unwrap();
         assert_eq!(st, 200, "{body}");
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["verdict"]["templates"], 1, "{v}");
+        let admin = [("authorization", bearer.as_str())];
+        // subject-access export: written under the data directory, reported
+        let (st, body) =
+            http_bytes(&addr, "POST", "/api/v1/students/kit/export", &admin, b"").unwrap();
+        assert_eq!(st, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert!(v["export"].is_object(), "{v}");
+        let exports = std::path::Path::new(&d).join("exports");
+        assert!(
+            std::fs::read_dir(&exports).unwrap().next().is_some(),
+            "nothing under {}",
+            exports.display()
+        );
+        // the notification outbox, counted per state
+        let (st, body) = http_bytes(&addr, "GET", "/api/v1/notifications", &admin, b"").unwrap();
+        assert_eq!(st, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            v["counts"].is_object() && v["notifications"].is_array(),
+            "{v}"
+        );
+        let (st, _) = http_bytes(
+            &addr,
+            "GET",
+            "/api/v1/notifications?state=nonsense",
+            &admin,
+            b"",
+        )
+        .unwrap();
+        assert_eq!(st, 422);
+        // consent withdrawn: the biometric data goes at once and enrollment is refused
+        let json_admin = [
+            ("authorization", bearer.as_str()),
+            ("content-type", "application/json"),
+        ];
+        let (st, body) = http_bytes(
+            &addr,
+            "POST",
+            "/api/v1/students/kit/consent/withdraw",
+            &json_admin,
+            br#"{"by":"kit-g1","document_ref":"withdrawal-1"}"#,
+        )
+        .unwrap();
+        assert_eq!(st, 200, "{body}");
+        assert!(body.contains("receipt"), "{body}");
+        let (st, body) =
+            http_bytes(&addr, "POST", "/api/v1/students/kit/photos", &auth, &photo).unwrap();
+        assert_eq!(st, 409, "{body}");
+        assert!(body.contains("consent_required"), "{body}");
     });
     let _ = child.kill();
     let _ = child.wait();

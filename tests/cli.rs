@@ -561,7 +561,9 @@ fn two_serve_processes_on_one_postgres_never_double_deduct() {
     rt.block_on(async {
         use rollcall_domain::ledger::{ClassPolicy, SchoolPolicy};
         use rollcall_ledger::*;
-        let root = Store::open(&url).await.expect("PostgreSQL (ROLLCALL_TEST_DATABASE_URL)");
+        let root = Store::open(&url)
+            .await
+            .expect("PostgreSQL (ROLLCALL_TEST_DATABASE_URL)");
         let s = root
             .create_school(&school, "Two serves", 0, &SchoolPolicy::default())
             .await
@@ -660,7 +662,11 @@ fn two_serve_processes_on_one_postgres_never_double_deduct() {
             .env("ROLLCALL_TEMPLATE_KEYS", template_key())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -705,7 +711,11 @@ fn two_serve_processes_on_one_postgres_never_double_deduct() {
     }
     for c in &mut children {
         let pid = c.id().to_string();
-        assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+        assert!(Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success());
     }
     for mut c in children {
         assert!(c.wait().unwrap().success());
@@ -723,7 +733,9 @@ fn two_serve_processes_on_one_postgres_never_double_deduct() {
         events.iter().filter_map(|e| e.camera_id.clone()).collect();
     assert_eq!(
         cams,
-        ["door-a".to_string(), "door-b".to_string()].into_iter().collect(),
+        ["door-a".to_string(), "door-b".to_string()]
+            .into_iter()
+            .collect(),
         "{events:?}"
     );
     // ... and exactly one lesson was deducted.

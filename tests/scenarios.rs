@@ -15,7 +15,11 @@ fn fixtures() -> PathBuf {
     let dir = std::env::var_os("ROLLCALL_FIXTURES_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("../shared/fixtures"));
-    assert!(dir.join("faces").is_dir(), "fixtures not found at {}", dir.display());
+    assert!(
+        dir.join("faces").is_dir(),
+        "fixtures not found at {}",
+        dir.display()
+    );
     dir.canonicalize().unwrap()
 }
 
@@ -107,7 +111,11 @@ fn afternoon_checks_in_five_marks_one_absent_and_never_a_stranger() {
     // Rose is late; everyone else on time.
     for c in s["check_ins"].as_array().unwrap() {
         if c["ledger"] == "recorded" {
-            let want = if c["student"] == "rose_leslie" { "late" } else { "present" };
+            let want = if c["student"] == "rose_leslie" {
+                "late"
+            } else {
+                "present"
+            };
             assert_eq!(c["status"], want, "{c}");
         }
     }
@@ -134,14 +142,22 @@ fn afternoon_checks_in_five_marks_one_absent_and_never_a_stranger() {
     // Parents were told: an arrival notice for each student who came, a "not arrived" notice
     // for Miranda (and for Rose at start + grace, before she turned up late); nothing twice.
     let notes = pairs(&s["notifications"], "kind", "student");
-    for st in ["obama", "biden", "kit_harington", "rose_leslie", "alex_lacamoire"] {
+    for st in [
+        "obama",
+        "biden",
+        "kit_harington",
+        "rose_leslie",
+        "alex_lacamoire",
+    ] {
         assert!(notes.contains(&("arrival".into(), st.into())), "{notes:?}");
     }
-    assert!(notes.contains(&("absence".into(), "lin_manuel_miranda".into())), "{notes:?}");
+    assert!(
+        notes.contains(&("absence".into(), "lin_manuel_miranda".into())),
+        "{notes:?}"
+    );
     assert!(!notes.contains(&("arrival".into(), "lin_manuel_miranda".into())));
     assert_eq!(
-        s["notification_summary"]["delivered"],
-        s["notification_summary"]["distinct_keys"],
+        s["notification_summary"]["delivered"], s["notification_summary"]["distinct_keys"],
         "{}",
         s["notification_summary"]
     );
@@ -153,7 +169,12 @@ fn three_weeks_raise_one_absence_streak_and_one_low_balance_alert() {
     assert_perfect(&s);
     assert_eq!(s["score"]["expected_check_ins"], 9, "{}", s["score"]);
     assert_eq!(s["score"]["correct_check_ins"], 9);
-    assert_eq!(s["absences"].as_array().unwrap().len(), 3, "{}", s["absences"]);
+    assert_eq!(
+        s["absences"].as_array().unwrap().len(),
+        3,
+        "{}",
+        s["absences"]
+    );
     let kinds: Vec<&str> = s["alerts"]
         .as_array()
         .unwrap()
@@ -300,7 +321,10 @@ fn a_new_scenario_file_runs_without_code_changes() {
         pairs(&s["check_ins"], "student", "lesson"),
         set(&[("kit", "art-1")])
     );
-    assert_eq!(pairs(&s["absences"], "student", "status"), set(&[("rose", "absent")]));
+    assert_eq!(
+        pairs(&s["absences"], "student", "status"),
+        set(&[("rose", "absent")])
+    );
     // Rose's absence costs half a lesson under the class's policy.
     let rose: Vec<&Value> = s["deductions"]
         .as_array()

@@ -41,8 +41,8 @@ pub use plan::{
     plan, Appearance, ArrivalTruth, AttendanceTruth, CameraPlan, PersonKind, Plan, Pose, Trajectory,
 };
 pub use render::{CameraStream, RenderError, RenderedStream, Renderer, StreamOptions, TruthFace};
-pub use video::{AviWriter, VideoError};
 pub use scenario::{ArrivalStatus, Effects, Lesson, Scenario, ScenarioError, Side};
+pub use video::{AviWriter, VideoError};
 
 use std::path::Path;
 

@@ -107,7 +107,7 @@ impl AviWriter {
         o.write_all(&le(width))?;
         o.write_all(&le(height))?;
         o.write_all(&[0u8; 16])?; // dwReserved[4]
-        // LIST strl
+                                  // LIST strl
         o.write_all(b"LIST")?;
         o.write_all(&(strl_size as u32).to_le_bytes())?;
         o.write_all(b"strl")?;
@@ -143,7 +143,7 @@ impl AviWriter {
         o.write_all(b"MJPG")?; // biCompression
         o.write_all(&le(width.saturating_mul(height).saturating_mul(3)))?;
         o.write_all(&[0u8; 16])?; // pels per metre, colours used/important
-        // LIST movi
+                                  // LIST movi
         let movi_list_pos = 12 + 8 + hdrl_size as u64;
         o.write_all(b"LIST")?;
         self.movi_size_pos = movi_list_pos + 4;
@@ -211,7 +211,10 @@ impl AviWriter {
             (self.avih_buffer_pos, buffer),
             (self.strh_length_pos, frames),
             (self.strh_buffer_pos, buffer),
-            (self.movi_size_pos, (movi_end - self.movi_size_pos - 4) as u32),
+            (
+                self.movi_size_pos,
+                (movi_end - self.movi_size_pos - 4) as u32,
+            ),
         ];
         for (pos, v) in patches {
             self.out.seek(SeekFrom::Start(pos)).map_err(self.io())?;

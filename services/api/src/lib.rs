@@ -98,6 +98,33 @@ pub trait Ops: Send + Sync + 'static {
             ))
         })
     }
+    /// Subject-access export: everything held about a student (JSON record plus enrollment
+    /// photos, written under the data directory); the export report as JSON.
+    fn export<'a>(&'a self, _student: &'a str) -> BoxFut<'a, Result<Value, ApiError>> {
+        Box::pin(async {
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "export_unavailable",
+                "subject-access export is not available in this process",
+            ))
+        })
+    }
+    /// Records a guardian's consent withdrawal and erases the biometric data at once; the
+    /// erasure receipt as JSON.
+    fn withdraw_consent<'a>(
+        &'a self,
+        _student: &'a str,
+        _by: &'a str,
+        _document_ref: Option<String>,
+    ) -> BoxFut<'a, Result<Value, ApiError>> {
+        Box::pin(async {
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "consent_unavailable",
+                "consent withdrawal is not available in this process",
+            ))
+        })
+    }
 }
 
 /// No pipeline attached (tests, API-only processes).

@@ -197,6 +197,30 @@ pub(crate) fn mount(r: Routes) -> Routes {
         post(erase),
     )
     .add(
+        "POST",
+        "/api/v1/students/{id}/export",
+        "students",
+        Some(roles::ADMIN),
+        "subject-access export: everything held about the student (JSON + enrollment photos under the data directory)",
+        post(export_subject),
+    )
+    .add(
+        "POST",
+        "/api/v1/students/{id}/consent/withdraw",
+        "students",
+        Some(roles::ADMIN),
+        "record a guardian's consent withdrawal (JSON {by, document_ref}); erases the biometric data at once",
+        post(withdraw_consent),
+    )
+    .add(
+        "GET",
+        "/api/v1/notifications",
+        "notifications",
+        Some(roles::ADMIN),
+        "notification outbox: counts per state and the newest notices (state=pending|sent|dead, limit)",
+        get(list_notifications),
+    )
+    .add(
         "GET",
         "/api/v1/classes",
         "timetable",
@@ -414,6 +438,57 @@ fn parse_id(s: &str) -> ApiResult<i64> {
 
 async fn run<F: std::future::Future>(staff: &Staff, f: F) -> F::Output {
     as_actor(staff.actor(), f).await
+}
+
+async fn export_subject(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    student_in_scope(&st, &staff, &id).await?;
+    let report = run(&staff, st.ops.export(&id)).await?;
+    Ok(Json(json!({"export": report})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Withdrawal {
+    /// Guardian (or staff member) who withdrew.
+    pub by: String,
+    pub document_ref: Option<String>,
+}
+
+async fn withdraw_consent(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Path(id): Path<String>,
+    JsonBody(w): JsonBody<Withdrawal>,
+) -> ApiResult<Json<Value>> {
+    if w.by.trim().is_empty() {
+        return Err(ApiError::invalid("`by` must name who withdrew consent"));
+    }
+    student_in_scope(&st, &staff, &id).await?;
+    let receipt = run(&staff, st.ops.withdraw_consent(&id, &w.by, w.document_ref)).await?;
+    Ok(Json(json!({"receipt": receipt})))
+}
+
+async fn list_notifications(
+    State(st): State<AppState>,
+    Query(q): Query<StateQuery>,
+) -> ApiResult<Json<Value>> {
+    let state = match q.state.as_deref() {
+        None | Some("") => None,
+        Some(s) => Some(rollcall_ledger::OutboxState::parse(s).ok_or_else(|| {
+            ApiError::invalid(format!("state {s:?}: expected pending, sent or dead"))
+        })?),
+    };
+    let now = chrono::Utc::now();
+    let counts = st.store.outbox_counts(now).await?;
+    let rows = st
+        .store
+        .outbox(state, q.limit.unwrap_or(100).clamp(1, 1000))
+        .await?;
+    Ok(Json(json!({"counts": counts, "notifications": rows})))
 }
 
 // -------------------------------------------------------------------------------------------

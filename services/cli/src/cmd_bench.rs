@@ -405,12 +405,22 @@ pub fn machine() -> Value {
     })
 }
 
-/// Runs `benches/vision_reference.py` with the project's Python (`ROLLCALL_PYTHON`, else
-/// `.cache/venv/bin/python`, else `python3`) and parses its JSON.
+/// Runs `benches/vision_reference.py` and parses its JSON.
 fn python_reference(v: &VisionOpts, frame_png: &Path, iters: usize) -> anyhow::Result<Value> {
-    let root =
-        project_root().context("cannot find the project root (benches/vision_reference.py)")?;
-    let script = root.join("benches/vision_reference.py");
+    let frame = frame_png.display().to_string();
+    run_reference(
+        v,
+        "vision_reference.py",
+        &["--frame".into(), frame, "--iters".into(), iters.to_string()],
+    )
+}
+
+/// Runs `benches/SCRIPT` with the project's Python (`ROLLCALL_PYTHON`, else
+/// `.cache/venv/bin/python`, else `python3`), the models directory and thread count of `v`
+/// plus `args`, and parses the JSON it prints.
+pub fn run_reference(v: &VisionOpts, script: &str, args: &[String]) -> anyhow::Result<Value> {
+    let root = project_root().context("cannot find the project root (benches/)")?;
+    let script = root.join("benches").join(script);
     let python = std::env::var_os("ROLLCALL_PYTHON")
         .map(PathBuf::from)
         .or_else(|| {
@@ -423,12 +433,9 @@ fn python_reference(v: &VisionOpts, frame_png: &Path, iters: usize) -> anyhow::R
         .arg(&script)
         .arg("--models")
         .arg(&models)
-        .arg("--frame")
-        .arg(frame_png)
-        .arg("--iters")
-        .arg(iters.to_string())
         .arg("--threads")
         .arg(v.threads.to_string())
+        .args(args)
         .output()
         .with_context(|| format!("running {}", python.display()))?;
     if !out.status.success() {

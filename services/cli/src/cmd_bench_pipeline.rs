@@ -14,7 +14,6 @@
 //!
 //! The gallery is scenario (a)'s: its six students enrolled through the real enrollment path.
 
-use crate::cmd_bench::project_root;
 use crate::cmd_scenario::{self, Prepared};
 use crate::cmd_sim;
 use crate::cmd_vision::VisionOpts;
@@ -216,9 +215,10 @@ async fn live_run(
                 }
                 next += period;
                 let captured = Instant::now();
-                let Ok(frame) =
-                    rollcall_vision::decode::decode_bytes(&jpegs[i % jpegs.len()], &Default::default())
-                else {
+                let Ok(frame) = rollcall_vision::decode::decode_bytes(
+                    &jpegs[i % jpegs.len()],
+                    &Default::default(),
+                ) else {
                     continue;
                 };
                 i += 1;
@@ -271,7 +271,8 @@ async fn live_run(
                 ));
                 store.check_in(&ci).await?;
                 check_ins += 1;
-                commit_lat.push((Utc::now() - d.first_seen).num_microseconds().unwrap_or(0) as f64 / 1e3);
+                commit_lat
+                    .push((Utc::now() - d.first_seen).num_microseconds().unwrap_or(0) as f64 / 1e3);
             }
         }
     }
@@ -311,38 +312,15 @@ fn python_reference(
     fps: u32,
     photos: &[(String, PathBuf)],
 ) -> anyhow::Result<Value> {
-    let root = project_root().context("cannot find the project root (benches/)")?;
-    let script = root.join("benches/pipeline_reference.py");
-    let python = std::env::var_os("ROLLCALL_PYTHON")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let p = root.join(".cache/venv/bin/python");
-            p.is_file().then_some(p)
-        })
-        .unwrap_or_else(|| PathBuf::from("python3"));
-    let models = rollcall_vision::manifest::resolve_models_dir(v.models.as_deref());
-    let mut cmd = std::process::Command::new(&python);
-    cmd.arg(&script)
-        .arg("--models")
-        .arg(&models)
-        .arg("--clip")
-        .arg(clip)
-        .arg("--fps")
-        .arg(fps.to_string())
-        .arg("--threads")
-        .arg(v.threads.to_string());
+    let mut args = vec![
+        "--clip".to_string(),
+        clip.display().to_string(),
+        "--fps".into(),
+        fps.to_string(),
+    ];
     for (id, p) in photos {
-        cmd.arg("--enroll").arg(format!("{id}={}", p.display()));
+        args.push("--enroll".into());
+        args.push(format!("{id}={}", p.display()));
     }
-    let out = cmd
-        .output()
-        .with_context(|| format!("running {}", python.display()))?;
-    if !out.status.success() {
-        bail!(
-            "{} failed: {}",
-            script.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    serde_json::from_slice(&out.stdout).context("parsing the reference's JSON")
+    crate::cmd_bench::run_reference(v, "pipeline_reference.py", &args)
 }

@@ -235,8 +235,9 @@ pub async fn run(v: &VisionOpts, cmd: GalleryCmd) -> anyhow::Result<Value> {
             let tenant =
                 TenantId::new(school.school_id()).map_err(|e| anyhow!("school id: {e}"))?;
             let gallery = open_gallery(&data, crate::cmd_privacy::dim_for(v)).await?;
-            let r = rollcall_gallery::vault::rebuild_index(&keys, &school, gallery.as_ref(), &tenant)
-                .await?;
+            let r =
+                rollcall_gallery::vault::rebuild_index(&keys, &school, gallery.as_ref(), &tenant)
+                    .await?;
             school.close().await;
             Ok(serde_json::to_value(r)?)
         }

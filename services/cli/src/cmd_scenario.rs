@@ -258,7 +258,12 @@ struct TruthVotes {
 }
 
 impl TruthVotes {
-    fn add(&mut self, boxes: &[BBox], tracks: &[TrackId], truth: &[rollcall_camera_sim::TruthFace]) {
+    fn add(
+        &mut self,
+        boxes: &[BBox],
+        tracks: &[TrackId],
+        truth: &[rollcall_camera_sim::TruthFace],
+    ) {
         for (b, t) in boxes.iter().zip(tracks) {
             *self.frames.entry(t.clone()).or_default() += 1;
             let best = truth
@@ -345,8 +350,7 @@ pub async fn prepare(v: &VisionOpts, sim: &Simulation, data: &Path) -> anyhow::R
     for s in &f.students {
         let mut photos = Vec::new();
         for p in &s.enrollment_photos {
-            let bytes =
-                std::fs::read(&p.path).with_context(|| format!("{}", p.path.display()))?;
+            let bytes = std::fs::read(&p.path).with_context(|| format!("{}", p.path.display()))?;
             photos.push((p.path.display().to_string(), bytes));
         }
         let student = StudentId::new(s.id.as_str()).map_err(|e| anyhow!("student id: {e}"))?;
@@ -493,7 +497,9 @@ pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::
             next_missing += 1;
         }
         while next_finalize < finalize_at.len() && finalize_at[next_finalize] <= t {
-            store.finalize(ms_to_utc(finalize_at[next_finalize])?).await?;
+            store
+                .finalize(ms_to_utc(finalize_at[next_finalize])?)
+                .await?;
             next_finalize += 1;
         }
         if t >= next_dispatch {
@@ -702,9 +708,11 @@ async fn summarize(
             rollcall_domain::ledger::CheckInOutcome::Recorded {
                 lesson_id, status, ..
             } => (Some(lesson_id.clone()), Some(status.as_str()), "recorded"),
-            rollcall_domain::ledger::CheckInOutcome::AlreadyRecorded { lesson_id, status } => {
-                (Some(lesson_id.clone()), Some(status.as_str()), "already_recorded")
-            }
+            rollcall_domain::ledger::CheckInOutcome::AlreadyRecorded { lesson_id, status } => (
+                Some(lesson_id.clone()),
+                Some(status.as_str()),
+                "already_recorded",
+            ),
             rollcall_domain::ledger::CheckInOutcome::Unscheduled => (None, None, "unscheduled"),
             rollcall_domain::ledger::CheckInOutcome::DuplicateEvent => {
                 (None, None, "duplicate_event")
@@ -810,9 +818,19 @@ async fn summarize(
         .count();
     let stranger_check_ins = results
         .iter()
-        .filter(|(d, _)| truth.person(&d.track).is_some_and(|p| strangers.contains(p)))
+        .filter(|(d, _)| {
+            truth
+                .person(&d.track)
+                .is_some_and(|p| strangers.contains(p))
+        })
         .count();
-    let ratio = |n: usize, d: usize| if d == 0 { 1.0 } else { round3(n as f64 / d as f64) };
+    let ratio = |n: usize, d: usize| {
+        if d == 0 {
+            1.0
+        } else {
+            round3(n as f64 / d as f64)
+        }
+    };
 
     let mut sorted = x.frame_ms.clone();
     sorted.sort_by(f64::total_cmp);

@@ -28,12 +28,12 @@ use crate::cmd_gallery::{dim_of, open_gallery, open_school, DataOpts};
 use crate::cmd_vision::VisionOpts;
 use crate::cmd_watch::{Latencies, Recognizer};
 use crate::pool::{Analyzed, InferencePool, Job};
-use rollcall_domain::Frame;
 use anyhow::{anyhow, Context};
 use chrono::Utc;
 use rollcall_capture::{spawn_cameras, CameraConfig, CameraHealth, HealthEvent};
 use rollcall_domain::ledger::AttendanceSource;
 use rollcall_domain::matcher::debounce::{Decision, Outcome};
+use rollcall_domain::Frame;
 use rollcall_domain::TenantId;
 use rollcall_ledger::{CheckIn, NewReviewItem, ReviewCandidate, Store};
 use serde::Deserialize;
@@ -126,6 +126,8 @@ struct Metrics {
     capture: BTreeMap<String, rollcall_capture::CaptureCounters>,
     /// Frames replaced in the inference pool's slot before a worker took them.
     inference_dropped: BTreeMap<String, u64>,
+    /// The notification outbox (school, counts), refreshed every second.
+    outbox: Option<(String, rollcall_ledger::OutboxCounts)>,
 }
 
 type Shared = Arc<Mutex<Metrics>>;
@@ -209,6 +211,9 @@ fn prometheus(m: &Metrics) -> String {
         }
         s += &format!("{name}_count {}\n", v.count);
     }
+    if let Some((school, c)) = &m.outbox {
+        s += &rollcall_notify::metrics_text(school, c);
+    }
     s += "# TYPE rollcall_camera_up gauge\n";
     for (cam, st) in &m.camera_state {
         let up = matches!(st.as_str(), "online" | "connecting") as u8;
@@ -254,6 +259,23 @@ fn unavailable(what: &'static str) -> rollcall_api::error::ApiError {
     )
 }
 
+impl ServeOps {
+    /// The face work of this process (or 503 `unavailable`) and the student id (or 422).
+    fn face_for(
+        &self,
+        student: &str,
+        unavailable_code: &'static str,
+    ) -> Result<(&FaceOps, rollcall_domain::StudentId), rollcall_api::error::ApiError> {
+        let f = self
+            .face
+            .as_ref()
+            .ok_or_else(|| unavailable(unavailable_code))?;
+        let sid = rollcall_domain::StudentId::new(student)
+            .map_err(|e| api_error("invalid_student", e))?;
+        Ok((f, sid))
+    }
+}
+
 impl rollcall_api::Ops for ServeOps {
     fn health(&self) -> serde_json::Value {
         let m = lock(&self.metrics);
@@ -275,17 +297,10 @@ impl rollcall_api::Ops for ServeOps {
         image: Vec<u8>,
     ) -> rollcall_api::BoxFut<'a, Result<serde_json::Value, rollcall_api::error::ApiError>> {
         Box::pin(async move {
-            let f = self
-                .face
-                .as_ref()
-                .ok_or_else(|| unavailable("enrollment_unavailable"))?;
-            let sid = rollcall_domain::StudentId::new(student)
-                .map_err(|e| api_error("invalid_student", e))?;
+            let (f, sid) = self.face_for(student, "enrollment_unavailable")?;
             let mut p = f.pipeline.lock().await;
-            let cfg = rollcall_gallery::enroll::EnrollConfig::new(
-                f.data.join("crops"),
-                p.thresholds(),
-            );
+            let cfg =
+                rollcall_gallery::enroll::EnrollConfig::new(f.data.join("crops"), p.thresholds());
             let report = rollcall_gallery::enroll::enroll(
                 &mut p,
                 f.gallery.as_ref(),
@@ -304,14 +319,65 @@ impl rollcall_api::Ops for ServeOps {
             )
             .await
             .map_err(|e| match e {
-                rollcall_gallery::enroll::EnrollError::Consent(c) => rollcall_api::error::ApiError::new(
-                    axum::http::StatusCode::CONFLICT,
-                    "consent_required",
-                    c.to_string(),
-                ),
+                rollcall_gallery::enroll::EnrollError::Consent(c) => {
+                    rollcall_api::error::ApiError::new(
+                        axum::http::StatusCode::CONFLICT,
+                        "consent_required",
+                        c.to_string(),
+                    )
+                }
                 other => api_error("enrollment_failed", other),
             })?;
             serde_json::to_value(report).map_err(|e| api_error("enrollment_failed", e))
+        })
+    }
+    fn export<'a>(
+        &'a self,
+        student: &'a str,
+    ) -> rollcall_api::BoxFut<'a, Result<serde_json::Value, rollcall_api::error::ApiError>> {
+        Box::pin(async move {
+            let (f, sid) = self.face_for(student, "export_unavailable")?;
+            let now = Utc::now();
+            let out = f.data.join("exports").join(format!(
+                "{}-{}",
+                rollcall_gallery::enroll::path_component(student),
+                now.format("%Y%m%dT%H%M%S%.3fZ")
+            ));
+            let r = rollcall_gallery::privacy::export_student(
+                f.gallery.as_ref(),
+                &f.store,
+                &f.data,
+                &f.tenant,
+                &sid,
+                &out,
+                now,
+            )
+            .await
+            .map_err(|e| api_error("export_failed", e))?;
+            serde_json::to_value(r).map_err(|e| api_error("export_failed", e))
+        })
+    }
+    fn withdraw_consent<'a>(
+        &'a self,
+        student: &'a str,
+        by: &'a str,
+        document_ref: Option<String>,
+    ) -> rollcall_api::BoxFut<'a, Result<serde_json::Value, rollcall_api::error::ApiError>> {
+        Box::pin(async move {
+            let (f, sid) = self.face_for(student, "consent_unavailable")?;
+            let r = rollcall_gallery::privacy::withdraw_consent(
+                f.gallery.as_ref(),
+                &f.store,
+                &f.data,
+                &f.tenant,
+                &sid,
+                by,
+                document_ref,
+                Utc::now(),
+            )
+            .await
+            .map_err(|e| api_error("withdrawal_failed", e))?;
+            serde_json::to_value(r).map_err(|e| api_error("withdrawal_failed", e))
         })
     }
     fn erase<'a>(
@@ -319,12 +385,7 @@ impl rollcall_api::Ops for ServeOps {
         student: &'a str,
     ) -> rollcall_api::BoxFut<'a, Result<serde_json::Value, rollcall_api::error::ApiError>> {
         Box::pin(async move {
-            let f = self
-                .face
-                .as_ref()
-                .ok_or_else(|| unavailable("erasure_unavailable"))?;
-            let sid = rollcall_domain::StudentId::new(student)
-                .map_err(|e| api_error("invalid_student", e))?;
+            let (f, sid) = self.face_for(student, "erasure_unavailable")?;
             let actor = rollcall_ledger::current_actor()
                 .map(|a| a.name)
                 .unwrap_or_else(|| "api".into());
@@ -496,7 +557,13 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
     let pool = {
         let mut one = v.clone();
         one.threads = 1;
-        InferencePool::start(workers, handles.len(), handles.len().max(1), || one.open(), atx)?
+        InferencePool::start(
+            workers,
+            handles.len(),
+            handles.len().max(1),
+            || one.open(),
+            atx,
+        )?
     };
     let mut best_crops = BestCrops::default();
 
@@ -628,9 +695,13 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
                 let crop = best_crops.take_saved(&d, &crops_dir);
                 send(&tx, &metrics, &store, d, crop).await;
             }
+            let counts = store.outbox_counts(Utc::now()).await;
             let mut m = lock(&metrics);
             for h in &handles {
                 m.capture.insert(h.camera().to_string(), h.counters());
+            }
+            if let Ok(c) = counts {
+                m.outbox = Some((store.school_id().to_string(), c));
             }
         }
         if !worked {
@@ -651,7 +722,10 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
         if let Ok(faces) = a.faces {
             if let Some(cam) = cam_list.get(a.camera).cloned() {
                 let campus = campus_of[&cam].clone();
-                if let Ok(out) = rec.on_analyzed(&cam, &campus, a.at, faces, a.captured).await {
+                if let Ok(out) = rec
+                    .on_analyzed(&cam, &campus, a.at, faces, a.captured)
+                    .await
+                {
                     for d in out.decisions {
                         let crop = best_crops.take_saved(&d, &crops_dir);
                         send(&tx, &metrics, &store, d, crop).await;

@@ -158,12 +158,7 @@ impl Drop for InferencePool {
     }
 }
 
-fn worker(
-    mut p: FacePipeline,
-    shared: Arc<Shared>,
-    out: mpsc::Sender<Analyzed>,
-    max_batch: usize,
-) {
+fn worker(mut p: FacePipeline, shared: Arc<Shared>, out: mpsc::Sender<Analyzed>, max_batch: usize) {
     loop {
         // take the waiting frames of up to max_batch free cameras, round robin
         let mut taken: Vec<(usize, Job)> = Vec::new();
@@ -200,8 +195,10 @@ fn worker(
         match result {
             Ok(per_frame) => {
                 for ((c, j), faces) in taken.iter().zip(per_frame) {
-                    let (obs, crops): (Vec<_>, Vec<_>) =
-                        faces.into_iter().map(|f| (f.observation, f.aligned)).unzip();
+                    let (obs, crops): (Vec<_>, Vec<_>) = faces
+                        .into_iter()
+                        .map(|f| (f.observation, f.aligned))
+                        .unzip();
                     results.push(Analyzed {
                         camera: *c,
                         at: j.at,
@@ -280,7 +277,13 @@ mod tests {
         assert!(!pool.submit(2, f()), "unknown camera");
         assert_eq!(pool.counters(0).dropped, 2);
         assert_eq!(pool.counters(1).dropped, 0);
-        let waiting = pool.shared.lock().slots.iter().filter(|j| j.is_some()).count();
+        let waiting = pool
+            .shared
+            .lock()
+            .slots
+            .iter()
+            .filter(|j| j.is_some())
+            .count();
         assert_eq!(waiting, 2);
         pool.stop();
     }

@@ -24,8 +24,8 @@ pub use outbox::{
 };
 pub use reports::*;
 pub use staff::*;
-pub use views::*;
 pub use store::*;
+pub use views::*;
 
 /// Errors at the crate boundary.
 #[derive(Debug, thiserror::Error)]

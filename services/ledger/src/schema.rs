@@ -4,10 +4,11 @@
 //! quantities as BIGINT hundredths of a lesson.
 
 /// `(version, description, sql)`. `{serial}` is the auto-increment primary key column type.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "initial schema",
-    r#"
+pub const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "initial schema",
+        r#"
 CREATE TABLE schools (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -207,8 +208,20 @@ CREATE TABLE audit_log (
     after_json TEXT
 );
 "#,
-),
-(2, "notification outbox and settings", crate::outbox::MIGRATION_2),
-(4, "staff accounts, sessions, API tokens, review queue, audit actor role/ip", crate::staff::MIGRATION_4),
-(3, "privacy: consent document/expiry, encrypted canonical templates", crate::privacy::MIGRATION_3),
+    ),
+    (
+        2,
+        "notification outbox and settings",
+        crate::outbox::MIGRATION_2,
+    ),
+    (
+        4,
+        "staff accounts, sessions, API tokens, review queue, audit actor role/ip",
+        crate::staff::MIGRATION_4,
+    ),
+    (
+        3,
+        "privacy: consent document/expiry, encrypted canonical templates",
+        crate::privacy::MIGRATION_3,
+    ),
 ];

@@ -1406,7 +1406,12 @@ impl Store {
                             false,
                         )
                         .await?;
-                    crate::outbox::enqueue(&mut *c, &school, &crate::outbox::arrival(student, lesson, status, ci.at)).await?;
+                    crate::outbox::enqueue(
+                        &mut *c,
+                        &school,
+                        &crate::outbox::arrival(student, lesson, status, ci.at),
+                    )
+                    .await?;
                     if let DeductionDecision::Insufficient { reason, .. } = d {
                         raise_alert(
                             &mut *c,
@@ -1695,7 +1700,10 @@ impl Store {
                     ms(until),
                 )
                 .await?;
-                crate::outbox::enqueue_absence(&mut *c, &school, &student, &lesson, out.status, until).await?;
+                crate::outbox::enqueue_absence(
+                    &mut *c, &school, &student, &lesson, out.status, until,
+                )
+                .await?;
                 match out.status {
                     AttendanceStatus::Excused => rep.excused += 1,
                     _ => rep.absent += 1,
