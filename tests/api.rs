@@ -427,6 +427,45 @@ fn serve_enrolls_photos_and_erases_through_the_api() {
             http_bytes(&addr, "POST", "/api/v1/students/kit/photos", &auth, &photo).unwrap();
         assert_eq!(st, 409, "{body}");
         assert!(body.contains("consent_required"), "{body}");
+        // a new grant through the API is validated (unknown guardian refused), then enrollment
+        // works again; a withdrawal recorded as a consent decision also erases at once
+        let grant = |by: &str| {
+            format!(
+                r#"{{"kind":"face_recognition","granted":true,"given_by":"{by}","document_ref":"form-8"}}"#
+            )
+        };
+        let (st, body) = http_bytes(
+            &addr,
+            "POST",
+            "/api/v1/students/kit/consents",
+            &json_admin,
+            grant("nobody").as_bytes(),
+        )
+        .unwrap();
+        assert!((400..500).contains(&st), "{st} {body}");
+        let (st, body) = http_bytes(
+            &addr,
+            "POST",
+            "/api/v1/students/kit/consents",
+            &json_admin,
+            grant("kit-g1").as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(st, 201, "{body}");
+        let (st, body) =
+            http_bytes(&addr, "POST", "/api/v1/students/kit/photos", &auth, &photo).unwrap();
+        assert_eq!(st, 200, "{body}");
+        let (st, body) = http_bytes(
+            &addr,
+            "POST",
+            "/api/v1/students/kit/consents",
+            &json_admin,
+            br#"{"kind":"face_recognition","granted":false,"given_by":"kit-g1"}"#,
+        )
+        .unwrap();
+        assert_eq!(st, 201, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert!(v["erasure"].is_object(), "{v}");
     });
     let _ = child.kill();
     let _ = child.wait();

@@ -113,7 +113,7 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "/api/v1/students/{id}/consents",
         "students",
         Some(roles::ENROLL),
-        "record a consent decision",
+        "record a consent decision (JSON {kind, granted, given_by: guardian id, document_ref, expires_at}); withdrawing face_recognition consent erases the biometric data at once",
         post(add_consent),
     )
     .add(
@@ -766,7 +766,12 @@ async fn add_guardian(
 struct Consent {
     kind: String,
     granted: bool,
+    /// The guardian's id (a grant must name a registered guardian of the student).
     given_by: String,
+    /// Reference of the signed form (required for a grant).
+    document_ref: Option<String>,
+    /// When a grant ends by itself.
+    expires_at: Option<chrono::DateTime<Utc>>,
 }
 
 async fn add_consent(
@@ -779,10 +784,33 @@ async fn add_consent(
     if c.kind.is_empty() || c.kind.len() > 64 {
         return Err(ApiError::invalid("kind: 1–64 characters"));
     }
+    if c.kind == rollcall_domain::privacy::FACE_CONSENT && !c.granted {
+        // withdrawing face-recognition consent erases the biometric data at once
+        let receipt = run(
+            &staff,
+            st.ops
+                .withdraw_consent(&id, &c.given_by, c.document_ref.clone()),
+        )
+        .await?;
+        return Ok((
+            StatusCode::CREATED,
+            Json(json!({"consents": st.store.consents(&id).await?, "erasure": receipt})),
+        ));
+    }
+    // validated: a registered guardian of the student, a document for a grant, a sane expiry
     run(
         &staff,
-        st.store
-            .record_consent(&id, &c.kind, c.granted, &c.given_by, Utc::now()),
+        st.store.record_consent_decision(
+            &id,
+            &rollcall_domain::privacy::ConsentRecord {
+                kind: c.kind.clone(),
+                granted: c.granted,
+                given_by: c.given_by.clone(),
+                at: Utc::now(),
+                document_ref: c.document_ref.clone(),
+                expires_at: c.expires_at,
+            },
+        ),
     )
     .await?;
     Ok((
