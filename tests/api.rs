@@ -466,6 +466,30 @@ fn serve_enrolls_photos_and_erases_through_the_api() {
         assert_eq!(st, 201, "{body}");
         let v: Value = serde_json::from_str(&body).unwrap();
         assert!(v["erasure"].is_object(), "{v}");
+        // the staff app shows the retention periods the job enforces (defaults: 7 days, 36 months)
+        let (st, head, body) = http(
+            &addr,
+            "POST",
+            "/api/v1/auth/login",
+            &[("content-type", "application/json")],
+            r#"{"username":"boss","password":"long enough password"}"#,
+        )
+        .unwrap();
+        assert_eq!(st, 200, "{body}");
+        let cookie = head
+            .lines()
+            .find_map(|l| l.strip_prefix("set-cookie: "))
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_string();
+        let (st, _, body) = http(&addr, "GET", "/app/privacy", &[("cookie", &cookie)], "").unwrap();
+        assert_eq!(st, 200, "{body}");
+        assert!(
+            body.contains("<b>7</b> days") && body.contains("<b>36</b> months"),
+            "{body}"
+        );
     });
     let _ = child.kill();
     let _ = child.wait();

@@ -74,6 +74,12 @@ pub trait Ops: Send + Sync + 'static {
     fn camera_states(&self) -> std::collections::BTreeMap<String, String> {
         Default::default()
     }
+    /// The biometric retention periods this process enforces (shown in the staff app):
+    /// `{"review_crop_days","unknown_crop_days","decided_review_days","inactive_template_months"}`,
+    /// or null when no retention job runs here.
+    fn retention_policy(&self) -> Value {
+        Value::Null
+    }
     /// Enrolls one photo of a student (quality gate + duplicate check); the verdict as JSON.
     fn enroll_photo<'a>(
         &'a self,

@@ -89,6 +89,13 @@ pub(crate) fn mount(r: Routes) -> Routes {
     )
     .web(
         "GET",
+        "/app/privacy",
+        roles::ANY,
+        "what biometric data is kept, and for how long",
+        get(privacy_page),
+    )
+    .web(
+        "GET",
         "/app/reports",
         roles::ANY,
         "attendance rates and heat map",
@@ -226,6 +233,7 @@ pub(crate) fn t(lang: Lang, key: &str) -> &'static str {
         "students" => ("Students", "学员"),
         "alerts" => ("Alerts", "提醒"),
         "cameras" => ("Cameras", "摄像头"),
+        "privacy" => ("Privacy", "隐私"),
         "reports" => ("Reports", "报表"),
         "enroll" => ("Enroll", "录入人脸"),
         "logout" => ("Log out", "退出"),
@@ -286,6 +294,7 @@ fn page(lang: Lang, staff: &Staff, title: &str, body: &str) -> String {
         ("/app/cameras", "cameras"),
         ("/app/reports", "reports"),
         ("/app/enroll", "enroll"),
+        ("/app/privacy", "privacy"),
     ]
     .iter()
     .map(|(href, k)| format!("<a href={href}>{}</a>", t(lang, k)))
@@ -664,6 +673,70 @@ async fn cameras_page(
     }
     body += "</table></div>";
     Ok(Html(page(lang, &staff, t(lang, "cameras"), &body)))
+}
+
+async fn privacy_page(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Extension(lang): Extension<Lang>,
+) -> Result<Html<String>, ApiError> {
+    let p = st.ops.retention_policy();
+    let zh = lang == Lang::Zh;
+    let mut body = String::from("<div class=card><table>");
+    let rows = [
+        (
+            "review_crop_days",
+            "Face crops of review items waiting for a decision, and of unknown visitors",
+            "待审核与陌生访客的人脸截图",
+            "days",
+            "天",
+        ),
+        (
+            "decided_review_days",
+            "Face crops of decided review items",
+            "已处理审核项的人脸截图",
+            "days after the decision",
+            "天（自处理之时起）",
+        ),
+        (
+            "unknown_crop_days",
+            "Unknown-visitor crops",
+            "陌生访客截图",
+            "days",
+            "天",
+        ),
+        (
+            "inactive_template_months",
+            "Face templates of students with no attendance",
+            "无考勤学员的人脸模板",
+            "months",
+            "个月",
+        ),
+    ];
+    if p.is_null() {
+        body += if zh {
+            "<tr><td>此进程未运行保留任务。</td></tr>"
+        } else {
+            "<tr><td>No retention job runs in this process.</td></tr>"
+        };
+    } else {
+        for (k, en, zh_label, unit_en, unit_zh) in rows {
+            body += &format!(
+                "<tr><td>{}</td><td><b>{}</b> {}</td></tr>",
+                if zh { zh_label } else { en },
+                p[k].as_u64().unwrap_or(0),
+                if zh { unit_zh } else { unit_en }
+            );
+        }
+    }
+    body += "</table><p>";
+    body += if zh {
+        "保留任务每小时运行一次，超过期限的生物特征数据会被删除；撤回同意会立即删除该学员的全部人脸数据。详见 PRIVACY.md。"
+    } else {
+        "The retention job runs hourly and deletes biometric data past these periods; withdrawing consent erases a student's face data at once. See PRIVACY.md."
+    };
+    body += "</p></div>";
+    Ok(Html(page(lang, &staff, t(lang, "privacy"), &body)))
 }
 
 async fn reports_page(

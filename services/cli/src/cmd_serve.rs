@@ -230,6 +230,8 @@ fn prometheus(m: &Metrics) -> String {
 struct ServeOps {
     metrics: Shared,
     face: Option<FaceOps>,
+    /// The retention periods the hourly job enforces.
+    retention: rollcall_gallery::privacy::RetentionConfig,
 }
 
 /// Enrollment and erasure for the API: its own pipeline (behind a lock: one enrollment at a
@@ -277,6 +279,9 @@ impl ServeOps {
 }
 
 impl rollcall_api::Ops for ServeOps {
+    fn retention_policy(&self) -> serde_json::Value {
+        serde_json::to_value(&self.retention).unwrap_or(serde_json::Value::Null)
+    }
     fn health(&self) -> serde_json::Value {
         let m = lock(&self.metrics);
         serde_json::json!({
@@ -486,6 +491,8 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
     // review crops: `crops/review/<file>` under the data directory (the API serves them from
     // there; the retention job deletes them by age)
     let crops_dir = cfg.data.clone();
+    let retention_cfg = rollcall_gallery::privacy::RetentionConfig::from_env()
+        .map_err(|e| anyhow!("retention settings: {e}"))?;
     // Enrollment and erasure through the API need the template keys; without them those two
     // routes answer 503 and the rest works.
     let face = match rollcall_gallery::vault::Keyring::from_env() {
@@ -517,6 +524,7 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
         Arc::new(ServeOps {
             metrics: metrics.clone(),
             face,
+            retention: retention_cfg.clone(),
         }),
     ));
     tokio::spawn(async move {
@@ -579,8 +587,7 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
 
     // Retention of biometric data (PRIVACY.md): hourly, idempotent, counts logged.
     let retention = {
-        let cfg_r = rollcall_gallery::privacy::RetentionConfig::from_env()
-            .map_err(|e| anyhow!("retention settings: {e}"))?;
+        let cfg_r = retention_cfg.clone();
         let (gallery, store, tenant, data) = (
             rec.gallery.clone(),
             store.clone(),
