@@ -490,6 +490,11 @@ fn serve_enrolls_photos_and_erases_through_the_api() {
             body.contains("<b>7</b> days") && body.contains("<b>36</b> months"),
             "{body}"
         );
+        // the notification outbox counts are in /metrics (refreshed every second)
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        let (st, _, body) = http(&addr, "GET", "/metrics", &[], "").unwrap();
+        assert_eq!(st, 200);
+        assert!(body.contains("rollcall_notify_outbox"), "{body}");
     });
     let _ = child.kill();
     let _ = child.wait();
