@@ -240,7 +240,13 @@ async fn live_run(
     let (mut processed, mut faces, mut decisions, mut check_ins) = (0u64, 0u64, 0u64, 0u64);
     let started = Instant::now();
     let run_for = Duration::from_secs_f64(o.seconds);
+    // resident memory every 30 s (flat memory over a long run)
+    let mut rss_samples: Vec<(u64, Option<f64>)> = vec![(0, mem_mb("VmRSS:"))];
     while started.elapsed() < run_for {
+        let t = started.elapsed().as_secs();
+        if t >= rss_samples.last().map_or(0, |s| s.0) + 30 {
+            rss_samples.push((t, mem_mb("VmRSS:")));
+        }
         let a = match tokio::time::timeout(Duration::from_millis(200), rx.recv()).await {
             Ok(Some(a)) => a,
             Ok(None) => bail!("the inference pool stopped"),
@@ -301,6 +307,7 @@ async fn live_run(
         "frame_to_decision_ms": pct(&decision_lat),
         "first_frame_to_commit_ms": pct(&commit_lat),
         "rss_mb": {"start": rss_start, "end": mem_mb("VmRSS:"), "peak": mem_mb("VmHWM:")},
+        "rss_every_30s_mb": rss_samples.iter().map(|(t, m)| json!([t, m])).collect::<Vec<_>>(),
     }))
 }
 
