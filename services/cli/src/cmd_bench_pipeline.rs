@@ -22,12 +22,10 @@ use crate::pool::{Analyzed, InferencePool, Job};
 use anyhow::{bail, Context};
 use chrono::Utc;
 use rollcall_capture::{open_source, SourceOptions};
-use rollcall_domain::ledger::AttendanceSource;
 use rollcall_domain::matcher::debounce::MatcherConfig;
 use rollcall_domain::matcher::engine::Engine;
 use rollcall_domain::matcher::tracker::TrackerConfig;
 use rollcall_domain::{CameraId, CampusId};
-use rollcall_ledger::CheckIn;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -266,15 +264,7 @@ async fn live_run(
         }
         for d in ds {
             decisions += 1;
-            if let Some(student) = d.check_in() {
-                let mut ci = CheckIn::new(student.as_str(), d.decided_at, AttendanceSource::Face);
-                ci.camera_id = Some(d.track.camera.to_string());
-                ci.event_key = Some(format!(
-                    "face:{}:{}:{}",
-                    d.track.camera,
-                    d.track.seq,
-                    d.first_seen.timestamp_millis()
-                ));
+            if let Some(ci) = crate::cmd_watch::face_check_in(&d) {
                 store.check_in(&ci).await?;
                 check_ins += 1;
                 commit_lat

@@ -23,8 +23,7 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use rollcall_camera_sim::{PersonKind, Simulation};
 use rollcall_domain::face::BBox;
 use rollcall_domain::ledger::{
-    AbsencePolicy, AttendanceSource, AttendanceStatus, Charge, ClassPolicy, EntryKind,
-    LessonTiming, SchoolPolicy,
+    AbsencePolicy, AttendanceStatus, Charge, ClassPolicy, EntryKind, LessonTiming, SchoolPolicy,
 };
 use rollcall_domain::matcher::debounce::{Decision, Outcome};
 use rollcall_domain::matcher::tracker::TrackId;
@@ -34,8 +33,7 @@ use rollcall_gallery::enroll::{self, EnrollConfig, EnrollRequest};
 use rollcall_gallery::vault::Keyring;
 use rollcall_gallery::{EmbeddedConfig, EmbeddedGallery};
 use rollcall_ledger::{
-    CheckIn, NewClass, NewGuardian, NewLesson, NewPackage, NewStudent, NotifySettings,
-    StaffRecipient, Store,
+    NewClass, NewGuardian, NewLesson, NewPackage, NewStudent, NotifySettings, StaffRecipient, Store,
 };
 use rollcall_notify::{Channels, Dispatcher, DispatcherConfig, LogChannel, RecordingSink};
 use serde_json::{json, Value};
@@ -612,21 +610,13 @@ async fn write_check_in(
     store: &Store,
     d: &Decision,
 ) -> anyhow::Result<Option<(Decision, rollcall_ledger::CheckInResult)>> {
-    let Some(student) = d.check_in() else {
+    let Some(ci) = crate::cmd_watch::face_check_in(d) else {
         return Ok(None);
     };
-    let mut ci = CheckIn::new(student.as_str(), d.decided_at, AttendanceSource::Face);
-    ci.camera_id = Some(d.track.camera.to_string());
-    ci.event_key = Some(format!(
-        "face:{}:{}:{}",
-        d.track.camera,
-        d.track.seq,
-        d.first_seen.timestamp_millis()
-    ));
     let r = store
         .check_in(&ci)
         .await
-        .with_context(|| format!("checking in {student}"))?;
+        .with_context(|| format!("checking in {}", ci.student_id))?;
     Ok(Some((d.clone(), r)))
 }
 

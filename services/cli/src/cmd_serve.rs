@@ -31,7 +31,6 @@ use crate::pool::{Analyzed, InferencePool, Job};
 use anyhow::{anyhow, Context};
 use chrono::Utc;
 use rollcall_capture::{spawn_cameras, CameraConfig, CameraHealth, HealthEvent};
-use rollcall_domain::ledger::AttendanceSource;
 use rollcall_domain::matcher::debounce::{Decision, Outcome};
 use rollcall_domain::Frame;
 use rollcall_domain::TenantId;
@@ -836,12 +835,7 @@ async fn send(
         let item = NewReviewItem {
             campus_id: d.campus.to_string(),
             camera_id: Some(line.camera.clone()),
-            track_key: format!(
-                "face:{}:{}:{}",
-                line.camera,
-                line.track,
-                d.first_seen.timestamp_millis()
-            ),
+            track_key: crate::cmd_watch::track_key(&d),
             seen_at: d.first_seen,
             reason: serde_json::to_value(&r.reason)
                 .ok()
@@ -862,16 +856,8 @@ async fn send(
         }
     }
     tracing::info!(decision = %line.decision, student = ?line.student, camera = %line.camera, track = line.track, "decision");
-    if let (Some(student), true) = (d.check_in(), line.check_in) {
-        let mut ci = CheckIn::new(student.as_str(), d.decided_at, AttendanceSource::Face);
-        ci.camera_id = Some(line.camera.clone());
+    if let Some(ci) = crate::cmd_watch::face_check_in(&d) {
         // One event per track: a retry or a second report of this track is a no-op.
-        ci.event_key = Some(format!(
-            "face:{}:{}:{}",
-            line.camera,
-            line.track,
-            d.first_seen.timestamp_millis()
-        ));
         // A full channel waits (back-pressure on recognition); it never drops a check-in.
         let _ = tx
             .send(Pending {

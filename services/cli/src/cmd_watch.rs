@@ -153,6 +153,32 @@ impl Recognizer {
     }
 }
 
+/// The one key of a track, `face:{camera}:{track}:{first_seen_ms}`: the event key of its
+/// check-in (a retry or another process's report of the same track is a no-op in the ledger)
+/// and the review queue's track key.
+pub fn track_key(d: &Decision) -> String {
+    format!(
+        "face:{}:{}:{}",
+        d.track.camera,
+        d.track.seq,
+        d.first_seen.timestamp_millis()
+    )
+}
+
+/// The ledger check-in of an accepted track (face source, its camera, its track key), or
+/// `None` when the decision checks nobody in.
+pub fn face_check_in(d: &Decision) -> Option<rollcall_ledger::CheckIn> {
+    let student = d.check_in()?;
+    let mut ci = rollcall_ledger::CheckIn::new(
+        student.as_str(),
+        d.decided_at,
+        rollcall_domain::ledger::AttendanceSource::Face,
+    );
+    ci.camera_id = Some(d.track.camera.to_string());
+    ci.event_key = Some(track_key(d));
+    Some(ci)
+}
+
 /// What one frame did: the faces found (boxes), the track each joined, and the decisions.
 pub struct TrackedFrame {
     pub boxes: Vec<rollcall_domain::face::BBox>,
