@@ -130,10 +130,16 @@ fn admin_create_then_serve_api_login_token_and_denials() {
     let (ok, out, err) =
         rollcall_stdin(&["admin", "token", "--data", &d, "--username", "boss"], "");
     assert!(ok, "{err}");
-    let token = serde_json::from_str::<Value>(out.trim()).unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let v = serde_json::from_str::<Value>(out.trim()).unwrap();
+    let token = v["token"].as_str().unwrap().to_string();
+    let token_id = v["id"].as_str().unwrap().to_string();
+    // `admin tokens` lists it, without the secret
+    let (ok, out, err) = rollcall_stdin(&["admin", "tokens", "--data", &d], "");
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["tokens"][0]["id"], token_id.as_str(), "{v}");
+    assert!(v["tokens"][0]["revoked_at"].is_null(), "{v}");
+    assert!(!out.contains(&token[3..]), "{out}");
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -215,6 +221,57 @@ fn admin_create_then_serve_api_login_token_and_denials() {
         )
         .unwrap();
         assert_eq!(st, 200);
+        // `rollcall admin revoke-token` on the running server's data: the token is refused
+        // once serve's credential cache (2 s) has let go of it
+        let (ok, out, err) =
+            rollcall_stdin(&["admin", "revoke-token", &token_id, "--data", &d], "");
+        assert!(ok, "{err}");
+        let v: Value = serde_json::from_str(out.trim()).unwrap();
+        assert!(v["revoked"]["revoked_at"].is_string(), "{v}");
+        let revoked_at = std::time::Instant::now();
+        loop {
+            let (st, _, _) = http(
+                &addr,
+                "GET",
+                "/api/v1/review",
+                &[("authorization", &bearer)],
+                "",
+            )
+            .unwrap();
+            if st == 401 {
+                break;
+            }
+            assert_eq!(st, 200);
+            assert!(
+                revoked_at.elapsed() < std::time::Duration::from_secs(4),
+                "a revoked token still works after 4 s"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        // the revocation is in the audit log (read through the admin's session)
+        let (st, _, body) = http(
+            &addr,
+            "GET",
+            "/api/v1/audit?limit=20",
+            &[("cookie", &cookie)],
+            "",
+        )
+        .unwrap();
+        assert_eq!(st, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            v["audit"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r["action"] == "revoke"
+                    && r["entity"] == "api_token"
+                    && r["entity_id"] == token_id.as_str()),
+            "{v}"
+        );
+        // twice: refused with the reason
+        let (ok, _, err) = rollcall_stdin(&["admin", "revoke-token", &token_id, "--data", &d], "");
+        assert!(!ok && err.contains("already revoked"), "{err}");
     });
     let _ = child.kill();
     let _ = child.wait();
@@ -251,6 +308,46 @@ fn http_bytes(
     let (head, body) = out.split_once("\r\n\r\n")?;
     let status = head.split_whitespace().nth(1)?.parse().ok()?;
     Some((status, body.to_string()))
+}
+
+/// The newest audit rows of a running server (admin credentials).
+fn audit_rows(addr: &str, auth: (&str, &str)) -> Vec<Value> {
+    let (st, body) =
+        http_bytes(addr, "GET", "/api/v1/audit?limit=1000", &[auth], b"").expect("audit answers");
+    assert_eq!(st, 200, "{body}");
+    serde_json::from_str::<Value>(&body).unwrap()["audit"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// Asserts that exactly the rows newer than `seq` include one `action` about `entity_id`,
+/// and that every one of them names the admin `boss` with role and address.
+fn assert_audited_by_boss(rows: &[Value], seq: i64, action: &str, entity_id: &str) {
+    let new: Vec<&Value> = rows
+        .iter()
+        .filter(|r| r["seq"].as_i64().unwrap() > seq)
+        .collect();
+    assert!(
+        new.iter()
+            .any(|r| r["action"] == action && r["entity_id"] == entity_id),
+        "no {action} row about {entity_id}: {new:?}"
+    );
+    for r in &new {
+        assert_eq!(
+            (&r["actor"], &r["actor_role"], &r["actor_ip"]),
+            (
+                &Value::from("boss"),
+                &Value::from("admin"),
+                &Value::from("127.0.0.1")
+            ),
+            "{r}"
+        );
+    }
+}
+
+fn newest_seq(rows: &[Value]) -> i64 {
+    rows.first().map_or(0, |r| r["seq"].as_i64().unwrap())
 }
 
 /// Photo enrollment and complete erasure through the API of a running `serve`: the real face
@@ -340,6 +437,8 @@ fn serve_enrolls_photos_and_erases_through_the_api() {
             ("content-type", "image/jpeg"),
         ];
         let photo = std::fs::read(fixtures.join("faces/kit_harington/1.jpg")).unwrap();
+        let audit_auth = ("authorization", bearer.as_str());
+        let mark = newest_seq(&audit_rows(&addr, audit_auth));
         let (st, body) = http_bytes(
             &addr,
             "POST",
@@ -352,6 +451,13 @@ fn serve_enrolls_photos_and_erases_through_the_api() {
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["verdict"]["enrolled"].as_array().unwrap().len(), 1, "{v}");
         assert_eq!(v["verdict"]["templates"], 1, "{v}");
+        // the sealed template is in the audit log, attributed to the staff member
+        assert_audited_by_boss(
+            &audit_rows(&addr, audit_auth),
+            mark,
+            "template_sealed",
+            "kit",
+        );
         // a group photo is refused with the reason (several faces), nothing enrolled
         let group = std::fs::read(fixtures.join("groups/two_people.jpg")).unwrap();
         let (st, body) =
@@ -362,6 +468,7 @@ fn serve_enrolls_photos_and_erases_through_the_api() {
         assert_eq!(v["verdict"]["rejected"].as_array().unwrap().len(), 1, "{v}");
         assert_eq!(v["verdict"]["templates"], 1, "{v}");
         // complete erasure: the receipt counts the template
+        let mark = newest_seq(&audit_rows(&addr, audit_auth));
         let (st, body) = http_bytes(
             &addr,
             "POST",
@@ -372,6 +479,12 @@ fn serve_enrolls_photos_and_erases_through_the_api() {
         .unwrap();
         assert_eq!(st, 200, "{body}");
         assert!(body.contains("receipt"), "{body}");
+        assert_audited_by_boss(
+            &audit_rows(&addr, audit_auth),
+            mark,
+            "biometric_erasure",
+            "kit",
+        );
         // after erasure, nothing of kit is left to match: a new photo enrolls as the only one
         let (st, body) =
             http_bytes(&addr, "POST", "/api/v1/students/kit/photos", &auth, &photo).unwrap();
@@ -379,7 +492,8 @@ fn serve_enrolls_photos_and_erases_through_the_api() {
         let v: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(v["verdict"]["templates"], 1, "{v}");
         let admin = [("authorization", bearer.as_str())];
-        // subject-access export: written under the data directory, reported
+        // subject-access export: written under the data directory, reported, audited
+        let mark = newest_seq(&audit_rows(&addr, audit_auth));
         let (st, body) =
             http_bytes(&addr, "POST", "/api/v1/students/kit/export", &admin, b"").unwrap();
         assert_eq!(st, 200, "{body}");
@@ -390,6 +504,12 @@ fn serve_enrolls_photos_and_erases_through_the_api() {
             std::fs::read_dir(&exports).unwrap().next().is_some(),
             "nothing under {}",
             exports.display()
+        );
+        assert_audited_by_boss(
+            &audit_rows(&addr, audit_auth),
+            mark,
+            "subject_access_export",
+            "kit",
         );
         // the notification outbox, counted per state
         let (st, body) = http_bytes(&addr, "GET", "/api/v1/notifications", &admin, b"").unwrap();
@@ -413,6 +533,7 @@ fn serve_enrolls_photos_and_erases_through_the_api() {
             ("authorization", bearer.as_str()),
             ("content-type", "application/json"),
         ];
+        let mark = newest_seq(&audit_rows(&addr, audit_auth));
         let (st, body) = http_bytes(
             &addr,
             "POST",
@@ -423,6 +544,9 @@ fn serve_enrolls_photos_and_erases_through_the_api() {
         .unwrap();
         assert_eq!(st, 200, "{body}");
         assert!(body.contains("receipt"), "{body}");
+        let rows = audit_rows(&addr, audit_auth);
+        assert_audited_by_boss(&rows, mark, "consent_withdrawn", "kit");
+        assert_audited_by_boss(&rows, mark, "biometric_erasure", "kit");
         let (st, body) =
             http_bytes(&addr, "POST", "/api/v1/students/kit/photos", &auth, &photo).unwrap();
         assert_eq!(st, 409, "{body}");

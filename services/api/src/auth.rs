@@ -134,6 +134,12 @@ pub async fn authenticate(
     headers: &HeaderMap,
     ip: Option<String>,
 ) -> Result<Option<Staff>, ApiError> {
+    // read before any lookup: a revocation committed meanwhile bumps it, and what this lookup
+    // found is then not remembered
+    let epoch = st
+        .cache
+        .auth_epoch
+        .load(std::sync::atomic::Ordering::SeqCst);
     if let Some(h) = headers.get(axum::http::header::AUTHORIZATION) {
         let v = h.to_str().map_err(|_| ApiError::unauthenticated())?.trim();
         let Some(tok) = v.strip_prefix("Bearer ").map(str::trim) else {
@@ -147,6 +153,7 @@ pub async fn authenticate(
         return match acc {
             Some(account) => Ok(Some(remember(
                 st,
+                epoch,
                 key,
                 Staff {
                     account,
@@ -167,6 +174,7 @@ pub async fn authenticate(
         if let Some(s) = st.store.session(&hash).await? {
             return Ok(Some(remember(
                 st,
+                epoch,
                 key,
                 Staff {
                     account: s.account,
@@ -192,8 +200,16 @@ fn cached(st: &AppState, key: &str, ip: &Option<String>) -> Option<Staff> {
     }
 }
 
-fn remember(st: &AppState, key: String, s: Staff) -> Staff {
+fn remember(st: &AppState, epoch: u64, key: String, s: Staff) -> Staff {
     let mut m = st.cache.auth.lock().unwrap_or_else(|e| e.into_inner());
+    if st
+        .cache
+        .auth_epoch
+        .load(std::sync::atomic::Ordering::SeqCst)
+        != epoch
+    {
+        return s; // credentials were revoked during the lookup: do not cache
+    }
     if m.len() > 10_000 {
         m.retain(|_, (at, _)| at.elapsed() < crate::AUTH_TTL);
     }
@@ -274,5 +290,172 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
                 .map(|c| c.0.ip().to_string()),
         ))
+    }
+}
+
+/// Failed-login counts per username and per address within the window of
+/// [`crate::LoginLimits`] (in memory; see there).
+///
+/// An attempt is counted as a failure *before* the password is checked ([`LoginLimiter::begin`],
+/// one lock for the check and the count), so concurrent guesses cannot all slip under the
+/// limit while the slow argon2 checks run; a successful login then takes its provisional count
+/// back ([`LoginLimiter::succeeded`]) and resets its username.
+#[derive(Default)]
+pub(crate) struct LoginLimiter {
+    failures: std::sync::Mutex<
+        std::collections::HashMap<String, std::collections::VecDeque<std::time::Instant>>,
+    >,
+}
+
+/// The counter keys of one login attempt and the instant it was counted at.
+pub(crate) struct LoginAttempt {
+    keys: Vec<(String, u32)>,
+    at: std::time::Instant,
+}
+
+impl LoginLimiter {
+    /// The counter keys of a login attempt with their limits: the username (trimmed, lower
+    /// case) and, when known, the client address.
+    fn keys(limits: &crate::LoginLimits, username: &str, ip: Option<&str>) -> Vec<(String, u32)> {
+        let user: String = username.trim().chars().take(64).collect();
+        let mut k = vec![(
+            format!("u:{}", user.to_lowercase()),
+            limits.max_failures_per_user,
+        )];
+        if let Some(ip) = ip {
+            k.push((format!("ip:{ip}"), limits.max_failures_per_ip));
+        }
+        k
+    }
+
+    /// Starts a login attempt: `Err(seconds)` while the username or the address is at its
+    /// limit (how long until it no longer is; nothing counted), else the attempt is counted
+    /// as a failure until [`LoginLimiter::succeeded`] says otherwise.
+    pub fn begin(
+        &self,
+        limits: &crate::LoginLimits,
+        username: &str,
+        ip: Option<&str>,
+    ) -> Result<LoginAttempt, u64> {
+        let keys = Self::keys(limits, username, ip);
+        let window = limits.window;
+        let now = std::time::Instant::now();
+        let mut m = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let mut wait = std::time::Duration::ZERO;
+        for (k, max) in &keys {
+            let Some(q) = m.get_mut(k) else { continue };
+            while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
+                q.pop_front();
+            }
+            let max = *max as usize;
+            if max > 0 && q.len() >= max {
+                // under the limit again when the failure `max` places from the newest expires
+                let t = q[q.len() - max];
+                wait = wait.max(window.saturating_sub(now.duration_since(t)));
+            }
+        }
+        if !wait.is_zero() {
+            return Err(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
+        }
+        if m.len() > 100_000 {
+            m.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
+        }
+        for (k, max) in &keys {
+            if *max == 0 {
+                continue; // limit off: nothing to count
+            }
+            let q = m.entry(k.clone()).or_default();
+            q.push_back(now);
+            while q.len() > *max as usize {
+                q.pop_front();
+            }
+        }
+        Ok(LoginAttempt { keys, at: now })
+    }
+
+    /// The attempt's credentials were right: its username's failures are forgotten, and its
+    /// provisional count against the address is taken back (earlier failures from the address
+    /// stay counted).
+    pub fn succeeded(&self, a: LoginAttempt) {
+        let mut m = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        for (i, (k, _)) in a.keys.iter().enumerate() {
+            if i == 0 {
+                m.remove(k);
+                continue;
+            }
+            if let Some(q) = m.get_mut(k) {
+                if let Some(p) = q.iter().rposition(|t| *t == a.at) {
+                    q.remove(p);
+                }
+                if q.is_empty() {
+                    m.remove(k);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LoginLimits;
+    use std::time::Duration;
+
+    fn limits(user: u32, ip: u32, window_ms: u64) -> LoginLimits {
+        LoginLimits {
+            max_failures_per_user: user,
+            max_failures_per_ip: ip,
+            window: Duration::from_millis(window_ms),
+        }
+    }
+
+    #[test]
+    fn counts_failures_per_user_and_address_and_success_resets_the_user() {
+        let l = LoginLimiter::default();
+        let lim = limits(3, 5, 60_000);
+        for _ in 0..3 {
+            l.begin(&lim, "Boss", Some("10.0.0.1")).unwrap();
+        }
+        // the username is at its limit, whatever the case or the address
+        let wait = l.begin(&lim, " boss", Some("10.0.0.2")).err().unwrap();
+        assert!((59..=60).contains(&wait), "{wait}");
+        // another user from the first address: 2 more before the address is at 5
+        l.begin(&lim, "ann", Some("10.0.0.1")).unwrap();
+        let a = l.begin(&lim, "ann", Some("10.0.0.1")).unwrap();
+        // a success takes its own count back but not the address's earlier failures
+        l.succeeded(a);
+        l.begin(&lim, "ann", Some("10.0.0.1")).unwrap();
+        assert!(l.begin(&lim, "carl", Some("10.0.0.1")).is_err());
+        assert!(l.begin(&lim, "carl", Some("10.0.0.3")).is_ok());
+        // a success resets the username's failures
+        let l = LoginLimiter::default();
+        for _ in 0..2 {
+            l.begin(&lim, "dora", None).unwrap();
+        }
+        let ok = l.begin(&lim, "dora", None).unwrap();
+        l.succeeded(ok);
+        for _ in 0..3 {
+            l.begin(&lim, "dora", None).unwrap();
+        }
+        assert!(l.begin(&lim, "dora", None).is_err());
+    }
+
+    #[test]
+    fn failures_leave_the_window_and_zero_turns_a_limit_off() {
+        let l = LoginLimiter::default();
+        let lim = limits(2, 0, 150);
+        l.begin(&lim, "eve", Some("10.0.0.9")).unwrap();
+        l.begin(&lim, "eve", Some("10.0.0.9")).unwrap();
+        assert_eq!(l.begin(&lim, "eve", Some("10.0.0.9")).err(), Some(1));
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(l.begin(&lim, "eve", Some("10.0.0.9")).is_ok());
+        // no per-address limit: many users from one address
+        for u in 0..50 {
+            l.begin(&lim, &format!("u{u}"), Some("10.0.0.9")).unwrap();
+        }
+        let off = limits(0, 0, 60_000);
+        for _ in 0..50 {
+            l.begin(&off, "eve", None).unwrap();
+        }
     }
 }

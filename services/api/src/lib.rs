@@ -43,6 +43,32 @@ pub struct ApiConfig {
     pub session_hours: i64,
     /// Add `Secure` to the session cookie (set when served over HTTPS).
     pub secure_cookies: bool,
+    /// Throttling of failed logins.
+    pub login_limits: LoginLimits,
+}
+
+/// Failed-login throttling (form and JSON login alike). Counted in memory by the process
+/// (lost on restart, not shared between several `serve` processes): after
+/// `max_failures_per_user` failures for one username, or `max_failures_per_ip` from one
+/// address, within `window`, logins are answered 429 with `Retry-After` (the password is not
+/// even checked) until the oldest counted failure leaves the window. A successful login resets
+/// its username's count (not its address's). 0 turns a limit off.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLimits {
+    pub max_failures_per_user: u32,
+    /// Higher than the per-user limit: a school's front desks share one address.
+    pub max_failures_per_ip: u32,
+    pub window: std::time::Duration,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        LoginLimits {
+            max_failures_per_user: 5,
+            max_failures_per_ip: 20,
+            window: std::time::Duration::from_secs(15 * 60),
+        }
+    }
 }
 
 impl Default for ApiConfig {
@@ -53,6 +79,7 @@ impl Default for ApiConfig {
             data_dir: PathBuf::from("data"),
             session_hours: 12,
             secure_cookies: false,
+            login_limits: LoginLimits::default(),
         }
     }
 }
@@ -146,16 +173,20 @@ pub struct AppState {
 }
 
 /// Short-lived caches for the hot read path (the attendance board polled by every front desk):
-/// authenticated credentials (2 s; a logout removes its entry at once) and rendered boards
-/// (500 ms; every change made through the API clears them, so a staff member always sees
-/// their own change; check-ins from cameras show within the TTL).
+/// authenticated credentials (2 s; a logout removes its entry at once, a token revocation
+/// empties the cache and bumps `auth_epoch` so that a lookup that raced with it is not
+/// remembered) and rendered boards (500 ms; every change made through the API clears them, so
+/// a staff member always sees their own change; check-ins from cameras show within the TTL).
+/// Also the failed-login counts ([`LoginLimits`]).
 #[derive(Default)]
 pub(crate) struct Caches {
     pub auth:
         std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, auth::Staff)>>,
+    pub auth_epoch: std::sync::atomic::AtomicU64,
     pub board: std::sync::Mutex<
         std::collections::HashMap<String, (std::time::Instant, axum::body::Bytes)>,
     >,
+    pub logins: auth::LoginLimiter,
 }
 
 pub(crate) const AUTH_TTL: std::time::Duration = std::time::Duration::from_secs(2);
@@ -170,6 +201,13 @@ impl Caches {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
+    }
+    /// Drops every cached credential (after a revocation has committed); a lookup that started
+    /// before this call is not remembered (epoch check in `auth::remember`).
+    pub fn forget_all_credentials(&self) {
+        self.auth_epoch
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.auth.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 }
 

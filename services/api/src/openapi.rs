@@ -37,6 +37,12 @@ pub(crate) fn document(routes: &[RouteDoc]) -> Value {
         if r.roles.is_none() {
             op["security"] = json!([]);
         }
+        if r.path.ends_with("/login") && r.method == "POST" {
+            op["responses"]["429"] = json!({
+                "description": "too many failed logins for the username or from the address (Retry-After: seconds)",
+                "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+            });
+        }
         paths
             .entry(r.path.to_string())
             .or_insert_with(|| json!({}))

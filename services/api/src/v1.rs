@@ -7,7 +7,7 @@ use crate::{AppState, JsonBody, Routes};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use rollcall_domain::ledger::{quote_refund, AlertState, AttendanceSource, AttendanceStatus};
@@ -67,6 +67,22 @@ pub(crate) fn mount(r: Routes) -> Routes {
         Some(roles::ADMIN),
         "create a bearer API token for an account (shown once)",
         post(create_token),
+    )
+    .add(
+        "GET",
+        "/api/v1/tokens",
+        "admin",
+        Some(roles::ANY),
+        "API tokens without their secrets (id, username, name, created_at, revoked_at); admins see every account's (username= filters), others their own",
+        get(list_tokens),
+    )
+    .add(
+        "DELETE",
+        "/api/v1/tokens/{id}",
+        "admin",
+        Some(roles::ANY),
+        "revoke an API token (an admin, or the token's owner): refused from the next request on; audited",
+        delete(revoke_token),
     )
     .add(
         "GET",
@@ -502,12 +518,34 @@ pub(crate) struct Login {
     pub password: String,
 }
 
-/// Checks credentials and opens a session; returns (cookie header, csrf, account).
+/// Checks credentials and opens a session; returns (cookie header, csrf, account). Failed
+/// attempts are throttled per username and per address (`ApiConfig::login_limits`): over the
+/// limit the answer is 429 `too_many_attempts` with `Retry-After`, without checking the
+/// password.
 pub(crate) async fn open_session(
     st: &AppState,
     l: &Login,
     ip: Option<String>,
 ) -> ApiResult<(String, String, rollcall_ledger::StaffAccount)> {
+    // counted as a failure from here on unless the credentials turn out right
+    let attempt = match st
+        .cache
+        .logins
+        .begin(&st.config.login_limits, &l.username, ip.as_deref())
+    {
+        Ok(a) => a,
+        Err(wait) => {
+            tracing::warn!(ip = ?ip, "login throttled after repeated failures");
+            return Err(ApiError::too_many(
+                "too_many_attempts",
+                format!(
+                    "too many failed logins for this account or from this address; try again in {} minute(s)",
+                    wait.div_ceil(60)
+                ),
+                wait,
+            ));
+        }
+    };
     let acc = st.store.staff(&l.username).await?;
     let acc = match acc {
         Some(a) if !a.disabled && auth::verify_password(&l.password, &a.password_hash) => a,
@@ -521,6 +559,7 @@ pub(crate) async fn open_session(
             ));
         }
     };
+    st.cache.logins.succeeded(attempt);
     let token = auth::new_token("");
     let csrf = auth::new_token("");
     let ttl = st.config.session_hours.max(1);
@@ -653,6 +692,53 @@ async fn create_token(
         StatusCode::CREATED,
         Json(json!({"id": id, "username": c.username, "name": c.name, "token": token})),
     ))
+}
+
+#[derive(Deserialize)]
+struct TokenQuery {
+    username: Option<String>,
+}
+
+async fn list_tokens(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Query(q): Query<TokenQuery>,
+) -> ApiResult<Json<Value>> {
+    let me = &staff.account.username;
+    let user = if staff.role() == Role::Admin {
+        q.username.filter(|u| !u.is_empty())
+    } else {
+        if q.username.as_ref().is_some_and(|u| u != me) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden_role",
+                "only an admin may list other accounts' tokens",
+            ));
+        }
+        Some(me.clone())
+    };
+    Ok(Json(
+        json!({"tokens": st.store.list_api_tokens(user.as_deref()).await?}),
+    ))
+}
+
+async fn revoke_token(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let t = st.store.api_token(&id).await?;
+    if staff.role() != Role::Admin && t.username != staff.account.username {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_role",
+            "only an admin or the token's owner may revoke it",
+        ));
+    }
+    let t = run(&staff, st.store.revoke_api_token(&id)).await?;
+    // committed: no cached credential may outlive it
+    st.cache.forget_all_credentials();
+    Ok(Json(json!({"revoked": t})))
 }
 
 #[derive(Deserialize)]

@@ -342,7 +342,12 @@ async fn login_page(headers: HeaderMap, Query(q): Query<LangQ>) -> Html<String> 
     } else {
         String::new()
     };
-    Html(format!(
+    Html(login_html(lang, &err))
+}
+
+/// The login page with `err` (HTML) above the form.
+fn login_html(lang: Lang, err: &str) -> String {
+    format!(
         "<!doctype html><html><head><meta charset=utf-8><meta name=viewport content='width=device-width,initial-scale=1'><title>rollcall</title><style>{CSS}</style></head>\
 <body><main><div class=card><h1>rollcall</h1>{err}<form method=post action=/app/login>\
 <p><label>{}<br><input id=username name=username autocomplete=username required></label></p>\
@@ -351,11 +356,12 @@ async fn login_page(headers: HeaderMap, Query(q): Query<LangQ>) -> Html<String> 
         t(lang, "username"),
         t(lang, "password"),
         t(lang, "login")
-    ))
+    )
 }
 
 async fn login_form(
     State(st): State<AppState>,
+    headers: HeaderMap,
     auth::ClientIp(ip): auth::ClientIp,
     Form(l): Form<Login>,
 ) -> Response {
@@ -365,6 +371,31 @@ async fn login_form(
         }
         Err(e) if e.status == StatusCode::UNAUTHORIZED => {
             Redirect::to("/app/login?error=1").into_response()
+        }
+        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
+            // throttled: the login page again, with the wait, as a 429 with Retry-After
+            let lang = lang_of(&headers, None);
+            let wait = e.retry_after.unwrap_or(60);
+            let msg = match lang {
+                Lang::En => format!(
+                    "Too many failed logins for this account or from this device. Try again in {} minute(s).",
+                    wait.div_ceil(60)
+                ),
+                Lang::Zh => format!(
+                    "该账号或本设备登录失败次数过多，请 {} 分钟后再试。",
+                    wait.div_ceil(60)
+                ),
+            };
+            let mut r = (
+                StatusCode::TOO_MANY_REQUESTS,
+                Html(login_html(
+                    lang,
+                    &format!("<p class=err id=throttled>{}</p>", esc(&msg)),
+                )),
+            )
+                .into_response();
+            r.headers_mut().insert(header::RETRY_AFTER, wait.into());
+            r
         }
         Err(e) => e.into_response(),
     }

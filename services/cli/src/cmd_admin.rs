@@ -1,5 +1,6 @@
-//! `rollcall admin create|token`: staff accounts for the API and web app (the first admin is
-//! created here; later accounts can be created by an admin through the API).
+//! `rollcall admin create|token|tokens|revoke-token`: staff accounts for the API and web app
+//! (the first admin is created here; later accounts can be created by an admin through the
+//! API) and their bearer API tokens.
 
 use crate::cmd_gallery::{open_school, DataOpts};
 use anyhow::{anyhow, Context};
@@ -34,6 +35,22 @@ pub enum AdminCmd {
         username: String,
         #[arg(long, default_value = "integration")]
         name: String,
+        #[command(flatten)]
+        data: DataOpts,
+    },
+    /// List API tokens (id, account, name, created, revoked; never the secret).
+    Tokens {
+        /// Only this account's tokens.
+        #[arg(long)]
+        username: Option<String>,
+        #[command(flatten)]
+        data: DataOpts,
+    },
+    /// Revoke an API token by its id (as printed by `token` and `tokens`); audited. A running
+    /// `serve` refuses it at most 2 s later (its credential cache; revoking through the API,
+    /// `DELETE /api/v1/tokens/{id}`, takes effect at once).
+    RevokeToken {
+        id: String,
         #[command(flatten)]
         data: DataOpts,
     },
@@ -92,6 +109,18 @@ pub async fn run(c: AdminCmd) -> anyhow::Result<Value> {
                 .await?;
             store.close().await;
             Ok(json!({"id": id, "username": username, "name": name, "token": token}))
+        }
+        AdminCmd::Tokens { username, data } => {
+            let store = open_school(&data, false).await?;
+            let tokens = store.list_api_tokens(username.as_deref()).await?;
+            store.close().await;
+            Ok(json!({"tokens": tokens}))
+        }
+        AdminCmd::RevokeToken { id, data } => {
+            let store = open_school(&data, false).await?;
+            let t = store.revoke_api_token(&id).await;
+            store.close().await;
+            Ok(json!({"revoked": t?}))
         }
     }
 }

@@ -262,6 +262,26 @@ impl Store {
             .bind(ms(r.created_at))
             .execute(w.conn())
             .await?;
+            // the student's trail records each sealed template (ids and model, never bytes), in
+            // the transaction that stores it: an enrollment through the API is attributed to
+            // the staff member (actor context), a key rotation to whoever ran it
+            audit(
+                w.conn(),
+                &school,
+                "system",
+                "template_sealed",
+                "student",
+                r.student.as_str(),
+                None,
+                Some(json!({
+                    "template_id": r.template_id.to_string(),
+                    "model_id": r.model_id,
+                    "model_version": r.model_version,
+                    "key_id": r.key_id,
+                })),
+                ms(Utc::now()),
+            )
+            .await?;
         }
         w.commit().await
     }

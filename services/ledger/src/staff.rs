@@ -202,6 +202,8 @@ pub struct StaffSession {
     pub expires_at: DateTime<Utc>,
 }
 
+/// An API token as listed to staff: never the secret nor its digest. Use is not tracked
+/// (no last-used time): recording it would be a write on every authenticated request.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiTokenView {
     pub id: String,
@@ -209,7 +211,22 @@ pub struct ApiTokenView {
     pub name: String,
     pub created_at: DateTime<Utc>,
     pub revoked: bool,
+    pub revoked_at: Option<DateTime<Utc>>,
 }
+
+fn token_from_row(r: &AnyRow) -> Result<ApiTokenView> {
+    let revoked_at: Option<i64> = r.try_get(4)?;
+    Ok(ApiTokenView {
+        id: r.try_get(0)?,
+        username: r.try_get(1)?,
+        name: r.try_get(2)?,
+        created_at: from_ms(r.try_get(3)?),
+        revoked: revoked_at.is_some(),
+        revoked_at: revoked_at.map(from_ms),
+    })
+}
+
+const TOKEN_COLS: &str = "id, username, name, created_at, revoked_at";
 
 fn check_username(u: &str) -> Result<()> {
     let ok = !u.is_empty()
@@ -464,6 +481,76 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         r.as_ref().map(account_from_row).transpose()
+    }
+
+    /// API tokens of the school (or of one account), oldest first; no secrets.
+    pub async fn list_api_tokens(&self, username: Option<&str>) -> Result<Vec<ApiTokenView>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {TOKEN_COLS} FROM api_tokens WHERE school_id = $1 AND ($2 = '' OR username = $2) ORDER BY created_at, id"
+        ))
+        .bind(self.need_school()?)
+        .bind(username.unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(token_from_row).collect()
+    }
+
+    /// One API token by its id (not its secret).
+    pub async fn api_token(&self, id: &str) -> Result<ApiTokenView> {
+        let r = sqlx::query(&format!(
+            "SELECT {TOKEN_COLS} FROM api_tokens WHERE school_id = $1 AND id = $2"
+        ))
+        .bind(self.need_school()?)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        .ok_or_else(|| LedgerError::NotFound {
+            entity: "api token",
+            id: id.into(),
+        })?;
+        token_from_row(&r)
+    }
+
+    /// Revokes an API token: from the commit on, [`Store::api_token_account`] no longer
+    /// accepts it (a caller caching credentials must drop its cache). Audited in the same
+    /// transaction. An unknown id is [`LedgerError::NotFound`]; a token already revoked is
+    /// [`LedgerError::Conflict`] (nothing written).
+    pub async fn revoke_api_token(&self, id: &str) -> Result<ApiTokenView> {
+        let school = self.need_school()?.to_string();
+        let mut w = self.write().await?;
+        let now = Utc::now();
+        let r = sqlx::query(&format!(
+            "UPDATE api_tokens SET revoked_at = $1 WHERE school_id = $2 AND id = $3 AND revoked_at IS NULL RETURNING {TOKEN_COLS}"
+        ))
+        .bind(ms(now))
+        .bind(&school)
+        .bind(id)
+        .fetch_optional(w.conn())
+        .await?;
+        let Some(r) = r else {
+            drop(w);
+            let t = self.api_token(id).await?;
+            return Err(LedgerError::Conflict(format!(
+                "api token {} was already revoked at {}",
+                t.id,
+                t.revoked_at.map(|a| a.to_rfc3339()).unwrap_or_default()
+            )));
+        };
+        let t = token_from_row(&r)?;
+        audit(
+            w.conn(),
+            &school,
+            &who("admin-cli"),
+            "revoke",
+            "api_token",
+            id,
+            Some(json!({"username": t.username, "name": t.name, "revoked_at": null})),
+            Some(json!({"username": t.username, "name": t.name, "revoked_at": t.revoked_at})),
+            ms(now),
+        )
+        .await?;
+        w.commit().await?;
+        Ok(t)
     }
 
     // ---------------------------------------------------------------------------------------
