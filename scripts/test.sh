@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The whole test suite: set-up (idempotent), then every workspace test, SQLite and PostgreSQL.
+# The whole test suite: set-up (idempotent; PostgreSQL, and Chromium + chromedriver for the
+# browser test), then every workspace test, SQLite and PostgreSQL.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-WITH_POSTGRES=1 bash scripts/setup.sh
+WITH_POSTGRES=1 WITH_BROWSER=1 bash scripts/setup.sh
 # shellcheck disable=SC1091
 source .cache/env.sh
 # Reuse a target directory outside the clone when one exists (CI runs in fresh clones).

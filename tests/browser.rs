@@ -1,0 +1,489 @@
+//! The staff web app in a real browser: headless Chromium driven by chromedriver over the W3C
+//! WebDriver protocol (plain HTTP + JSON). `rollcall serve` runs on a fresh SQLite data
+//! directory seeded like the API tests (a lesson under way, a pending review item); the test
+//! logs in through the login form, approves the item in the review queue, sees the student
+//! checked in on today's attendance board, and keeps a screenshot of the board under
+//! `$CARGO_TARGET_DIR/test-artifacts/` (else `target/test-artifacts/`).
+//!
+//! Needs `chromium` and `chromium-driver` (`WITH_BROWSER=1 bash scripts/setup.sh` installs
+//! them; `ROLLCALL_CHROMIUM` / `ROLLCALL_CHROMEDRIVER` override the paths). Without them the
+//! test fails, unless `ROLLCALL_SKIP_BROWSER=1`.
+
+use chrono::{Duration, Utc};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use rollcall_domain::ledger::{ClassPolicy, SchoolPolicy};
+use rollcall_ledger::{
+    CampusScope, NewClass, NewLesson, NewPackage, NewReviewItem, NewStaff, NewStudent,
+    ReviewCandidate, Role, Store,
+};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+const PASSWORD: &str = "correct horse battery";
+/// The W3C WebDriver element reference key.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP/1.1 request with a JSON body (hyper's client on a fresh connection); (status,
+/// body as JSON, or the text as a JSON string when it is not JSON).
+async fn request(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap_or_else(|e| panic!("connect 127.0.0.1:{port}: {e}"));
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .expect("HTTP handshake");
+    tokio::spawn(conn);
+    let bytes = body.map(|b| b.to_string()).unwrap_or_default();
+    let req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", format!("127.0.0.1:{port}"))
+        .header("content-type", "application/json; charset=utf-8")
+        .body(Full::new(Bytes::from(bytes)))
+        .expect("request");
+    let resp = sender.send_request(req).await.expect("HTTP request");
+    let status = resp.status().as_u16();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .expect("response body")
+        .to_bytes();
+    let v = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    (status, v)
+}
+
+/// A blocking WebDriver client for one session.
+struct Driver {
+    rt: tokio::runtime::Runtime,
+    port: u16,
+    session: Option<String>,
+}
+
+impl Driver {
+    fn call(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        let full = match &self.session {
+            Some(s) => format!("/session/{s}{path}"),
+            None => path.to_string(),
+        };
+        let (status, v) = self
+            .rt
+            .block_on(request(self.port, method, &full, body.as_ref()));
+        assert_eq!(status, 200, "WebDriver {method} {full}: {v}");
+        v["value"].clone()
+    }
+    fn goto(&self, url: &str) {
+        self.call("POST", "/url", Some(json!({ "url": url })));
+    }
+    fn current_url(&self) -> String {
+        self.call("GET", "/url", None)
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+    /// The first element matching a CSS selector (the protocol's "no such element" fails).
+    fn find(&self, css: &str) -> String {
+        let v = self.call(
+            "POST",
+            "/element",
+            Some(json!({"using": "css selector", "value": css})),
+        );
+        v[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {css:?}: {v}"))
+            .to_string()
+    }
+    fn count(&self, css: &str) -> usize {
+        self.call(
+            "POST",
+            "/elements",
+            Some(json!({"using": "css selector", "value": css})),
+        )
+        .as_array()
+        .map_or(0, Vec::len)
+    }
+    fn type_into(&self, el: &str, text: &str) {
+        self.call(
+            "POST",
+            &format!("/element/{el}/value"),
+            Some(json!({ "text": text })),
+        );
+    }
+    fn click(&self, el: &str) {
+        self.call("POST", &format!("/element/{el}/click"), Some(json!({})));
+    }
+    fn attribute(&self, el: &str, name: &str) -> Option<String> {
+        self.call("GET", &format!("/element/{el}/attribute/{name}"), None)
+            .as_str()
+            .map(str::to_string)
+    }
+    fn text(&self, el: &str) -> String {
+        self.call("GET", &format!("/element/{el}/text"), None)
+            .as_str()
+            .unwrap_or("")
+            .to_string()
+    }
+    /// Waits (up to 10 s) until `f` holds, e.g. for a form post's redirect to load.
+    fn wait_for(&self, what: &str, f: impl Fn(&Driver) -> bool) {
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while !f(self) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what} (at {})",
+                self.current_url()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    fn screenshot_png(&self) -> Vec<u8> {
+        use base64::Engine;
+        let b64 = self.call("GET", "/screenshot", None);
+        base64::engine::general_purpose::STANDARD
+            .decode(b64.as_str().expect("screenshot: base64 text"))
+            .expect("screenshot: valid base64")
+    }
+}
+
+/// Kills what the test started, whatever happens: the browser session (so that Chromium
+/// exits), then chromedriver's process group (Chromium included, should it linger) and the
+/// server.
+struct Guard {
+    driver: Option<Driver>,
+    chromedriver: Option<Child>,
+    server: Option<Child>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(d) = self.driver.as_mut() {
+            if let Some(s) = d.session.take() {
+                let _ = d.rt.block_on(async {
+                    tokio::time::timeout(
+                        std::time::Duration::from_secs(10),
+                        request(d.port, "DELETE", &format!("/session/{s}"), None),
+                    )
+                    .await
+                });
+            }
+        }
+        if let Some(mut c) = self.chromedriver.take() {
+            // spawned as the leader of its own process group
+            let _ = Command::new("kill")
+                .args(["-KILL", "--", &format!("-{}", c.id())])
+                .stderr(Stdio::null())
+                .status();
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some(mut s) = self.server.take() {
+            let _ = s.kill();
+            let _ = s.wait();
+        }
+    }
+}
+
+fn artifacts_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target"))
+        .join("test-artifacts")
+}
+
+/// Campus north, class math with a lesson under way (started 5 minutes ago), student s1
+/// enrolled with a 10-lesson package, a front-desk account, and a pending review item whose
+/// top candidate is s1 (as the matcher would queue it). Returns the item's id.
+async fn seed(dir: &Path) -> i64 {
+    let store = Store::open_data_dir(dir).await.expect("open the data dir");
+    let s = store
+        .create_school("acme", "Acme", 0, &SchoolPolicy::default())
+        .await
+        .expect("school");
+    s.create_campus("north", "North").await.unwrap();
+    s.create_camera("cam-n", "north", "front").await.unwrap();
+    let now = Utc::now();
+    s.create_class(&NewClass {
+        id: "math".into(),
+        course: "math".into(),
+        name: "Math".into(),
+        campus_id: "north".into(),
+        teacher: "t".into(),
+        policy: ClassPolicy::default(),
+    })
+    .await
+    .unwrap();
+    s.add_lesson(&NewLesson {
+        id: "math-now".into(),
+        class_id: "math".into(),
+        room_id: None,
+        teacher: None,
+        start: now - Duration::minutes(5),
+        end: now + Duration::minutes(55),
+    })
+    .await
+    .unwrap();
+    s.create_student(&NewStudent {
+        id: "s1".into(),
+        name: "Ada Lovelace".into(),
+        home_campus_id: Some("north".into()),
+    })
+    .await
+    .unwrap();
+    s.enroll("math", "s1", now - Duration::days(1))
+        .await
+        .unwrap();
+    s.purchase(&NewPackage {
+        id: "p-s1".into(),
+        student_id: "s1".into(),
+        campus_id: None,
+        lessons: 10,
+        unit_price_cents: 1000,
+        price_paid_cents: None,
+        bought_at: now - Duration::days(1),
+        expires_at: now + Duration::days(100),
+    })
+    .await
+    .unwrap();
+    let hash = rollcall_api::hash_password(PASSWORD).unwrap();
+    s.create_staff(
+        &NewStaff {
+            username: "desk".into(),
+            display_name: "Front desk".into(),
+            role: Role::FrontDesk,
+            campuses: CampusScope::All,
+        },
+        &hash,
+    )
+    .await
+    .unwrap();
+    let (item, created) = s
+        .create_review_item(&NewReviewItem {
+            campus_id: "north".into(),
+            camera_id: Some("cam-n".into()),
+            track_key: "face:cam-n:1:1".into(),
+            seen_at: now - Duration::minutes(1),
+            reason: "low_margin".into(),
+            crop_path: None,
+            candidates: vec![ReviewCandidate {
+                student_id: "s1".into(),
+                score: 0.61,
+            }],
+        })
+        .await
+        .unwrap();
+    assert!(created);
+    store.close().await;
+    item
+}
+
+#[test]
+fn staff_app_in_chromium_login_approve_review_board_updates() {
+    let chromium =
+        std::env::var("ROLLCALL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let chromedriver =
+        std::env::var("ROLLCALL_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".into());
+    let missing: Vec<&str> = [chromium.as_str(), chromedriver.as_str()]
+        .into_iter()
+        .filter(|p| !Path::new(p).is_file())
+        .collect();
+    if !missing.is_empty() {
+        if std::env::var("ROLLCALL_SKIP_BROWSER").as_deref() == Ok("1") {
+            println!(
+                "SKIPPED: the browser test (ROLLCALL_SKIP_BROWSER=1; missing: {})",
+                missing.join(", ")
+            );
+            return;
+        }
+        panic!(
+            "the browser test needs Chromium and chromedriver, missing: {}. Install them with \
+             `WITH_BROWSER=1 bash scripts/setup.sh` (Debian packages chromium, chromium-driver), \
+             point ROLLCALL_CHROMIUM / ROLLCALL_CHROMEDRIVER at them, or set \
+             ROLLCALL_SKIP_BROWSER=1 to skip this test.",
+            missing.join(", ")
+        );
+    }
+
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let item = rt.block_on(seed(&data));
+
+    let mut guard = Guard {
+        driver: None,
+        chromedriver: None,
+        server: None,
+    };
+    // the server
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let cfg = tmp.path().join("rollcall.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data = \"{}\"\nlisten = \"127.0.0.1:{port}\"\n",
+            data.display()
+        ),
+    )
+    .unwrap();
+    guard.server = Some(
+        Command::new(env!("CARGO_BIN_EXE_rollcall"))
+            .args(["serve", "--config", &cfg.display().to_string()])
+            .env_remove("DATABASE_URL")
+            .env_remove("QDRANT_URL")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn rollcall serve"),
+    );
+    // chromedriver, in its own process group (the guard kills the group)
+    let wd_port = free_port();
+    guard.chromedriver = Some({
+        use std::os::unix::process::CommandExt;
+        Command::new(&chromedriver)
+            .arg(format!("--port={wd_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {chromedriver}: {e}"))
+    });
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let server_up = rt
+            .block_on(async {
+                tokio::time::timeout(
+                    std::time::Duration::from_secs(2),
+                    tokio::net::TcpStream::connect(("127.0.0.1", port)),
+                )
+                .await
+            })
+            .is_ok_and(|c| c.is_ok());
+        let driver_up = server_up
+            && rt
+                .block_on(async {
+                    match tokio::net::TcpStream::connect(("127.0.0.1", wd_port)).await {
+                        Ok(_) => Some(request(wd_port, "GET", "/status", None).await),
+                        Err(_) => None,
+                    }
+                })
+                .is_some_and(|(st, v)| st == 200 && v["value"]["ready"] == true);
+        if driver_up {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve (port {port}) or chromedriver (port {wd_port}) did not come up in 60 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let profile = tmp.path().join("chromium-profile");
+    let mut d = Driver {
+        rt,
+        port: wd_port,
+        session: None,
+    };
+    let s = d.call(
+        "POST",
+        "/session",
+        Some(
+            json!({"capabilities": {"alwaysMatch": {"goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless=new",
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    "--window-size=1024,768",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            }}}}),
+        ),
+    );
+    d.session = Some(
+        s["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {s}"))
+            .to_string(),
+    );
+    guard.driver = Some(d);
+    let d = guard.driver.as_ref().unwrap();
+
+    // anonymous: the app sends the browser to the login form
+    d.goto(&format!("{base}/app"));
+    d.wait_for("the login page", |d| {
+        d.current_url().ends_with("/app/login")
+    });
+    // a wrong password: back to the form with the error
+    d.type_into(&d.find("#username"), "desk");
+    d.type_into(&d.find("#password"), "not the password");
+    d.click(&d.find("#login"));
+    d.wait_for("the login error", |d| d.current_url().contains("error=1"));
+    assert!(d
+        .text(&d.find("p.err"))
+        .contains("Wrong username or password"));
+    // the right one: today's attendance board, s1 not checked in yet
+    d.type_into(&d.find("#username"), "desk");
+    d.type_into(&d.find("#password"), PASSWORD);
+    d.click(&d.find("#login"));
+    d.wait_for("the board after login", |d| {
+        d.current_url() == format!("{base}/app")
+    });
+    let chip = d.find("[data-lesson='math-now'] [data-student='s1']");
+    assert_eq!(
+        d.attribute(&chip, "data-status").as_deref(),
+        Some("not_yet")
+    );
+
+    // the review queue: the item with its candidate; one click approves it
+    d.click(&d.find("nav a[href='/app/review']"));
+    d.wait_for("the review queue", |d| {
+        d.current_url().ends_with("/app/review")
+    });
+    let card = format!("#review-{item}");
+    assert_eq!(d.count(&card), 1, "item {item} is in the queue");
+    assert!(d.text(&d.find(&card)).contains("s1"));
+    d.click(&d.find(&format!("{card} button.approve")));
+    d.wait_for("the emptied queue", |d| d.count("#empty") == 1);
+    assert_eq!(d.count(&card), 0);
+
+    // the attendance board now shows s1 checked in (from review)
+    d.click(&d.find("nav a[href='/app']"));
+    d.wait_for("the board", |d| d.current_url() == format!("{base}/app"));
+    let chip = d.find("[data-lesson='math-now'] [data-student='s1']");
+    let status = d.attribute(&chip, "data-status").unwrap_or_default();
+    assert!(
+        status == "late" || status == "present",
+        "s1 on the board after approval: {status:?}"
+    );
+    assert!(d.text(&chip).contains("Ada Lovelace"));
+
+    // the screenshot of the board, kept as a test artefact
+    let png = d.screenshot_png();
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 1000,
+        "a PNG screenshot"
+    );
+    let dir = artifacts_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("browser-attendance-board.png");
+    std::fs::write(&path, &png).unwrap();
+    println!("screenshot: {}", path.display());
+    drop(guard);
+}
