@@ -357,13 +357,17 @@ pub async fn bench_on(
     url: Option<&str>,
     n: usize,
     concurrency: usize,
+    group_commit: Option<usize>,
 ) -> anyhow::Result<serde_json::Value> {
     let tmp = std::env::temp_dir().join(format!("rollcall-bench-{}", uuid_like()));
     let store = match url {
         Some(url) => Store::open(url).await?,
         None => Store::open_data_dir(&tmp).await?,
     };
-    let report = rollcall_ledger::bench_checkins_with(&store, n, concurrency).await;
+    let report = match group_commit {
+        Some(b) => rollcall_ledger::bench_checkins_grouped(&store, n, concurrency, b).await,
+        None => rollcall_ledger::bench_checkins_with(&store, n, concurrency).await,
+    };
     store.close().await;
     let _ = std::fs::remove_dir_all(&tmp);
     Ok(serde_json::to_value(report?)?)

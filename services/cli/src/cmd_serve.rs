@@ -358,6 +358,25 @@ impl rollcall_api::Ops for ServeOps {
             )
             .await
             .map_err(|e| api_error("export_failed", e))?;
+            // the export changes no table, but personal data left the system: the student's
+            // audit trail records it (the staff member through the API's actor context)
+            let rel =
+                |p: &std::path::Path| p.strip_prefix(&f.data).unwrap_or(p).display().to_string();
+            let detail = serde_json::json!({
+                "json": rel(&r.json),
+                "photos": r.photos.len(),
+                "biometric_data_held": r.biometric_data_held,
+            });
+            f.store
+                .audit_privacy_event(
+                    "api",
+                    "subject_access_export",
+                    student,
+                    &detail.to_string(),
+                    now,
+                )
+                .await
+                .map_err(|e| api_error("export_failed", e))?;
             serde_json::to_value(r).map_err(|e| api_error("export_failed", e))
         })
     }
@@ -426,34 +445,72 @@ struct Pending {
     first_seen: chrono::DateTime<Utc>,
 }
 
+/// The most check-ins the ledger writer commits in one transaction.
+const LEDGER_BATCH: usize = 64;
+
 /// Commits check-ins, retrying (with capped backoff) until the ledger takes them: nothing is
 /// dropped. The event key makes retries and other processes' reports of the same track safe.
+/// Group commit: the check-ins that queued up while a transaction committed share the next
+/// one ([`rollcall_ledger::Store::check_in_batch`]); a lone check-in commits at once.
 async fn ledger_writer(store: Store, mut rx: mpsc::Receiver<Pending>, metrics: Shared) {
+    let mut batch: Vec<Pending> = Vec::with_capacity(LEDGER_BATCH);
     while let Some(p) = rx.recv().await {
-        let mut delay = Duration::from_millis(50);
-        loop {
-            match store.check_in(&p.check_in).await {
-                Ok(r) => {
-                    tracing::info!(student = %r.student_id, outcome = ?r.outcome, "check-in committed");
-                    let mut m = lock(&metrics);
-                    m.check_ins_committed += 1;
-                    let ms = (Utc::now() - p.first_seen).num_microseconds().unwrap_or(0);
-                    m.first_frame_to_commit_ms.push(ms as f64 / 1e3);
-                    break;
-                }
-                Err(e @ rollcall_ledger::LedgerError::NotFound { .. })
-                | Err(e @ rollcall_ledger::LedgerError::Invalid { .. }) => {
-                    // A permanent refusal (e.g. the student was deleted): log and move on.
-                    tracing::error!(error = %e, "check-in refused by the ledger");
-                    lock(&metrics).check_in_errors += 1;
-                    break;
-                }
+        batch.push(p);
+        while batch.len() < LEDGER_BATCH {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let cis: Vec<CheckIn> = batch.iter().map(|p| p.check_in.clone()).collect();
+        let results = store.check_in_batch(&cis).await;
+        for (p, r) in batch.drain(..).zip(results) {
+            match r {
+                Ok(r) => committed(&metrics, &p, &r),
+                Err(e) if permanent(&e) => refused(&metrics, &e),
                 Err(e) => {
                     tracing::warn!(error = %e, "check-in failed; retrying");
                     lock(&metrics).check_in_errors += 1;
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(5));
+                    retry_check_in(&store, &p, &metrics).await;
                 }
+            }
+        }
+    }
+}
+
+/// A refusal that retrying cannot change (e.g. the student was deleted).
+fn permanent(e: &rollcall_ledger::LedgerError) -> bool {
+    matches!(
+        e,
+        rollcall_ledger::LedgerError::NotFound { .. }
+            | rollcall_ledger::LedgerError::Invalid { .. }
+    )
+}
+
+fn committed(metrics: &Shared, p: &Pending, r: &rollcall_ledger::CheckInResult) {
+    tracing::info!(student = %r.student_id, outcome = ?r.outcome, "check-in committed");
+    let mut m = lock(metrics);
+    m.check_ins_committed += 1;
+    let ms = (Utc::now() - p.first_seen).num_microseconds().unwrap_or(0);
+    m.first_frame_to_commit_ms.push(ms as f64 / 1e3);
+}
+
+fn refused(metrics: &Shared, e: &rollcall_ledger::LedgerError) {
+    tracing::error!(error = %e, "check-in refused by the ledger");
+    lock(metrics).check_in_errors += 1;
+}
+
+async fn retry_check_in(store: &Store, p: &Pending, metrics: &Shared) {
+    let mut delay = Duration::from_millis(50);
+    loop {
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+        match store.check_in(&p.check_in).await {
+            Ok(r) => return committed(metrics, p, &r),
+            Err(e) if permanent(&e) => return refused(metrics, &e),
+            Err(e) => {
+                tracing::warn!(error = %e, "check-in failed; retrying");
+                lock(metrics).check_in_errors += 1;
             }
         }
     }

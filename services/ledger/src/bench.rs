@@ -1,5 +1,6 @@
 //! Check-in throughput benchmark (`rollcall bench ledger`).
 
+use crate::group::GroupCommit;
 use crate::store::*;
 use crate::Result;
 use chrono::{Duration, TimeZone, Utc};
@@ -16,6 +17,8 @@ pub struct BenchReport {
     pub backend: Backend,
     pub checkins: u64,
     pub concurrency: usize,
+    /// Group commit: the most check-ins per transaction (`None`: one transaction each).
+    pub group_commit: Option<usize>,
     pub students: usize,
     pub seconds: f64,
     /// Check-ins committed (each with its attendance row and deduction) per second.
@@ -39,6 +42,26 @@ pub async fn bench_checkins_with(
     store: &Store,
     n: usize,
     concurrency: usize,
+) -> Result<BenchReport> {
+    bench_run(store, n, concurrency, None).await
+}
+
+/// [`bench_checkins_with`] through a [`GroupCommit`] writer committing up to `max_batch`
+/// check-ins per transaction; latency is then the wait for the caller's batch to commit.
+pub async fn bench_checkins_grouped(
+    store: &Store,
+    n: usize,
+    concurrency: usize,
+    max_batch: usize,
+) -> Result<BenchReport> {
+    bench_run(store, n, concurrency, Some(max_batch.max(1))).await
+}
+
+async fn bench_run(
+    store: &Store,
+    n: usize,
+    concurrency: usize,
+    group: Option<usize>,
 ) -> Result<BenchReport> {
     let n = n.max(1);
     let concurrency = concurrency.max(1);
@@ -95,10 +118,13 @@ pub async fn bench_checkins_with(
         .await?;
     }
     let next = Arc::new(AtomicUsize::new(0));
+    let writer = group.map(|b| GroupCommit::spawn(s.clone(), b, concurrency * 2));
+    let committer = writer.as_ref().map(|(g, _)| g.clone());
     let started = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency {
         let (s, next, lessons) = (s.clone(), next.clone(), lessons.clone());
+        let committer = committer.clone();
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             loop {
@@ -112,7 +138,10 @@ pub async fn bench_checkins_with(
                     AttendanceSource::Face,
                 );
                 let t = Instant::now();
-                let r = s.check_in(&ci).await?;
+                let r = match &committer {
+                    Some(g) => g.check_in(ci).await?,
+                    None => s.check_in(&ci).await?,
+                };
                 lat.push(t.elapsed().as_secs_f64() * 1e3);
                 if !matches!(
                     r.outcome,
@@ -138,6 +167,11 @@ pub async fn bench_checkins_with(
         lat.extend(part);
     }
     let seconds = started.elapsed().as_secs_f64();
+    drop(committer);
+    if let Some((g, task)) = writer {
+        drop(g);
+        let _ = task.await;
+    }
     lat.sort_by(|a, b| a.total_cmp(b));
     let pct = |q: f64| {
         lat.get(((lat.len() as f64 - 1.0) * q).round() as usize)
@@ -154,6 +188,7 @@ pub async fn bench_checkins_with(
         backend: s.backend(),
         checkins: n as u64,
         concurrency,
+        group_commit: group,
         students,
         seconds,
         checkins_per_s: n as f64 / seconds,

@@ -7,6 +7,7 @@
 //! inserted. Every change writes an audit row in the same transaction.
 
 mod bench;
+mod group;
 mod import;
 pub mod outbox;
 mod privacy;
@@ -16,7 +17,8 @@ mod staff;
 mod store;
 mod views;
 
-pub use bench::{bench_checkins, bench_checkins_with, BenchReport};
+pub use bench::{bench_checkins, bench_checkins_grouped, bench_checkins_with, BenchReport};
+pub use group::GroupCommit;
 pub use import::{ImportKind, ImportSummary, RowError};
 pub use outbox::{
     GuardianPrefs, NoticeDraft, NoticeKind, NotifySettings, OutboxCounts, OutboxRow, OutboxState,

@@ -31,6 +31,8 @@ pub struct Store {
     /// SQLite has one writer at a time: writers of this process queue here instead of sleeping
     /// in SQLite's busy handler (`BEGIN IMMEDIATE` still guards against other processes).
     writer: Arc<tokio::sync::Mutex<()>>,
+    /// Liveness of this store's handles (the SQLite WAL checkpointer stops with the last one).
+    _alive: Arc<()>,
 }
 
 pub(crate) struct WriteTx {
@@ -56,10 +58,14 @@ pub(crate) fn from_ms(v: i64) -> DateTime<Utc> {
     Utc.timestamp_millis_opt(v).single().unwrap_or_default()
 }
 
-async fn sqlite_pool(url: &str, max: u32) -> Result<AnyPool> {
+/// A SQLite pool in WAL mode. The `writer` pool's connection does not checkpoint the WAL
+/// itself (`wal_autocheckpoint=0`): a commit that happened to cross the 1000-page threshold
+/// would otherwise copy the WAL back into the database, fsync, and stall the check-in behind
+/// it (the p99 of the write path). [`wal_checkpointer`] does that work in the background.
+async fn sqlite_pool(url: &str, max: u32, writer: bool) -> Result<AnyPool> {
     Ok(AnyPoolOptions::new()
         .max_connections(max)
-        .after_connect(|conn, _| {
+        .after_connect(move |conn, _| {
             Box::pin(async move {
                 for pragma in [
                     "PRAGMA journal_mode=WAL",
@@ -69,11 +75,30 @@ async fn sqlite_pool(url: &str, max: u32) -> Result<AnyPool> {
                 ] {
                     conn.execute(pragma).await?;
                 }
+                if writer {
+                    conn.execute("PRAGMA wal_autocheckpoint=0").await?;
+                }
                 Ok(())
             })
         })
         .connect(url)
         .await?)
+}
+
+/// Checkpoints the WAL of a SQLite store every 200 ms from a reader connection
+/// (`PASSIVE`: it never waits for, or blocks, the writer or readers), until the last handle on
+/// the store is dropped or its pool is closed. When the process ends, SQLite's last connection
+/// checkpoints what is left; other processes on the same file checkpoint as usual.
+async fn wal_checkpointer(pool: AnyPool, alive: std::sync::Weak<()>) {
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        if alive.upgrade().is_none() || pool.is_closed() {
+            return;
+        }
+        if let Err(e) = pool.execute("PRAGMA wal_checkpoint(PASSIVE)").await {
+            tracing::debug!(error = %e, "WAL checkpoint failed");
+        }
+    }
 }
 
 fn parse_json<T: for<'de> Deserialize<'de>>(s: &str, what: &str) -> Result<T> {
@@ -298,8 +323,8 @@ impl Store {
                 // one writer connection: SQLite writes are serial anyway, and a single
                 // connection keeps its page cache warm instead of re-reading pages another
                 // connection changed
-                let write_pool = sqlite_pool(&url, 1).await?;
-                (sqlite_pool(&url, 4).await?, write_pool)
+                let write_pool = sqlite_pool(&url, 1, true).await?;
+                (sqlite_pool(&url, 4, false).await?, write_pool)
             }
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -309,6 +334,10 @@ impl Store {
                 (pool.clone(), pool)
             }
         };
+        let alive = Arc::new(());
+        if backend == Backend::Sqlite {
+            tokio::spawn(wal_checkpointer(pool.clone(), Arc::downgrade(&alive)));
+        }
         let store = Store {
             pool,
             write_pool,
@@ -317,6 +346,7 @@ impl Store {
             policy: SchoolPolicy::default(),
             tz_offset_minutes: 0,
             writer: Arc::new(tokio::sync::Mutex::new(())),
+            _alive: alive,
         };
         store.migrate().await?;
         Ok(store)
@@ -1348,16 +1378,146 @@ impl Store {
     /// (student, lesson), whatever the number of reports, cameras or processes.
     pub async fn check_in(&self, ci: &CheckIn) -> Result<CheckInResult> {
         let school = self.need_school()?.to_string();
+        let mut w = self.write().await?;
+        match self.check_in_tx(w.conn(), &school, ci).await? {
+            Some((outcome, alerts, avail)) => {
+                w.commit().await?;
+                Ok(self.result(ci, outcome, alerts, avail))
+            }
+            None => {
+                drop(w); // rolls back
+                self.duplicate_result(ci).await
+            }
+        }
+    }
+
+    async fn duplicate_result(&self, ci: &CheckIn) -> Result<CheckInResult> {
+        let b = self.balance(&ci.student_id, ci.at).await?;
+        Ok(self.result(
+            ci,
+            CheckInOutcome::DuplicateEvent,
+            Vec::new(),
+            b.available_units,
+        ))
+    }
+
+    /// Several check-ins in one transaction (group commit): one `BEGIN`/`COMMIT` and one WAL
+    /// flush for the lot instead of one each. Results come back in the order of `cis`, each
+    /// exactly what [`Store::check_in`] would have returned had they been committed one after
+    /// the other in that order (per student; different students do not interact).
+    ///
+    /// Event keys already stored, or repeated inside the batch, are answered as
+    /// [`CheckInOutcome::DuplicateEvent`] without being applied. Students are locked in id
+    /// order, so two processes committing overlapping batches cannot deadlock each other. If
+    /// anything in the batch fails (an unknown student, a lost race for an event key with
+    /// another process, a database error), the whole transaction is rolled back and the
+    /// check-ins are committed one by one instead, so one bad check-in costs the others
+    /// nothing and each gets its own result or error.
+    pub async fn check_in_batch(&self, cis: &[CheckIn]) -> Vec<Result<CheckInResult>> {
+        if cis.len() > 1 {
+            match self.try_check_in_batch(cis).await {
+                Ok(Some(results)) => return results.into_iter().map(Ok).collect(),
+                Ok(None) => {
+                    tracing::debug!(
+                        n = cis.len(),
+                        "group commit lost an event-key race; one by one"
+                    )
+                }
+                Err(e) => {
+                    tracing::debug!(n = cis.len(), error = %e, "group commit failed; one by one")
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(cis.len());
+        for ci in cis {
+            out.push(self.check_in(ci).await);
+        }
+        out
+    }
+
+    /// `Ok(None)`: an event key was taken by another writer after the duplicate check (the
+    /// transaction was rolled back).
+    async fn try_check_in_batch(&self, cis: &[CheckIn]) -> Result<Option<Vec<CheckInResult>>> {
+        let school = self.need_school()?.to_string();
+        let keys: Vec<String> = cis.iter().map(CheckIn::key).collect();
+        // Lock order: by student id (stable, so one student's check-ins keep their order).
+        let mut order: Vec<usize> = (0..cis.len()).collect();
+        order.sort_by(|&a, &b| cis[a].student_id.cmp(&cis[b].student_id));
+        let mut w = self.write().await?;
+        let mut taken = std::collections::HashSet::new();
+        for chunk in keys.chunks(500) {
+            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+            let sql = format!(
+                "SELECT event_key FROM checkin_events WHERE school_id = $1 AND event_key IN ({})",
+                marks.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(&school);
+            for k in chunk {
+                q = q.bind(k);
+            }
+            for r in q.fetch_all(w.conn()).await? {
+                taken.insert(r.try_get::<String, _>(0)?);
+            }
+        }
+        let mut out: Vec<Option<CheckInResult>> = vec![None; cis.len()];
+        let mut duplicates = Vec::new();
+        for &i in &order {
+            if !taken.insert(keys[i].clone()) {
+                duplicates.push(i);
+                continue;
+            }
+            match self.check_in_tx(w.conn(), &school, &cis[i]).await? {
+                Some((outcome, alerts, avail)) => {
+                    out[i] = Some(self.result(&cis[i], outcome, alerts, avail))
+                }
+                None => return Ok(None), // dropping `w` rolls back
+            }
+        }
+        w.commit().await?;
+        for i in duplicates {
+            out[i] = Some(self.duplicate_result(&cis[i]).await?);
+        }
+        out.into_iter()
+            .map(|r| r.ok_or_else(|| LedgerError::Corrupt("batch result missing".into())))
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    /// The body of one check-in inside an open write transaction. `Ok(None)`: its event key is
+    /// already stored, and the caller must roll back what this wrote.
+    async fn check_in_tx(
+        &self,
+        c: &mut AnyConnection,
+        school: &str,
+        ci: &CheckIn,
+    ) -> Result<Option<(CheckInOutcome, Vec<String>, Units)>> {
+        let school = school.to_string();
         let student = ci.student_id.as_str();
         let at = ms(ci.at);
         let key = ci.key();
         let mut alerts = Vec::new();
         let mut avail: Option<Units> = None;
-        let mut w = self.write().await?;
-        let c = w.conn();
-        lock_student(&mut *c, &school, student).await?;
+        // PostgreSQL: the student's row lock serialises concurrent check-ins of one student.
+        // SQLite: the transaction already holds the database's only write lock (`BEGIN
+        // IMMEDIATE`), so that statement is saved and an unknown student is caught below.
+        if self.backend == Backend::Postgres {
+            lock_student(&mut *c, &school, student).await?;
+        }
         // windows are at most 12 h early
         let lessons = booked_lessons(&mut *c, &school, student, at, at + 12 * 3_600_000).await?;
+        if self.backend == Backend::Sqlite && lessons.is_empty() {
+            let known = sqlx::query("SELECT 1 FROM students WHERE school_id = $1 AND id = $2")
+                .bind(&school)
+                .bind(student)
+                .fetch_optional(&mut *c)
+                .await?;
+            if known.is_none() {
+                return Err(LedgerError::NotFound {
+                    entity: "student",
+                    id: student.into(),
+                });
+            }
+        }
         let plain: Vec<BookedLesson> = lessons.iter().map(|(l, _)| l.clone()).collect();
         let (outcome, lesson_id) = match match_checkin(&plain, ci.at) {
             None => (CheckInOutcome::Unscheduled, None),
@@ -1462,14 +1622,7 @@ impl Store {
         .fetch_optional(&mut *c)
         .await?;
         if ev.is_none() {
-            drop(w); // rolls back
-            let b = self.balance(student, ci.at).await?;
-            return Ok(self.result(
-                ci,
-                CheckInOutcome::DuplicateEvent,
-                Vec::new(),
-                b.available_units,
-            ));
+            return Ok(None);
         }
         if !matches!(outcome, CheckInOutcome::AlreadyRecorded { .. }) {
             // one audit row for the whole change: attendance and deduction (or the visit)
@@ -1499,8 +1652,7 @@ impl Store {
                 available_units(&pkgs, od, ci.at)
             }
         };
-        w.commit().await?;
-        Ok(self.result(ci, outcome, alerts, avail))
+        Ok(Some((outcome, alerts, avail)))
     }
 
     fn result(

@@ -25,6 +25,7 @@ suite! {
     low_balance_alert_once_per_episode => SchoolPolicy::default(),
     concurrent_checkins_for_different_lessons_never_overdraw => SchoolPolicy::default(),
     makeup_booking_consent_and_audit_rollback => SchoolPolicy::default(),
+    batch_results_match_one_by_one_and_isolate_failures => SchoolPolicy::default(),
 }
 
 /// Monday 2026-01-05 00:00 UTC.
@@ -167,8 +168,13 @@ async fn replay_once_vs_tripled_shuffled_is_identical(a: &Store) {
         .create_school("beta", "Beta", 0, &SchoolPolicy::default())
         .await
         .unwrap();
+    // school C: the same tripled, shuffled events through the group-commit writer
+    let c = a
+        .create_school("gamma", "Gamma", 0, &SchoolPolicy::default())
+        .await
+        .unwrap();
     let (students, days) = (50usize, 20i64);
-    for s in [a, &b] {
+    for s in [a, &b, &c] {
         world(s, days, 0).await;
         for i in 1..=students {
             let id = format!("s{i}");
@@ -238,7 +244,28 @@ async fn replay_once_vs_tripled_shuffled_is_identical(a: &Store) {
     for e in &events {
         a.check_in(e).await.unwrap();
     }
-    apply(&b, tripled).await;
+    apply(&b, tripled.clone()).await;
+    {
+        let (g, writer) = GroupCommit::spawn(c.clone(), 32, 64);
+        let chunks: Vec<Vec<CheckIn>> = tripled
+            .chunks(tripled.len().div_ceil(8))
+            .map(|c| c.to_vec())
+            .collect();
+        let mut tasks = Vec::new();
+        for chunk in chunks {
+            let g = g.clone();
+            tasks.push(tokio::spawn(async move {
+                for e in chunk {
+                    g.check_in(e).await.unwrap();
+                }
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        drop(g);
+        writer.await.unwrap();
+    }
     let proj = |es: Vec<StoredEntry>| -> Vec<Entry> {
         let mut v: Vec<Entry> = es.into_iter().map(|e| e.entry).collect();
         v.sort();
@@ -246,8 +273,15 @@ async fn replay_once_vs_tripled_shuffled_is_identical(a: &Store) {
     };
     let ea = proj(a.entries(None).await.unwrap());
     let eb = proj(b.entries(None).await.unwrap());
+    let ec = proj(c.entries(None).await.unwrap());
     assert!(ea.iter().filter(|e| e.kind == EntryKind::Deduction).count() > 500);
     assert_eq!(ea, eb);
+    assert_eq!(ea, ec, "group commit changed the ledger");
+    assert_eq!(
+        c.checkin_events(100_000).await.unwrap().len(),
+        events.len(),
+        "each event stored once"
+    );
     let keys = |v: Vec<(String, String, AttendanceStatus)>| {
         v.into_iter()
             .map(|(s, l, _)| (s, l))
@@ -256,6 +290,10 @@ async fn replay_once_vs_tripled_shuffled_is_identical(a: &Store) {
     assert_eq!(
         keys(a.attendance().await.unwrap()),
         keys(b.attendance().await.unwrap())
+    );
+    assert_eq!(
+        keys(a.attendance().await.unwrap()),
+        keys(c.attendance().await.unwrap())
     );
     // at most one deduction per (student, lesson), never from the expired or south packages
     let mut seen = BTreeSet::new();
@@ -1140,4 +1178,100 @@ async fn makeup_booking_consent_and_audit_rollback(s: &Store) {
         .await
         .unwrap();
     assert_eq!(s.audit_count().await.unwrap(), before + 1);
+}
+
+/// `check_in_batch` answers each check-in as `check_in` would have, in order: a repeated event
+/// inside the batch and an already stored one are duplicates, a second camera's report of the
+/// same lesson is already recorded, and an unknown student fails alone (the batch falls back to
+/// one transaction each, so the others still commit).
+async fn batch_results_match_one_by_one_and_isolate_failures(s: &Store) {
+    world(s, 2, 3).await;
+    let at = |d: i64, min: i64| math_start(d) + Duration::minutes(min);
+    let ev = |student: &str, t: DateTime<Utc>, key: &str| {
+        let mut ci = CheckIn::new(student, t, AttendanceSource::Face);
+        ci.event_key = Some(key.into());
+        ci
+    };
+    s.check_in(&ev("s3", at(0, -2), "stored")).await.unwrap();
+    let batch = vec![
+        ev("s1", at(0, -5), "a"),
+        ev("s2", at(0, 20), "b"), // late
+        ev("s1", at(0, -4), "a"), // same event again
+        ev("s1", at(0, -3), "c"), // another camera, same lesson
+        ev("s3", at(0, -2), "stored"),
+        ev("s2", at(0, -600), "d"), // no lesson in the window
+    ];
+    let r = s.check_in_batch(&batch).await;
+    let outcomes: Vec<CheckInOutcome> = r.into_iter().map(|r| r.unwrap().outcome).collect();
+    assert!(
+        matches!(
+            &outcomes[0],
+            CheckInOutcome::Recorded {
+                status: AttendanceStatus::Present,
+                deduction: DeductionDecision::FromPackage { .. },
+                ..
+            }
+        ),
+        "{:?}",
+        outcomes[0]
+    );
+    assert!(
+        matches!(
+            &outcomes[1],
+            CheckInOutcome::Recorded {
+                status: AttendanceStatus::Late,
+                ..
+            }
+        ),
+        "{:?}",
+        outcomes[1]
+    );
+    assert_eq!(outcomes[2], CheckInOutcome::DuplicateEvent);
+    assert!(
+        matches!(&outcomes[3], CheckInOutcome::AlreadyRecorded { .. }),
+        "{:?}",
+        outcomes[3]
+    );
+    assert_eq!(outcomes[4], CheckInOutcome::DuplicateEvent);
+    assert_eq!(outcomes[5], CheckInOutcome::Unscheduled);
+    let entries = s.entries(None).await.unwrap();
+    for st in ["s1", "s2", "s3"] {
+        assert_eq!(deductions(&entries, st, "M0").len(), 1, "{st}");
+    }
+    // an unknown student in the batch: only that one fails
+    let batch = vec![
+        ev("s1", at(1, -5), "e"),
+        ev("nobody", at(1, -5), "f"),
+        ev("s2", at(1, -5), "g"),
+    ];
+    let r = s.check_in_batch(&batch).await;
+    assert!(
+        matches!(
+            &r[1],
+            Err(LedgerError::NotFound {
+                entity: "student",
+                ..
+            })
+        ),
+        "{:?}",
+        r[1]
+    );
+    for i in [0, 2] {
+        assert!(
+            matches!(
+                r[i].as_ref().unwrap().outcome,
+                CheckInOutcome::Recorded { .. }
+            ),
+            "{:?}",
+            r[i]
+        );
+    }
+    let entries = s.entries(None).await.unwrap();
+    assert_eq!(deductions(&entries, "s1", "M1").len(), 1);
+    assert_eq!(deductions(&entries, "s2", "M1").len(), 1);
+    assert_eq!(s.checkin_events(100).await.unwrap().len(), 7);
+    assert_eq!(
+        s.balance("s1", at(1, 0)).await.unwrap().available_units,
+        800
+    );
 }
