@@ -50,6 +50,9 @@ pub enum BenchCmd {
         /// Where the temporary galleries go.
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// The memory-lean layout: int8 quantized vectors in RAM, originals on disk.
+        #[arg(long)]
+        lean: bool,
         #[arg(long)]
         json: bool,
     },
@@ -90,6 +93,10 @@ pub enum BenchCmd {
         /// Concurrent tasks reporting check-ins.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,
+        /// Also run through the group-commit writer with up to N check-ins per transaction
+        /// (0: only one transaction per check-in).
+        #[arg(long, default_value_t = 64)]
+        group_commit: usize,
         /// PostgreSQL URL to benchmark as well (default: DATABASE_URL when set).
         #[arg(long, env = "DATABASE_URL")]
         database_url: Option<String>,
@@ -141,12 +148,14 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
             queries,
             ef,
             dir,
+            lean,
             json: _,
         } => {
             let mut cfg = rollcall_gallery::bench::BenchConfig {
                 sizes,
                 queries,
                 dir,
+                lean,
                 footprint_exe: std::env::current_exe().ok(),
                 ..Default::default()
             };
@@ -161,12 +170,20 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
         BenchCmd::Ledger {
             checkins,
             concurrency,
+            group_commit,
             database_url,
             json: _,
         } => {
-            let mut out = vec![crate::cmd_ledger::bench_on(None, checkins, concurrency).await?];
-            if let Some(url) = database_url.filter(|u| !u.is_empty()) {
-                out.push(crate::cmd_ledger::bench_on(Some(&url), checkins, concurrency).await?);
+            let url = database_url.filter(|u| !u.is_empty());
+            let mut out = Vec::new();
+            for db in std::iter::once(None).chain(url.as_deref().map(Some)) {
+                out.push(crate::cmd_ledger::bench_on(db, checkins, concurrency, None).await?);
+                if group_commit > 0 {
+                    out.push(
+                        crate::cmd_ledger::bench_on(db, checkins, concurrency, Some(group_commit))
+                            .await?,
+                    );
+                }
             }
             Ok(json!({ "ledger": out }))
         }
@@ -210,7 +227,8 @@ pub fn gallery_footprint_child(args: &[String]) -> anyhow::Result<()> {
     let dir = PathBuf::from(get("--footprint")?);
     let dim: usize = get("--dim")?.parse()?;
     let queries: usize = get("--queries")?.parse()?;
-    let f = rollcall_gallery::bench::serving_footprint(&dir, dim, queries)?;
+    let lean = args.iter().any(|a| a == "--lean");
+    let f = rollcall_gallery::bench::serving_footprint(&dir, dim, queries, lean)?;
     println!("{}", serde_json::to_string(&f)?);
     Ok(())
 }

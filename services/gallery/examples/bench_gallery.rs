@@ -1,5 +1,5 @@
 //! `cargo run --release -p rollcall-gallery --example bench_gallery -- [--sizes 1000,10000,100000]
-//! [--queries 1000] [--m 16] [--ef-construct 128] [--ef 64] [--dir PATH]`
+//! [--queries 1000] [--m 16] [--ef-construct 128] [--ef 64] [--dir PATH] [--lean]`
 //! Prints the benchmark report as JSON.
 
 use rollcall_gallery::bench::{bench_gallery, serving_footprint, BenchConfig};
@@ -12,7 +12,8 @@ fn main() {
         let dir = std::path::PathBuf::from(&args[1]);
         let dim: usize = args[3].parse().expect("dim");
         let queries: usize = args[5].parse().expect("queries");
-        let f = serving_footprint(&dir, dim, queries).expect("footprint");
+        let lean = args.iter().any(|a| a == "--lean");
+        let f = serving_footprint(&dir, dim, queries, lean).expect("footprint");
         println!("{}", serde_json::to_string(&f).expect("serialisable"));
         return;
     }
@@ -33,6 +34,11 @@ fn main() {
             "--ef" => cfg.hnsw.ef_search = v.parse().expect("ef"),
             "--per-student" => cfg.templates_per_student = v.parse().expect("per-student"),
             "--dir" => cfg.dir = Some(v.into()),
+            "--lean" => {
+                cfg.lean = true;
+                i += 1;
+                continue;
+            }
             other => {
                 eprintln!("unknown argument {other}");
                 std::process::exit(2);

@@ -39,6 +39,9 @@ pub struct BenchConfig {
     /// result as JSON on stdout). `None`: no fresh-process measurement.
     #[serde(skip)]
     pub footprint_exe: Option<PathBuf>,
+    /// Benchmark [`EmbeddedConfig::lean`] (int8 quantized vectors in RAM, originals on disk).
+    #[serde(default)]
+    pub lean: bool,
 }
 
 impl Default for BenchConfig {
@@ -56,6 +59,7 @@ impl Default for BenchConfig {
             seed: 42,
             dir: None,
             footprint_exe: None,
+            lean: false,
         }
     }
 }
@@ -136,6 +140,37 @@ pub struct Footprint {
     pub anon_delta_bytes: i64,
     /// ... and file-backed pages (mmapped segment files read by the searches).
     pub file_delta_bytes: i64,
+    /// Resident pages of the gallery's own mapped files after the searches, by file (path
+    /// relative to the data directory, largest first; from `/proc/self/smaps`).
+    #[serde(default)]
+    pub mapped_by_file: Vec<(String, u64)>,
+}
+
+/// Resident bytes of each file mapped by this process under `dir` (Linux `/proc/self/smaps`).
+fn mapped_rss_under(dir: &std::path::Path) -> Vec<(String, u64)> {
+    let Ok(smaps) = std::fs::read_to_string("/proc/self/smaps") else {
+        return Vec::new();
+    };
+    let dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    let mut by: std::collections::BTreeMap<String, u64> = Default::default();
+    let mut current: Option<String> = None;
+    for line in smaps.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            // a mapping header: "start-end perms offset dev inode [path]"
+            current = line
+                .split_whitespace()
+                .nth(5)
+                .and_then(|p| std::path::Path::new(p).strip_prefix(&dir).ok())
+                .map(|p| p.display().to_string());
+        } else if let (Some(path), Some(kb)) = (&current, line.strip_prefix("Rss:")) {
+            let kb: u64 = kb.trim().trim_end_matches("kB").trim().parse().unwrap_or(0);
+            *by.entry(path.clone()).or_default() += kb * 1024;
+        }
+    }
+    let mut v: Vec<(String, u64)> = by.into_iter().filter(|(_, b)| *b > 0).collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1));
+    v
 }
 
 /// Opens the gallery in `dir`, runs `queries` random searches, reports the memory growth.
@@ -143,6 +178,7 @@ pub fn serving_footprint(
     dir: &std::path::Path,
     dim: usize,
     queries: usize,
+    lean: bool,
 ) -> Result<Footprint, GalleryError> {
     // Warm-up on a throwaway gallery, so that the program's own code pages (file-backed RSS)
     // and one-off runtime allocations are resident before measuring.
@@ -174,6 +210,9 @@ pub fn serving_footprint(
     }
     let (r0, a0, f0) = (rss_bytes(), status_kb("RssAnon:"), status_kb("RssFile:"));
     let mut cfg = EmbeddedConfig::new(dir, dim);
+    if lean {
+        cfg = cfg.lean();
+    }
     cfg.auto_optimize_unindexed = None;
     let g = EmbeddedGallery::open_blocking(cfg)?;
     let mut synth = Synth::new(7, dim, 0.0);
@@ -187,6 +226,7 @@ pub fn serving_footprint(
         rss_delta_bytes: d(r0, r1),
         anon_delta_bytes: d(a0, a1),
         file_delta_bytes: d(f0, f1),
+        mapped_by_file: mapped_rss_under(dir),
     })
 }
 
@@ -226,6 +266,9 @@ fn bench_size(cfg: &BenchConfig, n: usize) -> Result<SizeReport, GalleryError> {
     ecfg.hnsw = cfg.hnsw;
     ecfg.indexing_threshold_kb = cfg.indexing_threshold_kb;
     ecfg.auto_optimize_unindexed = None;
+    if cfg.lean {
+        ecfg = ecfg.lean();
+    }
 
     let rss0 = rss_bytes();
     let g = EmbeddedGallery::open_blocking(ecfg)?;
@@ -303,6 +346,7 @@ fn bench_size(cfg: &BenchConfig, n: usize) -> Result<SizeReport, GalleryError> {
                     "--queries",
                     &cfg.queries.to_string(),
                 ])
+                .args(cfg.lean.then_some("--lean"))
                 .output()
                 .map_err(|e| {
                     GalleryError::Backend(format!("footprint process {}: {e}", exe.display()))

@@ -32,7 +32,8 @@ use qdrant_edge::{
     EdgeVectorParams, FieldCondition, FieldIndexOperations, Filter, HnswIndexConfig,
     IsEmptyCondition, JsonPath, KeywordIndexParams, Match, NamedQuery, PayloadFieldSchema,
     PayloadSchemaParams, PointId, PointInsertOperations, PointOperations, PointStruct,
-    PointStructPersisted, QueryEnum, Record, ScrollRequest, SearchParams, SearchRequest,
+    PointStructPersisted, QuantizationConfig, QuantizationSearchParams, QueryEnum, Record,
+    ScalarQuantizationConfig, ScalarType, ScrollRequest, SearchParams, SearchRequest,
     UpdateOperation, VectorInternal, VectorStructInternal, WalOptions, WithPayloadInterface,
     WithVector,
 };
@@ -51,6 +52,8 @@ const COMPACT_OLD: &str = "shard.compact-old";
 const COMPACT_DONE: &str = "compact.done";
 const LOCK: &str = "LOCK";
 const EDGE_CONFIG_FILE: &str = "edge_config.json";
+/// Candidates re-scored with the original vectors per result, when quantized.
+const QUANTIZED_OVERSAMPLING: f64 = 4.0;
 const PAGE: usize = 1000;
 
 /// HNSW parameters (index build and search).
@@ -98,6 +101,12 @@ pub struct EmbeddedConfig {
     pub vectors_on_disk: bool,
     /// WAL segment size in bytes (qdrant-edge's default, 32 MiB, is large for a small school).
     pub wal_segment_bytes: usize,
+    /// int8 scalar quantization of indexed segments, the quantized vectors kept in RAM: the
+    /// HNSW walk scores the 4× smaller int8 vectors, and the best `oversampling × top_k` are
+    /// re-scored with the full-precision originals (so these can live on disk, see
+    /// `vectors_on_disk`, and be paged in only for those few).
+    #[serde(default)]
+    pub quantize_int8: bool,
 }
 
 impl EmbeddedConfig {
@@ -110,7 +119,27 @@ impl EmbeddedConfig {
             auto_optimize_unindexed: Some(5000),
             vectors_on_disk: false,
             wal_segment_bytes: 4 * 1024 * 1024,
+            quantize_int8: false,
         }
+    }
+
+    /// The memory-lean layout for large galleries: int8 quantized vectors in RAM, originals on
+    /// disk (memory-mapped, read only to re-score the best candidates of each search).
+    pub fn lean(mut self) -> Self {
+        self.quantize_int8 = true;
+        self.vectors_on_disk = true;
+        self
+    }
+
+    fn quantization(&self) -> Option<QuantizationConfig> {
+        self.quantize_int8.then(|| {
+            ScalarQuantizationConfig {
+                r#type: ScalarType::Int8,
+                quantile: Some(0.99),
+                always_ram: Some(true),
+            }
+            .into()
+        })
     }
 
     fn edge_config(&self) -> EdgeConfig {
@@ -141,7 +170,7 @@ impl EmbeddedConfig {
             vectors,
             sparse_vectors: Default::default(),
             hnsw_config: hnsw,
-            quantization_config: None,
+            quantization_config: self.quantization(),
             optimizers: EdgeOptimizersConfig {
                 deleted_threshold: Some(0.2),
                 vacuum_min_vector_number: Some(100),
@@ -671,6 +700,11 @@ fn search_shard(
             filter: Some(search_filter(q)),
             params: Some(SearchParams {
                 hnsw_ef: Some(inner.cfg.hnsw.ef_search.max(q.top_k)),
+                quantization: inner.cfg.quantize_int8.then_some(QuantizationSearchParams {
+                    ignore: false,
+                    rescore: Some(true),
+                    oversampling: Some(QUANTIZED_OVERSAMPLING),
+                }),
                 ..Default::default()
             }),
             limit: q.top_k,
