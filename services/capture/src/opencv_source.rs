@@ -138,28 +138,33 @@ impl FrameSource for OpenCvSource {
     }
 
     fn read(&mut self) -> Result<Option<CapturedFrame>, CaptureError> {
+        Ok(self.read_or_skip(&mut |_| true)?.flatten())
+    }
+
+    /// `grab` (demux and decode), then `retrieve` (colour conversion) only for wanted frames.
+    fn read_or_skip(
+        &mut self,
+        want: &mut dyn FnMut(Option<Duration>) -> bool,
+    ) -> Result<Option<Option<CapturedFrame>>, CaptureError> {
         let live = self.is_live();
         let Some(cap) = self.cap.as_mut() else {
             return Err(CaptureError::NotOpen(self.name.clone()));
         };
-        let got = match cap.read(&mut self.bgr) {
-            Ok(got) => got,
-            Err(e) => {
-                return Err(CaptureError::StreamLost {
-                    source_name: self.name.clone(),
-                    why: self.scrub(e.message),
-                })
-            }
+        let lost = |why: String| CaptureError::StreamLost {
+            source_name: self.name.clone(),
+            why,
         };
-        if !got || self.bgr.empty() {
-            return if live {
-                Err(CaptureError::StreamLost {
-                    source_name: self.name.clone(),
-                    why: "no frame (stream ended, timed out or failed)".into(),
-                })
+        let ended = || {
+            if live {
+                Err(lost("no frame (stream ended, timed out or failed)".into()))
             } else {
                 Ok(None)
-            };
+            }
+        };
+        match cap.grab() {
+            Ok(true) => {}
+            Ok(false) => return ended(),
+            Err(e) => return Err(lost(self.scrub(e.message))),
         }
         let position = if live {
             None
@@ -168,6 +173,14 @@ impl FrameSource for OpenCvSource {
                 .ok()
                 .and_then(|ms| Duration::try_from_secs_f64(ms / 1000.0).ok())
         };
+        if !want(position) {
+            return Ok(Some(None));
+        }
+        match cap.retrieve(&mut self.bgr, 0) {
+            Ok(true) if !self.bgr.empty() => {}
+            Ok(_) => return ended(),
+            Err(e) => return Err(lost(self.scrub(e.message))),
+        }
         let frame = mat_to_rgb_frame(&self.bgr).map_err(|e| match e {
             CaptureError::OpenCv(why) => CaptureError::BadFrame {
                 source_name: self.name.clone(),
@@ -179,7 +192,7 @@ impl FrameSource for OpenCvSource {
             },
             other => other,
         })?;
-        Ok(Some(CapturedFrame::now(frame, position)))
+        Ok(Some(Some(CapturedFrame::now(frame, position))))
     }
 
     fn close(&mut self) {

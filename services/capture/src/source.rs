@@ -50,6 +50,23 @@ pub trait FrameSource: Send {
     /// `Err` instead (typically [`CaptureError::StreamLost`]).
     fn read(&mut self) -> Result<Option<CapturedFrame>, CaptureError>;
 
+    /// Reads the next frame but converts it only if `want` (given the frame's media position,
+    /// for finite sources) says so: a frame the fps cap is going to drop then costs its decode
+    /// only, not the colour conversion and copy into a [`Frame`].
+    ///
+    /// `Ok(None)`: the source ended (as for [`FrameSource::read`]); `Ok(Some(None))`: a frame
+    /// arrived and was skipped; `Ok(Some(Some(f)))`: the frame. The default reads and then
+    /// drops; sources that can separate the two (OpenCV's `grab`/`retrieve`) override it.
+    #[allow(clippy::type_complexity)]
+    fn read_or_skip(
+        &mut self,
+        want: &mut dyn FnMut(Option<Duration>) -> bool,
+    ) -> Result<Option<Option<CapturedFrame>>, CaptureError> {
+        Ok(self
+            .read()?
+            .map(|f| if want(f.position) { Some(f) } else { None }))
+    }
+
     /// Releases the underlying handle. Idempotent.
     fn close(&mut self);
 
@@ -71,6 +88,12 @@ impl FrameSource for Box<dyn FrameSource> {
     }
     fn read(&mut self) -> Result<Option<CapturedFrame>, CaptureError> {
         (**self).read()
+    }
+    fn read_or_skip(
+        &mut self,
+        want: &mut dyn FnMut(Option<Duration>) -> bool,
+    ) -> Result<Option<Option<CapturedFrame>>, CaptureError> {
+        (**self).read_or_skip(want)
     }
     fn close(&mut self) {
         (**self).close()

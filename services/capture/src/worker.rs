@@ -584,8 +584,25 @@ impl Worker {
                     }
                 }
             }
-            let mut f = match self.source.read() {
-                Ok(Some(f)) => f,
+            // A live source under an fps cap: frames arriving before the next one is due are
+            // grabbed but not converted (`read_or_skip`), and counted as skipped.
+            let read = match (live, interval) {
+                (true, Some(iv)) => {
+                    let due = next_due;
+                    self.source.read_or_skip(&mut |_| {
+                        due.is_none_or(|due| Instant::now() + iv / 10 >= due)
+                    })
+                }
+                _ => self.source.read().map(|f| f.map(Some)),
+            };
+            let mut f = match read {
+                Ok(Some(Some(f))) => f,
+                Ok(Some(None)) => {
+                    frames += 1;
+                    self.shared.frames_in.fetch_add(1, Ordering::Relaxed);
+                    self.shared.frames_skipped.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 Ok(None) if frames > 0 => return Outcome::Ended,
                 Ok(None) => {
                     return Outcome::Failed("source ended without delivering a frame".into())

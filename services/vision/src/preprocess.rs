@@ -35,7 +35,7 @@ pub fn letterbox_into(
     let sw = ((fw as f32 * scale).round() as usize).clamp(1, iw);
     let sh = ((fh as f32 * scale).round() as usize).clamp(1, ih);
     let plane = iw * ih;
-    out.clear();
+    // Every element is written below (image or padding), so the buffer is not cleared first.
     out.resize(3 * plane, 0.0);
     // Model channel c reads RGB channel src_ch[c].
     let src_ch: [usize; 3] = match spec.channel_order {
@@ -44,7 +44,38 @@ pub fn letterbox_into(
     };
     let (mean, nscale) = (spec.mean, spec.scale);
     // Pad value: 0 after normalisation (the frame mean), as the reference implementations do.
-    // (The buffer is already zero.)
+    for o in out.chunks_mut(plane) {
+        for y in 0..sh {
+            o[y * iw + sw..(y + 1) * iw].fill(0.0);
+        }
+        o[sh * iw..].fill(0.0);
+    }
+    let rgb = frame.rgb();
+    let row_stride = fw * 3;
+    if sw == fw && sh == fh {
+        // The frame already fits (scale 1): no resampling, one conversion per pixel.
+        let (p0, rest) = out.split_at_mut(plane);
+        let (p1, p2) = rest.split_at_mut(plane);
+        for y in 0..fh {
+            let row = &rgb[y * row_stride..(y + 1) * row_stride];
+            let base = y * iw;
+            let (d0, d1, d2) = (
+                &mut p0[base..base + fw],
+                &mut p1[base..base + fw],
+                &mut p2[base..base + fw],
+            );
+            for (x, px) in row.chunks_exact(3).enumerate() {
+                d0[x] = (px[src_ch[0]] as f32 - mean[0]) * nscale[0];
+                d1[x] = (px[src_ch[1]] as f32 - mean[1]) * nscale[1];
+                d2[x] = (px[src_ch[2]] as f32 - mean[2]) * nscale[2];
+            }
+        }
+        return Letterbox {
+            scale,
+            input_w,
+            input_h,
+        };
+    }
 
     // Precompute horizontal sample positions (pixel-centre aligned bilinear).
     let inv = 1.0 / scale;
@@ -56,8 +87,6 @@ pub fn letterbox_into(
             (x0 * 3, x1 * 3, sx - x0 as f32)
         })
         .collect();
-    let rgb = frame.rgb();
-    let row_stride = fw * 3;
     let (p0, rest) = out.split_at_mut(plane);
     let (p1, p2) = rest.split_at_mut(plane);
     let planes: [&mut [f32]; 3] = [p0, p1, p2];
@@ -139,6 +168,43 @@ mod tests {
         assert_eq!(out[64], 0.0); // G plane
         assert_eq!(out[5 * 8], 0.0); // R plane, row 5 is padding
         assert_eq!(lb.to_frame(8.0, 4.0), (4.0, 2.0));
+    }
+
+    #[test]
+    fn frame_that_fits_is_copied_exactly_and_a_dirty_buffer_is_fully_rewritten() {
+        let rgb: Vec<u8> = (0..5 * 3 * 3).map(|i| (i * 37 % 251) as u8).collect();
+        let f = Frame::from_rgb(5, 3, rgb.clone()).unwrap();
+        let mut sp = spec(ChannelOrder::Bgr);
+        sp.mean = [1.0, 2.0, 3.0];
+        sp.scale = [0.5, 0.25, 2.0];
+        // scale 1 (5 wide into 5 wide): the fast path; the buffer holds garbage beforehand
+        let mut out = vec![7.0f32; 10];
+        let lb = letterbox_into(&f, &sp, 5, 8, &mut out);
+        assert_eq!(lb.scale, 1.0);
+        assert_eq!(out.len(), 3 * 40);
+        for y in 0..8 {
+            for x in 0..5 {
+                for c in 0..3 {
+                    let want = if y < 3 {
+                        (rgb[(y * 5 + x) * 3 + (2 - c)] as f32 - sp.mean[c]) * sp.scale[c]
+                    } else {
+                        0.0
+                    };
+                    assert_eq!(out[c * 40 + y * 5 + x], want, "({x},{y}) channel {c}");
+                }
+            }
+        }
+        // the resampling path: same result into a fresh and into a dirty buffer
+        let g = Frame::from_rgb(6, 3, (0..54).map(|i| (i * 11) as u8).collect()).unwrap();
+        let mut fresh = Vec::new();
+        letterbox_into(&g, &sp, 8, 8, &mut fresh);
+        let mut dirty = vec![-3.0f32; 3 * 64];
+        letterbox_into(&g, &sp, 8, 8, &mut dirty);
+        assert_eq!(fresh, dirty);
+        assert!(
+            fresh[7 * 8..8 * 8].iter().all(|v| *v == 0.0),
+            "bottom rows padded"
+        );
     }
 
     #[test]
