@@ -77,6 +77,37 @@ pub fn letterbox_into(
         };
     }
 
+    if scale == 0.5 && sw * 2 == fw && sh * 2 == fh {
+        // Exactly half size (a 1280×720 camera into 640-wide input): pixel-centre bilinear
+        // samples at 2x + 0.5 with weights ½, i.e. the mean of each 2×2 block (the same
+        // floats as the general path: sums of small integers are exact).
+        let (p0, rest) = out.split_at_mut(plane);
+        let (p1, p2) = rest.split_at_mut(plane);
+        for y in 0..sh {
+            let r0 = &rgb[2 * y * row_stride..(2 * y + 1) * row_stride];
+            let r1 = &rgb[(2 * y + 1) * row_stride..(2 * y + 2) * row_stride];
+            let base = y * iw;
+            let (d0, d1, d2) = (
+                &mut p0[base..base + sw],
+                &mut p1[base..base + sw],
+                &mut p2[base..base + sw],
+            );
+            for (x, (a, b)) in r0.chunks_exact(6).zip(r1.chunks_exact(6)).enumerate() {
+                let mut px = [0f32; 3];
+                for (c, v) in px.iter_mut().enumerate() {
+                    *v = (a[c] as f32 + a[c + 3] as f32 + b[c] as f32 + b[c + 3] as f32) * 0.25;
+                }
+                d0[x] = (px[src_ch[0]] - mean[0]) * nscale[0];
+                d1[x] = (px[src_ch[1]] - mean[1]) * nscale[1];
+                d2[x] = (px[src_ch[2]] - mean[2]) * nscale[2];
+            }
+        }
+        return Letterbox {
+            scale,
+            input_w,
+            input_h,
+        };
+    }
     // Precompute horizontal sample positions (pixel-centre aligned bilinear).
     let inv = 1.0 / scale;
     let xs: Vec<(usize, usize, f32)> = (0..sw)
@@ -205,6 +236,38 @@ mod tests {
             fresh[7 * 8..8 * 8].iter().all(|v| *v == 0.0),
             "bottom rows padded"
         );
+    }
+
+    /// The half-size fast path gives the same floats as pixel-centre bilinear resampling.
+    #[test]
+    fn half_size_fast_path_matches_bilinear() {
+        let (fw, fh) = (8usize, 6usize);
+        let rgb: Vec<u8> = (0..fw * fh * 3).map(|i| (i * 53 % 256) as u8).collect();
+        let f = Frame::from_rgb(fw as u32, fh as u32, rgb.clone()).unwrap();
+        let mut sp = spec(ChannelOrder::Rgb);
+        sp.mean = [127.5; 3];
+        sp.scale = [1.0 / 128.0; 3];
+        let mut out = vec![9.0f32; 3];
+        let lb = letterbox_into(&f, &sp, 4, 4, &mut out);
+        assert_eq!(lb.scale, 0.5);
+        for c in 0..3 {
+            for y in 0..4 {
+                for x in 0..4 {
+                    let got = out[c * 16 + y * 4 + x];
+                    if y >= 3 {
+                        assert_eq!(got, 0.0);
+                        continue;
+                    }
+                    // general formula: sx = 2x + 0.5, sy = 2y + 0.5
+                    let at = |yy: usize, xx: usize| rgb[(yy * fw + xx) * 3 + c] as f32;
+                    let (x0, y0) = (2 * x, 2 * y);
+                    let top = at(y0, x0) + (at(y0, x0 + 1) - at(y0, x0)) * 0.5;
+                    let bot = at(y0 + 1, x0) + (at(y0 + 1, x0 + 1) - at(y0 + 1, x0)) * 0.5;
+                    let want = (top + (bot - top) * 0.5 - 127.5) / 128.0;
+                    assert_eq!(got, want, "({x},{y}) channel {c}");
+                }
+            }
+        }
     }
 
     #[test]
