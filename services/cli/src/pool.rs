@@ -245,9 +245,70 @@ fn worker(mut p: FacePipeline, shared: Arc<Shared>, out: mpsc::Sender<Analyzed>,
 
 #[cfg(test)]
 mod tests {
-    // The pool needs real models; it is exercised end to end by `rollcall serve` (tests/cli.rs)
-    // and `rollcall bench pipeline`. Here: the slot logic without inference.
+    // The slot logic without inference, and the per-camera order of results with the real
+    // models (`ROLLCALL_MODELS_DIR`, as the test command sets it).
     use super::*;
+
+    /// Bursts from three cameras into two workers: frames are replaced and several are in
+    /// flight at once, yet each camera's results leave the pool in capture order, and each
+    /// camera's last frame is never lost.
+    #[test]
+    fn each_camera_results_leave_in_capture_order() {
+        #[derive(clap::Parser)]
+        struct Args {
+            #[command(flatten)]
+            v: crate::cmd_vision::VisionOpts,
+        }
+        let mut v = <Args as clap::Parser>::parse_from(["test"]).v;
+        v.threads = 1;
+        let (tx, mut rx) = mpsc::channel(4096);
+        let pool = InferencePool::start(2, 3, 3, || v.open(), tx).unwrap();
+        let t0 = Utc::now();
+        let n = 60i64;
+        for i in 0..n {
+            for cam in 0..3 {
+                let frame = Frame::from_rgb(64, 48, vec![(i * 4) as u8; 64 * 48 * 3]).unwrap();
+                assert!(pool.submit(
+                    cam,
+                    Job {
+                        frame,
+                        at: t0 + chrono::Duration::milliseconds(i),
+                        captured: Instant::now(),
+                    },
+                ));
+            }
+            if i % 5 == 0 {
+                std::thread::sleep(std::time::Duration::from_millis(15));
+            }
+        }
+        let mut last: Vec<Option<i64>> = vec![None; 3];
+        let mut seen = [0u32; 3];
+        let deadline = Instant::now() + std::time::Duration::from_secs(120);
+        while last.iter().any(|l| *l != Some(n - 1)) {
+            assert!(Instant::now() < deadline, "results so far: {last:?}");
+            match rx.try_recv() {
+                Ok(a) => {
+                    assert!(a.faces.is_ok(), "{:?}", a.faces.err());
+                    let ms = (a.at - t0).num_milliseconds();
+                    if let Some(prev) = last[a.camera] {
+                        assert!(ms > prev, "camera {}: frame {ms} after {prev}", a.camera);
+                    }
+                    last[a.camera] = Some(ms);
+                    seen[a.camera] += 1;
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+            }
+        }
+        for (c, k) in seen.iter().enumerate() {
+            let dropped = pool.counters(c).dropped;
+            assert_eq!(
+                u64::from(*k) + dropped,
+                n as u64,
+                "camera {c}: every frame processed or counted as dropped"
+            );
+        }
+        pool.stop();
+    }
 
     #[test]
     fn latest_frame_wins_and_counts_drops() {
