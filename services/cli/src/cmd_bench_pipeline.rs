@@ -77,10 +77,7 @@ pub async fn run(v: &VisionOpts, o: &PipelineBenchOpts) -> anyhow::Result<Value>
     let clip_cam = CameraId::new("clip").expect("valid id");
     let campus = CampusId::new("downtown").expect("valid id");
     rec.add_camera(clip_cam.clone(), campus.clone())?;
-    let mut src = open_source(&clip.display().to_string(), &SourceOptions::default())
-        .with_context(|| format!("opening {}", clip.display()))?;
-    src.open()
-        .with_context(|| format!("opening {}", clip.display()))?;
+    let mut src = open_clip(&clip)?;
     let (mut frames, faces0) = (0u64, rec.faces);
     let mut next_pos = 0.0f64;
     let start = Utc::now();
@@ -172,6 +169,15 @@ pub async fn run(v: &VisionOpts, o: &PipelineBenchOpts) -> anyhow::Result<Value>
     }))
 }
 
+/// Opens the fixture clip as a frame source.
+fn open_clip(clip: &Path) -> anyhow::Result<Box<dyn rollcall_capture::FrameSource>> {
+    let mut src = open_source(&clip.display().to_string(), &SourceOptions::default())
+        .with_context(|| format!("opening {}", clip.display()))?;
+    src.open()
+        .with_context(|| format!("opening {}", clip.display()))?;
+    Ok(src)
+}
+
 /// The clip through a capture thread (as `watch` and `serve` run a source: decode never waits
 /// for inference) feeding inference on the caller's thread, sampled at `fps` of media time.
 /// Frames between samples are grabbed without colour conversion
@@ -185,10 +191,7 @@ async fn clip_with_capture_thread(
 ) -> anyhow::Result<Value> {
     let cam = CameraId::new("clip-capture-thread").expect("valid id");
     rec.add_camera(cam.clone(), campus.clone())?;
-    let mut src = open_source(&clip.display().to_string(), &SourceOptions::default())
-        .with_context(|| format!("opening {}", clip.display()))?;
-    src.open()
-        .with_context(|| format!("opening {}", clip.display()))?;
+    let mut src = open_clip(clip)?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<rollcall_capture::CapturedFrame>(2);
     let step = 1.0 / fps.max(1) as f64;
     let t = Instant::now();

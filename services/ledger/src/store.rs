@@ -1491,7 +1491,6 @@ impl Store {
         school: &str,
         ci: &CheckIn,
     ) -> Result<Option<(CheckInOutcome, Vec<String>, Units)>> {
-        let school = school.to_string();
         let student = ci.student_id.as_str();
         let at = ms(ci.at);
         let key = ci.key();

@@ -222,17 +222,27 @@ async fn replay_once_vs_tripled_shuffled_is_identical(a: &Store) {
         .flat_map(|e| [e.clone(), e.clone(), e.clone()])
         .collect();
     tripled.shuffle(&mut rng);
-    async fn apply(s: &Store, evs: Vec<CheckIn>) {
+    /// Applies `evs` from 8 concurrent tasks, one transaction per check-in (`Store`) or
+    /// through the group-commit writer (`GroupCommit`).
+    #[derive(Clone)]
+    enum Writer {
+        Each(Store),
+        Grouped(GroupCommit),
+    }
+    async fn apply(w: Writer, evs: Vec<CheckIn>) {
         let chunks: Vec<Vec<CheckIn>> = evs
             .chunks(evs.len().div_ceil(8))
             .map(|c| c.to_vec())
             .collect();
         let mut tasks = Vec::new();
         for c in chunks {
-            let s = s.clone();
+            let w = w.clone();
             tasks.push(tokio::spawn(async move {
                 for e in c {
-                    s.check_in(&e).await.unwrap();
+                    match &w {
+                        Writer::Each(s) => s.check_in(&e).await.unwrap(),
+                        Writer::Grouped(g) => g.check_in(e).await.unwrap(),
+                    };
                 }
             }));
         }
@@ -244,28 +254,10 @@ async fn replay_once_vs_tripled_shuffled_is_identical(a: &Store) {
     for e in &events {
         a.check_in(e).await.unwrap();
     }
-    apply(&b, tripled.clone()).await;
-    {
-        let (g, writer) = GroupCommit::spawn(c.clone(), 32, 64);
-        let chunks: Vec<Vec<CheckIn>> = tripled
-            .chunks(tripled.len().div_ceil(8))
-            .map(|c| c.to_vec())
-            .collect();
-        let mut tasks = Vec::new();
-        for chunk in chunks {
-            let g = g.clone();
-            tasks.push(tokio::spawn(async move {
-                for e in chunk {
-                    g.check_in(e).await.unwrap();
-                }
-            }));
-        }
-        for t in tasks {
-            t.await.unwrap();
-        }
-        drop(g);
-        writer.await.unwrap();
-    }
+    apply(Writer::Each(b.clone()), tripled.clone()).await;
+    let (g, writer) = GroupCommit::spawn(c.clone(), 32, 64);
+    apply(Writer::Grouped(g), tripled).await;
+    writer.await.unwrap();
     let proj = |es: Vec<StoredEntry>| -> Vec<Entry> {
         let mut v: Vec<Entry> = es.into_iter().map(|e| e.entry).collect();
         v.sort();
