@@ -97,6 +97,10 @@ pub enum BenchCmd {
         /// (0: only one transaction per check-in).
         #[arg(long, default_value_t = 64)]
         group_commit: usize,
+        /// Also run open loop: check-ins arriving at this many per second through group
+        /// commit, latency from each one's scheduled arrival to its commit (0: skip).
+        #[arg(long, default_value_t = 2000.0)]
+        rate: f64,
         /// PostgreSQL URL to benchmark as well (default: DATABASE_URL when set).
         #[arg(long, env = "DATABASE_URL")]
         database_url: Option<String>,
@@ -171,18 +175,26 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
             checkins,
             concurrency,
             group_commit,
+            rate,
             database_url,
             json: _,
         } => {
+            use crate::cmd_ledger::{bench_on, LedgerBench};
             let url = database_url.filter(|u| !u.is_empty());
             let mut out = Vec::new();
             for db in std::iter::once(None).chain(url.as_deref().map(Some)) {
-                out.push(crate::cmd_ledger::bench_on(db, checkins, concurrency, None).await?);
+                out.push(bench_on(db, checkins, LedgerBench::Each { concurrency }).await?);
                 if group_commit > 0 {
-                    out.push(
-                        crate::cmd_ledger::bench_on(db, checkins, concurrency, Some(group_commit))
-                            .await?,
-                    );
+                    let max_batch = group_commit;
+                    let mode = LedgerBench::Grouped {
+                        concurrency,
+                        max_batch,
+                    };
+                    out.push(bench_on(db, checkins, mode).await?);
+                    if rate > 0.0 {
+                        let mode = LedgerBench::Paced { rate, max_batch };
+                        out.push(bench_on(db, checkins, mode).await?);
+                    }
                 }
             }
             Ok(json!({ "ledger": out }))

@@ -55,6 +55,16 @@ fn mem_mb(field: &str) -> Option<f64> {
     Some((kb / 1024.0 * 10.0).round() / 10.0)
 }
 
+/// CPU time (user + system, all threads) this process has used so far, in seconds.
+fn cpu_seconds() -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // fields after the command name (which may hold spaces) in parentheses
+    let rest = &s[s.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0) // USER_HZ is 100 on Linux
+}
+
 fn pct(l: &Latencies) -> Value {
     json!({"p50": l.percentile(0.5), "p99": l.percentile(0.99), "n": l.count})
 }
@@ -310,6 +320,7 @@ async fn live_run(
     let mut commit_lat = Latencies::default();
     let (mut processed, mut faces, mut decisions, mut check_ins) = (0u64, 0u64, 0u64, 0u64);
     let started = Instant::now();
+    let cpu_start = cpu_seconds();
     let run_for = Duration::from_secs_f64(o.seconds);
     // resident memory every 30 s (flat memory over a long run)
     let mut rss_samples: Vec<(u64, Option<f64>)> = vec![(0, mem_mb("VmRSS:"))];
@@ -346,6 +357,7 @@ async fn live_run(
         }
     }
     let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_start.zip(cpu_seconds()).map(|(a, b)| b - a);
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         let _ = t.join();
@@ -364,6 +376,9 @@ async fn live_run(
         "frames_dropped": dropped,
         "processed_fps": ((processed as f64 / secs) * 10.0).round() / 10.0,
         "faces_per_s": ((faces as f64 / secs) * 10.0).round() / 10.0,
+        // cores busy on average (capture threads' JPEG decoding included) and CPU per frame
+        "cpu_cores": cpu.map(|c| (c / secs * 100.0).round() / 100.0),
+        "cpu_ms_per_frame": cpu.map(|c| (c * 1e3 / processed.max(1) as f64 * 10.0).round() / 10.0),
         "decisions": decisions,
         "check_ins": check_ins,
         "frame_ms": pct(&frame_lat),

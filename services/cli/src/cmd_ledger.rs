@@ -353,20 +353,41 @@ pub async fn run(cmd: LedgerCmd) -> anyhow::Result<()> {
 
 /// `rollcall bench ledger`: `n` check-ins on the PostgreSQL (or other) database at `url` (in a
 /// fresh `bench-…` school), or on a SQLite file in a temporary directory when `url` is `None`.
+/// How `rollcall bench ledger` drives the store.
+#[derive(Debug, Clone, Copy)]
+pub enum LedgerBench {
+    /// `concurrency` tasks, one transaction per check-in.
+    Each { concurrency: usize },
+    /// `concurrency` tasks through the group-commit writer.
+    Grouped {
+        concurrency: usize,
+        max_batch: usize,
+    },
+    /// Open loop: arrivals at `rate` per second through the group-commit writer.
+    Paced { rate: f64, max_batch: usize },
+}
+
 pub async fn bench_on(
     url: Option<&str>,
     n: usize,
-    concurrency: usize,
-    group_commit: Option<usize>,
+    mode: LedgerBench,
 ) -> anyhow::Result<serde_json::Value> {
     let tmp = std::env::temp_dir().join(format!("rollcall-bench-{}", uuid_like()));
     let store = match url {
         Some(url) => Store::open(url).await?,
         None => Store::open_data_dir(&tmp).await?,
     };
-    let report = match group_commit {
-        Some(b) => rollcall_ledger::bench_checkins_grouped(&store, n, concurrency, b).await,
-        None => rollcall_ledger::bench_checkins_with(&store, n, concurrency).await,
+    let report = match mode {
+        LedgerBench::Each { concurrency } => {
+            rollcall_ledger::bench_checkins_with(&store, n, concurrency).await
+        }
+        LedgerBench::Grouped {
+            concurrency,
+            max_batch,
+        } => rollcall_ledger::bench_checkins_grouped(&store, n, concurrency, max_batch).await,
+        LedgerBench::Paced { rate, max_batch } => {
+            rollcall_ledger::bench_checkins_paced(&store, n, rate, max_batch).await
+        }
     };
     store.close().await;
     let _ = std::fs::remove_dir_all(&tmp);

@@ -51,6 +51,10 @@ pub struct VisionOpts {
     /// Use the CUDA execution provider (needs a build with the `cuda` feature).
     #[arg(long, global = true)]
     pub cuda: bool,
+    /// Detect one frame per detector call in the inference pool, instead of two frames of
+    /// different cameras drawn into one input when both are waiting (`serve`, `bench pipeline`).
+    #[arg(long, env = "ROLLCALL_NO_MOSAIC", global = true)]
+    pub no_mosaic: bool,
 }
 
 impl VisionOpts {
@@ -66,6 +70,7 @@ impl VisionOpts {
                 intra_threads: self.threads,
                 cuda: self.cuda,
             },
+            mosaic: !self.no_mosaic,
         }
     }
 

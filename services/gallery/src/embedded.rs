@@ -11,7 +11,9 @@
 //! Durability. qdrant-edge 0.7.2 writes every update to its WAL first, but `EdgeShard::load`
 //! does not replay that WAL (it only loads flushed segments) and the WAL is never truncated.
 //! So this adapter flushes the segments after every mutation before returning: an acknowledged
-//! write survives a restart or a crash. Because the WAL keeps every vector ever written, a
+//! write survives a restart or a crash. On open, it deletes the WAL's closed segments but the
+//! newest (what the WAL's own `prefix_truncate` would do; see `trim_wal`), so a reopened
+//! gallery does not hold every vector ever written in resident WAL pages. Because the WAL keeps every vector ever written, a
 //! purge does not vacuum in place: it copies the live templates into a fresh shard (new WAL,
 //! new segments, HNSW rebuilt) and deletes the old shard's files. Deleted templates are then
 //! gone from every file under `root` (the erasure test greps the files to prove it).
@@ -34,8 +36,8 @@ use qdrant_edge::{
     PayloadSchemaParams, PointId, PointInsertOperations, PointOperations, PointStruct,
     PointStructPersisted, QuantizationConfig, QuantizationSearchParams, QueryEnum, Record,
     ScalarQuantizationConfig, ScalarType, ScrollRequest, SearchParams, SearchRequest,
-    UpdateOperation, VectorInternal, VectorStructInternal, WalOptions, WithPayloadInterface,
-    WithVector,
+    UpdateOperation, VectorInternal, VectorStorageDatatype, VectorStructInternal, WalOptions,
+    WithPayloadInterface, WithVector,
 };
 use rollcall_domain::gallery::{
     check_vector, CountScope, Gallery, GalleryError, GalleryHealth, GalleryHit, PurgeReport,
@@ -107,6 +109,11 @@ pub struct EmbeddedConfig {
     /// `vectors_on_disk`, and be paged in only for those few).
     #[serde(default)]
     pub quantize_int8: bool,
+    /// Store the full-precision vectors as 16-bit floats (half the bytes; cosine scores
+    /// change in the fourth decimal). Fixed when the gallery is created: rebuild
+    /// (`gallery rebuild`, or a purge) to change it.
+    #[serde(default)]
+    pub half_precision: bool,
 }
 
 impl EmbeddedConfig {
@@ -120,14 +127,17 @@ impl EmbeddedConfig {
             vectors_on_disk: false,
             wal_segment_bytes: 4 * 1024 * 1024,
             quantize_int8: false,
+            half_precision: false,
         }
     }
 
     /// The memory-lean layout for large galleries: int8 quantized vectors in RAM, originals on
-    /// disk (memory-mapped, read only to re-score the best candidates of each search).
+    /// disk as 16-bit floats (memory-mapped, read only to re-score the best candidates of each
+    /// search).
     pub fn lean(mut self) -> Self {
         self.quantize_int8 = true;
         self.vectors_on_disk = true;
+        self.half_precision = true;
         self
     }
 
@@ -160,7 +170,9 @@ impl EmbeddedConfig {
                 distance: Distance::Cosine,
                 on_disk: Some(self.vectors_on_disk),
                 multivector_config: None,
-                datatype: None,
+                datatype: self
+                    .half_precision
+                    .then_some(VectorStorageDatatype::Float16),
                 quantization_config: None,
                 hnsw_config: None,
             },
@@ -373,6 +385,47 @@ fn create_indexes(shard: &EdgeShard) -> qdrant_edge::OperationResult<()> {
 
 /// Opens (or creates) the shard directory, mapping every failure, panics included, to a
 /// typed error naming the directory.
+/// Deletes the WAL's closed segments but the newest, before the shard is opened: what the
+/// WAL's own `prefix_truncate` does once everything is flushed, which qdrant-edge 0.7.2 never
+/// calls.
+///
+/// Why this is safe: this adapter flushes the segments after every mutation, and
+/// `EdgeShard::load` never replays the WAL, so no closed segment holds anything the shard
+/// needs. Operation numbers continue from the newest closed segment's start index plus its
+/// length (the WAL's own rule), so keeping that one keeps the numbering the segments compare
+/// versions against. Why it matters: opening the WAL maps every segment and checks every
+/// entry's checksum, which leaves all of them resident: 85 MB for 100k templates, more than
+/// the rest of the serving footprint.
+fn trim_wal(wal: &Path) -> std::io::Result<usize> {
+    let Ok(entries) = fs::read_dir(wal) else {
+        return Ok(0); // no WAL yet
+    };
+    let mut closed: Vec<(u64, PathBuf)> = Vec::new();
+    for e in entries {
+        let e = e?;
+        let name = e.file_name();
+        let Some(start) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("closed-"))
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if e.file_type()?.is_file() {
+            closed.push((start, e.path()));
+        }
+    }
+    closed.sort();
+    let keep = closed.len().saturating_sub(1);
+    for (_, p) in &closed[..keep] {
+        fs::remove_file(p)?;
+    }
+    if keep > 0 {
+        File::open(wal)?.sync_all()?;
+    }
+    Ok(keep)
+}
+
 fn open_shard(dir: &Path, cfg: &EmbeddedConfig) -> Result<EdgeShard, GalleryError> {
     let config_file = dir.join(EDGE_CONFIG_FILE);
     let exists = config_file.exists() || dir.join("segments").exists();
@@ -398,6 +451,9 @@ fn open_shard(dir: &Path, cfg: &EmbeddedConfig) -> Result<EdgeShard, GalleryErro
     }
     if !exists {
         fs::create_dir_all(dir).map_err(|e| storage(dir, e))?;
+    }
+    if exists {
+        trim_wal(&dir.join("wal")).map_err(|e| storage(dir, e))?;
     }
     let edge_cfg = cfg.edge_config();
     let res = catch_unwind(AssertUnwindSafe(|| {

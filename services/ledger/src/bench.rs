@@ -19,6 +19,9 @@ pub struct BenchReport {
     pub concurrency: usize,
     /// Group commit: the most check-ins per transaction (`None`: one transaction each).
     pub group_commit: Option<usize>,
+    /// Open loop: the arrival rate offered (check-ins per second); `None`: closed loop,
+    /// `concurrency` tasks each waiting for its commit before the next check-in.
+    pub offered_per_s: Option<f64>,
     pub students: usize,
     pub seconds: f64,
     /// Check-ins committed (each with its attendance row and deduction) per second.
@@ -57,14 +60,9 @@ pub async fn bench_checkins_grouped(
     bench_run(store, n, concurrency, Some(max_batch.max(1))).await
 }
 
-async fn bench_run(
-    store: &Store,
-    n: usize,
-    concurrency: usize,
-    group: Option<usize>,
-) -> Result<BenchReport> {
-    let n = n.max(1);
-    let concurrency = concurrency.max(1);
+/// A fresh school of `store`'s database for `n` check-ins: up to 200 students with one package
+/// each, enrolled into one class with enough lessons for each to check in once per lesson.
+async fn setup(store: &Store, n: usize) -> Result<(Store, Vec<NewLesson>, usize)> {
     let school_id = format!("bench-{}", uuid::Uuid::new_v4().simple());
     let s = store
         .create_school(&school_id, "bench", 0, &SchoolPolicy::default())
@@ -117,6 +115,18 @@ async fn bench_run(
         })
         .await?;
     }
+    Ok((s, lessons, students))
+}
+
+async fn bench_run(
+    store: &Store,
+    n: usize,
+    concurrency: usize,
+    group: Option<usize>,
+) -> Result<BenchReport> {
+    let n = n.max(1);
+    let concurrency = concurrency.max(1);
+    let (s, lessons, students) = setup(store, n).await?;
     let next = Arc::new(AtomicUsize::new(0));
     let writer = group.map(|b| GroupCommit::spawn(s.clone(), b, concurrency * 2));
     let committer = writer.as_ref().map(|(g, _)| g.clone());
@@ -172,6 +182,19 @@ async fn bench_run(
         drop(g);
         let _ = task.await;
     }
+    report(&s, n, concurrency, group, None, seconds, lat).await
+}
+
+/// Percentiles of `lat` and the deductions found: the report of one run.
+async fn report(
+    s: &Store,
+    n: usize,
+    concurrency: usize,
+    group: Option<usize>,
+    offered_per_s: Option<f64>,
+    seconds: f64,
+    mut lat: Vec<f64>,
+) -> Result<BenchReport> {
     lat.sort_by(|a, b| a.total_cmp(b));
     let pct = |q: f64| {
         lat.get(((lat.len() as f64 - 1.0) * q).round() as usize)
@@ -189,7 +212,8 @@ async fn bench_run(
         checkins: n as u64,
         concurrency,
         group_commit: group,
-        students,
+        offered_per_s,
+        students: n.min(200),
         seconds,
         checkins_per_s: n as f64 / seconds,
         p50_ms: pct(0.50),
@@ -197,4 +221,76 @@ async fn bench_run(
         max_ms: lat.last().copied().unwrap_or(0.0),
         deductions,
     })
+}
+
+/// Open loop: `n` check-ins arrive at `rate` per second (as cameras report them, whatever the
+/// database is doing), each committed through a [`GroupCommit`] writer (up to `max_batch` per
+/// transaction). Latency runs from each check-in's scheduled arrival to its commit, so time a
+/// check-in spent queued behind a slow commit counts (no coordinated omission). `concurrency`
+/// in the report is the most check-ins in flight at once.
+pub async fn bench_checkins_paced(
+    store: &Store,
+    n: usize,
+    rate: f64,
+    max_batch: usize,
+) -> Result<BenchReport> {
+    let n = n.max(1);
+    let rate = rate.max(1.0);
+    let (s, lessons, students) = setup(store, n).await?;
+    let (g, writer) = GroupCommit::spawn(s.clone(), max_batch.max(1), 4096);
+    let in_flight = Arc::new(AtomicUsize::new(0));
+    let most = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for i in 0..n {
+        let due = started + std::time::Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(due.into()).await;
+        let ci = CheckIn::new(
+            &format!("s{}", i % students),
+            lessons[i / students].start,
+            AttendanceSource::Face,
+        );
+        let (g, in_flight, most) = (g.clone(), in_flight.clone(), most.clone());
+        tasks.push(tokio::spawn(async move {
+            let now = in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+            most.fetch_max(now, Ordering::Relaxed);
+            let r = g.check_in(ci).await;
+            in_flight.fetch_sub(1, Ordering::Relaxed);
+            let r = r?;
+            if !matches!(
+                r.outcome,
+                CheckInOutcome::Recorded {
+                    deduction: DeductionDecision::FromPackage { .. },
+                    ..
+                }
+            ) {
+                return Err(crate::LedgerError::Corrupt(format!(
+                    "bench check-in not deducted: {:?}",
+                    r.outcome
+                )));
+            }
+            Ok::<_, crate::LedgerError>(due.elapsed().as_secs_f64() * 1e3)
+        }));
+    }
+    let mut lat = Vec::with_capacity(n);
+    for t in tasks {
+        lat.push(
+            t.await
+                .map_err(|e| crate::LedgerError::Corrupt(format!("bench task: {e}")))??,
+        );
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    drop(g);
+    let _ = writer.await;
+    let most = most.load(Ordering::Relaxed);
+    report(
+        &s,
+        n,
+        most,
+        Some(max_batch.max(1)),
+        Some(rate),
+        seconds,
+        lat,
+    )
+    .await
 }

@@ -7,6 +7,8 @@
 //! inserted. Every change writes an audit row in the same transaction.
 
 mod bench;
+mod checkin;
+mod db;
 mod group;
 mod import;
 pub mod outbox;
@@ -17,7 +19,9 @@ mod staff;
 mod store;
 mod views;
 
-pub use bench::{bench_checkins, bench_checkins_grouped, bench_checkins_with, BenchReport};
+pub use bench::{
+    bench_checkins, bench_checkins_grouped, bench_checkins_paced, bench_checkins_with, BenchReport,
+};
 pub use group::GroupCommit;
 pub use import::{ImportKind, ImportSummary, RowError};
 pub use outbox::{
@@ -34,6 +38,9 @@ pub use views::*;
 pub enum LedgerError {
     #[error("database: {0}")]
     Db(#[from] sqlx::Error),
+    /// From the check-in path's own SQLite connection.
+    #[error("database (sqlite): {0}")]
+    Sqlite(String),
     #[error("unknown {entity} {id:?}")]
     NotFound { entity: &'static str, id: String },
     #[error("invalid {field}: {message}")]

@@ -12,11 +12,13 @@
 //!
 //! Notifications are off for a school until [`Store::set_notify_settings`] enables them.
 
-use crate::store::{from_ms, load_packages, ms, Store};
+use crate::db::{AnyDb, Db};
+use crate::store::{from_ms, load_packages_of, ms, Store};
 use crate::{LedgerError, Result};
 use chrono::{DateTime, Duration, Utc};
 use rollcall_domain::ledger::{
-    available_units, fmt_units, AlertDraft, AlertKind, AttendanceStatus, BookedLesson, SchoolPolicy,
+    available_units, fmt_units, AlertDraft, AlertKind, AttendanceStatus, BookedLesson,
+    PackageState, SchoolPolicy, Units,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -433,11 +435,27 @@ pub(crate) async fn enqueue_absence(
 }
 
 /// Writes the notice of a newly raised alert (same transaction as the alert row).
+///
+/// `packages`: the student's packages and overdraft as they stand right after the change that
+/// raised the alert, when the caller has them (a batch of check-ins has written later changes
+/// already); `None` reads them from the database.
 pub(crate) async fn enqueue_alert(
     c: &mut AnyConnection,
     school: &str,
     a: &AlertDraft,
     at: i64,
+    packages: Option<(&[PackageState], Units)>,
+) -> Result<usize> {
+    enqueue_alert_db(&mut AnyDb(c), school, a, at, packages).await
+}
+
+/// [`enqueue_alert`] on any [`Db`].
+pub(crate) async fn enqueue_alert_db(
+    c: &mut dyn Db,
+    school: &str,
+    a: &AlertDraft,
+    at: i64,
+    packages: Option<(&[PackageState], Units)>,
 ) -> Result<usize> {
     let at = from_ms(at);
     let (kind, mut params) = match a.kind {
@@ -453,7 +471,17 @@ pub(crate) async fn enqueue_alert(
     params["message"] = json!(a.message);
     params["package_id"] = json!(a.package_id);
     if matches!(kind, NoticeKind::LowBalance | NoticeKind::ExpiringPackage) {
-        let (pkgs, od) = load_packages(c, school, &a.student_id).await?;
+        let loaded;
+        let (pkgs, od) = match packages {
+            Some(p) => p,
+            None => {
+                loaded = load_packages_of(c, school, &[a.student_id.as_str()])
+                    .await?
+                    .remove(&a.student_id)
+                    .unwrap_or_default();
+                (loaded.0.as_slice(), loaded.1)
+            }
+        };
         params["left"] = json!(fmt_units(available_units(&pkgs, od, at)));
         if let Some(p) = pkgs
             .iter()
@@ -471,7 +499,7 @@ pub(crate) async fn enqueue_alert(
         params,
         at,
     };
-    enqueue(c, school, &draft).await
+    enqueue_many(c, school, std::slice::from_ref(&draft)).await
 }
 
 // -------------------------------------------------------------------------------------------
@@ -492,14 +520,28 @@ struct Target {
 /// delivery key exists is skipped (replays insert nothing). Returns the rows inserted; 0 when
 /// notifications are off for the school.
 pub async fn enqueue(c: &mut AnyConnection, school: &str, d: &NoticeDraft) -> Result<usize> {
-    let r = sqlx::query(
-        "SELECT s.tz_offset_minutes, s.policy_json, n.settings_json FROM schools s LEFT JOIN notify_settings n ON n.school_id = s.id WHERE s.id = $1",
-    )
-    .bind(school)
-    .fetch_optional(&mut *c)
-    .await?
-    .ok_or_else(|| LedgerError::NotFound { entity: "school", id: school.into() })?;
-    let Some(settings) = r.try_get::<Option<String>, _>(2)? else {
+    enqueue_many(&mut AnyDb(c), school, std::slice::from_ref(d)).await
+}
+
+/// [`enqueue`] for several notices: the school's settings are read once for all of them (a
+/// batch of check-ins reads them once). Returns the rows inserted.
+pub(crate) async fn enqueue_many(
+    c: &mut dyn Db,
+    school: &str,
+    ds: &[NoticeDraft],
+) -> Result<usize> {
+    if ds.is_empty() {
+        return Ok(0);
+    }
+    let r = c
+        .fetch(
+            "SELECT s.tz_offset_minutes, s.policy_json, n.settings_json FROM schools s LEFT JOIN notify_settings n ON n.school_id = s.id WHERE s.id = $1",
+            vec![school.into()],
+        )
+        .await?
+        .pop()
+        .ok_or_else(|| LedgerError::NotFound { entity: "school", id: school.into() })?;
+    let Some(settings) = r.opt_text(2)? else {
         return Ok(0);
     };
     let settings: NotifySettings = serde_json::from_str(&settings)
@@ -507,7 +549,23 @@ pub async fn enqueue(c: &mut AnyConnection, school: &str, d: &NoticeDraft) -> Re
     if !settings.enabled {
         return Ok(0);
     }
-    let tz: i64 = r.try_get(0)?;
+    let tz: i64 = r.int(0)?;
+    let policy_json: String = r.text(1)?;
+    let mut inserted = 0;
+    for d in ds {
+        inserted += enqueue_one(c, school, &settings, tz, &policy_json, d).await?;
+    }
+    Ok(inserted)
+}
+
+async fn enqueue_one(
+    c: &mut dyn Db,
+    school: &str,
+    settings: &NotifySettings,
+    tz: i64,
+    policy_json: &str,
+    d: &NoticeDraft,
+) -> Result<usize> {
     let (to_guardians, to_staff) = d.kind.audience();
     let mut params = d.params.clone();
     if !params.is_object() {
@@ -518,33 +576,34 @@ pub async fn enqueue(c: &mut AnyConnection, school: &str, d: &NoticeDraft) -> Re
     params["local_date"] = json!(local.format("%Y-%m-%d").to_string());
     params["at"] = json!(d.at);
     if d.kind == NoticeKind::AbsenceStreak {
-        let policy: SchoolPolicy = serde_json::from_str(&r.try_get::<String, _>(1)?)
+        let policy: SchoolPolicy = serde_json::from_str(policy_json)
             .map_err(|e| LedgerError::Corrupt(format!("school policy: {e}")))?;
         params["count"] = json!(policy.alerts.absence_streak);
     }
     if let Some(k) = &d.class_id {
-        let name = sqlx::query("SELECT name FROM classes WHERE school_id = $1 AND id = $2")
-            .bind(school)
-            .bind(k)
-            .fetch_optional(&mut *c)
-            .await?;
+        let name = c
+            .fetch(
+                "SELECT name FROM classes WHERE school_id = $1 AND id = $2",
+                vec![school.into(), k.into()],
+            )
+            .await?
+            .pop();
         params["class_id"] = json!(k);
         params["class_name"] = json!(match name {
-            Some(r) => r.try_get::<String, _>(0)?,
+            Some(r) => r.text(0)?,
             None => k.clone(),
         });
     }
     let mut targets = Vec::new();
     if let Some(student) = &d.student_id {
-        let rows = sqlx::query(
-            "SELECT s.name, g.id, g.phone, g.email, g.language, g.notify_prefs FROM students s \
-             LEFT JOIN guardians g ON g.school_id = s.school_id AND g.student_id = s.id \
-             WHERE s.school_id = $1 AND s.id = $2 ORDER BY g.id",
-        )
-        .bind(school)
-        .bind(student)
-        .fetch_all(&mut *c)
-        .await?;
+        let rows = c
+            .fetch(
+                "SELECT s.name, g.id, g.phone, g.email, g.language, g.notify_prefs FROM students s \
+                 LEFT JOIN guardians g ON g.school_id = s.school_id AND g.student_id = s.id \
+                 WHERE s.school_id = $1 AND s.id = $2 ORDER BY g.id",
+                vec![school.into(), student.into()],
+            )
+            .await?;
         let Some(first) = rows.first() else {
             return Err(LedgerError::NotFound {
                 entity: "student",
@@ -552,16 +611,16 @@ pub async fn enqueue(c: &mut AnyConnection, school: &str, d: &NoticeDraft) -> Re
             });
         };
         params["student_id"] = json!(student);
-        params["student_name"] = json!(first.try_get::<String, _>(0)?);
+        params["student_name"] = json!(first.text(0)?);
         for g in rows.iter().filter(|_| to_guardians) {
-            let Some(gid) = g.try_get::<Option<String>, _>(1)? else {
+            let Some(gid) = g.opt_text(1)? else {
                 continue;
             };
-            let phone: Option<String> = g.try_get(2)?;
-            let email: Option<String> = g.try_get(3)?;
-            let language: String = g.try_get(4)?;
+            let phone: Option<String> = g.opt_text(2)?;
+            let email: Option<String> = g.opt_text(3)?;
+            let language: String = g.text(4)?;
             // a guardian's malformed preferences never block the ledger: the school's defaults
-            let prefs = GuardianPrefs::parse(&g.try_get::<String, _>(5)?).unwrap_or_default();
+            let prefs = GuardianPrefs::parse(&g.text(5)?).unwrap_or_default();
             if let Some(ev) = &prefs.events {
                 if !ev.contains(&d.kind) {
                     continue;
@@ -619,26 +678,29 @@ pub async fn enqueue(c: &mut AnyConnection, school: &str, d: &NoticeDraft) -> Re
             _ => d.at,
         };
         let key = format!("{}/{}:{}/{}", d.notice_id, t.kind.as_str(), t.id, t.channel);
-        let ins = sqlx::query(
-            "INSERT INTO outbox (school_id, delivery_key, notice_id, kind, student_id, recipient_kind, recipient_id, channel, address, language, params_json, urgent, state, attempts, created_at, due_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', 0, $13, $14, $13) ON CONFLICT (school_id, delivery_key) DO NOTHING RETURNING seq",
-        )
-        .bind(school)
-        .bind(&key)
-        .bind(&d.notice_id)
-        .bind(d.kind.as_str())
-        .bind(&d.student_id)
-        .bind(t.kind.as_str())
-        .bind(&t.id)
-        .bind(&t.channel)
-        .bind(&t.address)
-        .bind(&t.language)
-        .bind(&params_json)
-        .bind(i64::from(urgent))
-        .bind(now)
-        .bind(ms(due))
-        .fetch_optional(&mut *c)
-        .await?;
+        let ins = c
+            .fetch(
+                "INSERT INTO outbox (school_id, delivery_key, notice_id, kind, student_id, recipient_kind, recipient_id, channel, address, language, params_json, urgent, state, attempts, created_at, due_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', 0, $13, $14, $13) ON CONFLICT (school_id, delivery_key) DO NOTHING RETURNING seq",
+                vec![
+                    school.into(),
+                    (&key).into(),
+                    (&d.notice_id).into(),
+                    d.kind.as_str().into(),
+                    (&d.student_id).into(),
+                    t.kind.as_str().into(),
+                    (&t.id).into(),
+                    (&t.channel).into(),
+                    (&t.address).into(),
+                    (&t.language).into(),
+                    (&params_json).into(),
+                    i64::from(urgent).into(),
+                    now.into(),
+                    ms(due).into(),
+                ],
+            )
+            .await?
+            .pop();
         inserted += usize::from(ins.is_some());
     }
     Ok(inserted)

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row, Transaction};
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -31,6 +32,9 @@ pub struct Store {
     /// SQLite has one writer at a time: writers of this process queue here instead of sleeping
     /// in SQLite's busy handler (`BEGIN IMMEDIATE` still guards against other processes).
     writer: Arc<tokio::sync::Mutex<()>>,
+    /// SQLite: the check-in path's own connection (see [`crate::db`]); `None` inside when
+    /// closed. `None` on PostgreSQL and for an in-memory SQLite database.
+    lite: Option<Arc<std::sync::Mutex<Option<rusqlite::Connection>>>>,
     /// Liveness of this store's handles (the SQLite WAL checkpointer stops with the last one).
     _alive: Arc<()>,
 }
@@ -105,7 +109,7 @@ fn parse_json<T: for<'de> Deserialize<'de>>(s: &str, what: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| LedgerError::Corrupt(format!("{what}: {e}")))
 }
 
-fn parse_enum<T>(s: &str, f: fn(&str) -> Option<T>, what: &str) -> Result<T> {
+pub(crate) fn parse_enum<T>(s: &str, f: fn(&str) -> Option<T>, what: &str) -> Result<T> {
     f(s).ok_or_else(|| LedgerError::Corrupt(format!("{what}: {s:?}")))
 }
 
@@ -346,9 +350,15 @@ impl Store {
             policy: SchoolPolicy::default(),
             tz_offset_minutes: 0,
             writer: Arc::new(tokio::sync::Mutex::new(())),
+            lite: None,
             _alive: alive,
         };
         store.migrate().await?;
+        let mut store = store;
+        if backend == Backend::Sqlite {
+            store.lite =
+                crate::db::open_lite(url)?.map(|c| Arc::new(std::sync::Mutex::new(Some(c))));
+        }
         Ok(store)
     }
 
@@ -379,6 +389,10 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(l) = &self.lite {
+            let _guard = self.writer.lock().await;
+            l.lock().unwrap_or_else(|p| p.into_inner()).take();
+        }
         self.pool.close().await;
         self.write_pool.close().await;
     }
@@ -422,6 +436,18 @@ impl Store {
             Backend::Sqlite => self.write_pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.write_pool.begin().await?,
         })
+    }
+
+    /// The check-in path's SQLite connection, while open.
+    pub(crate) fn lite_connection(
+        &self,
+    ) -> Option<Arc<std::sync::Mutex<Option<rusqlite::Connection>>>> {
+        self.lite.clone()
+    }
+
+    /// This process's SQLite writers take turns here.
+    pub(crate) async fn writer_lock(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.writer.clone().lock_owned().await
     }
 
     pub(crate) async fn write(&self) -> Result<WriteTx> {
@@ -540,24 +566,20 @@ pub(crate) async fn audit(
     after: Option<Value>,
     at: i64,
 ) -> Result<()> {
-    // an API request's staff member (crate::staff::as_actor) is the author, with role and IP
-    let ctx = crate::staff::current_actor();
-    sqlx::query(
-        "INSERT INTO audit_log (school_id, actor, action, entity, entity_id, at, before_json, after_json, actor_role, actor_ip) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    crate::checkin::audit_rows(
+        &mut crate::db::AnyDb(c),
+        school,
+        &[crate::checkin::AuditRow {
+            actor: actor.into(),
+            action,
+            entity,
+            entity_id: entity_id.into(),
+            before,
+            after,
+            at,
+        }],
     )
-    .bind(school)
-    .bind(ctx.as_ref().map_or(actor, |a| a.name.as_str()))
-    .bind(action)
-    .bind(entity)
-    .bind(entity_id)
-    .bind(at)
-    .bind(before.map(|v| v.to_string()))
-    .bind(after.map(|v| v.to_string()))
-    .bind(ctx.as_ref().map(|a| a.role.clone()))
-    .bind(ctx.as_ref().and_then(|a| a.ip.clone()))
-    .execute(c)
-    .await?;
-    Ok(())
+    .await
 }
 
 fn check_id(field: &'static str, v: &str) -> Result<()> {
@@ -987,42 +1009,77 @@ async fn lock_student(c: &mut AnyConnection, school: &str, student: &str) -> Res
 }
 
 fn booked_from_row(r: &AnyRow) -> Result<(BookedLesson, ClassPolicy)> {
-    let policy: ClassPolicy = parse_json(&r.try_get::<String, _>(5)?, "class policy")?;
+    booked(
+        r.try_get(0)?,
+        r.try_get(1)?,
+        r.try_get(2)?,
+        r.try_get(3)?,
+        r.try_get(4)?,
+        &r.try_get::<String, _>(5)?,
+    )
+}
+
+fn booked(
+    lesson_id: String,
+    class_id: String,
+    campus_id: String,
+    start: i64,
+    end: i64,
+    policy_json: &str,
+) -> Result<(BookedLesson, ClassPolicy)> {
+    let policy: ClassPolicy = parse_json(policy_json, "class policy")?;
     Ok((
         BookedLesson {
-            lesson_id: r.try_get(0)?,
-            class_id: r.try_get(1)?,
-            campus_id: r.try_get(2)?,
-            start: from_ms(r.try_get(3)?),
-            end: from_ms(r.try_get(4)?),
+            lesson_id,
+            class_id,
+            campus_id,
+            start: from_ms(start),
+            end: from_ms(end),
             timing: policy.timing,
         },
         policy,
     ))
 }
 
-/// Lessons the student is booked into (enrolled class or make-up) overlapping `[from, to]`.
-async fn booked_lessons(
-    c: &mut AnyConnection,
+/// Lessons each of `students` is booked into (enrolled class or make-up) overlapping
+/// `[from, to]`, by student.
+pub(crate) async fn booked_lessons_of(
+    db: &mut dyn crate::db::Db,
     school: &str,
-    student: &str,
+    students: &[&str],
     from: i64,
     to: i64,
-) -> Result<Vec<(BookedLesson, ClassPolicy)>> {
-    let rows = sqlx::query(
-        "SELECT l.id, l.class_id, l.campus_id, l.start_ms, l.end_ms, k.policy_json FROM lessons l \
+) -> Result<HashMap<String, Vec<BookedLesson>>> {
+    let mut out: HashMap<String, Vec<BookedLesson>> = HashMap::new();
+    if students.is_empty() {
+        return Ok(out);
+    }
+    let ids = crate::checkin::list_marks(students.len(), 4);
+    let cols = "l.id, l.class_id, l.campus_id, l.start_ms, l.end_ms, k.policy_json";
+    let sql = format!(
+        "SELECT {cols}, e.student_id FROM lessons l \
          JOIN classes k ON k.school_id = l.school_id AND k.id = l.class_id \
-         WHERE l.school_id = $1 AND l.start_ms <= $2 AND l.end_ms >= $3 \
-         AND (EXISTS (SELECT 1 FROM enrollments e WHERE e.school_id = l.school_id AND e.class_id = l.class_id AND e.student_id = $4) \
-           OR EXISTS (SELECT 1 FROM makeups m WHERE m.school_id = l.school_id AND m.lesson_id = l.id AND m.student_id = $4))",
-    )
-    .bind(school)
-    .bind(to)
-    .bind(from)
-    .bind(student)
-    .fetch_all(c)
-    .await?;
-    rows.iter().map(booked_from_row).collect()
+         JOIN enrollments e ON e.school_id = l.school_id AND e.class_id = l.class_id \
+         WHERE l.school_id = $1 AND l.start_ms <= $2 AND l.end_ms >= $3 AND e.student_id IN ({ids}) \
+         UNION SELECT {cols}, m.student_id FROM lessons l \
+         JOIN classes k ON k.school_id = l.school_id AND k.id = l.class_id \
+         JOIN makeups m ON m.school_id = l.school_id AND m.lesson_id = l.id \
+         WHERE l.school_id = $1 AND l.start_ms <= $2 AND l.end_ms >= $3 AND m.student_id IN ({ids})"
+    );
+    let mut args: Vec<crate::db::Arg> = vec![school.into(), to.into(), from.into()];
+    args.extend(students.iter().map(|s| crate::db::Arg::from(*s)));
+    for r in db.fetch(&sql, args).await? {
+        let (lesson, _) = booked(
+            r.text(0)?,
+            r.text(1)?,
+            r.text(2)?,
+            r.int(3)?,
+            r.int(4)?,
+            &r.text(5)?,
+        )?;
+        out.entry(r.text(6)?).or_default().push(lesson);
+    }
+    Ok(out)
 }
 
 /// Packages of a student with their derived balances, and the overdraft debt (one round trip).
@@ -1031,41 +1088,61 @@ pub(crate) async fn load_packages(
     school: &str,
     student: &str,
 ) -> Result<(Vec<PackageState>, Units)> {
-    let rows = sqlx::query(
-        "SELECT p.id, p.campus_id, p.lessons_bought, p.unit_price_cents, p.price_paid_cents, p.bought_at, p.expires_at, \
-         CAST(COALESCE((SELECT SUM(e.units) FROM ledger e WHERE e.school_id = p.school_id AND e.package_id = p.id), 0) AS BIGINT) \
-         FROM packages p WHERE p.school_id = $1 AND p.student_id = $2 \
-         UNION ALL SELECT NULL, NULL, 0, 0, 0, 0, 0, CAST(COALESCE(SUM(o.units), 0) AS BIGINT) FROM ledger o \
-         WHERE o.school_id = $1 AND o.student_id = $2 AND o.package_id IS NULL",
+    Ok(
+        load_packages_of(&mut crate::db::AnyDb(c), school, &[student])
+            .await?
+            .remove(student)
+            .unwrap_or_default(),
     )
-    .bind(school)
-    .bind(student)
-    .fetch_all(&mut *c)
-    .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    let mut od = 0i64;
-    for r in &rows {
-        let Some(package_id) = r.try_get::<Option<String>, _>(0)? else {
-            od += r.try_get::<i64, _>(7)?;
+}
+
+/// [`load_packages`] of several students in one round trip, by student (a student without
+/// packages or debt has no entry).
+pub(crate) async fn load_packages_of(
+    db: &mut dyn crate::db::Db,
+    school: &str,
+    students: &[&str],
+) -> Result<HashMap<String, (Vec<PackageState>, Units)>> {
+    let mut out: HashMap<String, (Vec<PackageState>, Units)> = HashMap::new();
+    if students.is_empty() {
+        return Ok(out);
+    }
+    let ids = crate::checkin::list_marks(students.len(), 2);
+    let sql = format!(
+        "SELECT p.student_id, p.id, p.campus_id, p.lessons_bought, p.unit_price_cents, p.price_paid_cents, p.bought_at, p.expires_at, \
+         CAST(COALESCE((SELECT SUM(e.units) FROM ledger e WHERE e.school_id = p.school_id AND e.package_id = p.id), 0) AS BIGINT) \
+         FROM packages p WHERE p.school_id = $1 AND p.student_id IN ({ids}) \
+         UNION ALL SELECT o.student_id, NULL, NULL, 0, 0, 0, 0, 0, CAST(SUM(o.units) AS BIGINT) FROM ledger o \
+         WHERE o.school_id = $1 AND o.student_id IN ({ids}) AND o.package_id IS NULL GROUP BY o.student_id"
+    );
+    let mut args: Vec<crate::db::Arg> = vec![school.into()];
+    args.extend(students.iter().map(|s| crate::db::Arg::from(*s)));
+    for r in db.fetch(&sql, args).await? {
+        let (pkgs, od) = out.entry(r.text(0)?).or_default();
+        let Some(package_id) = r.opt_text(1)? else {
+            *od += -r.int(8)?;
             continue;
         };
-        out.push(PackageState {
+        pkgs.push(PackageState {
             package_id,
-            campus_id: r.try_get(1)?,
-            lessons_bought: r.try_get(2)?,
-            unit_price_cents: r.try_get(3)?,
-            price_paid_cents: r.try_get(4)?,
-            bought_at: from_ms(r.try_get(5)?),
-            expires_at: from_ms(r.try_get(6)?),
-            balance_units: r.try_get(7)?,
+            campus_id: r.opt_text(2)?,
+            lessons_bought: r.int(3)?,
+            unit_price_cents: r.int(4)?,
+            price_paid_cents: r.int(5)?,
+            bought_at: from_ms(r.int(6)?),
+            expires_at: from_ms(r.int(7)?),
+            balance_units: r.int(8)?,
         });
     }
-    out.sort_by(|a, b| {
-        a.expires_at
-            .cmp(&b.expires_at)
-            .then(a.package_id.cmp(&b.package_id))
-    });
-    Ok((out, (-od).max(0)))
+    for (pkgs, od) in out.values_mut() {
+        pkgs.sort_by(|a, b| {
+            a.expires_at
+                .cmp(&b.expires_at)
+                .then(a.package_id.cmp(&b.package_id))
+        });
+        *od = (*od).max(0);
+    }
+    Ok(out)
 }
 
 async fn raise_alert(
@@ -1102,9 +1179,22 @@ async fn raise_alert(
         )
         .await?;
         raised.push(a.dedup_key.clone());
-        crate::outbox::enqueue_alert(&mut *c, school, a, at).await?;
+        crate::outbox::enqueue_alert(&mut *c, school, a, at, None).await?;
     }
     Ok(())
+}
+
+/// Applies an appended deduction to the in-memory package state: its package's balance (or the
+/// overdraft debt when it has none).
+pub(crate) fn apply_entry(pkgs: &mut [PackageState], overdraft: &mut Units, e: &Entry) {
+    match &e.package_id {
+        Some(id) => {
+            if let Some(p) = pkgs.iter_mut().find(|p| &p.package_id == id) {
+                p.balance_units += e.units;
+            }
+        }
+        None => *overdraft -= e.units,
+    }
 }
 
 impl Store {
@@ -1374,309 +1464,10 @@ impl Store {
     // Check-in
     // ---------------------------------------------------------------------------------------
 
-    /// Applies one check-in: exactly one attendance record and at most one deduction per
-    /// (student, lesson), whatever the number of reports, cameras or processes.
-    pub async fn check_in(&self, ci: &CheckIn) -> Result<CheckInResult> {
-        let school = self.need_school()?.to_string();
-        let mut w = self.write().await?;
-        match self.check_in_tx(w.conn(), &school, ci).await? {
-            Some((outcome, alerts, avail)) => {
-                w.commit().await?;
-                Ok(self.result(ci, outcome, alerts, avail))
-            }
-            None => {
-                drop(w); // rolls back
-                self.duplicate_result(ci).await
-            }
-        }
-    }
-
-    async fn duplicate_result(&self, ci: &CheckIn) -> Result<CheckInResult> {
-        let b = self.balance(&ci.student_id, ci.at).await?;
-        Ok(self.result(
-            ci,
-            CheckInOutcome::DuplicateEvent,
-            Vec::new(),
-            b.available_units,
-        ))
-    }
-
-    /// Several check-ins in one transaction (group commit): one `BEGIN`/`COMMIT` and one WAL
-    /// flush for the lot instead of one each. Results come back in the order of `cis`, each
-    /// exactly what [`Store::check_in`] would have returned had they been committed one after
-    /// the other in that order (per student; different students do not interact).
-    ///
-    /// Event keys already stored, or repeated inside the batch, are answered as
-    /// [`CheckInOutcome::DuplicateEvent`] without being applied. Students are locked in id
-    /// order, so two processes committing overlapping batches cannot deadlock each other. If
-    /// anything in the batch fails (an unknown student, a lost race for an event key with
-    /// another process, a database error), the whole transaction is rolled back and the
-    /// check-ins are committed one by one instead, so one bad check-in costs the others
-    /// nothing and each gets its own result or error.
-    pub async fn check_in_batch(&self, cis: &[CheckIn]) -> Vec<Result<CheckInResult>> {
-        if cis.len() > 1 {
-            match self.try_check_in_batch(cis).await {
-                Ok(Some(results)) => return results.into_iter().map(Ok).collect(),
-                Ok(None) => {
-                    tracing::debug!(
-                        n = cis.len(),
-                        "group commit lost an event-key race; one by one"
-                    )
-                }
-                Err(e) => {
-                    tracing::debug!(n = cis.len(), error = %e, "group commit failed; one by one")
-                }
-            }
-        }
-        let mut out = Vec::with_capacity(cis.len());
-        for ci in cis {
-            out.push(self.check_in(ci).await);
-        }
-        out
-    }
-
-    /// `Ok(None)`: an event key was taken by another writer after the duplicate check (the
-    /// transaction was rolled back).
-    async fn try_check_in_batch(&self, cis: &[CheckIn]) -> Result<Option<Vec<CheckInResult>>> {
-        let school = self.need_school()?.to_string();
-        let keys: Vec<String> = cis.iter().map(CheckIn::key).collect();
-        // Lock order: by student id (stable, so one student's check-ins keep their order).
-        let mut order: Vec<usize> = (0..cis.len()).collect();
-        order.sort_by(|&a, &b| cis[a].student_id.cmp(&cis[b].student_id));
-        let mut w = self.write().await?;
-        let mut taken = std::collections::HashSet::new();
-        for chunk in keys.chunks(500) {
-            let marks: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
-            let sql = format!(
-                "SELECT event_key FROM checkin_events WHERE school_id = $1 AND event_key IN ({})",
-                marks.join(", ")
-            );
-            let mut q = sqlx::query(&sql).bind(&school);
-            for k in chunk {
-                q = q.bind(k);
-            }
-            for r in q.fetch_all(w.conn()).await? {
-                taken.insert(r.try_get::<String, _>(0)?);
-            }
-        }
-        let mut out: Vec<Option<CheckInResult>> = vec![None; cis.len()];
-        let mut duplicates = Vec::new();
-        for &i in &order {
-            if !taken.insert(keys[i].clone()) {
-                duplicates.push(i);
-                continue;
-            }
-            match self.check_in_tx(w.conn(), &school, &cis[i]).await? {
-                Some((outcome, alerts, avail)) => {
-                    out[i] = Some(self.result(&cis[i], outcome, alerts, avail))
-                }
-                None => return Ok(None), // dropping `w` rolls back
-            }
-        }
-        w.commit().await?;
-        for i in duplicates {
-            out[i] = Some(self.duplicate_result(&cis[i]).await?);
-        }
-        out.into_iter()
-            .map(|r| r.ok_or_else(|| LedgerError::Corrupt("batch result missing".into())))
-            .collect::<Result<Vec<_>>>()
-            .map(Some)
-    }
-
-    /// The body of one check-in inside an open write transaction. `Ok(None)`: its event key is
-    /// already stored, and the caller must roll back what this wrote.
-    async fn check_in_tx(
-        &self,
-        c: &mut AnyConnection,
-        school: &str,
-        ci: &CheckIn,
-    ) -> Result<Option<(CheckInOutcome, Vec<String>, Units)>> {
-        let student = ci.student_id.as_str();
-        let at = ms(ci.at);
-        let key = ci.key();
-        let mut alerts = Vec::new();
-        let mut avail: Option<Units> = None;
-        // PostgreSQL: the student's row lock serialises concurrent check-ins of one student.
-        // SQLite: the transaction already holds the database's only write lock (`BEGIN
-        // IMMEDIATE`), so that statement is saved and an unknown student is caught below.
-        if self.backend == Backend::Postgres {
-            lock_student(&mut *c, &school, student).await?;
-        }
-        // windows are at most 12 h early
-        let lessons = booked_lessons(&mut *c, &school, student, at, at + 12 * 3_600_000).await?;
-        if self.backend == Backend::Sqlite && lessons.is_empty() {
-            let known = sqlx::query("SELECT 1 FROM students WHERE school_id = $1 AND id = $2")
-                .bind(&school)
-                .bind(student)
-                .fetch_optional(&mut *c)
-                .await?;
-            if known.is_none() {
-                return Err(LedgerError::NotFound {
-                    entity: "student",
-                    id: student.into(),
-                });
-            }
-        }
-        let plain: Vec<BookedLesson> = lessons.iter().map(|(l, _)| l.clone()).collect();
-        let (outcome, lesson_id) = match match_checkin(&plain, ci.at) {
-            None => (CheckInOutcome::Unscheduled, None),
-            Some((lesson, status)) => {
-                let ins = sqlx::query(
-                    "INSERT INTO attendance (school_id, student_id, lesson_id, status, source, camera_id, at) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                     ON CONFLICT (school_id, student_id, lesson_id) DO NOTHING RETURNING at",
-                )
-                .bind(&school)
-                .bind(student)
-                .bind(&lesson.lesson_id)
-                .bind(status.as_str())
-                .bind(ci.source.as_str())
-                .bind(&ci.camera_id)
-                .bind(at)
-                .fetch_optional(&mut *c)
-                .await?;
-                if ins.is_none() {
-                    let s: String = sqlx::query("SELECT status FROM attendance WHERE school_id = $1 AND student_id = $2 AND lesson_id = $3")
-                        .bind(&school)
-                        .bind(student)
-                        .bind(&lesson.lesson_id)
-                        .fetch_one(&mut *c)
-                        .await?
-                        .try_get(0)?;
-                    let status = parse_enum(&s, AttendanceStatus::parse, "attendance status")?;
-                    (
-                        CheckInOutcome::AlreadyRecorded {
-                            lesson_id: lesson.lesson_id.clone(),
-                            status,
-                        },
-                        Some(lesson.lesson_id.clone()),
-                    )
-                } else {
-                    let d = self
-                        .charge(
-                            &mut *c,
-                            &school,
-                            student,
-                            lesson,
-                            UNITS_PER_LESSON,
-                            ci.at,
-                            ci.source.as_str(),
-                            &mut alerts,
-                            &mut avail,
-                            false,
-                        )
-                        .await?;
-                    crate::outbox::enqueue(
-                        &mut *c,
-                        &school,
-                        &crate::outbox::arrival(student, lesson, status, ci.at),
-                    )
-                    .await?;
-                    if let DeductionDecision::Insufficient { reason, .. } = d {
-                        raise_alert(
-                            &mut *c,
-                            &school,
-                            &zero_balance_alert(
-                                student,
-                                &lesson.class_id,
-                                &lesson.lesson_id,
-                                reason,
-                            ),
-                            at,
-                            &mut alerts,
-                        )
-                        .await?;
-                    }
-                    (
-                        CheckInOutcome::Recorded {
-                            lesson_id: lesson.lesson_id.clone(),
-                            class_id: lesson.class_id.clone(),
-                            status,
-                            deduction: d,
-                        },
-                        Some(lesson.lesson_id.clone()),
-                    )
-                }
-            }
-        };
-        let tag = match &outcome {
-            CheckInOutcome::Recorded { .. } => "recorded",
-            CheckInOutcome::AlreadyRecorded { .. } => "already_recorded",
-            CheckInOutcome::Unscheduled => "unscheduled",
-            CheckInOutcome::DuplicateEvent => "duplicate",
-        };
-        // The event row goes last: a replayed event finds its key taken, and the whole
-        // transaction (whatever it would have changed) is rolled back.
-        let ev = sqlx::query(
-            "INSERT INTO checkin_events (school_id, event_key, student_id, at, source, camera_id, lesson_id, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-             ON CONFLICT (school_id, event_key) DO NOTHING RETURNING seq",
-        )
-        .bind(&school)
-        .bind(&key)
-        .bind(student)
-        .bind(at)
-        .bind(ci.source.as_str())
-        .bind(&ci.camera_id)
-        .bind(&lesson_id)
-        .bind(tag)
-        .fetch_optional(&mut *c)
-        .await?;
-        if ev.is_none() {
-            return Ok(None);
-        }
-        if !matches!(outcome, CheckInOutcome::AlreadyRecorded { .. }) {
-            // one audit row for the whole change: attendance and deduction (or the visit)
-            audit(
-                &mut *c,
-                &school,
-                ci.source.as_str(),
-                if lesson_id.is_some() {
-                    "check_in"
-                } else {
-                    "visit"
-                },
-                "attendance",
-                &format!("{}/{student}", lesson_id.as_deref().unwrap_or("-")),
-                None,
-                Some(
-                    json!({"event": key, "camera": ci.camera_id, "at": ci.at, "outcome": outcome}),
-                ),
-                at,
-            )
-            .await?;
-        }
-        let avail = match avail {
-            Some(a) => a,
-            None => {
-                let (pkgs, od) = load_packages(&mut *c, &school, student).await?;
-                available_units(&pkgs, od, ci.at)
-            }
-        };
-        Ok(Some((outcome, alerts, avail)))
-    }
-
-    fn result(
-        &self,
-        ci: &CheckIn,
-        outcome: CheckInOutcome,
-        alerts: Vec<String>,
-        avail: Units,
-    ) -> CheckInResult {
-        CheckInResult {
-            student_id: ci.student_id.clone(),
-            at: ci.at,
-            source: ci.source,
-            camera_id: ci.camera_id.clone(),
-            outcome,
-            balance_units: avail,
-            balance: fmt_units(avail),
-            alerts,
-        }
-    }
-
     /// Charges `units` for a lesson unless it is already charged (net), then runs the balance
     /// alert rules. Caller holds the student lock.
     #[allow(clippy::too_many_arguments)]
-    async fn charge(
+    pub(crate) async fn charge(
         &self,
         c: &mut AnyConnection,
         school: &str,
@@ -1698,10 +1489,48 @@ impl Store {
             .bind(&lesson.lesson_id)
             .fetch_all(&mut *c)
             .await?;
-        let (mut net, mut reversals) = (0i64, 0u32);
+        let mut lesson_rows = Vec::with_capacity(rows.len());
         for r in &rows {
             let kind = parse_enum(&r.try_get::<String, _>(0)?, EntryKind::parse, "entry kind")?;
-            let u: i64 = r.try_get(1)?;
+            lesson_rows.push((kind, r.try_get::<i64, _>(1)?));
+        }
+        let (mut pkgs, mut overdraft) = load_packages(&mut *c, school, student).await?;
+        let (d, entry) =
+            self.plan_charge(&pkgs, overdraft, &lesson_rows, student, lesson, units, at);
+        let Some(e) = entry else {
+            return Ok(d);
+        };
+        if !append_entry_with(&mut *c, school, &e, ms(at), actor, None, audit_entry).await? {
+            return Ok(DeductionDecision::Nothing);
+        }
+        apply_entry(&mut pkgs, &mut overdraft, &e);
+        let (avail, drafts) = self.balance_alerts(student, &pkgs, overdraft, at);
+        *available_after = Some(avail);
+        for a in &drafts {
+            raise_alert(&mut *c, school, a, ms(at), alerts).await?;
+        }
+        Ok(d)
+    }
+
+    /// What charging `units` for `lesson` decides on the student's current packages
+    /// (`lesson_rows`: kind and units of the student's ledger entries of this lesson), and the
+    /// deduction entry to append, if any. Pure: the caller writes the entry.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn plan_charge(
+        &self,
+        pkgs: &[PackageState],
+        overdraft: Units,
+        lesson_rows: &[(EntryKind, Units)],
+        student: &str,
+        lesson: &BookedLesson,
+        units: Units,
+        at: DateTime<Utc>,
+    ) -> (DeductionDecision, Option<Entry>) {
+        if units <= 0 {
+            return (DeductionDecision::Nothing, None);
+        }
+        let (mut net, mut reversals) = (0i64, 0u32);
+        for (kind, u) in lesson_rows {
             match kind {
                 EntryKind::Deduction => net += u,
                 EntryKind::Reversal => {
@@ -1712,11 +1541,10 @@ impl Store {
             }
         }
         if net != 0 {
-            return Ok(DeductionDecision::Nothing);
+            return (DeductionDecision::Nothing, None);
         }
-        let (mut pkgs, overdraft) = load_packages(&mut *c, school, student).await?;
         let d = decide_deduction(
-            &pkgs,
+            pkgs,
             &lesson.campus_id,
             at,
             units,
@@ -1725,18 +1553,14 @@ impl Store {
         );
         let (package_id, amount) = match &d {
             DeductionDecision::FromPackage { package_id, units } => {
-                let p = pkgs
-                    .iter_mut()
+                let price = pkgs
+                    .iter()
                     .find(|p| &p.package_id == package_id)
-                    .ok_or_else(|| LedgerError::Corrupt("chosen package vanished".into()))?;
-                p.balance_units -= units;
-                (
-                    Some(package_id.clone()),
-                    -revenue_cents(p.unit_price_cents, *units),
-                )
+                    .map_or(0, |p| p.unit_price_cents);
+                (Some(package_id.clone()), -revenue_cents(price, *units))
             }
             DeductionDecision::Overdraft { .. } => (None, 0),
-            _ => return Ok(d),
+            _ => return (d, None),
         };
         let e = Entry {
             student_id: student.into(),
@@ -1747,22 +1571,29 @@ impl Store {
             amount_cents: amount,
             idempotency_key: deduction_key(student, &lesson.lesson_id, reversals),
         };
-        if !append_entry_with(&mut *c, school, &e, ms(at), actor, None, audit_entry).await? {
-            return Ok(DeductionDecision::Nothing);
-        }
-        let overdraft = overdraft + if e.package_id.is_none() { units } else { 0 };
-        let avail = available_units(&pkgs, overdraft, at);
-        *available_after = Some(avail);
-        let now = ms(at);
+        (d, Some(e))
+    }
+
+    /// The available balance after a charge and the balance alerts it raises (low balance,
+    /// packages expiring soon), in that order.
+    pub(crate) fn balance_alerts(
+        &self,
+        student: &str,
+        pkgs: &[PackageState],
+        overdraft: Units,
+        at: DateTime<Utc>,
+    ) -> (Units, Vec<AlertDraft>) {
+        let avail = available_units(pkgs, overdraft, at);
+        let mut drafts = Vec::new();
         if let Some(a) = low_balance_alert(student, avail, pkgs.len() as u64, &self.policy.alerts) {
-            raise_alert(&mut *c, school, &a, now, alerts).await?;
+            drafts.push(a);
         }
-        for p in &pkgs {
+        for p in pkgs {
             if let Some(a) = expiring_alert(student, p, at, &self.policy.alerts) {
-                raise_alert(&mut *c, school, &a, now, alerts).await?;
+                drafts.push(a);
             }
         }
-        Ok(d)
+        (avail, drafts)
     }
 
     // ---------------------------------------------------------------------------------------

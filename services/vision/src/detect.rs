@@ -40,6 +40,8 @@ pub struct Detector {
     /// SCRFD anchor centres per stride for (input_w, input_h), computed once.
     centres: Vec<Vec<(f32, f32)>>,
     buf: Vec<f32>,
+    /// One cell of a mosaic before it is copied into `buf`.
+    scratch: Vec<f32>,
     /// Score threshold in use (the manifest's unless overridden).
     pub score_threshold: f32,
 }
@@ -113,6 +115,7 @@ impl Detector {
             priors: Vec::new(),
             centres: Vec::new(),
             buf: Vec::new(),
+            scratch: Vec::new(),
         };
         det.build_anchors();
         Ok(det)
@@ -184,6 +187,61 @@ impl Detector {
             return Err(VisionError::EmptyImage);
         }
         let lb = self.preprocess(frame);
+        let dets = self.infer()?;
+        let mut kept = nms(dets, self.spec.nms_iou, self.spec.max_faces);
+        for d in &mut kept {
+            map_back(d, &lb);
+        }
+        Ok(kept)
+    }
+
+    /// Detects faces in two frames with one model call: both are scaled into one input, one
+    /// above the other (side by side for portrait frames), with a gap of [`MOSAIC_GAP`] input
+    /// pixels between them. Each detection belongs to the cell holding its box centre (a
+    /// detection centred in the gap is dropped), is suppressed only against detections of its
+    /// own cell, and is mapped back into its own frame. On a fixed-size detector this halves
+    /// the detection cost per frame, for faces drawn about 13% smaller than in a frame of its
+    /// own (a 1280×720 frame at scale 0.433 instead of 0.5 in a 640×640 input).
+    pub fn detect_pair(
+        &mut self,
+        a: &Frame,
+        b: &Frame,
+    ) -> Result<[Vec<Detection>; 2], VisionError> {
+        if a.is_empty() || b.is_empty() {
+            return Err(VisionError::EmptyImage);
+        }
+        let cells = mosaic_cells(self.input_w, self.input_h, [a, b]);
+        let plane = (self.input_w * self.input_h) as usize;
+        self.buf.clear();
+        self.buf.resize(3 * plane, 0.0);
+        let spec = &self.manifest.input;
+        let (iw, buf, tmp) = (self.input_w, &mut self.buf, &mut self.scratch);
+        let lbs = [
+            letterbox_cell(a, spec, iw, &cells[0], tmp, buf),
+            letterbox_cell(b, spec, iw, &cells[1], tmp, buf),
+        ];
+        let dets = self.infer()?;
+        let mut split: [Vec<Detection>; 2] = [Vec::new(), Vec::new()];
+        for d in dets {
+            let (cx, cy) = ((d.bbox.x1 + d.bbox.x2) / 2.0, (d.bbox.y1 + d.bbox.y2) / 2.0);
+            if let Some(k) = (0..2).find(|&k| cells[k].contains(cx, cy)) {
+                split[k].push(d);
+            }
+        }
+        let mut out: [Vec<Detection>; 2] = [Vec::new(), Vec::new()];
+        for (k, dets) in split.into_iter().enumerate() {
+            let mut kept = nms(dets, self.spec.nms_iou, self.spec.max_faces);
+            for d in &mut kept {
+                map_back(d, &lbs[k]);
+            }
+            out[k] = kept;
+        }
+        Ok(out)
+    }
+
+    /// Runs the model on the prepared input (`self.buf`) and decodes every candidate above the
+    /// score threshold, in input coordinates (before NMS).
+    fn infer(&mut self) -> Result<Vec<Detection>, VisionError> {
         let shape = [1usize, 3, self.input_h as usize, self.input_w as usize];
         let tag = self.manifest.tag();
         let ierr = |e: ort::Error| VisionError::Inference {
@@ -284,11 +342,103 @@ impl Detector {
             }
         }
         drop(outputs);
-        let mut kept = nms(dets, self.spec.nms_iou, self.spec.max_faces);
-        for d in &mut kept {
-            map_back(d, &lb);
+        Ok(dets)
+    }
+}
+
+/// Input pixels of padding between the two frames of a [`Detector::detect_pair`] input (each
+/// detection is assigned to a frame by its box centre, and suppressed only within its frame).
+pub const MOSAIC_GAP: u32 = 16;
+
+/// Where a frame is drawn inside a mosaic input.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Cell {
+    x0: u32,
+    y0: u32,
+    w: u32,
+    h: u32,
+}
+
+impl Cell {
+    fn contains(&self, x: f32, y: f32) -> bool {
+        x >= self.x0 as f32
+            && y >= self.y0 as f32
+            && x < (self.x0 + self.w) as f32
+            && y < (self.y0 + self.h) as f32
+    }
+}
+
+/// The two cells of a pair: stacked when both frames are landscape (or square), else side by
+/// side; whichever keeps the larger common scale.
+fn mosaic_cells(iw: u32, ih: u32, frames: [&Frame; 2]) -> [Cell; 2] {
+    let fit = |cw: u32, ch: u32| {
+        frames
+            .iter()
+            .map(|f| (cw as f32 / f.width() as f32).min(ch as f32 / f.height() as f32))
+            .fold(f32::INFINITY, f32::min)
+    };
+    let ch = ih.saturating_sub(MOSAIC_GAP) / 2;
+    let cw = iw.saturating_sub(MOSAIC_GAP) / 2;
+    if fit(iw, ch) >= fit(cw, ih) {
+        [
+            Cell {
+                x0: 0,
+                y0: 0,
+                w: iw,
+                h: ch,
+            },
+            Cell {
+                x0: 0,
+                y0: ch + MOSAIC_GAP,
+                w: iw,
+                h: ch,
+            },
+        ]
+    } else {
+        [
+            Cell {
+                x0: 0,
+                y0: 0,
+                w: cw,
+                h: ih,
+            },
+            Cell {
+                x0: cw + MOSAIC_GAP,
+                y0: 0,
+                w: cw,
+                h: ih,
+            },
+        ]
+    }
+}
+
+/// Draws `frame` (aspect kept, bilinear) at the top-left of `cell` in the CHW input `out` of
+/// width `iw` (already sized and zeroed: the padding). Returns the mapping back to the frame.
+fn letterbox_cell(
+    frame: &Frame,
+    spec: &crate::manifest::InputSpec,
+    iw: u32,
+    cell: &Cell,
+    tmp: &mut Vec<f32>,
+    out: &mut [f32],
+) -> Letterbox {
+    let lb = letterbox_into(frame, spec, cell.w, cell.h, tmp);
+    let (cw, ch) = (cell.w as usize, cell.h as usize);
+    let plane = out.len() / 3;
+    let iw = iw as usize;
+    for c in 0..3 {
+        for y in 0..ch {
+            let src = &tmp[c * cw * ch + y * cw..c * cw * ch + (y + 1) * cw];
+            let o = c * plane + (cell.y0 as usize + y) * iw + cell.x0 as usize;
+            out[o..o + cw].copy_from_slice(src);
         }
-        Ok(kept)
+    }
+    Letterbox {
+        scale: lb.scale,
+        input_w: lb.input_w,
+        input_h: lb.input_h,
+        x0: cell.x0 as f32,
+        y0: cell.y0 as f32,
     }
 }
 
@@ -341,5 +491,91 @@ mod tests {
         assert_eq!(out[0].score, 0.9);
         assert_eq!(out[1].score, 0.7);
         assert_eq!(nms(vec![det(0.0, 0.8), det(50.0, 0.7)], 0.4, 1).len(), 1);
+    }
+}
+
+#[cfg(test)]
+mod mosaic_tests {
+    use super::*;
+
+    fn frame(w: u32, h: u32) -> Frame {
+        Frame::from_rgb(w, h, vec![0; (w * h * 3) as usize]).unwrap()
+    }
+
+    #[test]
+    fn landscape_frames_stack_and_portrait_frames_sit_side_by_side() {
+        let (a, b) = (frame(1280, 720), frame(1280, 720));
+        let c = mosaic_cells(640, 640, [&a, &b]);
+        assert_eq!(
+            c[0],
+            Cell {
+                x0: 0,
+                y0: 0,
+                w: 640,
+                h: 312
+            }
+        );
+        assert_eq!(
+            c[1],
+            Cell {
+                x0: 0,
+                y0: 328,
+                w: 640,
+                h: 312
+            }
+        );
+        let (p, q) = (frame(720, 1280), frame(720, 1280));
+        let c = mosaic_cells(640, 640, [&p, &q]);
+        assert_eq!(
+            c[0],
+            Cell {
+                x0: 0,
+                y0: 0,
+                w: 312,
+                h: 640
+            }
+        );
+        assert_eq!(
+            c[1],
+            Cell {
+                x0: 328,
+                y0: 0,
+                w: 312,
+                h: 640
+            }
+        );
+        // the cells never overlap, and a point in the gap belongs to neither
+        assert!(!c[0].contains(320.0, 10.0) && !c[1].contains(320.0, 10.0));
+    }
+
+    #[test]
+    fn a_cell_maps_back_into_its_own_frame() {
+        let spec = crate::manifest::InputSpec {
+            name: "x".into(),
+            width: 8,
+            height: 8,
+            dynamic: false,
+            multiple_of: 1,
+            channel_order: crate::manifest::ChannelOrder::Rgb,
+            mean: [0.0; 3],
+            scale: [1.0; 3],
+        };
+        // a 4x2 red frame into the lower cell (y0 = 4, 8x4) of an 8x8 input: scale 2
+        let f = Frame::from_rgb(4, 2, [255u8, 0, 0].repeat(8)).unwrap();
+        let cell = Cell {
+            x0: 0,
+            y0: 4,
+            w: 8,
+            h: 4,
+        };
+        let mut out = vec![0.0; 3 * 64];
+        let mut tmp = Vec::new();
+        let lb = letterbox_cell(&f, &spec, 8, &cell, &mut tmp, &mut out);
+        assert_eq!(lb.scale, 2.0);
+        assert_eq!(out[3 * 8], 0.0, "upper cell untouched");
+        assert_eq!(out[4 * 8], 255.0, "red plane, first row of the lower cell");
+        assert_eq!(out[64 + 4 * 8], 0.0, "green plane");
+        assert_eq!(lb.to_frame(8.0, 8.0), (4.0, 2.0));
+        assert_eq!(lb.to_frame(0.0, 4.0), (0.0, 0.0));
     }
 }

@@ -23,6 +23,9 @@ pub struct PipelineConfig {
     pub manifest_dir: Option<PathBuf>,
     pub quality: QualityConfig,
     pub session: SessionOptions,
+    /// [`FacePipeline::analyze_many`] detects two frames per detector call
+    /// ([`Detector::detect_pair`]) instead of one.
+    pub mosaic: bool,
 }
 
 impl Default for PipelineConfig {
@@ -35,6 +38,7 @@ impl Default for PipelineConfig {
             manifest_dir: None,
             quality: QualityConfig::default(),
             session: SessionOptions::default(),
+            mosaic: true,
         }
     }
 }
@@ -61,6 +65,8 @@ pub struct FacePipeline {
     pub detector: Detector,
     pub embedder: Embedder,
     pub quality: QualityConfig,
+    /// Detect the frames of [`FacePipeline::analyze_many`] two per detector call.
+    pub mosaic: bool,
 }
 
 impl FacePipeline {
@@ -86,6 +92,7 @@ impl FacePipeline {
             detector,
             embedder,
             quality: cfg.quality,
+            mosaic: cfg.mosaic,
         })
     }
 
@@ -139,15 +146,27 @@ impl FacePipeline {
 
     /// [`FacePipeline::analyze`] on several frames (e.g. one per camera), with the faces of all
     /// of them embedded in one embedder call (one batch when the model's batch dimension is
-    /// dynamic). One list of faces per frame, in order.
+    /// dynamic) and, with `mosaic` on, two frames per detector call
+    /// ([`Detector::detect_pair`]). One list of faces per frame, in order.
     pub fn analyze_many(
         &mut self,
         frames: &[&Frame],
         policy: EmbedPolicy,
     ) -> Result<Vec<Vec<AnalyzedFace>>, VisionError> {
+        let mut dets: Vec<Vec<Detection>> = Vec::with_capacity(frames.len());
+        let pairs = if self.mosaic { frames.len() / 2 } else { 0 };
+        for k in 0..pairs {
+            let [a, b] = self
+                .detector
+                .detect_pair(frames[2 * k], frames[2 * k + 1])?;
+            dets.push(a);
+            dets.push(b);
+        }
+        for frame in &frames[2 * pairs..] {
+            dets.push(self.detector.detect(frame)?);
+        }
         let mut out = Vec::with_capacity(frames.len());
-        for frame in frames {
-            let dets = self.detector.detect(frame)?;
+        for (frame, dets) in frames.iter().zip(&dets) {
             out.push(
                 dets.iter()
                     .map(|d| self.assess_detection(frame, d))

@@ -3,19 +3,22 @@
 use crate::manifest::{ChannelOrder, InputSpec};
 use rollcall_domain::Frame;
 
-/// How a frame was placed into the model input: `input = frame * scale`, padded bottom/right.
+/// How a frame was placed into the model input: `input = (x0, y0) + frame * scale`, padded
+/// bottom/right (`x0 = y0 = 0` unless the frame is one cell of a mosaic).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Letterbox {
     pub scale: f32,
     pub input_w: u32,
     pub input_h: u32,
+    pub x0: f32,
+    pub y0: f32,
 }
 
 impl Letterbox {
     /// Maps model-input coordinates back to frame coordinates.
     #[inline]
     pub fn to_frame(&self, x: f32, y: f32) -> (f32, f32) {
-        (x / self.scale, y / self.scale)
+        ((x - self.x0) / self.scale, (y - self.y0) / self.scale)
     }
 }
 
@@ -74,6 +77,8 @@ pub fn letterbox_into(
             scale,
             input_w,
             input_h,
+            x0: 0.0,
+            y0: 0.0,
         };
     }
 
@@ -106,6 +111,8 @@ pub fn letterbox_into(
             scale,
             input_w,
             input_h,
+            x0: 0.0,
+            y0: 0.0,
         };
     }
     // Precompute horizontal sample positions (pixel-centre aligned bilinear).
@@ -147,6 +154,8 @@ pub fn letterbox_into(
         scale,
         input_w,
         input_h,
+        x0: 0.0,
+        y0: 0.0,
     }
 }
 

@@ -515,3 +515,97 @@ fn scrfd_detector_selected_by_manifest_finds_the_same_faces() {
         );
     }
 }
+
+/// `img` fitted (aspect kept, bilinear) into a grey `w × h` camera frame, centred.
+fn on_canvas(img: &Frame, w: u32, h: u32) -> Frame {
+    let s = (w as f32 / img.width() as f32).min(h as f32 / img.height() as f32);
+    let (sw, sh) = (
+        (img.width() as f32 * s).round() as u32,
+        (img.height() as f32 * s).round() as u32,
+    );
+    let src = image::RgbImage::from_raw(img.width(), img.height(), img.rgb().to_vec()).unwrap();
+    let small = image::imageops::resize(&src, sw, sh, image::imageops::FilterType::Triangle);
+    let mut canvas = image::RgbImage::from_pixel(w, h, image::Rgb([118, 118, 118]));
+    image::imageops::overlay(
+        &mut canvas,
+        &small,
+        ((w - sw) / 2) as i64,
+        ((h - sh) / 2) as i64,
+    );
+    Frame::from_rgb(w, h, canvas.into_raw()).unwrap()
+}
+
+/// Two camera frames detected in one model call (`detect_pair`, the inference pool's mosaic)
+/// give the faces each frame gives on its own: every face of the pair is one found alone (box
+/// IoU ≥ 0.6, embedding of the same person: cosine ≥ 0.8), mapped back into the right frame,
+/// and every face found alone at least 40 px tall is found in the pair too (the pair draws
+/// frames about 13% smaller, so a tiny background face may be lost). Checked on the group
+/// photos as 1280×720 camera frames, in both positions of the pair.
+#[test]
+fn a_pair_of_frames_in_one_detector_call_finds_what_each_finds_alone() {
+    let frames: Vec<(String, Frame)> =
+        ["kit_with_rose.jpg", "obama_and_biden.jpg", "two_people.jpg"]
+            .iter()
+            .map(|f| {
+                let img = load(&fixtures().join("groups").join(f));
+                (f.to_string(), on_canvas(&img, 1280, 720))
+            })
+            .collect();
+    let mut p = pipeline();
+    let alone: Vec<Vec<_>> = frames
+        .iter()
+        .map(|(_, f)| p.analyze(f, EmbedPolicy::All).unwrap())
+        .collect();
+    for (name, faces) in frames.iter().map(|(n, _)| n).zip(&alone) {
+        assert!(faces.len() >= 2, "{name} alone: {}", faces.len());
+    }
+    let was = p.mosaic;
+    p.mosaic = true;
+    let mut compared = 0;
+    for (a, b) in [(0, 1), (1, 2), (2, 0)] {
+        let both = p
+            .analyze_many(&[&frames[a].1, &frames[b].1], EmbedPolicy::All)
+            .unwrap();
+        for (k, faces) in [a, b].into_iter().zip(&both) {
+            let name = &frames[k].0;
+            for a in alone[k]
+                .iter()
+                .filter(|a| a.observation.bbox.height() >= 40.0)
+            {
+                assert!(
+                    faces
+                        .iter()
+                        .any(|f| f.observation.bbox.iou(&a.observation.bbox) >= 0.6),
+                    "{name}: {:?} found alone, not in the pair",
+                    a.observation.bbox
+                );
+            }
+            for f in faces {
+                let best = alone[k]
+                    .iter()
+                    .max_by(|x, y| {
+                        x.observation
+                            .bbox
+                            .iou(&f.observation.bbox)
+                            .total_cmp(&y.observation.bbox.iou(&f.observation.bbox))
+                    })
+                    .unwrap();
+                let iou = best.observation.bbox.iou(&f.observation.bbox);
+                assert!(iou >= 0.6, "{name}: IoU {iou} {:?}", f.observation.bbox);
+                let c = cos(
+                    &f.observation.embedding.as_ref().unwrap().vector,
+                    &best.observation.embedding.as_ref().unwrap().vector,
+                );
+                assert!(c >= 0.8, "{name}: cosine {c} to the face found alone");
+                compared += 1;
+            }
+        }
+    }
+    p.mosaic = false;
+    let one_by_one = p
+        .analyze_many(&[&frames[0].1, &frames[1].1], EmbedPolicy::All)
+        .unwrap();
+    assert_eq!(one_by_one[0].len(), alone[0].len());
+    p.mosaic = was;
+    assert!(compared >= 12, "{compared} faces compared");
+}

@@ -1,0 +1,724 @@
+//! The check-in write path: one check-in, or a batch of them (group commit), in one
+//! transaction with a fixed number of statements per batch.
+//!
+//! A batch reads what it needs with one set-based query per table (students, booked lessons,
+//! this lesson's ledger rows, packages with their balances) and writes with one multi-row
+//! `INSERT … ON CONFLICT DO NOTHING RETURNING` per table (attendance, ledger, alerts, check-in
+//! events, audit), so its cost is about a dozen statements whatever its size; the rules
+//! (`match_checkin`, `decide_deduction`, the alert rules) run in memory between them, one
+//! check-in after the other, on the state the earlier ones left. A single check-in is a batch
+//! of one, so both paths are the same code.
+//!
+//! Exactly once still comes from the database, not from the reads: an attendance row is
+//! acted upon only when its insert returned it, a deduction only when its idempotency key was
+//! inserted, an event only when its key was; a batch that finds an event key taken after all
+//! (another writer committed it) is rolled back whole.
+
+use crate::db::{run_ready, AnyDb, Arg, Db, LiteDb};
+use crate::store::*;
+use crate::{LedgerError, Result};
+use rollcall_domain::ledger::*;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+
+/// Check-ins applied per round of statements (a larger batch runs several rounds in the same
+/// transaction): bounds the statements' placeholders (about 14 per row).
+pub(crate) const ROUND: usize = 64;
+
+/// `$first, $first+1, …` (`n` placeholders).
+pub(crate) fn list_marks(n: usize, first: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `($first, …), (…)`: `rows` rows of `cols` placeholders.
+pub(crate) fn values_marks(rows: usize, cols: usize, first: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", list_marks(cols, first + r * cols)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// One audit row (see [`audit_rows`]).
+pub(crate) struct AuditRow<'a> {
+    pub actor: String,
+    pub action: &'a str,
+    pub entity: &'a str,
+    pub entity_id: String,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub at: i64,
+}
+
+/// Writes audit rows with one statement; an API request's staff member (the task's actor)
+/// is the author of all of them, with role and IP.
+pub(crate) async fn audit_rows(db: &mut dyn Db, school: &str, rows: &[AuditRow<'_>]) -> Result<()> {
+    let ctx = crate::staff::current_actor();
+    for chunk in rows.chunks(ROUND * 2) {
+        let sql = format!(
+            "INSERT INTO audit_log (school_id, actor, action, entity, entity_id, at, before_json, after_json, actor_role, actor_ip) VALUES {}",
+            values_marks(chunk.len(), 10, 1)
+        );
+        let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * 10);
+        for r in chunk {
+            args.extend([
+                school.into(),
+                ctx.as_ref()
+                    .map_or(r.actor.as_str(), |a| a.name.as_str())
+                    .into(),
+                r.action.into(),
+                r.entity.into(),
+                (&r.entity_id).into(),
+                r.at.into(),
+                r.before.as_ref().map(|v| v.to_string()).into(),
+                r.after.as_ref().map(|v| v.to_string()).into(),
+                ctx.as_ref().map(|a| a.role.clone()).into(),
+                ctx.as_ref().and_then(|a| a.ip.clone()).into(),
+            ]);
+        }
+        db.execute(&sql, args).await?;
+    }
+    Ok(())
+}
+
+/// How a round ended.
+enum Round {
+    Done(Vec<Applied>),
+    /// An event key is already stored: the caller rolls back.
+    Taken,
+    /// A deduction's idempotency key was already taken (a ledger that is not in the state the
+    /// reads implied): the caller rolls back and commits the batch one check-in at a time.
+    Conflict,
+}
+
+/// One check-in of a round.
+#[derive(Clone)]
+struct Item {
+    ci: CheckIn,
+    key: String,
+    at: i64,
+}
+
+impl Item {
+    fn new(ci: &CheckIn) -> Item {
+        Item {
+            ci: ci.clone(),
+            key: ci.key(),
+            at: ms(ci.at),
+        }
+    }
+}
+
+type Applied = (CheckInOutcome, Vec<String>, Units);
+
+/// What a write transaction of check-ins did.
+enum Body {
+    /// Committed: one result per check-in (`None` for the duplicates listed).
+    Done {
+        results: Vec<Option<Applied>>,
+        duplicates: Vec<usize>,
+    },
+    /// Rolled back: an event key taken by another writer, or a deduction key conflict.
+    Aborted,
+}
+
+/// A balance alert of a round, with the student's packages right after the change.
+struct Raised {
+    item: usize,
+    draft: AlertDraft,
+    packages: Option<(Vec<PackageState>, Units)>,
+}
+
+impl Store {
+    /// Applies one check-in: exactly one attendance record and at most one deduction per
+    /// (student, lesson), whatever the number of reports, cameras or processes.
+    pub async fn check_in(&self, ci: &CheckIn) -> Result<CheckInResult> {
+        match self.in_write_tx(vec![ci.clone()]).await? {
+            Body::Done { mut results, .. } => {
+                let (outcome, alerts, avail) = results
+                    .pop()
+                    .flatten()
+                    .ok_or_else(|| LedgerError::Corrupt("check-in result missing".into()))?;
+                Ok(self.result(ci, outcome, alerts, avail))
+            }
+            // its event key is stored already (a single check-in's deduction conflict is
+            // answered inside the round)
+            Body::Aborted => self.duplicate_result(ci).await,
+        }
+    }
+
+    async fn duplicate_result(&self, ci: &CheckIn) -> Result<CheckInResult> {
+        let b = self.balance(&ci.student_id, ci.at).await?;
+        Ok(self.result(
+            ci,
+            CheckInOutcome::DuplicateEvent,
+            Vec::new(),
+            b.available_units,
+        ))
+    }
+
+    fn result(
+        &self,
+        ci: &CheckIn,
+        outcome: CheckInOutcome,
+        alerts: Vec<String>,
+        avail: Units,
+    ) -> CheckInResult {
+        CheckInResult {
+            student_id: ci.student_id.clone(),
+            at: ci.at,
+            source: ci.source,
+            camera_id: ci.camera_id.clone(),
+            outcome,
+            balance_units: avail,
+            balance: fmt_units(avail),
+            alerts,
+        }
+    }
+
+    /// Several check-ins in one transaction (group commit): one `BEGIN`/`COMMIT`, one WAL
+    /// flush and about a dozen statements for the lot. Results come back in the order of `cis`,
+    /// each exactly what [`Store::check_in`] would have returned had they been committed one
+    /// after the other (per student, in their order; different students do not interact).
+    ///
+    /// Event keys already stored, or repeated inside the batch, are answered as
+    /// [`CheckInOutcome::DuplicateEvent`] without being applied. Students are locked in id
+    /// order, so two processes committing overlapping batches cannot deadlock each other. If
+    /// anything in the batch fails (an unknown student, a lost race for an event key with
+    /// another process, a database error), the whole transaction is rolled back and the
+    /// check-ins are committed one by one instead, so one bad check-in costs the others
+    /// nothing and each gets its own result or error.
+    pub async fn check_in_batch(&self, cis: &[CheckIn]) -> Vec<Result<CheckInResult>> {
+        if cis.len() > 1 {
+            match self.try_check_in_batch(cis).await {
+                Ok(Some(results)) => return results.into_iter().map(Ok).collect(),
+                Ok(None) => {
+                    tracing::debug!(n = cis.len(), "group commit: key conflict; one by one")
+                }
+                Err(e) => {
+                    tracing::debug!(n = cis.len(), error = %e, "group commit failed; one by one")
+                }
+            }
+        }
+        let mut out = Vec::with_capacity(cis.len());
+        for ci in cis {
+            out.push(self.check_in(ci).await);
+        }
+        out
+    }
+
+    /// `Ok(None)`: the transaction was rolled back (a key taken by another writer after the
+    /// duplicate check, or a deduction key conflict).
+    async fn try_check_in_batch(&self, cis: &[CheckIn]) -> Result<Option<Vec<CheckInResult>>> {
+        let Body::Done {
+            results,
+            duplicates,
+        } = self.in_write_tx(cis.to_vec()).await?
+        else {
+            return Ok(None);
+        };
+        let mut out: Vec<Option<CheckInResult>> = results
+            .into_iter()
+            .zip(cis)
+            .map(|(r, ci)| r.map(|(o, a, v)| self.result(ci, o, a, v)))
+            .collect();
+        for i in duplicates {
+            out[i] = Some(self.duplicate_result(&cis[i]).await?);
+        }
+        out.into_iter()
+            .map(|r| r.ok_or_else(|| LedgerError::Corrupt("batch result missing".into())))
+            .collect::<Result<Vec<_>>>()
+            .map(Some)
+    }
+
+    /// Applies `cis` in one write transaction, committed when every round went through. On
+    /// SQLite it runs on the check-in path's own connection, all of it on one blocking thread
+    /// (see [`crate::db`]); elsewhere on a sqlx write transaction.
+    async fn in_write_tx(&self, cis: Vec<CheckIn>) -> Result<Body> {
+        let school = self.need_school()?.to_string();
+        if let Some(lite) = self.lite_connection() {
+            // this process's writers queue here (as `Store::write` does), not in SQLite
+            let guard = self.writer_lock().await;
+            let store = self.clone();
+            return tokio::task::spawn_blocking(move || {
+                let _guard = guard;
+                let mut conn = lite.lock().unwrap_or_else(|p| p.into_inner());
+                let Some(c) = conn.as_mut() else {
+                    return Err(LedgerError::Invalid {
+                        field: "store",
+                        message: "closed".into(),
+                    });
+                };
+                c.execute_batch("BEGIN IMMEDIATE")
+                    .map_err(crate::db::lite)?;
+                let body = run_ready(store.body(&mut LiteDb(c), &school, &cis));
+                let end = match &body {
+                    Ok(Body::Done { .. }) => "COMMIT",
+                    _ => "ROLLBACK",
+                };
+                let ended = c.execute_batch(end).map_err(crate::db::lite);
+                match (body, ended) {
+                    (Ok(b), Ok(())) => Ok(b),
+                    (Err(e), _) | (Ok(_), Err(e)) => {
+                        if !c.is_autocommit() {
+                            let _ = c.execute_batch("ROLLBACK");
+                        }
+                        Err(e)
+                    }
+                }
+            })
+            .await
+            .map_err(|e| LedgerError::Corrupt(format!("check-in thread: {e}")))?;
+        }
+        let mut w = self.write().await?;
+        let body = self.body(&mut AnyDb(w.conn()), &school, &cis).await?;
+        if matches!(body, Body::Done { .. }) {
+            w.commit().await?;
+        } // else dropping `w` rolls back
+        Ok(body)
+    }
+
+    /// The statements of [`Store::in_write_tx`], inside its transaction: for a batch, the
+    /// event keys already stored are looked up first (and answered as duplicates), then the
+    /// rest is applied in rounds of at most [`ROUND`].
+    async fn body(&self, db: &mut dyn Db, school: &str, cis: &[CheckIn]) -> Result<Body> {
+        if cis.len() == 1 {
+            return Ok(match self.round(db, school, &[Item::new(&cis[0])]).await? {
+                Round::Done(mut v) => Body::Done {
+                    results: vec![v.pop()],
+                    duplicates: Vec::new(),
+                },
+                Round::Taken | Round::Conflict => Body::Aborted,
+            });
+        }
+        let items: Vec<Item> = cis.iter().map(Item::new).collect();
+        // Lock order: by student id (stable, so one student's check-ins keep their order).
+        let mut order: Vec<usize> = (0..items.len()).collect();
+        order.sort_by(|&a, &b| items[a].ci.student_id.cmp(&items[b].ci.student_id));
+        let mut taken = HashSet::new();
+        for chunk in items.chunks(500) {
+            let sql = format!(
+                "SELECT event_key FROM checkin_events WHERE school_id = $1 AND event_key IN ({})",
+                list_marks(chunk.len(), 2)
+            );
+            let mut args: Vec<Arg> = vec![school.into()];
+            args.extend(chunk.iter().map(|i| Arg::from(&i.key)));
+            for r in db.fetch(&sql, args).await? {
+                taken.insert(r.text(0)?);
+            }
+        }
+        let mut applied = Vec::with_capacity(items.len());
+        let mut duplicates = Vec::new();
+        for &i in &order {
+            if taken.insert(items[i].key.clone()) {
+                applied.push(i);
+            } else {
+                duplicates.push(i);
+            }
+        }
+        let mut results: Vec<Option<Applied>> = vec![None; items.len()];
+        for round in applied.chunks(ROUND) {
+            let batch: Vec<Item> = round.iter().map(|&i| items[i].clone()).collect();
+            match self.round(db, school, &batch).await? {
+                Round::Done(rs) => {
+                    for (&i, r) in round.iter().zip(rs) {
+                        results[i] = Some(r);
+                    }
+                }
+                Round::Taken | Round::Conflict => return Ok(Body::Aborted),
+            }
+        }
+        Ok(Body::Done {
+            results,
+            duplicates,
+        })
+    }
+
+    /// Applies `items` (distinct event keys; one student's in their order) inside an open write
+    /// transaction. On `Taken` or `Conflict` the caller must roll back what this wrote.
+    async fn round(&self, db: &mut dyn Db, school: &str, items: &[Item]) -> Result<Round> {
+        let n = items.len();
+        let single = n == 1;
+        let mut students: Vec<&str> = items.iter().map(|i| i.ci.student_id.as_str()).collect();
+        students.sort_unstable();
+        students.dedup();
+
+        // 1. The students: row locks in id order on PostgreSQL (concurrent check-ins of one
+        //    student wait here until commit; SQLite's transaction already holds the database's
+        //    only write lock), and unknown students caught.
+        let sql = format!(
+            "SELECT id FROM students WHERE school_id = $1 AND id IN ({}) ORDER BY id{}",
+            list_marks(students.len(), 2),
+            if db.backend() == Backend::Postgres {
+                " FOR UPDATE"
+            } else {
+                ""
+            }
+        );
+        let mut args: Vec<Arg> = vec![school.into()];
+        args.extend(students.iter().map(|s| Arg::from(*s)));
+        let known: HashSet<String> = db
+            .fetch(&sql, args)
+            .await?
+            .iter()
+            .map(|r| r.text(0))
+            .collect::<Result<_>>()?;
+        if let Some(s) = students.iter().find(|s| !known.contains(**s)) {
+            return Err(LedgerError::NotFound {
+                entity: "student",
+                id: (*s).into(),
+            });
+        }
+
+        // 2. Lessons they are booked into around the check-ins (windows open at most 12 h
+        //    early), matched to each check-in by the pure rule.
+        let from = items.iter().map(|i| i.at).min().unwrap_or(0);
+        let to = items.iter().map(|i| i.at).max().unwrap_or(0) + 12 * 3_600_000;
+        let booked = booked_lessons_of(db, school, &students, from, to).await?;
+        let matched: Vec<Option<(BookedLesson, AttendanceStatus)>> = items
+            .iter()
+            .map(|it| {
+                let mine: Vec<BookedLesson> = booked
+                    .get(it.ci.student_id.as_str())
+                    .map(|ls| {
+                        ls.iter()
+                            .filter(|l| ms(l.start) <= it.at + 12 * 3_600_000 && ms(l.end) >= it.at)
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                match_checkin(&mine, it.ci.at).map(|(l, s)| (l.clone(), s))
+            })
+            .collect();
+
+        // 3. Attendance: the first check-in of each (student, lesson) inserts; the row decides.
+        let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();
+        let mut inserts: Vec<usize> = Vec::new();
+        for (i, m) in matched.iter().enumerate() {
+            if let Some((l, _)) = m {
+                let pair = (items[i].ci.student_id.as_str(), l.lesson_id.as_str());
+                if let std::collections::hash_map::Entry::Vacant(v) = first_of.entry(pair) {
+                    v.insert(i);
+                    inserts.push(i);
+                }
+            }
+        }
+        let mut inserted: HashSet<(String, String)> = HashSet::new();
+        if !inserts.is_empty() {
+            let sql = format!(
+                "INSERT INTO attendance (school_id, student_id, lesson_id, status, source, camera_id, at) VALUES {} \
+                 ON CONFLICT (school_id, student_id, lesson_id) DO NOTHING RETURNING student_id, lesson_id",
+                values_marks(inserts.len(), 7, 1)
+            );
+            let mut args: Vec<Arg> = Vec::with_capacity(inserts.len() * 7);
+            for &i in &inserts {
+                let (l, status) = matched[i].as_ref().expect("inserts are matched check-ins");
+                args.extend([
+                    school.into(),
+                    (&items[i].ci.student_id).into(),
+                    (&l.lesson_id).into(),
+                    status.as_str().into(),
+                    items[i].ci.source.as_str().into(),
+                    (&items[i].ci.camera_id).into(),
+                    items[i].at.into(),
+                ]);
+            }
+            for r in db.fetch(&sql, args).await? {
+                inserted.insert((r.text(0)?, r.text(1)?));
+            }
+        }
+        let is_new = |i: usize| -> bool {
+            matched[i].as_ref().is_some_and(|(l, _)| {
+                first_of.get(&(items[i].ci.student_id.as_str(), l.lesson_id.as_str())) == Some(&i)
+                    && inserted.contains(&(items[i].ci.student_id.clone(), l.lesson_id.clone()))
+            })
+        };
+        // statuses of rows that were there before this round
+        let mut stored: HashMap<(String, String), AttendanceStatus> = HashMap::new();
+        let old: Vec<usize> = inserts.iter().copied().filter(|&i| !is_new(i)).collect();
+        if !old.is_empty() {
+            let lessons: Vec<&str> = old
+                .iter()
+                .filter_map(|&i| matched[i].as_ref().map(|(l, _)| l.lesson_id.as_str()))
+                .collect();
+            let sql = format!(
+                "SELECT student_id, lesson_id, status FROM attendance WHERE school_id = $1 AND student_id IN ({}) AND lesson_id IN ({})",
+                list_marks(students.len(), 2),
+                list_marks(lessons.len(), 2 + students.len())
+            );
+            let mut args: Vec<Arg> = vec![school.into()];
+            args.extend(students.iter().map(|s| Arg::from(*s)));
+            args.extend(lessons.iter().map(|l| Arg::from(*l)));
+            for r in db.fetch(&sql, args).await? {
+                let status = r.text(2)?;
+                stored.insert(
+                    (r.text(0)?, r.text(1)?),
+                    parse_enum(&status, AttendanceStatus::parse, "attendance status")?,
+                );
+            }
+        }
+
+        // 4. Charges, in order, on each student's packages as the earlier check-ins left them.
+        let mut pkgs = load_packages_of(db, school, &students).await?;
+        let charged: Vec<usize> = (0..n).filter(|&i| is_new(i)).collect();
+        let mut lesson_rows: HashMap<(String, String), Vec<(EntryKind, Units)>> = HashMap::new();
+        if !charged.is_empty() {
+            let lessons: Vec<&str> = charged
+                .iter()
+                .filter_map(|&i| matched[i].as_ref().map(|(l, _)| l.lesson_id.as_str()))
+                .collect();
+            let sql = format!(
+                "SELECT student_id, lesson_id, kind, units FROM ledger WHERE school_id = $1 AND student_id IN ({}) AND lesson_id IN ({})",
+                list_marks(students.len(), 2),
+                list_marks(lessons.len(), 2 + students.len())
+            );
+            let mut args: Vec<Arg> = vec![school.into()];
+            args.extend(students.iter().map(|s| Arg::from(*s)));
+            args.extend(lessons.iter().map(|l| Arg::from(*l)));
+            for r in db.fetch(&sql, args).await? {
+                let kind = parse_enum(&r.text(2)?, EntryKind::parse, "entry kind")?;
+                lesson_rows
+                    .entry((r.text(0)?, r.text(1)?))
+                    .or_default()
+                    .push((kind, r.int(3)?));
+            }
+        }
+        let mut outcomes: Vec<CheckInOutcome> = Vec::with_capacity(n);
+        let mut avail: Vec<Units> = Vec::with_capacity(n);
+        let mut before: Vec<Units> = Vec::with_capacity(n);
+        let mut entries: Vec<(usize, Entry)> = Vec::new();
+        let mut raised: Vec<Raised> = Vec::new();
+        for (i, it) in items.iter().enumerate() {
+            let student = it.ci.student_id.as_str();
+            let (p, od) = pkgs.entry(student.to_string()).or_default();
+            before.push(available_units(p, *od, it.ci.at));
+            let outcome = match &matched[i] {
+                None => CheckInOutcome::Unscheduled,
+                Some((l, status)) if is_new(i) => {
+                    let rows = lesson_rows
+                        .get(&(student.to_string(), l.lesson_id.clone()))
+                        .map(Vec::as_slice)
+                        .unwrap_or_default();
+                    let (d, entry) =
+                        self.plan_charge(p, *od, rows, student, l, UNITS_PER_LESSON, it.ci.at);
+                    if let Some(e) = entry {
+                        apply_entry(p, od, &e);
+                        let (_, drafts) = self.balance_alerts(student, p, *od, it.ci.at);
+                        for draft in drafts {
+                            raised.push(Raised {
+                                item: i,
+                                draft,
+                                packages: Some((p.clone(), *od)),
+                            });
+                        }
+                        entries.push((i, e));
+                    }
+                    if let DeductionDecision::Insufficient { reason, .. } = &d {
+                        raised.push(Raised {
+                            item: i,
+                            draft: zero_balance_alert(student, &l.class_id, &l.lesson_id, *reason),
+                            packages: None,
+                        });
+                    }
+                    CheckInOutcome::Recorded {
+                        lesson_id: l.lesson_id.clone(),
+                        class_id: l.class_id.clone(),
+                        status: *status,
+                        deduction: d,
+                    }
+                }
+                Some((l, _)) => {
+                    let pair = (student, l.lesson_id.as_str());
+                    let status = match first_of.get(&pair) {
+                        Some(&f) if is_new(f) => matched[f].as_ref().map(|(_, s)| *s),
+                        _ => stored
+                            .get(&(student.to_string(), l.lesson_id.clone()))
+                            .copied(),
+                    }
+                    .ok_or_else(|| {
+                        LedgerError::Corrupt(format!(
+                            "attendance of {student}/{} vanished",
+                            l.lesson_id
+                        ))
+                    })?;
+                    CheckInOutcome::AlreadyRecorded {
+                        lesson_id: l.lesson_id.clone(),
+                        status,
+                    }
+                }
+            };
+            avail.push(available_units(p, *od, it.ci.at));
+            outcomes.push(outcome);
+        }
+
+        // 5. Deductions: acted upon only when their idempotency key was inserted.
+        if !entries.is_empty() {
+            let sql = format!(
+                "INSERT INTO ledger (school_id, student_id, kind, package_id, lesson_id, units, amount_cents, idempotency_key, at, actor, note) VALUES {} \
+                 ON CONFLICT (school_id, idempotency_key) DO NOTHING RETURNING idempotency_key",
+                values_marks(entries.len(), 11, 1)
+            );
+            let mut args: Vec<Arg> = Vec::with_capacity(entries.len() * 11);
+            for (i, e) in &entries {
+                args.extend([
+                    school.into(),
+                    (&e.student_id).into(),
+                    e.kind.as_str().into(),
+                    (&e.package_id).into(),
+                    (&e.lesson_id).into(),
+                    e.units.into(),
+                    e.amount_cents.into(),
+                    (&e.idempotency_key).into(),
+                    items[*i].at.into(),
+                    items[*i].ci.source.as_str().into(),
+                    Arg::Null,
+                ]);
+            }
+            let keys: HashSet<String> = db
+                .fetch(&sql, args)
+                .await?
+                .iter()
+                .map(|r| r.text(0))
+                .collect::<Result<_>>()?;
+            if keys.len() < entries.len() {
+                if !single {
+                    return Ok(Round::Conflict);
+                }
+                // one check-in: as if the charge found the lesson paid (nothing deducted, no
+                // balance alert, the balance as it was)
+                if let CheckInOutcome::Recorded { deduction, .. } = &mut outcomes[0] {
+                    *deduction = DeductionDecision::Nothing;
+                }
+                raised.clear();
+                avail[0] = before[0];
+            }
+        }
+
+        // 6. Alerts, one per dedup key; each new one is audited and notified.
+        let mut seen = HashSet::new();
+        raised.retain(|r| seen.insert(r.draft.dedup_key.clone()));
+        let mut alerts: Vec<Vec<String>> = vec![Vec::new(); n];
+        let mut audits: Vec<AuditRow> = Vec::new();
+        if !raised.is_empty() {
+            let sql = format!(
+                "INSERT INTO alerts (school_id, dedup_key, kind, student_id, class_id, package_id, message, state, created_at, updated_at) VALUES {} \
+                 ON CONFLICT (school_id, dedup_key) DO NOTHING RETURNING dedup_key",
+                (0..raised.len())
+                    .map(|r| {
+                        let b = 1 + r * 8;
+                        format!(
+                            "(${}, ${}, ${}, ${}, ${}, ${}, ${}, 'open', ${}, ${})",
+                            b, b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 7
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut args: Vec<Arg> = Vec::with_capacity(raised.len() * 8);
+            for r in &raised {
+                let a = &r.draft;
+                args.extend([
+                    school.into(),
+                    (&a.dedup_key).into(),
+                    a.kind.as_str().into(),
+                    (&a.student_id).into(),
+                    (&a.class_id).into(),
+                    (&a.package_id).into(),
+                    (&a.message).into(),
+                    items[r.item].at.into(),
+                ]);
+            }
+            let new: HashSet<String> = db
+                .fetch(&sql, args)
+                .await?
+                .iter()
+                .map(|r| r.text(0))
+                .collect::<Result<_>>()?;
+            for r in raised.iter().filter(|r| new.contains(&r.draft.dedup_key)) {
+                let at = items[r.item].at;
+                audits.push(AuditRow {
+                    actor: "rules".into(),
+                    action: "raise",
+                    entity: "alert",
+                    entity_id: r.draft.dedup_key.clone(),
+                    before: None,
+                    after: Some(json!(r.draft)),
+                    at,
+                });
+                alerts[r.item].push(r.draft.dedup_key.clone());
+                let snapshot = r.packages.as_ref().map(|(p, od)| (p.as_slice(), *od));
+                crate::outbox::enqueue_alert_db(db, school, &r.draft, at, snapshot).await?;
+            }
+        }
+
+        // 7. Arrival notices of the new attendance rows.
+        let arrivals: Vec<crate::outbox::NoticeDraft> = charged
+            .iter()
+            .filter_map(|&i| {
+                matched[i].as_ref().map(|(l, status)| {
+                    crate::outbox::arrival(&items[i].ci.student_id, l, *status, items[i].ci.at)
+                })
+            })
+            .collect();
+        crate::outbox::enqueue_many(db, school, &arrivals).await?;
+
+        // 8. The event rows last: an event whose key is taken rolls the round back.
+        let sql = format!(
+            "INSERT INTO checkin_events (school_id, event_key, student_id, at, source, camera_id, lesson_id, outcome) VALUES {} \
+             ON CONFLICT (school_id, event_key) DO NOTHING RETURNING event_key",
+            values_marks(n, 8, 1)
+        );
+        let mut args: Vec<Arg> = Vec::with_capacity(n * 8);
+        for (i, it) in items.iter().enumerate() {
+            let tag = match &outcomes[i] {
+                CheckInOutcome::Recorded { .. } => "recorded",
+                CheckInOutcome::AlreadyRecorded { .. } => "already_recorded",
+                CheckInOutcome::Unscheduled => "unscheduled",
+                CheckInOutcome::DuplicateEvent => "duplicate",
+            };
+            args.extend([
+                school.into(),
+                (&it.key).into(),
+                (&it.ci.student_id).into(),
+                it.at.into(),
+                it.ci.source.as_str().into(),
+                (&it.ci.camera_id).into(),
+                matched[i].as_ref().map(|(l, _)| l.lesson_id.clone()).into(),
+                tag.into(),
+            ]);
+        }
+        if db.fetch(&sql, args).await?.len() < n {
+            return Ok(Round::Taken);
+        }
+
+        // 9. One audit row per change (attendance and deduction, or the visit) and per alert.
+        for (i, it) in items.iter().enumerate() {
+            if matches!(outcomes[i], CheckInOutcome::AlreadyRecorded { .. }) {
+                continue;
+            }
+            let lesson = matched[i].as_ref().map(|(l, _)| l.lesson_id.as_str());
+            audits.push(AuditRow {
+                actor: it.ci.source.as_str().into(),
+                action: if lesson.is_some() { "check_in" } else { "visit" },
+                entity: "attendance",
+                entity_id: format!("{}/{}", lesson.unwrap_or("-"), it.ci.student_id),
+                before: None,
+                after: Some(json!({
+                    "event": it.key, "camera": it.ci.camera_id, "at": it.ci.at, "outcome": outcomes[i]
+                })),
+                at: it.at,
+            });
+        }
+        audit_rows(db, school, &audits).await?;
+        Ok(Round::Done(
+            outcomes
+                .into_iter()
+                .zip(alerts)
+                .zip(avail)
+                .map(|((o, a), v)| (o, a, v))
+                .collect(),
+        ))
+    }
+}
