@@ -125,7 +125,7 @@ impl EmbeddedConfig {
             indexing_threshold_kb: 1000,
             auto_optimize_unindexed: Some(5000),
             vectors_on_disk: false,
-            wal_segment_bytes: 4 * 1024 * 1024,
+            wal_segment_bytes: 1024 * 1024,
             quantize_int8: false,
             half_precision: false,
         }
