@@ -101,6 +101,9 @@ pub enum BenchCmd {
         /// commit, latency from each one's scheduled arrival to its commit (0: skip).
         #[arg(long, default_value_t = 2000.0)]
         rate: f64,
+        /// PostgreSQL group-commit batch writers (default: the library's, 4).
+        #[arg(long)]
+        pg_writers: Option<usize>,
         /// PostgreSQL URL to benchmark as well (default: DATABASE_URL when set).
         #[arg(long, env = "DATABASE_URL")]
         database_url: Option<String>,
@@ -176,6 +179,7 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
             concurrency,
             group_commit,
             rate,
+            pg_writers,
             database_url,
             json: _,
         } => {
@@ -186,13 +190,19 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
                 out.push(bench_on(db, checkins, LedgerBench::Each { concurrency }).await?);
                 if group_commit > 0 {
                     let max_batch = group_commit;
+                    let writers = pg_writers;
                     let mode = LedgerBench::Grouped {
                         concurrency,
                         max_batch,
+                        writers,
                     };
                     out.push(bench_on(db, checkins, mode).await?);
                     if rate > 0.0 {
-                        let mode = LedgerBench::Paced { rate, max_batch };
+                        let mode = LedgerBench::Paced {
+                            rate,
+                            max_batch,
+                            writers,
+                        };
                         out.push(bench_on(db, checkins, mode).await?);
                     }
                 }

@@ -358,13 +358,19 @@ pub async fn run(cmd: LedgerCmd) -> anyhow::Result<()> {
 pub enum LedgerBench {
     /// `concurrency` tasks, one transaction per check-in.
     Each { concurrency: usize },
-    /// `concurrency` tasks through the group-commit writer.
+    /// `concurrency` tasks through the group-commit writer (`writers`: PostgreSQL batch
+    /// writers, default the library's).
     Grouped {
         concurrency: usize,
         max_batch: usize,
+        writers: Option<usize>,
     },
     /// Open loop: arrivals at `rate` per second through the group-commit writer.
-    Paced { rate: f64, max_batch: usize },
+    Paced {
+        rate: f64,
+        max_batch: usize,
+        writers: Option<usize>,
+    },
 }
 
 pub async fn bench_on(
@@ -384,10 +390,16 @@ pub async fn bench_on(
         LedgerBench::Grouped {
             concurrency,
             max_batch,
-        } => rollcall_ledger::bench_checkins_grouped(&store, n, concurrency, max_batch).await,
-        LedgerBench::Paced { rate, max_batch } => {
-            rollcall_ledger::bench_checkins_paced(&store, n, rate, max_batch).await
+            writers,
+        } => {
+            rollcall_ledger::bench_checkins_grouped(&store, n, concurrency, max_batch, writers)
+                .await
         }
+        LedgerBench::Paced {
+            rate,
+            max_batch,
+            writers,
+        } => rollcall_ledger::bench_checkins_paced(&store, n, rate, max_batch, writers).await,
     };
     store.close().await;
     let _ = std::fs::remove_dir_all(&tmp);

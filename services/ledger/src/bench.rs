@@ -51,13 +51,28 @@ pub async fn bench_checkins_with(
 
 /// [`bench_checkins_with`] through a [`GroupCommit`] writer committing up to `max_batch`
 /// check-ins per transaction; latency is then the wait for the caller's batch to commit.
+/// `writers`: PostgreSQL batch writers (default [`crate::group::PG_WRITERS`]).
 pub async fn bench_checkins_grouped(
     store: &Store,
     n: usize,
     concurrency: usize,
     max_batch: usize,
+    writers: Option<usize>,
 ) -> Result<BenchReport> {
-    bench_run(store, n, concurrency, Some(max_batch.max(1))).await
+    bench_run(store, n, concurrency, Some((max_batch.max(1), writers))).await
+}
+
+/// Every benchmark check-in must deduct a lesson from a package.
+fn deducted(r: &CheckInResult) -> Result<()> {
+    match &r.outcome {
+        CheckInOutcome::Recorded {
+            deduction: DeductionDecision::FromPackage { .. },
+            ..
+        } => Ok(()),
+        o => Err(crate::LedgerError::Corrupt(format!(
+            "bench check-in not deducted: {o:?}"
+        ))),
+    }
 }
 
 /// A fresh school of `store`'s database for `n` check-ins: up to 200 students with one package
@@ -122,13 +137,16 @@ async fn bench_run(
     store: &Store,
     n: usize,
     concurrency: usize,
-    group: Option<usize>,
+    group: Option<(usize, Option<usize>)>,
 ) -> Result<BenchReport> {
     let n = n.max(1);
     let concurrency = concurrency.max(1);
     let (s, lessons, students) = setup(store, n).await?;
     let next = Arc::new(AtomicUsize::new(0));
-    let writer = group.map(|b| GroupCommit::spawn(s.clone(), b, concurrency * 2));
+    let writer = group.map(|(b, w)| match w {
+        Some(w) => GroupCommit::spawn_writers(s.clone(), b, concurrency * 2, w),
+        None => GroupCommit::spawn(s.clone(), b, concurrency * 2),
+    });
     let committer = writer.as_ref().map(|(g, _)| g.clone());
     let started = Instant::now();
     let mut tasks = Vec::new();
@@ -153,18 +171,7 @@ async fn bench_run(
                     None => s.check_in(&ci).await?,
                 };
                 lat.push(t.elapsed().as_secs_f64() * 1e3);
-                if !matches!(
-                    r.outcome,
-                    CheckInOutcome::Recorded {
-                        deduction: DeductionDecision::FromPackage { .. },
-                        ..
-                    }
-                ) {
-                    return Err(crate::LedgerError::Corrupt(format!(
-                        "bench check-in not deducted: {:?}",
-                        r.outcome
-                    )));
-                }
+                deducted(&r)?;
             }
             Ok::<_, crate::LedgerError>(lat)
         }));
@@ -182,7 +189,7 @@ async fn bench_run(
         drop(g);
         let _ = task.await;
     }
-    report(&s, n, concurrency, group, None, seconds, lat).await
+    report(&s, n, concurrency, group.map(|g| g.0), None, seconds, lat).await
 }
 
 /// Percentiles of `lat` and the deductions found: the report of one run.
@@ -233,45 +240,51 @@ pub async fn bench_checkins_paced(
     n: usize,
     rate: f64,
     max_batch: usize,
+    writers: Option<usize>,
 ) -> Result<BenchReport> {
     let n = n.max(1);
     let rate = rate.max(1.0);
     let (s, lessons, students) = setup(store, n).await?;
-    let (g, writer) = GroupCommit::spawn(s.clone(), max_batch.max(1), 4096);
+    let (g, writer) = match writers {
+        Some(w) => GroupCommit::spawn_writers(s.clone(), max_batch.max(1), 4096, w),
+        None => GroupCommit::spawn(s.clone(), max_batch.max(1), 4096),
+    };
     let in_flight = Arc::new(AtomicUsize::new(0));
     let most = Arc::new(AtomicUsize::new(0));
+    // The arrivals are paced by a thread of their own (std::thread::sleep is exact to tens of
+    // microseconds; tokio's timer rounds up to whole milliseconds, which would add up to 1 ms
+    // to every latency measured from the scheduled arrival).
     let started = Instant::now();
-    let mut tasks = Vec::with_capacity(n);
-    for i in 0..n {
-        let due = started + std::time::Duration::from_secs_f64(i as f64 / rate);
-        tokio::time::sleep_until(due.into()).await;
-        let ci = CheckIn::new(
-            &format!("s{}", i % students),
-            lessons[i / students].start,
-            AttendanceSource::Face,
-        );
-        let (g, in_flight, most) = (g.clone(), in_flight.clone(), most.clone());
-        tasks.push(tokio::spawn(async move {
-            let now = in_flight.fetch_add(1, Ordering::Relaxed) + 1;
-            most.fetch_max(now, Ordering::Relaxed);
-            let r = g.check_in(ci).await;
-            in_flight.fetch_sub(1, Ordering::Relaxed);
-            let r = r?;
-            if !matches!(
-                r.outcome,
-                CheckInOutcome::Recorded {
-                    deduction: DeductionDecision::FromPackage { .. },
-                    ..
-                }
-            ) {
-                return Err(crate::LedgerError::Corrupt(format!(
-                    "bench check-in not deducted: {:?}",
-                    r.outcome
-                )));
+    let rt = tokio::runtime::Handle::current();
+    let pacer = std::thread::spawn(move || {
+        let mut tasks = Vec::with_capacity(n);
+        for i in 0..n {
+            let due = started + std::time::Duration::from_secs_f64(i as f64 / rate);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
             }
-            Ok::<_, crate::LedgerError>(due.elapsed().as_secs_f64() * 1e3)
-        }));
-    }
+            let ci = CheckIn::new(
+                &format!("s{}", i % students),
+                lessons[i / students].start,
+                AttendanceSource::Face,
+            );
+            let (g, in_flight, most) = (g.clone(), in_flight.clone(), most.clone());
+            tasks.push(rt.spawn(async move {
+                let now = in_flight.fetch_add(1, Ordering::Relaxed) + 1;
+                most.fetch_max(now, Ordering::Relaxed);
+                let r = g.check_in(ci).await;
+                in_flight.fetch_sub(1, Ordering::Relaxed);
+                let r = r?;
+                deducted(&r)?;
+                Ok::<_, crate::LedgerError>(due.elapsed().as_secs_f64() * 1e3)
+            }));
+        }
+        (tasks, most)
+    });
+    let (tasks, most) = tokio::task::spawn_blocking(move || pacer.join())
+        .await
+        .map_err(|e| crate::LedgerError::Corrupt(format!("bench pacer: {e}")))?
+        .map_err(|_| crate::LedgerError::Corrupt("bench pacer panicked".into()))?;
     let mut lat = Vec::with_capacity(n);
     for t in tasks {
         lat.push(
@@ -280,7 +293,6 @@ pub async fn bench_checkins_paced(
         );
     }
     let seconds = started.elapsed().as_secs_f64();
-    drop(g);
     let _ = writer.await;
     let most = most.load(Ordering::Relaxed);
     report(

@@ -242,32 +242,36 @@ impl Store {
             // this process's writers queue here (as `Store::write` does), not in SQLite
             let guard = self.writer_lock().await;
             let store = self.clone();
+            // the API's staff member stays the author of the audit rows on that thread
+            let actor = crate::staff::current_actor();
             return tokio::task::spawn_blocking(move || {
-                let _guard = guard;
-                let mut conn = lite.lock().unwrap_or_else(|p| p.into_inner());
-                let Some(c) = conn.as_mut() else {
-                    return Err(LedgerError::Invalid {
-                        field: "store",
-                        message: "closed".into(),
-                    });
-                };
-                c.execute_batch("BEGIN IMMEDIATE")
-                    .map_err(crate::db::lite)?;
-                let body = run_ready(store.body(&mut LiteDb(c), &school, &cis));
-                let end = match &body {
-                    Ok(Body::Done { .. }) => "COMMIT",
-                    _ => "ROLLBACK",
-                };
-                let ended = c.execute_batch(end).map_err(crate::db::lite);
-                match (body, ended) {
-                    (Ok(b), Ok(())) => Ok(b),
-                    (Err(e), _) | (Ok(_), Err(e)) => {
-                        if !c.is_autocommit() {
-                            let _ = c.execute_batch("ROLLBACK");
+                crate::staff::with_actor_sync(actor, || {
+                    let _guard = guard;
+                    let mut conn = lite.lock().unwrap_or_else(|p| p.into_inner());
+                    let Some(c) = conn.as_mut() else {
+                        return Err(LedgerError::Invalid {
+                            field: "store",
+                            message: "closed".into(),
+                        });
+                    };
+                    c.execute_batch("BEGIN IMMEDIATE")
+                        .map_err(crate::db::lite)?;
+                    let body = run_ready(store.body(&mut LiteDb(c), &school, &cis));
+                    let end = match &body {
+                        Ok(Body::Done { .. }) => "COMMIT",
+                        _ => "ROLLBACK",
+                    };
+                    let ended = c.execute_batch(end).map_err(crate::db::lite);
+                    match (body, ended) {
+                        (Ok(b), Ok(())) => Ok(b),
+                        (Err(e), _) | (Ok(_), Err(e)) => {
+                            if !c.is_autocommit() {
+                                let _ = c.execute_batch("ROLLBACK");
+                            }
+                            Err(e)
                         }
-                        Err(e)
                     }
-                }
+                })
             })
             .await
             .map_err(|e| LedgerError::Corrupt(format!("check-in thread: {e}")))?;
@@ -348,23 +352,27 @@ impl Store {
         // 1. The students: row locks in id order on PostgreSQL (concurrent check-ins of one
         //    student wait here until commit; SQLite's transaction already holds the database's
         //    only write lock), and unknown students caught.
+        //    The school's notification settings come along (read once for the arrivals).
         let sql = format!(
-            "SELECT id FROM students WHERE school_id = $1 AND id IN ({}) ORDER BY id{}",
+            "SELECT st.id, sc.tz_offset_minutes, sc.policy_json, \
+             (SELECT n.settings_json FROM notify_settings n WHERE n.school_id = sc.id) \
+             FROM students st JOIN schools sc ON sc.id = st.school_id \
+             WHERE st.school_id = $1 AND st.id IN ({}) ORDER BY st.id{}",
             list_marks(students.len(), 2),
             if db.backend() == Backend::Postgres {
-                " FOR UPDATE"
+                " FOR UPDATE OF st"
             } else {
                 ""
             }
         );
         let mut args: Vec<Arg> = vec![school.into()];
         args.extend(students.iter().map(|s| Arg::from(*s)));
-        let known: HashSet<String> = db
-            .fetch(&sql, args)
-            .await?
-            .iter()
-            .map(|r| r.text(0))
-            .collect::<Result<_>>()?;
+        let rows = db.fetch(&sql, args).await?;
+        let known: HashSet<String> = rows.iter().map(|r| r.text(0)).collect::<Result<_>>()?;
+        let notify = match rows.first() {
+            Some(r) => crate::outbox::NotifyCtx::new(r.int(1)?, r.text(2)?, r.opt_text(3)?)?,
+            None => None,
+        };
         if let Some(s) = students.iter().find(|s| !known.contains(**s)) {
             return Err(LedgerError::NotFound {
                 entity: "student",
@@ -461,30 +469,13 @@ impl Store {
         }
 
         // 4. Charges, in order, on each student's packages as the earlier check-ins left them.
-        let mut pkgs = load_packages_of(db, school, &students).await?;
         let charged: Vec<usize> = (0..n).filter(|&i| is_new(i)).collect();
-        let mut lesson_rows: HashMap<(String, String), Vec<(EntryKind, Units)>> = HashMap::new();
-        if !charged.is_empty() {
-            let lessons: Vec<&str> = charged
-                .iter()
-                .filter_map(|&i| matched[i].as_ref().map(|(l, _)| l.lesson_id.as_str()))
-                .collect();
-            let sql = format!(
-                "SELECT student_id, lesson_id, kind, units FROM ledger WHERE school_id = $1 AND student_id IN ({}) AND lesson_id IN ({})",
-                list_marks(students.len(), 2),
-                list_marks(lessons.len(), 2 + students.len())
-            );
-            let mut args: Vec<Arg> = vec![school.into()];
-            args.extend(students.iter().map(|s| Arg::from(*s)));
-            args.extend(lessons.iter().map(|l| Arg::from(*l)));
-            for r in db.fetch(&sql, args).await? {
-                let kind = parse_enum(&r.text(2)?, EntryKind::parse, "entry kind")?;
-                lesson_rows
-                    .entry((r.text(0)?, r.text(1)?))
-                    .or_default()
-                    .push((kind, r.int(3)?));
-            }
-        }
+        let lessons: Vec<&str> = charged
+            .iter()
+            .filter_map(|&i| matched[i].as_ref().map(|(l, _)| l.lesson_id.as_str()))
+            .collect();
+        let (mut pkgs, lesson_rows) =
+            packages_and_lesson_rows(db, school, &students, &lessons).await?;
         let mut outcomes: Vec<CheckInOutcome> = Vec::with_capacity(n);
         let mut avail: Vec<Units> = Vec::with_capacity(n);
         let mut before: Vec<Units> = Vec::with_capacity(n);
@@ -662,7 +653,7 @@ impl Store {
                 })
             })
             .collect();
-        crate::outbox::enqueue_many(db, school, &arrivals).await?;
+        crate::outbox::enqueue_with(db, school, notify.as_ref(), &arrivals).await?;
 
         // 8. The event rows last: an event whose key is taken rolls the round back.
         let sql = format!(

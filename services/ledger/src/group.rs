@@ -33,11 +33,25 @@ impl GroupCommit {
     /// different students run in parallel, [`PG_WRITERS`] tasks take batches from the same
     /// queue (each batch locks its students in id order, so batches cannot deadlock).
     pub fn spawn(store: Store, max_batch: usize, queue: usize) -> (GroupCommit, JoinHandle<()>) {
+        let writers = match store.backend() {
+            Backend::Sqlite => 1,
+            Backend::Postgres => PG_WRITERS,
+        };
+        GroupCommit::spawn_writers(store, max_batch, queue, writers)
+    }
+
+    /// [`GroupCommit::spawn`] with `writers` batch writers (at least 1; SQLite always has 1).
+    pub fn spawn_writers(
+        store: Store,
+        max_batch: usize,
+        queue: usize,
+        writers: usize,
+    ) -> (GroupCommit, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(queue.max(1));
         let rx = Arc::new(Mutex::new(rx));
         let writers = match store.backend() {
             Backend::Sqlite => 1,
-            Backend::Postgres => PG_WRITERS,
+            Backend::Postgres => writers.max(1),
         };
         let tasks: Vec<JoinHandle<()>> = (0..writers)
             .map(|_| tokio::spawn(writer(store.clone(), rx.clone(), max_batch.max(1))))

@@ -523,6 +523,35 @@ pub async fn enqueue(c: &mut AnyConnection, school: &str, d: &NoticeDraft) -> Re
     enqueue_many(&mut AnyDb(c), school, std::slice::from_ref(d)).await
 }
 
+/// What [`enqueue_many`] reads of the school once for all its notices: notification settings
+/// (when enabled), time zone, policy.
+pub(crate) struct NotifyCtx {
+    settings: NotifySettings,
+    tz: i64,
+    policy_json: String,
+}
+
+impl NotifyCtx {
+    /// From the school's `tz_offset_minutes`, `policy_json` and `notify_settings.settings_json`
+    /// (`None`: never set); `None` when notifications are off.
+    pub(crate) fn new(
+        tz: i64,
+        policy_json: String,
+        settings_json: Option<String>,
+    ) -> Result<Option<NotifyCtx>> {
+        let Some(settings) = settings_json else {
+            return Ok(None);
+        };
+        let settings: NotifySettings = serde_json::from_str(&settings)
+            .map_err(|e| LedgerError::Corrupt(format!("notify settings: {e}")))?;
+        Ok(settings.enabled.then_some(NotifyCtx {
+            settings,
+            tz,
+            policy_json,
+        }))
+    }
+}
+
 /// [`enqueue`] for several notices: the school's settings are read once for all of them (a
 /// batch of check-ins reads them once). Returns the rows inserted.
 pub(crate) async fn enqueue_many(
@@ -541,19 +570,23 @@ pub(crate) async fn enqueue_many(
         .await?
         .pop()
         .ok_or_else(|| LedgerError::NotFound { entity: "school", id: school.into() })?;
-    let Some(settings) = r.opt_text(2)? else {
+    let ctx = NotifyCtx::new(r.int(0)?, r.text(1)?, r.opt_text(2)?)?;
+    enqueue_with(c, school, ctx.as_ref(), ds).await
+}
+
+/// [`enqueue_many`] with the school's settings already read (`None`: notifications off).
+pub(crate) async fn enqueue_with(
+    c: &mut dyn Db,
+    school: &str,
+    ctx: Option<&NotifyCtx>,
+    ds: &[NoticeDraft],
+) -> Result<usize> {
+    let Some(ctx) = ctx else {
         return Ok(0);
     };
-    let settings: NotifySettings = serde_json::from_str(&settings)
-        .map_err(|e| LedgerError::Corrupt(format!("notify settings: {e}")))?;
-    if !settings.enabled {
-        return Ok(0);
-    }
-    let tz: i64 = r.int(0)?;
-    let policy_json: String = r.text(1)?;
     let mut inserted = 0;
     for d in ds {
-        inserted += enqueue_one(c, school, &settings, tz, &policy_json, d).await?;
+        inserted += enqueue_one(c, school, &ctx.settings, ctx.tz, &ctx.policy_json, d).await?;
     }
     Ok(inserted)
 }

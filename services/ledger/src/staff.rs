@@ -97,6 +97,15 @@ pub async fn as_actor<F: std::future::Future>(actor: Actor, f: F) -> F::Output {
     ACTOR.scope(actor, f).await
 }
 
+/// Runs the synchronous `f` with `actor` (when `Some`) as the author of its audit rows: how a
+/// blocking thread keeps the actor of the task that handed it work.
+pub(crate) fn with_actor_sync<R>(actor: Option<Actor>, f: impl FnOnce() -> R) -> R {
+    match actor {
+        Some(a) => ACTOR.sync_scope(a, f),
+        None => f(),
+    }
+}
+
 /// The actor of the current task, if any.
 pub fn current_actor() -> Option<Actor> {
     ACTOR.try_with(|a| a.clone()).ok()

@@ -1103,36 +1103,66 @@ pub(crate) async fn load_packages_of(
     school: &str,
     students: &[&str],
 ) -> Result<HashMap<String, (Vec<PackageState>, Units)>> {
+    Ok(packages_and_lesson_rows(db, school, students, &[]).await?.0)
+}
+
+/// The ledger rows (kind, units) of some (student, lesson) pairs.
+pub(crate) type LessonRows = HashMap<(String, String), Vec<(EntryKind, Units)>>;
+
+/// [`load_packages_of`], and in the same statement the ledger rows of `students` for
+/// `lessons` (what a charge needs to know whether the lesson is paid already).
+pub(crate) async fn packages_and_lesson_rows(
+    db: &mut dyn crate::db::Db,
+    school: &str,
+    students: &[&str],
+    lessons: &[&str],
+) -> Result<(HashMap<String, (Vec<PackageState>, Units)>, LessonRows)> {
     let mut out: HashMap<String, (Vec<PackageState>, Units)> = HashMap::new();
+    let mut rows_of: LessonRows = HashMap::new();
     if students.is_empty() {
-        return Ok(out);
+        return Ok((out, rows_of));
     }
     let ids = crate::checkin::list_marks(students.len(), 2);
-    let sql = format!(
-        "SELECT p.student_id, p.id, p.campus_id, p.lessons_bought, p.unit_price_cents, p.price_paid_cents, p.bought_at, p.expires_at, \
+    // column 0 tells the row apart: 'p' package, 'o' overdraft debt, 'l' a lesson's entry
+    let mut sql = format!(
+        "SELECT 'p', p.student_id, p.id, p.campus_id, p.lessons_bought, p.unit_price_cents, p.price_paid_cents, p.bought_at, p.expires_at, \
          CAST(COALESCE((SELECT SUM(e.units) FROM ledger e WHERE e.school_id = p.school_id AND e.package_id = p.id), 0) AS BIGINT) \
          FROM packages p WHERE p.school_id = $1 AND p.student_id IN ({ids}) \
-         UNION ALL SELECT o.student_id, NULL, NULL, 0, 0, 0, 0, 0, CAST(SUM(o.units) AS BIGINT) FROM ledger o \
+         UNION ALL SELECT 'o', o.student_id, NULL, NULL, 0, 0, 0, 0, 0, CAST(SUM(o.units) AS BIGINT) FROM ledger o \
          WHERE o.school_id = $1 AND o.student_id IN ({ids}) AND o.package_id IS NULL GROUP BY o.student_id"
     );
+    if !lessons.is_empty() {
+        let ls = crate::checkin::list_marks(lessons.len(), 2 + students.len());
+        sql.push_str(&format!(
+            " UNION ALL SELECT 'l', l.student_id, l.lesson_id, l.kind, 0, 0, 0, 0, 0, l.units FROM ledger l \
+             WHERE l.school_id = $1 AND l.student_id IN ({ids}) AND l.lesson_id IN ({ls})"
+        ));
+    }
     let mut args: Vec<crate::db::Arg> = vec![school.into()];
     args.extend(students.iter().map(|s| crate::db::Arg::from(*s)));
+    args.extend(lessons.iter().map(|l| crate::db::Arg::from(*l)));
     for r in db.fetch(&sql, args).await? {
-        let (pkgs, od) = out.entry(r.text(0)?).or_default();
-        let Some(package_id) = r.opt_text(1)? else {
-            *od += -r.int(8)?;
-            continue;
-        };
-        pkgs.push(PackageState {
-            package_id,
-            campus_id: r.opt_text(2)?,
-            lessons_bought: r.int(3)?,
-            unit_price_cents: r.int(4)?,
-            price_paid_cents: r.int(5)?,
-            bought_at: from_ms(r.int(6)?),
-            expires_at: from_ms(r.int(7)?),
-            balance_units: r.int(8)?,
-        });
+        let student = r.text(1)?;
+        match r.text(0)?.as_str() {
+            "l" => {
+                let kind = parse_enum(&r.text(3)?, EntryKind::parse, "entry kind")?;
+                rows_of
+                    .entry((student, r.text(2)?))
+                    .or_default()
+                    .push((kind, r.int(9)?));
+            }
+            "o" => out.entry(student).or_default().1 -= r.int(9)?,
+            _ => out.entry(student).or_default().0.push(PackageState {
+                package_id: r.text(2)?,
+                campus_id: r.opt_text(3)?,
+                lessons_bought: r.int(4)?,
+                unit_price_cents: r.int(5)?,
+                price_paid_cents: r.int(6)?,
+                bought_at: from_ms(r.int(7)?),
+                expires_at: from_ms(r.int(8)?),
+                balance_units: r.int(9)?,
+            }),
+        }
     }
     for (pkgs, od) in out.values_mut() {
         pkgs.sort_by(|a, b| {
@@ -1142,7 +1172,7 @@ pub(crate) async fn load_packages_of(
         });
         *od = (*od).max(0);
     }
-    Ok(out)
+    Ok((out, rows_of))
 }
 
 async fn raise_alert(
