@@ -14,7 +14,6 @@ use rollcall_gallery::privacy::{self as gp, RetentionConfig};
 use rollcall_gallery::vault::{self, Keyring, KEYS_ENV};
 use rollcall_ledger::{NewGuardian, NewStudent, Store};
 use serde_json::{json, Value};
-use std::path::PathBuf;
 
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum ConsentCmd {
@@ -322,7 +321,7 @@ pub async fn export(
     v: &crate::cmd_vision::VisionOpts,
     data: &DataOpts,
     student: &str,
-    out: &PathBuf,
+    out: &std::path::Path,
 ) -> anyhow::Result<Value> {
     if out.exists()
         && out

@@ -894,7 +894,7 @@ async fn send(
             camera_id: Some(line.camera.clone()),
             track_key: crate::cmd_watch::track_key(&d),
             seen_at: d.first_seen,
-            reason: serde_json::to_value(&r.reason)
+            reason: serde_json::to_value(r.reason)
                 .ok()
                 .and_then(|v| v.as_str().map(String::from))
                 .unwrap_or_else(|| format!("{:?}", r.reason)),

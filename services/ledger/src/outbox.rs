@@ -482,7 +482,7 @@ pub(crate) async fn enqueue_alert_db(
                 (loaded.0.as_slice(), loaded.1)
             }
         };
-        params["left"] = json!(fmt_units(available_units(&pkgs, od, at)));
+        params["left"] = json!(fmt_units(available_units(pkgs, od, at)));
         if let Some(p) = pkgs
             .iter()
             .find(|p| Some(&p.package_id) == a.package_id.as_ref())

@@ -342,8 +342,7 @@ fn a_face_cut_by_the_border_is_flagged() {
                 f.observation
                     .quality
                     .reasons
-                    .iter()
-                    .any(|r| *r == rollcall_domain::face::QualityReason::CutByBorder)
+                    .contains(&rollcall_domain::face::QualityReason::CutByBorder)
             })
             .count();
     }
