@@ -53,22 +53,9 @@ async fn embedded_backend_passes_conformance() {
     assert_all_passed("embedded", &results);
 }
 
+/// A deterministic unit vector per seed (the crate's synthetic-template generator).
 fn unit(dim: usize, seed: u64) -> Vec<f32> {
-    // a deterministic pseudo-random unit vector
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    let mut v: Vec<f32> = (0..dim)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            ((x >> 33) as f32 / (1u64 << 31) as f32) - 0.5
-        })
-        .collect();
-    let n = v.iter().map(|a| a * a).sum::<f32>().sqrt();
-    v.iter_mut().for_each(|a| *a /= n);
-    v
+    rollcall_gallery::synth::Synth::new(seed, dim, 0.0).centre()
 }
 
 fn template(i: u128, student: &str, vector: Vec<f32>) -> rollcall_gallery::Template {

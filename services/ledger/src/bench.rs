@@ -189,13 +189,25 @@ async fn bench_run(
         drop(g);
         let _ = task.await;
     }
-    report(&s, n, concurrency, group.map(|g| g.0), None, seconds, lat).await
+    report(
+        &s,
+        n,
+        students,
+        concurrency,
+        group.map(|g| g.0),
+        None,
+        seconds,
+        lat,
+    )
+    .await
 }
 
 /// Percentiles of `lat` and the deductions found: the report of one run.
+#[allow(clippy::too_many_arguments)]
 async fn report(
     s: &Store,
     n: usize,
+    students: usize,
     concurrency: usize,
     group: Option<usize>,
     offered_per_s: Option<f64>,
@@ -220,7 +232,7 @@ async fn report(
         concurrency,
         group_commit: group,
         offered_per_s,
-        students: n.min(200),
+        students,
         seconds,
         checkins_per_s: n as f64 / seconds,
         p50_ms: pct(0.50),
@@ -298,6 +310,7 @@ pub async fn bench_checkins_paced(
     report(
         &s,
         n,
+        students,
         most,
         Some(max_batch.max(1)),
         Some(rate),

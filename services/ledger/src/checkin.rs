@@ -14,7 +14,7 @@
 //! inserted, an event only when its key was; a batch that finds an event key taken after all
 //! (another writer committed it) is rolled back whole.
 
-use crate::db::{run_ready, AnyDb, Arg, Db, LiteDb};
+use crate::db::{list_marks, run_ready, values_marks, AnyDb, Arg, Db, LiteDb, Row};
 use crate::store::*;
 use crate::{LedgerError, Result};
 use rollcall_domain::ledger::*;
@@ -24,22 +24,6 @@ use std::collections::{HashMap, HashSet};
 /// Check-ins applied per round of statements (a larger batch runs several rounds in the same
 /// transaction): bounds the statements' placeholders (about 14 per row).
 pub(crate) const ROUND: usize = 64;
-
-/// `$first, $first+1, …` (`n` placeholders).
-pub(crate) fn list_marks(n: usize, first: usize) -> String {
-    (first..first + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// `($first, …), (…)`: `rows` rows of `cols` placeholders.
-pub(crate) fn values_marks(rows: usize, cols: usize, first: usize) -> String {
-    (0..rows)
-        .map(|r| format!("({})", list_marks(cols, first + r * cols)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
 
 /// One audit row (see [`audit_rows`]).
 pub(crate) struct AuditRow<'a> {
@@ -81,6 +65,11 @@ pub(crate) async fn audit_rows(db: &mut dyn Db, school: &str, rows: &[AuditRow<'
         db.execute(&sql, args).await?;
     }
     Ok(())
+}
+
+/// The first column of `rows` (keys returned by a `RETURNING` or a key lookup).
+fn first_texts(rows: &[Row]) -> Result<HashSet<String>> {
+    rows.iter().map(|r| r.text(0)).collect()
 }
 
 /// How a round ended.
@@ -368,7 +357,7 @@ impl Store {
         let mut args: Vec<Arg> = vec![school.into()];
         args.extend(students.iter().map(|s| Arg::from(*s)));
         let rows = db.fetch(&sql, args).await?;
-        let known: HashSet<String> = rows.iter().map(|r| r.text(0)).collect::<Result<_>>()?;
+        let known = first_texts(&rows)?;
         let notify = match rows.first() {
             Some(r) => crate::outbox::NotifyCtx::new(r.int(1)?, r.text(2)?, r.opt_text(3)?)?,
             None => None,
@@ -567,12 +556,7 @@ impl Store {
                     Arg::Null,
                 ]);
             }
-            let keys: HashSet<String> = db
-                .fetch(&sql, args)
-                .await?
-                .iter()
-                .map(|r| r.text(0))
-                .collect::<Result<_>>()?;
+            let keys = first_texts(&db.fetch(&sql, args).await?)?;
             if keys.len() < entries.len() {
                 if !single {
                     return Ok(Round::Conflict);
@@ -621,12 +605,7 @@ impl Store {
                     items[r.item].at.into(),
                 ]);
             }
-            let new: HashSet<String> = db
-                .fetch(&sql, args)
-                .await?
-                .iter()
-                .map(|r| r.text(0))
-                .collect::<Result<_>>()?;
+            let new = first_texts(&db.fetch(&sql, args).await?)?;
             for r in raised.iter().filter(|r| new.contains(&r.draft.dedup_key)) {
                 let at = items[r.item].at;
                 audits.push(AuditRow {

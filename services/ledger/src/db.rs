@@ -23,6 +23,22 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 use std::future::Future;
 
+/// `$first, $first+1, …` (`n` placeholders).
+pub(crate) fn list_marks(n: usize, first: usize) -> String {
+    (first..first + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `($first, …), (…)`: `rows` rows of `cols` placeholders.
+pub(crate) fn values_marks(rows: usize, cols: usize, first: usize) -> String {
+    (0..rows)
+        .map(|r| format!("({})", list_marks(cols, first + r * cols)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A statement argument.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Arg {

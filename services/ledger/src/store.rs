@@ -1054,7 +1054,7 @@ pub(crate) async fn booked_lessons_of(
     if students.is_empty() {
         return Ok(out);
     }
-    let ids = crate::checkin::list_marks(students.len(), 4);
+    let ids = crate::db::list_marks(students.len(), 4);
     let cols = "l.id, l.class_id, l.campus_id, l.start_ms, l.end_ms, k.policy_json";
     let sql = format!(
         "SELECT {cols}, e.student_id FROM lessons l \
@@ -1122,7 +1122,7 @@ pub(crate) async fn packages_and_lesson_rows(
     if students.is_empty() {
         return Ok((out, rows_of));
     }
-    let ids = crate::checkin::list_marks(students.len(), 2);
+    let ids = crate::db::list_marks(students.len(), 2);
     // column 0 tells the row apart: 'p' package, 'o' overdraft debt, 'l' a lesson's entry
     let mut sql = format!(
         "SELECT 'p', p.student_id, p.id, p.campus_id, p.lessons_bought, p.unit_price_cents, p.price_paid_cents, p.bought_at, p.expires_at, \
@@ -1132,7 +1132,7 @@ pub(crate) async fn packages_and_lesson_rows(
          WHERE o.school_id = $1 AND o.student_id IN ({ids}) AND o.package_id IS NULL GROUP BY o.student_id"
     );
     if !lessons.is_empty() {
-        let ls = crate::checkin::list_marks(lessons.len(), 2 + students.len());
+        let ls = crate::db::list_marks(lessons.len(), 2 + students.len());
         sql.push_str(&format!(
             " UNION ALL SELECT 'l', l.student_id, l.lesson_id, l.kind, 0, 0, 0, 0, 0, l.units FROM ledger l \
              WHERE l.school_id = $1 AND l.student_id IN ({ids}) AND l.lesson_id IN ({ls})"
