@@ -101,7 +101,7 @@ pub enum BenchCmd {
         /// commit, latency from each one's scheduled arrival to its commit (0: skip).
         #[arg(long, default_value_t = 2000.0)]
         rate: f64,
-        /// PostgreSQL group-commit batch writers (default: the library's, 4).
+        /// PostgreSQL group-commit batch writers (default: the library's, 1).
         #[arg(long)]
         pg_writers: Option<usize>,
         /// PostgreSQL URL to benchmark as well (default: DATABASE_URL when set).

@@ -14,7 +14,7 @@
 //! inserted, an event only when its key was; a batch that finds an event key taken after all
 //! (another writer committed it) is rolled back whole.
 
-use crate::db::{list_marks, run_ready, values_marks, AnyDb, Arg, Db, LiteDb, Row};
+use crate::db::{list_marks, run_ready, values_marks, AnyDb, Arg, Db, LiteDb, Row, Stmt};
 use crate::store::*;
 use crate::{LedgerError, Result};
 use rollcall_domain::ledger::*;
@@ -36,35 +36,44 @@ pub(crate) struct AuditRow<'a> {
     pub at: i64,
 }
 
-/// Writes audit rows with one statement; an API request's staff member (the task's actor)
-/// is the author of all of them, with role and IP.
+/// Writes audit rows with one statement (see [`audit_stmts`]).
 pub(crate) async fn audit_rows(db: &mut dyn Db, school: &str, rows: &[AuditRow<'_>]) -> Result<()> {
-    let ctx = crate::staff::current_actor();
-    for chunk in rows.chunks(ROUND * 2) {
-        let sql = format!(
-            "INSERT INTO audit_log (school_id, actor, action, entity, entity_id, at, before_json, after_json, actor_role, actor_ip) VALUES {}",
-            values_marks(chunk.len(), 10, 1)
-        );
-        let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * 10);
-        for r in chunk {
-            args.extend([
-                school.into(),
-                ctx.as_ref()
-                    .map_or(r.actor.as_str(), |a| a.name.as_str())
-                    .into(),
-                r.action.into(),
-                r.entity.into(),
-                (&r.entity_id).into(),
-                r.at.into(),
-                r.before.as_ref().map(|v| v.to_string()).into(),
-                r.after.as_ref().map(|v| v.to_string()).into(),
-                ctx.as_ref().map(|a| a.role.clone()).into(),
-                ctx.as_ref().and_then(|a| a.ip.clone()).into(),
-            ]);
-        }
-        db.execute(&sql, args).await?;
+    for st in audit_stmts(school, rows) {
+        db.execute(&st.sql, st.args).await?;
     }
     Ok(())
+}
+
+/// The statements writing audit rows (one per [`ROUND`]` * 2` rows); an API request's staff
+/// member (the task's actor) is the author of all of them, with role and IP.
+pub(crate) fn audit_stmts(school: &str, rows: &[AuditRow<'_>]) -> Vec<Stmt> {
+    let ctx = crate::staff::current_actor();
+    rows.chunks(ROUND * 2)
+        .map(|chunk| {
+            let sql = format!(
+                "INSERT INTO audit_log (school_id, actor, action, entity, entity_id, at, before_json, after_json, actor_role, actor_ip) VALUES {}",
+                values_marks(chunk.len(), 10, 1)
+            );
+            let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * 10);
+            for r in chunk {
+                args.extend([
+                    school.into(),
+                    ctx.as_ref()
+                        .map_or(r.actor.as_str(), |a| a.name.as_str())
+                        .into(),
+                    r.action.into(),
+                    r.entity.into(),
+                    (&r.entity_id).into(),
+                    r.at.into(),
+                    r.before.as_ref().map(|v| v.to_string()).into(),
+                    r.after.as_ref().map(|v| v.to_string()).into(),
+                    ctx.as_ref().map(|a| a.role.clone()).into(),
+                    ctx.as_ref().and_then(|a| a.ip.clone()).into(),
+                ]);
+            }
+            Stmt::new(sql, args, 0)
+        })
+        .collect()
 }
 
 /// The first column of `rows` (keys returned by a `RETURNING` or a key lookup).
@@ -74,11 +83,12 @@ fn first_texts(rows: &[Row]) -> Result<HashSet<String>> {
 
 /// How a round ended.
 enum Round {
-    Done(Vec<Applied>),
-    /// An event key is already stored: the caller rolls back.
+    /// One result per check-in; `None` for one whose event key was stored already.
+    Done(Vec<Option<Applied>>),
+    /// An event key was stored by another writer meanwhile: the caller rolls back.
     Taken,
     /// A deduction's idempotency key was already taken (a ledger that is not in the state the
-    /// reads implied): the caller rolls back and commits the batch one check-in at a time.
+    /// reads implied): the caller rolls back (and commits a batch one check-in at a time).
     Conflict,
 }
 
@@ -109,8 +119,10 @@ enum Body {
         results: Vec<Option<Applied>>,
         duplicates: Vec<usize>,
     },
-    /// Rolled back: an event key taken by another writer, or a deduction key conflict.
+    /// Rolled back: an event key taken by another writer.
     Aborted,
+    /// Rolled back: a deduction's idempotency key was taken.
+    Conflict,
 }
 
 /// A balance alert of a round, with the student's packages right after the change.
@@ -120,21 +132,38 @@ struct Raised {
     packages: Option<(Vec<PackageState>, Units)>,
 }
 
+/// How a round sends its statements.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Writes {
+    /// The deductions with the other writes, in one [`Db::fetch_many`]: one round trip on
+    /// PostgreSQL; a taken deduction key is learnt afterwards and rolls the round back.
+    Together,
+    /// The deductions first, on their own: a single check-in whose deduction key is taken is
+    /// then recorded as a lesson already paid (the retry of a [`Round::Conflict`]).
+    DeductionsFirst,
+}
+
 impl Store {
     /// Applies one check-in: exactly one attendance record and at most one deduction per
     /// (student, lesson), whatever the number of reports, cameras or processes.
     pub async fn check_in(&self, ci: &CheckIn) -> Result<CheckInResult> {
-        match self.in_write_tx(vec![ci.clone()]).await? {
-            Body::Done { mut results, .. } => {
-                let (outcome, alerts, avail) = results
-                    .pop()
-                    .flatten()
-                    .ok_or_else(|| LedgerError::Corrupt("check-in result missing".into()))?;
-                Ok(self.result(ci, outcome, alerts, avail))
-            }
-            // its event key is stored already (a single check-in's deduction conflict is
-            // answered inside the round)
+        let mut body = self.in_write_tx(vec![ci.clone()], Writes::Together).await?;
+        if matches!(body, Body::Conflict) {
+            body = self
+                .in_write_tx(vec![ci.clone()], Writes::DeductionsFirst)
+                .await?;
+        }
+        match body {
+            Body::Done { mut results, .. } => match results.pop().flatten() {
+                Some((outcome, alerts, avail)) => Ok(self.result(ci, outcome, alerts, avail)),
+                // its event key is stored already
+                None => self.duplicate_result(ci).await,
+            },
             Body::Aborted => self.duplicate_result(ci).await,
+            Body::Conflict => Err(LedgerError::Corrupt(format!(
+                "check-in {}: deduction key conflict on retry",
+                ci.key()
+            ))),
         }
     }
 
@@ -168,7 +197,7 @@ impl Store {
     }
 
     /// Several check-ins in one transaction (group commit): one `BEGIN`/`COMMIT`, one WAL
-    /// flush and about a dozen statements for the lot. Results come back in the order of `cis`,
+    /// flush and a handful of statements for the lot. Results come back in the order of `cis`,
     /// each exactly what [`Store::check_in`] would have returned had they been committed one
     /// after the other (per student, in their order; different students do not interact).
     ///
@@ -204,7 +233,7 @@ impl Store {
         let Body::Done {
             results,
             duplicates,
-        } = self.in_write_tx(cis.to_vec()).await?
+        } = self.in_write_tx(cis.to_vec(), Writes::Together).await?
         else {
             return Ok(None);
         };
@@ -225,7 +254,7 @@ impl Store {
     /// Applies `cis` in one write transaction, committed when every round went through. On
     /// SQLite it runs on the check-in path's own connection, all of it on one blocking thread
     /// (see [`crate::db`]); elsewhere on a sqlx write transaction.
-    async fn in_write_tx(&self, cis: Vec<CheckIn>) -> Result<Body> {
+    async fn in_write_tx(&self, cis: Vec<CheckIn>, writes: Writes) -> Result<Body> {
         let school = self.need_school()?.to_string();
         if let Some(lite) = self.lite_connection() {
             // this process's writers queue here (as `Store::write` does), not in SQLite
@@ -245,7 +274,7 @@ impl Store {
                     };
                     c.execute_batch("BEGIN IMMEDIATE")
                         .map_err(crate::db::lite)?;
-                    let body = run_ready(store.body(&mut LiteDb(c), &school, &cis));
+                    let body = run_ready(store.body(&mut LiteDb(c), &school, &cis, writes));
                     let end = match &body {
                         Ok(Body::Done { .. }) => "COMMIT",
                         _ => "ROLLBACK",
@@ -266,46 +295,34 @@ impl Store {
             .map_err(|e| LedgerError::Corrupt(format!("check-in thread: {e}")))?;
         }
         let mut w = self.write().await?;
-        let body = self.body(&mut AnyDb(w.conn()), &school, &cis).await?;
+        let body = self
+            .body(&mut AnyDb(w.conn()), &school, &cis, writes)
+            .await?;
         if matches!(body, Body::Done { .. }) {
             w.commit().await?;
         } // else dropping `w` rolls back
         Ok(body)
     }
 
-    /// The statements of [`Store::in_write_tx`], inside its transaction: for a batch, the
-    /// event keys already stored are looked up first (and answered as duplicates), then the
-    /// rest is applied in rounds of at most [`ROUND`].
-    async fn body(&self, db: &mut dyn Db, school: &str, cis: &[CheckIn]) -> Result<Body> {
-        if cis.len() == 1 {
-            return Ok(match self.round(db, school, &[Item::new(&cis[0])]).await? {
-                Round::Done(mut v) => Body::Done {
-                    results: vec![v.pop()],
-                    duplicates: Vec::new(),
-                },
-                Round::Taken | Round::Conflict => Body::Aborted,
-            });
-        }
+    /// The statements of [`Store::in_write_tx`], inside its transaction: event keys repeated
+    /// in the batch are answered as duplicates, the rest is applied in rounds of at most
+    /// [`ROUND`], students in id order.
+    async fn body(
+        &self,
+        db: &mut dyn Db,
+        school: &str,
+        cis: &[CheckIn],
+        writes: Writes,
+    ) -> Result<Body> {
         let items: Vec<Item> = cis.iter().map(Item::new).collect();
         // Lock order: by student id (stable, so one student's check-ins keep their order).
         let mut order: Vec<usize> = (0..items.len()).collect();
         order.sort_by(|&a, &b| items[a].ci.student_id.cmp(&items[b].ci.student_id));
-        let mut taken = HashSet::new();
-        for chunk in items.chunks(500) {
-            let sql = format!(
-                "SELECT event_key FROM checkin_events WHERE school_id = $1 AND event_key IN ({})",
-                list_marks(chunk.len(), 2)
-            );
-            let mut args: Vec<Arg> = vec![school.into()];
-            args.extend(chunk.iter().map(|i| Arg::from(&i.key)));
-            for r in db.fetch(&sql, args).await? {
-                taken.insert(r.text(0)?);
-            }
-        }
+        let mut seen = HashSet::new();
         let mut applied = Vec::with_capacity(items.len());
         let mut duplicates = Vec::new();
         for &i in &order {
-            if taken.insert(items[i].key.clone()) {
+            if seen.insert(items[i].key.as_str()) {
                 applied.push(i);
             } else {
                 duplicates.push(i);
@@ -314,13 +331,17 @@ impl Store {
         let mut results: Vec<Option<Applied>> = vec![None; items.len()];
         for round in applied.chunks(ROUND) {
             let batch: Vec<Item> = round.iter().map(|&i| items[i].clone()).collect();
-            match self.round(db, school, &batch).await? {
+            match self.round(db, school, &batch, writes).await? {
                 Round::Done(rs) => {
                     for (&i, r) in round.iter().zip(rs) {
-                        results[i] = Some(r);
+                        match r {
+                            Some(r) => results[i] = Some(r),
+                            None => duplicates.push(i),
+                        }
                     }
                 }
-                Round::Taken | Round::Conflict => return Ok(Body::Aborted),
+                Round::Taken => return Ok(Body::Aborted),
+                Round::Conflict => return Ok(Body::Conflict),
             }
         }
         Ok(Body::Done {
@@ -330,19 +351,41 @@ impl Store {
     }
 
     /// Applies `items` (distinct event keys; one student's in their order) inside an open write
-    /// transaction. On `Taken` or `Conflict` the caller must roll back what this wrote.
-    async fn round(&self, db: &mut dyn Db, school: &str, items: &[Item]) -> Result<Round> {
-        let n = items.len();
-        let single = n == 1;
+    /// transaction, in three statements on PostgreSQL (see [`Db::fetch_many`]):
+    ///
+    /// 1. the event keys already stored, the students (row locks in id order) and the lessons
+    ///    they are booked into;
+    /// 2. the attendance rows, and the students' packages with the lessons' ledger rows;
+    /// 3. the deductions, alerts, check-in events and audit rows.
+    ///
+    /// The rules run in memory between them. On `Taken` or `Conflict` the caller must roll back
+    /// what this wrote.
+    async fn round(
+        &self,
+        db: &mut dyn Db,
+        school: &str,
+        items: &[Item],
+        writes: Writes,
+    ) -> Result<Round> {
         let mut students: Vec<&str> = items.iter().map(|i| i.ci.student_id.as_str()).collect();
         students.sort_unstable();
         students.dedup();
 
-        // 1. The students: row locks in id order on PostgreSQL (concurrent check-ins of one
-        //    student wait here until commit; SQLite's transaction already holds the database's
-        //    only write lock), and unknown students caught.
-        //    The school's notification settings come along (read once for the arrivals).
-        let sql = format!(
+        // 1. Event keys already stored (answered as duplicates); the students: row locks in
+        //    id order on PostgreSQL (concurrent check-ins of one student wait here until
+        //    commit; SQLite's transaction already holds the database's only write lock),
+        //    unknown students caught, the school's notification settings along; and the
+        //    lessons they are booked into around the check-ins (windows open at most 12 h
+        //    early). The keys and lessons are read on the snapshot taken before the lock: a
+        //    key stored meanwhile is caught by the events insert (step 8), and check-ins do
+        //    not change the timetable.
+        let keys_sql = format!(
+            "SELECT event_key FROM checkin_events WHERE school_id = $1 AND event_key IN ({})",
+            list_marks(items.len(), 2)
+        );
+        let mut keys_args: Vec<Arg> = vec![school.into()];
+        keys_args.extend(items.iter().map(|i| Arg::from(&i.key)));
+        let lock_sql = format!(
             "SELECT st.id, sc.tz_offset_minutes, sc.policy_json, \
              (SELECT n.settings_json FROM notify_settings n WHERE n.school_id = sc.id) \
              FROM students st JOIN schools sc ON sc.id = st.school_id \
@@ -354,26 +397,77 @@ impl Store {
                 ""
             }
         );
-        let mut args: Vec<Arg> = vec![school.into()];
-        args.extend(students.iter().map(|s| Arg::from(*s)));
-        let rows = db.fetch(&sql, args).await?;
+        let mut lock_args: Vec<Arg> = vec![school.into()];
+        lock_args.extend(students.iter().map(|s| Arg::from(*s)));
+        let from = items.iter().map(|i| i.at).min().unwrap_or(0);
+        let to = items.iter().map(|i| i.at).max().unwrap_or(0) + 12 * 3_600_000;
+        let mut stmts = vec![
+            Stmt::new(keys_sql, keys_args, 1),
+            Stmt::new(lock_sql, lock_args, 4),
+        ];
+        stmts.extend(booked_lessons_stmt(school, &students, from, to));
+        let mut got = db.fetch_many(stmts).await?.into_iter();
+        let stored = first_texts(&got.next().unwrap_or_default())?;
+        let rows = got.next().unwrap_or_default();
+        let booked = parse_booked_lessons(got.next().unwrap_or_default())?;
+
+        let live: Vec<usize> = (0..items.len())
+            .filter(|&i| !stored.contains(&items[i].key))
+            .collect();
+        let mut out: Vec<Option<Applied>> = vec![None; items.len()];
+        if live.is_empty() {
+            return Ok(Round::Done(out));
+        }
         let known = first_texts(&rows)?;
+        if let Some(i) = live
+            .iter()
+            .find(|&&i| !known.contains(&items[i].ci.student_id))
+        {
+            return Err(LedgerError::NotFound {
+                entity: "student",
+                id: items[*i].ci.student_id.clone(),
+            });
+        }
         let notify = match rows.first() {
             Some(r) => crate::outbox::NotifyCtx::new(r.int(1)?, r.text(2)?, r.opt_text(3)?)?,
             None => None,
         };
-        if let Some(s) = students.iter().find(|s| !known.contains(**s)) {
-            return Err(LedgerError::NotFound {
-                entity: "student",
-                id: (*s).into(),
-            });
+        let items: Vec<Item> = live.iter().map(|&i| items[i].clone()).collect();
+        let students: Vec<&str> = students
+            .into_iter()
+            .filter(|s| items.iter().any(|i| i.ci.student_id == *s))
+            .collect();
+        match self
+            .apply(db, school, &items, &students, &booked, notify, writes)
+            .await?
+        {
+            Ok(applied) => {
+                for (i, a) in live.into_iter().zip(applied) {
+                    out[i] = Some(a);
+                }
+                Ok(Round::Done(out))
+            }
+            Err(end) => Ok(end),
         }
+    }
 
-        // 2. Lessons they are booked into around the check-ins (windows open at most 12 h
-        //    early), matched to each check-in by the pure rule.
-        let from = items.iter().map(|i| i.at).min().unwrap_or(0);
-        let to = items.iter().map(|i| i.at).max().unwrap_or(0) + 12 * 3_600_000;
-        let booked = booked_lessons_of(db, school, &students, from, to).await?;
+    /// Steps 2–9 of a round, on the check-ins whose event keys are new; `Err` is the
+    /// round's end when it must be rolled back.
+    #[allow(clippy::too_many_arguments)]
+    async fn apply(
+        &self,
+        db: &mut dyn Db,
+        school: &str,
+        items: &[Item],
+        students: &[&str],
+        booked: &HashMap<String, Vec<BookedLesson>>,
+        notify: Option<crate::outbox::NotifyCtx>,
+        writes: Writes,
+    ) -> Result<std::result::Result<Vec<Applied>, Round>> {
+        let n = items.len();
+        let single = n == 1;
+
+        // 2. The booked lessons matched to each check-in by the pure rule.
         let matched: Vec<Option<(BookedLesson, AttendanceStatus)>> = items
             .iter()
             .map(|it| {
@@ -391,6 +485,8 @@ impl Store {
             .collect();
 
         // 3. Attendance: the first check-in of each (student, lesson) inserts; the row decides.
+        //    In the same statement, read after the students' locks: their packages with their
+        //    balances, and these lessons' ledger rows.
         let mut first_of: HashMap<(&str, &str), usize> = HashMap::new();
         let mut inserts: Vec<usize> = Vec::new();
         for (i, m) in matched.iter().enumerate() {
@@ -402,7 +498,7 @@ impl Store {
                 }
             }
         }
-        let mut inserted: HashSet<(String, String)> = HashSet::new();
+        let mut stmts = Vec::with_capacity(2);
         if !inserts.is_empty() {
             let sql = format!(
                 "INSERT INTO attendance (school_id, student_id, lesson_id, status, source, camera_id, at) VALUES {} \
@@ -422,9 +518,18 @@ impl Store {
                     items[i].at.into(),
                 ]);
             }
-            for r in db.fetch(&sql, args).await? {
-                inserted.insert((r.text(0)?, r.text(1)?));
-            }
+            stmts.push(Stmt::new(sql, args, 2));
+        }
+        let lessons: Vec<&str> = inserts
+            .iter()
+            .filter_map(|&i| matched[i].as_ref().map(|(l, _)| l.lesson_id.as_str()))
+            .collect();
+        stmts.extend(packages_stmt(school, students, &lessons));
+        let mut got = db.fetch_many(stmts).await?;
+        let (mut pkgs, lesson_rows) = parse_packages(got.pop().unwrap_or_default())?;
+        let mut inserted: HashSet<(String, String)> = HashSet::new();
+        for r in got.pop().unwrap_or_default() {
+            inserted.insert((r.text(0)?, r.text(1)?));
         }
         let is_new = |i: usize| -> bool {
             matched[i].as_ref().is_some_and(|(l, _)| {
@@ -459,12 +564,6 @@ impl Store {
 
         // 4. Charges, in order, on each student's packages as the earlier check-ins left them.
         let charged: Vec<usize> = (0..n).filter(|&i| is_new(i)).collect();
-        let lessons: Vec<&str> = charged
-            .iter()
-            .filter_map(|&i| matched[i].as_ref().map(|(l, _)| l.lesson_id.as_str()))
-            .collect();
-        let (mut pkgs, lesson_rows) =
-            packages_and_lesson_rows(db, school, &students, &lessons).await?;
         let mut outcomes: Vec<CheckInOutcome> = Vec::with_capacity(n);
         let mut avail: Vec<Units> = Vec::with_capacity(n);
         let mut before: Vec<Units> = Vec::with_capacity(n);
@@ -534,7 +633,7 @@ impl Store {
         }
 
         // 5. Deductions: acted upon only when their idempotency key was inserted.
-        if !entries.is_empty() {
+        let deductions = (!entries.is_empty()).then(|| {
             let sql = format!(
                 "INSERT INTO ledger (school_id, student_id, kind, package_id, lesson_id, units, amount_cents, idempotency_key, at, actor, note) VALUES {} \
                  ON CONFLICT (school_id, idempotency_key) DO NOTHING RETURNING idempotency_key",
@@ -556,27 +655,51 @@ impl Store {
                     Arg::Null,
                 ]);
             }
-            let keys = first_texts(&db.fetch(&sql, args).await?)?;
-            if keys.len() < entries.len() {
-                if !single {
-                    return Ok(Round::Conflict);
+            Stmt::new(sql, args, 1)
+        });
+        let mut deductions = match (deductions, writes) {
+            (Some(st), Writes::DeductionsFirst) => {
+                let keys = first_texts(&db.fetch(&st.sql, st.args).await?)?;
+                if keys.len() < entries.len() {
+                    if !single {
+                        return Ok(Err(Round::Conflict));
+                    }
+                    // one check-in: as if the charge found the lesson paid (nothing deducted,
+                    // no balance alert, the balance as it was)
+                    if let CheckInOutcome::Recorded { deduction, .. } = &mut outcomes[0] {
+                        *deduction = DeductionDecision::Nothing;
+                    }
+                    raised.clear();
+                    avail[0] = before[0];
                 }
-                // one check-in: as if the charge found the lesson paid (nothing deducted, no
-                // balance alert, the balance as it was)
-                if let CheckInOutcome::Recorded { deduction, .. } = &mut outcomes[0] {
-                    *deduction = DeductionDecision::Nothing;
-                }
-                raised.clear();
-                avail[0] = before[0];
+                None
             }
-        }
+            (st, _) => st,
+        };
 
-        // 6. Alerts, one per dedup key; each new one is audited and notified.
+        // 6. Arrival notices of the new attendance rows.
+        let arrivals: Vec<crate::outbox::NoticeDraft> = charged
+            .iter()
+            .filter_map(|&i| {
+                matched[i].as_ref().map(|(l, status)| {
+                    crate::outbox::arrival(&items[i].ci.student_id, l, *status, items[i].ci.at)
+                })
+            })
+            .collect();
+        crate::outbox::enqueue_with(db, school, notify.as_ref(), &arrivals).await?;
+
+        // 7. Alerts, one per dedup key (each new one is then audited and notified); 8. the
+        //    check-in events (one whose key is taken rolls the round back); 9. one audit row
+        //    per change (attendance and deduction, or the visit): with the deductions, one
+        //    statement.
         let mut seen = HashSet::new();
         raised.retain(|r| seen.insert(r.draft.dedup_key.clone()));
-        let mut alerts: Vec<Vec<String>> = vec![Vec::new(); n];
-        let mut audits: Vec<AuditRow> = Vec::new();
-        if !raised.is_empty() {
+        let mut stmts: Vec<Stmt> = Vec::with_capacity(5);
+        let deduction_at = deductions.take().map(|st| {
+            stmts.push(st);
+            stmts.len() - 1
+        });
+        let alerts_at = (!raised.is_empty()).then(|| {
             let sql = format!(
                 "INSERT INTO alerts (school_id, dedup_key, kind, student_id, class_id, package_id, message, state, created_at, updated_at) VALUES {} \
                  ON CONFLICT (school_id, dedup_key) DO NOTHING RETURNING dedup_key",
@@ -605,36 +728,9 @@ impl Store {
                     items[r.item].at.into(),
                 ]);
             }
-            let new = first_texts(&db.fetch(&sql, args).await?)?;
-            for r in raised.iter().filter(|r| new.contains(&r.draft.dedup_key)) {
-                let at = items[r.item].at;
-                audits.push(AuditRow {
-                    actor: "rules".into(),
-                    action: "raise",
-                    entity: "alert",
-                    entity_id: r.draft.dedup_key.clone(),
-                    before: None,
-                    after: Some(json!(r.draft)),
-                    at,
-                });
-                alerts[r.item].push(r.draft.dedup_key.clone());
-                let snapshot = r.packages.as_ref().map(|(p, od)| (p.as_slice(), *od));
-                crate::outbox::enqueue_alert_db(db, school, &r.draft, at, snapshot).await?;
-            }
-        }
-
-        // 7. Arrival notices of the new attendance rows.
-        let arrivals: Vec<crate::outbox::NoticeDraft> = charged
-            .iter()
-            .filter_map(|&i| {
-                matched[i].as_ref().map(|(l, status)| {
-                    crate::outbox::arrival(&items[i].ci.student_id, l, *status, items[i].ci.at)
-                })
-            })
-            .collect();
-        crate::outbox::enqueue_with(db, school, notify.as_ref(), &arrivals).await?;
-
-        // 8. The event rows last: an event whose key is taken rolls the round back.
+            stmts.push(Stmt::new(sql, args, 1));
+            stmts.len() - 1
+        });
         let sql = format!(
             "INSERT INTO checkin_events (school_id, event_key, student_id, at, source, camera_id, lesson_id, outcome) VALUES {} \
              ON CONFLICT (school_id, event_key) DO NOTHING RETURNING event_key",
@@ -659,11 +755,9 @@ impl Store {
                 tag.into(),
             ]);
         }
-        if db.fetch(&sql, args).await?.len() < n {
-            return Ok(Round::Taken);
-        }
-
-        // 9. One audit row per change (attendance and deduction, or the visit) and per alert.
+        stmts.push(Stmt::new(sql, args, 1));
+        let events_at = stmts.len() - 1;
+        let mut audits: Vec<AuditRow> = Vec::new();
         for (i, it) in items.iter().enumerate() {
             if matches!(outcomes[i], CheckInOutcome::AlreadyRecorded { .. }) {
                 continue;
@@ -681,14 +775,42 @@ impl Store {
                 at: it.at,
             });
         }
-        audit_rows(db, school, &audits).await?;
-        Ok(Round::Done(
-            outcomes
-                .into_iter()
-                .zip(alerts)
-                .zip(avail)
-                .map(|((o, a), v)| (o, a, v))
-                .collect(),
-        ))
+        stmts.extend(audit_stmts(school, &audits));
+        let got = db.fetch_many(stmts).await?;
+        if got[events_at].len() < n {
+            return Ok(Err(Round::Taken));
+        }
+        if let Some(k) = deduction_at {
+            if first_texts(&got[k])?.len() < entries.len() {
+                return Ok(Err(Round::Conflict));
+            }
+        }
+        let mut alerts: Vec<Vec<String>> = vec![Vec::new(); n];
+        if let Some(k) = alerts_at {
+            let new = first_texts(&got[k])?;
+            let mut audits: Vec<AuditRow> = Vec::new();
+            for r in raised.iter().filter(|r| new.contains(&r.draft.dedup_key)) {
+                let at = items[r.item].at;
+                audits.push(AuditRow {
+                    actor: "rules".into(),
+                    action: "raise",
+                    entity: "alert",
+                    entity_id: r.draft.dedup_key.clone(),
+                    before: None,
+                    after: Some(json!(r.draft)),
+                    at,
+                });
+                alerts[r.item].push(r.draft.dedup_key.clone());
+                let snapshot = r.packages.as_ref().map(|(p, od)| (p.as_slice(), *od));
+                crate::outbox::enqueue_alert_db(db, school, &r.draft, at, snapshot).await?;
+            }
+            audit_rows(db, school, &audits).await?;
+        }
+        Ok(Ok(outcomes
+            .into_iter()
+            .zip(alerts)
+            .zip(avail)
+            .map(|((o, a), v)| (o, a, v))
+            .collect()))
     }
 }

@@ -82,6 +82,8 @@ impl From<&Option<String>> for Arg {
 pub(crate) enum Row {
     Any(AnyRow),
     Lite(Vec<rusqlite::types::Value>),
+    /// A row of a composed statement ([`Db::fetch_many`] on PostgreSQL): every column as text.
+    Texts(Vec<Option<String>>),
 }
 
 fn column(i: usize, what: &str) -> LedgerError {
@@ -97,6 +99,7 @@ impl Row {
                 Some(rusqlite::types::Value::Null) => Ok(None),
                 _ => Err(column(i, "text")),
             },
+            Row::Texts(v) => v.get(i).cloned().ok_or_else(|| column(i, "a column")),
         }
     }
     pub(crate) fn text(&self, i: usize) -> Result<String> {
@@ -109,8 +112,102 @@ impl Row {
                 Some(rusqlite::types::Value::Integer(n)) => Ok(*n),
                 _ => Err(column(i, "integer")),
             },
+            Row::Texts(v) => v
+                .get(i)
+                .and_then(|t| t.as_deref())
+                .and_then(|t| t.parse().ok())
+                .ok_or_else(|| column(i, "integer")),
         }
     }
+}
+
+/// One statement of [`Db::fetch_many`]: its text (placeholders `$1…`), arguments, and the
+/// number of columns it returns (0: none, e.g. an `INSERT` without `RETURNING`).
+pub(crate) struct Stmt {
+    pub sql: String,
+    pub args: Vec<Arg>,
+    pub cols: usize,
+}
+
+impl Stmt {
+    pub(crate) fn new(sql: impl Into<String>, args: Vec<Arg>, cols: usize) -> Stmt {
+        Stmt {
+            sql: sql.into(),
+            args,
+            cols,
+        }
+    }
+}
+
+/// `sql` with every placeholder `$N` outside quotes renumbered `$N+by`.
+pub(crate) fn shift_marks(sql: &str, by: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut quote: Option<char> = None;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match quote {
+            Some(q) => {
+                out.push(c);
+                if c == q {
+                    quote = None;
+                }
+            }
+            None if c == '\'' || c == '"' => {
+                quote = Some(c);
+                out.push(c);
+            }
+            None if c == '$' && chars.peek().is_some_and(char::is_ascii_digit) => {
+                let mut n = String::new();
+                while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+                    n.push(d);
+                    chars.next();
+                }
+                let n: usize = n.parse().unwrap_or(0);
+                out.push_str(&format!("${}", n + by));
+            }
+            None => out.push(c),
+        }
+    }
+    out
+}
+
+/// Independent statements as one PostgreSQL statement: each becomes a `WITH` query
+/// (`INSERT … RETURNING` and `SELECT … FOR UPDATE` included) and their rows come back
+/// through one `UNION ALL`, column 0 telling which statement a row belongs to and the others
+/// cast to text. All of them run on one snapshot, so none may need to see another's writes.
+pub(crate) fn compose(stmts: Vec<Stmt>) -> (String, Vec<Arg>) {
+    let width = stmts.iter().map(|s| s.cols).max().unwrap_or(0);
+    let mut with = Vec::with_capacity(stmts.len());
+    let mut selects = Vec::with_capacity(stmts.len());
+    let mut args = Vec::new();
+    for (k, s) in stmts.into_iter().enumerate() {
+        let sql = shift_marks(&s.sql, args.len());
+        args.extend(s.args);
+        if s.cols == 0 {
+            // a data-modifying WITH query runs whether or not it is read
+            with.push(format!("q{k} AS ({sql})"));
+            continue;
+        }
+        let names = (0..s.cols).map(|c| format!("c{c}")).collect::<Vec<_>>();
+        with.push(format!("q{k} ({}) AS ({sql})", names.join(", ")));
+        let cols = (0..width)
+            .map(|c| {
+                if c < s.cols {
+                    format!("CAST(q{k}.c{c} AS TEXT)")
+                } else {
+                    "CAST(NULL AS TEXT)".into()
+                }
+            })
+            .collect::<Vec<_>>();
+        selects.push(format!("SELECT CAST({k} AS BIGINT), {} FROM q{k}", cols.join(", ")));
+    }
+    if selects.is_empty() {
+        selects.push("SELECT CAST(0 AS BIGINT) WHERE FALSE".into());
+    }
+    (
+        format!("WITH {} {}", with.join(", "), selects.join(" UNION ALL ")),
+        args,
+    )
 }
 
 /// Runs statements on one connection (inside the caller's transaction).
@@ -121,6 +218,15 @@ pub(crate) trait Db: Send {
     async fn fetch(&mut self, sql: &str, args: Vec<Arg>) -> Result<Vec<Row>>;
     /// Runs `sql`; returns the rows it changed.
     async fn execute(&mut self, sql: &str, args: Vec<Arg>) -> Result<u64>;
+    /// Runs statements that do not depend on each other (none reads what another writes)
+    /// and returns the rows of each. One after the other here; one round trip on PostgreSQL.
+    async fn fetch_many(&mut self, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>> {
+        let mut out = Vec::with_capacity(stmts.len());
+        for s in stmts {
+            out.push(self.fetch(&s.sql, s.args).await?);
+        }
+        Ok(out)
+    }
 }
 
 /// [`Db`] on a sqlx connection.
@@ -160,6 +266,30 @@ impl Db for AnyDb<'_> {
             .execute(&mut *self.0)
             .await?
             .rows_affected())
+    }
+    async fn fetch_many(&mut self, mut stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>> {
+        let n = stmts.len();
+        if self.backend() != Backend::Postgres || n < 2 {
+            let mut out = Vec::with_capacity(n);
+            for s in stmts.drain(..) {
+                out.push(self.fetch(&s.sql, s.args).await?);
+            }
+            return Ok(out);
+        }
+        let width = stmts.iter().map(|s| s.cols).max().unwrap_or(0);
+        let (sql, args) = compose(stmts);
+        let mut out: Vec<Vec<Row>> = (0..n).map(|_| Vec::new()).collect();
+        for r in self.fetch(&sql, args).await? {
+            let k = usize::try_from(r.int(0)?)
+                .ok()
+                .filter(|&k| k < n)
+                .ok_or_else(|| LedgerError::Corrupt("composed statement: row of no query".into()))?;
+            let cols = (1..=width)
+                .map(|c| r.opt_text(c))
+                .collect::<Result<Vec<_>>>()?;
+            out[k].push(Row::Texts(cols));
+        }
+        Ok(out)
     }
 }
 
@@ -252,4 +382,41 @@ pub(crate) fn open_lite(url: &str) -> Result<Option<rusqlite::Connection>> {
     )
     .map_err(lite)?;
     Ok(Some(c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shift_marks_renumbers_placeholders_outside_quotes() {
+        assert_eq!(
+            shift_marks("SELECT $1, '$2', \"$3\", $10 FROM t WHERE a = $2", 5),
+            "SELECT $6, '$2', \"$3\", $15 FROM t WHERE a = $7"
+        );
+        assert_eq!(
+            shift_marks("a = 'it''s $1' AND b = $1 AND c = '$'", 1),
+            "a = 'it''s $1' AND b = $2 AND c = '$'"
+        );
+    }
+
+    #[test]
+    fn compose_numbers_each_statement_after_the_ones_before() {
+        let (sql, args) = compose(vec![
+            Stmt::new("SELECT a FROM t WHERE x = $1", vec![1.into()], 1),
+            Stmt::new("INSERT INTO u VALUES ($1, $2)", vec![2.into(), 3.into()], 0),
+            Stmt::new("SELECT b, c FROM v WHERE y = $1", vec![4.into()], 2),
+        ]);
+        assert_eq!(
+            args,
+            vec![Arg::Int(1), Arg::Int(2), Arg::Int(3), Arg::Int(4)]
+        );
+        assert_eq!(
+            sql,
+            "WITH q0 (c0) AS (SELECT a FROM t WHERE x = $1), q1 AS (INSERT INTO u VALUES ($2, $3)), \
+             q2 (c0, c1) AS (SELECT b, c FROM v WHERE y = $4) \
+             SELECT CAST(0 AS BIGINT), CAST(q0.c0 AS TEXT), CAST(NULL AS TEXT) FROM q0 UNION ALL \
+             SELECT CAST(2 AS BIGINT), CAST(q2.c0 AS TEXT), CAST(q2.c1 AS TEXT) FROM q2"
+        );
+    }
 }

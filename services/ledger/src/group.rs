@@ -15,8 +15,11 @@ use tokio::task::JoinHandle;
 
 type Job = (CheckIn, oneshot::Sender<Result<CheckInResult>>);
 
-/// Batch writers on PostgreSQL.
-pub const PG_WRITERS: usize = 4;
+/// Batch writers on PostgreSQL. One: a batch costs about the same few round trips whatever
+/// its size, so one writer taking everything that waits commits more, and sooner, than
+/// several splitting it (measured with `bench ledger --pg-writers N` on 2 vCPUs: 1 writer
+/// had the best throughput and p99, 4 the worst; see BENCHMARKS.md).
+pub const PG_WRITERS: usize = 1;
 
 /// Handle on a group-commit writer. Cheap to clone; the writer task ends when every handle is
 /// dropped and the queue is drained.

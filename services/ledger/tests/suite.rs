@@ -1267,3 +1267,89 @@ async fn batch_results_match_one_by_one_and_isolate_failures(s: &Store) {
         800
     );
 }
+
+/// A deduction key taken by a row the check-in's reads do not count as this lesson's (a ledger
+/// not in the state they implied). A check-in sends its deduction with its other writes; it
+/// learns of the key afterwards, rolls back and retries with the deduction first, and is then
+/// recorded with nothing deducted, exactly once. A batch holding such a check-in is rolled
+/// back and committed one by one: the others are deducted as usual.
+mod taken_deduction_key {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite() {
+        check(&common::Harness::sqlite(SchoolPolicy::default()).await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres() {
+        check(&common::Harness::postgres(SchoolPolicy::default()).await).await;
+    }
+
+    async fn take(h: &common::Harness, key: &str) {
+        h.raw(&format!(
+            "INSERT INTO ledger (school_id, student_id, kind, package_id, lesson_id, units, amount_cents, idempotency_key, at, actor, note) \
+             VALUES ('acme', 's1', 'adjustment', NULL, NULL, 0, 0, '{key}', 0, 'test', NULL)"
+        ))
+        .await;
+    }
+
+    fn nothing_deducted(o: &CheckInOutcome, lesson: &str) -> bool {
+        matches!(o, CheckInOutcome::Recorded { lesson_id, deduction: DeductionDecision::Nothing, .. } if lesson_id == lesson)
+    }
+
+    async fn check(h: &common::Harness) {
+        let s = &h.store;
+        world(s, 2, 2).await;
+        take(h, "deduct:s1:M0").await;
+        let full = s.balance("s1", math_start(0)).await.unwrap().available_units;
+        let ci = CheckIn::new("s1", math_start(0), AttendanceSource::Face);
+        let r = s.check_in(&ci).await.unwrap();
+        assert!(nothing_deducted(&r.outcome, "M0"), "{:?}", r.outcome);
+        assert_eq!(r.balance_units, full);
+        assert_eq!(
+            s.balance("s1", math_start(0)).await.unwrap().available_units,
+            full
+        );
+        assert_eq!(s.attendance().await.unwrap().len(), 1);
+        assert_eq!(
+            s.check_in(&ci).await.unwrap().outcome,
+            CheckInOutcome::DuplicateEvent
+        );
+
+        take(h, "deduct:s1:M1").await;
+        let rs = s
+            .check_in_batch(&[
+                CheckIn::new("s1", math_start(1), AttendanceSource::Face),
+                CheckIn::new("s2", math_start(1), AttendanceSource::Face),
+            ])
+            .await;
+        let rs: Vec<CheckInResult> = rs.into_iter().map(Result::unwrap).collect();
+        assert!(nothing_deducted(&rs[0].outcome, "M1"), "{:?}", rs[0].outcome);
+        assert!(
+            matches!(
+                &rs[1].outcome,
+                CheckInOutcome::Recorded { deduction: DeductionDecision::FromPackage { .. }, .. }
+            ),
+            "{:?}",
+            rs[1].outcome
+        );
+        assert_eq!(
+            s.balance("s1", math_start(1)).await.unwrap().available_units,
+            full
+        );
+        assert_eq!(
+            s.balance("s2", math_start(1)).await.unwrap().available_units,
+            full - 100
+        );
+        assert_eq!(s.attendance().await.unwrap().len(), 3);
+        let deductions = s
+            .entries(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.entry.kind == EntryKind::Deduction)
+            .count();
+        assert_eq!(deductions, 1);
+    }
+}

@@ -8,6 +8,9 @@ use sqlx::{Connection, Executor};
 
 pub struct Harness {
     pub store: Store,
+    /// The store's database, for a test that must write behind the store's back.
+    #[allow(dead_code)] // not every test binary does
+    pub url: String,
     _dir: Option<tempfile::TempDir>,
     pg: Option<(String, String)>,
 }
@@ -20,6 +23,7 @@ fn admin_url() -> String {
 impl Harness {
     pub async fn sqlite(policy: SchoolPolicy) -> Harness {
         let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("rollcall.db").display());
         let store = Store::open_data_dir(dir.path()).await.expect("open sqlite");
         let store = store
             .create_school("acme", "Acme Tutoring", 60, &policy)
@@ -27,6 +31,7 @@ impl Harness {
             .expect("school");
         Harness {
             store,
+            url,
             _dir: Some(dir),
             pg: None,
         }
@@ -57,6 +62,7 @@ impl Harness {
             .expect("school");
         Harness {
             store,
+            url,
             _dir: None,
             pg: Some((admin, db)),
         }
@@ -83,6 +89,19 @@ impl Drop for Harness {
             })
             .join();
         }
+    }
+}
+
+impl Harness {
+    /// Runs `sql` on a connection of its own, outside the store.
+    #[allow(dead_code)] // not every test binary does
+    pub async fn raw(&self, sql: &str) {
+        sqlx::any::install_default_drivers();
+        let mut c = sqlx::AnyConnection::connect(&self.url)
+            .await
+            .expect("connect");
+        c.execute(sql).await.expect("raw statement");
+        c.close().await.ok();
     }
 }
 
