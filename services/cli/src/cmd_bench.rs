@@ -104,6 +104,10 @@ pub enum BenchCmd {
         /// PostgreSQL group-commit batch writers (default: the library's, 1).
         #[arg(long)]
         pg_writers: Option<usize>,
+        /// With parent notifications on: each student has a guardian with a phone, and every
+        /// check-in also writes its arrival SMS to the outbox, in the same transaction.
+        #[arg(long)]
+        notify: bool,
         /// PostgreSQL URL to benchmark as well (default: DATABASE_URL when set).
         #[arg(long, env = "DATABASE_URL")]
         database_url: Option<String>,
@@ -180,6 +184,7 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
             group_commit,
             rate,
             pg_writers,
+            notify,
             database_url,
             json: _,
         } => {
@@ -187,7 +192,7 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
             let url = database_url.filter(|u| !u.is_empty());
             let mut out = Vec::new();
             for db in std::iter::once(None).chain(url.as_deref().map(Some)) {
-                out.push(bench_on(db, checkins, LedgerBench::Each { concurrency }).await?);
+                out.push(bench_on(db, checkins, LedgerBench::Each { concurrency }, notify).await?);
                 if group_commit > 0 {
                     let max_batch = group_commit;
                     let writers = pg_writers;
@@ -196,14 +201,14 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
                         max_batch,
                         writers,
                     };
-                    out.push(bench_on(db, checkins, mode).await?);
+                    out.push(bench_on(db, checkins, mode, notify).await?);
                     if rate > 0.0 {
                         let mode = LedgerBench::Paced {
                             rate,
                             max_batch,
                             writers,
                         };
-                        out.push(bench_on(db, checkins, mode).await?);
+                        out.push(bench_on(db, checkins, mode, notify).await?);
                     }
                 }
             }

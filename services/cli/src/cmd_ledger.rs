@@ -377,6 +377,7 @@ pub async fn bench_on(
     url: Option<&str>,
     n: usize,
     mode: LedgerBench,
+    notify: bool,
 ) -> anyhow::Result<serde_json::Value> {
     let tmp = std::env::temp_dir().join(format!("rollcall-bench-{}", uuid_like()));
     let store = match url {
@@ -385,21 +386,25 @@ pub async fn bench_on(
     };
     let report = match mode {
         LedgerBench::Each { concurrency } => {
-            rollcall_ledger::bench_checkins_with(&store, n, concurrency).await
+            rollcall_ledger::bench_checkins_with(&store, n, concurrency, notify).await
         }
         LedgerBench::Grouped {
             concurrency,
             max_batch,
             writers,
         } => {
-            rollcall_ledger::bench_checkins_grouped(&store, n, concurrency, max_batch, writers)
-                .await
+            rollcall_ledger::bench_checkins_grouped(
+                &store, n, concurrency, max_batch, writers, notify,
+            )
+            .await
         }
         LedgerBench::Paced {
             rate,
             max_batch,
             writers,
-        } => rollcall_ledger::bench_checkins_paced(&store, n, rate, max_batch, writers).await,
+        } => {
+            rollcall_ledger::bench_checkins_paced(&store, n, rate, max_batch, writers, notify).await
+        }
     };
     store.close().await;
     let _ = std::fs::remove_dir_all(&tmp);

@@ -23,6 +23,9 @@ pub struct BenchReport {
     /// `concurrency` tasks each waiting for its commit before the next check-in.
     pub offered_per_s: Option<f64>,
     pub students: usize,
+    /// Arrival notices on: each student has a guardian with a phone, and every check-in writes
+    /// its SMS notice to the outbox in the same transaction.
+    pub notifications: bool,
     pub seconds: f64,
     /// Check-ins committed (each with its attendance row and deduction) per second.
     pub checkins_per_s: f64,
@@ -32,21 +35,26 @@ pub struct BenchReport {
     pub max_ms: f64,
     /// Deductions found in the ledger afterwards (must equal `checkins`).
     pub deductions: u64,
+    /// Notices found in the outbox afterwards: with notifications on, an arrival per check-in
+    /// and one per alert raised (low balance); else 0.
+    pub notices: u64,
 }
 
 /// Runs `n` check-ins (each a distinct (student, lesson), each deducting one lesson) from 8
 /// concurrent tasks in a fresh school of `store`'s database and reports throughput and latency.
 pub async fn bench_checkins(store: &Store, n: usize) -> Result<BenchReport> {
-    bench_checkins_with(store, n, 8).await
+    bench_checkins_with(store, n, 8, false).await
 }
 
-/// [`bench_checkins`] with `concurrency` tasks.
+/// [`bench_checkins`] with `concurrency` tasks; `notify`: with arrival notices (see
+/// [`BenchReport::notifications`]).
 pub async fn bench_checkins_with(
     store: &Store,
     n: usize,
     concurrency: usize,
+    notify: bool,
 ) -> Result<BenchReport> {
-    bench_run(store, n, concurrency, None).await
+    bench_run(store, n, concurrency, None, notify).await
 }
 
 /// [`bench_checkins_with`] through a [`GroupCommit`] writer committing up to `max_batch`
@@ -58,8 +66,9 @@ pub async fn bench_checkins_grouped(
     concurrency: usize,
     max_batch: usize,
     writers: Option<usize>,
+    notify: bool,
 ) -> Result<BenchReport> {
-    bench_run(store, n, concurrency, Some((max_batch.max(1), writers))).await
+    bench_run(store, n, concurrency, Some((max_batch.max(1), writers)), notify).await
 }
 
 /// Every benchmark check-in must deduct a lesson from a package.
@@ -76,8 +85,9 @@ fn deducted(r: &CheckInResult) -> Result<()> {
 }
 
 /// A fresh school of `store`'s database for `n` check-ins: up to 200 students with one package
-/// each, enrolled into one class with enough lessons for each to check in once per lesson.
-async fn setup(store: &Store, n: usize) -> Result<(Store, Vec<NewLesson>, usize)> {
+/// each, enrolled into one class with enough lessons for each to check in once per lesson;
+/// `notify`: notifications on, and a guardian with a phone for each student.
+async fn setup(store: &Store, n: usize, notify: bool) -> Result<(Store, Vec<NewLesson>, usize)> {
     let school_id = format!("bench-{}", uuid::Uuid::new_v4().simple());
     let s = store
         .create_school(&school_id, "bench", 0, &SchoolPolicy::default())
@@ -118,6 +128,18 @@ async fn setup(store: &Store, n: usize) -> Result<(Store, Vec<NewLesson>, usize)
         })
         .await?;
         s.enroll("k", &id, base - Duration::days(1)).await?;
+        if notify {
+            s.add_guardian(&NewGuardian {
+                id: format!("g{i}"),
+                student_id: id.clone(),
+                name: format!("parent of {id}"),
+                phone: Some(format!("+1555{i:07}")),
+                email: None,
+                language: "en".into(),
+                notify_prefs: String::new(),
+            })
+            .await?;
+        }
         s.purchase(&NewPackage {
             id: format!("p{i}"),
             student_id: id,
@@ -130,6 +152,16 @@ async fn setup(store: &Store, n: usize) -> Result<(Store, Vec<NewLesson>, usize)
         })
         .await?;
     }
+    if notify {
+        s.set_notify_settings(
+            &crate::outbox::NotifySettings {
+                enabled: true,
+                ..Default::default()
+            },
+            "bench",
+        )
+        .await?;
+    }
     Ok((s, lessons, students))
 }
 
@@ -138,10 +170,11 @@ async fn bench_run(
     n: usize,
     concurrency: usize,
     group: Option<(usize, Option<usize>)>,
+    notify: bool,
 ) -> Result<BenchReport> {
     let n = n.max(1);
     let concurrency = concurrency.max(1);
-    let (s, lessons, students) = setup(store, n).await?;
+    let (s, lessons, students) = setup(store, n, notify).await?;
     let next = Arc::new(AtomicUsize::new(0));
     let writer = group.map(|(b, w)| match w {
         Some(w) => GroupCommit::spawn_writers(s.clone(), b, concurrency * 2, w),
@@ -196,6 +229,7 @@ async fn bench_run(
         concurrency,
         group.map(|g| g.0),
         None,
+        notify,
         seconds,
         lat,
     )
@@ -211,6 +245,7 @@ async fn report(
     concurrency: usize,
     group: Option<usize>,
     offered_per_s: Option<f64>,
+    notifications: bool,
     seconds: f64,
     mut lat: Vec<f64>,
 ) -> Result<BenchReport> {
@@ -226,6 +261,7 @@ async fn report(
         .iter()
         .filter(|e| e.entry.kind == rollcall_domain::ledger::EntryKind::Deduction)
         .count() as u64;
+    let notices = s.outbox_counts(Utc::now()).await?.pending as u64;
     Ok(BenchReport {
         backend: s.backend(),
         checkins: n as u64,
@@ -233,12 +269,14 @@ async fn report(
         group_commit: group,
         offered_per_s,
         students,
+        notifications,
         seconds,
         checkins_per_s: n as f64 / seconds,
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         max_ms: lat.last().copied().unwrap_or(0.0),
         deductions,
+        notices,
     })
 }
 
@@ -253,10 +291,11 @@ pub async fn bench_checkins_paced(
     rate: f64,
     max_batch: usize,
     writers: Option<usize>,
+    notify: bool,
 ) -> Result<BenchReport> {
     let n = n.max(1);
     let rate = rate.max(1.0);
-    let (s, lessons, students) = setup(store, n).await?;
+    let (s, lessons, students) = setup(store, n, notify).await?;
     let (g, writer) = match writers {
         Some(w) => GroupCommit::spawn_writers(s.clone(), max_batch.max(1), 4096, w),
         None => GroupCommit::spawn(s.clone(), max_batch.max(1), 4096),
@@ -314,6 +353,7 @@ pub async fn bench_checkins_paced(
         most,
         Some(max_batch.max(1)),
         Some(rate),
+        notify,
         seconds,
         lat,
     )

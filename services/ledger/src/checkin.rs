@@ -524,11 +524,33 @@ impl Store {
             .iter()
             .filter_map(|&i| matched[i].as_ref().map(|(l, _)| l.lesson_id.as_str()))
             .collect();
-        stmts.extend(packages_stmt(school, students, &lessons));
+        let attendance_at = (!stmts.is_empty()).then_some(0);
+        let packages_at = packages_stmt(school, students, &lessons).map(|st| {
+            stmts.push(st);
+            stmts.len() - 1
+        });
+        // the names and guardians the arrival notices will need (of every student and class
+        // that may get one)
+        let recipients_at = notify.as_ref().and_then(|_| {
+            let classes: Vec<&str> = inserts
+                .iter()
+                .filter_map(|&i| matched[i].as_ref().map(|(l, _)| l.class_id.as_str()))
+                .collect();
+            let st = crate::outbox::recipients_stmt(school, students, &classes)?;
+            stmts.push(st);
+            Some(stmts.len() - 1)
+        });
         let mut got = db.fetch_many(stmts).await?;
-        let (mut pkgs, lesson_rows) = parse_packages(got.pop().unwrap_or_default())?;
+        let (mut pkgs, lesson_rows) = match packages_at {
+            Some(k) => parse_packages(std::mem::take(&mut got[k]))?,
+            None => Default::default(),
+        };
+        let recipients = match recipients_at {
+            Some(k) => crate::outbox::Recipients::parse(std::mem::take(&mut got[k]))?,
+            None => Default::default(),
+        };
         let mut inserted: HashSet<(String, String)> = HashSet::new();
-        for r in got.pop().unwrap_or_default() {
+        for r in attendance_at.map(|k| std::mem::take(&mut got[k])).unwrap_or_default() {
             inserted.insert((r.text(0)?, r.text(1)?));
         }
         let is_new = |i: usize| -> bool {
@@ -677,28 +699,33 @@ impl Store {
             (st, _) => st,
         };
 
-        // 6. Arrival notices of the new attendance rows.
-        let arrivals: Vec<crate::outbox::NoticeDraft> = charged
-            .iter()
-            .filter_map(|&i| {
-                matched[i].as_ref().map(|(l, status)| {
-                    crate::outbox::arrival(&items[i].ci.student_id, l, *status, items[i].ci.at)
-                })
-            })
-            .collect();
-        crate::outbox::enqueue_with(db, school, notify.as_ref(), &arrivals).await?;
-
-        // 7. Alerts, one per dedup key (each new one is then audited and notified); 8. the
-        //    check-in events (one whose key is taken rolls the round back); 9. one audit row
-        //    per change (attendance and deduction, or the visit): with the deductions, one
-        //    statement.
-        let mut seen = HashSet::new();
-        raised.retain(|r| seen.insert(r.draft.dedup_key.clone()));
-        let mut stmts: Vec<Stmt> = Vec::with_capacity(5);
+        // 6. Arrival notices of the new attendance rows; 7. alerts, one per dedup key (each
+        //    new one is then audited and notified); 8. the check-in events (one whose key is
+        //    taken rolls the round back); 9. one audit row per change (attendance and
+        //    deduction, or the visit): with the deductions, one statement.
+        let mut stmts: Vec<Stmt> = Vec::with_capacity(6);
         let deduction_at = deductions.take().map(|st| {
             stmts.push(st);
             stmts.len() - 1
         });
+        if let Some(ctx) = &notify {
+            let arrivals: Vec<crate::outbox::NoticeDraft> = charged
+                .iter()
+                .filter_map(|&i| {
+                    matched[i].as_ref().map(|(l, status)| {
+                        crate::outbox::arrival(&items[i].ci.student_id, l, *status, items[i].ci.at)
+                    })
+                })
+                .collect();
+            stmts.extend(crate::outbox::outbox_stmts(
+                school,
+                ctx,
+                &arrivals,
+                &recipients,
+            )?);
+        }
+        let mut seen = HashSet::new();
+        raised.retain(|r| seen.insert(r.draft.dedup_key.clone()));
         let alerts_at = (!raised.is_empty()).then(|| {
             let sql = format!(
                 "INSERT INTO alerts (school_id, dedup_key, kind, student_id, class_id, package_id, message, state, created_at, updated_at) VALUES {} \
@@ -789,6 +816,7 @@ impl Store {
         if let Some(k) = alerts_at {
             let new = first_texts(&got[k])?;
             let mut audits: Vec<AuditRow> = Vec::new();
+            let mut notices = Vec::new();
             for r in raised.iter().filter(|r| new.contains(&r.draft.dedup_key)) {
                 let at = items[r.item].at;
                 audits.push(AuditRow {
@@ -802,8 +830,9 @@ impl Store {
                 });
                 alerts[r.item].push(r.draft.dedup_key.clone());
                 let snapshot = r.packages.as_ref().map(|(p, od)| (p.as_slice(), *od));
-                crate::outbox::enqueue_alert_db(db, school, &r.draft, at, snapshot).await?;
+                notices.push(crate::outbox::alert_notice(db, school, &r.draft, at, snapshot).await?);
             }
+            crate::outbox::enqueue_with(db, school, notify.as_ref(), &notices).await?;
             audit_rows(db, school, &audits).await?;
         }
         Ok(Ok(outcomes

@@ -12,7 +12,8 @@
 //!
 //! Notifications are off for a school until [`Store::set_notify_settings`] enables them.
 
-use crate::db::{AnyDb, Db};
+use crate::db::{list_marks, AnyDb, Arg, Db, Stmt};
+use std::collections::HashMap;
 use crate::store::{from_ms, load_packages_of, ms, Store};
 use crate::{LedgerError, Result};
 use chrono::{DateTime, Duration, Utc};
@@ -457,6 +458,19 @@ pub(crate) async fn enqueue_alert_db(
     at: i64,
     packages: Option<(&[PackageState], Units)>,
 ) -> Result<usize> {
+    let draft = alert_notice(c, school, a, at, packages).await?;
+    enqueue_many(c, school, std::slice::from_ref(&draft)).await
+}
+
+/// The notice of alert `a` (see [`enqueue_alert`]); reads the student's packages only when a
+/// balance alert comes without them.
+pub(crate) async fn alert_notice(
+    c: &mut dyn Db,
+    school: &str,
+    a: &AlertDraft,
+    at: i64,
+    packages: Option<(&[PackageState], Units)>,
+) -> Result<NoticeDraft> {
     let at = from_ms(at);
     let (kind, mut params) = match a.kind {
         AlertKind::AbsenceStreak => (NoticeKind::AbsenceStreak, json!({})),
@@ -491,15 +505,14 @@ pub(crate) async fn enqueue_alert_db(
             params["expires_at"] = json!(p.expires_at);
         }
     }
-    let draft = NoticeDraft {
+    Ok(NoticeDraft {
         notice_id: format!("alert:{}", a.dedup_key),
         kind,
         student_id: (!a.student_id.is_empty()).then(|| a.student_id.clone()),
         class_id: a.class_id.clone(),
         params,
         at,
-    };
-    enqueue_many(c, school, std::slice::from_ref(&draft)).await
+    })
 }
 
 // -------------------------------------------------------------------------------------------
@@ -574,7 +587,8 @@ pub(crate) async fn enqueue_many(
     enqueue_with(c, school, ctx.as_ref(), ds).await
 }
 
-/// [`enqueue_many`] with the school's settings already read (`None`: notifications off).
+/// [`enqueue_many`] with the school's settings already read (`None`: notifications off): one
+/// statement reads the notices' recipients, one (per 256 rows) writes their rows.
 pub(crate) async fn enqueue_with(
     c: &mut dyn Db,
     school: &str,
@@ -584,76 +598,206 @@ pub(crate) async fn enqueue_with(
     let Some(ctx) = ctx else {
         return Ok(0);
     };
+    let students: Vec<&str> = ds.iter().filter_map(|d| d.student_id.as_deref()).collect();
+    let classes: Vec<&str> = ds.iter().filter_map(|d| d.class_id.as_deref()).collect();
+    let recipients = match recipients_stmt(school, &students, &classes) {
+        Some(st) => Recipients::parse(c.fetch(&st.sql, st.args).await?)?,
+        None => Recipients::default(),
+    };
     let mut inserted = 0;
-    for d in ds {
-        inserted += enqueue_one(c, school, &ctx.settings, ctx.tz, &ctx.policy_json, d).await?;
+    for st in outbox_stmts(school, ctx, ds, &recipients)? {
+        inserted += c.fetch(&st.sql, st.args).await?.len();
     }
     Ok(inserted)
 }
 
-async fn enqueue_one(
-    c: &mut dyn Db,
+/// A guardian as the outbox needs them.
+struct Guardian {
+    id: String,
+    phone: Option<String>,
+    email: Option<String>,
+    language: String,
+    prefs: String,
+}
+
+/// What the notices of some students and classes need to know of them (see [`recipients_stmt`]).
+#[derive(Default)]
+pub(crate) struct Recipients {
+    class_names: HashMap<String, String>,
+    /// Each student's name and guardians (in id order).
+    students: HashMap<String, (String, Vec<Guardian>)>,
+}
+
+/// The statement reading the names of `classes` and the names and guardians of `students`
+/// (`None`: neither is given).
+pub(crate) fn recipients_stmt(school: &str, students: &[&str], classes: &[&str]) -> Option<Stmt> {
+    let dedup = |v: &[&str]| {
+        let mut v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+        v.sort_unstable();
+        v.dedup();
+        v
+    };
+    let (students, classes) = (dedup(students), dedup(classes));
+    if students.is_empty() && classes.is_empty() {
+        return None;
+    }
+    let mut parts = Vec::new();
+    let mut args: Vec<Arg> = vec![school.into()];
+    if !classes.is_empty() {
+        parts.push(format!(
+            "SELECT 'k', k.id, k.name, NULL, NULL, NULL, NULL, NULL FROM classes k WHERE k.school_id = $1 AND k.id IN ({})",
+            list_marks(classes.len(), args.len() + 1)
+        ));
+        args.extend(classes.iter().map(Arg::from));
+    }
+    if !students.is_empty() {
+        parts.push(format!(
+            "SELECT 's', s.id, s.name, g.id, g.phone, g.email, g.language, g.notify_prefs FROM students s \
+             LEFT JOIN guardians g ON g.school_id = s.school_id AND g.student_id = s.id \
+             WHERE s.school_id = $1 AND s.id IN ({})",
+            list_marks(students.len(), args.len() + 1)
+        ));
+        args.extend(students.iter().map(Arg::from));
+    }
+    Some(Stmt::new(parts.join(" UNION ALL "), args, 8))
+}
+
+impl Recipients {
+    pub(crate) fn parse(rows: Vec<crate::db::Row>) -> Result<Recipients> {
+        let mut out = Recipients::default();
+        for r in rows {
+            if r.text(0)? == "k" {
+                out.class_names.insert(r.text(1)?, r.text(2)?);
+                continue;
+            }
+            let entry = out
+                .students
+                .entry(r.text(1)?)
+                .or_insert_with(|| (String::new(), Vec::new()));
+            entry.0 = r.text(2)?;
+            if let Some(id) = r.opt_text(3)? {
+                entry.1.push(Guardian {
+                    id,
+                    phone: r.opt_text(4)?,
+                    email: r.opt_text(5)?,
+                    language: r.text(6)?,
+                    prefs: r.text(7)?,
+                });
+            }
+        }
+        for (_, gs) in out.students.values_mut() {
+            gs.sort_by(|a, b| a.id.cmp(&b.id));
+        }
+        Ok(out)
+    }
+}
+
+/// The statements writing the outbox rows of `ds` (one row per recipient and channel, by the
+/// school's settings and each guardian's preferences; a row whose delivery key exists is
+/// skipped, so replays insert nothing), each returning the rows it inserted.
+pub(crate) fn outbox_stmts(
     school: &str,
-    settings: &NotifySettings,
-    tz: i64,
-    policy_json: &str,
+    ctx: &NotifyCtx,
+    ds: &[NoticeDraft],
+    recipients: &Recipients,
+) -> Result<Vec<Stmt>> {
+    let now = ms(Utc::now());
+    let mut rows: Vec<Vec<Arg>> = Vec::new();
+    for d in ds {
+        let (params, targets) = notice_rows(ctx, d, recipients)?;
+        let urgent = d.kind == NoticeKind::Absence && ctx.settings.urgent_absence;
+        let params_json = params.to_string();
+        for t in targets {
+            let due = match (&t.quiet, urgent) {
+                (Some(q), false) => q.release_at(d.at, ctx.tz)?,
+                _ => d.at,
+            };
+            let key = format!("{}/{}:{}/{}", d.notice_id, t.kind.as_str(), t.id, t.channel);
+            rows.push(vec![
+                school.into(),
+                key.into(),
+                (&d.notice_id).into(),
+                d.kind.as_str().into(),
+                (&d.student_id).into(),
+                t.kind.as_str().into(),
+                t.id.into(),
+                t.channel.into(),
+                t.address.into(),
+                t.language.into(),
+                (&params_json).into(),
+                i64::from(urgent).into(),
+                now.into(),
+                ms(due).into(),
+            ]);
+        }
+    }
+    Ok(rows
+        .chunks(256)
+        .map(|chunk| {
+            let marks = (0..chunk.len())
+                .map(|r| {
+                    let b = 1 + r * 14;
+                    let m: Vec<String> = (b..b + 14).map(|i| format!("${i}")).collect();
+                    format!(
+                        "({}, 'pending', 0, {}, {}, {})",
+                        m[..12].join(", "),
+                        m[12],
+                        m[13],
+                        m[12]
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            Stmt::new(
+                format!(
+                    "INSERT INTO outbox (school_id, delivery_key, notice_id, kind, student_id, recipient_kind, recipient_id, channel, address, language, params_json, urgent, state, attempts, created_at, due_at, updated_at) \
+                     VALUES {marks} ON CONFLICT (school_id, delivery_key) DO NOTHING RETURNING seq"
+                ),
+                chunk.iter().flatten().cloned().collect(),
+                1,
+            )
+        })
+        .collect())
+}
+
+/// One notice's parameters and recipients.
+fn notice_rows(
+    ctx: &NotifyCtx,
     d: &NoticeDraft,
-) -> Result<usize> {
+    recipients: &Recipients,
+) -> Result<(Value, Vec<Target>)> {
+    let settings = &ctx.settings;
     let (to_guardians, to_staff) = d.kind.audience();
     let mut params = d.params.clone();
     if !params.is_object() {
         params = json!({ "value": params });
     }
-    let local = d.at + Duration::minutes(tz);
+    let local = d.at + Duration::minutes(ctx.tz);
     params["local_time"] = json!(local.format("%H:%M").to_string());
     params["local_date"] = json!(local.format("%Y-%m-%d").to_string());
     params["at"] = json!(d.at);
     if d.kind == NoticeKind::AbsenceStreak {
-        let policy: SchoolPolicy = serde_json::from_str(policy_json)
+        let policy: SchoolPolicy = serde_json::from_str(&ctx.policy_json)
             .map_err(|e| LedgerError::Corrupt(format!("school policy: {e}")))?;
         params["count"] = json!(policy.alerts.absence_streak);
     }
     if let Some(k) = &d.class_id {
-        let name = c
-            .fetch(
-                "SELECT name FROM classes WHERE school_id = $1 AND id = $2",
-                vec![school.into(), k.into()],
-            )
-            .await?
-            .pop();
         params["class_id"] = json!(k);
-        params["class_name"] = json!(match name {
-            Some(r) => r.text(0)?,
-            None => k.clone(),
-        });
+        params["class_name"] = json!(recipients.class_names.get(k).unwrap_or(k));
     }
     let mut targets = Vec::new();
     if let Some(student) = &d.student_id {
-        let rows = c
-            .fetch(
-                "SELECT s.name, g.id, g.phone, g.email, g.language, g.notify_prefs FROM students s \
-                 LEFT JOIN guardians g ON g.school_id = s.school_id AND g.student_id = s.id \
-                 WHERE s.school_id = $1 AND s.id = $2 ORDER BY g.id",
-                vec![school.into(), student.into()],
-            )
-            .await?;
-        let Some(first) = rows.first() else {
+        let Some((name, guardians)) = recipients.students.get(student) else {
             return Err(LedgerError::NotFound {
                 entity: "student",
                 id: student.clone(),
             });
         };
         params["student_id"] = json!(student);
-        params["student_name"] = json!(first.text(0)?);
-        for g in rows.iter().filter(|_| to_guardians) {
-            let Some(gid) = g.opt_text(1)? else {
-                continue;
-            };
-            let phone: Option<String> = g.opt_text(2)?;
-            let email: Option<String> = g.opt_text(3)?;
-            let language: String = g.text(4)?;
+        params["student_name"] = json!(name);
+        for g in guardians.iter().filter(|_| to_guardians) {
             // a guardian's malformed preferences never block the ledger: the school's defaults
-            let prefs = GuardianPrefs::parse(&g.text(5)?).unwrap_or_default();
+            let prefs = GuardianPrefs::parse(&g.prefs).unwrap_or_default();
             if let Some(ev) = &prefs.events {
                 if !ev.contains(&d.kind) {
                     continue;
@@ -666,9 +810,9 @@ async fn enqueue_one(
             };
             for ch in channels {
                 let address = match ch.as_str() {
-                    "sms" | "wechat" => phone.clone(),
-                    "email" => email.clone(),
-                    _ => Some(gid.clone()),
+                    "sms" | "wechat" => g.phone.clone(),
+                    "email" => g.email.clone(),
+                    _ => Some(g.id.clone()),
                 };
                 // no address for this channel: the guardian is not reachable on it
                 let Some(address) = address.filter(|a| !a.trim().is_empty()) else {
@@ -676,10 +820,10 @@ async fn enqueue_one(
                 };
                 targets.push(Target {
                     kind: RecipientKind::Guardian,
-                    id: gid.clone(),
+                    id: g.id.clone(),
                     channel: ch.clone(),
                     address,
-                    language: language.clone(),
+                    language: g.language.clone(),
                     quiet: prefs.quiet_hours.clone().or(settings.quiet_hours.clone()),
                 });
             }
@@ -701,42 +845,7 @@ async fn enqueue_one(
             });
         }
     }
-    let urgent = d.kind == NoticeKind::Absence && settings.urgent_absence;
-    let now = ms(Utc::now());
-    let params_json = params.to_string();
-    let mut inserted = 0;
-    for t in &targets {
-        let due = match (&t.quiet, urgent) {
-            (Some(q), false) => q.release_at(d.at, tz)?,
-            _ => d.at,
-        };
-        let key = format!("{}/{}:{}/{}", d.notice_id, t.kind.as_str(), t.id, t.channel);
-        let ins = c
-            .fetch(
-                "INSERT INTO outbox (school_id, delivery_key, notice_id, kind, student_id, recipient_kind, recipient_id, channel, address, language, params_json, urgent, state, attempts, created_at, due_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'pending', 0, $13, $14, $13) ON CONFLICT (school_id, delivery_key) DO NOTHING RETURNING seq",
-                vec![
-                    school.into(),
-                    (&key).into(),
-                    (&d.notice_id).into(),
-                    d.kind.as_str().into(),
-                    (&d.student_id).into(),
-                    t.kind.as_str().into(),
-                    (&t.id).into(),
-                    (&t.channel).into(),
-                    (&t.address).into(),
-                    (&t.language).into(),
-                    (&params_json).into(),
-                    i64::from(urgent).into(),
-                    now.into(),
-                    ms(due).into(),
-                ],
-            )
-            .await?
-            .pop();
-        inserted += usize::from(ins.is_some());
-    }
-    Ok(inserted)
+    Ok((params, targets))
 }
 
 // -------------------------------------------------------------------------------------------
