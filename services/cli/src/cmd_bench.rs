@@ -50,7 +50,7 @@ pub enum BenchCmd {
         /// Where the temporary galleries go.
         #[arg(long)]
         dir: Option<PathBuf>,
-        /// The memory-lean layout: int8 quantized vectors in RAM, originals on disk.
+        /// The memory-lean layout: 16-bit vectors, memory-mapped, searched directly.
         #[arg(long)]
         lean: bool,
         #[arg(long)]

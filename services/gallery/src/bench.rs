@@ -39,7 +39,7 @@ pub struct BenchConfig {
     /// result as JSON on stdout). `None`: no fresh-process measurement.
     #[serde(skip)]
     pub footprint_exe: Option<PathBuf>,
-    /// Benchmark [`EmbeddedConfig::lean`] (int8 quantized vectors in RAM, originals on disk).
+    /// Benchmark [`EmbeddedConfig::lean`] (16-bit vectors, memory-mapped, searched directly).
     #[serde(default)]
     pub lean: bool,
 }

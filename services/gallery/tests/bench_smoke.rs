@@ -33,7 +33,7 @@ fn bench_reports_consistent_figures() {
     assert!(json.contains("recall_at_1"));
 }
 
-/// The lean layout (int8 quantized vectors in RAM, 16-bit originals on disk, re-scored)
+/// The lean layout (16-bit vectors, memory-mapped, searched directly)
 /// indexes and finds the same nearest templates.
 #[test]
 fn lean_layout_keeps_recall() {
