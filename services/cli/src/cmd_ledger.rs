@@ -394,7 +394,12 @@ pub async fn bench_on(
             writers,
         } => {
             rollcall_ledger::bench_checkins_grouped(
-                &store, n, concurrency, max_batch, writers, notify,
+                &store,
+                n,
+                concurrency,
+                max_batch,
+                writers,
+                notify,
             )
             .await
         }

@@ -4,6 +4,8 @@
 //! * `root/LOCK`: an exclusive `flock` held while a process has the gallery open (a second
 //!   process gets [`GalleryError::Locked`] naming the directory);
 //! * `root/shard/`: the qdrant-edge shard (its own WAL, segments, `edge_config.json`);
+//! * `root/payload_format`: the payload layout of the points (`compact`, or `named` for a
+//!   gallery created before 2026-12-04, which has no such file; see `payload::Format`);
 //! * `root/shard.compact-tmp/`, `root/shard.compact-old/`, `root/compact.done`: only while
 //!   [`Gallery::purge`] rebuilds the shard; an interrupted purge is finished or rolled back on
 //!   the next open.
@@ -54,6 +56,8 @@ const COMPACT_OLD: &str = "shard.compact-old";
 const COMPACT_DONE: &str = "compact.done";
 const LOCK: &str = "LOCK";
 const EDGE_CONFIG_FILE: &str = "edge_config.json";
+/// The payload layout of the gallery (`payload::Format`), next to `shard/`.
+const FORMAT_FILE: &str = "payload_format";
 /// Candidates re-scored with the original vectors per result, when quantized.
 const QUANTIZED_OVERSAMPLING: f64 = 4.0;
 const PAGE: usize = 1000;
@@ -114,6 +118,10 @@ pub struct EmbeddedConfig {
     /// (`gallery rebuild`, or a purge) to change it.
     #[serde(default)]
     pub half_precision: bool,
+    /// The payload layout, read from the gallery's format file when it is opened (a gallery
+    /// without one predates it and is `Named`; a new one is `Compact`).
+    #[serde(skip)]
+    payload_format: Option<payload::Format>,
 }
 
 impl EmbeddedConfig {
@@ -128,20 +136,26 @@ impl EmbeddedConfig {
             wal_segment_bytes: 1024 * 1024,
             quantize_int8: false,
             half_precision: false,
+            payload_format: None,
         }
     }
 
     /// The memory-lean layout for large galleries: the vectors stored as 16-bit floats in a
     /// memory-mapped file, searched by the HNSW walk directly (no quantized copy, no
-    /// re-scoring). Measured at 100k templates after 10,000 searches (BENCHMARKS.md): 85.7 MB
-    /// resident with recall@1 0.9995, where int8 vectors in RAM re-scored with 16-bit
-    /// originals on disk (`quantize_int8`, the previous lean layout) held 103.9 MB, because
-    /// re-scoring pages in nearly all of the originals as well.
+    /// re-scoring). Measured at 100k templates after 10,000 searches (BENCHMARKS.md): 86.1 MB
+    /// resident with recall@1 0.999 (69.6 MB with the compact payload), where int8 vectors in
+    /// RAM re-scored with 16-bit originals on disk (`quantize_int8`, the previous lean layout)
+    /// held 103.9 MB, because re-scoring pages in nearly all of the originals as well.
     pub fn lean(mut self) -> Self {
         self.quantize_int8 = false;
         self.vectors_on_disk = true;
         self.half_precision = true;
         self
+    }
+
+    /// The payload layout of the open gallery.
+    fn format(&self) -> payload::Format {
+        self.payload_format.unwrap_or(payload::Format::Compact)
     }
 
     fn quantization(&self) -> Option<QuantizationConfig> {
@@ -256,13 +270,18 @@ fn point_id(id: TemplateId) -> PointId {
     PointId::Uuid(uuid::Uuid::from_u128(id.as_u128()))
 }
 
-fn filter_scope(tenant: Option<&TenantId>, student: Option<&StudentId>) -> Option<Filter> {
+fn filter_scope(
+    f: payload::Format,
+    tenant: Option<&TenantId>,
+    student: Option<&StudentId>,
+) -> Option<Filter> {
+    let k = f.keys();
     let mut must = vec![];
     if let Some(t) = tenant {
-        must.push(keyword(payload::TENANT, t.as_str()));
+        must.push(keyword(k.tenant, t.as_str()));
     }
     if let Some(s) = student {
-        must.push(keyword(payload::STUDENT, s.as_str()));
+        must.push(keyword(k.student, s.as_str()));
     }
     if must.is_empty() {
         None
@@ -278,22 +297,20 @@ fn filter_scope(tenant: Option<&TenantId>, student: Option<&StudentId>) -> Optio
 
 /// `campuses` is empty or missing. (qdrant-edge 0.7.2 does not re-export `PayloadField`, so the
 /// condition is built from its JSON form.)
-fn campuses_empty() -> Condition {
+fn campuses_empty(f: payload::Format) -> Condition {
     serde_json::from_value::<IsEmptyCondition>(
-        serde_json::json!({ "is_empty": { "key": payload::CAMPUSES } }),
+        serde_json::json!({ "is_empty": { "key": f.keys().campuses } }),
     )
     .map(Condition::IsEmpty)
     .unwrap_or_else(|e| unreachable!("static is_empty condition parses: {e}"))
 }
 
-fn search_filter(q: &SearchQuery) -> Filter {
-    let mut must = vec![keyword(payload::TENANT, q.tenant.as_str())];
+fn search_filter(f: payload::Format, q: &SearchQuery) -> Filter {
+    let k = f.keys();
+    let mut must = vec![keyword(k.tenant, q.tenant.as_str())];
     if let Some(c) = &q.campus {
         must.push(Condition::Filter(Filter {
-            should: Some(vec![
-                keyword(payload::CAMPUSES, c.as_str()),
-                campuses_empty(),
-            ]),
+            should: Some(vec![keyword(k.campuses, c.as_str()), campuses_empty(f)]),
             min_should: None,
             must: None,
             must_not: None,
@@ -302,13 +319,13 @@ fn search_filter(q: &SearchQuery) -> Filter {
     if let Some(cands) = &q.candidates {
         let ids: Vec<String> = cands.iter().map(|s| s.as_str().to_string()).collect();
         must.push(Condition::Field(FieldCondition::new_match(
-            key(payload::STUDENT),
+            key(k.student),
             Match::from(ids),
         )));
     }
     if let Some(m) = &q.model {
-        must.push(keyword(payload::MODEL_ID, &m.model_id));
-        must.push(keyword(payload::MODEL_VERSION, &m.model_version));
+        must.push(keyword(k.model_id, &m.model_id));
+        must.push(keyword(k.model_version, &m.model_version));
     }
     Filter {
         should: None,
@@ -329,13 +346,27 @@ fn dense_of(v: Option<VectorStructInternal>) -> Option<Vec<f32>> {
     }
 }
 
-fn meta_of(p: Option<qdrant_edge::Payload>) -> Result<TemplateMeta, GalleryError> {
-    let p = p.ok_or_else(|| GalleryError::Backend("point without payload".into()))?;
-    payload::from_json(&p.0)
+/// The template id of a point (this adapter's points have UUID ids).
+fn template_id_of(id: &PointId) -> Result<TemplateId, GalleryError> {
+    match id {
+        PointId::Uuid(u) => Ok(TemplateId::from_u128(u.as_u128())),
+        other => Err(GalleryError::Backend(format!(
+            "point {other:?} has no template id"
+        ))),
+    }
 }
 
-fn template_of(r: Record) -> Result<Template, GalleryError> {
-    let meta = meta_of(r.payload)?;
+fn meta_of(
+    f: payload::Format,
+    id: &PointId,
+    p: Option<qdrant_edge::Payload>,
+) -> Result<TemplateMeta, GalleryError> {
+    let p = p.ok_or_else(|| GalleryError::Backend("point without payload".into()))?;
+    payload::from_json_as(f, &p.0, Some(template_id_of(id)?))
+}
+
+fn template_of(f: payload::Format, r: Record) -> Result<Template, GalleryError> {
+    let meta = meta_of(f, &r.id, r.payload)?;
     let vector = dense_of(r.vector).ok_or_else(|| {
         GalleryError::Backend(format!("template {} has no vector", meta.template_id))
     })?;
@@ -362,12 +393,9 @@ pub fn dir_size(p: &Path) -> u64 {
 }
 
 /// Creates the payload indexes on a new shard: tenant (marked as tenant), student, campuses.
-fn create_indexes(shard: &EdgeShard) -> qdrant_edge::OperationResult<()> {
-    for (field, is_tenant) in [
-        (payload::TENANT, true),
-        (payload::STUDENT, false),
-        (payload::CAMPUSES, false),
-    ] {
+fn create_indexes(shard: &EdgeShard, f: payload::Format) -> qdrant_edge::OperationResult<()> {
+    let k = f.keys();
+    for (field, is_tenant) in [(k.tenant, true), (k.student, false), (k.campuses, false)] {
         let params = KeywordIndexParams {
             r#type: Default::default(),
             is_tenant: Some(is_tenant),
@@ -489,11 +517,34 @@ fn open_shard(dir: &Path, cfg: &EmbeddedConfig) -> Result<EdgeShard, GalleryErro
         }
     };
     if fresh {
-        create_indexes(&shard).map_err(|e| storage(dir, e))?;
+        create_indexes(&shard, cfg.format()).map_err(|e| storage(dir, e))?;
         catch_unwind(AssertUnwindSafe(|| shard.flush()))
             .map_err(|p| storage(dir, panic_text(p)))?;
     }
     Ok(shard)
+}
+
+/// The payload layout of the gallery in `root`, from its format file; a new gallery gets one
+/// (`new`, by default `Compact`); a gallery without one was created before the file existed
+/// (`Named`).
+fn payload_format(
+    root: &Path,
+    new: Option<payload::Format>,
+) -> Result<payload::Format, GalleryError> {
+    let file = root.join(FORMAT_FILE);
+    match fs::read_to_string(&file) {
+        Ok(text) => payload::Format::parse(&text)
+            .ok_or_else(|| corrupt(&file, format!("unknown payload format {:?}", text.trim()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if root.join(SHARD).exists() {
+                return Ok(payload::Format::Named);
+            }
+            let f = new.unwrap_or(payload::Format::Compact);
+            fs::write(&file, f.as_str()).map_err(|e| storage(&file, e))?;
+            Ok(f)
+        }
+        Err(e) => Err(storage(&file, e)),
+    }
 }
 
 /// Finishes or rolls back a purge interrupted by a crash.
@@ -562,6 +613,8 @@ impl EmbeddedGallery {
             Err(fs::TryLockError::Error(e)) => return Err(storage(&lock_path, e)),
         }
         recover_compaction(&root)?;
+        let mut cfg = cfg;
+        cfg.payload_format = Some(payload_format(&root, cfg.payload_format)?);
         let shard = open_shard(&root.join(SHARD), &cfg)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -683,7 +736,7 @@ impl EmbeddedGallery {
         let shard = guard
             .as_ref()
             .ok_or_else(|| GalleryError::Backend("gallery is closed".into()))?;
-        upsert_points(shard, &self.inner.root, templates)?;
+        upsert_points(shard, &self.inner.root, self.inner.cfg.format(), templates)?;
         Ok(templates.len())
     }
 
@@ -719,6 +772,7 @@ impl EmbeddedGallery {
 fn upsert_points(
     shard: &EdgeShard,
     root: &Path,
+    format: payload::Format,
     templates: &[Template],
 ) -> Result<(), GalleryError> {
     if templates.is_empty() {
@@ -730,7 +784,7 @@ fn upsert_points(
             PointStruct::new(
                 point_id(t.meta.template_id),
                 t.vector.clone(),
-                serde_json::Value::Object(payload::to_json(&t.meta)),
+                serde_json::Value::Object(payload::to_json_as(format, &t.meta)),
             )
             .into()
         })
@@ -756,7 +810,7 @@ fn search_shard(
                 query: VectorInternal::Dense(q.vector.clone()),
                 using: None,
             }),
-            filter: Some(search_filter(q)),
+            filter: Some(search_filter(inner.cfg.format(), q)),
             params: Some(SearchParams {
                 hnsw_ef: Some(inner.cfg.hnsw.ef_search.max(q.top_k)),
                 quantization: inner.cfg.quantize_int8.then_some(QuantizationSearchParams {
@@ -777,7 +831,7 @@ fn search_shard(
         .map(|p| {
             Ok(GalleryHit {
                 similarity: p.score,
-                meta: meta_of(p.payload)?,
+                meta: meta_of(inner.cfg.format(), &p.id, p.payload)?,
             })
         })
         .collect()
@@ -840,10 +894,10 @@ fn rebuild_into(old: &EdgeShard, tmp: &Path, cfg: &EmbeddedConfig) -> Result<u64
     scroll_all(old, tmp, None, true, |page| {
         let templates = page
             .into_iter()
-            .map(template_of)
+            .map(|r| template_of(cfg.format(), r))
             .collect::<Result<Vec<_>, _>>()?;
         copied += templates.len() as u64;
-        upsert_points(&new, tmp, &templates)
+        upsert_points(&new, tmp, cfg.format(), &templates)
     })?;
     new.optimize().map_err(|e| storage(tmp, e))?;
     new.flush();
@@ -866,7 +920,7 @@ impl Gallery for EmbeddedGallery {
             let shard = shard
                 .as_ref()
                 .ok_or_else(|| GalleryError::Backend("gallery is closed".into()))?;
-            upsert_points(shard, &inner.root, &templates)?;
+            upsert_points(shard, &inner.root, inner.cfg.format(), &templates)?;
             shard.flush();
             if let Some(limit) = inner.cfg.auto_optimize_unindexed {
                 if unindexed(shard) > limit {
@@ -891,12 +945,12 @@ impl Gallery for EmbeddedGallery {
         tenant: &TenantId,
         student: &StudentId,
     ) -> Result<Vec<TemplateMeta>, GalleryError> {
-        let filter = filter_scope(Some(tenant), Some(student));
+        let filter = filter_scope(self.inner.cfg.format(), Some(tenant), Some(student));
         self.read(move |shard, inner| {
             let mut out = vec![];
             scroll_all(shard, &inner.root, filter, false, |page| {
                 for r in page {
-                    out.push(meta_of(r.payload)?);
+                    out.push(meta_of(inner.cfg.format(), &r.id, r.payload)?);
                 }
                 Ok(())
             })?;
@@ -906,12 +960,12 @@ impl Gallery for EmbeddedGallery {
     }
 
     async fn tenant_templates(&self, tenant: &TenantId) -> Result<Vec<Template>, GalleryError> {
-        let filter = filter_scope(Some(tenant), None);
+        let filter = filter_scope(self.inner.cfg.format(), Some(tenant), None);
         self.read(move |shard, inner| {
             let mut out = vec![];
             scroll_all(shard, &inner.root, filter, true, |page| {
                 for r in page {
-                    out.push(template_of(r)?);
+                    out.push(template_of(inner.cfg.format(), r)?);
                 }
                 Ok(())
             })?;
@@ -930,7 +984,7 @@ impl Gallery for EmbeddedGallery {
                 )
                 .map_err(|e| storage(&inner.root, e))?;
             match recs.pop() {
-                Some(r) => template_of(r).map(Some),
+                Some(r) => template_of(inner.cfg.format(), r).map(Some),
                 None => Ok(None),
             }
         })
@@ -947,7 +1001,8 @@ impl Gallery for EmbeddedGallery {
             let shard = shard
                 .as_ref()
                 .ok_or_else(|| GalleryError::Backend("gallery is closed".into()))?;
-            let filter = filter_scope(Some(&t), Some(&s)).expect("tenant given");
+            let filter =
+                filter_scope(inner.cfg.format(), Some(&t), Some(&s)).expect("tenant given");
             let n = count_filter(shard, &inner.root, Some(filter.clone()))?;
             if n == 0 {
                 return Err(GalleryError::UnknownStudent {
@@ -987,7 +1042,7 @@ impl Gallery for EmbeddedGallery {
             let mut mine = vec![];
             for r in recs {
                 let id = r.id;
-                if meta_of(r.payload)?.tenant == t {
+                if meta_of(inner.cfg.format(), &id, r.payload)?.tenant == t {
                     mine.push(id);
                 }
             }
@@ -1070,7 +1125,11 @@ impl Gallery for EmbeddedGallery {
                 "counting a student needs its tenant".into(),
             ));
         }
-        let filter = filter_scope(scope.tenant.as_ref(), scope.student.as_ref());
+        let filter = filter_scope(
+            self.inner.cfg.format(),
+            scope.tenant.as_ref(),
+            scope.student.as_ref(),
+        );
         self.read(move |shard, inner| count_filter(shard, &inner.root, filter))
             .await
     }
@@ -1087,5 +1146,105 @@ impl Gallery for EmbeddedGallery {
             })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rollcall_domain::gallery::SearchQuery;
+
+    fn template(i: u128, student: &str, vector: Vec<f32>) -> Template {
+        Template {
+            meta: TemplateMeta {
+                template_id: TemplateId::from_u128(i),
+                student: StudentId::new(student).unwrap(),
+                tenant: TenantId::new("acme").unwrap(),
+                campuses: vec![],
+                model_id: "m".into(),
+                model_version: "1".into(),
+                quality: 0.9,
+                created_at: chrono::DateTime::from_timestamp_micros(1_764_800_000_123_456).unwrap(),
+            },
+            vector,
+        }
+    }
+
+    fn unit(i: usize) -> Vec<f32> {
+        let mut v = vec![0.0; 8];
+        v[i] = 1.0;
+        v
+    }
+
+    /// Opens `dir` (a gallery created with `format`, or already there), stores two templates
+    /// when empty, and checks search, a student's templates and a template by id.
+    async fn round_trip(dir: &Path, format: Option<payload::Format>) -> payload::Format {
+        let mut cfg = EmbeddedConfig::new(dir, 8);
+        cfg.payload_format = format;
+        let g = EmbeddedGallery::open(cfg).await.unwrap();
+        let tenant = TenantId::new("acme").unwrap();
+        if g.count(&CountScope::default()).await.unwrap() == 0 {
+            g.upsert(vec![
+                template(1, "ann", unit(0)),
+                template(2, "bob", unit(1)),
+            ])
+            .await
+            .unwrap();
+        }
+        let hits = g
+            .search(&SearchQuery::new(tenant.clone(), unit(1), 1))
+            .await
+            .unwrap();
+        assert_eq!(hits[0].meta, template(2, "bob", vec![]).meta);
+        let ann = g
+            .student_templates(&tenant, &StudentId::new("ann").unwrap())
+            .await
+            .unwrap();
+        assert_eq!(ann, vec![template(1, "ann", vec![]).meta]);
+        let got = g.get(TemplateId::from_u128(2)).await.unwrap().unwrap();
+        assert_eq!(got.meta.student.as_str(), "bob");
+        g.config().format()
+    }
+
+    #[tokio::test]
+    async fn a_new_gallery_is_compact_and_stays_so() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("g");
+        assert_eq!(round_trip(&dir, None).await, payload::Format::Compact);
+        assert_eq!(
+            fs::read_to_string(dir.join(FORMAT_FILE)).unwrap(),
+            "compact"
+        );
+        assert_eq!(round_trip(&dir, None).await, payload::Format::Compact);
+    }
+
+    /// A gallery created before the format file existed (named payload fields, no file) is
+    /// still read, searched and filtered with its own field names.
+    #[tokio::test]
+    async fn a_gallery_without_a_format_file_is_read_as_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("g");
+        assert_eq!(
+            round_trip(&dir, Some(payload::Format::Named)).await,
+            payload::Format::Named
+        );
+        fs::remove_file(dir.join(FORMAT_FILE)).unwrap();
+        assert_eq!(round_trip(&dir, None).await, payload::Format::Named);
+        assert!(!dir.join(FORMAT_FILE).exists());
+    }
+
+    #[tokio::test]
+    async fn an_unknown_format_file_is_a_clear_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("g");
+        round_trip(&dir, None).await;
+        fs::write(dir.join(FORMAT_FILE), "cbor").unwrap();
+        match EmbeddedGallery::open(EmbeddedConfig::new(&dir, 8)).await {
+            Err(e @ GalleryError::Corrupt { .. }) => {
+                assert!(e.to_string().contains(FORMAT_FILE), "{e}")
+            }
+            Err(e) => panic!("expected Corrupt, got {e}"),
+            Ok(_) => panic!("opened with an unknown payload format"),
+        }
     }
 }

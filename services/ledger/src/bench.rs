@@ -68,7 +68,14 @@ pub async fn bench_checkins_grouped(
     writers: Option<usize>,
     notify: bool,
 ) -> Result<BenchReport> {
-    bench_run(store, n, concurrency, Some((max_batch.max(1), writers)), notify).await
+    bench_run(
+        store,
+        n,
+        concurrency,
+        Some((max_batch.max(1), writers)),
+        notify,
+    )
+    .await
 }
 
 /// Every benchmark check-in must deduct a lesson from a package.

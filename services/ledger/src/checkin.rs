@@ -550,7 +550,10 @@ impl Store {
             None => Default::default(),
         };
         let mut inserted: HashSet<(String, String)> = HashSet::new();
-        for r in attendance_at.map(|k| std::mem::take(&mut got[k])).unwrap_or_default() {
+        for r in attendance_at
+            .map(|k| std::mem::take(&mut got[k]))
+            .unwrap_or_default()
+        {
             inserted.insert((r.text(0)?, r.text(1)?));
         }
         let is_new = |i: usize| -> bool {
@@ -830,7 +833,8 @@ impl Store {
                 });
                 alerts[r.item].push(r.draft.dedup_key.clone());
                 let snapshot = r.packages.as_ref().map(|(p, od)| (p.as_slice(), *od));
-                notices.push(crate::outbox::alert_notice(db, school, &r.draft, at, snapshot).await?);
+                notices
+                    .push(crate::outbox::alert_notice(db, school, &r.draft, at, snapshot).await?);
             }
             crate::outbox::enqueue_with(db, school, notify.as_ref(), &notices).await?;
             audit_rows(db, school, &audits).await?;

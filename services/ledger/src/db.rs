@@ -199,7 +199,10 @@ pub(crate) fn compose(stmts: Vec<Stmt>) -> (String, Vec<Arg>) {
                 }
             })
             .collect::<Vec<_>>();
-        selects.push(format!("SELECT CAST({k} AS BIGINT), {} FROM q{k}", cols.join(", ")));
+        selects.push(format!(
+            "SELECT CAST({k} AS BIGINT), {} FROM q{k}",
+            cols.join(", ")
+        ));
     }
     if selects.is_empty() {
         selects.push("SELECT CAST(0 AS BIGINT) WHERE FALSE".into());
@@ -283,7 +286,9 @@ impl Db for AnyDb<'_> {
             let k = usize::try_from(r.int(0)?)
                 .ok()
                 .filter(|&k| k < n)
-                .ok_or_else(|| LedgerError::Corrupt("composed statement: row of no query".into()))?;
+                .ok_or_else(|| {
+                    LedgerError::Corrupt("composed statement: row of no query".into())
+                })?;
             let cols = (1..=width)
                 .map(|c| r.opt_text(c))
                 .collect::<Result<Vec<_>>>()?;

@@ -13,7 +13,6 @@
 //! Notifications are off for a school until [`Store::set_notify_settings`] enables them.
 
 use crate::db::{list_marks, AnyDb, Arg, Db, Stmt};
-use std::collections::HashMap;
 use crate::store::{from_ms, load_packages_of, ms, Store};
 use crate::{LedgerError, Result};
 use chrono::{DateTime, Duration, Utc};
@@ -25,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
+use std::collections::HashMap;
 
 /// Migration 2: the outbox and the per-school notification settings.
 pub(crate) const MIGRATION_2: &str = r#"

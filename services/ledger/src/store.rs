@@ -1197,9 +1197,7 @@ pub(crate) fn packages_stmt(
 
 /// The rows of [`packages_stmt`]: each student's packages (sorted by expiry) with the
 /// overdraft debt, and the lessons' ledger rows.
-pub(crate) fn parse_packages(
-    rows: Vec<crate::db::Row>,
-) -> Result<(StudentPackages, LessonRows)> {
+pub(crate) fn parse_packages(rows: Vec<crate::db::Row>) -> Result<(StudentPackages, LessonRows)> {
     let mut out: HashMap<String, (Vec<PackageState>, Units)> = HashMap::new();
     let mut rows_of: LessonRows = HashMap::new();
     for r in rows {

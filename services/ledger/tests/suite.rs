@@ -1302,13 +1302,20 @@ mod taken_deduction_key {
         let s = &h.store;
         world(s, 2, 2).await;
         take(h, "deduct:s1:M0").await;
-        let full = s.balance("s1", math_start(0)).await.unwrap().available_units;
+        let full = s
+            .balance("s1", math_start(0))
+            .await
+            .unwrap()
+            .available_units;
         let ci = CheckIn::new("s1", math_start(0), AttendanceSource::Face);
         let r = s.check_in(&ci).await.unwrap();
         assert!(nothing_deducted(&r.outcome, "M0"), "{:?}", r.outcome);
         assert_eq!(r.balance_units, full);
         assert_eq!(
-            s.balance("s1", math_start(0)).await.unwrap().available_units,
+            s.balance("s1", math_start(0))
+                .await
+                .unwrap()
+                .available_units,
             full
         );
         assert_eq!(s.attendance().await.unwrap().len(), 1);
@@ -1325,21 +1332,34 @@ mod taken_deduction_key {
             ])
             .await;
         let rs: Vec<CheckInResult> = rs.into_iter().map(Result::unwrap).collect();
-        assert!(nothing_deducted(&rs[0].outcome, "M1"), "{:?}", rs[0].outcome);
+        assert!(
+            nothing_deducted(&rs[0].outcome, "M1"),
+            "{:?}",
+            rs[0].outcome
+        );
         assert!(
             matches!(
                 &rs[1].outcome,
-                CheckInOutcome::Recorded { deduction: DeductionDecision::FromPackage { .. }, .. }
+                CheckInOutcome::Recorded {
+                    deduction: DeductionDecision::FromPackage { .. },
+                    ..
+                }
             ),
             "{:?}",
             rs[1].outcome
         );
         assert_eq!(
-            s.balance("s1", math_start(1)).await.unwrap().available_units,
+            s.balance("s1", math_start(1))
+                .await
+                .unwrap()
+                .available_units,
             full
         );
         assert_eq!(
-            s.balance("s2", math_start(1)).await.unwrap().available_units,
+            s.balance("s2", math_start(1))
+                .await
+                .unwrap()
+                .available_units,
             full - 100
         );
         assert_eq!(s.attendance().await.unwrap().len(), 3);
