@@ -32,6 +32,11 @@ pub struct DataOpts {
     pub qdrant_api_key: Option<String>,
     #[arg(long, env = "QDRANT_COLLECTION", default_value = "rollcall_faces")]
     pub qdrant_collection: String,
+    /// Create the embedded gallery in the memory-lean layout (16-bit vectors, memory-mapped:
+    /// about 70 MB per 100k templates instead of 110; BENCHMARKS.md). The layout is fixed
+    /// when the gallery is created.
+    #[arg(long, env = "ROLLCALL_GALLERY_LEAN", value_parser = clap::builder::BoolishValueParser::new())]
+    pub gallery_lean: bool,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -80,7 +85,11 @@ pub async fn open_gallery(d: &DataOpts, dim: usize) -> anyhow::Result<Box<dyn Ga
         }
         _ => {
             let dir = d.data.join("gallery");
-            Box::new(EmbeddedGallery::open(EmbeddedConfig::new(&dir, dim)).await?)
+            let mut cfg = EmbeddedConfig::new(&dir, dim);
+            if d.gallery_lean {
+                cfg = cfg.lean();
+            }
+            Box::new(EmbeddedGallery::open(cfg).await?)
         }
     })
 }

@@ -64,6 +64,9 @@ pub struct ServeConfig {
     /// Inference workers (each with its own ONNX sessions); default: the cores.
     #[serde(default)]
     pub workers: Option<usize>,
+    /// Create the embedded gallery in the memory-lean layout (as `ROLLCALL_GALLERY_LEAN=1`).
+    #[serde(default)]
+    pub gallery_lean: bool,
 }
 
 fn default_max_body() -> usize {
@@ -525,6 +528,9 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
         qdrant_api_key: std::env::var("QDRANT_API_KEY").ok(),
         qdrant_collection: std::env::var("QDRANT_COLLECTION")
             .unwrap_or_else(|_| "rollcall_faces".into()),
+        gallery_lean: cfg.gallery_lean
+            || std::env::var("ROLLCALL_GALLERY_LEAN")
+                .is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false" | "no" | "off")),
     };
     let store = open_school(&data, false).await?;
     let tenant = TenantId::new(store.school_id()).map_err(|e| anyhow!("school id: {e}"))?;

@@ -547,6 +547,27 @@ fn payload_format(
     }
 }
 
+/// An existing gallery keeps the vector layout it was created with (16-bit or 32-bit, on disk
+/// or in RAM, quantized or not), whatever `cfg` asks for: qdrant-edge refuses to load segments
+/// under another layout, and the layout is documented as fixed at creation.
+fn adopt_stored_layout(cfg: &mut EmbeddedConfig, shard: &Path) -> Result<(), GalleryError> {
+    let file = shard.join(EDGE_CONFIG_FILE);
+    let text = match fs::read_to_string(&file) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(corrupt(shard, format!("{}: {e}", file.display()))),
+    };
+    let Ok(stored) = serde_json::from_str::<EdgeConfig>(&text) else {
+        return Ok(()); // open_shard reports the unreadable config
+    };
+    if let Some(v) = stored.vectors.get("") {
+        cfg.half_precision = v.datatype == Some(VectorStorageDatatype::Float16);
+        cfg.vectors_on_disk = v.on_disk.unwrap_or(false);
+    }
+    cfg.quantize_int8 = stored.quantization_config.is_some();
+    Ok(())
+}
+
 /// Finishes or rolls back a purge interrupted by a crash.
 fn recover_compaction(root: &Path) -> Result<(), GalleryError> {
     let shard = root.join(SHARD);
@@ -615,6 +636,7 @@ impl EmbeddedGallery {
         recover_compaction(&root)?;
         let mut cfg = cfg;
         cfg.payload_format = Some(payload_format(&root, cfg.payload_format)?);
+        adopt_stored_layout(&mut cfg, &root.join(SHARD))?;
         let shard = open_shard(&root.join(SHARD), &cfg)?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -1231,6 +1253,40 @@ mod tests {
         fs::remove_file(dir.join(FORMAT_FILE)).unwrap();
         assert_eq!(round_trip(&dir, None).await, payload::Format::Named);
         assert!(!dir.join(FORMAT_FILE).exists());
+    }
+
+    /// The vector layout is fixed when the gallery is created: reopening a lean gallery with
+    /// the default configuration (or the reverse) keeps the stored layout.
+    #[tokio::test]
+    async fn a_gallery_keeps_the_layout_it_was_created_with() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (lean, plain) = (tmp.path().join("lean"), tmp.path().join("plain"));
+        for (dir, create) in [
+            (&lean, EmbeddedConfig::new(&lean, 8).lean()),
+            (&plain, EmbeddedConfig::new(&plain, 8)),
+        ] {
+            let g = EmbeddedGallery::open(create).await.unwrap();
+            g.upsert(vec![template(1, "ann", unit(0))]).await.unwrap();
+            drop(g);
+            for reopen in [
+                EmbeddedConfig::new(dir, 8),
+                EmbeddedConfig::new(dir, 8).lean(),
+            ] {
+                let g = EmbeddedGallery::open(reopen).await.unwrap();
+                let is_lean = dir == &lean;
+                assert_eq!(g.config().half_precision, is_lean);
+                assert_eq!(g.config().vectors_on_disk, is_lean);
+                let hits = g
+                    .search(&SearchQuery::new(
+                        TenantId::new("acme").unwrap(),
+                        unit(0),
+                        1,
+                    ))
+                    .await
+                    .unwrap();
+                assert_eq!(hits[0].meta.student.as_str(), "ann");
+            }
+        }
     }
 
     #[tokio::test]
