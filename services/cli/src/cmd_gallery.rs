@@ -76,6 +76,18 @@ pub async fn open_school(d: &DataOpts, create: bool) -> anyhow::Result<Store> {
     }
 }
 
+/// `ROLLCALL_GALLERY_LEAN` read as the CLI's `--gallery-lean` reads it (yes/no, true/false,
+/// on/off, 1/0; unset: no), for `serve`, which takes its options from a config file.
+pub fn lean_from_env() -> anyhow::Result<bool> {
+    use clap::builder::TypedValueParser;
+    let Some(v) = std::env::var_os("ROLLCALL_GALLERY_LEAN") else {
+        return Ok(false);
+    };
+    clap::builder::BoolishValueParser::new()
+        .parse_ref(&clap::Command::new("serve"), None, &v)
+        .map_err(|e| anyhow::anyhow!("ROLLCALL_GALLERY_LEAN: {e}"))
+}
+
 pub async fn open_gallery(d: &DataOpts, dim: usize) -> anyhow::Result<Box<dyn Gallery>> {
     Ok(match &d.qdrant_url {
         Some(url) if !url.is_empty() => {

@@ -528,9 +528,7 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
         qdrant_api_key: std::env::var("QDRANT_API_KEY").ok(),
         qdrant_collection: std::env::var("QDRANT_COLLECTION")
             .unwrap_or_else(|_| "rollcall_faces".into()),
-        gallery_lean: cfg.gallery_lean
-            || std::env::var("ROLLCALL_GALLERY_LEAN")
-                .is_ok_and(|v| !matches!(v.trim(), "" | "0" | "false" | "no" | "off")),
+        gallery_lean: cfg.gallery_lean || crate::cmd_gallery::lean_from_env()?,
     };
     let store = open_school(&data, false).await?;
     let tenant = TenantId::new(store.school_id()).map_err(|e| anyhow!("school id: {e}"))?;

@@ -142,10 +142,11 @@ impl EmbeddedConfig {
 
     /// The memory-lean layout for large galleries: the vectors stored as 16-bit floats in a
     /// memory-mapped file, searched by the HNSW walk directly (no quantized copy, no
-    /// re-scoring). Measured at 100k templates after 10,000 searches (BENCHMARKS.md): 86.1 MB
-    /// resident with recall@1 0.999 (69.6 MB with the compact payload), where int8 vectors in
-    /// RAM re-scored with 16-bit originals on disk (`quantize_int8`, the previous lean layout)
-    /// held 103.9 MB, because re-scoring pages in nearly all of the originals as well.
+    /// re-scoring). Measured at 100k templates after 10,000 searches (BENCHMARKS.md,
+    /// 2026-12-04): 69.6 MB resident with recall@1 0.999 (86.1 MB before the compact payload).
+    /// int8 vectors in RAM re-scored with 16-bit originals on disk (`quantize_int8`, the
+    /// previous lean layout) held 103.9 MB in the 2026-12-03 measurement (another machine),
+    /// because re-scoring pages in nearly all of the originals as well.
     pub fn lean(mut self) -> Self {
         self.quantize_int8 = false;
         self.vectors_on_disk = true;
@@ -457,27 +458,32 @@ fn trim_wal(wal: &Path) -> std::io::Result<usize> {
     Ok(keep)
 }
 
+/// The configuration stored in the shard at `dir` (`None`: none yet); unreadable is
+/// [`GalleryError::Corrupt`] naming the directory.
+fn stored_config(dir: &Path) -> Result<Option<EdgeConfig>, GalleryError> {
+    let file = dir.join(EDGE_CONFIG_FILE);
+    if !file.exists() {
+        return Ok(None);
+    }
+    let text =
+        fs::read_to_string(&file).map_err(|e| corrupt(dir, format!("{}: {e}", file.display())))?;
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| corrupt(dir, format!("{}: {e}", file.display())))
+}
+
 fn open_shard(dir: &Path, cfg: &EmbeddedConfig) -> Result<EdgeShard, GalleryError> {
-    let config_file = dir.join(EDGE_CONFIG_FILE);
-    let exists = config_file.exists() || dir.join("segments").exists();
-    if exists {
-        // Check what is stored before handing it to qdrant-edge: a clear error for a
-        // dimension change or an unreadable config.
-        if config_file.exists() {
-            let text = fs::read_to_string(&config_file)
-                .map_err(|e| corrupt(dir, format!("{}: {e}", config_file.display())))?;
-            let stored: EdgeConfig = serde_json::from_str(&text)
-                .map_err(|e| corrupt(dir, format!("{}: {e}", config_file.display())))?;
-            if let Some(v) = stored.vectors.get("") {
-                if v.size != cfg.dim {
-                    return Err(GalleryError::InvalidRequest(format!(
-                        "gallery at {} holds {}-d vectors but {}-d were configured",
-                        dir.display(),
-                        v.size,
-                        cfg.dim
-                    )));
-                }
-            }
+    let exists = dir.join(EDGE_CONFIG_FILE).exists() || dir.join("segments").exists();
+    // Check what is stored before handing it to qdrant-edge: a clear error for a dimension
+    // change or an unreadable config.
+    if let Some(v) = stored_config(dir)?.as_ref().and_then(|c| c.vectors.get("")) {
+        if v.size != cfg.dim {
+            return Err(GalleryError::InvalidRequest(format!(
+                "gallery at {} holds {}-d vectors but {}-d were configured",
+                dir.display(),
+                v.size,
+                cfg.dim
+            )));
         }
     }
     if !exists {
@@ -551,14 +557,8 @@ fn payload_format(
 /// or in RAM, quantized or not), whatever `cfg` asks for: qdrant-edge refuses to load segments
 /// under another layout, and the layout is documented as fixed at creation.
 fn adopt_stored_layout(cfg: &mut EmbeddedConfig, shard: &Path) -> Result<(), GalleryError> {
-    let file = shard.join(EDGE_CONFIG_FILE);
-    let text = match fs::read_to_string(&file) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(corrupt(shard, format!("{}: {e}", file.display()))),
-    };
-    let Ok(stored) = serde_json::from_str::<EdgeConfig>(&text) else {
-        return Ok(()); // open_shard reports the unreadable config
+    let Some(stored) = stored_config(shard)? else {
+        return Ok(());
     };
     if let Some(v) = stored.vectors.get("") {
         cfg.half_precision = v.datatype == Some(VectorStorageDatatype::Float16);

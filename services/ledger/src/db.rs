@@ -224,12 +224,17 @@ pub(crate) trait Db: Send {
     /// Runs statements that do not depend on each other (none reads what another writes)
     /// and returns the rows of each. One after the other here; one round trip on PostgreSQL.
     async fn fetch_many(&mut self, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>> {
-        let mut out = Vec::with_capacity(stmts.len());
-        for s in stmts {
-            out.push(self.fetch(&s.sql, s.args).await?);
-        }
-        Ok(out)
+        fetch_each(self, stmts).await
     }
+}
+
+/// [`Db::fetch_many`] one statement after the other.
+async fn fetch_each<D: Db + ?Sized>(db: &mut D, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>> {
+    let mut out = Vec::with_capacity(stmts.len());
+    for s in stmts {
+        out.push(db.fetch(&s.sql, s.args).await?);
+    }
+    Ok(out)
 }
 
 /// [`Db`] on a sqlx connection.
@@ -270,14 +275,10 @@ impl Db for AnyDb<'_> {
             .await?
             .rows_affected())
     }
-    async fn fetch_many(&mut self, mut stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>> {
+    async fn fetch_many(&mut self, stmts: Vec<Stmt>) -> Result<Vec<Vec<Row>>> {
         let n = stmts.len();
         if self.backend() != Backend::Postgres || n < 2 {
-            let mut out = Vec::with_capacity(n);
-            for s in stmts.drain(..) {
-                out.push(self.fetch(&s.sql, s.args).await?);
-            }
-            return Ok(out);
+            return fetch_each(self, stmts).await;
         }
         let width = stmts.iter().map(|s| s.cols).max().unwrap_or(0);
         let (sql, args) = compose(stmts);

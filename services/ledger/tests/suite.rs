@@ -1298,26 +1298,20 @@ mod taken_deduction_key {
         matches!(o, CheckInOutcome::Recorded { lesson_id, deduction: DeductionDecision::Nothing, .. } if lesson_id == lesson)
     }
 
+    async fn available(s: &Store, student: &str, at: DateTime<Utc>) -> Units {
+        s.balance(student, at).await.unwrap().available_units
+    }
+
     async fn check(h: &common::Harness) {
         let s = &h.store;
         world(s, 2, 2).await;
         take(h, "deduct:s1:M0").await;
-        let full = s
-            .balance("s1", math_start(0))
-            .await
-            .unwrap()
-            .available_units;
+        let full = available(s, "s1", math_start(0)).await;
         let ci = CheckIn::new("s1", math_start(0), AttendanceSource::Face);
         let r = s.check_in(&ci).await.unwrap();
         assert!(nothing_deducted(&r.outcome, "M0"), "{:?}", r.outcome);
         assert_eq!(r.balance_units, full);
-        assert_eq!(
-            s.balance("s1", math_start(0))
-                .await
-                .unwrap()
-                .available_units,
-            full
-        );
+        assert_eq!(available(s, "s1", math_start(0)).await, full);
         assert_eq!(s.attendance().await.unwrap().len(), 1);
         assert_eq!(
             s.check_in(&ci).await.unwrap().outcome,
@@ -1348,20 +1342,8 @@ mod taken_deduction_key {
             "{:?}",
             rs[1].outcome
         );
-        assert_eq!(
-            s.balance("s1", math_start(1))
-                .await
-                .unwrap()
-                .available_units,
-            full
-        );
-        assert_eq!(
-            s.balance("s2", math_start(1))
-                .await
-                .unwrap()
-                .available_units,
-            full - 100
-        );
+        assert_eq!(available(s, "s1", math_start(1)).await, full);
+        assert_eq!(available(s, "s2", math_start(1)).await, full - 100);
         assert_eq!(s.attendance().await.unwrap().len(), 3);
         let deductions = s
             .entries(None)
