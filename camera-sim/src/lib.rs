@@ -30,7 +30,7 @@ mod seed;
 mod video;
 
 pub use bench::{bench_render, RenderBench};
-pub use mjpeg::{MjpegServer, ServeError, ServeOptions, BOUNDARY};
+pub use mjpeg::{LiveAnchor, MjpegServer, ServeError, ServeOptions, BOUNDARY};
 pub use output::{
     encode_jpeg, write_sequence, GroundTruth, OutputError, SequenceOptions, SequenceSummary,
     TruthCamera, TruthFrame,

@@ -40,6 +40,31 @@ pub struct ServeOptions {
     pub stream: StreamOptions,
     /// JPEG quality (default: the scenario's).
     pub jpeg_quality: Option<u8>,
+    /// Live, like a real camera: the scene's time runs with the wall clock from this anchor,
+    /// every client gets the frame of the current moment (a client that connects late or
+    /// reconnects misses what happened meanwhile), frames are sent at their due time and
+    /// frames already late by more than a frame period are skipped (not rendered). The
+    /// stream is continuous from the anchor to the camera's last frame. Overrides
+    /// `realtime`, `loop_forever` and `stream`.
+    pub live: Option<LiveAnchor>,
+}
+
+/// Scene time `scenario_ms` happens at `at` (see [`ServeOptions::live`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LiveAnchor {
+    pub at: Instant,
+    pub scenario_ms: i64,
+}
+
+impl LiveAnchor {
+    /// The scene time now.
+    pub fn now_ms(&self) -> i64 {
+        self.scenario_ms + self.at.elapsed().as_millis() as i64
+    }
+    /// When scene time `t_ms` is due.
+    pub fn due(&self, t_ms: i64) -> Instant {
+        self.at + Duration::from_millis((t_ms - self.scenario_ms).max(0) as u64)
+    }
 }
 
 impl Default for ServeOptions {
@@ -49,6 +74,7 @@ impl Default for ServeOptions {
             loop_forever: false,
             stream: StreamOptions::default(),
             jpeg_quality: None,
+            live: None,
         }
     }
 }
@@ -191,6 +217,72 @@ fn accept_loop(
     }
 }
 
+/// One part of the multipart stream.
+fn write_part(
+    sock: &mut TcpStream,
+    jpg: &[u8],
+    t: i64,
+    index: usize,
+    truth: &[crate::TruthFace],
+) -> std::io::Result<()> {
+    let truth_json = serde_json::to_string(truth).unwrap_or_else(|_| "[]".into());
+    write!(
+        sock,
+        "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp-Ms: {t}\r\nX-Frame-Index: {index}\r\nX-Rollcall-Truth: {truth_json}\r\n\r\n",
+        jpg.len()
+    )?;
+    sock.write_all(jpg)?;
+    sock.write_all(b"\r\n")?;
+    sock.flush()
+}
+
+/// [`ServeOptions::live`]: the frames of the current moment, each at its due time.
+fn live_stream(
+    mut sock: TcpStream,
+    renderer: &Renderer,
+    camera: &str,
+    anchor: LiveAnchor,
+    period: Duration,
+    quality: u8,
+    stop: &AtomicBool,
+) -> std::io::Result<()> {
+    let times = renderer
+        .frame_times(
+            camera,
+            StreamOptions {
+                continuous: true,
+                from_ms: Some(anchor.now_ms()),
+                to_ms: None,
+            },
+        )
+        .unwrap_or_default();
+    for (index, t) in times.into_iter().enumerate() {
+        let due = anchor.due(t);
+        if Instant::now() > due + period {
+            continue; // late: a live camera does not send the past
+        }
+        while Instant::now() < due {
+            if stop.load(Ordering::SeqCst) {
+                return Ok(());
+            }
+            let left = due.saturating_duration_since(Instant::now());
+            std::thread::sleep(left.min(Duration::from_millis(20)));
+        }
+        if stop.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let Ok((frame, truth)) = renderer.render_frame(camera, t) else {
+            continue;
+        };
+        let Ok(jpg) = encode_jpeg(&frame, quality) else {
+            continue;
+        };
+        write_part(&mut sock, &jpg, t, index, &truth)?;
+    }
+    write!(sock, "--{BOUNDARY}--\r\n")?;
+    sock.flush()
+}
+
 fn respond(sock: &mut TcpStream, status: &str, ctype: &str, body: &[u8]) -> std::io::Result<()> {
     write!(
         sock,
@@ -283,6 +375,9 @@ fn handle_client(
         "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary={BOUNDARY}\r\nCache-Control: no-cache, no-store\r\nPragma: no-cache\r\nConnection: close\r\n\r\n"
     )?;
     let period = Duration::from_secs_f64(1.0 / f64::from(fps));
+    if let Some(anchor) = opts.live {
+        return live_stream(sock, renderer, &camera, anchor, period, quality, stop);
+    }
     let started = Instant::now();
     let mut sent = 0u64;
     while let Ok(stream) = renderer.stream(&camera, opts.stream) {
@@ -307,15 +402,7 @@ fn handle_client(
                 Ok(j) => j,
                 Err(_) => continue,
             };
-            let truth_json = serde_json::to_string(&truth).unwrap_or_else(|_| "[]".into());
-            write!(
-                sock,
-                "--{BOUNDARY}\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\nX-Timestamp-Ms: {t}\r\nX-Frame-Index: {index}\r\nX-Rollcall-Truth: {truth_json}\r\n\r\n",
-                jpg.len()
-            )?;
-            sock.write_all(&jpg)?;
-            sock.write_all(b"\r\n")?;
-            sock.flush()?;
+            write_part(&mut sock, &jpg, t, index, &truth)?;
             sent += 1;
         }
         if !opts.loop_forever {

@@ -86,6 +86,30 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Crash consistency of `serve`: a scenario played live to a serve child that is killed
+    /// with SIGKILL at seeded random moments and restarted, then checked against the ground
+    /// truth (lost or doubled check-ins, deductions and notices). Exit status 1 when anything
+    /// was lost or doubled.
+    Crash {
+        scenario: PathBuf,
+        /// Kills (each followed by a restart on the same data).
+        #[arg(long, default_value_t = 20)]
+        cycles: usize,
+        /// PostgreSQL server (admin URL) for the ledger: a scratch database is made there and
+        /// dropped at the end (default: SQLite in the run's data directory).
+        #[arg(long)]
+        database_url: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Inference workers of the serve child.
+        #[arg(long, default_value_t = 1)]
+        workers: usize,
+        /// Keep the run's data directory and serve log here.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Check-ins per second and commit latency on SQLite (and PostgreSQL when given).
     Ledger {
         #[arg(long, default_value_t = 5000)]
@@ -118,6 +142,28 @@ pub enum BenchCmd {
 
 pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
     match cmd {
+        BenchCmd::Crash {
+            scenario,
+            cycles,
+            database_url,
+            seed,
+            workers,
+            keep,
+            json: _,
+        } => {
+            crate::cmd_bench_crash::run(
+                v,
+                &crate::cmd_bench_crash::CrashOpts {
+                    scenario,
+                    cycles,
+                    database_url,
+                    seed,
+                    workers,
+                    keep,
+                },
+            )
+            .await
+        }
         BenchCmd::Pipeline {
             fixtures,
             scenario,

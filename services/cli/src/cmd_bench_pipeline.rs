@@ -17,15 +17,15 @@
 use crate::cmd_scenario::{self, Prepared};
 use crate::cmd_sim;
 use crate::cmd_vision::VisionOpts;
-use crate::cmd_watch::{Latencies, Recognizer};
-use crate::pool::{Analyzed, InferencePool, Job};
 use anyhow::{bail, Context};
 use chrono::Utc;
 use rollcall_capture::{open_source, SourceOptions};
-use rollcall_domain::matcher::debounce::MatcherConfig;
-use rollcall_domain::matcher::engine::Engine;
-use rollcall_domain::matcher::tracker::TrackerConfig;
 use rollcall_domain::{CameraId, CampusId};
+use rollcall_runtime::pool::{Analyzed, InferencePool, Job};
+use rollcall_runtime::{
+    Committed, DecisionSink, FaceAnalyzer, FrameFaces, GroupPort, Latencies, LedgerWriter,
+    Recognizer, RetryPolicy,
+};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -80,7 +80,7 @@ pub async fn run(v: &VisionOpts, o: &PipelineBenchOpts) -> anyhow::Result<Value>
         gallery,
         ..
     } = cmd_scenario::prepare(v, &sim, tmp.path()).await?;
-    let mut rec = Recognizer::new(pipeline, Box::new(gallery), tenant)?;
+    let mut rec = Recognizer::new(pipeline, Arc::new(gallery), tenant)?;
 
     // 1. the clip, one thread
     let clip = o.fixtures.join("video/short_hamilton_clip.mp4");
@@ -166,7 +166,19 @@ pub async fn run(v: &VisionOpts, o: &PipelineBenchOpts) -> anyhow::Result<Value>
     });
     let mut live = Vec::new();
     for &n in &o.cameras {
-        live.push(live_run(v, &mut rec, &store, jpegs.clone(), n, workers, o).await?);
+        live.push(
+            live_run(
+                v,
+                &mut rec,
+                &store,
+                tmp.path(),
+                jpegs.clone(),
+                n,
+                workers,
+                o,
+            )
+            .await?,
+        );
     }
     store.close().await;
     root.close().await;
@@ -248,24 +260,18 @@ async fn clip_with_capture_thread(
     }))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn live_run(
     v: &VisionOpts,
     rec: &mut Recognizer,
     store: &rollcall_ledger::Store,
+    data: &Path,
     jpegs: Arc<Vec<Vec<u8>>>,
     n: usize,
     workers: usize,
     o: &PipelineBenchOpts,
 ) -> anyhow::Result<Value> {
-    let t = rec.pipeline.thresholds();
-    rec.engine = Engine::new(
-        TrackerConfig::default(),
-        MatcherConfig {
-            accept_threshold: t.accept,
-            review_threshold: t.review,
-            ..Default::default()
-        },
-    )?;
+    rec.reset_engine()?;
     let cams: Vec<CameraId> = (0..n)
         .map(|i| CameraId::new(format!("sim-{n}-{i}")).expect("valid id"))
         .collect();
@@ -274,10 +280,20 @@ async fn live_run(
         rec.add_camera(c.clone(), campus.clone())?;
     }
     let rss_start = mem_mb("VmRSS:");
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Analyzed>(64);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Analyzed<FrameFaces>>(64);
     let mut one = v.clone();
     one.threads = 1;
-    let pool = Arc::new(InferencePool::start(workers, n, n, || one.open(), tx)?);
+    let analyzers = (0..workers.max(1))
+        .map(|_| one.open().map(FaceAnalyzer))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let pool = Arc::new(InferencePool::start(analyzers, n, n, tx)?);
+    // the product's decision sink and ledger writer (group commit)
+    let (port, group) = GroupPort::spawn(store.clone());
+    let mut sink = DecisionSink::new(
+        store.clone(),
+        LedgerWriter::new(port, RetryPolicy::default()),
+        data.to_path_buf(),
+    );
     let stop = Arc::new(AtomicBool::new(false));
     let offered = Arc::new(AtomicU64::new(0));
     let period = Duration::from_secs_f64(1.0 / o.fps.max(1) as f64);
@@ -317,7 +333,7 @@ async fn live_run(
     }
     let mut frame_lat = Latencies::default();
     let mut decision_lat = Latencies::default();
-    let mut commit_lat = Latencies::default();
+    let commit_lat = Arc::new(std::sync::Mutex::new(Latencies::default()));
     let (mut processed, mut faces, mut decisions, mut check_ins) = (0u64, 0u64, 0u64, 0u64);
     let started = Instant::now();
     let cpu_start = cpu_seconds();
@@ -334,11 +350,12 @@ async fn live_run(
             Ok(None) => bail!("the inference pool stopped"),
             Err(_) => continue,
         };
-        let obs = a.faces.map_err(|e| anyhow::anyhow!("inference: {e}"))?;
-        faces += obs.len() as u64;
+        let ff = a.result.map_err(|e| anyhow::anyhow!("inference: {e}"))?;
+        faces += ff.faces.len() as u64;
         let out = rec
-            .on_analyzed(&cams[a.camera], &campus, a.at, obs, a.captured)
+            .on_analyzed(&cams[a.camera], &campus, a.at, ff.faces, a.captured)
             .await?;
+        sink.observe(&out.tracks, &out.qualities, ff.crops);
         processed += 1;
         let mut ds = rec.engine.tick(Utc::now());
         ds.extend(out.decisions);
@@ -348,11 +365,17 @@ async fn live_run(
         }
         for d in ds {
             decisions += 1;
-            if let Some(ci) = crate::cmd_watch::face_check_in(&d) {
-                store.check_in(&ci).await?;
+            if let Some(h) = sink.route(&d).await {
                 check_ins += 1;
-                commit_lat
-                    .push((Utc::now() - d.first_seen).num_microseconds().unwrap_or(0) as f64 / 1e3);
+                let (lat, first_seen) = (commit_lat.clone(), d.first_seen);
+                tokio::spawn(async move {
+                    if let Ok(Committed::Recorded(_)) = h.await {
+                        let us = (Utc::now() - first_seen).num_microseconds().unwrap_or(0);
+                        lat.lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push(us as f64 / 1e3);
+                    }
+                });
             }
         }
     }
@@ -362,6 +385,10 @@ async fn live_run(
     for t in threads {
         let _ = t.join();
     }
+    sink.writer.drain().await;
+    drop(sink);
+    let _ = group.await;
+    let commit_lat = commit_lat.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let dropped: u64 = (0..n).map(|c| pool.counters(c).dropped).sum();
     drop(rx);
     if let Ok(p) = Arc::try_unwrap(pool) {

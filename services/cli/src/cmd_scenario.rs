@@ -17,7 +17,6 @@
 
 use crate::cmd_sim;
 use crate::cmd_vision::VisionOpts;
-use crate::cmd_watch::Recognizer;
 use anyhow::{anyhow, Context};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use rollcall_camera_sim::{PersonKind, Simulation};
@@ -36,6 +35,7 @@ use rollcall_ledger::{
     NewClass, NewGuardian, NewLesson, NewPackage, NewStudent, NotifySettings, StaffRecipient, Store,
 };
 use rollcall_notify::{Channels, Dispatcher, DispatcherConfig, LogChannel, RecordingSink};
+use rollcall_runtime::{Committed, DecisionSink, GroupPort, LedgerWriter, Recognizer, RetryPolicy};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -313,6 +313,17 @@ pub async fn prepare(v: &VisionOpts, sim: &Simulation, data: &Path) -> anyhow::R
     let root = Store::open_data_dir(data)
         .await
         .with_context(|| format!("opening the ledger in {}", data.display()))?;
+    prepare_in(v, sim, data, root).await
+}
+
+/// [`prepare`] with the ledger in `root` (e.g. a PostgreSQL database) instead of the SQLite
+/// file of `data`; the gallery and crops still go under `data`.
+pub async fn prepare_in(
+    v: &VisionOpts,
+    sim: &Simulation,
+    data: &Path,
+    root: Store,
+) -> anyhow::Result<Prepared> {
     let store = set_up_ledger(&root, sim).await?;
     let tenant = TenantId::new(store.school_id()).map_err(|e| anyhow!("school id: {e}"))?;
 
@@ -429,7 +440,15 @@ pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::
         }
     }
     schedule.sort();
-    let mut rec = Recognizer::new(pipeline, Box::new(gallery), tenant)?;
+    let mut rec = Recognizer::new(pipeline, std::sync::Arc::new(gallery), tenant)?;
+    // The same decision sink and ledger writer as `serve` (group commit, retries, parking;
+    // review items with crops); each check-in is awaited here, so the run is reproducible.
+    let (port, group) = GroupPort::spawn(store.clone());
+    let mut decisions_out = DecisionSink::new(
+        store.clone(),
+        LedgerWriter::new(port, RetryPolicy::default()),
+        data.clone(),
+    );
     let mut cam_ids = Vec::new();
     for cam in &cameras {
         let campus = campus_of_camera
@@ -515,9 +534,10 @@ pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::
             .await?;
         frame_ms.push(started.elapsed().as_secs_f64() * 1e3);
         truth.add(&out.boxes, &out.tracks, &faces);
+        decisions_out.observe(&out.tracks, &out.qualities, out.crops);
         new.extend(out.decisions);
         for d in new {
-            if let Some(r) = write_check_in(&store, &d).await? {
+            if let Some(r) = write_check_in(&mut decisions_out, &d).await? {
                 ledger_results.push(r);
             }
             decisions.push(d);
@@ -526,11 +546,18 @@ pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::
     }
     let end = ms_to_utc(last_t)? + Duration::seconds(1);
     for d in rec.engine.finish(end) {
-        if let Some(r) = write_check_in(&store, &d).await? {
+        if let Some(r) = write_check_in(&mut decisions_out, &d).await? {
             ledger_results.push(r);
         }
         decisions.push(d);
     }
+    let parked = decisions_out
+        .writer
+        .stats
+        .parked
+        .load(std::sync::atomic::Ordering::Relaxed);
+    drop(decisions_out);
+    let _ = group.await;
     let frames_secs = t_frames.elapsed().as_secs_f64();
     // finalise the remaining lessons (a lesson after the last frame: everybody absent)
     for &at in &missing_at[next_missing..] {
@@ -570,7 +597,8 @@ pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::
         "deferred_past_the_run": undelivered_by_end,
     });
 
-    let summary = summarize(
+    let ledger = ledger_dump(&store).await?;
+    let mut summary = summarize(
         &store,
         &sim,
         &decisions,
@@ -586,16 +614,66 @@ pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::
             total_secs: t_start.elapsed().as_secs_f64(),
             rec: &rec,
             data: opts.data.as_deref(),
+            parked,
         },
     )
     .await?;
+    summary["ledger"] = ledger;
     store.close().await;
     root.close().await;
     Ok(summary)
 }
 
+/// The ledger of a run as comparable lists: attendance `[student, lesson, status]`, deductions
+/// `[student, lesson, package, units]`, alerts `[kind, dedup key]` and notices `[notice id,
+/// recipient, channel]`, each sorted. `serve` (through `bench crash`) and `run-scenario` are
+/// compared on it.
+pub(crate) async fn ledger_dump(store: &Store) -> anyhow::Result<Value> {
+    let mut attendance: Vec<Value> = store
+        .attendance()
+        .await?
+        .iter()
+        .map(|(s, l, st)| json!([s, l, st.as_str()]))
+        .collect();
+    let mut deductions: Vec<Value> = store
+        .entries(None)
+        .await?
+        .iter()
+        .filter(|e| e.entry.kind == EntryKind::Deduction)
+        .map(|e| {
+            json!([
+                e.entry.student_id,
+                e.entry.lesson_id,
+                e.entry.package_id,
+                e.entry.units
+            ])
+        })
+        .collect();
+    let mut alerts: Vec<Value> = store
+        .alerts(None)
+        .await?
+        .iter()
+        .map(|a| json!([a.kind.as_str(), a.dedup_key]))
+        .collect();
+    let mut notices: Vec<Value> = store
+        .outbox(None, 1_000_000)
+        .await?
+        .iter()
+        .map(|r| json!([r.notice_id, r.recipient_id, r.channel]))
+        .collect();
+    for v in [&mut attendance, &mut deductions, &mut alerts, &mut notices] {
+        v.sort_by_key(|x| x.to_string());
+    }
+    Ok(json!({
+        "attendance": attendance,
+        "deductions": deductions,
+        "alerts": alerts,
+        "notices": notices,
+    }))
+}
+
 /// Runs the dispatcher at simulated time `now` until nothing due is left.
-async fn dispatch_all(d: &Dispatcher, now: DateTime<Utc>) -> anyhow::Result<()> {
+pub(crate) async fn dispatch_all(d: &Dispatcher, now: DateTime<Utc>) -> anyhow::Result<()> {
     for _ in 0..1000 {
         let r = d.run_once(now).await?;
         if r.claimed == 0 {
@@ -605,19 +683,23 @@ async fn dispatch_all(d: &Dispatcher, now: DateTime<Utc>) -> anyhow::Result<()> 
     anyhow::bail!("the notification dispatcher did not drain its queue")
 }
 
-/// Writes the check-in of an accept outside the cooldown, as `serve` does.
+/// Routes a decision through the decision sink, as `serve` does, and waits for its check-in
+/// (if any). A parked check-in is no result (it is counted in the summary).
 async fn write_check_in(
-    store: &Store,
+    sink: &mut DecisionSink,
     d: &Decision,
 ) -> anyhow::Result<Option<(Decision, rollcall_ledger::CheckInResult)>> {
-    let Some(ci) = crate::cmd_watch::face_check_in(d) else {
+    let Some(h) = sink.route(d).await else {
         return Ok(None);
     };
-    let r = store
-        .check_in(&ci)
-        .await
-        .with_context(|| format!("checking in {}", ci.student_id))?;
-    Ok(Some((d.clone(), r)))
+    match h.await.context("the ledger writer task")? {
+        Committed::Recorded(r) => Ok(Some((d.clone(), r))),
+        Committed::Parked { reason, error } => {
+            tracing::error!(student = ?d.student(), reason, error = %error, "check-in parked");
+            Ok(None)
+        }
+        Committed::Lost { error } => anyhow::bail!("a check-in could not be parked: {error}"),
+    }
 }
 
 struct SummaryExtras<'a> {
@@ -630,6 +712,8 @@ struct SummaryExtras<'a> {
     total_secs: f64,
     rec: &'a Recognizer,
     data: Option<&'a Path>,
+    /// Check-ins the ledger writer parked (never expected on a scenario).
+    parked: u64,
 }
 
 fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
@@ -854,6 +938,7 @@ async fn summarize(
             "stranger_check_ins": stranger_check_ins,
             "unexpected_attendance": unexpected,
             "duplicate_deductions": duplicate_deductions,
+            "parked_check_ins": x.parked,
             "missed_students": missed,
             "expected_absences": expected_absent.len(),
             "correct_absences": absences_correct,

@@ -3,6 +3,7 @@
 
 mod cmd_admin;
 mod cmd_bench;
+mod cmd_bench_crash;
 mod cmd_bench_pipeline;
 mod cmd_demo;
 mod cmd_gallery;
@@ -14,7 +15,6 @@ mod cmd_serve;
 mod cmd_sim;
 mod cmd_vision;
 mod cmd_watch;
-mod pool;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -293,7 +293,15 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Cmd::Gallery(g) => print(&cmd_gallery::run(v, g).await?),
-        Cmd::Bench(b) => print(&cmd_bench::run(v, b).await?),
+        Cmd::Bench(b) => {
+            let crash = matches!(b, cmd_bench::BenchCmd::Crash { .. });
+            let out = cmd_bench::run(v, b).await?;
+            print(&out);
+            if crash && out["ok"] != serde_json::Value::Bool(true) {
+                // printed first: the figures say what was lost or doubled
+                std::process::exit(1);
+            }
+        }
         Cmd::Admin(c) => print(&cmd_admin::run(c).await?),
         Cmd::Notify(c) => cmd_notify::run(c).await?,
         Cmd::Ledger(c) => cmd_ledger::run(c).await?,

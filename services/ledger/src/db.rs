@@ -326,7 +326,15 @@ impl LiteDb<'_> {
 }
 
 pub(crate) fn lite(e: rusqlite::Error) -> LedgerError {
-    LedgerError::Sqlite(e.to_string())
+    let code = match &e {
+        rusqlite::Error::SqliteFailure(f, _) => Some(f.extended_code.to_string()),
+        _ => None,
+    };
+    match crate::db_code_class(code.as_deref()) {
+        crate::ErrorClass::Transient => LedgerError::Busy(e.to_string()),
+        crate::ErrorClass::Unavailable => LedgerError::Unavailable(e.to_string()),
+        crate::ErrorClass::Permanent => LedgerError::Sqlite(e.to_string()),
+    }
 }
 
 #[async_trait]

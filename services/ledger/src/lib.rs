@@ -12,6 +12,7 @@ mod db;
 mod group;
 mod import;
 pub mod outbox;
+mod parked;
 mod privacy;
 mod reports;
 mod schema;
@@ -28,6 +29,7 @@ pub use outbox::{
     GuardianPrefs, NoticeDraft, NoticeKind, NotifySettings, OutboxCounts, OutboxRow, OutboxState,
     QuietHours, RecipientKind, StaffRecipient,
 };
+pub use parked::{create_scratch_database, drop_scratch_database, ParkedCheckIn};
 pub use reports::*;
 pub use staff::*;
 pub use store::*;
@@ -61,6 +63,91 @@ pub enum LedgerError {
     /// The change lost a race with another decision (e.g. a review item already decided).
     #[error("conflict: {0}")]
     Conflict(String),
+    /// The database cannot be reached or cannot write now (connection lost, disk full, server
+    /// shutting down); the same change may succeed later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The database is busy (locked, serialization failure, deadlock victim); retry soon.
+    #[error("database busy: {0}")]
+    Busy(String),
+}
+
+/// What a caller may do about a [`LedgerError`]: [`LedgerError::class`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The database is down, unreachable or cannot write (disk full): retrying the same change
+    /// later succeeds once it is back; the change itself is fine.
+    Unavailable,
+    /// A momentary refusal (busy, locked, serialization failure, deadlock, lost race): retry
+    /// soon, a bounded number of times.
+    Transient,
+    /// Retrying cannot change the answer (unknown student, invalid input, constraint broken,
+    /// corrupt row).
+    Permanent,
+}
+
+impl LedgerError {
+    /// Classifies the error for retrying (see [`ErrorClass`]).
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            LedgerError::Unavailable(_) | LedgerError::Io(_) => ErrorClass::Unavailable,
+            LedgerError::Busy(_) | LedgerError::Conflict(_) => ErrorClass::Transient,
+            LedgerError::Db(e) => sqlx_class(e),
+            LedgerError::Sqlite(_)
+            | LedgerError::NotFound { .. }
+            | LedgerError::Invalid { .. }
+            | LedgerError::NotRefundable(..)
+            | LedgerError::Import(_)
+            | LedgerError::Csv(_)
+            | LedgerError::Corrupt(_) => ErrorClass::Permanent,
+        }
+    }
+
+    /// [`ErrorClass::Unavailable`] or [`ErrorClass::Transient`].
+    pub fn is_retryable(&self) -> bool {
+        self.class() != ErrorClass::Permanent
+    }
+}
+
+/// SQLite result codes (primary, the low byte of an extended code) and PostgreSQL SQLSTATEs.
+fn sqlx_class(e: &sqlx::Error) -> ErrorClass {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => ErrorClass::Unavailable,
+        sqlx::Error::Database(db) => db_code_class(db.code().as_deref()),
+        _ => ErrorClass::Permanent,
+    }
+}
+
+/// The class of a database error code: a SQLite result code (decimal, extended or primary) or
+/// a PostgreSQL SQLSTATE.
+pub(crate) fn db_code_class(code: Option<&str>) -> ErrorClass {
+    let Some(code) = code else {
+        return ErrorClass::Permanent;
+    };
+    if let Ok(n) = code.parse::<i64>() {
+        // SQLite: BUSY 5, LOCKED 6 → transient; NOMEM 7, IOERR 10, FULL 13, CANTOPEN 14,
+        // PROTOCOL 15 → unavailable
+        return match n & 0xff {
+            5 | 6 => ErrorClass::Transient,
+            7 | 10 | 13 | 14 | 15 => ErrorClass::Unavailable,
+            _ => ErrorClass::Permanent,
+        };
+    }
+    match code {
+        // serialization failure, deadlock, lock not available
+        "40001" | "40P01" | "55P03" => ErrorClass::Transient,
+        // connection exceptions, insufficient resources (disk full, out of memory, too many
+        // connections), operator intervention (shutdown, crash, cannot connect now)
+        c if c.starts_with("08") || c.starts_with("53") || c.starts_with("57P") => {
+            ErrorClass::Unavailable
+        }
+        _ => ErrorClass::Permanent,
+    }
 }
 
 fn fmt_row_errors(e: &[RowError]) -> String {

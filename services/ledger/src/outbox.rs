@@ -84,7 +84,7 @@ str_enum!(
     NoticeKind { Arrival => "arrival", Absence => "absence", AbsenceStreak => "absence_streak",
                  LowBalance => "low_balance", ExpiringPackage => "expiring_package",
                  ZeroBalance => "zero_balance", ReviewNeeded => "review_needed",
-                 CameraOffline => "camera_offline" }
+                 CameraOffline => "camera_offline", CheckInFailed => "check_in_failed" }
 );
 str_enum!(
     /// Life cycle of an outbox row.
@@ -105,7 +105,7 @@ impl NoticeKind {
         match self {
             Arrival | Absence | LowBalance | ExpiringPackage | ZeroBalance => (true, false),
             AbsenceStreak => (true, true),
-            ReviewNeeded | CameraOffline => (false, true),
+            ReviewNeeded | CameraOffline | CheckInFailed => (false, true),
         }
     }
 }
@@ -481,6 +481,7 @@ pub(crate) async fn alert_notice(
             NoticeKind::CameraOffline,
             json!({"camera": a.dedup_key.split(':').nth(1).unwrap_or("")}),
         ),
+        AlertKind::CheckInFailed => (NoticeKind::CheckInFailed, json!({})),
     };
     params["message"] = json!(a.message);
     params["package_id"] = json!(a.package_id);

@@ -224,4 +224,9 @@ CREATE TABLE audit_log (
         "privacy: consent document/expiry, encrypted canonical templates",
         crate::privacy::MIGRATION_3,
     ),
+    (
+        5,
+        "parked check-ins (the runtime could not commit them)",
+        crate::parked::MIGRATION_5,
+    ),
 ];

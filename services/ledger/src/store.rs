@@ -1234,7 +1234,7 @@ pub(crate) fn parse_packages(rows: Vec<crate::db::Row>) -> Result<(StudentPackag
     Ok((out, rows_of))
 }
 
-async fn raise_alert(
+pub(crate) async fn raise_alert(
     c: &mut AnyConnection,
     school: &str,
     a: &AlertDraft,

@@ -168,6 +168,23 @@ pub fn render(kind: NoticeKind, language: &str, p: &Value) -> Result<Rendered, N
                 ("Review needed".into(), format!("Review needed: {what}"))
             }
         }
+        NoticeKind::CheckInFailed => {
+            let (m, t) = (g("message")?, g("local_time")?);
+            if zh {
+                (
+                    "签到未能记录".into(),
+                    format!("{t}的一次签到未能记录，已转入待处理：{m}。请在审核队列中处理。"),
+                )
+            } else {
+                (
+                    "A check-in could not be recorded".into(),
+                    format!(
+                        "A check-in at {t} could not be recorded and was set aside: {m}. \
+                         Please resolve it from the review queue."
+                    ),
+                )
+            }
+        }
         NoticeKind::CameraOffline => {
             let (cam, m) = (g("camera")?, g("message")?);
             if zh {

@@ -1,0 +1,556 @@
+//! `rollcall bench crash SCENARIO --cycles N [--database-url URL] [--seed S] --json`: crash
+//! consistency of `serve`, measured.
+//!
+//! The scenario is set up as `run-scenario` sets it up (ledger, enrollment through the real
+//! path), then its cameras are served live as MJPEG (camera-sim, the scene's clock running with
+//! the wall clock) to a `rollcall serve` child process, whose clock is shifted onto the scene's
+//! (`ROLLCALL_CLOCK_OFFSET_MS`). The child is killed with SIGKILL at `N` seeded random moments
+//! (frames in flight, commits, the finalize timer, the dispatcher: wherever it is) and restarted
+//! on the same data directory (and the same PostgreSQL database with `--database-url`) each
+//! time; after the last kill it plays the day to its end and is stopped with SIGTERM. Then the
+//! rest of the day is finalised and every due notice dispatched to the recording webhook
+//! receiver, and the ledger is checked against the scenario's ground truth:
+//!
+//! - `lost_check_ins`: a student who walked in, whose check-in is not in the ledger, and whose
+//!   walk-through did not overlap a time the process was down (those are `missed_in_gaps`,
+//!   visible as a gap alert per camera: `gaps_visible`);
+//! - `duplicate_deductions`, `stranger_check_ins` (attendance nobody expected);
+//! - notices: `lost_notices` (webhook-channel outbox rows never received),
+//!   `duplicate_notices` (one cause delivered under two keys to one recipient);
+//!   `duplicate_deliveries` counts keys delivered more than once (a kill between sending and
+//!   marking sent; the receiver keeps one notice per key, so no parent reads it twice);
+//! - `gallery_ok`: every enrolled template is still in the gallery; `ledger_ok`: every
+//!   deduction belongs to a recorded attendance, nothing parked or lost by the writer.
+//!
+//! Exit status: non-zero when anything was lost or doubled (printed JSON first).
+
+use crate::cmd_scenario;
+use crate::cmd_sim;
+use crate::cmd_vision::VisionOpts;
+use anyhow::{anyhow, bail, Context};
+use chrono::{DateTime, Utc};
+use rand::{Rng, SeedableRng};
+use rollcall_camera_sim::{LiveAnchor, MjpegServer, ServeOptions, StreamOptions};
+use rollcall_domain::gallery::{CountScope, Gallery};
+use rollcall_domain::ledger::{AttendanceStatus, EntryKind, LessonTiming};
+use rollcall_ledger::Store;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Clone)]
+pub struct CrashOpts {
+    pub scenario: PathBuf,
+    pub cycles: usize,
+    /// PostgreSQL server (admin URL): the ledger goes into a scratch database there.
+    pub database_url: Option<String>,
+    pub seed: u64,
+    /// Inference workers of the serve child.
+    pub workers: usize,
+    /// Keep the run's files (data directory, serve logs) here.
+    pub keep: Option<PathBuf>,
+}
+
+const WEBHOOK_SECRET: &str = "crash-bench-webhook-secret-0123456789";
+
+/// A scene-time window `[from, to]`, ms.
+type Window = (i64, i64);
+
+fn overlaps(a: Window, b: Window) -> bool {
+    a.0 <= b.1 && b.0 <= a.1
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out.split_once("\r\n\r\n")?.1.to_string())
+}
+
+/// The serve child, its log and when it became ready.
+struct ServeProc {
+    child: Child,
+}
+
+impl ServeProc {
+    fn spawn(config: &Path, env: &[(String, String)], log: &Path) -> anyhow::Result<ServeProc> {
+        let exe = std::env::current_exe().context("the rollcall binary")?;
+        let logf = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
+        let mut cmd = Command::new(exe);
+        cmd.args(["serve", "--config", &config.display().to_string()])
+            .env_remove("DATABASE_URL")
+            .env_remove("QDRANT_URL")
+            .env_remove("ROLLCALL_DATA")
+            .env_remove("ROLLCALL_SCHOOL")
+            .env_remove("ROLLCALL_LISTEN")
+            .env("ROLLCALL_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(logf);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        Ok(ServeProc {
+            child: cmd.spawn().context("starting rollcall serve")?,
+        })
+    }
+
+    /// Waits until `/healthz` answers with every camera online (or `timeout`).
+    fn wait_ready(
+        &mut self,
+        addr: &str,
+        cameras: &[String],
+        timeout: Duration,
+    ) -> anyhow::Result<()> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(st) = self.child.try_wait()? {
+                bail!("rollcall serve exited during start-up ({st})");
+            }
+            if let Some(body) = http_get(addr, "/healthz") {
+                if let Ok(v) = serde_json::from_str::<Value>(&body) {
+                    if cameras.iter().all(|c| v["cameras"][c.as_str()] == "online") {
+                        return Ok(());
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!("rollcall serve was not ready within {timeout:?}")
+    }
+
+    fn kill(mut self) -> anyhow::Result<()> {
+        self.child.kill()?; // SIGKILL
+        self.child.wait()?;
+        Ok(())
+    }
+
+    fn terminate(mut self, timeout: Duration) -> anyhow::Result<()> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(st) = self.child.try_wait()? {
+                if !st.success() {
+                    bail!("rollcall serve stopped with {st}");
+                }
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.child.kill()?;
+        bail!("rollcall serve did not stop within {timeout:?} of SIGTERM")
+    }
+}
+
+pub async fn run(v: &VisionOpts, o: &CrashOpts) -> anyhow::Result<Value> {
+    let t_run = Instant::now();
+    let sim = cmd_sim::load(v, &o.scenario)?;
+    let tmp = tempfile::tempdir().context("temporary directory")?;
+    let base = match &o.keep {
+        Some(k) => {
+            std::fs::create_dir_all(k)?;
+            k.clone()
+        }
+        None => tmp.path().to_path_buf(),
+    };
+    let data = base.join("data");
+    let scratch = match &o.database_url {
+        Some(admin) => Some(
+            rollcall_ledger::create_scratch_database(admin, "rollcall_crash")
+                .await
+                .context("creating the benchmark's PostgreSQL database")?,
+        ),
+        None => None,
+    };
+    let result = run_in(
+        v,
+        o,
+        &sim,
+        &base,
+        &data,
+        scratch.as_ref().map(|s| s.0.as_str()),
+    )
+    .await;
+    if let (Some(admin), Some((_, name))) = (&o.database_url, &scratch) {
+        if o.keep.is_none() {
+            if let Err(e) = rollcall_ledger::drop_scratch_database(admin, name).await {
+                tracing::warn!(error = %e, "cannot drop the benchmark database {name}");
+            }
+        }
+    }
+    let mut v = result?;
+    v["seconds"] = json!((t_run.elapsed().as_secs_f64() * 10.0).round() / 10.0);
+    Ok(v)
+}
+
+async fn open_root(data: &Path, db: Option<&str>) -> anyhow::Result<Store> {
+    Ok(match db {
+        Some(url) => Store::open(url).await?,
+        None => Store::open_data_dir(data).await?,
+    })
+}
+
+async fn run_in(
+    v: &VisionOpts,
+    o: &CrashOpts,
+    sim: &rollcall_camera_sim::Simulation,
+    base: &Path,
+    data: &Path,
+    db: Option<&str>,
+) -> anyhow::Result<Value> {
+    // 1. The school's day set up, every student enrolled (the embedded gallery under data/).
+    let prepared = cmd_scenario::prepare_in(v, sim, data, open_root(data, db).await?).await?;
+    let school = prepared.store.school_id().to_string();
+    let tenant = prepared.tenant.clone();
+    let enrolled_templates = prepared.gallery.count(&CountScope::tenant(&tenant)).await?;
+    let campus_of = prepared.campus_of_camera.clone();
+    prepared.store.close().await;
+    prepared.root.close().await;
+    drop(prepared.gallery);
+    drop(prepared.pipeline);
+
+    // 2. The recording webhook receiver (every channel of the outbox that is a webhook).
+    let receiver = rollcall_notify::receiver::Receiver::start(WEBHOOK_SECRET.as_bytes(), 3600)
+        .await
+        .context("starting the webhook receiver")?;
+
+    // 3. The scene's timeline, served live.
+    let renderer = &sim.renderer;
+    let cameras = renderer.camera_ids();
+    let (mut first, mut last) = (i64::MAX, i64::MIN);
+    for c in &cameras {
+        let t = renderer.frame_times(
+            c,
+            StreamOptions {
+                continuous: true,
+                ..Default::default()
+            },
+        )?;
+        if let (Some(a), Some(b)) = (t.first(), t.last()) {
+            first = first.min(*a);
+            last = last.max(*b);
+        }
+    }
+    if first > last {
+        bail!("the scenario's cameras show nothing");
+    }
+    let lead = Duration::from_secs(3);
+    let anchor_wall = Utc::now() + chrono::Duration::from_std(lead)?;
+    let anchor = LiveAnchor {
+        at: Instant::now() + lead,
+        scenario_ms: first - 1000,
+    };
+    let offset_ms = anchor.scenario_ms - anchor_wall.timestamp_millis();
+    let to_scene = |wall: DateTime<Utc>| wall.timestamp_millis() + offset_ms;
+    let mjpeg = MjpegServer::start(
+        renderer.clone(),
+        "127.0.0.1:0",
+        ServeOptions {
+            live: Some(anchor),
+            ..Default::default()
+        },
+    )?;
+
+    // 4. serve's config: the cameras on the MJPEG server, finalisation every second.
+    let port = free_port()?;
+    let addr = format!("127.0.0.1:{port}");
+    let mut toml_text = format!(
+        "data = {:?}\nschool = {:?}\nlisten = {:?}\nfinalize_every_s = 1\nworkers = {}\n",
+        data.display().to_string(),
+        school,
+        addr,
+        o.workers.max(1)
+    );
+    for c in &cameras {
+        let spec = sim
+            .scenario
+            .camera(c)
+            .ok_or_else(|| anyhow!("camera {c} is not in the scenario"))?;
+        toml_text += &format!(
+            "\n[[cameras]]\nid = {:?}\nurl = {:?}\ncampus = {:?}\nfps = {}\n",
+            c,
+            mjpeg.url(c),
+            campus_of.get(c).cloned().unwrap_or_default(),
+            spec.fps.max(1)
+        );
+    }
+    let config = base.join("serve.toml");
+    std::fs::write(&config, toml_text)?;
+    let log = base.join("serve.log");
+    let mut env = vec![
+        (
+            "ROLLCALL_CLOCK_OFFSET_MS".to_string(),
+            offset_ms.to_string(),
+        ),
+        ("ROLLCALL_WEBHOOK_URL".into(), receiver.url()),
+        ("ROLLCALL_WEBHOOK_SECRET".into(), WEBHOOK_SECRET.into()),
+    ];
+    if let Some(url) = db {
+        env.push(("DATABASE_URL".into(), url.to_string()));
+    }
+
+    // 5. Kills at seeded moments of the day (wall time from the anchor).
+    let day = Duration::from_millis((last - anchor.scenario_ms).max(1000) as u64);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(o.seed);
+    let mut kill_at: Vec<Duration> = (0..o.cycles)
+        .map(|_| day.mul_f64(rng.gen_range(0.0..1.0)))
+        .collect();
+    kill_at.sort();
+    let mut gaps: Vec<Window> = Vec::new();
+    let mut kills = Vec::new();
+    let ready_timeout = Duration::from_secs(90);
+    for (i, at) in kill_at.iter().enumerate() {
+        let mut p = ServeProc::spawn(&config, &env, &log)?;
+        p.wait_ready(&addr, &cameras, ready_timeout)
+            .with_context(|| format!("cycle {i}: see {}", log.display()))?;
+        let ready = to_scene(Utc::now());
+        if let Some(g) = gaps.last_mut() {
+            g.1 = ready;
+        }
+        let due = anchor.at + *at;
+        let now = Instant::now();
+        let wait = if due > now {
+            due - now
+        } else {
+            // the moment passed while it started: somewhere in its first second
+            Duration::from_millis(rng.gen_range(0..1000))
+        };
+        tokio::time::sleep(wait).await;
+        let killed = to_scene(Utc::now());
+        p.kill()?;
+        gaps.push((killed, killed));
+        kills.push(json!({"cycle": i, "scene_ms": killed, "up_ms": killed - ready}));
+    }
+    // 6. The rest of the day, then a clean stop.
+    let mut p = ServeProc::spawn(&config, &env, &log)?;
+    p.wait_ready(&addr, &cameras, ready_timeout)
+        .with_context(|| format!("last start: see {}", log.display()))?;
+    if let Some(g) = gaps.last_mut() {
+        g.1 = to_scene(Utc::now());
+    }
+    let end = anchor.due(last) + Duration::from_secs(3);
+    if let Some(left) = end.checked_duration_since(Instant::now()) {
+        tokio::time::sleep(left).await;
+    }
+    p.terminate(Duration::from_secs(60))?;
+    mjpeg.stop();
+
+    // 7. The day finishes: lessons finalised, every due notice delivered.
+    let root = open_root(data, db).await?;
+    let store = root.school(&school).await?;
+    let grace = LessonTiming::default().finalize_grace_minutes * 60_000;
+    let day_end = sim
+        .scenario
+        .lessons
+        .iter()
+        .map(|l| l.end_ms + grace)
+        .max()
+        .unwrap_or(last);
+    let day_end = DateTime::<Utc>::from_timestamp_millis(day_end.max(last))
+        .ok_or_else(|| anyhow!("day end out of range"))?;
+    // as run-scenario: whoever is missing at start + late grace is notified, then the lessons
+    // are finalised
+    let late = LessonTiming::default().late_grace_minutes * 60_000;
+    for l in &sim.scenario.lessons {
+        if let Some(at) = DateTime::<Utc>::from_timestamp_millis(l.start_ms + late) {
+            store.notify_missing(at, chrono::Duration::hours(6)).await?;
+        }
+    }
+    store.finalize(day_end).await?;
+    let channels = rollcall_notify::ChannelConfig {
+        webhook_url: Some(receiver.url()),
+        webhook_secret: Some(WEBHOOK_SECRET.into()),
+        ..Default::default()
+    }
+    .build()?;
+    let dispatcher = rollcall_notify::Dispatcher::with_seed(
+        store.clone(),
+        channels,
+        Default::default(),
+        o.seed,
+    )?;
+    let now = Utc::now().max(day_end) + chrono::Duration::days(1);
+    cmd_scenario::dispatch_all(&dispatcher, now).await?;
+
+    // 8. Checks against the ground truth.
+    let plan = sim.plan();
+    let mut walk: BTreeMap<(String, String), Window> = BTreeMap::new();
+    for a in &plan.arrivals {
+        if let (Some(lesson), 1) = (&a.lesson, a.pass) {
+            walk.entry((a.person.clone(), lesson.clone()))
+                .or_insert((a.time_ms - 500, a.closest_ms + 1500));
+        }
+    }
+    let expected: BTreeSet<(String, String)> = plan
+        .attendance
+        .iter()
+        .filter(|a| a.status.arrives())
+        .map(|a| (a.student.clone(), a.lesson.clone()))
+        .collect();
+    let attendance = store.attendance().await?;
+    let present: BTreeSet<(String, String)> = attendance
+        .iter()
+        .filter(|(_, _, s)| s.attended())
+        .map(|(s, l, _)| (s.clone(), l.clone()))
+        .collect();
+    let mut lost = Vec::new();
+    let mut missed_in_gaps = Vec::new();
+    for e in expected.difference(&present) {
+        let w = walk.get(e).copied();
+        let in_gap = w.is_some_and(|w| gaps.iter().any(|g| overlaps(*g, w)));
+        let item = json!({"student": e.0, "lesson": e.1, "walk_ms": w});
+        if in_gap {
+            missed_in_gaps.push(item);
+        } else {
+            lost.push(item);
+        }
+    }
+    let unexpected: Vec<Value> = present
+        .difference(&expected)
+        .map(|(s, l)| json!({"student": s, "lesson": l}))
+        .collect();
+    let entries = store.entries(None).await?;
+    let mut per_lesson: BTreeMap<(String, String), u32> = BTreeMap::new();
+    for e in &entries {
+        if e.entry.kind == EntryKind::Deduction {
+            if let Some(l) = &e.entry.lesson_id {
+                *per_lesson
+                    .entry((e.entry.student_id.clone(), l.clone()))
+                    .or_default() += 1;
+            }
+        }
+    }
+    let duplicate_deductions: u32 = per_lesson.values().map(|n| n.saturating_sub(1)).sum();
+    let recorded: BTreeSet<(String, String)> = attendance
+        .iter()
+        .map(|(s, l, _)| (s.clone(), l.clone()))
+        .collect();
+    let orphan_deductions = per_lesson.keys().filter(|k| !recorded.contains(*k)).count();
+    let parked = store.parked_check_ins().await?.len();
+    let alerts = store.alerts(None).await?;
+    let gap_alerts = alerts
+        .iter()
+        .filter(|a| a.dedup_key.starts_with("gap:"))
+        .count();
+    // one gap alert per camera per kill
+    let gaps_visible = gap_alerts >= kills.len() * cameras.len();
+
+    // notices: webhook-channel rows against what the receiver got
+    let rows = store.outbox(None, 1_000_000).await?;
+    let webhook_rows: Vec<_> = rows
+        .iter()
+        .filter(|r| matches!(r.channel.as_str(), "sms" | "wechat" | "webhook"))
+        .collect();
+    let received = receiver.received();
+    let got: BTreeSet<&str> = received.iter().map(|r| r.key.as_str()).collect();
+    let lost_notices: Vec<&str> = webhook_rows
+        .iter()
+        .filter(|r| !got.contains(r.delivery_key.as_str()))
+        .map(|r| r.delivery_key.as_str())
+        .collect();
+    let duplicate_deliveries: u32 = received.iter().map(|r| r.deliveries - 1).sum();
+    // one cause (notice id) to one recipient on one channel under two keys
+    let mut causes: BTreeMap<(String, String, String), u32> = BTreeMap::new();
+    for r in &webhook_rows {
+        if got.contains(r.delivery_key.as_str()) {
+            *causes
+                .entry((
+                    r.notice_id.clone(),
+                    r.recipient_id.clone(),
+                    r.channel.clone(),
+                ))
+                .or_default() += 1;
+        }
+    }
+    let duplicate_notices: u32 = causes.values().map(|n| n.saturating_sub(1)).sum();
+    let unconfigured = rows.len() - webhook_rows.len();
+
+    // the gallery: every enrolled template still there
+    let gallery = rollcall_gallery::EmbeddedGallery::open(rollcall_gallery::EmbeddedConfig::new(
+        data.join("gallery"),
+        crate::cmd_gallery::dim_of(&v.open()?),
+    ))
+    .await;
+    let (gallery_ok, gallery_templates) = match gallery {
+        Ok(g) => {
+            let n = g.count(&CountScope::tenant(&tenant)).await?;
+            (n == enrolled_templates, Some(n))
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "the gallery does not open after the kills");
+            (false, None)
+        }
+    };
+    let ledger_ok = orphan_deductions == 0 && parked == 0;
+    let check_ins = present.intersection(&expected).count();
+    let ok = lost.is_empty()
+        && duplicate_deductions == 0
+        && unexpected.is_empty()
+        && lost_notices.is_empty()
+        && duplicate_notices == 0
+        && gallery_ok
+        && ledger_ok
+        && gaps_visible;
+    // the ledger as comparable lists (the equivalence test compares it with run-scenario's)
+    let ledger = cmd_scenario::ledger_dump(&store).await?;
+    store.close().await;
+    root.close().await;
+    let absent_ok = attendance
+        .iter()
+        .filter(|(_, _, s)| matches!(s, AttendanceStatus::Absent | AttendanceStatus::Excused))
+        .count();
+    Ok(json!({
+        "ok": ok,
+        "database": if db.is_some() { "postgres" } else { "sqlite" },
+        "seed": o.seed,
+        "cycles": o.cycles,
+        "kills": kills.len(),
+        "expected_check_ins": expected.len(),
+        "check_ins": check_ins,
+        "lost_check_ins": lost.len(),
+        "missed_in_gaps": missed_in_gaps.len(),
+        "duplicate_deductions": duplicate_deductions,
+        "stranger_check_ins": unexpected.len(),
+        "expected_notices": webhook_rows.len(),
+        "lost_notices": lost_notices.len(),
+        "duplicate_notices": duplicate_notices,
+        "duplicate_deliveries": duplicate_deliveries,
+        "notices_without_a_configured_channel": unconfigured,
+        "gallery_ok": gallery_ok,
+        "ledger_ok": ledger_ok,
+        "gaps_visible": gaps_visible,
+        "ledger": ledger,
+        "details": {
+            "lost": lost,
+            "missed_in_gaps": missed_in_gaps,
+            "unexpected_attendance": unexpected,
+            "lost_notice_keys": lost_notices,
+            "gap_alerts": gap_alerts,
+            "gaps_scene_ms": gaps,
+            "kills": kills,
+            "absences_recorded": absent_ok,
+            "orphan_deductions": orphan_deductions,
+            "parked_check_ins": parked,
+            "gallery_templates": {"enrolled": enrolled_templates, "after": gallery_templates},
+            "day_ms": day.as_millis() as u64,
+        },
+    }))
+}

@@ -1,0 +1,269 @@
+//! The pipeline after capture: vision → gallery search → tracker/debounced matcher, for any
+//! number of cameras; the one event-key builder; bounded latency samples.
+
+use crate::pool::Analyzer;
+use crate::RuntimeError;
+use chrono::{DateTime, Utc};
+use rollcall_domain::face::FaceObservation;
+use rollcall_domain::gallery::{best_per_student, Gallery, ModelRef, SearchQuery};
+use rollcall_domain::matcher::debounce::{Candidate, Decision, MatcherConfig};
+use rollcall_domain::matcher::engine::Engine;
+use rollcall_domain::matcher::tracker::{TrackId, TrackerConfig};
+use rollcall_domain::{CameraId, CampusId, Frame, TenantId};
+use rollcall_vision::pipeline::EmbedPolicy;
+use rollcall_vision::FacePipeline;
+use std::time::Instant;
+
+/// The faces of one frame after inference, with each face's aligned crop (same order).
+pub struct FrameFaces {
+    pub faces: Vec<FaceObservation>,
+    pub crops: Vec<Frame>,
+}
+
+/// The inference pool's analyzer for faces: detect → quality gate → align → embed the faces
+/// that pass, all frames of a call together (two frames per detector call).
+pub struct FaceAnalyzer(pub FacePipeline);
+
+impl Analyzer for FaceAnalyzer {
+    type Output = FrameFaces;
+    fn analyze(&mut self, frames: &[&Frame]) -> Result<Vec<FrameFaces>, String> {
+        let per_frame = self
+            .0
+            .analyze_many(frames, EmbedPolicy::Passing)
+            .map_err(|e| e.to_string())?;
+        Ok(per_frame
+            .into_iter()
+            .map(|faces| {
+                let (faces, crops) = faces
+                    .into_iter()
+                    .map(|f| (f.observation, f.aligned))
+                    .unzip();
+                FrameFaces { faces, crops }
+            })
+            .collect())
+    }
+}
+
+/// The steps after inference for every camera: gallery search, tracker, debounced matcher.
+pub struct Recognizer {
+    /// For frames analysed on the caller's thread ([`Recognizer::on_frame_tracked`]).
+    pub pipeline: FacePipeline,
+    /// Shared: `serve` also enrolls and erases through it (the API).
+    pub gallery: std::sync::Arc<dyn Gallery>,
+    pub tenant: TenantId,
+    pub model: ModelRef,
+    pub engine: Engine,
+    pub frames: u64,
+    pub faces: u64,
+    /// Milliseconds from a frame's capture to the decisions it produced.
+    pub frame_to_decision_ms: Latencies,
+}
+
+impl Recognizer {
+    pub fn new(
+        pipeline: FacePipeline,
+        gallery: std::sync::Arc<dyn Gallery>,
+        tenant: TenantId,
+    ) -> Result<Self, RuntimeError> {
+        let engine = Engine::new(TrackerConfig::default(), matcher_config(&pipeline))
+            .map_err(|e| RuntimeError::Config(e.to_string()))?;
+        let model = ModelRef {
+            model_id: pipeline.embedder.manifest().id.clone(),
+            model_version: pipeline.embedder.manifest().version.clone(),
+        };
+        Ok(Self {
+            pipeline,
+            gallery,
+            tenant,
+            model,
+            engine,
+            frames: 0,
+            faces: 0,
+            frame_to_decision_ms: Latencies::default(),
+        })
+    }
+
+    /// A fresh tracker and matcher (no camera, no open track).
+    pub fn reset_engine(&mut self) -> Result<(), RuntimeError> {
+        self.engine = Engine::new(TrackerConfig::default(), matcher_config(&self.pipeline))
+            .map_err(|e| RuntimeError::Config(e.to_string()))?;
+        Ok(())
+    }
+
+    pub fn add_camera(&mut self, camera: CameraId, campus: CampusId) -> Result<(), RuntimeError> {
+        self.engine
+            .add_camera(camera, campus, 1)
+            .map_err(|e| RuntimeError::Config(e.to_string()))?;
+        Ok(())
+    }
+
+    /// Candidates of one face: the gallery's best students (empty when the face has no
+    /// embedding, i.e. it failed the quality gate and must not vote).
+    async fn candidates(
+        &self,
+        face: &FaceObservation,
+        campus: &CampusId,
+    ) -> Result<Vec<Candidate>, RuntimeError> {
+        let Some(e) = &face.embedding else {
+            return Ok(Vec::new());
+        };
+        let mut q = SearchQuery::new(self.tenant.clone(), e.vector.clone(), 20);
+        q.campus = Some(campus.clone());
+        q.model = Some(self.model.clone());
+        let hits = self.gallery.search(&q).await?;
+        Ok(best_per_student(&hits, 5)
+            .into_iter()
+            .map(|c| Candidate::new(c.student, c.similarity))
+            .collect())
+    }
+
+    /// One frame of one camera at event time `at`, analysed on this thread; returns the
+    /// decisions it produced.
+    pub async fn on_frame(
+        &mut self,
+        camera: &CameraId,
+        campus: &CampusId,
+        at: DateTime<Utc>,
+        frame: &Frame,
+        captured: Instant,
+    ) -> Result<Vec<Decision>, RuntimeError> {
+        Ok(self
+            .on_frame_tracked(camera, campus, at, frame, captured)
+            .await?
+            .decisions)
+    }
+
+    /// [`Recognizer::on_frame`], also returning each face's box, the track it joined and its
+    /// aligned crop (for scoring against ground truth and for review items).
+    pub async fn on_frame_tracked(
+        &mut self,
+        camera: &CameraId,
+        campus: &CampusId,
+        at: DateTime<Utc>,
+        frame: &Frame,
+        captured: Instant,
+    ) -> Result<TrackedFrame, RuntimeError> {
+        let analyzed = self
+            .pipeline
+            .analyze(frame, EmbedPolicy::Passing)
+            .map_err(|e| RuntimeError::Inference(e.to_string()))?;
+        let (faces, crops): (Vec<FaceObservation>, Vec<Frame>) = analyzed
+            .into_iter()
+            .map(|a| (a.observation, a.aligned))
+            .unzip();
+        let mut out = self
+            .on_analyzed(camera, campus, at, faces, captured)
+            .await?;
+        out.crops = crops;
+        Ok(out)
+    }
+
+    /// The steps after inference (gallery search, tracker, matcher) for a frame whose faces the
+    /// inference pool already analysed.
+    pub async fn on_analyzed(
+        &mut self,
+        camera: &CameraId,
+        campus: &CampusId,
+        at: DateTime<Utc>,
+        faces: Vec<FaceObservation>,
+        captured: Instant,
+    ) -> Result<TrackedFrame, RuntimeError> {
+        let mut lists = Vec::with_capacity(faces.len());
+        for f in &faces {
+            lists.push(self.candidates(f, campus).await?);
+        }
+        self.frames += 1;
+        self.faces += faces.len() as u64;
+        let mut it = lists.into_iter();
+        let out = self
+            .engine
+            .on_frame(camera, at, &faces, |_| it.next().unwrap_or_default())
+            .map_err(|e| RuntimeError::Config(e.to_string()))?;
+        if !out.decisions.is_empty() {
+            self.frame_to_decision_ms
+                .push(captured.elapsed().as_secs_f64() * 1e3);
+        }
+        Ok(TrackedFrame {
+            boxes: faces.iter().map(|f| f.bbox).collect(),
+            qualities: faces.iter().map(|f| f.quality.overall).collect(),
+            tracks: out.update.assignments,
+            decisions: out.decisions,
+            crops: Vec::new(),
+        })
+    }
+}
+
+fn matcher_config(p: &FacePipeline) -> MatcherConfig {
+    let t = p.thresholds();
+    MatcherConfig {
+        accept_threshold: t.accept,
+        review_threshold: t.review,
+        ..Default::default()
+    }
+}
+
+/// What one frame did: the faces found (boxes, quality), the track each joined, their aligned
+/// crops when the frame was analysed here, and the decisions.
+pub struct TrackedFrame {
+    pub boxes: Vec<rollcall_domain::face::BBox>,
+    pub qualities: Vec<f32>,
+    pub tracks: Vec<TrackId>,
+    pub decisions: Vec<Decision>,
+    pub crops: Vec<Frame>,
+}
+
+/// The one key of a track, `face:{camera}:{track}:{first_seen_ms}`: the event key of its
+/// check-in (a retry, a replay after a restart or another process's report of the same track
+/// is a no-op in the ledger) and the review queue's track key.
+pub fn track_key(d: &Decision) -> String {
+    format!(
+        "face:{}:{}:{}",
+        d.track.camera,
+        d.track.seq,
+        d.first_seen.timestamp_millis()
+    )
+}
+
+/// The ledger check-in of an accepted track (face source, its camera, its track key), or
+/// `None` when the decision checks nobody in.
+pub fn face_check_in(d: &Decision) -> Option<rollcall_ledger::CheckIn> {
+    let student = d.check_in()?;
+    let mut ci = rollcall_ledger::CheckIn::new(
+        student.as_str(),
+        d.decided_at,
+        rollcall_domain::ledger::AttendanceSource::Face,
+    );
+    ci.camera_id = Some(d.track.camera.to_string());
+    ci.event_key = Some(track_key(d));
+    Some(ci)
+}
+
+/// The most recent latency samples (bounded, so a long-running `serve` keeps flat memory).
+#[derive(Debug, Clone, Default)]
+pub struct Latencies {
+    recent: std::collections::VecDeque<f64>,
+    /// Samples ever recorded.
+    pub count: u64,
+}
+
+impl Latencies {
+    const WINDOW: usize = 10_000;
+
+    pub fn push(&mut self, ms: f64) {
+        if self.recent.len() == Self::WINDOW {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(ms);
+        self.count += 1;
+    }
+
+    /// Quantile `q` of the recent window (the last 10,000 samples), to 0.1 ms.
+    pub fn percentile(&self, q: f64) -> Option<f64> {
+        if self.recent.is_empty() {
+            return None;
+        }
+        let mut s: Vec<f64> = self.recent.iter().copied().collect();
+        s.sort_by(f64::total_cmp);
+        Some((s[((s.len() - 1) as f64 * q).round() as usize] * 10.0).round() / 10.0)
+    }
+}

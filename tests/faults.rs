@@ -1,0 +1,468 @@
+//! Faults while `serve` plays a school afternoon (the compact scenario of `tests/crash.rs`,
+//! live over MJPEG, through `rollcall bench crash --cycles 0`): the database stopped for 30 s,
+//! the data directory's disk full for a while. Each: serve stays up, `/healthz` says what is
+//! degraded, and after recovery nothing is lost or doubled (the bench's ground-truth check).
+
+#[path = "common/compact.rs"]
+mod compact;
+
+/// One run at a time: each plays a live stream to a serve child on a 2-core machine.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A PostgreSQL instance of this test's own (`initdb` in a temporary directory, its own port),
+/// never the machine's shared server, which other tests use at the same time.
+struct OwnPostgres {
+    dir: tempfile::TempDir,
+    port: u16,
+    bin: PathBuf,
+}
+
+fn pg_bin() -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect(
+            "PostgreSQL server binaries under /usr/lib/postgresql (scripts/setup.sh installs them)",
+        )
+        .filter_map(|e| e.ok().map(|e| e.path().join("bin")))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    found.sort();
+    found.pop().expect("initdb under /usr/lib/postgresql/*/bin")
+}
+
+fn as_postgres(bin: &Path, tool: &str, args: &[&str]) -> std::process::Output {
+    Command::new("runuser")
+        .args(["-u", "postgres", "--"])
+        .arg(bin.join(tool))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {tool} as postgres: {e}"))
+}
+
+impl OwnPostgres {
+    fn start() -> OwnPostgres {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let ok = Command::new("chown")
+            .args(["-R", "postgres", &dir.path().display().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "chown the test's PostgreSQL directory");
+        let bin = pg_bin();
+        let data = dir.path().join("pg").display().to_string();
+        let out = as_postgres(
+            &bin,
+            "initdb",
+            &["-D", &data, "-A", "trust", "-U", "postgres", "--no-sync"],
+        );
+        assert!(
+            out.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pg = OwnPostgres { dir, port, bin };
+        pg.up();
+        pg
+    }
+
+    fn up(&self) {
+        let data = self.dir.path().join("pg").display().to_string();
+        let log = self.dir.path().join("pg.log").display().to_string();
+        let opts = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        let out = as_postgres(
+            &self.bin,
+            "pg_ctl",
+            &["-D", &data, "-l", &log, "-o", &opts, "-w", "start"],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Stops it the hard way (as a crash or a pulled cable would: connections cut).
+    fn down(&self) {
+        let data = self.dir.path().join("pg").display().to_string();
+        let out = as_postgres(
+            &self.bin,
+            "pg_ctl",
+            &["-D", &data, "-m", "immediate", "-w", "stop"],
+        );
+        assert!(
+            out.status.success(),
+            "pg_ctl stop: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for OwnPostgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("pg").display().to_string();
+        let _ = as_postgres(
+            &self.bin,
+            "pg_ctl",
+            &["-D", &data, "-m", "immediate", "stop"],
+        );
+    }
+}
+
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    Some(out.split_once("\r\n\r\n")?.1.to_string())
+}
+
+/// `bench crash --cycles 0` on the compact afternoon, in the background; returns the child and
+/// serve's address once serve answers with its camera online.
+fn start_day(keep: &Path, database_url: Option<&str>) -> (Child, String) {
+    let scenario = compact::compact_scenario(keep.parent().unwrap());
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollcall"));
+    cmd.args([
+        "bench",
+        "crash",
+        &scenario.display().to_string(),
+        "--cycles",
+        "0",
+        "--keep",
+    ])
+    .arg(keep)
+    .arg("--json")
+    .env_remove("DATABASE_URL")
+    .env_remove("QDRANT_URL")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    if let Some(u) = database_url {
+        cmd.args(["--database-url", u]);
+    }
+    let child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let config = keep.join("serve.toml");
+    let addr = loop {
+        assert!(Instant::now() < deadline, "serve did not come up");
+        if let Ok(text) = std::fs::read_to_string(&config) {
+            let v: toml::Value = toml::from_str(&text).unwrap();
+            let addr = v["listen"].as_str().unwrap().to_string();
+            if let Some(h) = http_get(&addr, "/healthz") {
+                if h.contains(r#""lobby":"online""#) {
+                    break addr;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    (child, addr)
+}
+
+fn finish_day(child: Child, keep: &Path) -> Value {
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let log = std::fs::read_to_string(keep.join("serve.log")).unwrap_or_default();
+    let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {stdout}\n{}\nserve log:\n{log}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert_eq!(v["ok"], true, "{v}\nserve log:\n{log}");
+    assert_eq!(v["lost_check_ins"], 0, "{v}");
+    assert_eq!(v["missed_in_gaps"], 0, "no kill, no gap: {v}");
+    assert_eq!(v["check_ins"], v["expected_check_ins"], "{v}");
+    assert_eq!(v["duplicate_deductions"], 0, "{v}");
+    assert_eq!(v["lost_notices"], 0, "{v}");
+    assert!(out.status.success());
+    v
+}
+
+/// Polls `/healthz` for `window`; returns every distinct `degraded` reason seen.
+fn watch_health(addr: &str, window: Duration) -> Vec<String> {
+    let end = Instant::now() + window;
+    let mut seen = Vec::new();
+    let mut answered = 0;
+    while Instant::now() < end {
+        if let Some(h) = http_get(addr, "/healthz") {
+            answered += 1;
+            if let Ok(v) = serde_json::from_str::<Value>(&h) {
+                for r in v["degraded"].as_array().into_iter().flatten() {
+                    let r = r.as_str().unwrap_or("").to_string();
+                    if !seen.contains(&r) {
+                        seen.push(r);
+                    }
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(
+        answered > 0,
+        "serve stayed up and answered /healthz during the fault"
+    );
+    seen
+}
+
+#[test]
+fn postgres_stopped_for_30s_mid_day_serve_degrades_then_loses_nothing() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let pg = OwnPostgres::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let keep = tmp.path().join("run");
+    let (child, addr) = start_day(&keep, Some(&pg.url()));
+    std::thread::sleep(Duration::from_secs(5));
+    pg.down();
+    let reasons = watch_health(&addr, Duration::from_secs(30));
+    pg.up();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("finalize") || r.contains("ledger")),
+        "/healthz said the ledger was degraded: {reasons:?}"
+    );
+    let v = finish_day(child, &keep);
+    eprintln!("{v}");
+}
+
+#[test]
+fn sqlite_disk_full_mid_day_serve_degrades_then_loses_nothing() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let mnt = tmp.path().join("small-disk");
+    std::fs::create_dir_all(&mnt).unwrap();
+    let out = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=96m", "tmpfs"])
+        .arg(&mnt)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "this test needs to mount a small tmpfs (root): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(mnt.clone());
+    let keep = mnt.join("run");
+    let (child, addr) = start_day(&keep, None);
+    std::thread::sleep(Duration::from_secs(4));
+    // fill the disk
+    let filler = mnt.join("filler");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let block = vec![0u8; 1 << 20];
+        while f.write_all(&block).is_ok() {}
+        let _ = f.sync_all();
+    }
+    let reasons = watch_health(&addr, Duration::from_secs(20));
+    std::fs::remove_file(&filler).unwrap();
+    assert!(
+        reasons
+            .iter()
+            .any(|r| r.contains("finalize") || r.contains("ledger")),
+        "/healthz said the ledger was degraded: {reasons:?}"
+    );
+    let v = finish_day(child, &keep);
+    eprintln!("{v}");
+}
+
+/// A camera that stalls, then floods: a tiny MJPEG server of the test's own serves one photo at
+/// 10 fps, goes silent, then sends as fast as the socket takes. Serve stays up, `/healthz`
+/// reports the camera stale during the silence, and the flood is absorbed by latest-frame-wins
+/// (frames counted as dropped, queues bounded, memory flat).
+#[test]
+fn a_camera_that_stalls_then_floods_is_reported_and_kept_bounded() {
+    use std::io::Write;
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let fixtures = std::env::var_os("ROLLCALL_FIXTURES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"));
+    let jpeg = std::fs::read(fixtures.join("faces/obama/2.jpg")).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let cam_addr = listener.local_addr().unwrap();
+    let phase = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0)); // 0 normal, 1 stall, 2 flood, 3 end
+    let flooded = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    {
+        let (phase, flooded) = (phase.clone(), flooded.clone());
+        std::thread::spawn(move || {
+            for sock in listener.incoming() {
+                let Ok(mut s) = sock else { continue };
+                let (phase, flooded, jpeg) = (phase.clone(), flooded.clone(), jpeg.clone());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    let _ = std::io::Read::read(&mut s, &mut buf);
+                    let _ = write!(s, "HTTP/1.1 200 OK\r\nContent-Type: multipart/x-mixed-replace; boundary=f\r\n\r\n");
+                    loop {
+                        let p = phase.load(std::sync::atomic::Ordering::SeqCst);
+                        if p == 3 {
+                            return;
+                        }
+                        if p == 1 {
+                            std::thread::sleep(Duration::from_millis(50));
+                            continue;
+                        }
+                        let part = write!(
+                            s,
+                            "--f\r\nContent-Type: image/jpeg\r\nContent-Length: {}\r\n\r\n",
+                            jpeg.len()
+                        )
+                        .and_then(|_| s.write_all(&jpeg))
+                        .and_then(|_| s.write_all(b"\r\n"));
+                        if part.is_err() {
+                            return;
+                        }
+                        if p == 2 {
+                            flooded.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        } else {
+                            std::thread::sleep(Duration::from_millis(100));
+                        }
+                    }
+                });
+            }
+        });
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let cfg = tmp.path().join("serve.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data = {:?}\nlisten = {addr:?}\nfinalize_every_s = 1\n\n[[cameras]]\nid = \"door\"\nurl = \"http://{cam_addr}/cam.mjpg\"\ncampus = \"main\"\nfps = 10\nstale_timeout_ms = 1500\n",
+            tmp.path().join("data").display().to_string()
+        ),
+    )
+    .unwrap();
+    // the school's ledger (and its first admin), as a new install makes it
+    let mut admin = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(["admin", "create", "--data"])
+        .arg(tmp.path().join("data"))
+        .args(["--username", "boss", "--role", "admin", "--password-stdin"])
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    admin
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"long enough password\n")
+        .unwrap();
+    assert!(admin.wait().unwrap().success());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(["serve", "--config", &cfg.display().to_string()])
+        .env_remove("DATABASE_URL")
+        .env_remove("QDRANT_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill(u32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-9", &self.0.to_string()])
+                .status();
+        }
+    }
+    let _kill = Kill(child.id());
+    let rss = |pid: u32| -> u64 {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+            .unwrap_or(0)
+    };
+    let state = |want: &str, within: Duration| -> Value {
+        let end = Instant::now() + within;
+        loop {
+            if let Some(h) = http_get(&addr, "/healthz") {
+                let v: Value = serde_json::from_str(&h).unwrap();
+                if v["cameras"]["door"] == want {
+                    return v;
+                }
+                assert!(Instant::now() < end, "camera never {want}: {v}");
+            } else {
+                assert!(Instant::now() < end, "serve did not answer");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    state("online", Duration::from_secs(120));
+    std::thread::sleep(Duration::from_secs(3));
+    let rss_before = rss(child.id());
+    phase.store(1, std::sync::atomic::Ordering::SeqCst);
+    let stale = state("stale", Duration::from_secs(15));
+    assert_eq!(stale["status"], "degraded", "{stale}");
+    phase.store(2, std::sync::atomic::Ordering::SeqCst);
+    state("online", Duration::from_secs(15));
+    let mut worst_queue = 0;
+    let end = Instant::now() + Duration::from_secs(8);
+    while Instant::now() < end {
+        if let Some(h) = http_get(&addr, "/healthz") {
+            let v: Value = serde_json::from_str(&h).unwrap();
+            worst_queue = worst_queue.max(v["queued_frames"].as_u64().unwrap_or(0));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let rss_after = rss(child.id());
+    let sent = flooded.load(std::sync::atomic::Ordering::SeqCst);
+    phase.store(3, std::sync::atomic::Ordering::SeqCst);
+    let metrics = http_get(&addr, "/metrics").unwrap();
+    let counter = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}{{camera=\"door\"}}")))
+            .and_then(|l| l.split_whitespace().last()?.parse().ok())
+            .unwrap_or(0)
+    };
+    let processed = counter("rollcall_frames_processed_total");
+    assert!(sent > 200, "the flood sent {sent} frames");
+    assert!(
+        processed < sent,
+        "not every flooded frame was analysed: {processed} of {sent}"
+    );
+    assert!(
+        worst_queue <= 65,
+        "queues bounded: {worst_queue} frames waiting at worst"
+    );
+    assert!(
+        rss_after < rss_before + 150 * 1024,
+        "memory flat under the flood: {rss_before} kB → {rss_after} kB"
+    );
+    assert!(child.try_wait().unwrap().is_none(), "serve stayed up");
+}
