@@ -93,8 +93,8 @@ fn decode(name: &str) -> Frame {
 fn mean_rgb(f: &Frame) -> [f64; 3] {
     let mut sum = [0f64; 3];
     for px in f.rgb().chunks_exact(3) {
-        for c in 0..3 {
-            sum[c] += px[c] as f64;
+        for (s, v) in sum.iter_mut().zip(px) {
+            *s += *v as f64;
         }
     }
     let n = (f.width() as f64) * (f.height() as f64);
@@ -120,12 +120,10 @@ fn webp_photos_decode_to_rgb_like_their_sources() {
     assert_eq!((webp.width(), webp.height()), (313, 600));
     let jpeg = decode_file(&fixture("faces/obama/2.jpg"), &DecodeLimits::default()).unwrap();
     let (a, b) = (mean_rgb(&webp), mean_rgb(&jpeg));
-    for c in 0..3 {
+    for (c, (x, y)) in a.iter().zip(&b).enumerate() {
         assert!(
-            (a[c] - b[c]).abs() < 4.0,
-            "channel {c}: WebP mean {:.1}, JPEG mean {:.1} (channels swapped or colours wrong?)",
-            a[c],
-            b[c]
+            (x - y).abs() < 4.0,
+            "channel {c}: WebP mean {x:.1}, JPEG mean {y:.1} (channels swapped or colours wrong?)"
         );
     }
     // the photo is not grey: a decoder that gave up would give a flat frame
