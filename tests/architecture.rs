@@ -12,7 +12,7 @@
 //! (the API may call the ledger, which uses sqlx; the API itself must not).
 
 use serde_json::Value;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// What each phrase of the "must not know" column means in packages. An empty list: a rule that
