@@ -21,7 +21,7 @@ cd "$ROOT"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/rollcall-target}"
 OUT="${DIST_DIR:-$CARGO_TARGET_DIR/dist}"
 cargo build --release --locked -p rollcall
-BIN="$CARGO_TARGET_DIR/release/rollcall"
+BIN="$(cd "$CARGO_TARGET_DIR" && pwd)/release/rollcall"
 mkdir -p "$OUT"
 rm -f "$OUT/rollcall" "$OUT/rollcall.debug"
 objcopy --only-keep-debug --compress-debug-sections=zlib "$BIN" "$OUT/rollcall.debug"
