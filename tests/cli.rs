@@ -150,6 +150,185 @@ fn bad_input_fails_with_a_clear_message() {
     assert!(err.contains("/nonexistent.jpg"), "{err}");
 }
 
+/// A photo of the vision crate's test data (WebP by cwebp, HEIC by heif-enc, AVIF by avifenc;
+/// services/vision/tests/data/README.md).
+fn vision_data(name: &str) -> String {
+    root()
+        .join("services/vision/tests/data")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn webp_photos_work_wherever_a_photo_is_read() {
+    let webp = vision_data("obama_2.webp");
+    // detect, embed
+    let v = json_of(&["detect", &webp]);
+    assert_eq!(v["faces"].as_array().unwrap().len(), 1, "{v}");
+    let v = json_of(&["embed", &vision_data("kit_harington_2_lossless.webp")]);
+    assert_eq!(
+        v["faces"][0]["embedding"].as_array().unwrap().len(),
+        128,
+        "{v}"
+    );
+    // verify: the WebP scores against another photo as the JPEG it was made from does
+    let from_webp = json_of(&["verify", &webp, &face("obama/1.jpg")]);
+    let from_jpeg = json_of(&["verify", &face("obama/2.jpg"), &face("obama/1.jpg")]);
+    assert_eq!(from_webp["same"], true, "{from_webp}");
+    let (w, j) = (
+        from_webp["similarity"].as_f64().unwrap(),
+        from_jpeg["similarity"].as_f64().unwrap(),
+    );
+    assert!((w - j).abs() < 0.06, "WebP {w}, JPEG {j}");
+    let other = json_of(&["verify", &webp, &face("biden/1.jpg")]);
+    assert_eq!(other["same"], false, "{other}");
+    // eval-pairs over a folder holding WebP files
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("photos");
+    std::fs::create_dir(&dir).unwrap();
+    for (from, to) in [
+        (webp.clone(), "obama_2.webp"),
+        (vision_data("obama_2_exif_rotated.webp"), "obama_rot.webp"),
+        (face("obama/1.jpg"), "obama_1.jpg"),
+        (face("biden/1.jpg"), "biden_1.jpg"),
+    ] {
+        std::fs::copy(from, dir.join(to)).unwrap();
+    }
+    let pairs = tmp.path().join("pairs.csv");
+    std::fs::write(
+        &pairs,
+        "id,file_x,file_y,decision\n1,obama_2.webp,obama_1.jpg,Yes\n2,obama_rot.webp,obama_1.jpg,Yes\n3,obama_2.webp,biden_1.jpg,No\n",
+    )
+    .unwrap();
+    let v = json_of(&[
+        "eval-pairs",
+        &pairs.display().to_string(),
+        "--root",
+        &dir.display().to_string(),
+    ]);
+    assert_eq!(
+        (v["pairs"].as_u64(), v["unreadable"].as_u64()),
+        (Some(3), Some(0)),
+        "{v}"
+    );
+    assert_eq!(v["accuracy"].as_f64().unwrap(), 1.0, "{v}");
+    // enroll from a WebP; identify a JPEG and a WebP of the same person
+    let data = tmp.path().join("data").display().to_string();
+    let v = json_of(&[
+        "enroll",
+        "--data",
+        &data,
+        "--student",
+        "s-obama",
+        "--name",
+        "Barack",
+        &webp,
+    ]);
+    assert_eq!(v["enrolled"].as_array().unwrap().len(), 1, "{v}");
+    let v = json_of(&[
+        "enroll",
+        "--data",
+        &data,
+        "--student",
+        "s-biden",
+        &face("biden/1.jpg"),
+    ]);
+    assert_eq!(v["enrolled"].as_array().unwrap().len(), 1, "{v}");
+    for probe in [
+        face("obama/3.jpg"),
+        vision_data("obama_2_exif_rotated.webp"),
+    ] {
+        let v = json_of(&["identify", "--data", &data, &probe]);
+        assert_eq!(
+            v["faces"][0]["candidates"][0]["student"], "s-obama",
+            "{probe}: {v}"
+        );
+        assert_ne!(v["faces"][0]["decision"], "unknown", "{probe}: {v}");
+    }
+}
+
+#[test]
+fn heic_and_avif_photos_are_refused_by_name_with_what_to_do() {
+    let heic = vision_data("biden_2.heic");
+    let avif = vision_data("biden_2.avif");
+    let (ok, _, err) = rollcall(&["detect", &heic]);
+    assert!(!ok);
+    assert!(
+        err.contains("HEIC photo: not supported; export it as JPEG or WebP"),
+        "{err}"
+    );
+    let (ok, _, err) = rollcall(&["verify", &face("biden/1.jpg"), &avif]);
+    assert!(!ok);
+    assert!(
+        err.contains("AVIF photo: not supported; export it as JPEG or WebP"),
+        "{err}"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data").display().to_string();
+    let v = json_of(&[
+        "enroll",
+        "--data",
+        &data,
+        "--student",
+        "s-biden",
+        "--name",
+        "Joe",
+        &heic,
+        &avif,
+    ]);
+    assert_eq!(v["enrolled"].as_array().unwrap().len(), 0, "{v}");
+    let rejected = v["rejected"].as_array().unwrap();
+    assert_eq!(rejected.len(), 2, "{v}");
+    for r in rejected {
+        assert_eq!(r["code"], "unsupported_photo_format", "{v}");
+    }
+    assert!(
+        rejected[0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("HEIC photo"),
+        "{v}"
+    );
+    assert!(
+        rejected[1]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("AVIF photo"),
+        "{v}"
+    );
+}
+
+#[test]
+fn bench_gallery_footprint_is_a_documented_flag() {
+    let (ok, help, err) = rollcall(&["bench", "gallery", "--help"]);
+    assert!(ok, "{err}");
+    assert!(help.contains("--footprint <DIR>"), "{help}");
+    assert!(help.contains("--dim <DIM>"), "{help}");
+    // `bench gallery` measures each size's serving memory by running itself with the flag
+    let tmp = tempfile::tempdir().unwrap();
+    let v = json_of(&[
+        "bench",
+        "gallery",
+        "--sizes",
+        "300",
+        "--queries",
+        "20",
+        "--dir",
+        &tmp.path().display().to_string(),
+        "--json",
+    ]);
+    let serving = &v["gallery"]["sizes"][0]["serving"];
+    assert!(
+        serving["rss_delta_bytes"].is_i64(),
+        "no serving footprint: {v}"
+    );
+    // --dim without --footprint is refused
+    let (ok, _, err) = rollcall(&["bench", "gallery", "--dim", "64"]);
+    assert!(!ok);
+    assert!(err.contains("--footprint"), "{err}");
+}
+
 #[test]
 fn eval_pairs_on_every_fixture_pair() {
     let tmp = tempfile::tempdir().unwrap();

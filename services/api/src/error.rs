@@ -97,18 +97,12 @@ impl From<LedgerError> for ApiError {
             LedgerError::Conflict(_) => {
                 ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string())
             }
-            LedgerError::Db(sqlx::Error::Database(d))
-                if d.kind() == sqlx::error::ErrorKind::UniqueViolation =>
-            {
-                ApiError::new(
-                    StatusCode::CONFLICT,
-                    "already_exists",
-                    "a record with this id already exists",
-                )
-            }
-            LedgerError::Db(sqlx::Error::Database(d))
-                if d.kind() == sqlx::error::ErrorKind::ForeignKeyViolation =>
-            {
+            _ if e.is_unique_violation() => ApiError::new(
+                StatusCode::CONFLICT,
+                "already_exists",
+                "a record with this id already exists",
+            ),
+            _ if e.is_foreign_key_violation() => {
                 ApiError::invalid("a referenced record does not exist")
             }
             _ => {

@@ -11,6 +11,7 @@ use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json};
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use rollcall_domain::ledger::{quote_refund, AlertState, AttendanceSource, AttendanceStatus};
+use rollcall_domain::photo::PhotoFormat;
 use rollcall_ledger::{
     as_actor, CampusScope, CheckIn, NewClass, NewGuardian, NewLesson, NewPackage, NewStaff,
     NewStudent, ReviewDecision, ReviewState, Role,
@@ -201,7 +202,7 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "/api/v1/students/{id}/photos",
         "students",
         Some(roles::ENROLL),
-        "enroll a photo (image/jpeg or image/png body; quality and duplicate verdict)",
+        "enroll a photo (image/jpeg, image/png or image/webp body; HEIC/AVIF: 415 unsupported_photo_format; quality and duplicate verdict)",
         post(upload_photo),
     )
     .add(
@@ -1126,6 +1127,29 @@ pub(crate) fn safe_file_name(name: &str) -> ApiResult<String> {
     }
 }
 
+/// HEIC and AVIF photos (an iPhone's default, some Android cameras) cannot be decoded here:
+/// whether the client labelled the body so or the bytes say so, the answer names the format and
+/// says what to do (code `unsupported_photo_format`; the staff app shows it in zh-CN or English).
+fn refuse_unconverted_photo(headers: &HeaderMap, body: &[u8]) -> ApiResult<()> {
+    let labelled = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(PhotoFormat::from_mime);
+    let sniffed = PhotoFormat::sniff(body);
+    match [Some(sniffed), labelled]
+        .into_iter()
+        .flatten()
+        .find(|f| f.needs_conversion())
+    {
+        Some(f) => Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_photo_format",
+            format!("{f} photo: not supported; {}", f.conversion_advice()),
+        )),
+        None => Ok(()),
+    }
+}
+
 async fn upload_photo(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
@@ -1134,7 +1158,8 @@ async fn upload_photo(
     headers: HeaderMap,
     crate::RawBody(body): crate::RawBody,
 ) -> ApiResult<Json<Value>> {
-    crate::require_type(&headers, &["image/jpeg", "image/png"])?;
+    refuse_unconverted_photo(&headers, &body)?;
+    crate::require_type(&headers, &["image/jpeg", "image/png", "image/webp"])?;
     if let Some(n) = &q.filename {
         safe_file_name(n)?;
     }

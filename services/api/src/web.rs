@@ -267,6 +267,10 @@ pub(crate) fn t(lang: Lang, key: &str) -> &'static str {
         "student" => ("Student id", "学员编号"),
         "photo" => ("Photo", "照片"),
         "upload" => ("Check and enroll", "检测并录入"),
+        "convert_photo" => (
+            "HEIC and AVIF photos are not supported: export the photo as JPEG or WebP and upload it again (on an iPhone: Settings › Camera › Formats › Most Compatible).",
+            "不支持 HEIC 和 AVIF 格式的照片：请将照片导出为 JPEG 或 WebP 格式后重新上传（iPhone：设置 › 相机 › 格式 › 兼容性最佳）。",
+        ),
         "state" => ("State", "状态"),
         _ => ("?", "?"),
     };
@@ -826,15 +830,17 @@ async fn enroll_page(
     Extension(lang): Extension<Lang>,
 ) -> Html<String> {
     let body = format!(
-        "<div class=card><p><label>{}<br><input id=sid></label></p><p><label>{}<br><input id=file type=file accept='image/jpeg,image/png' capture=user></label></p>\
-<button id=go>{}</button><pre id=out></pre></div>\
+        "<div class=card><p><label>{}<br><input id=sid></label></p><p><label>{}<br><input id=file type=file accept='image/jpeg,image/png,image/webp' capture=user></label></p>\
+<button id=go>{}</button><p id=hint class=err hidden>{}</p><pre id=out></pre></div>\
 <script>document.getElementById('go').onclick=async()=>{{const f=document.getElementById('file').files[0];const s=document.getElementById('sid').value;\
 const out=document.getElementById('out');if(!f||!s){{out.textContent='?';return}}out.textContent='…';\
 const r=await fetch('/api/v1/students/'+encodeURIComponent(s)+'/photos?filename='+encodeURIComponent(f.name),{{method:'POST',headers:{{'Content-Type':f.type,'X-CSRF-Token':document.querySelector('meta[name=csrf]').content}},body:f}});\
-out.textContent=JSON.stringify(await r.json(),null,2)}}</script>",
+const j=await r.json();document.getElementById('hint').hidden=!(j.error&&j.error.code==='unsupported_photo_format');\
+out.textContent=JSON.stringify(j,null,2)}}</script>",
         t(lang, "student"),
         t(lang, "photo"),
-        t(lang, "upload")
+        t(lang, "upload"),
+        t(lang, "convert_photo")
     );
     Html(page(lang, &staff, t(lang, "enroll"), &body))
 }

@@ -1139,6 +1139,58 @@ async fn bad_input_is_4xx_and_nothing_half_written(db: Db) {
         "{}",
         r.text()
     );
+    // a WebP photo (made by cwebp) is accepted as well
+    let webp = vision_data("obama_2.webp");
+    let r = send(
+        "POST",
+        "/api/v1/students/s1/photos?filename=me.webp".into(),
+        "image/webp",
+        webp,
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (503, "enrollment_unavailable"),
+        "{}",
+        r.text()
+    );
+    // HEIC and AVIF photos (made by heif-enc and avifenc) are refused by name with what to do,
+    // whether labelled so, labelled as JPEG, or unlabelled
+    for (file, ct, name) in [
+        ("biden_2.heic", "image/heic", "HEIC"),
+        ("biden_2.heic", "image/jpeg", "HEIC"),
+        ("biden_2.avif", "image/avif", "AVIF"),
+        ("biden_2.avif", "application/octet-stream", "AVIF"),
+    ] {
+        let r = send(
+            "POST",
+            "/api/v1/students/s1/photos".into(),
+            ct,
+            vision_data(file),
+        )
+        .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (415, "unsupported_photo_format"),
+            "{file} as {ct}: {}",
+            r.text()
+        );
+        let msg = r.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(
+            msg.starts_with(&format!("{name} photo: not supported"))
+                && msg.contains("export it as JPEG or WebP"),
+            "{msg}"
+        );
+    }
+    assert_eq!(sv.store.audit_count().await.unwrap(), before);
+}
+
+/// A photo from the vision crate's test data (small files made by cwebp, heif-enc, avifenc).
+fn vision_data(name: &str) -> Vec<u8> {
+    let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../vision/tests/data")
+        .join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
 async fn openapi_documents_every_mounted_route(db: Db) {
@@ -1296,6 +1348,16 @@ async fn web_app_login_review_and_board(db: Db) {
         let r = get(p).await;
         assert_eq!(r.status, 200, "{p}: {}", r.text());
     }
+    // the enrollment page takes WebP and says in the staff member's language what to do with a
+    // HEIC or AVIF photo (shown when the upload answers unsupported_photo_format)
+    let zh = get("/app/enroll?lang=zh").await.text();
+    assert!(zh.contains("image/webp") && zh.contains("unsupported_photo_format"));
+    assert!(zh.contains("不支持 HEIC 和 AVIF 格式的照片"), "{zh}");
+    let en = get("/app/enroll?lang=en").await.text();
+    assert!(
+        en.contains("HEIC and AVIF photos are not supported"),
+        "{en}"
+    );
     assert!(get("/app/students/s3").await.text().contains("deduction"));
     // a viewer may look but not decide
     let r = http(

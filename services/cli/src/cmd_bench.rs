@@ -53,6 +53,14 @@ pub enum BenchCmd {
         /// The memory-lean layout: 16-bit vectors, memory-mapped, searched directly.
         #[arg(long)]
         lean: bool,
+        /// Measure instead the memory this process needs to serve the existing embedded gallery
+        /// in DIR: open it, run `--queries` searches, print resident memory before and after
+        /// as JSON. `bench gallery` runs itself this way, in a fresh process, for each size.
+        #[arg(long, value_name = "DIR")]
+        footprint: Option<PathBuf>,
+        /// Vector size of the gallery measured with `--footprint` (default 128).
+        #[arg(long, requires = "footprint")]
+        dim: Option<usize>,
         #[arg(long)]
         json: bool,
     },
@@ -201,11 +209,34 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
             bench_vision(v, iters.max(3), &photo, !no_reference)
         }
         BenchCmd::Gallery {
+            sizes: _,
+            queries,
+            ef: _,
+            dir: _,
+            lean,
+            footprint: Some(gallery),
+            dim,
+            json: _,
+        } => {
+            let f = tokio::task::spawn_blocking(move || {
+                rollcall_gallery::bench::serving_footprint(
+                    &gallery,
+                    dim.unwrap_or(128),
+                    queries,
+                    lean,
+                )
+            })
+            .await??;
+            Ok(serde_json::to_value(f)?)
+        }
+        BenchCmd::Gallery {
             sizes,
             queries,
             ef,
             dir,
             lean,
+            footprint: None,
+            dim: _,
             json: _,
         } => {
             let mut cfg = rollcall_gallery::bench::BenchConfig {
@@ -286,24 +317,6 @@ fn time<F: FnMut() -> anyhow::Result<()>>(iters: usize, mut f: F) -> anyhow::Res
 
 fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
-}
-
-/// Child mode of `bench gallery` (`rollcall --footprint DIR --dim D --queries Q`): the memory
-/// needed to serve an existing gallery, measured in a fresh process, printed as JSON.
-pub fn gallery_footprint_child(args: &[String]) -> anyhow::Result<()> {
-    let get = |flag: &str| {
-        args.iter()
-            .position(|a| a == flag)
-            .and_then(|i| args.get(i + 1))
-            .with_context(|| format!("missing {flag}"))
-    };
-    let dir = PathBuf::from(get("--footprint")?);
-    let dim: usize = get("--dim")?.parse()?;
-    let queries: usize = get("--queries")?.parse()?;
-    let lean = args.iter().any(|a| a == "--lean");
-    let f = rollcall_gallery::bench::serving_footprint(&dir, dim, queries, lean)?;
-    println!("{}", serde_json::to_string(&f)?);
-    Ok(())
 }
 
 /// Resident and peak memory of this process, from /proc (MB).

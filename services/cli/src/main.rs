@@ -200,10 +200,6 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some("--footprint") {
-        return cmd_bench::gallery_footprint_child(&args);
-    }
     let cli = Cli::parse();
     let v = &cli.vision;
     match cli.cmd {

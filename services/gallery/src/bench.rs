@@ -34,9 +34,10 @@ pub struct BenchConfig {
     pub seed: u64,
     /// Where the temporary galleries go (default: the system temp dir).
     pub dir: Option<PathBuf>,
-    /// Measures [`Footprint`] by running this program with
-    /// `--footprint DIR --dim D --queries Q` (it must call [`serving_footprint`] and print the
-    /// result as JSON on stdout). `None`: no fresh-process measurement.
+    /// Measures [`Footprint`] by running this program (`rollcall`) as
+    /// `bench gallery --footprint DIR --dim D --queries Q [--lean]`: it calls
+    /// [`serving_footprint`] and prints the result as JSON on stdout. `None`: no fresh-process
+    /// measurement.
     #[serde(skip)]
     pub footprint_exe: Option<PathBuf>,
     /// Benchmark [`EmbeddedConfig::lean`] (16-bit vectors, memory-mapped, searched directly).
@@ -338,7 +339,7 @@ fn bench_size(cfg: &BenchConfig, n: usize) -> Result<SizeReport, GalleryError> {
         None => None,
         Some(exe) => {
             let out = std::process::Command::new(exe)
-                .arg("--footprint")
+                .args(["bench", "gallery", "--footprint"])
                 .arg(tmp.path().join("gallery"))
                 .args([
                     "--dim",

@@ -46,7 +46,9 @@ pub struct CaseResult {
 
 macro_rules! ensure {
     ($cond:expr, $($arg:tt)+) => {
-        if !$cond {
+        // bound first: `!(a < b)` on floats is clippy's neg_cmp_op_on_partial_ord
+        let holds: bool = $cond;
+        if !holds {
             return Err(format!($($arg)+));
         }
     };

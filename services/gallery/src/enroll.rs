@@ -182,6 +182,7 @@ fn enrollment_face(
     let frame = decode_bytes(bytes, &cfg.decode).map_err(|e| {
         let code = match e {
             VisionError::ImageTooLarge { .. } | VisionError::InputTooLarge { .. } => "too_large",
+            VisionError::NeedsConversion { .. } => "unsupported_photo_format",
             _ => "not_an_image",
         };
         (code.to_string(), e.to_string())

@@ -150,6 +150,21 @@ pub(crate) fn db_code_class(code: Option<&str>) -> ErrorClass {
     }
 }
 
+impl LedgerError {
+    /// The database refused the write because a record with the same key exists. Callers map
+    /// it without knowing the database driver (the API answers 409 `already_exists`).
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, LedgerError::Db(sqlx::Error::Database(d))
+            if d.kind() == sqlx::error::ErrorKind::UniqueViolation)
+    }
+
+    /// The database refused the write because a record it refers to does not exist.
+    pub fn is_foreign_key_violation(&self) -> bool {
+        matches!(self, LedgerError::Db(sqlx::Error::Database(d))
+            if d.kind() == sqlx::error::ErrorKind::ForeignKeyViolation)
+    }
+}
+
 fn fmt_row_errors(e: &[RowError]) -> String {
     e.iter()
         .map(|r| r.to_string())

@@ -2,6 +2,7 @@
 
 use crate::VisionError;
 use image::{ImageDecoder, ImageFormat, ImageReader, Limits};
+use rollcall_domain::photo::PhotoFormat;
 use rollcall_domain::Frame;
 use std::io::Cursor;
 use std::path::Path;
@@ -43,18 +44,26 @@ pub fn decode_file(path: &Path, limits: &DecodeLimits) -> Result<Frame, VisionEr
     decode_bytes(&bytes, limits)
 }
 
-/// Decodes JPEG or PNG bytes into 8-bit RGB: 16-bit, grey, grey+alpha and RGBA inputs are
-/// converted (alpha dropped), EXIF orientation is applied. The declared size is checked before
-/// decoding, so a decompression bomb is refused without allocating its pixels.
+/// Decodes JPEG, PNG or WebP bytes into 8-bit RGB: 16-bit, grey, grey+alpha and RGBA inputs
+/// are converted (alpha dropped), EXIF orientation is applied. The declared size is checked
+/// before decoding, so a decompression bomb is refused without allocating its pixels. HEIC and
+/// AVIF photos are recognised and refused by name ([`VisionError::NeedsConversion`]).
 pub fn decode_bytes(bytes: &[u8], limits: &DecodeLimits) -> Result<Frame, VisionError> {
     if bytes.len() as u64 > limits.max_bytes {
         return Err(VisionError::InputTooLarge {
             limit: limits.max_bytes,
         });
     }
+    let sniffed = PhotoFormat::sniff(bytes);
+    if sniffed.needs_conversion() {
+        return Err(VisionError::NeedsConversion { format: sniffed });
+    }
     let format = image::guess_format(bytes)
         .map_err(|_| VisionError::UnsupportedFormat("unrecognised file signature".into()))?;
-    if !matches!(format, ImageFormat::Jpeg | ImageFormat::Png) {
+    if !matches!(
+        format,
+        ImageFormat::Jpeg | ImageFormat::Png | ImageFormat::WebP
+    ) {
         return Err(VisionError::UnsupportedFormat(format!("{format:?}")));
     }
     if format == ImageFormat::Jpeg && !jpeg_has_end(bytes) {
@@ -63,6 +72,9 @@ pub fn decode_bytes(bytes: &[u8], limits: &DecodeLimits) -> Result<Frame, Vision
         return Err(VisionError::CorruptImage(
             "truncated JPEG: no end-of-image marker after the last scan".into(),
         ));
+    }
+    if format == ImageFormat::WebP {
+        webp_is_complete(bytes)?;
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut lim = Limits::default();
@@ -91,6 +103,57 @@ pub fn decode_bytes(bytes: &[u8], limits: &DecodeLimits) -> Result<Frame, Vision
     let rgb = img.into_rgb8();
     let (w, h) = rgb.dimensions();
     Frame::from_rgb(w, h, rgb.into_raw()).map_err(|e| VisionError::CorruptImage(e.to_string()))
+}
+
+/// A WebP file is one RIFF chunk holding chunks, each with its declared length. A file shorter
+/// than its RIFF header declares was cut (an interrupted upload or copy), and a chunk reaching
+/// past its container is corrupt: both are refused before the decoder sees them, which also
+/// keeps the decoder from allocating a buffer of a length the file only declares (it reads
+/// metadata chunks, EXIF included, into a buffer of their declared length).
+fn webp_is_complete(bytes: &[u8]) -> Result<(), VisionError> {
+    let Some(riff) = le32(bytes, 4) else {
+        return Err(VisionError::CorruptImage("truncated WebP header".into()));
+    };
+    let riff_end = riff + 8;
+    if (bytes.len() as u64) < riff_end {
+        return Err(VisionError::CorruptImage(format!(
+            "truncated WebP: {} bytes, its RIFF header declares {riff_end}",
+            bytes.len()
+        )));
+    }
+    webp_chunks_fit(bytes, 12, riff_end, 0)
+}
+
+/// Every chunk between `start` and `end` ends inside it; animation frames (`ANMF`: a 16-byte
+/// frame header, then chunks) are walked too.
+fn webp_chunks_fit(bytes: &[u8], start: u64, end: u64, depth: u8) -> Result<(), VisionError> {
+    let mut at = start;
+    while at + 8 <= end {
+        let (Some(fourcc), Some(size)) = (
+            bytes.get(at as usize..at as usize + 4),
+            le32(bytes, at as usize + 4),
+        ) else {
+            break;
+        };
+        let chunk_end = at + 8 + size;
+        if chunk_end > end {
+            return Err(VisionError::CorruptImage(format!(
+                "truncated WebP: its {} chunk declares {size} bytes, {} remain",
+                String::from_utf8_lossy(fourcc).trim_end(),
+                end - at - 8
+            )));
+        }
+        if fourcc == b"ANMF" && depth == 0 && size >= 16 {
+            webp_chunks_fit(bytes, at + 8 + 16, chunk_end, depth + 1)?;
+        }
+        at = chunk_end + (size & 1);
+    }
+    Ok(())
+}
+
+fn le32(bytes: &[u8], at: usize) -> Option<u64> {
+    let b = bytes.get(at..at.checked_add(4)?)?;
+    Some(u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]])))
 }
 
 /// True when an end-of-image marker (FF D9) follows the last start-of-scan (FF DA). Inside

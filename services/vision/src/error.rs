@@ -9,8 +9,14 @@ pub enum VisionError {
         #[source]
         source: std::io::Error,
     },
-    #[error("not a supported image (JPEG or PNG): {0}")]
+    #[error("not a supported image (JPEG, PNG or WebP): {0}")]
     UnsupportedFormat(String),
+    /// A phone photo format that is recognised but cannot be decoded here (HEIC, AVIF): the
+    /// message names it and says what to do.
+    #[error("{format} photo: not supported; {}", .format.conversion_advice())]
+    NeedsConversion {
+        format: rollcall_domain::photo::PhotoFormat,
+    },
     #[error("corrupt or truncated image: {0}")]
     CorruptImage(String),
     #[error("image is empty (zero width or height)")]

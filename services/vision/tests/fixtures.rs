@@ -608,3 +608,56 @@ fn a_pair_of_frames_in_one_detector_call_finds_what_each_finds_alone() {
     p.mosaic = was;
     assert!(compared >= 12, "{compared} faces compared");
 }
+
+/// A photo from this crate's test data (`tests/data/README.md`: made by cwebp from fixtures).
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// WebP photos (cwebp, lossy and lossless, one with an EXIF orientation to apply) give the
+/// embedding of the JPEG they were made from, and verify against other photos as it does.
+#[test]
+fn webp_photos_embed_and_verify_like_their_jpeg_sources() {
+    let mut p = pipeline();
+    let t = p.thresholds().verify;
+    for (webp, jpeg, same, other) in [
+        ("obama_2.webp", "obama/2.jpg", "obama/1.jpg", "biden/1.jpg"),
+        (
+            "obama_2_exif_rotated.webp",
+            "obama/2.jpg",
+            "obama/4.jpg",
+            "kit_harington/1.jpg",
+        ),
+        (
+            "kit_harington_2_lossless.webp",
+            "kit_harington/2.jpg",
+            "kit_harington/3.jpg",
+            "rose_leslie/1.jpg",
+        ),
+    ] {
+        let faces = fixtures().join("faces");
+        let w = embed_largest(&mut p, &data(webp), Variant::Correct);
+        let j = embed_largest(&mut p, &faces.join(jpeg), Variant::Correct);
+        let s = embed_largest(&mut p, &faces.join(same), Variant::Correct);
+        let o = embed_largest(&mut p, &faces.join(other), Variant::Correct);
+        let own = cos(&w, &j);
+        eprintln!(
+            "{webp}: vs its JPEG {own:.3}; vs {same}: WebP {:.3}, JPEG {:.3}; vs {other}: WebP {:.3}, JPEG {:.3}",
+            cos(&w, &s),
+            cos(&j, &s),
+            cos(&w, &o),
+            cos(&j, &o)
+        );
+        assert!(own > 0.9, "{webp} vs {jpeg}: {own}");
+        assert!(
+            (cos(&w, &s) - cos(&j, &s)).abs() < 0.06,
+            "{webp} vs {same}: {} (the JPEG: {})",
+            cos(&w, &s),
+            cos(&j, &s)
+        );
+        assert!(cos(&w, &s) > t, "{webp} vs {same} below the threshold {t}");
+        assert!(cos(&w, &o) < t, "{webp} vs {other} above the threshold {t}");
+    }
+}
