@@ -45,6 +45,9 @@ pub struct ApiConfig {
     pub secure_cookies: bool,
     /// Throttling of failed logins.
     pub login_limits: LoginLimits,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (the address failed logins
+    /// are counted against and the audit trail records). Empty (default): the peer address.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// Failed-login throttling (form and JSON login alike). Counted in memory by the process
@@ -80,6 +83,7 @@ impl Default for ApiConfig {
             session_hours: 12,
             secure_cookies: false,
             login_limits: LoginLimits::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -187,6 +191,8 @@ pub(crate) struct Caches {
         std::collections::HashMap<String, (std::time::Instant, axum::body::Bytes)>,
     >,
     pub logins: auth::LoginLimiter,
+    /// Password hashes checked (argon2 runs) by logins, for the timing guarantee's test.
+    pub password_checks: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) const AUTH_TTL: std::time::Duration = std::time::Duration::from_secs(2);
@@ -212,6 +218,14 @@ impl Caches {
 }
 
 impl AppState {
+    /// How many password hashes logins have checked so far (each login checks exactly one,
+    /// whether the account exists or not).
+    pub fn password_checks(&self) -> u64 {
+        self.cache
+            .password_checks
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn new(store: Store, config: ApiConfig, ops: Arc<dyn Ops>) -> Self {
         AppState {
             store,

@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 struct Server {
     addr: String,
     store: Store,
+    state: AppState,
     _dir: tempfile::TempDir,
     pg: Option<(String, String)>,
     task: tokio::task::JoinHandle<()>,
@@ -59,6 +60,16 @@ const PASSWORD: &str = "correct horse battery";
 /// one staff account per role on every campus, plus `desk_south` (front desk, south only) and
 /// `viewer_north` (viewer, north only).
 async fn server(db: Db, max_body: usize) -> Server {
+    server_with(db, max_body, |_| {}, Arc::new(NoOps)).await
+}
+
+/// [`server`] with its API settings changed by `config` and `ops` as the process's face work.
+async fn server_with(
+    db: Db,
+    max_body: usize,
+    config: impl FnOnce(&mut ApiConfig),
+    ops: Arc<dyn rollcall_api::Ops>,
+) -> Server {
     sqlx::any::install_default_drivers();
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, pg) = match db {
@@ -176,17 +187,15 @@ async fn server(db: Db, max_body: usize) -> Server {
         .await
         .unwrap();
     }
-    let state = AppState::new(
-        s.clone(),
-        ApiConfig {
-            max_body_bytes: max_body,
-            data_dir: dir.path().to_path_buf(),
-            metrics_public: true,
-            ..Default::default()
-        },
-        Arc::new(NoOps),
-    );
-    let app = rollcall_api::router(state);
+    let mut cfg = ApiConfig {
+        max_body_bytes: max_body,
+        data_dir: dir.path().to_path_buf(),
+        metrics_public: true,
+        ..Default::default()
+    };
+    config(&mut cfg);
+    let state = AppState::new(s.clone(), cfg, ops);
+    let app = rollcall_api::router(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let task = tokio::spawn(async move {
@@ -199,6 +208,7 @@ async fn server(db: Db, max_body: usize) -> Server {
     Server {
         addr,
         store: s,
+        state,
         _dir: dir,
         pg,
         task,
@@ -374,6 +384,18 @@ both!(
     api_tokens_listed_without_secrets_and_revoked_at_once,
     failed_logins_are_throttled_per_username_and_address,
     every_mutating_route_is_audited_and_refusals_are_not,
+    student_ids_cannot_reach_other_directories,
+    class_enrollment_checks_the_students_campus,
+    adjustment_refuses_another_students_package,
+    campus_limited_admin_stays_in_its_campuses,
+    consent_withdrawal_needs_an_admin_and_a_guardian,
+    duplicate_verdict_names_nobody_to_a_campus_account,
+    login_form_needs_its_own_token,
+    face_crops_are_never_cached,
+    reversal_checks_the_lessons_campus,
+    review_candidates_of_other_campuses_are_hidden,
+    login_checks_one_password_hash_whoever_asks,
+    login_delays_grow_and_never_lock_the_owner_out,
 );
 
 async fn review_item(s: &Store, key: &str, campus: &str, cands: &[(&str, f32)]) -> i64 {
@@ -1194,11 +1216,8 @@ async fn web_app_login_review_and_board(db: Db) {
     // anonymous → login page
     let r = http(a, "GET", "/app", &[], b"").await;
     assert_eq!((r.status, r.header("location")), (303, Some("/app/login")));
-    let r = http(
+    let r = app_login(
         a,
-        "POST",
-        "/app/login",
-        &[("content-type", "application/x-www-form-urlencoded")],
         format!(
             "username=front_desk&password={}",
             PASSWORD.replace(' ', "+")
@@ -1212,13 +1231,7 @@ async fn web_app_login_review_and_board(db: Db) {
         "{}",
         r.text()
     );
-    let cookie = r
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = session_cookie(&r).expect("session cookie");
     let get = |p: &str| {
         let p = p.to_string();
         let cookie = cookie.clone();
@@ -1298,21 +1311,12 @@ async fn web_app_login_review_and_board(db: Db) {
     }
     assert!(get("/app/students/s3").await.text().contains("deduction"));
     // a viewer may look but not decide
-    let r = http(
+    let r = app_login(
         a,
-        "POST",
-        "/app/login",
-        &[("content-type", "application/x-www-form-urlencoded")],
         format!("username=viewer&password={}", PASSWORD.replace(' ', "+")).as_bytes(),
     )
     .await;
-    let vc = r
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let vc = session_cookie(&r).expect("session cookie");
     let r = http(
         a,
         "POST",
@@ -1326,14 +1330,7 @@ async fn web_app_login_review_and_board(db: Db) {
     .await;
     assert_eq!(r.status, 403);
     // wrong password → back to the login page with an error
-    let r = http(
-        a,
-        "POST",
-        "/app/login",
-        &[("content-type", "application/x-www-form-urlencoded")],
-        b"username=viewer&password=nope",
-    )
-    .await;
+    let r = app_login(a, b"username=viewer&password=nope").await;
     assert_eq!(r.header("location"), Some("/app/login?error=1"));
 }
 
@@ -1445,6 +1442,54 @@ async fn audit_since(s: &Store, seq: i64) -> Vec<AuditRow> {
         .collect();
     v.reverse();
     v
+}
+
+/// Posts the staff app's login form as a browser does: the login page first (its form token
+/// and cookie), then the form with them.
+async fn app_login(a: &str, body: &[u8]) -> Resp {
+    let page = http(a, "GET", "/app/login", &[], b"").await;
+    assert_eq!(page.status, 200);
+    let cookie = page
+        .headers
+        .get("set-cookie")
+        .into_iter()
+        .flatten()
+        .find(|c| c.starts_with("rollcall_login_csrf="))
+        .expect("login form cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = page.text();
+    let tok = html
+        .split("name=_csrf value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("form token")
+        .to_string();
+    let mut b = body.to_vec();
+    b.extend_from_slice(format!("&_csrf={tok}").as_bytes());
+    http(
+        a,
+        "POST",
+        "/app/login",
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("cookie", &cookie),
+        ],
+        &b,
+    )
+    .await
+}
+
+/// The session cookie a response sets, if any.
+fn session_cookie(r: &Resp) -> Option<String> {
+    r.headers
+        .get("set-cookie")
+        .into_iter()
+        .flatten()
+        .find(|c| c.starts_with("rollcall_session="))
+        .map(|c| c.split(';').next().unwrap().to_string())
 }
 
 async fn login_as(a: &str, user: &str, password: &str) -> Resp {
@@ -1689,23 +1734,14 @@ async fn failed_logins_are_throttled_per_username_and_address(db: Db) {
     // the staff app's login form shares the counts: a 429 page with the message
     let form = |u: &str, p: &str| {
         let body = format!("username={u}&password={}", p.replace(' ', "+"));
-        async move {
-            http(
-                a,
-                "POST",
-                "/app/login",
-                &[("content-type", "application/x-www-form-urlencoded")],
-                body.as_bytes(),
-            )
-            .await
-        }
+        async move { app_login(a, body.as_bytes()).await }
     };
     let r = form("teacher", PASSWORD).await;
     assert_eq!(r.status, 429, "{}", r.text());
     assert!(r.header("retry-after").is_some());
     assert!(r.text().contains("id=throttled"), "{}", r.text());
     assert!(r.text().contains("Try again in 15 minute"), "{}", r.text());
-    assert!(r.header("set-cookie").is_none());
+    assert!(session_cookie(&r).is_none());
     // failures through the form count as well
     for _ in 0..5 {
         let r = form("viewer", "wrong password").await;
@@ -2461,16 +2497,7 @@ async fn every_mutating_route_is_audited_and_refusals_are_not(db: Db) {
     let r = ("POST", "/app/login");
     let form_login = |u: &str, p: &str| {
         let body = format!("username={u}&password={}", p.replace(' ', "+"));
-        async move {
-            http(
-                a,
-                "POST",
-                "/app/login",
-                &[("content-type", "application/x-www-form-urlencoded")],
-                body.as_bytes(),
-            )
-            .await
-        }
+        async move { app_login(a, body.as_bytes()).await }
     };
     let rr = refused(
         st,
@@ -2556,4 +2583,607 @@ async fn every_mutating_route_is_audited_and_refusals_are_not(db: Db) {
         missing.is_empty(),
         "mutating routes without an audit check: {missing:?}"
     );
+}
+
+// -------------------------------------------------------------------------------------------
+// issue 19: holes inside one school (a campus-limited staff member with bad intentions)
+// -------------------------------------------------------------------------------------------
+
+/// One more account with the test password, limited to `campuses` (empty: every campus).
+async fn add_staff(s: &Store, user: &str, role: Role, campuses: &[&str]) {
+    let hash = rollcall_api::hash_password(PASSWORD).unwrap();
+    s.create_staff(
+        &NewStaff {
+            username: user.into(),
+            display_name: user.into(),
+            role,
+            campuses: if campuses.is_empty() {
+                CampusScope::All
+            } else {
+                CampusScope::Only(campuses.iter().map(|c| c.to_string()).collect())
+            },
+        },
+        &hash,
+    )
+    .await
+    .unwrap();
+}
+
+/// Writes an enrollment crop where enrollment keeps them: `crops/<school>/<student>/`.
+fn put_crop(sv: &Server, student: &str, bytes: &[u8]) {
+    let d = sv._dir.path().join("crops").join("acme").join(student);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("t1.jpg"), bytes).unwrap();
+}
+
+/// Item 1: a student id is never a path: `./s1` or `../review` cannot be created, and the
+/// photo route cannot read another campus's crop through one.
+async fn student_ids_cannot_reach_other_directories(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    put_crop(&sv, "s1", b"north child");
+    let review = sv._dir.path().join("crops").join("review");
+    std::fs::create_dir_all(&review).unwrap();
+    std::fs::write(review.join("r1.jpg"), b"a walk-through").unwrap();
+    let desk = Client::login(&sv.addr, "desk_south").await;
+    for (id, url) in [
+        ("./s1", ".%2Fs1"),
+        ("../review", "..%2Freview"),
+        ("a\\b", "a%5Cb"),
+    ] {
+        let r = desk
+            .post(
+                "/api/v1/students",
+                json!({"id": id, "name": "Sneaky", "home_campus_id": "south"}),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (422, "invalid"),
+            "{id}: {}",
+            r.text()
+        );
+        let r = desk.get(&format!("/api/v1/students/{url}/photo")).await;
+        assert_ne!(r.status, 200, "{id}: {}", r.text());
+        assert!(!r.text().contains("north child") && !r.text().contains("walk-through"));
+    }
+    // dots inside an id are still fine, and the real student's crop is served to its campus
+    let r = desk
+        .post(
+            "/api/v1/students",
+            json!({"id": "s.17", "name": "Dotted", "home_campus_id": "south"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let admin = Client::login(&sv.addr, "admin").await;
+    let r = admin.get("/api/v1/students/s1/photo").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, b"north child");
+}
+
+/// Item 2: a campus manager may not enroll another campus's child into their class.
+async fn class_enrollment_checks_the_students_campus(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    add_staff(&sv.store, "manager_north", Role::Manager, &["north"]).await;
+    let m = Client::login(&sv.addr, "manager_north").await;
+    let r = m
+        .post(
+            "/api/v1/classes/math/enrollments",
+            json!({"student_id": "s2"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (403, "forbidden_campus"),
+        "{}",
+        r.text()
+    );
+    // s2 is still only in art
+    let students = sv.store.students().await.unwrap();
+    let s2 = students.iter().find(|s| s.id == "s2").unwrap();
+    assert_eq!(s2.campuses, vec!["south".to_string()]);
+    // a north child: fine
+    let admin = Client::login(&sv.addr, "admin").await;
+    let r = admin
+        .post(
+            "/api/v1/students",
+            json!({"id": "s4", "name": "Four", "home_campus_id": "north"}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let r = m
+        .post(
+            "/api/v1/classes/math/enrollments",
+            json!({"student_id": "s4"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
+/// Item 3: an adjustment names one of the student's own packages, or none.
+async fn adjustment_refuses_another_students_package(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    let admin = Client::login(&sv.addr, "admin").await;
+    let before = sv.store.entries(None).await.unwrap().len();
+    let r = admin
+        .post(
+            "/api/v1/students/s1/adjustments",
+            json!({"package_id": "p-s2", "units": 500, "key": "k-1", "note": "gift"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (422, "invalid"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(sv.store.entries(None).await.unwrap().len(), before);
+    // the ledger itself refuses it too
+    let e = sv
+        .store
+        .adjust("s1", Some("p-s2"), 500, "k-2", "admin", "gift")
+        .await;
+    assert!(matches!(e, Err(LedgerError::Invalid { .. })), "{e:?}");
+    // the student's own package, and no package: fine
+    let r = admin
+        .post(
+            "/api/v1/students/s1/adjustments",
+            json!({"package_id": "p-s1", "units": 100, "key": "k-3", "note": "make-up"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(sv.store.entries(None).await.unwrap().len(), before + 1);
+}
+
+/// Item 5: an admin limited to campuses stays inside them: no all-campus or other-campus
+/// accounts, no tokens for accounts beyond its campuses, no school-wide audit log or outbox.
+async fn campus_limited_admin_stays_in_its_campuses(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    add_staff(&sv.store, "admin_north", Role::Admin, &["north"]).await;
+    let a = Client::login(&sv.addr, "admin_north").await;
+    for campuses in [
+        None,
+        Some(json!(["*"])),
+        Some(json!(["south"])),
+        Some(json!(["north", "south"])),
+    ] {
+        let mut body = json!({"username": "x1", "role": "admin", "password": PASSWORD});
+        if let Some(c) = campuses.clone() {
+            body["campuses"] = c;
+        }
+        let r = a.post("/api/v1/staff", body).await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (403, "forbidden_campus"),
+            "{campuses:?}: {}",
+            r.text()
+        );
+    }
+    assert!(sv.store.staff("x1").await.unwrap().is_none());
+    let r = a
+        .post(
+            "/api/v1/staff",
+            json!({"username": "x2", "role": "teacher", "password": PASSWORD, "campuses": ["north"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    // tokens: only for accounts inside its campuses
+    for user in ["admin", "desk_south", "manager"] {
+        let r = a
+            .post(
+                "/api/v1/tokens",
+                json!({"username": user, "name": "mine now"}),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (403, "forbidden_campus"),
+            "{user}: {}",
+            r.text()
+        );
+    }
+    let r = a
+        .post(
+            "/api/v1/tokens",
+            json!({"username": "viewer_north", "name": "tv"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    // the staff list shows the accounts inside its campuses only
+    let r = a.get("/api/v1/staff").await;
+    assert_eq!(r.status, 200);
+    let names: Vec<String> = r.json()["staff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["username"].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.contains(&"viewer_north".to_string()), "{names:?}");
+    assert!(!names.contains(&"admin".to_string()) && !names.contains(&"desk_south".to_string()));
+    // an all-campus admin's token cannot be revoked by it
+    let admin = Client::login(&sv.addr, "admin").await;
+    let t = admin
+        .post(
+            "/api/v1/tokens",
+            json!({"username": "manager", "name": "erp"}),
+        )
+        .await;
+    let id = t.json()["id"].as_str().unwrap().to_string();
+    let r = a
+        .send("DELETE", &format!("/api/v1/tokens/{id}"), json!({}))
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (403, "forbidden_campus"),
+        "{}",
+        r.text()
+    );
+    // the audit log and the outbox (guardians' addresses) are school-wide
+    for path in ["/api/v1/audit", "/api/v1/notifications"] {
+        let r = a.get(path).await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (403, "forbidden_campus"),
+            "{path}: {}",
+            r.text()
+        );
+        assert_eq!(admin.get(path).await.status, 200, "{path}");
+    }
+}
+
+/// Item 6: a consent withdrawal through `/consents` erases, so it is an admin's, like
+/// `/erase`; `given_by` must be a registered guardian of the student.
+async fn consent_withdrawal_needs_an_admin_and_a_guardian(db: Db) {
+    let ops = Arc::new(RecordingOps::default());
+    let sv = server_with(db, 1 << 20, |_| {}, ops.clone()).await;
+    let admin = Client::login(&sv.addr, "admin").await;
+    let r = admin
+        .post(
+            "/api/v1/students/s1/guardians",
+            json!({"id": "s1-mum", "name": "Mum"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let withdraw = |by: &str| json!({"kind": "face_recognition", "granted": false, "given_by": by});
+    for role in ["front_desk", "manager"] {
+        let c = Client::login(&sv.addr, role).await;
+        let r = c
+            .post("/api/v1/students/s1/consents", withdraw("s1-mum"))
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (403, "forbidden_role"),
+            "{role}: {}",
+            r.text()
+        );
+    }
+    assert!(ops.calls().is_empty(), "{:?}", ops.calls());
+    for by in ["", "nobody", "s2"] {
+        let r = admin
+            .post("/api/v1/students/s1/consents", withdraw(by))
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (422, "invalid"),
+            "{by:?}: {}",
+            r.text()
+        );
+    }
+    assert!(ops.calls().is_empty(), "{:?}", ops.calls());
+    let r = admin
+        .post("/api/v1/students/s1/consents", withdraw("s1-mum"))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(ops.calls(), vec!["withdraw s1 by s1-mum".to_string()]);
+    // a front desk still records grants (the guardian checked as before)
+    let desk = Client::login(&sv.addr, "front_desk").await;
+    let r = desk
+        .post(
+            "/api/v1/students/s1/consents",
+            json!({"kind": "face_recognition", "granted": true, "given_by": "s1-mum", "document_ref": "F-1"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
+/// Face work that records what it was asked and answers like the real pipeline.
+#[derive(Default)]
+struct RecordingOps {
+    calls: std::sync::Mutex<Vec<String>>,
+}
+
+impl RecordingOps {
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+    fn record(&self, s: String) {
+        self.calls.lock().unwrap().push(s);
+    }
+}
+
+impl rollcall_api::Ops for RecordingOps {
+    fn enroll_photo<'a>(
+        &'a self,
+        student: &'a str,
+        _image: Vec<u8>,
+    ) -> rollcall_api::BoxFut<'a, Result<Value, rollcall_api::error::ApiError>> {
+        self.record(format!("enroll {student}"));
+        // the verdict of a photo that matches s2 (another campus) above the accept threshold
+        Box::pin(async move {
+            Ok(json!({
+                "student": student,
+                "enrolled": [],
+                "rejected": [{"photo": "upload", "code": "possible_duplicate",
+                              "message": "possible duplicate enrollment of s1 (similarity 0.91 >= 0.40)"}],
+                "duplicates": [{"photo": "upload", "other_student": "s1", "similarity": 0.91, "refused": true}],
+                "dropped_templates": [],
+                "templates": 0,
+            }))
+        })
+    }
+    fn erase<'a>(
+        &'a self,
+        student: &'a str,
+    ) -> rollcall_api::BoxFut<'a, Result<Value, rollcall_api::error::ApiError>> {
+        self.record(format!("erase {student}"));
+        Box::pin(async move { Ok(json!({"student": student, "complete": true})) })
+    }
+    fn withdraw_consent<'a>(
+        &'a self,
+        student: &'a str,
+        by: &'a str,
+        _document_ref: Option<String>,
+    ) -> rollcall_api::BoxFut<'a, Result<Value, rollcall_api::error::ApiError>> {
+        self.record(format!("withdraw {student} by {by}"));
+        Box::pin(async move { Ok(json!({"student": student, "complete": true})) })
+    }
+}
+
+/// Item 9: the duplicate check tells a campus-limited account only "possible duplicate",
+/// never the other child's id or score; an all-campus account sees them.
+async fn duplicate_verdict_names_nobody_to_a_campus_account(db: Db) {
+    let sv = server_with(db, 1 << 20, |_| {}, Arc::new(RecordingOps::default())).await;
+    let mut png = Vec::new();
+    image::DynamicImage::new_rgb8(64, 64)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let upload = |c: Client| {
+        let png = png.clone();
+        async move {
+            http(
+                &c.addr,
+                "POST",
+                "/api/v1/students/s2/photos",
+                &[
+                    ("cookie", &c.cookie),
+                    ("x-csrf-token", &c.csrf),
+                    ("content-type", "image/png"),
+                ],
+                &png,
+            )
+            .await
+        }
+    };
+    let r = upload(Client::login(&sv.addr, "desk_south").await).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = &r.json()["verdict"];
+    assert!(
+        !r.text().contains("s1") && !r.text().contains("0.91"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(v["duplicates"][0]["refused"], true, "{v}");
+    assert_eq!(v["rejected"][0]["code"], "possible_duplicate", "{v}");
+    assert_eq!(v["rejected"][0]["message"], "possible duplicate", "{v}");
+    assert_eq!(v["rejected"][0]["message_zh"], "可能重复录入", "{v}");
+    let r = upload(Client::login(&sv.addr, "front_desk").await).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["verdict"]["duplicates"][0]["other_student"], "s1");
+}
+
+/// Item 10: the staff app's login form carries a token of its own page (login CSRF).
+async fn login_form_needs_its_own_token(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    let a = &sv.addr;
+    let body = format!("username=admin&password={}", PASSWORD.replace(' ', "+"));
+    // posted from another site: no token, or a token without its cookie
+    for (extra, cookie) in [
+        ("", None),
+        ("&_csrf=abc", None),
+        ("&_csrf=abc", Some("rollcall_login_csrf=def")),
+    ] {
+        let mut h = vec![("content-type", "application/x-www-form-urlencoded")];
+        if let Some(c) = cookie {
+            h.push(("cookie", c));
+        }
+        let r = http(
+            a,
+            "POST",
+            "/app/login",
+            &h,
+            format!("{body}{extra}").as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 403, "{extra} {cookie:?}: {}", r.text());
+        assert!(session_cookie(&r).is_none());
+        assert!(r.text().contains("id=csrf"), "{}", r.text());
+    }
+    // from its own page: in
+    let r = app_login(a, body.as_bytes()).await;
+    assert_eq!(
+        (r.status, r.header("location")),
+        (303, Some("/app")),
+        "{}",
+        r.text()
+    );
+    assert!(session_cookie(&r).is_some());
+    // the page itself is not cached, and Chinese as well
+    let r = http(a, "GET", "/app/login?lang=zh", &[], b"").await;
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+}
+
+/// Item 10: a child's face is never kept by a browser or proxy cache.
+async fn face_crops_are_never_cached(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    put_crop(&sv, "s1", b"north child");
+    let r = Client::login(&sv.addr, "viewer_north")
+        .await
+        .get("/api/v1/students/s1/photo")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+}
+
+/// Item 10: a reversal checks the lesson's campus, not only the student's.
+async fn reversal_checks_the_lessons_campus(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    add_staff(&sv.store, "manager_north", Role::Manager, &["north"]).await;
+    // s1 (north) also takes art at the south campus, and was checked in there
+    sv.store
+        .enroll("art", "s1", Utc::now() - Duration::days(1))
+        .await
+        .unwrap();
+    let mut ci = CheckIn::new(
+        "s1",
+        Utc::now(),
+        rollcall_domain::ledger::AttendanceSource::Face,
+    );
+    ci.camera_id = Some("cam-s".into());
+    let r = sv.store.check_in(&ci).await.unwrap();
+    let entries = sv.store.entries(Some("s1")).await.unwrap().len();
+    let m = Client::login(&sv.addr, "manager_north").await;
+    let r2 = m
+        .post(
+            "/api/v1/students/s1/reversals",
+            json!({"lesson_id": "art-now", "note": "not here"}),
+        )
+        .await;
+    assert_eq!(
+        (r2.status, r2.code().as_str()),
+        (403, "forbidden_campus"),
+        "{r:?} {}",
+        r2.text()
+    );
+    assert_eq!(sv.store.entries(Some("s1")).await.unwrap().len(), entries);
+    // the south campus's manager may
+    add_staff(&sv.store, "manager_south", Role::Manager, &["south"]).await;
+    let r3 = Client::login(&sv.addr, "manager_south")
+        .await
+        .post(
+            "/api/v1/students/s1/reversals",
+            json!({"lesson_id": "art-now", "note": "not here"}),
+        )
+        .await;
+    assert_eq!(r3.status, 200, "{}", r3.text());
+}
+
+/// Item 10: a review item at one's own campus does not name another campus's children.
+async fn review_candidates_of_other_campuses_are_hidden(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    let id = review_item(&sv.store, "kn", "north", &[("s2", 0.62), ("s1", 0.55)]).await;
+    let c = Client::login(&sv.addr, "viewer_north").await;
+    for path in ["/api/v1/review".to_string(), format!("/api/v1/review/{id}")] {
+        let r = c.get(&path).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(!r.text().contains("\"s2\""), "{path}: {}", r.text());
+        assert!(r.text().contains("\"s1\""), "{path}: {}", r.text());
+    }
+    let page = c.get("/app/review").await.text();
+    assert!(!page.contains("s2"), "{page}");
+    // an all-campus account sees both
+    let r = Client::login(&sv.addr, "viewer")
+        .await
+        .get(&format!("/api/v1/review/{id}"))
+        .await;
+    assert!(r.text().contains("\"s2\"") && r.text().contains("\"s1\""));
+}
+
+/// Item 7: a login checks exactly one password hash, known account or not, right password
+/// or not (the time of an answer does not tell whether a username exists).
+async fn login_checks_one_password_hash_whoever_asks(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    let a = &sv.addr;
+    for (u, p, status) in [
+        ("teacher", "wrong password", 401),
+        ("nobody", "wrong password", 401),
+        ("manager", PASSWORD, 200),
+        ("nobody2", PASSWORD, 401),
+    ] {
+        let before = sv.state.password_checks();
+        let r = login_as(a, u, p).await;
+        assert_eq!(r.status, status, "{u}: {}", r.text());
+        assert_eq!(sv.state.password_checks() - before, 1, "{u} / {p}");
+    }
+}
+
+/// A login from `client` behind the test's trusted proxy (127.0.0.1).
+async fn login_from(a: &str, client: &str, user: &str, password: &str) -> Resp {
+    http(
+        a,
+        "POST",
+        "/api/v1/auth/login",
+        &[
+            ("content-type", "application/json"),
+            ("x-forwarded-for", &format!("203.0.113.9, {client}")),
+        ],
+        json!({"username": user, "password": password})
+            .to_string()
+            .as_bytes(),
+    )
+    .await
+}
+
+/// Item 7: failed logins earn delays that grow, per account and address, instead of a
+/// lockout: someone guessing the admin's password from one address cannot keep the admin
+/// (at another address) out; the client address comes from a trusted proxy's header.
+async fn login_delays_grow_and_never_lock_the_owner_out(db: Db) {
+    let sv = server_with(
+        db,
+        1 << 20,
+        |c| c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()],
+        Arc::new(NoOps),
+    )
+    .await;
+    let a = &sv.addr;
+    // the attacker at 198.51.100.7: three free failures, then a wait that grows
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(login_from(a, "198.51.100.7", "admin", "guess").await.status);
+    }
+    assert_eq!(&statuses[..3], &[401, 401, 401], "{statuses:?}");
+    assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
+    let r = login_from(a, "198.51.100.7", "admin", PASSWORD).await;
+    assert_eq!(
+        (r.status, r.header("retry-after")),
+        (429, Some("1")),
+        "{}",
+        r.text()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        login_from(a, "198.51.100.7", "admin", "guess").await.status,
+        401
+    );
+    let r = login_from(a, "198.51.100.7", "admin", "guess").await;
+    assert_eq!(
+        (r.status, r.header("retry-after")),
+        (429, Some("2")),
+        "{}",
+        r.text()
+    );
+    // the admin, at the office's address, logs in at once
+    let r = login_from(a, "192.0.2.10", "admin", PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // the audit trail names the client, not the proxy
+    let rows = sv.store.audit_rows(5).await.unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r.actor_ip.as_deref() == Some("192.0.2.10")),
+        "{rows:?}"
+    );
+    // an untrusted peer's header is ignored: this server trusts nobody
+    let sv2 = server(db, 1 << 20).await;
+    for i in 0..4 {
+        let r = login_from(&sv2.addr, &format!("198.51.100.{i}"), "admin", "guess").await;
+        assert_eq!(r.status, if i < 3 { 401 } else { 429 }, "{i}: {}", r.text());
+    }
 }

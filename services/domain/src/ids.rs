@@ -13,6 +13,10 @@ pub enum IdError {
     TooLong,
     #[error("identifier contains a control character or whitespace: {0:?}")]
     BadChar(String),
+    /// A path separator (`/`, `\\`) or a whole `.`/`..`: ids name files and directories
+    /// (a student's enrollment crops), so none may step out of its own directory.
+    #[error("identifier contains a path separator or is a dot segment: {0:?}")]
+    PathLike(String),
 }
 
 macro_rules! string_id {
@@ -59,7 +63,39 @@ fn validate_id(s: &str) -> Result<(), IdError> {
     if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(IdError::BadChar(s.to_string()));
     }
+    if s.contains(['/', '\\']) || s == "." || s == ".." {
+        return Err(IdError::PathLike(s.to_string()));
+    }
     Ok(())
+}
+
+/// An identifier as one path component: ASCII letters, digits, `-` and `_` kept, every other
+/// byte written `%XX`, so the result never holds a separator and is never `.` or `..`. Every
+/// file or directory named after an id (a student's enrollment crops, a subject-access
+/// export) is built through this one function, also for ids stored before ids were checked
+/// for separators.
+pub fn path_component(id: &str) -> String {
+    let mut s = String::with_capacity(id.len());
+    for b in id.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("%{b:02X}"));
+        }
+    }
+    s
+}
+
+/// The directory holding a student's enrollment crops: `<crops>/<school>/<student>`, both
+/// through [`path_component`]. (A path is only built here, nothing is read.)
+pub fn student_crops_dir(
+    crops: &std::path::Path,
+    tenant: &str,
+    student: &str,
+) -> std::path::PathBuf {
+    crops
+        .join(path_component(tenant))
+        .join(path_component(student))
 }
 
 string_id!(
@@ -89,6 +125,17 @@ mod tests {
         assert_eq!(StudentId::new(""), Err(IdError::Empty));
         assert!(matches!(StudentId::new("a b"), Err(IdError::BadChar(_))));
         assert_eq!(StudentId::new("x".repeat(129)), Err(IdError::TooLong));
+        // ids name directories: no separators, no dot segments (dots inside are fine)
+        for bad in ["./S-017", "../review", "a/b", "a\\b", ".", ".."] {
+            assert!(
+                matches!(StudentId::new(bad), Err(IdError::PathLike(_))),
+                "{bad}"
+            );
+        }
+        assert!(StudentId::new("S.017").is_ok());
+        assert!(StudentId::new("...").is_ok());
+        assert_eq!(path_component("../x"), "%2E%2E%2Fx");
+        assert_eq!(path_component("."), "%2E");
         let id: CampusId = "north".parse().unwrap();
         assert_eq!(id.to_string(), "north");
     }

@@ -153,24 +153,13 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EnrollError + '_ {
     }
 }
 
-/// A file-system-safe name for an identifier (ids are printable but may contain `/` or `..`).
-pub fn path_component(id: &str) -> String {
-    let mut s = String::with_capacity(id.len());
-    for b in id.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-            s.push(b as char);
-        } else {
-            s.push_str(&format!("%{b:02X}"));
-        }
-    }
-    s
-}
+/// A file-system-safe name for an identifier: the one escaping helper (in the domain crate, so
+/// that the API builds the same paths without depending on this crate).
+pub use rollcall_domain::ids::path_component;
 
 /// Directory holding a student's crops.
 pub fn student_crops_dir(crops: &Path, tenant: &TenantId, student: &StudentId) -> PathBuf {
-    crops
-        .join(path_component(tenant.as_str()))
-        .join(path_component(student.as_str()))
+    rollcall_domain::ids::student_crops_dir(crops, tenant.as_str(), student.as_str())
 }
 
 /// The single passing face of a photo, or the reason it cannot be enrolled.
