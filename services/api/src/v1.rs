@@ -217,7 +217,7 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "/api/v1/students/{id}/export",
         "students",
         Some(roles::ADMIN),
-        "subject-access export: everything held about the student (JSON + enrollment photos under the data directory)",
+        "subject-access export: everything held about the student, as a download (JSON: the record and the enrollment photos, base64); nothing is kept on the server",
         post(export_subject),
     )
     .add(
@@ -460,10 +460,26 @@ async fn export_subject(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     student_in_scope(&st, &staff, &id).await?;
-    let report = run(&staff, st.ops.export(&id)).await?;
-    Ok(Json(json!({"export": report})))
+    let bundle = run(&staff, st.ops.export(&id)).await?;
+    let body = serde_json::to_vec(&json!({ "export": bundle }))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"{}-export.json\"",
+                    rollcall_domain::ids::path_component(&id)
+                ),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -521,6 +537,16 @@ pub(crate) struct Login {
     pub password: String,
 }
 
+/// "12 second(s)" / "3 minute(s)" (`zh`: "12 秒" / "3 分钟").
+pub(crate) fn wait_words(secs: u64, zh: bool) -> String {
+    match (secs < 60, zh) {
+        (true, false) => format!("{secs} second(s)"),
+        (true, true) => format!("{secs} 秒"),
+        (false, false) => format!("{} minute(s)", secs.div_ceil(60)),
+        (false, true) => format!("{} 分钟", secs.div_ceil(60)),
+    }
+}
+
 /// Checks credentials and opens a session; returns (cookie header, csrf, account). Failed
 /// attempts are throttled per username and per address (`ApiConfig::login_limits`): over the
 /// limit the answer is 429 `too_many_attempts` with `Retry-After`, without checking the
@@ -542,25 +568,25 @@ pub(crate) async fn open_session(
             return Err(ApiError::too_many(
                 "too_many_attempts",
                 format!(
-                    "too many failed logins for this account or from this address; try again in {} minute(s)",
-                    wait.div_ceil(60)
+                    "too many failed logins for this account or from this address; try again in {}",
+                    wait_words(wait, false)
                 ),
                 wait,
             ));
         }
     };
     let acc = st.store.staff(&l.username).await?;
-    let check = |pw: &str, phc: &str| {
-        st.cache
-            .password_checks
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        auth::verify_password(pw, phc)
-    };
+    // exactly one argon2 check whoever asks (unknown accounts against a dummy hash), off the
+    // async threads: the answer's time does not tell whether the username exists
+    let ok = auth::check_password(
+        st,
+        &l.password,
+        acc.as_ref().map(|a| a.password_hash.clone()),
+    )
+    .await;
     let acc = match acc {
-        Some(a) if !a.disabled && check(&l.password, &a.password_hash) => a,
+        Some(a) if ok && !a.disabled => a,
         _ => {
-            // same answer for unknown users and wrong passwords; hash anyway to even timing
-            let _ = check(&l.password, DUMMY_HASH);
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "bad_credentials",
@@ -599,9 +625,6 @@ pub(crate) async fn open_session(
     );
     Ok((cookie, csrf, acc))
 }
-
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$q7tB2X7dD3M1dWm5bq0mQ3n0p6JmS0rW9v3nKJ1yq3Y";
 
 async fn login(
     State(st): State<AppState>,
@@ -717,7 +740,7 @@ async fn create_staff(
     Extension(staff): Extension<Staff>,
     JsonBody(c): JsonBody<CreateStaff>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let hash = auth::hash_password(&c.password)?;
+    let hash = auth::hash_password_gated(&st, &c.password).await?;
     let campuses = match c.campuses {
         None => CampusScope::All,
         Some(v) if v.iter().any(|c| c == "*") => CampusScope::All,

@@ -447,12 +447,12 @@ async fn login_form(
             let wait = e.retry_after.unwrap_or(60);
             let msg = match lang {
                 Lang::En => format!(
-                    "Too many failed logins for this account or from this device. Try again in {} minute(s).",
-                    wait.div_ceil(60)
+                    "Too many failed logins for this account or from this device. Try again in {}.",
+                    v1::wait_words(wait, false)
                 ),
                 Lang::Zh => format!(
-                    "该账号或本设备登录失败次数过多，请 {} 分钟后再试。",
-                    wait.div_ceil(60)
+                    "该账号或本设备登录失败次数过多，请 {}后再试。",
+                    v1::wait_words(wait, true)
                 ),
             };
             let mut r = login_response(

@@ -396,6 +396,7 @@ both!(
     review_candidates_of_other_campuses_are_hidden,
     login_checks_one_password_hash_whoever_asks,
     login_delays_grow_and_never_lock_the_owner_out,
+    subject_access_export_is_a_download_not_a_file,
 );
 
 async fn review_item(s: &Store, key: &str, campus: &str, cands: &[(&str, f32)]) -> i64 {
@@ -1691,18 +1692,19 @@ async fn api_tokens_listed_without_secrets_and_revoked_at_once(db: Db) {
 async fn failed_logins_are_throttled_per_username_and_address(db: Db) {
     let sv = server(db, 1 << 20).await;
     let a = &sv.addr;
-    // the default limits: 5 failures per username, 20 per address, in 15 minutes
-    // four failures, then the right password: in, and the username's count starts again
-    for _ in 0..4 {
+    // the defaults: 3 free failures per username and address, 20 per address, then waits
+    // from 1 s that double with each failure
+    // two failures, then the right password: in, and the username's count starts again
+    for _ in 0..2 {
         let r = login_as(a, "teacher", "wrong password").await;
         assert_eq!((r.status, r.code().as_str()), (401, "bad_credentials"));
     }
     assert_eq!(login_as(a, "teacher", PASSWORD).await.status, 200);
-    for _ in 0..5 {
+    for _ in 0..3 {
         let r = login_as(a, "teacher", "wrong password").await;
         assert_eq!((r.status, r.code().as_str()), (401, "bad_credentials"));
     }
-    // the sixth attempt is refused without a password check, even with the right password
+    // the next attempt waits, without a password check, even with the right password
     let mark = last_audit_seq(&sv.store).await;
     let r = login_as(a, "teacher", PASSWORD).await;
     assert_eq!(
@@ -1716,12 +1718,12 @@ async fn failed_logins_are_throttled_per_username_and_address(db: Db) {
         .expect("Retry-After")
         .parse()
         .unwrap();
-    assert!((800..=900).contains(&wait), "{wait}");
+    assert_eq!(wait, 1);
     assert!(
         r.json()["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("try again in 15 minute"),
+            .contains("try again in 1 second(s)"),
         "{}",
         r.text()
     );
@@ -1740,19 +1742,28 @@ async fn failed_logins_are_throttled_per_username_and_address(db: Db) {
     assert_eq!(r.status, 429, "{}", r.text());
     assert!(r.header("retry-after").is_some());
     assert!(r.text().contains("id=throttled"), "{}", r.text());
-    assert!(r.text().contains("Try again in 15 minute"), "{}", r.text());
+    assert!(
+        r.text().contains("Try again in 1 second(s)"),
+        "{}",
+        r.text()
+    );
     assert!(session_cookie(&r).is_none());
+    // after the wait: one more try (wrong), and the next wait is twice as long
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(login_as(a, "teacher", "wrong password").await.status, 401);
+    let r = login_as(a, "teacher", PASSWORD).await;
+    assert_eq!((r.status, r.header("retry-after")), (429, Some("2")));
     // failures through the form count as well
-    for _ in 0..5 {
+    for _ in 0..3 {
         let r = form("viewer", "wrong password").await;
         assert_eq!(r.header("location"), Some("/app/login?error=1"));
     }
     let r = form("viewer", PASSWORD).await;
     assert_eq!(r.status, 429, "{}", r.text());
     assert_eq!(login_as(a, "viewer", PASSWORD).await.status, 429);
-    // per address: 4 + 5 + 5 failures so far from 127.0.0.1; six more on other names reach 20,
-    // then nobody logs in from here, whatever the name
-    for i in 0..6 {
+    // per address: 2 + 3 + 1 + 3 failures so far from 127.0.0.1; eleven more on other names
+    // reach 20, then everybody from here waits, whatever the name
+    for i in 0..11 {
         let r = login_as(a, &format!("nobody{i}"), "x").await;
         assert_eq!(r.status, 401, "{}", r.text());
     }
@@ -2920,6 +2931,18 @@ impl rollcall_api::Ops for RecordingOps {
             }))
         })
     }
+    fn export<'a>(
+        &'a self,
+        student: &'a str,
+    ) -> rollcall_api::BoxFut<'a, Result<Value, rollcall_api::error::ApiError>> {
+        self.record(format!("export {student}"));
+        Box::pin(async move {
+            Ok(
+                json!({"student": student, "record": {"profile": {"id": student}},
+                      "photos": [{"name": "t1.jpg", "jpeg_base64": "bm9ydGggY2hpbGQ="}]}),
+            )
+        })
+    }
     fn erase<'a>(
         &'a self,
         student: &'a str,
@@ -3186,4 +3209,23 @@ async fn login_delays_grow_and_never_lock_the_owner_out(db: Db) {
         let r = login_from(&sv2.addr, &format!("198.51.100.{i}"), "admin", "guess").await;
         assert_eq!(r.status, if i < 3 { 401 } else { 429 }, "{i}: {}", r.text());
     }
+}
+
+/// Item 4: the subject-access export is handed to the admin as a download (never cached),
+/// not left under the data directory.
+async fn subject_access_export_is_a_download_not_a_file(db: Db) {
+    let ops = Arc::new(RecordingOps::default());
+    let sv = server_with(db, 1 << 20, |_| {}, ops.clone()).await;
+    let admin = Client::login(&sv.addr, "admin").await;
+    let r = admin.post("/api/v1/students/s1/export", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("content-disposition"),
+        Some("attachment; filename=\"s1-export.json\"")
+    );
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(r.json()["export"]["record"]["profile"]["id"], "s1");
+    assert_eq!(r.json()["export"]["photos"][0]["name"], "t1.jpg");
+    assert_eq!(ops.calls(), vec!["export s1".to_string()]);
+    assert!(!sv._dir.path().join("exports").exists());
 }
