@@ -397,6 +397,7 @@ both!(
     login_checks_one_password_hash_whoever_asks,
     login_delays_grow_and_never_lock_the_owner_out,
     subject_access_export_is_a_download_not_a_file,
+    route_role_campus_school_matrix_allows_nothing_unexpected,
 );
 
 async fn review_item(s: &Store, key: &str, campus: &str, cands: &[(&str, f32)]) -> i64 {
@@ -3228,4 +3229,260 @@ async fn subject_access_export_is_a_download_not_a_file(db: Db) {
     assert_eq!(r.json()["export"]["photos"][0]["name"], "t1.jpg");
     assert_eq!(ops.calls(), vec!["export s1".to_string()]);
     assert!(!sv._dir.path().join("exports").exists());
+}
+
+/// The objects a route's path parameters name, for one side of the matrix.
+struct Side {
+    student: &'static str,
+    package: &'static str,
+    class: &'static str,
+    lesson: &'static str,
+    review: i64,
+    alert: i64,
+}
+
+fn fill(path: &str, s: &Side) -> String {
+    path.replace("{package}", s.package)
+        .replace("/students/{id}", &format!("/students/{}", s.student))
+        .replace("/classes/{id}", &format!("/classes/{}", s.class))
+        .replace(
+            "/lessons/{id}/attendance/{student}",
+            &format!("/lessons/{}/attendance/{}", s.lesson, s.student),
+        )
+        .replace("/lessons/{id}", &format!("/lessons/{}", s.lesson))
+        .replace("/review/{id}", &format!("/review/{}", s.review))
+        .replace("/alerts/{id}", &format!("/alerts/{}", s.alert))
+        .replace("/tokens/{id}", "/tokens/none")
+        .replace("{kind}", "students")
+}
+
+/// A body that passes validation, so the request reaches the campus and school checks.
+fn body_for(method: &str, path: &str, s: &Side) -> Value {
+    let later = (Utc::now() + Duration::days(30)).to_rfc3339();
+    match (method, path) {
+        (_, p) if p.ends_with("/guardians") => json!({"id": "g-matrix", "name": "G"}),
+        (_, p) if p.ends_with("/consents") => {
+            json!({"kind": "face_recognition", "granted": true, "given_by": format!("{}-g", s.student), "document_ref": "F-1"})
+        }
+        (_, p) if p.ends_with("/packages") => {
+            json!({"id": "p-matrix", "lessons": 1, "unit_price_cents": 100, "expires_at": later})
+        }
+        (_, p) if p.ends_with("/adjustments") => {
+            json!({"package_id": s.package, "units": 100, "key": "k-matrix", "note": "matrix"})
+        }
+        (_, p) if p.ends_with("/reversals") => json!({"lesson_id": s.lesson, "note": "matrix"}),
+        (_, p) if p.ends_with("/consent/withdraw") => json!({"by": format!("{}-g", s.student)}),
+        (_, p) if p.ends_with("/enrollments") => json!({"student_id": s.student}),
+        (_, p) if p.ends_with("/decision") => json!({"decision": "reject"}),
+        ("PUT", _) => json!({"status": "present"}),
+        _ => json!({}),
+    }
+}
+
+/// Sends what the route takes: a PNG to `/photos`, a form (with the session's token) to the
+/// staff app's forms, else the JSON body.
+async fn send_matrix(c: &Client, method: &str, route: &str, path: &str, side: &Side) -> Resp {
+    let (ct, body): (&str, Vec<u8>) = if route.ends_with("/photos") {
+        let mut png = Vec::new();
+        image::DynamicImage::new_rgb8(64, 64)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        ("image/png", png)
+    } else if route.starts_with("/app/") && method == "POST" {
+        let f = if route.starts_with("/app/alerts") {
+            "action=acknowledge"
+        } else {
+            "decision=reject"
+        };
+        (
+            "application/x-www-form-urlencoded",
+            format!("_csrf={}&{f}", c.csrf).into_bytes(),
+        )
+    } else {
+        (
+            "application/json",
+            body_for(method, route, side).to_string().into_bytes(),
+        )
+    };
+    http(
+        &c.addr,
+        method,
+        path,
+        &[
+            ("cookie", &c.cookie),
+            ("x-csrf-token", &c.csrf),
+            ("content-type", ct),
+        ],
+        &body,
+    )
+    .await
+}
+
+/// Issue 19: every route with a path parameter × every role × own campus / another campus /
+/// another school. An account limited to the north campus reaches north's objects (when its
+/// role may) and is refused (403/404) on south's; every account is refused (404/403) on
+/// another school's objects, even under the same campus name. 0 unexpected allows.
+async fn route_role_campus_school_matrix_allows_nothing_unexpected(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    let s = &sv.store;
+    // another school in the same database, with a campus of the same name and the same ids
+    let beta = s
+        .create_school("beta", "Beta", 0, &SchoolPolicy::default())
+        .await
+        .unwrap();
+    beta.create_campus("north", "North").await.unwrap();
+    beta.create_camera("cam-bn", "north", "front")
+        .await
+        .unwrap();
+    beta.create_class(&NewClass {
+        id: "bmath".into(),
+        course: "bmath".into(),
+        name: "b".into(),
+        campus_id: "north".into(),
+        teacher: "t".into(),
+        policy: ClassPolicy::default(),
+    })
+    .await
+    .unwrap();
+    beta.add_lesson(&NewLesson {
+        id: "bmath-now".into(),
+        class_id: "bmath".into(),
+        room_id: None,
+        teacher: None,
+        start: Utc::now() - Duration::minutes(5),
+        end: Utc::now() + Duration::minutes(55),
+    })
+    .await
+    .unwrap();
+    beta.create_student(&NewStudent {
+        id: "b1".into(),
+        name: "B".into(),
+        home_campus_id: Some("north".into()),
+    })
+    .await
+    .unwrap();
+    beta.purchase(&NewPackage {
+        id: "p-b1".into(),
+        student_id: "b1".into(),
+        campus_id: None,
+        lessons: 10,
+        unit_price_cents: 1000,
+        price_paid_cents: None,
+        bought_at: Utc::now() - Duration::days(1),
+        expires_at: Utc::now() + Duration::days(100),
+    })
+    .await
+    .unwrap();
+    let beta_review = review_item(&beta, "kb", "north", &[("b1", 0.6)]).await;
+    beta.raise_camera_alert("cam-bn", "camera:cam-bn:1", "offline", Utc::now())
+        .await
+        .unwrap();
+    let beta_alert = beta.alerts(None).await.unwrap()[0].id;
+    for st in ["s1", "s2"] {
+        s.add_guardian(&NewGuardian {
+            id: format!("{st}-g"),
+            student_id: st.into(),
+            name: "G".into(),
+            phone: None,
+            email: None,
+            language: "en".into(),
+            notify_prefs: String::new(),
+        })
+        .await
+        .unwrap();
+    }
+    let north_review = review_item(s, "kn", "north", &[("s1", 0.6)]).await;
+    let south_review = review_item(s, "ks", "south", &[("s2", 0.6)]).await;
+    s.raise_camera_alert("cam-n", "camera:cam-n:1", "offline", Utc::now())
+        .await
+        .unwrap();
+    s.raise_camera_alert("cam-s", "camera:cam-s:1", "offline", Utc::now())
+        .await
+        .unwrap();
+    let alerts = s.alerts(None).await.unwrap();
+    let alert_of = |cam: &str| {
+        alerts
+            .iter()
+            .find(|a| a.message.starts_with(&format!("camera {cam}:")))
+            .unwrap()
+            .id
+    };
+    let own = Side {
+        student: "s1",
+        package: "p-s1",
+        class: "math",
+        lesson: "math-now",
+        review: north_review,
+        alert: alert_of("cam-n"),
+    };
+    let other_campus = Side {
+        student: "s2",
+        package: "p-s2",
+        class: "art",
+        lesson: "art-now",
+        review: south_review,
+        alert: alert_of("cam-s"),
+    };
+    let other_school = Side {
+        student: "b1",
+        package: "p-b1",
+        class: "bmath",
+        lesson: "bmath-now",
+        review: beta_review,
+        alert: beta_alert,
+    };
+    let routes = rollcall_api::documented_routes(sv.state.clone());
+    let mut unexpected = Vec::new();
+    let mut checked = 0;
+    for role in Role::ALL {
+        let limited = format!("{}_n", role.as_str());
+        add_staff(s, &limited, *role, &["north"]).await;
+        let lc = Client::login(&sv.addr, &limited).await;
+        let ac = Client::login(&sv.addr, role.as_str()).await;
+        for r in &routes {
+            let Some(allowed) = r.roles else { continue };
+            if !r.path.contains('{') || r.path.contains("{kind}") || r.path.contains("/tokens/") {
+                continue; // lists are filtered (campus_scoping_…); import needs every campus
+            }
+            let may = allowed.contains(role);
+            let web = r.path.starts_with("/app");
+            // another campus, as the campus-limited account; another school, as both
+            for (who, c, side) in [
+                ("north-limited", &lc, &other_campus),
+                ("north-limited", &lc, &other_school),
+                ("all-campus", &ac, &other_school),
+            ] {
+                let path = fill(r.path, side);
+                let resp = send_matrix(c, r.method, r.path, &path, side).await;
+                checked += 1;
+                if !matches!(resp.status, 403 | 404) {
+                    unexpected.push(format!(
+                        "{} {path} as {} {who}: {} {}",
+                        r.method,
+                        role.as_str(),
+                        resp.status,
+                        resp.text().chars().take(160).collect::<String>()
+                    ));
+                }
+            }
+            // its own campus: not refused for the campus when the role may (web forms need
+            // their form token: left to the web tests)
+            if may && !web {
+                let path = fill(r.path, &own);
+                let resp = send_matrix(&lc, r.method, r.path, &path, &own).await;
+                checked += 1;
+                if resp.status == 403 || resp.status == 401 {
+                    unexpected.push(format!(
+                        "{} {path} as {} north-limited (own campus): {} {}",
+                        r.method,
+                        role.as_str(),
+                        resp.status,
+                        resp.text()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(checked > 300, "{checked}");
+    assert!(unexpected.is_empty(), "{}", unexpected.join("\n"));
 }
