@@ -63,6 +63,15 @@ fn validate_id(s: &str) -> Result<(), IdError> {
     if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(IdError::BadChar(s.to_string()));
     }
+    Ok(())
+}
+
+/// The check for an identifier being *created* (a new student, campus, class, …): valid as
+/// above, and no path separator (`/`, `\\`) and not `.` or `..`. Identifiers read back from
+/// storage are only checked as above, so records made before this rule keep working (every
+/// path built from an id goes through [`path_component`] anyway).
+pub fn check_new_id(s: &str) -> Result<(), IdError> {
+    validate_id(s)?;
     if s.contains(['/', '\\']) || s == "." || s == ".." {
         return Err(IdError::PathLike(s.to_string()));
     }
@@ -128,12 +137,15 @@ mod tests {
         // ids name directories: no separators, no dot segments (dots inside are fine)
         for bad in ["./S-017", "../review", "a/b", "a\\b", ".", ".."] {
             assert!(
-                matches!(StudentId::new(bad), Err(IdError::PathLike(_))),
+                matches!(check_new_id(bad), Err(IdError::PathLike(_))),
                 "{bad}"
             );
+            // stored before the rule: still readable
+            assert!(StudentId::new(bad).is_ok(), "{bad}");
         }
-        assert!(StudentId::new("S.017").is_ok());
-        assert!(StudentId::new("...").is_ok());
+        assert!(check_new_id("S.017").is_ok());
+        assert!(check_new_id("...").is_ok());
+        assert!(matches!(check_new_id("a b"), Err(IdError::BadChar(_))));
         assert_eq!(path_component("../x"), "%2E%2E%2Fx");
         assert_eq!(path_component("."), "%2E");
         let id: CampusId = "north".parse().unwrap();

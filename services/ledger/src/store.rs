@@ -615,12 +615,11 @@ pub(crate) async fn audit(
 }
 
 fn check_id(field: &'static str, v: &str) -> Result<()> {
-    rollcall_domain::StudentId::new(v)
-        .map(|_| ())
-        .map_err(|e| LedgerError::Invalid {
-            field,
-            message: e.to_string(),
-        })
+    // a new id: no path separators or dot segments either (ids name directories)
+    rollcall_domain::ids::check_new_id(v).map_err(|e| LedgerError::Invalid {
+        field,
+        message: e.to_string(),
+    })
 }
 
 async fn exists(c: &mut AnyConnection, sql: &str, school: &str, id: &str) -> Result<bool> {
