@@ -265,8 +265,8 @@ async fn recheck_consent(
     let since = again.record().at.max(proof.record().at);
     if let Some(w) = history
         .iter()
-        .filter(|r| r.kind == rollcall_domain::privacy::FACE_CONSENT && !r.granted && r.at >= since)
-        .last()
+        .rev()
+        .find(|r| r.kind == rollcall_domain::privacy::FACE_CONSENT && !r.granted && r.at >= since)
     {
         return Err(ConsentError::Refused {
             tenant: proof.tenant().clone(),
