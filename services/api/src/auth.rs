@@ -122,10 +122,42 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_string())
 }
 
-fn client_ip(req: &Request) -> Option<String> {
-    req.extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
+/// The peer address, or, when the peer is one of `ApiConfig::trusted_proxies`, the client
+/// its `X-Forwarded-For` names: the right-most entry that is not itself a trusted proxy (the
+/// left part of the header is whatever the client sent, so it is not believed).
+pub(crate) fn client_addr(
+    config: &crate::ApiConfig,
+    peer: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+) -> Option<String> {
+    let peer = peer?;
+    if !config.trusted_proxies.contains(&peer) {
+        return Some(peer.to_string());
+    }
+    let mut hops: Vec<std::net::IpAddr> = Vec::new();
+    for v in headers.get_all("x-forwarded-for") {
+        let Ok(v) = v.to_str() else {
+            return Some(peer.to_string());
+        };
+        for h in v.split(',') {
+            match h.trim().parse() {
+                Ok(ip) => hops.push(ip),
+                Err(_) => return Some(peer.to_string()),
+            }
+        }
+    }
+    Some(
+        hops.iter()
+            .rev()
+            .find(|ip| !config.trusted_proxies.contains(ip))
+            .unwrap_or(&peer)
+            .to_string(),
+    )
+}
+
+fn peer_ip(ext: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    ext.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
 /// Who is calling: bearer token first, then the session cookie. `None`: anonymous.
@@ -225,7 +257,7 @@ pub async fn guard(
     mut req: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    let ip = client_ip(&req);
+    let ip = client_addr(&st.config, peer_ip(req.extensions()), req.headers());
     let staff = authenticate(&st, req.headers(), ip)
         .await?
         .ok_or_else(ApiError::unauthenticated)?;
@@ -275,62 +307,151 @@ pub mod roles {
     pub const ADMIN: &[Role] = &[Admin];
 }
 
-/// The peer address when the server runs with connect info (`rollcall serve` does).
+/// The client's address (see [`client_addr`]: the peer, or the client a trusted proxy names)
+/// when the server runs with connect info (`rollcall serve` does).
 pub struct ClientIp(pub Option<String>);
 
-impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+impl axum::extract::FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        _: &S,
+        st: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
-            parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
-        ))
+        Ok(ClientIp(client_addr(
+            &st.config,
+            peer_ip(&parts.extensions),
+            &parts.headers,
+        )))
     }
 }
 
-/// Failed-login counts per username and per address within the window of
-/// [`crate::LoginLimits`] (in memory; see there).
-///
-/// An attempt is counted as a failure *before* the password is checked ([`LoginLimiter::begin`],
-/// one lock for the check and the count), so concurrent guesses cannot all slip under the
-/// limit while the slow argon2 checks run; a successful login then takes its provisional count
-/// back ([`LoginLimiter::succeeded`]) and resets its username.
-#[derive(Default)]
-pub(crate) struct LoginLimiter {
-    failures: std::sync::Mutex<
-        std::collections::HashMap<String, std::collections::VecDeque<std::time::Instant>>,
-    >,
+/// At most this many argon2 computations at once (each takes ~19 MiB and tens of ms of a
+/// core): logins queue here instead of starving the async threads and the memory.
+pub(crate) const ARGON_PARALLEL: usize = 2;
+
+/// The gate of the argon2 computations ([`ARGON_PARALLEL`]).
+pub(crate) struct ArgonGate(tokio::sync::Semaphore);
+
+impl Default for ArgonGate {
+    fn default() -> Self {
+        ArgonGate(tokio::sync::Semaphore::new(ARGON_PARALLEL))
+    }
 }
 
-/// The counter keys of one login attempt and the instant it was counted at.
+/// A hash of a password nobody has, with this build's parameters: what an unknown username's
+/// password is checked against, so that the check costs the same.
+fn dummy_hash() -> &'static str {
+    static H: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    H.get_or_init(|| hash_password("no account has this password").unwrap_or_default())
+}
+
+/// Checks `password` against `phc` (`None`: an unknown account: against [`dummy_hash`]), on
+/// a blocking thread behind the [`ArgonGate`]: exactly one argon2 run per call.
+pub(crate) async fn check_password(st: &AppState, password: &str, phc: Option<String>) -> bool {
+    st.cache
+        .password_checks
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let Ok(_permit) = st.cache.argon.0.acquire().await else {
+        return false;
+    };
+    let pw = password.to_string();
+    tokio::task::spawn_blocking(move || {
+        let phc = phc.unwrap_or_else(|| dummy_hash().to_string());
+        verify_password(&pw, &phc)
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// [`hash_password`] on a blocking thread behind the [`ArgonGate`].
+pub(crate) async fn hash_password_gated(st: &AppState, password: &str) -> Result<String, ApiError> {
+    let _permit = st
+        .cache
+        .argon
+        .0
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    let pw = password.to_string();
+    tokio::task::spawn_blocking(move || hash_password(&pw))
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?
+}
+
+/// Failed-login delays ([`crate::LoginLimits`]; in memory, per process).
+///
+/// Three counters per attempt: the username at this address, the username from everywhere,
+/// and the address. Past a counter's free failures each further failure doubles the wait
+/// before the next attempt on it (from the base delay up to the counter's cap); an attempt
+/// during a wait is answered 429 with `Retry-After` and its password is not checked. There is
+/// no lockout: the username's counter from everywhere is capped low (30 s by default), so a
+/// stranger guessing the admin's password cannot keep the admin, at another address, out.
+///
+/// An attempt is counted as a failure *before* the password is checked ([`LoginLimiter::begin`],
+/// one lock for the check and the count), so concurrent guesses cannot all slip through while
+/// the slow argon2 checks run; a successful login takes its count back
+/// ([`LoginLimiter::succeeded`]) and clears its username's counters. At most `max_entries`
+/// counters are remembered: past it, expired ones and then the oldest half are forgotten.
+#[derive(Default)]
+pub(crate) struct LoginLimiter {
+    failures: std::sync::Mutex<std::collections::HashMap<String, Failures>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: std::time::Instant,
+}
+
+/// The counters of one login attempt (key, free failures, longest delay).
 pub(crate) struct LoginAttempt {
-    keys: Vec<(String, u32)>,
-    at: std::time::Instant,
+    keys: Vec<(String, u32, std::time::Duration)>,
 }
 
 impl LoginLimiter {
-    /// The counter keys of a login attempt with their limits: the username (trimmed, lower
-    /// case) and, when known, the client address.
-    fn keys(limits: &crate::LoginLimits, username: &str, ip: Option<&str>) -> Vec<(String, u32)> {
-        let user: String = username.trim().chars().take(64).collect();
-        let mut k = vec![(
-            format!("u:{}", user.to_lowercase()),
-            limits.max_failures_per_user,
-        )];
-        if let Some(ip) = ip {
-            k.push((format!("ip:{ip}"), limits.max_failures_per_ip));
-        }
-        k
+    fn keys(
+        limits: &crate::LoginLimits,
+        username: &str,
+        ip: Option<&str>,
+    ) -> Vec<(String, u32, std::time::Duration)> {
+        let user: String = username
+            .trim()
+            .chars()
+            .take(64)
+            .collect::<String>()
+            .to_lowercase();
+        let ip = ip.unwrap_or("-");
+        vec![
+            (
+                format!("ua:{user}|{ip}"),
+                limits.free_per_user_address,
+                limits.max_delay,
+            ),
+            (
+                format!("u:{user}"),
+                limits.free_per_user,
+                limits.max_delay_per_user,
+            ),
+            (format!("a:{ip}"), limits.free_per_address, limits.max_delay),
+        ]
     }
 
-    /// Starts a login attempt: `Err(seconds)` while the username or the address is at its
-    /// limit (how long until it no longer is; nothing counted), else the attempt is counted
-    /// as a failure until [`LoginLimiter::succeeded`] says otherwise.
+    /// The wait after `count` failures on a counter with `free` free failures.
+    fn delay(
+        limits: &crate::LoginLimits,
+        count: u32,
+        free: u32,
+        cap: std::time::Duration,
+    ) -> std::time::Duration {
+        if count < free {
+            return std::time::Duration::ZERO;
+        }
+        let doublings = (count - free).min(30);
+        limits.base_delay.saturating_mul(1u32 << doublings).min(cap)
+    }
+
+    /// Starts a login attempt: `Err(seconds)` while a counter's wait runs (nothing counted),
+    /// else the attempt is counted as a failure until [`LoginLimiter::succeeded`].
     pub fn begin(
         &self,
         limits: &crate::LoginLimits,
@@ -338,60 +459,65 @@ impl LoginLimiter {
         ip: Option<&str>,
     ) -> Result<LoginAttempt, u64> {
         let keys = Self::keys(limits, username, ip);
-        let window = limits.window;
         let now = std::time::Instant::now();
         let mut m = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let mut wait = std::time::Duration::ZERO;
-        for (k, max) in &keys {
-            let Some(q) = m.get_mut(k) else { continue };
-            while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
-                q.pop_front();
+        for (k, free, cap) in &keys {
+            let Some(f) = m.get(k).copied() else { continue };
+            let since = now.duration_since(f.last);
+            if since >= limits.window {
+                m.remove(k);
+                continue;
             }
-            let max = *max as usize;
-            if max > 0 && q.len() >= max {
-                // under the limit again when the failure `max` places from the newest expires
-                let t = q[q.len() - max];
-                wait = wait.max(window.saturating_sub(now.duration_since(t)));
-            }
+            let d = Self::delay(limits, f.count, *free, *cap);
+            wait = wait.max(d.saturating_sub(since));
         }
         if !wait.is_zero() {
             return Err(wait.as_secs() + u64::from(wait.subsec_nanos() > 0));
         }
-        if m.len() > 100_000 {
-            m.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) < window));
-        }
-        for (k, max) in &keys {
-            if *max == 0 {
-                continue; // limit off: nothing to count
-            }
-            let q = m.entry(k.clone()).or_default();
-            q.push_back(now);
-            while q.len() > *max as usize {
-                q.pop_front();
+        if m.len() + keys.len() > limits.max_entries {
+            let window = limits.window;
+            m.retain(|_, f| now.duration_since(f.last) < window);
+            if m.len() + keys.len() > limits.max_entries {
+                let mut lasts: Vec<std::time::Instant> = m.values().map(|f| f.last).collect();
+                lasts.sort_unstable();
+                let cut = lasts[lasts.len() / 2];
+                m.retain(|_, f| f.last > cut);
             }
         }
-        Ok(LoginAttempt { keys, at: now })
+        for (k, _, _) in &keys {
+            let f = m.entry(k.clone()).or_insert(Failures {
+                count: 0,
+                last: now,
+            });
+            f.count = f.count.saturating_add(1);
+            f.last = now;
+        }
+        Ok(LoginAttempt { keys })
     }
 
-    /// The attempt's credentials were right: its username's failures are forgotten, and its
-    /// provisional count against the address is taken back (earlier failures from the address
-    /// stay counted).
+    /// The attempt's credentials were right: its username's counters are cleared, and its
+    /// provisional count against the address is taken back (earlier failures stay).
     pub fn succeeded(&self, a: LoginAttempt) {
         let mut m = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        for (i, (k, _)) in a.keys.iter().enumerate() {
-            if i == 0 {
+        for (i, (k, _, _)) in a.keys.iter().enumerate() {
+            if i < 2 {
                 m.remove(k);
-                continue;
-            }
-            if let Some(q) = m.get_mut(k) {
-                if let Some(p) = q.iter().rposition(|t| *t == a.at) {
-                    q.remove(p);
-                }
-                if q.is_empty() {
+            } else if let Some(f) = m.get_mut(k) {
+                f.count = f.count.saturating_sub(1);
+                if f.count == 0 {
                     m.remove(k);
                 }
             }
         }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 }
 
@@ -401,61 +527,67 @@ mod tests {
     use crate::LoginLimits;
     use std::time::Duration;
 
-    fn limits(user: u32, ip: u32, window_ms: u64) -> LoginLimits {
+    fn limits() -> LoginLimits {
         LoginLimits {
-            max_failures_per_user: user,
-            max_failures_per_ip: ip,
-            window: Duration::from_millis(window_ms),
+            free_per_user_address: 2,
+            free_per_user: 4,
+            free_per_address: 6,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(400),
+            max_delay_per_user: Duration::from_millis(200),
+            window: Duration::from_secs(60),
+            max_entries: 1000,
         }
     }
 
     #[test]
-    fn counts_failures_per_user_and_address_and_success_resets_the_user() {
+    fn waits_grow_per_user_and_address_and_a_success_clears_the_user() {
         let l = LoginLimiter::default();
-        let lim = limits(3, 5, 60_000);
-        for _ in 0..3 {
-            l.begin(&lim, "Boss", Some("10.0.0.1")).unwrap();
-        }
-        // the username is at its limit, whatever the case or the address
-        let wait = l.begin(&lim, " boss", Some("10.0.0.2")).err().unwrap();
-        assert!((59..=60).contains(&wait), "{wait}");
-        // another user from the first address: 2 more before the address is at 5
-        l.begin(&lim, "ann", Some("10.0.0.1")).unwrap();
-        let a = l.begin(&lim, "ann", Some("10.0.0.1")).unwrap();
-        // a success takes its own count back but not the address's earlier failures
+        let lim = limits();
+        l.begin(&lim, "Boss", Some("10.0.0.1")).unwrap();
+        l.begin(&lim, "boss ", Some("10.0.0.1")).unwrap();
+        // the third try from there waits the base delay (rounded up to a second)
+        assert_eq!(l.begin(&lim, " BOSS", Some("10.0.0.1")).err(), Some(1));
+        // the same account from another address: not delayed (two of its four free left)
+        l.begin(&lim, "boss", Some("10.0.0.2")).unwrap();
+        let a = l.begin(&lim, "boss", Some("10.0.0.3")).unwrap();
+        // the success clears the account's counters everywhere
         l.succeeded(a);
-        l.begin(&lim, "ann", Some("10.0.0.1")).unwrap();
-        assert!(l.begin(&lim, "carl", Some("10.0.0.1")).is_err());
-        assert!(l.begin(&lim, "carl", Some("10.0.0.3")).is_ok());
-        // a success resets the username's failures
+        std::thread::sleep(Duration::from_millis(120));
+        l.begin(&lim, "boss", Some("10.0.0.1")).unwrap();
+        // and the doubling: 100 ms, then 200 ms
         let l = LoginLimiter::default();
         for _ in 0..2 {
-            l.begin(&lim, "dora", None).unwrap();
+            l.begin(&lim, "eve", Some("10.0.0.9")).unwrap();
         }
-        let ok = l.begin(&lim, "dora", None).unwrap();
-        l.succeeded(ok);
-        for _ in 0..3 {
-            l.begin(&lim, "dora", None).unwrap();
-        }
-        assert!(l.begin(&lim, "dora", None).is_err());
+        std::thread::sleep(Duration::from_millis(110));
+        l.begin(&lim, "eve", Some("10.0.0.9")).unwrap();
+        std::thread::sleep(Duration::from_millis(110));
+        assert!(l.begin(&lim, "eve", Some("10.0.0.9")).is_err());
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(l.begin(&lim, "eve", Some("10.0.0.9")).is_ok());
     }
 
     #[test]
-    fn failures_leave_the_window_and_zero_turns_a_limit_off() {
+    fn the_delay_is_capped_and_memory_is_bounded() {
+        let lim = limits();
+        assert_eq!(
+            LoginLimiter::delay(&lim, 40, 2, lim.max_delay),
+            lim.max_delay
+        );
+        assert_eq!(
+            LoginLimiter::delay(&lim, 1, 2, lim.max_delay),
+            Duration::ZERO
+        );
         let l = LoginLimiter::default();
-        let lim = limits(2, 0, 150);
-        l.begin(&lim, "eve", Some("10.0.0.9")).unwrap();
-        l.begin(&lim, "eve", Some("10.0.0.9")).unwrap();
-        assert_eq!(l.begin(&lim, "eve", Some("10.0.0.9")).err(), Some(1));
-        std::thread::sleep(Duration::from_millis(200));
-        assert!(l.begin(&lim, "eve", Some("10.0.0.9")).is_ok());
-        // no per-address limit: many users from one address
-        for u in 0..50 {
-            l.begin(&lim, &format!("u{u}"), Some("10.0.0.9")).unwrap();
-        }
-        let off = limits(0, 0, 60_000);
-        for _ in 0..50 {
-            l.begin(&off, "eve", None).unwrap();
+        let small = LoginLimits {
+            max_entries: 90,
+            free_per_address: 100_000,
+            ..lim
+        };
+        for u in 0..1000 {
+            l.begin(&small, &format!("u{u}"), Some("10.0.0.1")).unwrap();
+            assert!(l.len() <= 90, "{}", l.len());
         }
     }
 }

@@ -45,28 +45,47 @@ pub struct ApiConfig {
     pub secure_cookies: bool,
     /// Throttling of failed logins.
     pub login_limits: LoginLimits,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (the address failed logins
+    /// are counted against and the audit trail records). Empty (default): the peer address.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
-/// Failed-login throttling (form and JSON login alike). Counted in memory by the process
-/// (lost on restart, not shared between several `serve` processes): after
-/// `max_failures_per_user` failures for one username, or `max_failures_per_ip` from one
-/// address, within `window`, logins are answered 429 with `Retry-After` (the password is not
-/// even checked) until the oldest counted failure leaves the window. A successful login resets
-/// its username's count (not its address's). 0 turns a limit off.
+/// Failed-login delays (form and JSON login alike), counted in memory by the process (lost
+/// on restart, not shared between several `serve` processes). Three counters per attempt:
+/// the username at the client's address, the username from every address, the address. Past
+/// a counter's free failures, each failure doubles the wait before the next attempt on it
+/// (from `base_delay` up to the cap); an attempt during a wait is answered 429 with
+/// `Retry-After` without checking the password. No lockout: the username's counter from
+/// every address is capped at `max_delay_per_user`, so nobody can keep an account's owner
+/// out for longer. A successful login clears its username's counters.
 #[derive(Debug, Clone, Copy)]
 pub struct LoginLimits {
-    pub max_failures_per_user: u32,
-    /// Higher than the per-user limit: a school's front desks share one address.
-    pub max_failures_per_ip: u32,
+    pub free_per_user_address: u32,
+    pub free_per_user: u32,
+    /// Higher: a school's front desks share one address.
+    pub free_per_address: u32,
+    pub base_delay: std::time::Duration,
+    /// Longest wait of the per-(username, address) and per-address counters.
+    pub max_delay: std::time::Duration,
+    /// Longest wait of the username's counter from every address.
+    pub max_delay_per_user: std::time::Duration,
+    /// A counter is forgotten this long after its last failure.
     pub window: std::time::Duration,
+    /// Counters remembered at most (the limiter's memory).
+    pub max_entries: usize,
 }
 
 impl Default for LoginLimits {
     fn default() -> Self {
         LoginLimits {
-            max_failures_per_user: 5,
-            max_failures_per_ip: 20,
+            free_per_user_address: 3,
+            free_per_user: 10,
+            free_per_address: 20,
+            base_delay: std::time::Duration::from_secs(1),
+            max_delay: std::time::Duration::from_secs(15 * 60),
+            max_delay_per_user: std::time::Duration::from_secs(30),
             window: std::time::Duration::from_secs(15 * 60),
+            max_entries: 100_000,
         }
     }
 }
@@ -80,6 +99,7 @@ impl Default for ApiConfig {
             session_hours: 12,
             secure_cookies: false,
             login_limits: LoginLimits::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -131,8 +151,9 @@ pub trait Ops: Send + Sync + 'static {
             ))
         })
     }
-    /// Subject-access export: everything held about a student (JSON record plus enrollment
-    /// photos, written under the data directory); the export report as JSON.
+    /// Subject-access export: everything held about a student, returned whole (the JSON
+    /// record and the enrollment photos) for the API to hand to the caller; nothing of it may
+    /// stay on disk.
     fn export<'a>(&'a self, _student: &'a str) -> BoxFut<'a, Result<Value, ApiError>> {
         Box::pin(async {
             Err(ApiError::new(
@@ -187,6 +208,9 @@ pub(crate) struct Caches {
         std::collections::HashMap<String, (std::time::Instant, axum::body::Bytes)>,
     >,
     pub logins: auth::LoginLimiter,
+    pub argon: auth::ArgonGate,
+    /// Password hashes checked (argon2 runs) by logins, for the timing guarantee's test.
+    pub password_checks: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) const AUTH_TTL: std::time::Duration = std::time::Duration::from_secs(2);
@@ -212,6 +236,14 @@ impl Caches {
 }
 
 impl AppState {
+    /// How many password hashes logins have checked so far (each login checks exactly one,
+    /// whether the account exists or not).
+    pub fn password_checks(&self) -> u64 {
+        self.cache
+            .password_checks
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn new(store: Store, config: ApiConfig, ops: Arc<dyn Ops>) -> Self {
         AppState {
             store,

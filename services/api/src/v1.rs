@@ -218,7 +218,7 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "/api/v1/students/{id}/export",
         "students",
         Some(roles::ADMIN),
-        "subject-access export: everything held about the student (JSON + enrollment photos under the data directory)",
+        "subject-access export: everything held about the student, as a download (JSON: the record and the enrollment photos, base64); nothing is kept on the server",
         post(export_subject),
     )
     .add(
@@ -461,10 +461,26 @@ async fn export_subject(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Response> {
     student_in_scope(&st, &staff, &id).await?;
-    let report = run(&staff, st.ops.export(&id)).await?;
-    Ok(Json(json!({"export": report})))
+    let bundle = run(&staff, st.ops.export(&id)).await?;
+    let body = serde_json::to_vec(&json!({ "export": bundle }))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/json".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"{}-export.json\"",
+                    rollcall_domain::ids::path_component(&id)
+                ),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        body,
+    )
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -491,8 +507,11 @@ async fn withdraw_consent(
 
 async fn list_notifications(
     State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
     Query(q): Query<StateQuery>,
 ) -> ApiResult<Json<Value>> {
+    // the outbox holds guardians' addresses of every campus
+    require_all_campuses(&staff)?;
     let state = match q.state.as_deref() {
         None | Some("") => None,
         Some(s) => Some(rollcall_ledger::OutboxState::parse(s).ok_or_else(|| {
@@ -519,6 +538,16 @@ pub(crate) struct Login {
     pub password: String,
 }
 
+/// "12 second(s)" / "3 minute(s)" (`zh`: "12 秒" / "3 分钟").
+pub(crate) fn wait_words(secs: u64, zh: bool) -> String {
+    match (secs < 60, zh) {
+        (true, false) => format!("{secs} second(s)"),
+        (true, true) => format!("{secs} 秒"),
+        (false, false) => format!("{} minute(s)", secs.div_ceil(60)),
+        (false, true) => format!("{} 分钟", secs.div_ceil(60)),
+    }
+}
+
 /// Checks credentials and opens a session; returns (cookie header, csrf, account). Failed
 /// attempts are throttled per username and per address (`ApiConfig::login_limits`): over the
 /// limit the answer is 429 `too_many_attempts` with `Retry-After`, without checking the
@@ -540,19 +569,25 @@ pub(crate) async fn open_session(
             return Err(ApiError::too_many(
                 "too_many_attempts",
                 format!(
-                    "too many failed logins for this account or from this address; try again in {} minute(s)",
-                    wait.div_ceil(60)
+                    "too many failed logins for this account or from this address; try again in {}",
+                    wait_words(wait, false)
                 ),
                 wait,
             ));
         }
     };
     let acc = st.store.staff(&l.username).await?;
+    // exactly one argon2 check whoever asks (unknown accounts against a dummy hash), off the
+    // async threads: the answer's time does not tell whether the username exists
+    let ok = auth::check_password(
+        st,
+        &l.password,
+        acc.as_ref().map(|a| a.password_hash.clone()),
+    )
+    .await;
     let acc = match acc {
-        Some(a) if !a.disabled && auth::verify_password(&l.password, &a.password_hash) => a,
+        Some(a) if ok && !a.disabled => a,
         _ => {
-            // same answer for unknown users and wrong passwords; hash anyway to even timing
-            let _ = auth::verify_password(&l.password, DUMMY_HASH);
             return Err(ApiError::new(
                 StatusCode::UNAUTHORIZED,
                 "bad_credentials",
@@ -592,9 +627,6 @@ pub(crate) async fn open_session(
     Ok((cookie, csrf, acc))
 }
 
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$q7tB2X7dD3M1dWm5bq0mQ3n0p6JmS0rW9v3nKJ1yq3Y";
-
 async fn login(
     State(st): State<AppState>,
     auth::ClientIp(ip): auth::ClientIp,
@@ -633,8 +665,64 @@ async fn me(Extension(staff): Extension<Staff>) -> Json<Value> {
     Json(json!({"account": staff.account, "csrf": staff.csrf}))
 }
 
-async fn list_staff(State(st): State<AppState>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({"staff": st.store.list_staff().await?})))
+/// Whether `target` (an account's campuses) lies inside the caller's campuses: an admin
+/// limited to campuses sees, creates and hands tokens to such accounts only.
+fn scope_within(staff: &Staff, target: &CampusScope) -> bool {
+    match target {
+        _ if staff.is_all_campuses() => true,
+        CampusScope::All => false,
+        CampusScope::Only(v) => !v.is_empty() && v.iter().all(|c| staff.allows_campus(c)),
+    }
+}
+
+fn forbidden_scope() -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden_campus",
+        "that account reaches campuses beyond your account's",
+    )
+}
+
+/// School-wide records (the audit log, the notification outbox) need an account scoped to
+/// every campus.
+fn require_all_campuses(staff: &Staff) -> ApiResult<()> {
+    if staff.is_all_campuses() {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_campus",
+            "this school-wide record needs an account scoped to every campus",
+        ))
+    }
+}
+
+/// The account `username` when it lies inside the caller's campuses (404 when unknown).
+async fn account_in_scope(st: &AppState, staff: &Staff, username: &str) -> ApiResult<()> {
+    let acc = st
+        .store
+        .staff(username)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("unknown account {username:?}")))?;
+    if scope_within(staff, &acc.campuses) {
+        Ok(())
+    } else {
+        Err(forbidden_scope())
+    }
+}
+
+async fn list_staff(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+) -> ApiResult<Json<Value>> {
+    let v: Vec<_> = st
+        .store
+        .list_staff()
+        .await?
+        .into_iter()
+        .filter(|a| scope_within(&staff, &a.campuses))
+        .collect();
+    Ok(Json(json!({"staff": v})))
 }
 
 #[derive(Deserialize)]
@@ -653,12 +741,15 @@ async fn create_staff(
     Extension(staff): Extension<Staff>,
     JsonBody(c): JsonBody<CreateStaff>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let hash = auth::hash_password(&c.password)?;
+    let hash = auth::hash_password_gated(&st, &c.password).await?;
     let campuses = match c.campuses {
         None => CampusScope::All,
         Some(v) if v.iter().any(|c| c == "*") => CampusScope::All,
         Some(v) => CampusScope::Only(v),
     };
+    if !scope_within(&staff, &campuses) {
+        return Err(forbidden_scope());
+    }
     let n = NewStaff {
         display_name: c.display_name.unwrap_or_else(|| c.username.clone()),
         username: c.username,
@@ -681,6 +772,7 @@ async fn create_token(
     Extension(staff): Extension<Staff>,
     JsonBody(c): JsonBody<CreateToken>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
+    account_in_scope(&st, &staff, &c.username).await?;
     let token = auth::new_token("rc_");
     let id = auth::new_token("")[..12].to_string();
     run(
@@ -718,9 +810,18 @@ async fn list_tokens(
         }
         Some(me.clone())
     };
-    Ok(Json(
-        json!({"tokens": st.store.list_api_tokens(user.as_deref()).await?}),
-    ))
+    let mut tokens = st.store.list_api_tokens(user.as_deref()).await?;
+    if !staff.is_all_campuses() && staff.role() == Role::Admin {
+        // an admin limited to campuses: the tokens of the accounts inside them (and its own)
+        let accounts = st.store.list_staff().await?;
+        tokens.retain(|t| {
+            &t.username == me
+                || accounts
+                    .iter()
+                    .any(|a| a.username == t.username && scope_within(&staff, &a.campuses))
+        });
+    }
+    Ok(Json(json!({ "tokens": tokens })))
 }
 
 async fn revoke_token(
@@ -736,6 +837,9 @@ async fn revoke_token(
             "only an admin or the token's owner may revoke it",
         ));
     }
+    if t.username != staff.account.username {
+        account_in_scope(&st, &staff, &t.username).await?;
+    }
     let t = run(&staff, st.store.revoke_api_token(&id)).await?;
     // committed: no cached credential may outlive it
     st.cache.forget_all_credentials();
@@ -747,7 +851,12 @@ struct Limit {
     limit: Option<i64>,
 }
 
-async fn audit(State(st): State<AppState>, Query(q): Query<Limit>) -> ApiResult<Json<Value>> {
+async fn audit(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Query(q): Query<Limit>,
+) -> ApiResult<Json<Value>> {
+    require_all_campuses(&staff)?;
     let rows = st
         .store
         .audit_rows(q.limit.unwrap_or(100).clamp(1, 1000))
@@ -871,8 +980,23 @@ async fn add_consent(
     if c.kind.is_empty() || c.kind.len() > 64 {
         return Err(ApiError::invalid("kind: 1–64 characters"));
     }
+    // who decided: a registered guardian of this student (grants and withdrawals alike)
+    if !st
+        .store
+        .guardians(&id)
+        .await?
+        .iter()
+        .any(|g| g.id == c.given_by)
+    {
+        return Err(ApiError::invalid(format!(
+            "given_by: {:?} is not a registered guardian of student {id:?}",
+            c.given_by
+        )));
+    }
     if c.kind == rollcall_domain::privacy::FACE_CONSENT && !c.granted {
-        // withdrawing face-recognition consent erases the biometric data at once
+        // withdrawing face-recognition consent erases the biometric data at once: the
+        // erasure is an admin's (as `/erase` and `/consent/withdraw`)
+        staff.require(roles::ADMIN)?;
         let receipt = run(
             &staff,
             st.ops
@@ -1020,7 +1144,9 @@ async fn reverse(
     JsonBody(r): JsonBody<Reverse>,
 ) -> ApiResult<Json<Value>> {
     student_in_scope(&st, &staff, &id).await?;
-    st.store.lesson(&r.lesson_id).await?;
+    // the lesson too: a child of two campuses has lessons at a campus beyond the caller's
+    let lesson = st.store.lesson(&r.lesson_id).await?;
+    staff.campus(&lesson.campus_id)?;
     let user = staff.account.username.clone();
     let entries = run(
         &staff,
@@ -1069,7 +1195,8 @@ fn jpeg(bytes: Vec<u8>) -> Response {
     (
         [
             (header::CONTENT_TYPE, "image/jpeg"),
-            (header::CACHE_CONTROL, "private, max-age=300"),
+            // children's faces: never kept by the browser or a proxy
+            (header::CACHE_CONTROL, "no-store"),
         ],
         bytes,
     )
@@ -1082,9 +1209,10 @@ async fn student_photo(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     student_in_scope(&st, &staff, &id).await?;
-    // the id was found in the ledger (validated ids: no separators); crops are
-    // <crops>/<school>/<student>/<template>.jpg
-    let dir = crops_root(&st).join(st.store.school_id()).join(&id);
+    // crops are <crops>/<school>/<student>/<template>.jpg, each id through the one escaping
+    // helper enrollment writes them with (an id stored before ids were checked for
+    // separators cannot reach another directory either)
+    let dir = rollcall_domain::ids::student_crops_dir(&crops_root(&st), st.store.school_id(), &id);
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .map(|d| {
             d.filter_map(|e| e.ok())
@@ -1174,10 +1302,35 @@ async fn upload_photo(
             "image {w}×{h}: expected 32–12000 px a side"
         )));
     }
-    let verdict = run(&staff, st.ops.enroll_photo(&id, body.to_vec())).await?;
+    let mut verdict = run(&staff, st.ops.enroll_photo(&id, body.to_vec())).await?;
+    if !staff.is_all_campuses() {
+        redact_duplicates(&mut verdict);
+    }
     Ok(Json(
         json!({"student_id": id, "filename": q.filename, "width": w, "height": h, "verdict": verdict}),
     ))
+}
+
+/// For an account limited to campuses: a duplicate-check verdict says "possible duplicate"
+/// and nothing about the other child (who may be at another campus: id and similarity are
+/// removed, the refusal stays).
+fn redact_duplicates(verdict: &mut Value) {
+    if let Some(d) = verdict.get_mut("duplicates").and_then(Value::as_array_mut) {
+        for x in d.iter_mut() {
+            if let Some(o) = x.as_object_mut() {
+                o.remove("other_student");
+                o.remove("similarity");
+            }
+        }
+    }
+    if let Some(r) = verdict.get_mut("rejected").and_then(Value::as_array_mut) {
+        for x in r.iter_mut() {
+            if x.get("code").and_then(Value::as_str) == Some("possible_duplicate") {
+                x["message"] = json!("possible duplicate");
+                x["message_zh"] = json!("可能重复录入");
+            }
+        }
+    }
 }
 
 async fn erase(
@@ -1240,6 +1393,8 @@ async fn enroll(
     JsonBody(e): JsonBody<Enroll>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     class_in_scope(&st, &staff, &id).await?;
+    // the child too: enrolling would add the class's campus to another campus's student
+    student_in_scope(&st, &staff, &e.student_id).await?;
     run(&staff, st.store.enroll(&id, &e.student_id, Utc::now())).await?;
     Ok((
         StatusCode::CREATED,
@@ -1449,13 +1604,37 @@ pub(crate) async fn review_list(
             ))
         })?),
     };
-    Ok(st
+    let mut items: Vec<_> = st
         .store
         .review_items(state, limit.clamp(1, 500))
         .await?
         .into_iter()
         .filter(|i| staff.allows_campus(&i.campus_id))
-        .collect())
+        .collect();
+    scope_candidates(st, staff, &mut items).await?;
+    Ok(items)
+}
+
+/// For an account limited to campuses: drops the candidates (students, with their scores) who
+/// belong to none of its campuses, so a review item never names another campus's child.
+pub(crate) async fn scope_candidates(
+    st: &AppState,
+    staff: &Staff,
+    items: &mut [rollcall_ledger::ReviewItem],
+) -> ApiResult<()> {
+    if staff.is_all_campuses() || items.iter().all(|i| i.candidates.is_empty()) {
+        return Ok(());
+    }
+    let students = st.store.students().await?;
+    let visible = |id: &str| {
+        students
+            .iter()
+            .any(|s| s.id == id && s.campuses.iter().any(|c| staff.allows_campus(c)))
+    };
+    for i in items.iter_mut() {
+        i.candidates.retain(|c| visible(&c.student_id));
+    }
+    Ok(())
 }
 
 async fn list_review(
@@ -1474,6 +1653,9 @@ async fn review_in_scope(
 ) -> ApiResult<rollcall_ledger::ReviewItem> {
     let item = st.store.review_item(parse_id(id)?).await?;
     staff.campus(&item.campus_id)?;
+    let mut one = [item];
+    scope_candidates(st, staff, &mut one).await?;
+    let [item] = one;
     Ok(item)
 }
 
@@ -1801,7 +1983,8 @@ async fn import(
 
 fn csv_field(s: &str) -> String {
     // quote, and neutralise spreadsheet formulas
-    let s = if s.starts_with(['=', '+', '-', '@']) {
+    // a leading tab or carriage return is skipped by spreadsheets before they read a formula
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{s}")
     } else {
         s.to_string()
@@ -1873,4 +2056,25 @@ async fn export_ledger(
         );
     }
     Ok(csv_response("ledger.csv", out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_neutralise_formulas() {
+        for f in [
+            "=1+1",
+            "+1",
+            "-1",
+            "@SUM(A1)",
+            "\t=cmd|' /C calc'!A0",
+            "\r=1+1",
+        ] {
+            assert!(csv_field(f).starts_with("\"'"), "{f:?}: {}", csv_field(f));
+        }
+        assert_eq!(csv_field("Ann \"Li\""), "\"Ann \"\"Li\"\"\"");
+        assert_eq!(csv_field("s1"), "\"s1\"");
+    }
 }

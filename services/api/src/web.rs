@@ -262,6 +262,10 @@ pub(crate) fn t(lang: Lang, key: &str) -> &'static str {
             "您的角色或校区无权查看。",
         ),
         "bad_login" => ("Wrong username or password.", "用户名或密码错误。"),
+        "login_expired" => (
+            "The login form has expired. Please log in again.",
+            "登录表单已过期，请重新登录。",
+        ),
         "rate" => ("Attendance rate per class", "各班出勤率"),
         "heat" => ("Check-ins by weekday and hour", "按星期与小时的签到"),
         "student" => ("Student id", "学员编号"),
@@ -336,7 +340,44 @@ struct LangQ {
     error: Option<String>,
 }
 
-async fn login_page(headers: HeaderMap, Query(q): Query<LangQ>) -> Html<String> {
+/// The cookie holding the login form's CSRF token (double submit: the form carries the same
+/// value in `_csrf`). A page of another site can post to `/app/login` but can neither read
+/// nor set this cookie, so it cannot log a tablet into its own account.
+const LOGIN_CSRF_COOKIE: &str = "rollcall_login_csrf";
+
+/// A fresh login-form token and the `Set-Cookie` value that goes with it.
+fn login_csrf(st: &AppState) -> (String, String) {
+    let tok = auth::new_token("");
+    let cookie = format!(
+        "{LOGIN_CSRF_COOKIE}={tok}; Path=/app/login; HttpOnly; SameSite=Strict; Max-Age=3600{}",
+        if st.config.secure_cookies {
+            "; Secure"
+        } else {
+            ""
+        }
+    );
+    (tok, cookie)
+}
+
+/// The login page (`status`) with `err` (HTML) above the form and a fresh form token.
+fn login_response(st: &AppState, status: StatusCode, lang: Lang, err: &str) -> Response {
+    let (tok, cookie) = login_csrf(st);
+    (
+        status,
+        [
+            (header::SET_COOKIE, cookie),
+            (header::CACHE_CONTROL, "no-store".to_string()),
+        ],
+        Html(login_html(lang, err, &tok)),
+    )
+        .into_response()
+}
+
+async fn login_page(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LangQ>,
+) -> Response {
     let lang = lang_of(
         &headers,
         q.lang.as_deref().map(|l| format!("lang={l}")).as_deref(),
@@ -346,58 +387,84 @@ async fn login_page(headers: HeaderMap, Query(q): Query<LangQ>) -> Html<String> 
     } else {
         String::new()
     };
-    Html(login_html(lang, &err))
+    login_response(&st, StatusCode::OK, lang, &err)
 }
 
-/// The login page with `err` (HTML) above the form.
-fn login_html(lang: Lang, err: &str) -> String {
+/// The login page with `err` (HTML) above the form and `csrf` in it.
+fn login_html(lang: Lang, err: &str, csrf: &str) -> String {
     format!(
         "<!doctype html><html><head><meta charset=utf-8><meta name=viewport content='width=device-width,initial-scale=1'><title>rollcall</title><style>{CSS}</style></head>\
-<body><main><div class=card><h1>rollcall</h1>{err}<form method=post action=/app/login>\
+<body><main><div class=card><h1>rollcall</h1>{err}<form method=post action=/app/login><input type=hidden name=_csrf value=\"{}\">\
 <p><label>{}<br><input id=username name=username autocomplete=username required></label></p>\
 <p><label>{}<br><input id=password name=password type=password autocomplete=current-password required></label></p>\
 <button id=login>{}</button></form><p><a href='?lang=en'>EN</a> · <a href='?lang=zh'>中文</a></p></div></main></body></html>",
+        esc(csrf),
         t(lang, "username"),
         t(lang, "password"),
         t(lang, "login")
     )
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginForm {
+    username: String,
+    password: String,
+    #[serde(default)]
+    _csrf: String,
+}
+
 async fn login_form(
     State(st): State<AppState>,
     headers: HeaderMap,
     auth::ClientIp(ip): auth::ClientIp,
-    Form(l): Form<Login>,
+    Form(f): Form<LoginForm>,
 ) -> Response {
+    let lang = lang_of(&headers, None);
+    let expected = auth::cookie(&headers, LOGIN_CSRF_COOKIE).unwrap_or_default();
+    if expected.is_empty() || !auth::constant_eq(expected.as_bytes(), f._csrf.as_bytes()) {
+        // not posted from our own login page: nothing checked, nothing counted
+        return login_response(
+            &st,
+            StatusCode::FORBIDDEN,
+            lang,
+            &format!("<p class=err id=csrf>{}</p>", t(lang, "login_expired")),
+        );
+    }
+    let l = Login {
+        username: f.username,
+        password: f.password,
+    };
     match v1::open_session(&st, &l, ip).await {
         Ok((cookie, _, _)) => {
-            ([(header::SET_COOKIE, cookie)], Redirect::to("/app")).into_response()
+            let mut r = ([(header::SET_COOKIE, cookie)], Redirect::to("/app")).into_response();
+            if let Ok(v) = format!("{LOGIN_CSRF_COOKIE}=; Path=/app/login; Max-Age=0").parse() {
+                r.headers_mut().append(header::SET_COOKIE, v);
+            }
+            r
         }
         Err(e) if e.status == StatusCode::UNAUTHORIZED => {
             Redirect::to("/app/login?error=1").into_response()
         }
         Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => {
             // throttled: the login page again, with the wait, as a 429 with Retry-After
-            let lang = lang_of(&headers, None);
             let wait = e.retry_after.unwrap_or(60);
             let msg = match lang {
                 Lang::En => format!(
-                    "Too many failed logins for this account or from this device. Try again in {} minute(s).",
-                    wait.div_ceil(60)
+                    "Too many failed logins for this account or from this device. Try again in {}.",
+                    v1::wait_words(wait, false)
                 ),
                 Lang::Zh => format!(
-                    "该账号或本设备登录失败次数过多，请 {} 分钟后再试。",
-                    wait.div_ceil(60)
+                    "该账号或本设备登录失败次数过多，请 {}后再试。",
+                    v1::wait_words(wait, true)
                 ),
             };
-            let mut r = (
+            let mut r = login_response(
+                &st,
                 StatusCode::TOO_MANY_REQUESTS,
-                Html(login_html(
-                    lang,
-                    &format!("<p class=err id=throttled>{}</p>", esc(&msg)),
-                )),
-            )
-                .into_response();
+                lang,
+                &format!("<p class=err id=throttled>{}</p>", esc(&msg)),
+            );
             r.headers_mut().insert(header::RETRY_AFTER, wait.into());
             r
         }

@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 struct Server {
     addr: String,
     store: Store,
+    state: AppState,
     _dir: tempfile::TempDir,
     pg: Option<(String, String)>,
     task: tokio::task::JoinHandle<()>,
@@ -59,6 +60,16 @@ const PASSWORD: &str = "correct horse battery";
 /// one staff account per role on every campus, plus `desk_south` (front desk, south only) and
 /// `viewer_north` (viewer, north only).
 async fn server(db: Db, max_body: usize) -> Server {
+    server_with(db, max_body, |_| {}, Arc::new(NoOps)).await
+}
+
+/// [`server`] with its API settings changed by `config` and `ops` as the process's face work.
+async fn server_with(
+    db: Db,
+    max_body: usize,
+    config: impl FnOnce(&mut ApiConfig),
+    ops: Arc<dyn rollcall_api::Ops>,
+) -> Server {
     sqlx::any::install_default_drivers();
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, pg) = match db {
@@ -176,17 +187,15 @@ async fn server(db: Db, max_body: usize) -> Server {
         .await
         .unwrap();
     }
-    let state = AppState::new(
-        s.clone(),
-        ApiConfig {
-            max_body_bytes: max_body,
-            data_dir: dir.path().to_path_buf(),
-            metrics_public: true,
-            ..Default::default()
-        },
-        Arc::new(NoOps),
-    );
-    let app = rollcall_api::router(state);
+    let mut cfg = ApiConfig {
+        max_body_bytes: max_body,
+        data_dir: dir.path().to_path_buf(),
+        metrics_public: true,
+        ..Default::default()
+    };
+    config(&mut cfg);
+    let state = AppState::new(s.clone(), cfg, ops);
+    let app = rollcall_api::router(state.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let task = tokio::spawn(async move {
@@ -199,6 +208,7 @@ async fn server(db: Db, max_body: usize) -> Server {
     Server {
         addr,
         store: s,
+        state,
         _dir: dir,
         pg,
         task,
@@ -374,6 +384,20 @@ both!(
     api_tokens_listed_without_secrets_and_revoked_at_once,
     failed_logins_are_throttled_per_username_and_address,
     every_mutating_route_is_audited_and_refusals_are_not,
+    student_ids_cannot_reach_other_directories,
+    class_enrollment_checks_the_students_campus,
+    adjustment_refuses_another_students_package,
+    campus_limited_admin_stays_in_its_campuses,
+    consent_withdrawal_needs_an_admin_and_a_guardian,
+    duplicate_verdict_names_nobody_to_a_campus_account,
+    login_form_needs_its_own_token,
+    face_crops_are_never_cached,
+    reversal_checks_the_lessons_campus,
+    review_candidates_of_other_campuses_are_hidden,
+    login_checks_one_password_hash_whoever_asks,
+    login_delays_grow_and_never_lock_the_owner_out,
+    subject_access_export_is_a_download_not_a_file,
+    route_role_campus_school_matrix_allows_nothing_unexpected,
 );
 
 async fn review_item(s: &Store, key: &str, campus: &str, cands: &[(&str, f32)]) -> i64 {
@@ -1246,11 +1270,8 @@ async fn web_app_login_review_and_board(db: Db) {
     // anonymous → login page
     let r = http(a, "GET", "/app", &[], b"").await;
     assert_eq!((r.status, r.header("location")), (303, Some("/app/login")));
-    let r = http(
+    let r = app_login(
         a,
-        "POST",
-        "/app/login",
-        &[("content-type", "application/x-www-form-urlencoded")],
         format!(
             "username=front_desk&password={}",
             PASSWORD.replace(' ', "+")
@@ -1264,13 +1285,7 @@ async fn web_app_login_review_and_board(db: Db) {
         "{}",
         r.text()
     );
-    let cookie = r
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = session_cookie(&r).expect("session cookie");
     let get = |p: &str| {
         let p = p.to_string();
         let cookie = cookie.clone();
@@ -1360,21 +1375,12 @@ async fn web_app_login_review_and_board(db: Db) {
     );
     assert!(get("/app/students/s3").await.text().contains("deduction"));
     // a viewer may look but not decide
-    let r = http(
+    let r = app_login(
         a,
-        "POST",
-        "/app/login",
-        &[("content-type", "application/x-www-form-urlencoded")],
         format!("username=viewer&password={}", PASSWORD.replace(' ', "+")).as_bytes(),
     )
     .await;
-    let vc = r
-        .header("set-cookie")
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let vc = session_cookie(&r).expect("session cookie");
     let r = http(
         a,
         "POST",
@@ -1388,14 +1394,7 @@ async fn web_app_login_review_and_board(db: Db) {
     .await;
     assert_eq!(r.status, 403);
     // wrong password → back to the login page with an error
-    let r = http(
-        a,
-        "POST",
-        "/app/login",
-        &[("content-type", "application/x-www-form-urlencoded")],
-        b"username=viewer&password=nope",
-    )
-    .await;
+    let r = app_login(a, b"username=viewer&password=nope").await;
     assert_eq!(r.header("location"), Some("/app/login?error=1"));
 }
 
@@ -1507,6 +1506,54 @@ async fn audit_since(s: &Store, seq: i64) -> Vec<AuditRow> {
         .collect();
     v.reverse();
     v
+}
+
+/// Posts the staff app's login form as a browser does: the login page first (its form token
+/// and cookie), then the form with them.
+async fn app_login(a: &str, body: &[u8]) -> Resp {
+    let page = http(a, "GET", "/app/login", &[], b"").await;
+    assert_eq!(page.status, 200);
+    let cookie = page
+        .headers
+        .get("set-cookie")
+        .into_iter()
+        .flatten()
+        .find(|c| c.starts_with("rollcall_login_csrf="))
+        .expect("login form cookie")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = page.text();
+    let tok = html
+        .split("name=_csrf value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("form token")
+        .to_string();
+    let mut b = body.to_vec();
+    b.extend_from_slice(format!("&_csrf={tok}").as_bytes());
+    http(
+        a,
+        "POST",
+        "/app/login",
+        &[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("cookie", &cookie),
+        ],
+        &b,
+    )
+    .await
+}
+
+/// The session cookie a response sets, if any.
+fn session_cookie(r: &Resp) -> Option<String> {
+    r.headers
+        .get("set-cookie")
+        .into_iter()
+        .flatten()
+        .find(|c| c.starts_with("rollcall_session="))
+        .map(|c| c.split(';').next().unwrap().to_string())
 }
 
 async fn login_as(a: &str, user: &str, password: &str) -> Resp {
@@ -1708,18 +1755,19 @@ async fn api_tokens_listed_without_secrets_and_revoked_at_once(db: Db) {
 async fn failed_logins_are_throttled_per_username_and_address(db: Db) {
     let sv = server(db, 1 << 20).await;
     let a = &sv.addr;
-    // the default limits: 5 failures per username, 20 per address, in 15 minutes
-    // four failures, then the right password: in, and the username's count starts again
-    for _ in 0..4 {
+    // the defaults: 3 free failures per username and address, 20 per address, then waits
+    // from 1 s that double with each failure
+    // two failures, then the right password: in, and the username's count starts again
+    for _ in 0..2 {
         let r = login_as(a, "teacher", "wrong password").await;
         assert_eq!((r.status, r.code().as_str()), (401, "bad_credentials"));
     }
     assert_eq!(login_as(a, "teacher", PASSWORD).await.status, 200);
-    for _ in 0..5 {
+    for _ in 0..3 {
         let r = login_as(a, "teacher", "wrong password").await;
         assert_eq!((r.status, r.code().as_str()), (401, "bad_credentials"));
     }
-    // the sixth attempt is refused without a password check, even with the right password
+    // the next attempt waits, without a password check, even with the right password
     let mark = last_audit_seq(&sv.store).await;
     let r = login_as(a, "teacher", PASSWORD).await;
     assert_eq!(
@@ -1733,12 +1781,12 @@ async fn failed_logins_are_throttled_per_username_and_address(db: Db) {
         .expect("Retry-After")
         .parse()
         .unwrap();
-    assert!((800..=900).contains(&wait), "{wait}");
+    assert_eq!(wait, 1);
     assert!(
         r.json()["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("try again in 15 minute"),
+            .contains("try again in 1 second(s)"),
         "{}",
         r.text()
     );
@@ -1751,34 +1799,34 @@ async fn failed_logins_are_throttled_per_username_and_address(db: Db) {
     // the staff app's login form shares the counts: a 429 page with the message
     let form = |u: &str, p: &str| {
         let body = format!("username={u}&password={}", p.replace(' ', "+"));
-        async move {
-            http(
-                a,
-                "POST",
-                "/app/login",
-                &[("content-type", "application/x-www-form-urlencoded")],
-                body.as_bytes(),
-            )
-            .await
-        }
+        async move { app_login(a, body.as_bytes()).await }
     };
     let r = form("teacher", PASSWORD).await;
     assert_eq!(r.status, 429, "{}", r.text());
     assert!(r.header("retry-after").is_some());
     assert!(r.text().contains("id=throttled"), "{}", r.text());
-    assert!(r.text().contains("Try again in 15 minute"), "{}", r.text());
-    assert!(r.header("set-cookie").is_none());
+    assert!(
+        r.text().contains("Try again in 1 second(s)"),
+        "{}",
+        r.text()
+    );
+    assert!(session_cookie(&r).is_none());
+    // after the wait: one more try (wrong), and the next wait is twice as long
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(login_as(a, "teacher", "wrong password").await.status, 401);
+    let r = login_as(a, "teacher", PASSWORD).await;
+    assert_eq!((r.status, r.header("retry-after")), (429, Some("2")));
     // failures through the form count as well
-    for _ in 0..5 {
+    for _ in 0..3 {
         let r = form("viewer", "wrong password").await;
         assert_eq!(r.header("location"), Some("/app/login?error=1"));
     }
     let r = form("viewer", PASSWORD).await;
     assert_eq!(r.status, 429, "{}", r.text());
     assert_eq!(login_as(a, "viewer", PASSWORD).await.status, 429);
-    // per address: 4 + 5 + 5 failures so far from 127.0.0.1; six more on other names reach 20,
-    // then nobody logs in from here, whatever the name
-    for i in 0..6 {
+    // per address: 2 + 3 + 1 + 3 failures so far from 127.0.0.1; eleven more on other names
+    // reach 20, then everybody from here waits, whatever the name
+    for i in 0..11 {
         let r = login_as(a, &format!("nobody{i}"), "x").await;
         assert_eq!(r.status, 401, "{}", r.text());
     }
@@ -2523,16 +2571,7 @@ async fn every_mutating_route_is_audited_and_refusals_are_not(db: Db) {
     let r = ("POST", "/app/login");
     let form_login = |u: &str, p: &str| {
         let body = format!("username={u}&password={}", p.replace(' ', "+"));
-        async move {
-            http(
-                a,
-                "POST",
-                "/app/login",
-                &[("content-type", "application/x-www-form-urlencoded")],
-                body.as_bytes(),
-            )
-            .await
-        }
+        async move { app_login(a, body.as_bytes()).await }
     };
     let rr = refused(
         st,
@@ -2618,4 +2657,894 @@ async fn every_mutating_route_is_audited_and_refusals_are_not(db: Db) {
         missing.is_empty(),
         "mutating routes without an audit check: {missing:?}"
     );
+}
+
+// -------------------------------------------------------------------------------------------
+// issue 19: holes inside one school (a campus-limited staff member with bad intentions)
+// -------------------------------------------------------------------------------------------
+
+/// One more account with the test password, limited to `campuses` (empty: every campus).
+async fn add_staff(s: &Store, user: &str, role: Role, campuses: &[&str]) {
+    let hash = rollcall_api::hash_password(PASSWORD).unwrap();
+    s.create_staff(
+        &NewStaff {
+            username: user.into(),
+            display_name: user.into(),
+            role,
+            campuses: if campuses.is_empty() {
+                CampusScope::All
+            } else {
+                CampusScope::Only(campuses.iter().map(|c| c.to_string()).collect())
+            },
+        },
+        &hash,
+    )
+    .await
+    .unwrap();
+}
+
+/// Writes an enrollment crop where enrollment keeps them: `crops/<school>/<student>/`.
+fn put_crop(sv: &Server, student: &str, bytes: &[u8]) {
+    let d = sv._dir.path().join("crops").join("acme").join(student);
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("t1.jpg"), bytes).unwrap();
+}
+
+/// Item 1: a student id is never a path: `./s1` or `../review` cannot be created, and the
+/// photo route cannot read another campus's crop through one.
+async fn student_ids_cannot_reach_other_directories(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    put_crop(&sv, "s1", b"north child");
+    let review = sv._dir.path().join("crops").join("review");
+    std::fs::create_dir_all(&review).unwrap();
+    std::fs::write(review.join("r1.jpg"), b"a walk-through").unwrap();
+    let desk = Client::login(&sv.addr, "desk_south").await;
+    for (id, url) in [
+        ("./s1", ".%2Fs1"),
+        ("../review", "..%2Freview"),
+        ("a\\b", "a%5Cb"),
+    ] {
+        let r = desk
+            .post(
+                "/api/v1/students",
+                json!({"id": id, "name": "Sneaky", "home_campus_id": "south"}),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (422, "invalid"),
+            "{id}: {}",
+            r.text()
+        );
+        let r = desk.get(&format!("/api/v1/students/{url}/photo")).await;
+        assert_ne!(r.status, 200, "{id}: {}", r.text());
+        assert!(!r.text().contains("north child") && !r.text().contains("walk-through"));
+    }
+    // dots inside an id are still fine, and the real student's crop is served to its campus
+    let r = desk
+        .post(
+            "/api/v1/students",
+            json!({"id": "s.17", "name": "Dotted", "home_campus_id": "south"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let admin = Client::login(&sv.addr, "admin").await;
+    let r = admin.get("/api/v1/students/s1/photo").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.body, b"north child");
+}
+
+/// Item 2: a campus manager may not enroll another campus's child into their class.
+async fn class_enrollment_checks_the_students_campus(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    add_staff(&sv.store, "manager_north", Role::Manager, &["north"]).await;
+    let m = Client::login(&sv.addr, "manager_north").await;
+    let r = m
+        .post(
+            "/api/v1/classes/math/enrollments",
+            json!({"student_id": "s2"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (403, "forbidden_campus"),
+        "{}",
+        r.text()
+    );
+    // s2 is still only in art
+    let students = sv.store.students().await.unwrap();
+    let s2 = students.iter().find(|s| s.id == "s2").unwrap();
+    assert_eq!(s2.campuses, vec!["south".to_string()]);
+    // a north child: fine
+    let admin = Client::login(&sv.addr, "admin").await;
+    let r = admin
+        .post(
+            "/api/v1/students",
+            json!({"id": "s4", "name": "Four", "home_campus_id": "north"}),
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let r = m
+        .post(
+            "/api/v1/classes/math/enrollments",
+            json!({"student_id": "s4"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
+/// Item 3: an adjustment names one of the student's own packages, or none.
+async fn adjustment_refuses_another_students_package(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    let admin = Client::login(&sv.addr, "admin").await;
+    let before = sv.store.entries(None).await.unwrap().len();
+    let r = admin
+        .post(
+            "/api/v1/students/s1/adjustments",
+            json!({"package_id": "p-s2", "units": 500, "key": "k-1", "note": "gift"}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (422, "invalid"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(sv.store.entries(None).await.unwrap().len(), before);
+    // the ledger itself refuses it too
+    let e = sv
+        .store
+        .adjust("s1", Some("p-s2"), 500, "k-2", "admin", "gift")
+        .await;
+    assert!(matches!(e, Err(LedgerError::Invalid { .. })), "{e:?}");
+    // the student's own package, and no package: fine
+    let r = admin
+        .post(
+            "/api/v1/students/s1/adjustments",
+            json!({"package_id": "p-s1", "units": 100, "key": "k-3", "note": "make-up"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(sv.store.entries(None).await.unwrap().len(), before + 1);
+}
+
+/// Item 5: an admin limited to campuses stays inside them: no all-campus or other-campus
+/// accounts, no tokens for accounts beyond its campuses, no school-wide audit log or outbox.
+async fn campus_limited_admin_stays_in_its_campuses(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    add_staff(&sv.store, "admin_north", Role::Admin, &["north"]).await;
+    let a = Client::login(&sv.addr, "admin_north").await;
+    for campuses in [
+        None,
+        Some(json!(["*"])),
+        Some(json!(["south"])),
+        Some(json!(["north", "south"])),
+    ] {
+        let mut body = json!({"username": "x1", "role": "admin", "password": PASSWORD});
+        if let Some(c) = campuses.clone() {
+            body["campuses"] = c;
+        }
+        let r = a.post("/api/v1/staff", body).await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (403, "forbidden_campus"),
+            "{campuses:?}: {}",
+            r.text()
+        );
+    }
+    assert!(sv.store.staff("x1").await.unwrap().is_none());
+    let r = a
+        .post(
+            "/api/v1/staff",
+            json!({"username": "x2", "role": "teacher", "password": PASSWORD, "campuses": ["north"]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    // tokens: only for accounts inside its campuses
+    for user in ["admin", "desk_south", "manager"] {
+        let r = a
+            .post(
+                "/api/v1/tokens",
+                json!({"username": user, "name": "mine now"}),
+            )
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (403, "forbidden_campus"),
+            "{user}: {}",
+            r.text()
+        );
+    }
+    let r = a
+        .post(
+            "/api/v1/tokens",
+            json!({"username": "viewer_north", "name": "tv"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    // the staff list shows the accounts inside its campuses only
+    let r = a.get("/api/v1/staff").await;
+    assert_eq!(r.status, 200);
+    let names: Vec<String> = r.json()["staff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["username"].as_str().unwrap().to_string())
+        .collect();
+    assert!(names.contains(&"viewer_north".to_string()), "{names:?}");
+    assert!(!names.contains(&"admin".to_string()) && !names.contains(&"desk_south".to_string()));
+    // an all-campus admin's token cannot be revoked by it
+    let admin = Client::login(&sv.addr, "admin").await;
+    let t = admin
+        .post(
+            "/api/v1/tokens",
+            json!({"username": "manager", "name": "erp"}),
+        )
+        .await;
+    let id = t.json()["id"].as_str().unwrap().to_string();
+    let r = a
+        .send("DELETE", &format!("/api/v1/tokens/{id}"), json!({}))
+        .await;
+    assert_eq!(
+        (r.status, r.code().as_str()),
+        (403, "forbidden_campus"),
+        "{}",
+        r.text()
+    );
+    // the audit log and the outbox (guardians' addresses) are school-wide
+    for path in ["/api/v1/audit", "/api/v1/notifications"] {
+        let r = a.get(path).await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (403, "forbidden_campus"),
+            "{path}: {}",
+            r.text()
+        );
+        assert_eq!(admin.get(path).await.status, 200, "{path}");
+    }
+}
+
+/// Item 6: a consent withdrawal through `/consents` erases, so it is an admin's, like
+/// `/erase`; `given_by` must be a registered guardian of the student.
+async fn consent_withdrawal_needs_an_admin_and_a_guardian(db: Db) {
+    let ops = Arc::new(RecordingOps::default());
+    let sv = server_with(db, 1 << 20, |_| {}, ops.clone()).await;
+    let admin = Client::login(&sv.addr, "admin").await;
+    let r = admin
+        .post(
+            "/api/v1/students/s1/guardians",
+            json!({"id": "s1-mum", "name": "Mum"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    let withdraw = |by: &str| json!({"kind": "face_recognition", "granted": false, "given_by": by});
+    for role in ["front_desk", "manager"] {
+        let c = Client::login(&sv.addr, role).await;
+        let r = c
+            .post("/api/v1/students/s1/consents", withdraw("s1-mum"))
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (403, "forbidden_role"),
+            "{role}: {}",
+            r.text()
+        );
+    }
+    assert!(ops.calls().is_empty(), "{:?}", ops.calls());
+    for by in ["", "nobody", "s2"] {
+        let r = admin
+            .post("/api/v1/students/s1/consents", withdraw(by))
+            .await;
+        assert_eq!(
+            (r.status, r.code().as_str()),
+            (422, "invalid"),
+            "{by:?}: {}",
+            r.text()
+        );
+    }
+    assert!(ops.calls().is_empty(), "{:?}", ops.calls());
+    let r = admin
+        .post("/api/v1/students/s1/consents", withdraw("s1-mum"))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert_eq!(ops.calls(), vec!["withdraw s1 by s1-mum".to_string()]);
+    // a front desk still records grants (the guardian checked as before)
+    let desk = Client::login(&sv.addr, "front_desk").await;
+    let r = desk
+        .post(
+            "/api/v1/students/s1/consents",
+            json!({"kind": "face_recognition", "granted": true, "given_by": "s1-mum", "document_ref": "F-1"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
+/// Face work that records what it was asked and answers like the real pipeline.
+#[derive(Default)]
+struct RecordingOps {
+    calls: std::sync::Mutex<Vec<String>>,
+}
+
+impl RecordingOps {
+    fn calls(&self) -> Vec<String> {
+        self.calls.lock().unwrap().clone()
+    }
+    fn record(&self, s: String) {
+        self.calls.lock().unwrap().push(s);
+    }
+}
+
+impl rollcall_api::Ops for RecordingOps {
+    fn enroll_photo<'a>(
+        &'a self,
+        student: &'a str,
+        _image: Vec<u8>,
+    ) -> rollcall_api::BoxFut<'a, Result<Value, rollcall_api::error::ApiError>> {
+        self.record(format!("enroll {student}"));
+        // the verdict of a photo that matches s2 (another campus) above the accept threshold
+        Box::pin(async move {
+            Ok(json!({
+                "student": student,
+                "enrolled": [],
+                "rejected": [{"photo": "upload", "code": "possible_duplicate",
+                              "message": "possible duplicate enrollment of s1 (similarity 0.91 >= 0.40)"}],
+                "duplicates": [{"photo": "upload", "other_student": "s1", "similarity": 0.91, "refused": true}],
+                "dropped_templates": [],
+                "templates": 0,
+            }))
+        })
+    }
+    fn export<'a>(
+        &'a self,
+        student: &'a str,
+    ) -> rollcall_api::BoxFut<'a, Result<Value, rollcall_api::error::ApiError>> {
+        self.record(format!("export {student}"));
+        Box::pin(async move {
+            Ok(
+                json!({"student": student, "record": {"profile": {"id": student}},
+                      "photos": [{"name": "t1.jpg", "jpeg_base64": "bm9ydGggY2hpbGQ="}]}),
+            )
+        })
+    }
+    fn erase<'a>(
+        &'a self,
+        student: &'a str,
+    ) -> rollcall_api::BoxFut<'a, Result<Value, rollcall_api::error::ApiError>> {
+        self.record(format!("erase {student}"));
+        Box::pin(async move { Ok(json!({"student": student, "complete": true})) })
+    }
+    fn withdraw_consent<'a>(
+        &'a self,
+        student: &'a str,
+        by: &'a str,
+        _document_ref: Option<String>,
+    ) -> rollcall_api::BoxFut<'a, Result<Value, rollcall_api::error::ApiError>> {
+        self.record(format!("withdraw {student} by {by}"));
+        Box::pin(async move { Ok(json!({"student": student, "complete": true})) })
+    }
+}
+
+/// Item 9: the duplicate check tells a campus-limited account only "possible duplicate",
+/// never the other child's id or score; an all-campus account sees them.
+async fn duplicate_verdict_names_nobody_to_a_campus_account(db: Db) {
+    let sv = server_with(db, 1 << 20, |_| {}, Arc::new(RecordingOps::default())).await;
+    let mut png = Vec::new();
+    image::DynamicImage::new_rgb8(64, 64)
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    let upload = |c: Client| {
+        let png = png.clone();
+        async move {
+            http(
+                &c.addr,
+                "POST",
+                "/api/v1/students/s2/photos",
+                &[
+                    ("cookie", &c.cookie),
+                    ("x-csrf-token", &c.csrf),
+                    ("content-type", "image/png"),
+                ],
+                &png,
+            )
+            .await
+        }
+    };
+    let r = upload(Client::login(&sv.addr, "desk_south").await).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let v = &r.json()["verdict"];
+    assert!(
+        !r.text().contains("s1") && !r.text().contains("0.91"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(v["duplicates"][0]["refused"], true, "{v}");
+    assert_eq!(v["rejected"][0]["code"], "possible_duplicate", "{v}");
+    assert_eq!(v["rejected"][0]["message"], "possible duplicate", "{v}");
+    assert_eq!(v["rejected"][0]["message_zh"], "可能重复录入", "{v}");
+    let r = upload(Client::login(&sv.addr, "front_desk").await).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["verdict"]["duplicates"][0]["other_student"], "s1");
+}
+
+/// Item 10: the staff app's login form carries a token of its own page (login CSRF).
+async fn login_form_needs_its_own_token(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    let a = &sv.addr;
+    let body = format!("username=admin&password={}", PASSWORD.replace(' ', "+"));
+    // posted from another site: no token, or a token without its cookie
+    for (extra, cookie) in [
+        ("", None),
+        ("&_csrf=abc", None),
+        ("&_csrf=abc", Some("rollcall_login_csrf=def")),
+    ] {
+        let mut h = vec![("content-type", "application/x-www-form-urlencoded")];
+        if let Some(c) = cookie {
+            h.push(("cookie", c));
+        }
+        let r = http(
+            a,
+            "POST",
+            "/app/login",
+            &h,
+            format!("{body}{extra}").as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, 403, "{extra} {cookie:?}: {}", r.text());
+        assert!(session_cookie(&r).is_none());
+        assert!(r.text().contains("id=csrf"), "{}", r.text());
+    }
+    // from its own page: in
+    let r = app_login(a, body.as_bytes()).await;
+    assert_eq!(
+        (r.status, r.header("location")),
+        (303, Some("/app")),
+        "{}",
+        r.text()
+    );
+    assert!(session_cookie(&r).is_some());
+    // the page itself is not cached, and Chinese as well
+    let r = http(a, "GET", "/app/login?lang=zh", &[], b"").await;
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+}
+
+/// Item 10: a child's face is never kept by a browser or proxy cache.
+async fn face_crops_are_never_cached(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    put_crop(&sv, "s1", b"north child");
+    let r = Client::login(&sv.addr, "viewer_north")
+        .await
+        .get("/api/v1/students/s1/photo")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+}
+
+/// Item 10: a reversal checks the lesson's campus, not only the student's.
+async fn reversal_checks_the_lessons_campus(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    add_staff(&sv.store, "manager_north", Role::Manager, &["north"]).await;
+    // s1 (north) also takes art at the south campus, and was checked in there
+    sv.store
+        .enroll("art", "s1", Utc::now() - Duration::days(1))
+        .await
+        .unwrap();
+    let mut ci = CheckIn::new(
+        "s1",
+        Utc::now(),
+        rollcall_domain::ledger::AttendanceSource::Face,
+    );
+    ci.camera_id = Some("cam-s".into());
+    let r = sv.store.check_in(&ci).await.unwrap();
+    let entries = sv.store.entries(Some("s1")).await.unwrap().len();
+    let m = Client::login(&sv.addr, "manager_north").await;
+    let r2 = m
+        .post(
+            "/api/v1/students/s1/reversals",
+            json!({"lesson_id": "art-now", "note": "not here"}),
+        )
+        .await;
+    assert_eq!(
+        (r2.status, r2.code().as_str()),
+        (403, "forbidden_campus"),
+        "{r:?} {}",
+        r2.text()
+    );
+    assert_eq!(sv.store.entries(Some("s1")).await.unwrap().len(), entries);
+    // the south campus's manager may
+    add_staff(&sv.store, "manager_south", Role::Manager, &["south"]).await;
+    let r3 = Client::login(&sv.addr, "manager_south")
+        .await
+        .post(
+            "/api/v1/students/s1/reversals",
+            json!({"lesson_id": "art-now", "note": "not here"}),
+        )
+        .await;
+    assert_eq!(r3.status, 200, "{}", r3.text());
+}
+
+/// Item 10: a review item at one's own campus does not name another campus's children.
+async fn review_candidates_of_other_campuses_are_hidden(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    let id = review_item(&sv.store, "kn", "north", &[("s2", 0.62), ("s1", 0.55)]).await;
+    let c = Client::login(&sv.addr, "viewer_north").await;
+    for path in ["/api/v1/review".to_string(), format!("/api/v1/review/{id}")] {
+        let r = c.get(&path).await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(!r.text().contains("\"s2\""), "{path}: {}", r.text());
+        assert!(r.text().contains("\"s1\""), "{path}: {}", r.text());
+    }
+    let page = c.get("/app/review").await.text();
+    assert!(!page.contains("s2"), "{page}");
+    // an all-campus account sees both
+    let r = Client::login(&sv.addr, "viewer")
+        .await
+        .get(&format!("/api/v1/review/{id}"))
+        .await;
+    assert!(r.text().contains("\"s2\"") && r.text().contains("\"s1\""));
+}
+
+/// Item 7: a login checks exactly one password hash, known account or not, right password
+/// or not (the time of an answer does not tell whether a username exists).
+async fn login_checks_one_password_hash_whoever_asks(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    let a = &sv.addr;
+    for (u, p, status) in [
+        ("teacher", "wrong password", 401),
+        ("nobody", "wrong password", 401),
+        ("manager", PASSWORD, 200),
+        ("nobody2", PASSWORD, 401),
+    ] {
+        let before = sv.state.password_checks();
+        let r = login_as(a, u, p).await;
+        assert_eq!(r.status, status, "{u}: {}", r.text());
+        assert_eq!(sv.state.password_checks() - before, 1, "{u} / {p}");
+    }
+}
+
+/// A login from `client` behind the test's trusted proxy (127.0.0.1).
+async fn login_from(a: &str, client: &str, user: &str, password: &str) -> Resp {
+    http(
+        a,
+        "POST",
+        "/api/v1/auth/login",
+        &[
+            ("content-type", "application/json"),
+            ("x-forwarded-for", &format!("203.0.113.9, {client}")),
+        ],
+        json!({"username": user, "password": password})
+            .to_string()
+            .as_bytes(),
+    )
+    .await
+}
+
+/// Item 7: failed logins earn delays that grow, per account and address, instead of a
+/// lockout: someone guessing the admin's password from one address cannot keep the admin
+/// (at another address) out; the client address comes from a trusted proxy's header.
+async fn login_delays_grow_and_never_lock_the_owner_out(db: Db) {
+    let sv = server_with(
+        db,
+        1 << 20,
+        |c| c.trusted_proxies = vec!["127.0.0.1".parse().unwrap()],
+        Arc::new(NoOps),
+    )
+    .await;
+    let a = &sv.addr;
+    // the attacker at 198.51.100.7: three free failures, then a wait that grows
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(login_from(a, "198.51.100.7", "admin", "guess").await.status);
+    }
+    assert_eq!(&statuses[..3], &[401, 401, 401], "{statuses:?}");
+    assert!(statuses[3..].iter().all(|s| *s == 429), "{statuses:?}");
+    let r = login_from(a, "198.51.100.7", "admin", PASSWORD).await;
+    assert_eq!(
+        (r.status, r.header("retry-after")),
+        (429, Some("1")),
+        "{}",
+        r.text()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        login_from(a, "198.51.100.7", "admin", "guess").await.status,
+        401
+    );
+    let r = login_from(a, "198.51.100.7", "admin", "guess").await;
+    assert_eq!(
+        (r.status, r.header("retry-after")),
+        (429, Some("2")),
+        "{}",
+        r.text()
+    );
+    // the admin, at the office's address, logs in at once
+    let r = login_from(a, "192.0.2.10", "admin", PASSWORD).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // the audit trail names the client, not the proxy
+    let rows = sv.store.audit_rows(5).await.unwrap();
+    assert!(
+        rows.iter()
+            .any(|r| r.actor_ip.as_deref() == Some("192.0.2.10")),
+        "{rows:?}"
+    );
+    // an untrusted peer's header is ignored: this server trusts nobody
+    let sv2 = server(db, 1 << 20).await;
+    for i in 0..4 {
+        let r = login_from(&sv2.addr, &format!("198.51.100.{i}"), "admin", "guess").await;
+        assert_eq!(r.status, if i < 3 { 401 } else { 429 }, "{i}: {}", r.text());
+    }
+}
+
+/// Item 4: the subject-access export is handed to the admin as a download (never cached),
+/// not left under the data directory.
+async fn subject_access_export_is_a_download_not_a_file(db: Db) {
+    let ops = Arc::new(RecordingOps::default());
+    let sv = server_with(db, 1 << 20, |_| {}, ops.clone()).await;
+    let admin = Client::login(&sv.addr, "admin").await;
+    let r = admin.post("/api/v1/students/s1/export", json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        r.header("content-disposition"),
+        Some("attachment; filename=\"s1-export.json\"")
+    );
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert_eq!(r.json()["export"]["record"]["profile"]["id"], "s1");
+    assert_eq!(r.json()["export"]["photos"][0]["name"], "t1.jpg");
+    assert_eq!(ops.calls(), vec!["export s1".to_string()]);
+    assert!(!sv._dir.path().join("exports").exists());
+}
+
+/// The objects a route's path parameters name, for one side of the matrix.
+struct Side {
+    student: &'static str,
+    package: &'static str,
+    class: &'static str,
+    lesson: &'static str,
+    review: i64,
+    alert: i64,
+}
+
+fn fill(path: &str, s: &Side) -> String {
+    path.replace("{package}", s.package)
+        .replace("/students/{id}", &format!("/students/{}", s.student))
+        .replace("/classes/{id}", &format!("/classes/{}", s.class))
+        .replace(
+            "/lessons/{id}/attendance/{student}",
+            &format!("/lessons/{}/attendance/{}", s.lesson, s.student),
+        )
+        .replace("/lessons/{id}", &format!("/lessons/{}", s.lesson))
+        .replace("/review/{id}", &format!("/review/{}", s.review))
+        .replace("/alerts/{id}", &format!("/alerts/{}", s.alert))
+        .replace("/tokens/{id}", "/tokens/none")
+        .replace("{kind}", "students")
+}
+
+/// A body that passes validation, so the request reaches the campus and school checks.
+fn body_for(method: &str, path: &str, s: &Side) -> Value {
+    let later = (Utc::now() + Duration::days(30)).to_rfc3339();
+    match (method, path) {
+        (_, p) if p.ends_with("/guardians") => json!({"id": "g-matrix", "name": "G"}),
+        (_, p) if p.ends_with("/consents") => {
+            json!({"kind": "face_recognition", "granted": true, "given_by": format!("{}-g", s.student), "document_ref": "F-1"})
+        }
+        (_, p) if p.ends_with("/packages") => {
+            json!({"id": "p-matrix", "lessons": 1, "unit_price_cents": 100, "expires_at": later})
+        }
+        (_, p) if p.ends_with("/adjustments") => {
+            json!({"package_id": s.package, "units": 100, "key": "k-matrix", "note": "matrix"})
+        }
+        (_, p) if p.ends_with("/reversals") => json!({"lesson_id": s.lesson, "note": "matrix"}),
+        (_, p) if p.ends_with("/consent/withdraw") => json!({"by": format!("{}-g", s.student)}),
+        (_, p) if p.ends_with("/enrollments") => json!({"student_id": s.student}),
+        (_, p) if p.ends_with("/decision") => json!({"decision": "reject"}),
+        ("PUT", _) => json!({"status": "present"}),
+        _ => json!({}),
+    }
+}
+
+/// Sends what the route takes: a PNG to `/photos`, a form (with the session's token) to the
+/// staff app's forms, else the JSON body.
+async fn send_matrix(c: &Client, method: &str, route: &str, path: &str, side: &Side) -> Resp {
+    let (ct, body): (&str, Vec<u8>) = if route.ends_with("/photos") {
+        let mut png = Vec::new();
+        image::DynamicImage::new_rgb8(64, 64)
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        ("image/png", png)
+    } else if route.starts_with("/app/") && method == "POST" {
+        let f = if route.starts_with("/app/alerts") {
+            "action=acknowledge"
+        } else {
+            "decision=reject"
+        };
+        (
+            "application/x-www-form-urlencoded",
+            format!("_csrf={}&{f}", c.csrf).into_bytes(),
+        )
+    } else {
+        (
+            "application/json",
+            body_for(method, route, side).to_string().into_bytes(),
+        )
+    };
+    http(
+        &c.addr,
+        method,
+        path,
+        &[
+            ("cookie", &c.cookie),
+            ("x-csrf-token", &c.csrf),
+            ("content-type", ct),
+        ],
+        &body,
+    )
+    .await
+}
+
+/// Issue 19: every route with a path parameter × every role × own campus / another campus /
+/// another school. An account limited to the north campus reaches north's objects (when its
+/// role may) and is refused (403/404) on south's; every account is refused (404/403) on
+/// another school's objects, even under the same campus name. 0 unexpected allows.
+async fn route_role_campus_school_matrix_allows_nothing_unexpected(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    let s = &sv.store;
+    // another school in the same database, with a campus of the same name and the same ids
+    let beta = s
+        .create_school("beta", "Beta", 0, &SchoolPolicy::default())
+        .await
+        .unwrap();
+    beta.create_campus("north", "North").await.unwrap();
+    beta.create_camera("cam-bn", "north", "front")
+        .await
+        .unwrap();
+    beta.create_class(&NewClass {
+        id: "bmath".into(),
+        course: "bmath".into(),
+        name: "b".into(),
+        campus_id: "north".into(),
+        teacher: "t".into(),
+        policy: ClassPolicy::default(),
+    })
+    .await
+    .unwrap();
+    beta.add_lesson(&NewLesson {
+        id: "bmath-now".into(),
+        class_id: "bmath".into(),
+        room_id: None,
+        teacher: None,
+        start: Utc::now() - Duration::minutes(5),
+        end: Utc::now() + Duration::minutes(55),
+    })
+    .await
+    .unwrap();
+    beta.create_student(&NewStudent {
+        id: "b1".into(),
+        name: "B".into(),
+        home_campus_id: Some("north".into()),
+    })
+    .await
+    .unwrap();
+    beta.purchase(&NewPackage {
+        id: "p-b1".into(),
+        student_id: "b1".into(),
+        campus_id: None,
+        lessons: 10,
+        unit_price_cents: 1000,
+        price_paid_cents: None,
+        bought_at: Utc::now() - Duration::days(1),
+        expires_at: Utc::now() + Duration::days(100),
+    })
+    .await
+    .unwrap();
+    let beta_review = review_item(&beta, "kb", "north", &[("b1", 0.6)]).await;
+    beta.raise_camera_alert("cam-bn", "camera:cam-bn:1", "offline", Utc::now())
+        .await
+        .unwrap();
+    let beta_alert = beta.alerts(None).await.unwrap()[0].id;
+    for st in ["s1", "s2"] {
+        s.add_guardian(&NewGuardian {
+            id: format!("{st}-g"),
+            student_id: st.into(),
+            name: "G".into(),
+            phone: None,
+            email: None,
+            language: "en".into(),
+            notify_prefs: String::new(),
+        })
+        .await
+        .unwrap();
+    }
+    let north_review = review_item(s, "kn", "north", &[("s1", 0.6)]).await;
+    let south_review = review_item(s, "ks", "south", &[("s2", 0.6)]).await;
+    s.raise_camera_alert("cam-n", "camera:cam-n:1", "offline", Utc::now())
+        .await
+        .unwrap();
+    s.raise_camera_alert("cam-s", "camera:cam-s:1", "offline", Utc::now())
+        .await
+        .unwrap();
+    let alerts = s.alerts(None).await.unwrap();
+    let alert_of = |cam: &str| {
+        alerts
+            .iter()
+            .find(|a| a.message.starts_with(&format!("camera {cam}:")))
+            .unwrap()
+            .id
+    };
+    let own = Side {
+        student: "s1",
+        package: "p-s1",
+        class: "math",
+        lesson: "math-now",
+        review: north_review,
+        alert: alert_of("cam-n"),
+    };
+    let other_campus = Side {
+        student: "s2",
+        package: "p-s2",
+        class: "art",
+        lesson: "art-now",
+        review: south_review,
+        alert: alert_of("cam-s"),
+    };
+    let other_school = Side {
+        student: "b1",
+        package: "p-b1",
+        class: "bmath",
+        lesson: "bmath-now",
+        review: beta_review,
+        alert: beta_alert,
+    };
+    let routes = rollcall_api::documented_routes(sv.state.clone());
+    let mut unexpected = Vec::new();
+    let mut checked = 0;
+    for role in Role::ALL {
+        let limited = format!("{}_n", role.as_str());
+        add_staff(s, &limited, *role, &["north"]).await;
+        let lc = Client::login(&sv.addr, &limited).await;
+        let ac = Client::login(&sv.addr, role.as_str()).await;
+        for r in &routes {
+            let Some(allowed) = r.roles else { continue };
+            if !r.path.contains('{') || r.path.contains("{kind}") || r.path.contains("/tokens/") {
+                continue; // lists are filtered (campus_scoping_…); import needs every campus
+            }
+            let may = allowed.contains(role);
+            let web = r.path.starts_with("/app");
+            // another campus, as the campus-limited account; another school, as both
+            for (who, c, side) in [
+                ("north-limited", &lc, &other_campus),
+                ("north-limited", &lc, &other_school),
+                ("all-campus", &ac, &other_school),
+            ] {
+                let path = fill(r.path, side);
+                let resp = send_matrix(c, r.method, r.path, &path, side).await;
+                checked += 1;
+                if !matches!(resp.status, 403 | 404) {
+                    unexpected.push(format!(
+                        "{} {path} as {} {who}: {} {}",
+                        r.method,
+                        role.as_str(),
+                        resp.status,
+                        resp.text().chars().take(160).collect::<String>()
+                    ));
+                }
+            }
+            // its own campus: not refused for the campus when the role may (web forms need
+            // their form token: left to the web tests)
+            if may && !web {
+                let path = fill(r.path, &own);
+                let resp = send_matrix(&lc, r.method, r.path, &path, &own).await;
+                checked += 1;
+                if resp.status == 403 || resp.status == 401 {
+                    unexpected.push(format!(
+                        "{} {path} as {} north-limited (own campus): {} {}",
+                        r.method,
+                        role.as_str(),
+                        resp.status,
+                        resp.text()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(checked > 300, "{checked}");
+    assert!(unexpected.is_empty(), "{}", unexpected.join("\n"));
 }

@@ -262,6 +262,7 @@ pub async fn privacy(v: &crate::cmd_vision::VisionOpts, cmd: PrivacyCmd) -> anyh
                 unknown_crop_days: unknown_days,
                 decided_review_days: decided_days,
                 inactive_template_months: inactive_months,
+                ..RetentionConfig::from_env()?
             };
             let school = open_school(&data, false).await?;
             let tenant = TenantId::new(school.school_id()).map_err(|e| anyhow!("{e}"))?;

@@ -66,6 +66,14 @@ pub struct ServeConfig {
     /// Create the embedded gallery in the memory-lean layout (as `ROLLCALL_GALLERY_LEAN=1`).
     #[serde(default)]
     pub gallery_lean: bool,
+    /// Mark the session cookie `Secure` (set when the staff app is served over HTTPS, e.g.
+    /// behind a TLS-terminating proxy).
+    #[serde(default)]
+    pub secure_cookies: bool,
+    /// Addresses of reverse proxies whose `X-Forwarded-For` names the client (login delays,
+    /// audit trail). Empty: the peer address.
+    #[serde(default)]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 fn default_max_body() -> usize {
@@ -237,30 +245,23 @@ impl rollcall_api::Ops for ServeOps {
         Box::pin(async move {
             let (f, sid) = self.face_for(student, "export_unavailable")?;
             let now = Utc::now();
-            let out = f.data.join("exports").join(format!(
-                "{}-{}",
-                rollcall_gallery::enroll::path_component(student),
-                now.format("%Y%m%dT%H%M%S%.3fZ")
-            ));
-            let r = rollcall_gallery::privacy::export_student(
+            // handed to the caller whole; nothing of it stays under the data directory
+            let bundle = rollcall_gallery::privacy::export_student_bundle(
                 f.gallery.as_ref(),
                 &f.store,
                 &f.data,
                 &f.tenant,
                 &sid,
-                &out,
                 now,
             )
             .await
             .map_err(|e| api_error("export_failed", e))?;
             // the export changes no table, but personal data left the system: the student's
             // audit trail records it (the staff member through the API's actor context)
-            let rel =
-                |p: &std::path::Path| p.strip_prefix(&f.data).unwrap_or(p).display().to_string();
             let detail = serde_json::json!({
-                "json": rel(&r.json),
-                "photos": r.photos.len(),
-                "biometric_data_held": r.biometric_data_held,
+                "delivered": "download",
+                "photos": bundle["photos"].as_array().map_or(0, Vec::len),
+                "biometric_data_held": bundle["biometric_data_held"],
             });
             f.store
                 .audit_privacy_event(
@@ -272,7 +273,7 @@ impl rollcall_api::Ops for ServeOps {
                 )
                 .await
                 .map_err(|e| api_error("export_failed", e))?;
-            serde_json::to_value(r).map_err(|e| api_error("export_failed", e))
+            Ok(bundle)
         })
     }
     fn withdraw_consent<'a>(
@@ -382,6 +383,8 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
             max_body_bytes: cfg.max_body_bytes,
             metrics_public: cfg.metrics_public,
             data_dir: cfg.data.clone(),
+            secure_cookies: cfg.secure_cookies,
+            trusted_proxies: cfg.trusted_proxies.clone(),
             ..Default::default()
         },
         Arc::new(ServeOps {

@@ -153,24 +153,13 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EnrollError + '_ {
     }
 }
 
-/// A file-system-safe name for an identifier (ids are printable but may contain `/` or `..`).
-pub fn path_component(id: &str) -> String {
-    let mut s = String::with_capacity(id.len());
-    for b in id.bytes() {
-        if b.is_ascii_alphanumeric() || b == b'-' || b == b'_' {
-            s.push(b as char);
-        } else {
-            s.push_str(&format!("%{b:02X}"));
-        }
-    }
-    s
-}
+/// A file-system-safe name for an identifier: the one escaping helper (in the domain crate, so
+/// that the API builds the same paths without depending on this crate).
+pub use rollcall_domain::ids::path_component;
 
 /// Directory holding a student's crops.
 pub fn student_crops_dir(crops: &Path, tenant: &TenantId, student: &StudentId) -> PathBuf {
-    crops
-        .join(path_component(tenant.as_str()))
-        .join(path_component(student.as_str()))
+    rollcall_domain::ids::student_crops_dir(crops, tenant.as_str(), student.as_str())
 }
 
 /// The single passing face of a photo, or the reason it cannot be enrolled.
@@ -235,8 +224,68 @@ fn enrollment_face(
     Ok((f.aligned.clone(), q, emb))
 }
 
+/// One lock per (school, student) in this process: an enrollment holds it from its first
+/// consent check until its templates are stored, an erasure (and so a consent withdrawal's
+/// erasure) while it removes everything, so the two never interleave. (Another process is
+/// covered by the consent check enrollment repeats just before sealing.)
+pub async fn student_lock(
+    tenant: &TenantId,
+    student: &StudentId,
+) -> tokio::sync::OwnedMutexGuard<()> {
+    type Locks =
+        std::collections::HashMap<(String, String), std::sync::Arc<tokio::sync::Mutex<()>>>;
+    static LOCKS: std::sync::OnceLock<std::sync::Mutex<Locks>> = std::sync::OnceLock::new();
+    let m = {
+        let mut g = LOCKS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        // forget the locks nobody holds or waits for
+        if g.len() > 1024 {
+            g.retain(|_, l| std::sync::Arc::strong_count(l) > 1);
+        }
+        g.entry((tenant.as_str().to_string(), student.as_str().to_string()))
+            .or_default()
+            .clone()
+    };
+    m.lock_owned().await
+}
+
+/// The consent check repeated just before sealing: valid at `now` as before, and no
+/// withdrawal recorded after the grant the first check relied on (whatever time the
+/// withdrawal carries: one recorded during the enrollment is after `now`).
+async fn recheck_consent(
+    store: &dyn PrivacyStore,
+    proof: &ConsentProof,
+    now: DateTime<Utc>,
+) -> Result<(), ConsentError> {
+    let again = ConsentProof::check(store, proof.tenant(), proof.student(), now).await?;
+    let history = store
+        .consent_history(proof.tenant(), proof.student())
+        .await?;
+    let since = again.record().at.max(proof.record().at);
+    if let Some(w) = history
+        .iter()
+        .rev()
+        .find(|r| r.kind == rollcall_domain::privacy::FACE_CONSENT && !r.granted && r.at >= since)
+    {
+        return Err(ConsentError::Refused {
+            tenant: proof.tenant().clone(),
+            student: proof.student().clone(),
+            status: rollcall_domain::privacy::ConsentStatus::Withdrawn {
+                at: w.at,
+                by: w.given_by.clone(),
+            },
+        });
+    }
+    Ok(())
+}
+
 /// Enrolls the photos of one student. Refused with [`EnrollError::Consent`] before any photo is
-/// looked at unless the student has valid guardian consent at `req.now`. Photos that fail are
+/// looked at unless the student has valid guardian consent at `req.now`, and again (nothing
+/// kept) when the consent is no longer valid just before the templates are sealed (a
+/// withdrawal recorded meanwhile). Enrollments and erasures of one student run one at a time
+/// ([`student_lock`]). Photos that fail are
 /// listed with their reason; the others are enrolled: sealed into the database first (the
 /// canonical copy), then indexed in the gallery. Nothing is written for a refused photo.
 pub async fn enroll(
@@ -246,7 +295,8 @@ pub async fn enroll(
     cfg: &EnrollConfig,
     req: EnrollRequest,
 ) -> Result<EnrollReport, EnrollError> {
-    let _proof = ConsentProof::check(guard.store, &req.tenant, &req.student, req.now).await?;
+    let _serial = student_lock(&req.tenant, &req.student).await;
+    let proof = ConsentProof::check(guard.store, &req.tenant, &req.student, req.now).await?;
     if req.photos.is_empty() {
         return Err(EnrollError::NoPhotos);
     }
@@ -357,6 +407,14 @@ pub async fn enroll(
         new_templates.push(t);
     }
     if !new_templates.is_empty() {
+        // consent again: a withdrawal recorded while the photos were processed wins
+        if let Err(e) = recheck_consent(guard.store, &proof, req.now).await {
+            for p in &enrolled {
+                let _ = std::fs::remove_file(&p.crop);
+            }
+            let _ = std::fs::remove_dir(&dir); // only when empty
+            return Err(e.into());
+        }
         let templates = Template::for_student(
             &req.tenant,
             &req.student,

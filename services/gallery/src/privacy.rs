@@ -73,6 +73,67 @@ pub fn unknown_crops_dir(data: &Path) -> PathBuf {
     crops_dir(data).join("unknown")
 }
 
+/// Where subject-access exports were written (`<exports>/<student>-<time>/`). The API now
+/// streams an export instead of keeping it; what is still here (from earlier versions, or an
+/// export interrupted half-way) is erased with the student and deleted by the retention job.
+pub fn exports_dir(data: &Path) -> PathBuf {
+    data.join("exports")
+}
+
+/// The export directories of one student under [`exports_dir`]: `<student>-<time>`, the
+/// student id through [`enroll::path_component`] and the time as `YYYYMMDDTHHMMSS.mmmZ`
+/// (an escaped id never ends in such a time: its `.` would be `%2E`, so no other student's
+/// export matches).
+fn student_exports(data: &Path, student: &StudentId) -> Result<Vec<PathBuf>, PrivacyError> {
+    let dir = exports_dir(data);
+    let prefix = format!("{}-", enroll::path_component(student.as_str()));
+    let rd = match std::fs::read_dir(&dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(vec![]),
+        Err(e) => return Err(io(&dir)(e)),
+    };
+    let mut out = Vec::new();
+    for e in rd {
+        let e = e.map_err(io(&dir))?;
+        let name = e.file_name().to_string_lossy().to_string();
+        // `<student>-<YYYYMMDD>T…`: the part after the prefix starts with the date
+        let Some(rest) = name.strip_prefix(&prefix) else {
+            continue;
+        };
+        if is_export_time(rest) {
+            out.push(e.path());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// `YYYYMMDDTHHMMSS.mmmZ`.
+fn is_export_time(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 20
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 => *c == b'T',
+            15 => *c == b'.',
+            19 => *c == b'Z',
+            _ => c.is_ascii_digit(),
+        })
+}
+
+/// Deletes a file or a directory tree; `false` when it was not there.
+fn remove_tree(path: &Path) -> Result<bool, PrivacyError> {
+    let r = if path.is_dir() {
+        std::fs::remove_dir_all(path)
+    } else {
+        std::fs::remove_file(path)
+    };
+    match r {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io(path)(e)),
+    }
+}
+
 /// Where review crops are kept (the ledger's review items point at files in here).
 pub fn review_crops_dir(data: &Path) -> PathBuf {
     crops_dir(data).join("review")
@@ -160,6 +221,10 @@ pub struct FullErasureReceipt {
     /// Review and hard-negative images that may show the student, deleted (paths relative to
     /// the data directory).
     pub review_images_removed: Vec<String>,
+    /// Subject-access exports of the student left under the data directory (they hold the
+    /// enrollment photos), deleted (paths relative to the data directory).
+    #[serde(default)]
+    pub exports_removed: Vec<String>,
     /// What the database did to drop the deleted rows physically.
     pub database_compaction: String,
     /// What was deliberately kept.
@@ -191,6 +256,9 @@ pub async fn erase_student(
             "the actor of an erasure must be named".into(),
         ));
     }
+    // not while an enrollment of the student runs in this process (it finishes, or stops at
+    // its second consent check, first)
+    let _serial = enroll::student_lock(tenant, student).await;
     // 1. The canonical encrypted copies first: a crash after this point leaves nothing the
     //    index could be rebuilt from.
     let sealed_templates_removed = store.delete_sealed_student(tenant, student).await?;
@@ -210,7 +278,14 @@ pub async fn erase_student(
     removed.sort();
     removed.dedup();
     store.forget_images(tenant, &removed).await?;
-    // 4. Deleted rows physically gone from the database files.
+    // 4. Subject-access exports left on disk (copies of the enrollment photos).
+    let mut exports_removed = Vec::new();
+    for d in student_exports(data, student)? {
+        if remove_tree(&d)? {
+            exports_removed.push(d.strip_prefix(data).unwrap_or(&d).display().to_string());
+        }
+    }
+    // 5. Deleted rows physically gone from the database files.
     let database_compaction = store.compact().await?;
     let sealed_templates_remaining = store.sealed(tenant, Some(student)).await?.len();
     let receipt = FullErasureReceipt {
@@ -220,6 +295,7 @@ pub async fn erase_student(
         sealed_templates_removed,
         sealed_templates_remaining,
         review_images_removed: removed,
+        exports_removed,
         database_compaction,
         kept: vec![
             "profile, guardians and consent history".into(),
@@ -296,6 +372,13 @@ pub struct RetentionConfig {
     pub decided_review_days: u32,
     /// Templates of students with no attendance for this many months (default 36).
     pub inactive_template_months: u32,
+    /// Subject-access exports left under the data directory (default 1 day).
+    #[serde(default = "default_export_days")]
+    pub export_days: u32,
+}
+
+fn default_export_days() -> u32 {
+    1
 }
 
 impl Default for RetentionConfig {
@@ -305,6 +388,7 @@ impl Default for RetentionConfig {
             unknown_crop_days: 7,
             decided_review_days: 30,
             inactive_template_months: 36,
+            export_days: default_export_days(),
         }
     }
 }
@@ -325,6 +409,7 @@ impl RetentionConfig {
                 "ROLLCALL_RETENTION_INACTIVE_MONTHS",
                 &mut c.inactive_template_months,
             ),
+            ("ROLLCALL_RETENTION_EXPORT_DAYS", &mut c.export_days),
         ] {
             if let Ok(v) = std::env::var(var) {
                 *field = v.trim().parse().map_err(|_| {
@@ -355,6 +440,9 @@ pub struct RetentionReport {
     pub decided_review_images_removed: usize,
     pub unreferenced_review_crops_removed: usize,
     pub unknown_crops_removed: usize,
+    /// Subject-access exports past `export_days` (by their newest file).
+    #[serde(default)]
+    pub exports_removed: usize,
     pub students_erased: Vec<RetentionErasure>,
 }
 
@@ -390,6 +478,7 @@ pub async fn run_retention(
         decided_review_images_removed: 0,
         unreferenced_review_crops_removed: 0,
         unknown_crops_removed: 0,
+        exports_removed: 0,
         students_erased: vec![],
     };
 
@@ -433,6 +522,30 @@ pub async fn run_retention(
         if older_than(&f, unknown_cut)? && remove_file(&f)? {
             report.unknown_crops_removed += 1;
         }
+    }
+    // Subject-access exports, by the age of their newest file.
+    let export_cut = days(cfg.export_days);
+    let edir = exports_dir(data);
+    match std::fs::read_dir(&edir) {
+        Ok(rd) => {
+            for e in rd {
+                let p = e.map_err(io(&edir))?.path();
+                let files = if p.is_dir() {
+                    files_under(&p)?
+                } else {
+                    vec![p.clone()]
+                };
+                let mut old = true;
+                for f in &files {
+                    old &= older_than(f, export_cut)?;
+                }
+                if old && remove_tree(&p)? {
+                    report.exports_removed += 1;
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io(&edir)(e)),
     }
 
     // 3. Templates: students with biometric data (index or database) need valid consent and
@@ -581,6 +694,51 @@ pub async fn export_student(
         photos,
         biometric_data_held: held,
     })
+}
+
+/// Subject-access export handed over whole (the API's download): [`export_student`] into
+/// `<data>/exports/<student>-<time>/`, read back as one JSON document (`student`,
+/// `biometric_data_held`, `record`: the export's JSON, `photos`: `[{name, jpeg_base64}]`), and
+/// the directory removed again, also on failure. Only a crash in between leaves it, for the
+/// student's erasure and the retention job ([`RetentionConfig::export_days`]).
+pub async fn export_student_bundle(
+    gallery: &dyn Gallery,
+    store: &dyn PrivacyStore,
+    data: &Path,
+    tenant: &TenantId,
+    student: &StudentId,
+    now: DateTime<Utc>,
+) -> Result<serde_json::Value, PrivacyError> {
+    let out = exports_dir(data).join(format!(
+        "{}-{}",
+        enroll::path_component(student.as_str()),
+        now.format("%Y%m%dT%H%M%S%.3fZ")
+    ));
+    let r = export_student(gallery, store, data, tenant, student, &out, now).await;
+    let bundle = r.and_then(|r| {
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&r.json).map_err(io(&r.json))?)
+                .map_err(|e| PrivacyError::Invalid(format!("export: {e}")))?;
+        let mut photos = Vec::new();
+        for p in &r.photos {
+            let bytes = std::fs::read(p).map_err(io(p))?;
+            photos.push(serde_json::json!({
+                "name": p.file_name().map(|n| n.to_string_lossy().to_string()),
+                "jpeg_base64": base64::Engine::encode(
+                    &base64::engine::general_purpose::STANDARD,
+                    bytes
+                ),
+            }));
+        }
+        Ok(serde_json::json!({
+            "student": r.student,
+            "biometric_data_held": r.biometric_data_held,
+            "record": record,
+            "photos": photos,
+        }))
+    });
+    remove_tree(&out)?;
+    bundle
 }
 
 /// Students of the tenant whose face-recognition consent is not valid at `now` although they

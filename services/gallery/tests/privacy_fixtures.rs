@@ -5,7 +5,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use rollcall_domain::gallery::{Gallery, TemplateId};
-use rollcall_domain::privacy::{ConsentError, ConsentRecord, PrivacyStore, FACE_CONSENT};
+use rollcall_domain::privacy::{
+    ConsentError, ConsentRecord, PrivacyStore, PrivacyStoreError, FACE_CONSENT,
+};
 use rollcall_domain::{StudentId, TenantId};
 use rollcall_gallery::enroll::{
     self, identify, EnrollConfig, EnrollError, EnrollRequest, Safeguards,
@@ -808,4 +810,239 @@ async fn subject_access_export_has_everything_and_the_photos() {
     assert!(!r.biometric_data_held && r.photos.is_empty());
     let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&r.json).unwrap()).unwrap();
     assert_eq!(v["biometric"]["held"], false);
+}
+
+/// Issue 19 item 4: subject-access exports left under `DATA/exports/` (older versions wrote
+/// them there; an interrupted export may leave one) hold the enrollment photos: the
+/// student's erasure deletes them and lists them on its receipt, another student's stay, and
+/// the retention job deletes exports past their time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn erasure_and_retention_remove_leftover_exports() {
+    let mut w = World::new().await;
+    for s in ["obama", "obama-2"] {
+        w.student(s).await;
+        w.consent(s, Utc::now() - Duration::days(1), None).await;
+    }
+    w.enroll("obama", &["obama/1.jpg"]).await.unwrap();
+    // what the API hands over: the record and the photo in one document, nothing left on disk
+    let b = rollcall_gallery::privacy::export_student_bundle(
+        w.g(),
+        &w.store,
+        &w.data,
+        &w.tenant,
+        &StudentId::new("obama").unwrap(),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(b["record"]["ledger"]["profile"]["id"], "obama");
+    assert_eq!(b["biometric_data_held"], true);
+    let photos = b["photos"].as_array().unwrap();
+    assert_eq!(photos.len(), 1);
+    assert!(photos[0]["jpeg_base64"]
+        .as_str()
+        .unwrap()
+        .starts_with("/9j/"));
+    let exports = w.data.join("exports");
+    assert!(files_under(&exports).is_empty());
+    let mut dirs = Vec::new();
+    for (s, t) in [
+        ("obama", "20261201T101010.123Z"),
+        ("obama", "20261202T101010.123Z"),
+        ("obama-2", "20261201T101010.123Z"),
+    ] {
+        let d = exports.join(format!("{s}-{t}"));
+        let sid = StudentId::new(s).unwrap();
+        export_student(w.g(), &w.store, &w.data, &w.tenant, &sid, &d, Utc::now())
+            .await
+            .unwrap();
+        dirs.push(d);
+    }
+    assert!(
+        files_under(&dirs[0]).len() >= 2,
+        "the export holds the photo"
+    );
+    let receipt = erase_student(
+        w.g(),
+        &w.store,
+        &w.data,
+        &w.tenant,
+        &StudentId::new("obama").unwrap(),
+        "office",
+        ErasureReason::Request,
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        receipt.exports_removed,
+        vec![
+            "exports/obama-20261201T101010.123Z".to_string(),
+            "exports/obama-20261202T101010.123Z".to_string()
+        ]
+    );
+    assert!(receipt.complete());
+    assert!(!dirs[0].exists() && !dirs[1].exists());
+    // another student's export is not touched by this erasure
+    assert!(dirs[2].is_dir());
+    // retention: a day old at the next run (by its newest file), then gone
+    let cfg = RetentionConfig::default();
+    let r = run_retention(w.g(), &w.store, &w.data, &w.tenant, Utc::now(), &cfg)
+        .await
+        .unwrap();
+    assert_eq!(r.exports_removed, 0);
+    assert!(dirs[2].is_dir());
+    let later = Utc::now() + Duration::days(i64::from(cfg.export_days)) + Duration::minutes(1);
+    let r = run_retention(w.g(), &w.store, &w.data, &w.tenant, later, &cfg)
+        .await
+        .unwrap();
+    assert_eq!(r.exports_removed, 1);
+    assert!(!dirs[2].exists());
+}
+
+/// The ledger, with a guardian's withdrawal recorded right after enrollment's first consent
+/// check (as if the office recorded it while the photos were being processed).
+struct WithdrawsDuringEnrollment<'a> {
+    inner: &'a Store,
+    checks: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl rollcall_domain::privacy::ConsentGate for WithdrawsDuringEnrollment<'_> {
+    async fn consent_history(
+        &self,
+        tenant: &TenantId,
+        student: &StudentId,
+    ) -> Result<Vec<ConsentRecord>, PrivacyStoreError> {
+        let n = self
+            .checks
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n == 1 {
+            let w = ConsentRecord {
+                kind: FACE_CONSENT.into(),
+                granted: false,
+                given_by: format!("{student}-g"),
+                at: Utc::now(),
+                document_ref: None,
+                expires_at: None,
+            };
+            PrivacyStore::append_consent(self.inner, tenant, student, &w).await?;
+        }
+        rollcall_domain::privacy::ConsentGate::consent_history(self.inner, tenant, student).await
+    }
+}
+
+/// Everything else goes to the ledger unchanged.
+#[async_trait::async_trait]
+impl PrivacyStore for WithdrawsDuringEnrollment<'_> {
+    async fn append_consent(
+        &self,
+        tenant: &TenantId,
+        student: &StudentId,
+        record: &ConsentRecord,
+    ) -> Result<(), PrivacyStoreError> {
+        PrivacyStore::append_consent(self.inner, tenant, student, record).await
+    }
+    async fn put_sealed(
+        &self,
+        rows: &[rollcall_domain::privacy::SealedTemplate],
+    ) -> Result<(), PrivacyStoreError> {
+        PrivacyStore::put_sealed(self.inner, rows).await
+    }
+    async fn sealed(
+        &self,
+        tenant: &TenantId,
+        student: Option<&StudentId>,
+    ) -> Result<Vec<rollcall_domain::privacy::SealedTemplate>, PrivacyStoreError> {
+        PrivacyStore::sealed(self.inner, tenant, student).await
+    }
+    async fn delete_sealed_student(
+        &self,
+        tenant: &TenantId,
+        student: &StudentId,
+    ) -> Result<usize, PrivacyStoreError> {
+        PrivacyStore::delete_sealed_student(self.inner, tenant, student).await
+    }
+    async fn delete_sealed_ids(
+        &self,
+        tenant: &TenantId,
+        ids: &[TemplateId],
+    ) -> Result<usize, PrivacyStoreError> {
+        PrivacyStore::delete_sealed_ids(self.inner, tenant, ids).await
+    }
+    async fn compact(&self) -> Result<String, PrivacyStoreError> {
+        PrivacyStore::compact(self.inner).await
+    }
+    async fn last_activity(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<(StudentId, DateTime<Utc>)>, PrivacyStoreError> {
+        PrivacyStore::last_activity(self.inner, tenant).await
+    }
+    async fn audit_privacy(
+        &self,
+        tenant: &TenantId,
+        actor: &str,
+        action: &str,
+        student: &StudentId,
+        detail: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), PrivacyStoreError> {
+        PrivacyStore::audit_privacy(self.inner, tenant, actor, action, student, detail, at).await
+    }
+    async fn stored_images(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<rollcall_domain::privacy::StoredImage>, PrivacyStoreError> {
+        PrivacyStore::stored_images(self.inner, tenant).await
+    }
+    async fn forget_images(
+        &self,
+        tenant: &TenantId,
+        paths: &[String],
+    ) -> Result<usize, PrivacyStoreError> {
+        PrivacyStore::forget_images(self.inner, tenant, paths).await
+    }
+    async fn subject_record(
+        &self,
+        tenant: &TenantId,
+        student: &StudentId,
+    ) -> Result<String, PrivacyStoreError> {
+        PrivacyStore::subject_record(self.inner, tenant, student).await
+    }
+}
+
+/// Issue 19 item 8: a withdrawal recorded while an enrollment runs (after its first consent
+/// check) leaves no template, sealed copy or crop: consent is checked again before sealing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_during_enrollment_leaves_no_template() {
+    let mut w = World::new().await;
+    w.student("obama").await;
+    w.consent("obama", Utc::now() - Duration::days(1), None)
+        .await;
+    let store = WithdrawsDuringEnrollment {
+        inner: &w.store,
+        checks: Default::default(),
+    };
+    let cfg = EnrollConfig::new(w.data.join("crops"), w.p.thresholds());
+    let r = enroll::enroll(
+        &mut w.p,
+        w.gallery.as_ref().unwrap(),
+        &Safeguards {
+            store: &store,
+            keys: &w.keys,
+        },
+        &cfg,
+        EnrollRequest {
+            tenant: w.tenant.clone(),
+            student: StudentId::new("obama").unwrap(),
+            campuses: vec![],
+            photos: vec![photo("obama/1.jpg")],
+            now: Utc::now(),
+        },
+    )
+    .await;
+    assert!(matches!(r, Err(EnrollError::Consent(_))), "{r:?}");
+    assert!(store.checks.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    assert_nothing_stored(&w).await;
 }

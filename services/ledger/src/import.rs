@@ -123,7 +123,7 @@ impl Rec<'_> {
     fn id(&mut self, field: &str) -> String {
         let v = self.req(field);
         if !v.is_empty() {
-            if let Err(e) = rollcall_domain::StudentId::new(v.clone()) {
+            if let Err(e) = rollcall_domain::ids::check_new_id(&v) {
                 self.err(field, e.to_string());
             }
         }

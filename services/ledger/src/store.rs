@@ -615,12 +615,11 @@ pub(crate) async fn audit(
 }
 
 fn check_id(field: &'static str, v: &str) -> Result<()> {
-    rollcall_domain::StudentId::new(v)
-        .map(|_| ())
-        .map_err(|e| LedgerError::Invalid {
-            field,
-            message: e.to_string(),
-        })
+    // a new id: no path separators or dot segments either (ids name directories)
+    rollcall_domain::ids::check_new_id(v).map_err(|e| LedgerError::Invalid {
+        field,
+        message: e.to_string(),
+    })
 }
 
 async fn exists(c: &mut AnyConnection, sql: &str, school: &str, id: &str) -> Result<bool> {
@@ -1990,7 +1989,29 @@ impl Store {
         let mut w = self.write().await?;
         lock_student(w.conn(), &school, student).await?;
         if let Some(p) = package {
-            require(w.conn(), "package", &school, p).await?;
+            // one of this student's packages: another child's would move their balance
+            let owner: Option<String> = sqlx::query_scalar(
+                "SELECT student_id FROM packages WHERE school_id = $1 AND id = $2",
+            )
+            .bind(&school)
+            .bind(p)
+            .fetch_optional(w.conn())
+            .await?;
+            match owner {
+                None => {
+                    return Err(LedgerError::NotFound {
+                        entity: "package",
+                        id: p.into(),
+                    })
+                }
+                Some(o) if o != student => {
+                    return Err(LedgerError::Invalid {
+                        field: "package_id",
+                        message: format!("package {p:?} is not one of student {student:?}'s"),
+                    })
+                }
+                Some(_) => {}
+            }
         }
         let e = Entry {
             student_id: student.into(),

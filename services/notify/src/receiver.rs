@@ -1,4 +1,5 @@
-//! A reference webhook receiver: verifies `X-Rollcall-Signature`, keeps one notice per
+//! A reference webhook receiver: verifies `X-Rollcall-Signature` (over the timestamp, the
+//! `Idempotency-Key` and the body), keeps one notice per
 //! `Idempotency-Key` and answers 200 (401 on a bad signature, 400 on a malformed request). It is
 //! what a gateway must do, and what the benchmark delivers to.
 
@@ -109,8 +110,8 @@ impl Receiver {
                     let now = Utc::now();
                     let sig = h.get("x-rollcall-signature").cloned().unwrap_or_default();
                     let key = h.get("idempotency-key").cloned().unwrap_or_default();
-                    let ok = verify(&secret, &sig, &body, now.timestamp(), tolerance_s).is_ok()
-                        && !key.is_empty();
+                    let ok =
+                        verify(&secret, &sig, &key, &body, now.timestamp(), tolerance_s).is_ok();
                     let code = {
                         let Ok(mut g) = st.lock() else { return };
                         if ok {
@@ -155,5 +156,47 @@ impl Receiver {
             .lock()
             .map(|g| (g.raw, g.by_key.len(), g.refused))
             .unwrap_or((0, 0, 0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::webhook::sign;
+
+    const SECRET: &[u8] = b"0123456789abcdef-secret";
+
+    async fn post(addr: SocketAddr, key: &str, sig: &str, body: &[u8]) -> u16 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST /hook HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nIdempotency-Key: {key}\r\nX-Rollcall-Signature: {sig}\r\n\r\n",
+            body.len()
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
+        s.write_all(body).await.unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out).await;
+        String::from_utf8_lossy(&out)
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// A captured delivery replayed under a new `Idempotency-Key` (to get a second SMS sent)
+    /// is refused: the key is under the signature.
+    #[tokio::test]
+    async fn a_replay_under_a_new_idempotency_key_is_refused() {
+        let r = Receiver::start(SECRET, 300).await.unwrap();
+        let body = br#"{"delivery_key":"arrival:s1:M0/guardian:g1/sms","text":"arrived"}"#;
+        let key = "arrival:s1:M0/guardian:g1/sms";
+        let sig = sign(SECRET, Utc::now().timestamp(), key, body);
+        assert_eq!(post(r.addr, key, &sig, body).await, 200);
+        // the same delivery again: accepted, deduplicated
+        assert_eq!(post(r.addr, key, &sig, body).await, 200);
+        // captured and replayed with another key
+        assert_eq!(post(r.addr, "replay-1", &sig, body).await, 401);
+        assert_eq!(r.counts(), (2, 1, 1));
+        assert_eq!(r.received()[0].deliveries, 2);
     }
 }

@@ -4,9 +4,12 @@
 //! (`https://` URLs are refused with a clear error).
 //!
 //! Headers: `Idempotency-Key: <delivery key>` (the receiver dedupes on it; a notice may be
-//! delivered more than once) and `X-Rollcall-Signature: t=<unix seconds>,v1=<hex>` where
-//! `v1 = HMAC-SHA256(secret, "<t>.<body>")`. A receiver checks the MAC with [`verify`] and
-//! refuses a timestamp outside its tolerance (replay).
+//! delivered more than once) and `X-Rollcall-Signature: t=<unix seconds>,v2=<hex>` where
+//! `v2 = HMAC-SHA256(secret, "<t>\n<delivery key>\n<body>")`. The delivery key is under the
+//! MAC, so a captured delivery replayed with a new `Idempotency-Key` (to make the gateway send
+//! the message again) fails the check; the key never holds a control character, so the
+//! message is unambiguous. A receiver checks the MAC with [`verify`] and refuses a timestamp
+//! outside its tolerance (replay). The earlier `v1` signature (without the key) is refused.
 
 use crate::channel::{Channel, Outgoing, SendError};
 use crate::NotifyError;
@@ -19,13 +22,22 @@ use tokio::net::TcpStream;
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// `t=<unix>,v1=<hex hmac-sha256(secret, "<t>.<body>")>`.
-pub fn sign(secret: &[u8], t: i64, body: &[u8]) -> String {
+/// `t=<unix>,v2=<hex hmac-sha256(secret, "<t>\n<key>\n<body>")>`.
+pub fn sign(secret: &[u8], t: i64, key: &str, body: &[u8]) -> String {
+    format!(
+        "t={t},v2={}",
+        hex::encode(mac(secret, t, key, body).finalize().into_bytes())
+    )
+}
+
+fn mac(secret: &[u8], t: i64, key: &str, body: &[u8]) -> HmacSha256 {
     let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
     mac.update(t.to_string().as_bytes());
-    mac.update(b".");
+    mac.update(b"\n");
+    mac.update(key.as_bytes());
+    mac.update(b"\n");
     mac.update(body);
-    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+    mac
 }
 
 /// Why a signature was refused.
@@ -43,28 +55,32 @@ pub enum SignatureError {
     Mismatch,
 }
 
-/// Checks a `X-Rollcall-Signature` header against the body (constant-time MAC comparison) and
-/// the timestamp against `now_unix ± tolerance_s`.
+/// Checks a `X-Rollcall-Signature` header against the delivery key (`Idempotency-Key`) and
+/// the body (constant-time MAC comparison) and the timestamp against `now_unix ± tolerance_s`.
 pub fn verify(
     secret: &[u8],
     header: &str,
+    key: &str,
     body: &[u8],
     now_unix: i64,
     tolerance_s: i64,
 ) -> Result<(), SignatureError> {
     let mut t = None;
-    let mut v1 = None;
+    let mut v2 = None;
     for part in header.split(',') {
         match part.trim().split_once('=') {
             Some(("t", v)) => t = v.parse::<i64>().ok(),
-            Some(("v1", v)) => v1 = hex::decode(v).ok(),
+            Some(("v2", v)) => v2 = hex::decode(v).ok(),
             _ => {}
         }
     }
-    let (t, v1) = (
+    let (t, v2) = (
         t.ok_or(SignatureError::Malformed)?,
-        v1.ok_or(SignatureError::Malformed)?,
+        v2.ok_or(SignatureError::Malformed)?,
     );
+    if key.is_empty() || key.chars().any(|c| c.is_control()) {
+        return Err(SignatureError::Malformed);
+    }
     let age_s = (now_unix - t).abs();
     if age_s > tolerance_s {
         return Err(SignatureError::Stale {
@@ -73,11 +89,9 @@ pub fn verify(
             tolerance_s,
         });
     }
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(t.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    mac.verify_slice(&v1).map_err(|_| SignatureError::Mismatch)
+    mac(secret, t, key, body)
+        .verify_slice(&v2)
+        .map_err(|_| SignatureError::Mismatch)
 }
 
 /// `http://host[:port][/path]`.
@@ -159,7 +173,7 @@ impl WebhookChannel {
             self.url.port,
             body.len(),
             key,
-            sign(&self.secret, t, body)
+            sign(&self.secret, t, key, body)
         );
         let host = self.url.host.trim_start_matches('[').trim_end_matches(']');
         let mut s = TcpStream::connect((host, self.url.port))
@@ -233,30 +247,46 @@ mod tests {
     #[test]
     fn signatures_verify_and_refuse_tampering_and_replay() {
         let secret = b"0123456789abcdef-secret";
+        let key = "arrival:s1:M0/guardian:g1/sms";
         let body = br#"{"delivery_key":"arrival:s1:M0/guardian:g1/sms"}"#;
-        let h = sign(secret, 1_700_000_000, body);
-        assert!(h.starts_with("t=1700000000,v1="));
-        assert_eq!(verify(secret, &h, body, 1_700_000_100, 300), Ok(()));
+        let h = sign(secret, 1_700_000_000, key, body);
+        assert!(h.starts_with("t=1700000000,v2="));
+        assert_eq!(verify(secret, &h, key, body, 1_700_000_100, 300), Ok(()));
         assert_eq!(
-            verify(secret, &h, b"{}", 1_700_000_000, 300),
+            verify(secret, &h, key, b"{}", 1_700_000_000, 300),
+            Err(SignatureError::Mismatch)
+        );
+        // the delivery key is under the MAC: another Idempotency-Key breaks the signature
+        assert_eq!(
+            verify(secret, &h, "replay-1", body, 1_700_000_000, 300),
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
-            verify(b"another-secret-0123", &h, body, 1_700_000_000, 300),
+            verify(secret, &h, "", body, 1_700_000_000, 300),
+            Err(SignatureError::Malformed)
+        );
+        assert_eq!(
+            verify(b"another-secret-0123", &h, key, body, 1_700_000_000, 300),
             Err(SignatureError::Mismatch)
         );
         assert!(matches!(
-            verify(secret, &h, body, 1_700_000_000 + 301, 300),
+            verify(secret, &h, key, body, 1_700_000_000 + 301, 300),
             Err(SignatureError::Stale { age_s: 301, .. })
         ));
         // the timestamp is under the MAC: moving it forward breaks the signature
         let moved = h.replace("t=1700000000", "t=1700000500");
         assert_eq!(
-            verify(secret, &moved, body, 1_700_000_500, 300),
+            verify(secret, &moved, key, body, 1_700_000_500, 300),
             Err(SignatureError::Mismatch)
         );
         assert_eq!(
-            verify(secret, "v1=00", body, 0, 300),
+            verify(secret, "v2=00", key, body, 0, 300),
+            Err(SignatureError::Malformed)
+        );
+        // the old signature without the key is not accepted any more
+        let v1 = h.replace("v2=", "v1=");
+        assert_eq!(
+            verify(secret, &v1, key, body, 1_700_000_000, 300),
             Err(SignatureError::Malformed)
         );
     }

@@ -544,11 +544,11 @@ async fn flaky_receiver(seed: u64, healthy: bool) -> (String, Arc<Flaky>) {
                     return;
                 };
                 let sig = h.get("x-rollcall-signature").cloned().unwrap_or_default();
-                if verify(SECRET, &sig, &body, Utc::now().timestamp(), 300).is_err() {
+                let key = h.get("idempotency-key").cloned().unwrap_or_default();
+                if verify(SECRET, &sig, &key, &body, Utc::now().timestamp(), 300).is_err() {
                     let _ = receiver::respond(&mut s, 401).await;
                     return;
                 }
-                let key = h.get("idempotency-key").cloned().unwrap_or_default();
                 let roll: f64 = if healthy {
                     1.0
                 } else {
