@@ -14,6 +14,8 @@ mod cmd_serve;
 mod cmd_sim;
 mod cmd_vision;
 mod cmd_watch;
+#[cfg(test)]
+mod deploy_check;
 mod pool;
 
 use clap::{Parser, Subcommand};
