@@ -732,7 +732,7 @@ fn serve_with_qdrant_url_enrolls_into_the_server_and_erases_from_it() {
             (all, kit)
         })
     };
-    let result = std::panic::catch_unwind(|| {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let bearer = format!("Bearer {token}");
         let auth = [
             ("authorization", bearer.as_str()),
@@ -783,7 +783,7 @@ fn serve_with_qdrant_url_enrolls_into_the_server_and_erases_from_it() {
             "{v}"
         );
         assert_eq!(held(&rt), (0, vec![]));
-    });
+    }));
     let _ = child.kill();
     let _ = child.wait();
     let dropped = rt.block_on(rollcall_gallery::remote::delete_collection(&remote));

@@ -46,6 +46,7 @@ use tokio::sync::mpsc;
 /// Every environment variable `rollcall serve` reads (its own, the global vision options, and
 /// those of the stages it runs: gallery, template keys, retention, notification channels,
 /// logging). The files under `deploy/` are checked against this list (`deploy_check`).
+#[cfg_attr(not(test), allow(dead_code))] // read by the deploy check only
 pub const SERVE_ENV: &[&str] = &[
     "ROLLCALL_DATA",
     "ROLLCALL_SCHOOL",

@@ -591,7 +591,10 @@ pub async fn bench_remote(
     Ok(RemoteBenchReport {
         url: target.url.clone(),
         server_pid: target.pid,
-        collection: rcfg,
+        collection: crate::RemoteConfig {
+            api_key: None,
+            ..rcfg
+        },
         sizes: out,
     })
 }
@@ -606,7 +609,7 @@ async fn wait_settled(g: &crate::RemoteGallery, n: u64) -> Result<u64, GalleryEr
     let mut last: Option<(u64, Instant)> = None;
     loop {
         let green = crate::remote::collection_green(g.config()).await?;
-        let indexed = g.health().await?.indexed_templates;
+        let indexed = g.health().await?.indexed_templates.unwrap_or(0);
         if green && indexed >= n {
             return Ok(indexed);
         }

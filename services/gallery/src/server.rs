@@ -44,8 +44,11 @@ pub struct LocalQdrant {
     dir: tempfile::TempDir,
 }
 
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+/// Two distinct free loopback ports (both listeners held until both are known).
+fn free_ports() -> std::io::Result<(u16, u16)> {
+    let a = TcpListener::bind("127.0.0.1:0")?;
+    let b = TcpListener::bind("127.0.0.1:0")?;
+    Ok((a.local_addr()?.port(), b.local_addr()?.port()))
 }
 
 /// `GET path` on `127.0.0.1:port` over plain HTTP/1.1: (status, body).
@@ -105,10 +108,7 @@ impl LocalQdrant {
             .prefix("rollcall-qdrant")
             .tempdir()
             .map_err(start_err)?;
-        let (http_port, grpc_port) = (
-            free_port().map_err(start_err)?,
-            free_port().map_err(start_err)?,
-        );
+        let (http_port, grpc_port) = free_ports().map_err(start_err)?;
         let log = std::fs::File::create(dir.path().join("qdrant.log")).map_err(start_err)?;
         let child = Command::new(binary)
             .current_dir(dir.path())
