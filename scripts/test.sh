@@ -22,4 +22,61 @@ if ! cargo fmt --version >/dev/null 2>&1 || ! cargo clippy --version >/dev/null 
 fi
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# One Qdrant server node for the remote gallery tests (conformance, privacy, run-scenario and
+# serve against a server): ../shared/tools/qdrant on free loopback ports, storage in a
+# temporary directory, stopped by its pid when this script exits. Its gRPC URL is exported as
+# ROLLCALL_TEST_QDRANT_URL, a test-only name, so that nothing which must stay embedded (the
+# tests spawn rollcall with QDRANT_URL removed) turns remote by accident. A missing binary
+# fails the suite here.
+QDRANT_BIN="${ROLLCALL_QDRANT_BIN:-$ROOT/../shared/tools/qdrant}"
+if [ ! -x "$QDRANT_BIN" ]; then
+  echo "test.sh: no Qdrant server binary at $QDRANT_BIN (see ../shared/tools/README.md);" \
+       "the remote gallery tests need it" >&2
+  exit 1
+fi
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+QDRANT_DIR="$(mktemp -d)"
+QDRANT_HTTP_PORT="$(free_port)"
+QDRANT_GRPC_PORT="$(free_port)"
+while [ "$QDRANT_GRPC_PORT" = "$QDRANT_HTTP_PORT" ]; do QDRANT_GRPC_PORT="$(free_port)"; done
+cd "$QDRANT_DIR"
+QDRANT__SERVICE__HOST=127.0.0.1 \
+QDRANT__SERVICE__HTTP_PORT="$QDRANT_HTTP_PORT" QDRANT__SERVICE__GRPC_PORT="$QDRANT_GRPC_PORT" \
+QDRANT__STORAGE__STORAGE_PATH="$QDRANT_DIR/storage" \
+QDRANT__STORAGE__SNAPSHOTS_PATH="$QDRANT_DIR/snapshots" \
+QDRANT__TELEMETRY_DISABLED=true \
+  "$QDRANT_BIN" >"$QDRANT_DIR/qdrant.log" 2>&1 &
+# (started in the temporary directory below: the server writes .qdrant-initialized in its
+# working directory)
+QDRANT_PID=$!
+cd "$ROOT"
+stop_qdrant() {
+  kill "$QDRANT_PID" 2>/dev/null || true
+  wait "$QDRANT_PID" 2>/dev/null || true
+  rm -rf "$QDRANT_DIR"
+}
+trap stop_qdrant EXIT
+# GET /readyz over bash's /dev/tcp (no curl needed): 0 when it answers 200
+qdrant_ready() {
+  local line
+  { exec 3<>"/dev/tcp/127.0.0.1/$QDRANT_HTTP_PORT"; } 2>/dev/null || return 1
+  printf 'GET /readyz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n' >&3
+  IFS= read -r -t 2 line <&3 || line=""
+  exec 3<&- 3>&-
+  [[ "$line" == "HTTP/1.1 200"* ]]
+}
+for _ in $(seq 1 300); do
+  if qdrant_ready; then break; fi
+  if ! kill -0 "$QDRANT_PID" 2>/dev/null; then break; fi
+  sleep 0.2
+done
+if ! qdrant_ready; then
+  echo "test.sh: the Qdrant server did not become ready; its log:" >&2
+  tail -n 30 "$QDRANT_DIR/qdrant.log" >&2 || true
+  exit 1
+fi
+export ROLLCALL_TEST_QDRANT_URL="http://127.0.0.1:$QDRANT_GRPC_PORT"
+echo "test.sh: Qdrant $("$QDRANT_BIN" --version 2>/dev/null | head -n 1) at $ROLLCALL_TEST_QDRANT_URL (pid $QDRANT_PID)"
+
 cargo test --workspace --locked "$@"

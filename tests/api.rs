@@ -626,3 +626,169 @@ fn serve_enrolls_photos_and_erases_through_the_api() {
         std::panic::resume_unwind(e);
     }
 }
+
+/// `QDRANT_URL=… rollcall serve`: the API's enrollment writes the template into the Qdrant
+/// server (read back here with a client of the test's own, nothing in an embedded gallery) and
+/// the API's erasure removes it from the server. The server: `ROLLCALL_TEST_QDRANT_URL`
+/// (scripts/test.sh), `QDRANT_URL`, or one started here from `../shared/tools/qdrant`.
+#[test]
+fn serve_with_qdrant_url_enrolls_into_the_server_and_erases_from_it() {
+    use rollcall_gallery::{CountScope, Gallery, RemoteConfig, RemoteGallery};
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let server = rollcall_gallery::server::for_tests(&root)
+        .unwrap_or_else(|e| panic!("this test needs a Qdrant server: {e}"));
+    let fixtures = std::env::var_os("ROLLCALL_FIXTURES_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root.join("../shared/fixtures"));
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("data").display().to_string();
+    let (ok, out, err) = rollcall_stdin(&["privacy", "new-key", "--id", "t"], "");
+    assert!(ok, "{err}");
+    let key = serde_json::from_str::<Value>(out.trim()).unwrap()["entry"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for args in [
+        vec![
+            "consent",
+            "grant",
+            "--data",
+            &d,
+            "--student",
+            "kit",
+            "--name",
+            "Kit",
+            "--guardian",
+            "kit-g1",
+            "--guardian-name",
+            "Deborah",
+            "--document",
+            "form-7",
+        ],
+        vec![
+            "admin",
+            "create",
+            "--data",
+            &d,
+            "--username",
+            "boss",
+            "--password-stdin",
+        ],
+    ] {
+        let (ok, _, err) = rollcall_stdin(&args, "long enough password\n");
+        assert!(ok, "{args:?}: {err}");
+    }
+    let (ok, out, err) =
+        rollcall_stdin(&["admin", "token", "--data", &d, "--username", "boss"], "");
+    assert!(ok, "{err}");
+    let token = serde_json::from_str::<Value>(out.trim()).unwrap()["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let cfg = tmp.path().join("rollcall.toml");
+    std::fs::write(&cfg, format!("data = \"{d}\"\nlisten = \"{addr}\"\n")).unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let collection = format!("rollcall_serve_test_{}_{nanos}", std::process::id());
+    let mut remote = RemoteConfig::new(server.url(), collection.clone(), 128);
+    remote.api_key = server.api_key();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(["serve", "--config", &cfg.display().to_string()])
+        .env_remove("DATABASE_URL")
+        .env("QDRANT_URL", server.url())
+        .env("QDRANT_COLLECTION", &collection)
+        .env("ROLLCALL_TEMPLATE_KEYS", &key)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::time::Instant::now() < deadline && http(&addr, "GET", "/healthz", &[], "").is_none()
+    {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let tenant = rollcall_domain::TenantId::new("default").unwrap();
+    // what the server holds, read by a client of the test's own
+    let held = |rt: &tokio::runtime::Runtime| {
+        rt.block_on(async {
+            let g = RemoteGallery::connect(remote.clone()).await.unwrap();
+            let all = g.count(&CountScope::all()).await.unwrap();
+            let kit: Vec<String> = g
+                .tenant_templates(&tenant)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|t| t.meta.student.to_string())
+                .collect();
+            (all, kit)
+        })
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let bearer = format!("Bearer {token}");
+        let auth = [
+            ("authorization", bearer.as_str()),
+            ("content-type", "image/jpeg"),
+        ];
+        // serve created the collection on the server at start
+        assert!(rt
+            .block_on(rollcall_gallery::remote::collection_exists(&remote))
+            .unwrap());
+        assert_eq!(held(&rt), (0, vec![]));
+        let photo = std::fs::read(fixtures.join("faces/kit_harington/1.jpg")).unwrap();
+        let (st, body) = http_bytes(
+            &addr,
+            "POST",
+            "/api/v1/students/kit/photos?filename=1.jpg",
+            &auth,
+            &photo,
+        )
+        .expect("enroll answers");
+        assert_eq!(st, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["verdict"]["enrolled"].as_array().unwrap().len(), 1, "{v}");
+        // the point is in the server, and no embedded gallery was made
+        assert_eq!(held(&rt), (1, vec!["kit".to_string()]));
+        assert!(!std::path::Path::new(&d).join("gallery").exists());
+        // a second photo of kit is a second template in the server
+        let photo2 = std::fs::read(fixtures.join("faces/kit_harington/2.jpg")).unwrap();
+        let (st, body) =
+            http_bytes(&addr, "POST", "/api/v1/students/kit/photos", &auth, &photo2).unwrap();
+        assert_eq!(st, 200, "{body}");
+        assert_eq!(held(&rt).0, 2);
+        // erasure through the API: the points are gone from the server
+        let (st, body) = http_bytes(
+            &addr,
+            "POST",
+            "/api/v1/students/kit/erase",
+            &[("authorization", bearer.as_str())],
+            b"",
+        )
+        .unwrap();
+        assert_eq!(st, 200, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            v["receipt"]["templates_removed"]
+                .as_array()
+                .map(|a| a.len()),
+            Some(2),
+            "{v}"
+        );
+        assert_eq!(held(&rt), (0, vec![]));
+    }));
+    let _ = child.kill();
+    let _ = child.wait();
+    let dropped = rt.block_on(rollcall_gallery::remote::delete_collection(&remote));
+    if let Err(e) = result {
+        std::panic::resume_unwind(e);
+    }
+    assert!(matches!(dropped, Ok(Some(0))), "{dropped:?}");
+}

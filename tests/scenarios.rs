@@ -163,6 +163,89 @@ fn afternoon_checks_in_five_marks_one_absent_and_never_a_stranger() {
     );
 }
 
+/// The afternoon with the gallery on a Qdrant server (`QDRANT_URL`): the run makes a
+/// collection of its own (named after `QDRANT_COLLECTION`), enrolls into it, recognises
+/// through it with the same perfect score and the same check-ins as the embedded run, and
+/// deletes it at the end. The server: `ROLLCALL_TEST_QDRANT_URL` (scripts/test.sh),
+/// `QDRANT_URL`, or one started here from `../shared/tools/qdrant`.
+#[test]
+fn afternoon_is_perfect_with_the_gallery_on_a_qdrant_server() {
+    let server = rollcall_gallery::server::for_tests(&root())
+        .unwrap_or_else(|e| panic!("this test needs a Qdrant server: {e}"));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let prefix = format!("scenario_test_{}_{nanos}", std::process::id());
+    let out = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args([
+            "run-scenario",
+            &root()
+                .join("camera-sim/scenarios/afternoon.toml")
+                .display()
+                .to_string(),
+            "--json",
+        ])
+        .env_remove("DATABASE_URL")
+        .env("QDRANT_URL", server.url())
+        .env("QDRANT_COLLECTION", &prefix)
+        .output()
+        .expect("run rollcall");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_perfect(&s);
+    let recorded: BTreeSet<String> = s["check_ins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["ledger"] == "recorded")
+        .map(|c| c["student"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        recorded,
+        [
+            "alex_lacamoire",
+            "biden",
+            "kit_harington",
+            "obama",
+            "rose_leslie"
+        ]
+        .iter()
+        .map(|x| x.to_string())
+        .collect::<BTreeSet<_>>()
+    );
+    // the run's own collection on the server, holding every enrolled template, deleted
+    let name = err
+        .lines()
+        .find_map(|l| l.strip_prefix("run-scenario: gallery: Qdrant collection "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no remote gallery announced: {err}"))
+        .to_string();
+    assert!(name.starts_with(&format!("{prefix}_")), "{name}");
+    let templates: u64 = s["enrolled"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["templates"].as_u64().unwrap())
+        .sum();
+    assert!(templates > 0);
+    assert!(
+        err.contains(&format!(
+            "deleted Qdrant collection {name} at {} holding {templates} templates",
+            server.url()
+        )),
+        "{err}"
+    );
+    let mut cfg = rollcall_gallery::RemoteConfig::new(server.url(), name, 128);
+    cfg.api_key = server.api_key();
+    let exists = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(rollcall_gallery::remote::collection_exists(&cfg))
+        .unwrap();
+    assert!(!exists, "the run's collection is still on the server");
+}
+
 #[test]
 fn three_weeks_raise_one_absence_streak_and_one_low_balance_alert() {
     let s = run_scenario(&root().join("camera-sim/scenarios/three_weeks.toml"));

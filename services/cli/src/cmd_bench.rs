@@ -37,7 +37,9 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Embedded gallery: search p50/p99 and recall@1 against brute force, memory, insert rate.
+    /// Embedded gallery: search p50/p99 and recall@1 against brute force, memory, insert rate;
+    /// with `--qdrant-url` or `--qdrant-bin`, a Qdrant server too, on the same templates and
+    /// probes in the same run.
     Gallery {
         /// Gallery sizes (templates), comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "1000,10000,100000")]
@@ -61,6 +63,18 @@ pub enum BenchCmd {
         /// Vector size of the gallery measured with `--footprint` (default 128).
         #[arg(long, requires = "footprint")]
         dim: Option<usize>,
+        /// Also measure this Qdrant server (gRPC URL), one fresh collection per size.
+        #[arg(long, conflicts_with = "qdrant_bin")]
+        qdrant_url: Option<String>,
+        /// The server's pid on this machine, for its resident memory (with --qdrant-url).
+        #[arg(long, requires = "qdrant_url")]
+        qdrant_pid: Option<u32>,
+        /// Also measure a Qdrant server started from this binary (e.g. ../shared/tools/qdrant)
+        /// on loopback, with its resident memory; stopped at the end.
+        #[arg(long)]
+        qdrant_bin: Option<PathBuf>,
+        #[arg(long, env = "QDRANT_API_KEY", hide_env_values = true)]
+        qdrant_api_key: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -216,7 +230,7 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
             lean,
             footprint: Some(gallery),
             dim,
-            json: _,
+            ..
         } => {
             let f = tokio::task::spawn_blocking(move || {
                 rollcall_gallery::bench::serving_footprint(
@@ -237,6 +251,10 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
             lean,
             footprint: None,
             dim: _,
+            qdrant_url,
+            qdrant_pid,
+            qdrant_bin,
+            qdrant_api_key,
             json: _,
         } => {
             let mut cfg = rollcall_gallery::bench::BenchConfig {
@@ -250,10 +268,38 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
             if let Some(ef) = ef {
                 cfg.hnsw.ef_search = ef;
             }
-            let r =
-                tokio::task::spawn_blocking(move || rollcall_gallery::bench::bench_gallery(&cfg))
-                    .await??;
-            Ok(json!({"machine": machine(), "gallery": r}))
+            let embedded_cfg = cfg.clone();
+            let r = tokio::task::spawn_blocking(move || {
+                rollcall_gallery::bench::bench_gallery(&embedded_cfg)
+            })
+            .await??;
+            // the server, when asked for: the same sizes, templates and probes
+            let local = match &qdrant_bin {
+                Some(bin) => Some(
+                    rollcall_gallery::server::LocalQdrant::start(bin)
+                        .with_context(|| format!("starting {}", bin.display()))?,
+                ),
+                None => None,
+            };
+            let target = match (&local, qdrant_url) {
+                (Some(l), _) => Some(rollcall_gallery::bench::RemoteTarget {
+                    url: l.url(),
+                    api_key: None,
+                    pid: Some(l.pid()),
+                }),
+                (None, Some(url)) => Some(rollcall_gallery::bench::RemoteTarget {
+                    url,
+                    api_key: qdrant_api_key,
+                    pid: qdrant_pid,
+                }),
+                (None, None) => None,
+            };
+            let server = match &target {
+                Some(t) => Some(rollcall_gallery::bench::bench_remote(&cfg, t).await?),
+                None => None,
+            };
+            drop(local);
+            Ok(json!({"machine": machine(), "gallery": r, "qdrant_server": server}))
         }
         BenchCmd::Ledger {
             checkins,

@@ -317,9 +317,11 @@ async fn run_in(
     let mut gaps: Vec<Window> = Vec::new();
     let mut kills = Vec::new();
     let ready_timeout = Duration::from_secs(90);
+    // past the last frame, with a second for the stream to end
+    let day_over = || anchor.now_ms() > last + 1000;
     for (i, at) in kill_at.iter().enumerate() {
         let mut p = ServeProc::spawn(&config, &env, &log)?;
-        p.wait_ready(&addr, &cameras, ready_timeout)
+        p.wait_ready(&addr, &cameras, &day_over, ready_timeout)
             .with_context(|| format!("cycle {i}: see {}", log.display()))?;
         let ready = to_scene(Utc::now());
         if let Some(g) = gaps.last_mut() {
@@ -341,7 +343,7 @@ async fn run_in(
     }
     // 6. The rest of the day, then a clean stop.
     let mut p = ServeProc::spawn(&config, &env, &log)?;
-    p.wait_ready(&addr, &cameras, ready_timeout)
+    p.wait_ready(&addr, &cameras, &day_over, ready_timeout)
         .with_context(|| format!("last start: see {}", log.display()))?;
     if let Some(g) = gaps.last_mut() {
         g.1 = to_scene(Utc::now());

@@ -293,3 +293,150 @@ pub async fn run(v: &VisionOpts, cmd: GalleryCmd) -> anyhow::Result<Value> {
         }
     }
 }
+
+/// The gallery of one `run-scenario` (or pipeline benchmark) run: the embedded gallery in the
+/// run's data directory, or, when `QDRANT_URL` is set, a collection of the run's own on that
+/// server (named `QDRANT_COLLECTION` (default `rollcall_run`) + `_` + a random suffix; cosine,
+/// the remote backend's defaults), deleted when this is dropped, at the end of the run or on
+/// an error.
+pub struct RunGallery {
+    inner: Box<dyn Gallery>,
+    remote: Option<RemoteConfig>,
+}
+
+impl RunGallery {
+    pub async fn open(data: &Path, dim: usize) -> anyhow::Result<Self> {
+        let url = std::env::var("QDRANT_URL").ok().filter(|u| !u.is_empty());
+        let Some(url) = url else {
+            let g = EmbeddedGallery::open(EmbeddedConfig::new(data.join("gallery"), dim))
+                .await
+                .context("opening the embedded gallery")?;
+            return Ok(Self {
+                inner: Box::new(g),
+                remote: None,
+            });
+        };
+        let prefix = std::env::var("QDRANT_COLLECTION")
+            .ok()
+            .filter(|c| !c.is_empty())
+            .unwrap_or_else(|| "rollcall_run".into());
+        // a random (v4) uuid
+        let name = format!(
+            "{prefix}_{:032x}",
+            rollcall_gallery::new_template_id().as_u128()
+        );
+        let mut cfg = RemoteConfig::new(url.clone(), name.clone(), dim);
+        cfg.api_key = std::env::var("QDRANT_API_KEY").ok();
+        let g = RemoteGallery::connect(cfg.clone())
+            .await
+            .with_context(|| format!("creating the run's collection {name} at {url}"))?;
+        Ok(Self {
+            inner: Box::new(g),
+            remote: Some(cfg),
+        })
+    }
+
+    /// `Some("Qdrant collection NAME at URL")` for a server's collection.
+    pub fn remote(&self) -> Option<String> {
+        self.remote
+            .as_ref()
+            .map(|c| format!("Qdrant collection {} at {}", c.collection, c.url))
+    }
+}
+
+impl Drop for RunGallery {
+    fn drop(&mut self) {
+        let Some(cfg) = self.remote.take() else {
+            return;
+        };
+        // Drop cannot await: the collection is deleted on a thread of its own, with its own
+        // runtime and client, and waited for.
+        let done = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())?;
+            rt.block_on(rollcall_gallery::remote::delete_collection(&cfg))
+                .map(|n| (cfg, n))
+                .map_err(|e| e.to_string())
+        })
+        .join();
+        match done {
+            Ok(Ok((cfg, Some(n)))) => eprintln!(
+                "run-scenario: deleted Qdrant collection {} at {} holding {n} templates",
+                cfg.collection, cfg.url
+            ),
+            Ok(Ok((cfg, None))) => {
+                tracing::warn!(collection = %cfg.collection, "the run's collection was already gone")
+            }
+            Ok(Err(e)) => eprintln!("run-scenario: deleting the run's Qdrant collection: {e}"),
+            Err(_) => eprintln!("run-scenario: deleting the run's Qdrant collection panicked"),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Gallery for RunGallery {
+    fn dim(&self) -> usize {
+        self.inner.dim()
+    }
+    async fn upsert(
+        &self,
+        templates: Vec<rollcall_gallery::Template>,
+    ) -> Result<usize, rollcall_gallery::GalleryError> {
+        self.inner.upsert(templates).await
+    }
+    async fn search(
+        &self,
+        query: &rollcall_gallery::SearchQuery,
+    ) -> Result<Vec<rollcall_gallery::GalleryHit>, rollcall_gallery::GalleryError> {
+        self.inner.search(query).await
+    }
+    async fn student_templates(
+        &self,
+        tenant: &TenantId,
+        student: &StudentId,
+    ) -> Result<Vec<rollcall_gallery::TemplateMeta>, rollcall_gallery::GalleryError> {
+        self.inner.student_templates(tenant, student).await
+    }
+    async fn tenant_templates(
+        &self,
+        tenant: &TenantId,
+    ) -> Result<Vec<rollcall_gallery::Template>, rollcall_gallery::GalleryError> {
+        self.inner.tenant_templates(tenant).await
+    }
+    async fn get(
+        &self,
+        id: rollcall_gallery::TemplateId,
+    ) -> Result<Option<rollcall_gallery::Template>, rollcall_gallery::GalleryError> {
+        self.inner.get(id).await
+    }
+    async fn delete_student(
+        &self,
+        tenant: &TenantId,
+        student: &StudentId,
+    ) -> Result<usize, rollcall_gallery::GalleryError> {
+        self.inner.delete_student(tenant, student).await
+    }
+    async fn delete_templates(
+        &self,
+        tenant: &TenantId,
+        ids: &[rollcall_gallery::TemplateId],
+    ) -> Result<usize, rollcall_gallery::GalleryError> {
+        self.inner.delete_templates(tenant, ids).await
+    }
+    async fn purge(&self) -> Result<rollcall_gallery::PurgeReport, rollcall_gallery::GalleryError> {
+        self.inner.purge().await
+    }
+    async fn count(
+        &self,
+        scope: &rollcall_gallery::CountScope,
+    ) -> Result<u64, rollcall_gallery::GalleryError> {
+        self.inner.count(scope).await
+    }
+    async fn health(
+        &self,
+    ) -> Result<rollcall_gallery::GalleryHealth, rollcall_gallery::GalleryError> {
+        self.inner.health().await
+    }
+}

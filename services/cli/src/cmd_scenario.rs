@@ -2,7 +2,8 @@
 //! scenario, scored against the scenario's ground truth.
 //!
 //! A fresh data directory (a temporary one unless `--data` names a new one) gets the embedded
-//! defaults: the SQLite ledger and the qdrant-edge gallery. The school, campuses, cameras,
+//! defaults: the SQLite ledger and the qdrant-edge gallery (with `QDRANT_URL`: a collection of
+//! the run's own on that Qdrant server, deleted at the end). The school, campuses, cameras,
 //! students, guardians, classes, the dated timetable, enrollments, packages and approved leaves
 //! come from the scenario; every student is enrolled from their enrollment photos through the
 //! real enrollment path (quality gate, duplicate check). Then every camera's rendered frames are
@@ -30,7 +31,6 @@ use rollcall_domain::privacy::{ConsentRecord, FACE_CONSENT};
 use rollcall_domain::{CameraId, CampusId, StudentId, TenantId};
 use rollcall_gallery::enroll::{self, EnrollConfig, EnrollRequest};
 use rollcall_gallery::vault::Keyring;
-use rollcall_gallery::{EmbeddedConfig, EmbeddedGallery};
 use rollcall_ledger::{
     NewClass, NewGuardian, NewLesson, NewPackage, NewStudent, NotifySettings, StaffRecipient, Store,
 };
@@ -301,7 +301,7 @@ pub struct Prepared {
     pub store: Store,
     pub tenant: TenantId,
     pub pipeline: rollcall_vision::FacePipeline,
-    pub gallery: EmbeddedGallery,
+    pub gallery: crate::cmd_gallery::RunGallery,
     /// Per student: templates made, photos rejected, possible duplicates.
     pub enrolled: Vec<Value>,
     pub campus_of_camera: BTreeMap<String, String>,
@@ -330,9 +330,12 @@ pub async fn prepare_in(
     // Enrollment through the real path.
     let mut pipeline = v.open()?;
     let dim = crate::cmd_gallery::dim_of(&pipeline);
-    let gallery = EmbeddedGallery::open(EmbeddedConfig::new(data.join("gallery"), dim))
-        .await
-        .context("opening the embedded gallery")?;
+    // the embedded gallery in `data`, or (QDRANT_URL) a collection of this run's own on that
+    // server, deleted when the gallery is dropped at the end of the run
+    let gallery = crate::cmd_gallery::RunGallery::open(data, dim).await?;
+    if let Some(at) = gallery.remote() {
+        eprintln!("run-scenario: gallery: {at}");
+    }
     let cfg = EnrollConfig::new(data.join("crops"), pipeline.thresholds());
     // the configured template keys (ROLLCALL_TEMPLATE_KEYS), else a key for this run only;
     // the canonical templates are sealed with it

@@ -10,7 +10,8 @@
 //! decided, queued check-ins committed, stores closed).
 //!
 //! Config (TOML; environment overrides: `ROLLCALL_DATA`, `ROLLCALL_SCHOOL`, `ROLLCALL_LISTEN`,
-//! `DATABASE_URL`, `QDRANT_URL`):
+//! `DATABASE_URL`, `QDRANT_URL`; every variable serve reads is in [`SERVE_ENV`]; deployment
+//! examples under `deploy/`):
 //! ```toml
 //! data = "data"
 //! school = "default"          # optional: the only school of the ledger
@@ -40,6 +41,39 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Every environment variable `rollcall serve` reads (its own, the global vision options, and
+/// those of the stages it runs: gallery, template keys, retention, notification channels,
+/// logging). The files under `deploy/` are checked against this list (`deploy_check`).
+#[cfg_attr(not(test), allow(dead_code))] // read by the deploy check only
+pub const SERVE_ENV: &[&str] = &[
+    "ROLLCALL_DATA",
+    "ROLLCALL_SCHOOL",
+    "ROLLCALL_LISTEN",
+    "DATABASE_URL",
+    "QDRANT_URL",
+    "QDRANT_API_KEY",
+    "QDRANT_COLLECTION",
+    "ROLLCALL_GALLERY_LEAN",
+    "ROLLCALL_TEMPLATE_KEYS",
+    "ROLLCALL_TEMPLATE_KEY_ID",
+    "ROLLCALL_RETENTION_REVIEW_DAYS",
+    "ROLLCALL_RETENTION_UNKNOWN_DAYS",
+    "ROLLCALL_RETENTION_DECIDED_DAYS",
+    "ROLLCALL_RETENTION_INACTIVE_MONTHS",
+    "ROLLCALL_WEBHOOK_URL",
+    "ROLLCALL_WEBHOOK_SECRET",
+    "ROLLCALL_SMTP_HOST",
+    "ROLLCALL_SMTP_PORT",
+    "ROLLCALL_SMTP_FROM",
+    "ROLLCALL_MODELS_DIR",
+    "ROLLCALL_MANIFESTS_DIR",
+    "ROLLCALL_DETECTOR",
+    "ROLLCALL_EMBEDDER",
+    "ROLLCALL_NO_MOSAIC",
+    "ROLLCALL_LOG",
+    "ORT_DYLIB_PATH",
+];
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -15,6 +15,8 @@ mod cmd_serve;
 mod cmd_sim;
 mod cmd_vision;
 mod cmd_watch;
+#[cfg(test)]
+mod deploy_check;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -231,7 +231,17 @@ pub fn serving_footprint(
     })
 }
 
-fn bench_size(cfg: &BenchConfig, n: usize) -> Result<SizeReport, GalleryError> {
+/// The synthetic data of one size: every template's vector (flat, unit-norm), the probes and
+/// the student ids; the same for both backends (seeded by `cfg.seed` and the size).
+struct Dataset {
+    flat: Vec<f32>,
+    probes: Vec<Vec<f32>>,
+    student_ids: Vec<StudentId>,
+    per: usize,
+    students: usize,
+}
+
+fn dataset(cfg: &BenchConfig, n: usize) -> Dataset {
     let dim = cfg.dim;
     let per = cfg.templates_per_student.max(1);
     let students = n.div_ceil(per);
@@ -247,10 +257,71 @@ fn bench_size(cfg: &BenchConfig, n: usize) -> Result<SizeReport, GalleryError> {
             synth.sample(&centres[s])
         })
         .collect();
-    let tenant = TenantId::new("bench").expect("valid");
     let student_ids: Vec<StudentId> = (0..students)
         .map(|s| StudentId::new(format!("s{s}")).expect("valid"))
         .collect();
+    Dataset {
+        flat,
+        probes,
+        student_ids,
+        per,
+        students,
+    }
+}
+
+impl Dataset {
+    /// Templates `start..end` (template id = index + 1) of tenant `bench`.
+    fn batch(
+        &self,
+        dim: usize,
+        start: usize,
+        end: usize,
+        created: chrono::DateTime<chrono::Utc>,
+    ) -> Vec<Template> {
+        let tenant = TenantId::new("bench").expect("valid");
+        (start..end)
+            .map(|i| Template {
+                meta: TemplateMeta {
+                    template_id: TemplateId::from_u128(i as u128 + 1),
+                    student: self.student_ids[i / self.per].clone(),
+                    tenant: tenant.clone(),
+                    campuses: vec![],
+                    model_id: "bench".into(),
+                    model_version: "1".into(),
+                    quality: 1.0,
+                    created_at: created,
+                },
+                vector: self.flat[i * dim..(i + 1) * dim].to_vec(),
+            })
+            .collect()
+    }
+
+    /// Exact brute force over every template for each probe: (index of the best template,
+    /// microseconds it took).
+    fn brute_force(&self, dim: usize) -> Vec<(usize, f64)> {
+        self.probes
+            .iter()
+            .map(|p| {
+                let t = Instant::now();
+                let pn = crate::normalized(p);
+                let mut best = (f32::NEG_INFINITY, 0usize);
+                for (i, v) in self.flat.chunks_exact(dim).enumerate() {
+                    let s = dot(&pn, v);
+                    if s > best.0 {
+                        best = (s, i);
+                    }
+                }
+                (best.1, t.elapsed().as_secs_f64() * 1e6)
+            })
+            .collect()
+    }
+}
+
+fn bench_size(cfg: &BenchConfig, n: usize) -> Result<SizeReport, GalleryError> {
+    let dim = cfg.dim;
+    let ds = dataset(cfg, n);
+    let (students, probes) = (ds.students, &ds.probes);
+    let tenant = TenantId::new("bench").expect("valid");
     let created = chrono::Utc::now();
 
     let tmp = match &cfg.dir {
@@ -275,22 +346,7 @@ fn bench_size(cfg: &BenchConfig, n: usize) -> Result<SizeReport, GalleryError> {
     let g = EmbeddedGallery::open_blocking(ecfg)?;
     let t0 = Instant::now();
     for start in (0..n).step_by(1000) {
-        let end = (start + 1000).min(n);
-        let batch: Vec<Template> = (start..end)
-            .map(|i| Template {
-                meta: TemplateMeta {
-                    template_id: TemplateId::from_u128(i as u128 + 1),
-                    student: student_ids[i / per].clone(),
-                    tenant: tenant.clone(),
-                    campuses: vec![],
-                    model_id: "bench".into(),
-                    model_version: "1".into(),
-                    quality: 1.0,
-                    created_at: created,
-                },
-                vector: flat[i * dim..(i + 1) * dim].to_vec(),
-            })
-            .collect();
+        let batch = ds.batch(dim, start, (start + 1000).min(n), created);
         g.upsert_blocking_no_flush(&batch)?;
     }
     g.flush_blocking()?;
@@ -306,7 +362,7 @@ fn bench_size(cfg: &BenchConfig, n: usize) -> Result<SizeReport, GalleryError> {
     }
     let mut lat = Vec::with_capacity(probes.len());
     let mut top1 = Vec::with_capacity(probes.len());
-    for p in &probes {
+    for p in probes {
         let q = SearchQuery::new(tenant.clone(), p.clone(), cfg.top_k);
         let t = Instant::now();
         let hits = g.search_blocking(&q)?;
@@ -318,18 +374,9 @@ fn bench_size(cfg: &BenchConfig, n: usize) -> Result<SizeReport, GalleryError> {
     // Exact brute force over the same vectors (already unit-norm), same probes.
     let mut bf = Vec::with_capacity(probes.len());
     let mut hits_at_1 = 0usize;
-    for (p, got) in probes.iter().zip(&top1) {
-        let t = Instant::now();
-        let pn = crate::normalized(p);
-        let mut best = (f32::NEG_INFINITY, 0usize);
-        for (i, v) in flat.chunks_exact(dim).enumerate() {
-            let s = dot(&pn, v);
-            if s > best.0 {
-                best = (s, i);
-            }
-        }
-        bf.push(t.elapsed().as_secs_f64() * 1e6);
-        if *got == Some(best.1 as u128 + 1) {
+    for ((best, us), got) in ds.brute_force(dim).into_iter().zip(&top1) {
+        bf.push(us);
+        if *got == Some(best as u128 + 1) {
             hits_at_1 += 1;
         }
     }
@@ -417,4 +464,170 @@ pub fn bench_gallery(cfg: &BenchConfig) -> Result<BenchReport, GalleryError> {
         .into(),
         sizes: out,
     })
+}
+
+/// The Qdrant server the remote benchmark measures.
+#[derive(Debug, Clone)]
+pub struct RemoteTarget {
+    /// gRPC URL.
+    pub url: String,
+    pub api_key: Option<String>,
+    /// The server's process on this machine (its `VmRSS` is reported), when known.
+    pub pid: Option<u32>,
+}
+
+/// One size against the Qdrant server: the same templates and probes as the embedded run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteSizeReport {
+    pub templates: usize,
+    pub students: usize,
+    /// Upserts of 1000 (each waits for the server's acknowledgement).
+    pub insert_seconds: f64,
+    pub inserts_per_second: f64,
+    /// From the last upsert until the optimiser reported the collection green and settled.
+    pub index_build_seconds: f64,
+    pub indexed_templates: u64,
+    /// Through [`crate::RemoteGallery`] (gRPC on loopback included), tenant filter, top-k.
+    pub search: Latency,
+    pub recall_at_1: f64,
+    /// The server's resident memory (`VmRSS`) before the collection was created and after the
+    /// searches, when its pid is known.
+    pub server_rss_before_bytes: Option<u64>,
+    pub server_rss_after_bytes: Option<u64>,
+    pub server_rss_delta_per_100k: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RemoteBenchReport {
+    pub url: String,
+    pub server_pid: Option<u32>,
+    /// The collection settings (the remote backend's defaults, see [`crate::RemoteConfig::new`]).
+    pub collection: crate::RemoteConfig,
+    pub sizes: Vec<RemoteSizeReport>,
+}
+
+/// The remote backend on a Qdrant server, each size in a fresh collection deleted afterwards.
+pub async fn bench_remote(
+    cfg: &BenchConfig,
+    target: &RemoteTarget,
+) -> Result<RemoteBenchReport, GalleryError> {
+    use rollcall_domain::gallery::Gallery;
+    if cfg.queries == 0 || cfg.dim == 0 {
+        return Err(GalleryError::InvalidRequest(
+            "queries and dim must be positive".into(),
+        ));
+    }
+    let mut rcfg = crate::RemoteConfig::new(target.url.clone(), "rollcall_bench", cfg.dim);
+    rcfg.api_key = target.api_key.clone();
+    rcfg.hnsw_m = cfg.hnsw.m as u64;
+    rcfg.hnsw_ef_construct = cfg.hnsw.ef_construct as u64;
+    rcfg.hnsw_ef_search = cfg.hnsw.ef_search as u64;
+    rcfg.timeout = std::time::Duration::from_secs(60);
+    let mut sizes = cfg.sizes.clone();
+    sizes.sort_unstable();
+    let mut out = vec![];
+    let rss = || target.pid.and_then(crate::server::rss_of_pid);
+    for n in sizes {
+        tracing::info!(templates = n, url = %target.url, "benchmarking the Qdrant server");
+        let dim = cfg.dim;
+        let ds = dataset(cfg, n);
+        let mut c = rcfg.clone();
+        c.collection = format!("rollcall_bench_{n}_{}", uuid::Uuid::new_v4().simple());
+        let rss0 = rss();
+        let g = crate::RemoteGallery::connect(c.clone()).await?;
+        let created = chrono::Utc::now();
+        let t0 = Instant::now();
+        let result = async {
+            for start in (0..n).step_by(1000) {
+                g.upsert(ds.batch(dim, start, (start + 1000).min(n), created))
+                    .await?;
+            }
+            let insert_seconds = t0.elapsed().as_secs_f64();
+            let t1 = Instant::now();
+            let indexed = wait_settled(&g, n as u64).await?;
+            let index_build_seconds = t1.elapsed().as_secs_f64();
+            let tenant = TenantId::new("bench").expect("valid");
+            for p in ds.probes.iter().take(50) {
+                g.search(&SearchQuery::new(tenant.clone(), p.clone(), cfg.top_k))
+                    .await?;
+            }
+            let mut lat = Vec::with_capacity(ds.probes.len());
+            let mut top1 = Vec::with_capacity(ds.probes.len());
+            for p in &ds.probes {
+                let q = SearchQuery::new(tenant.clone(), p.clone(), cfg.top_k);
+                let t = Instant::now();
+                let hits = g.search(&q).await?;
+                lat.push(t.elapsed().as_secs_f64() * 1e6);
+                top1.push(hits.first().map(|h| h.meta.template_id.as_u128()));
+            }
+            let rss1 = rss();
+            let hits_at_1 = ds
+                .brute_force(dim)
+                .into_iter()
+                .zip(&top1)
+                .filter(|((best, _), got)| **got == Some(*best as u128 + 1))
+                .count();
+            Ok::<_, GalleryError>(RemoteSizeReport {
+                templates: n,
+                students: ds.students,
+                insert_seconds,
+                inserts_per_second: n as f64 / insert_seconds,
+                index_build_seconds,
+                indexed_templates: indexed,
+                search: Latency::of(lat),
+                recall_at_1: hits_at_1 as f64 / ds.probes.len().max(1) as f64,
+                server_rss_before_bytes: rss0,
+                server_rss_after_bytes: rss1,
+                server_rss_delta_per_100k: match (rss0, rss1) {
+                    (Some(a), Some(b)) => Some((b as f64 - a as f64) * 100_000.0 / n as f64),
+                    _ => None,
+                },
+            })
+        }
+        .await;
+        let dropped = g.drop_collection().await;
+        out.push(result?);
+        dropped?;
+    }
+    Ok(RemoteBenchReport {
+        url: target.url.clone(),
+        server_pid: target.pid,
+        collection: crate::RemoteConfig {
+            api_key: None,
+            ..rcfg
+        },
+        sizes: out,
+    })
+}
+
+/// Waits (up to 30 min) until the server's optimiser has finished with the collection: status
+/// green and the indexed count unchanged for 2 s (or every template indexed). Returns the
+/// indexed count. Segments below Qdrant's indexing threshold stay unindexed (searched
+/// exhaustively), as on any server.
+async fn wait_settled(g: &crate::RemoteGallery, n: u64) -> Result<u64, GalleryError> {
+    use rollcall_domain::gallery::Gallery;
+    let deadline = Instant::now() + std::time::Duration::from_secs(1800);
+    let mut last: Option<(u64, Instant)> = None;
+    loop {
+        let green = crate::remote::collection_green(g.config()).await?;
+        let indexed = g.health().await?.indexed_templates.unwrap_or(0);
+        if green && indexed >= n {
+            return Ok(indexed);
+        }
+        match last {
+            Some((i, since)) if green && i == indexed => {
+                if since.elapsed() >= std::time::Duration::from_secs(2) {
+                    return Ok(indexed);
+                }
+            }
+            _ => last = Some((indexed, Instant::now())),
+        }
+        if Instant::now() > deadline {
+            return Err(GalleryError::Timeout {
+                location: g.config().url.clone(),
+                millis: 1_800_000,
+            });
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }

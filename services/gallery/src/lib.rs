@@ -6,7 +6,8 @@
 //!   campuses sharing one collection (tenant-partitioned).
 //!
 //! Both pass the same [`conformance`] suite. [`calibration`] turns the enrolled templates into
-//! a threshold report; [`bench`] measures the embedded backend against exact brute force.
+//! a threshold report; [`bench`] measures both backends against exact brute force; [`server`]
+//! runs a local Qdrant server process (tests, the benchmark).
 
 pub mod bench;
 pub mod calibration;
@@ -16,6 +17,7 @@ pub mod enroll;
 mod payload;
 pub mod privacy;
 pub mod remote;
+pub mod server;
 pub mod synth;
 pub mod vault;
 

@@ -15,9 +15,9 @@ use qdrant_client::qdrant::{
     vector_output, Condition, CountPointsBuilder, CreateCollectionBuilder,
     CreateFieldIndexCollectionBuilder, DeletePointsBuilder, Distance, FieldType, Filter,
     GetPointsBuilder, HnswConfigDiffBuilder, KeywordIndexParamsBuilder,
-    OptimizersConfigDiffBuilder, PointId, PointStruct, QueryPointsBuilder, ScrollPointsBuilder,
-    SearchParamsBuilder, UpdateCollectionBuilder, UpsertPointsBuilder, VectorParamsBuilder,
-    VectorsOutput,
+    OptimizersConfigDiffBuilder, PointId, PointStruct, QuantizationSearchParamsBuilder,
+    QueryPointsBuilder, ScalarQuantizationBuilder, ScrollPointsBuilder, SearchParamsBuilder,
+    UpdateCollectionBuilder, UpsertPointsBuilder, VectorParamsBuilder, VectorsOutput,
 };
 use qdrant_client::{Payload, Qdrant, QdrantError};
 use rollcall_domain::gallery::{
@@ -44,6 +44,16 @@ pub struct RemoteConfig {
     pub hnsw_m: u64,
     pub hnsw_ef_construct: u64,
     pub hnsw_ef_search: u64,
+    /// Keep the original f32 vectors on disk (memory-mapped) instead of in RAM. Applies when
+    /// the collection is created.
+    #[serde(default = "yes")]
+    pub on_disk_vectors: bool,
+    /// Scalar int8 quantization (quantile 0.99) kept in RAM, the originals used to re-score
+    /// the `oversampling` × top-k best candidates. Applies when the collection is created.
+    #[serde(default = "yes")]
+    pub scalar_quantization: bool,
+    #[serde(default = "default_oversampling")]
+    pub oversampling: f64,
     /// Per-request timeout.
     pub timeout: Duration,
     pub connect_timeout: Duration,
@@ -53,7 +63,25 @@ pub struct RemoteConfig {
     pub backoff: Duration,
 }
 
+fn yes() -> bool {
+    true
+}
+
+fn default_oversampling() -> f64 {
+    2.0
+}
+
 impl RemoteConfig {
+    /// Defaults: HNSW m = 16, ef_construct = 128, ef = 64 at search (top-k is 1–5; ef ≥ 64
+    /// kept recall@1 at 1.0 against brute force at 100k, BENCHMARKS.md); originals on disk and
+    /// an int8 scalar copy in RAM, re-scored with the originals (2 × top-k candidates). This is
+    /// Qdrant's documented "high-speed search, low memory" set-up ("Optimizing Qdrant
+    /// Performance", <https://qdrant.tech/documentation/guides/optimize/>): a shared collection
+    /// grows with every school of a chain, the int8 copy is a quarter of the f32 vectors
+    /// (128 B instead of 512 B per 128-d template) and is what the HNSW walk reads, and
+    /// re-scoring the few best candidates on the originals (a handful of page reads, cached)
+    /// keeps the ranking exact at the top, which is what a face match needs. Binary
+    /// quantization is not used: Qdrant recommends it for ≥ 1024 dimensions only.
     pub fn new(url: impl Into<String>, collection: impl Into<String>, dim: usize) -> Self {
         Self {
             url: url.into(),
@@ -66,6 +94,9 @@ impl RemoteConfig {
             hnsw_m: 16,
             hnsw_ef_construct: 128,
             hnsw_ef_search: 64,
+            on_disk_vectors: true,
+            scalar_quantization: true,
+            oversampling: default_oversampling(),
             timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(3),
             attempts: 3,
@@ -154,6 +185,65 @@ fn pid(id: TemplateId) -> PointId {
     uuid::Uuid::from_u128(id.as_u128()).to_string().into()
 }
 
+fn client_of(cfg: &RemoteConfig) -> Result<Qdrant, GalleryError> {
+    Qdrant::from_url(&cfg.url)
+        .api_key(cfg.api_key.clone())
+        .timeout(cfg.timeout)
+        .connect_timeout(cfg.connect_timeout)
+        .skip_compatibility_check()
+        .build()
+        .map_err(|e| GalleryError::InvalidRequest(format!("qdrant url {}: {e}", cfg.url)))
+}
+
+fn backend(cfg: &RemoteConfig, e: QdrantError) -> GalleryError {
+    GalleryError::Backend(format!("qdrant at {}: {e}", cfg.url))
+}
+
+/// Whether `cfg.collection` exists on the server (no collection is created).
+pub async fn collection_exists(cfg: &RemoteConfig) -> Result<bool, GalleryError> {
+    client_of(cfg)?
+        .collection_exists(cfg.collection.clone())
+        .await
+        .map_err(|e| backend(cfg, e))
+}
+
+/// Deletes `cfg.collection` when it exists (no collection is created): the number of points
+/// it held, or `None` when there was no such collection.
+pub async fn delete_collection(cfg: &RemoteConfig) -> Result<Option<u64>, GalleryError> {
+    let client = client_of(cfg)?;
+    let existed = client
+        .collection_exists(cfg.collection.clone())
+        .await
+        .map_err(|e| backend(cfg, e))?;
+    if !existed {
+        return Ok(None);
+    }
+    let points = client
+        .count(CountPointsBuilder::new(cfg.collection.clone()).exact(true))
+        .await
+        .map_err(|e| backend(cfg, e))?
+        .result
+        .map(|r| r.count)
+        .unwrap_or(0);
+    client
+        .delete_collection(cfg.collection.clone())
+        .await
+        .map_err(|e| backend(cfg, e))?;
+    Ok(Some(points))
+}
+
+/// Whether the server reports `cfg.collection` green (no optimisation running or pending).
+pub async fn collection_green(cfg: &RemoteConfig) -> Result<bool, GalleryError> {
+    let info = client_of(cfg)?
+        .collection_info(cfg.collection.clone())
+        .await
+        .map_err(|e| backend(cfg, e))?;
+    Ok(
+        info.result.map(|r| r.status)
+            == Some(qdrant_client::qdrant::CollectionStatus::Green as i32),
+    )
+}
+
 impl RemoteGallery {
     /// Connects, creates the collection (cosine, `dim`, HNSW, shard/replication numbers) and the
     /// payload indexes when missing, and checks an existing collection's vector size.
@@ -163,13 +253,7 @@ impl RemoteGallery {
                 "dimension must be positive".into(),
             ));
         }
-        let client = Qdrant::from_url(&cfg.url)
-            .api_key(cfg.api_key.clone())
-            .timeout(cfg.timeout)
-            .connect_timeout(cfg.connect_timeout)
-            .skip_compatibility_check()
-            .build()
-            .map_err(|e| GalleryError::InvalidRequest(format!("qdrant url {}: {e}", cfg.url)))?;
+        let client = client_of(&cfg)?;
         let g = Self { client, cfg };
         g.ensure_collection().await?;
         Ok(g)
@@ -267,7 +351,10 @@ impl RemoteGallery {
         } else {
             let make = || {
                 let mut b = CreateCollectionBuilder::new(name.clone())
-                    .vectors_config(VectorParamsBuilder::new(c.dim as u64, Distance::Cosine))
+                    .vectors_config(
+                        VectorParamsBuilder::new(c.dim as u64, Distance::Cosine)
+                            .on_disk(c.on_disk_vectors),
+                    )
                     .hnsw_config(
                         HnswConfigDiffBuilder::default()
                             .m(c.hnsw_m)
@@ -279,6 +366,15 @@ impl RemoteGallery {
                             .deleted_threshold(0.01)
                             .vacuum_min_vector_number(100),
                     );
+                if c.scalar_quantization {
+                    // `always_ram` is deprecated in the 1.19+ API in favour of `memory`, which
+                    // the 1.16 servers this is tested against do not know.
+                    #[allow(deprecated)]
+                    let q = ScalarQuantizationBuilder::default()
+                        .quantile(0.99)
+                        .always_ram(true);
+                    b = b.quantization_config(q);
+                }
                 if let Some(n) = c.shard_number {
                     b = b.shard_number(n);
                 }
@@ -398,6 +494,15 @@ impl Gallery for RemoteGallery {
         let name = self.cfg.collection.clone();
         let filter = search_filter(q);
         let ef = self.cfg.hnsw_ef_search.max(q.top_k as u64);
+        let mut params = SearchParamsBuilder::default().hnsw_ef(ef);
+        if self.cfg.scalar_quantization {
+            params = params.quantization(
+                QuantizationSearchParamsBuilder::default()
+                    .rescore(true)
+                    .oversampling(self.cfg.oversampling.max(1.0)),
+            );
+        }
+        let params = params.build();
         let mk = || {
             self.client.query(
                 QueryPointsBuilder::new(name.clone())
@@ -405,7 +510,7 @@ impl Gallery for RemoteGallery {
                     .filter(filter.clone())
                     .limit(q.top_k as u64)
                     .with_payload(true)
-                    .params(SearchParamsBuilder::default().hnsw_ef(ef)),
+                    .params(params.clone()),
             )
         };
         let resp = self.call(mk).await?;

@@ -1,7 +1,10 @@
-//! The conformance suite against a Qdrant server, when `QDRANT_URL` (gRPC, e.g.
-//! `http://localhost:6334`) is set; `QDRANT_API_KEY` is used when present. Each run uses a
-//! fresh collection and deletes it afterwards.
+//! The conformance suite against a real Qdrant server: `ROLLCALL_TEST_QDRANT_URL` (exported by
+//! `scripts/test.sh`, which starts one), else `QDRANT_URL` (gRPC, e.g. `http://localhost:6334`;
+//! `QDRANT_API_KEY` is used when present), else a node started for this test from
+//! `../shared/tools/qdrant` (killed at the end). Without any of them the test fails: the remote
+//! backend is never skipped. Each run uses a fresh collection and deletes it afterwards.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -22,19 +25,47 @@ impl GalleryFactory for Remote {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn remote_backend_passes_conformance() {
-    let Ok(url) = std::env::var("QDRANT_URL") else {
-        eprintln!("QDRANT_URL not set: skipping the remote conformance run (see services/gallery/README.md)");
-        return;
-    };
+async fn conformance_on(
+    server: &rollcall_gallery::server::TestQdrant,
+    tune: fn(&mut RemoteConfig),
+) {
     let name = format!("rollcall_conformance_{}", uuid::Uuid::new_v4().simple());
-    let mut cfg = RemoteConfig::new(url, name, 64);
-    cfg.api_key = std::env::var("QDRANT_API_KEY").ok();
+    let mut cfg = RemoteConfig::new(server.url(), name, 64);
+    cfg.api_key = server.api_key();
+    tune(&mut cfg);
     let f = Remote { cfg: cfg.clone() };
     let results = run_conformance(&f).await;
-    if let Ok(g) = RemoteGallery::connect(cfg).await {
-        let _ = g.drop_collection().await;
-    }
+    let existed = rollcall_gallery::remote::delete_collection(&cfg).await;
     assert_all_passed("remote", &results);
+    assert!(
+        matches!(existed, Ok(Some(_))),
+        "the run's collection was not on the server: {existed:?}"
+    );
+    assert!(!rollcall_gallery::remote::collection_exists(&cfg)
+        .await
+        .unwrap());
+}
+
+fn server() -> rollcall_gallery::server::TestQdrant {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    rollcall_gallery::server::for_tests(&root)
+        .unwrap_or_else(|e| panic!("the remote conformance suite needs a Qdrant server: {e}"))
+}
+
+/// The default collection settings (originals on disk, int8 copy in RAM, re-scored).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_backend_passes_conformance() {
+    let s = server();
+    conformance_on(&s, |_| {}).await;
+}
+
+/// Vectors in RAM, no quantization: the other layout a deployment may choose.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_backend_passes_conformance_with_plain_in_memory_vectors() {
+    let s = server();
+    conformance_on(&s, |c| {
+        c.on_disk_vectors = false;
+        c.scalar_quantization = false;
+    })
+    .await;
 }
