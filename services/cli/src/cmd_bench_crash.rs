@@ -112,11 +112,13 @@ impl ServeProc {
         })
     }
 
-    /// Waits until `/healthz` answers with every camera online (or `timeout`).
+    /// Waits until `/healthz` answers with every camera online (or `timeout`); once the
+    /// scene is over (`day_over`), an answer is enough: no camera will come online again.
     fn wait_ready(
         &mut self,
         addr: &str,
         cameras: &[String],
+        day_over: &dyn Fn() -> bool,
         timeout: Duration,
     ) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
@@ -126,7 +128,7 @@ impl ServeProc {
             }
             if let Some(body) = http_get(addr, "/healthz") {
                 if let Ok(v) = serde_json::from_str::<Value>(&body) {
-                    if cameras.iter().all(|c| v["cameras"][c.as_str()] == "online") {
+                    if day_over() || cameras.iter().all(|c| v["cameras"][c.as_str()] == "online") {
                         return Ok(());
                     }
                 }
