@@ -227,6 +227,8 @@ impl rollcall_api::Ops for ServeOps {
     fn camera_states(&self) -> BTreeMap<String, String> {
         lock(&self.metrics).camera_state.clone()
     }
+    // EnrollError is large; it lives only as long as this request
+    #[allow(clippy::result_large_err)]
     fn enroll_photo<'a>(
         &'a self,
         student: &'a str,

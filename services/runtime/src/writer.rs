@@ -464,12 +464,14 @@ mod tests {
         let first = w.submit(ci("slow")).await;
         // the second submit cannot start until the first is done
         let w2 = w.clone();
-        let second = tokio::spawn(async move { w2.submit(ci("next")).await });
+        let second = tokio::spawn(async move {
+            let h = w2.submit(ci("next")).await;
+            h.await.unwrap()
+        });
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert!(!second.is_finished(), "bounded: waits for the first");
         assert!(matches!(first.await.unwrap(), Committed::Recorded(_)));
-        let h = second.await.unwrap();
-        assert!(matches!(h.await.unwrap(), Committed::Recorded(_)));
+        assert!(matches!(second.await.unwrap(), Committed::Recorded(_)));
         w.drain().await;
         assert_eq!(w.stats.in_flight.load(Ordering::Relaxed), 0);
     }
