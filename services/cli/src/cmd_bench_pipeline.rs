@@ -385,7 +385,7 @@ async fn live_run(
     for t in threads {
         let _ = t.join();
     }
-    sink.writer.drain().await;
+    sink.flush().await;
     drop(sink);
     let _ = group.await;
     let commit_lat = commit_lat.lock().unwrap_or_else(|p| p.into_inner()).clone();

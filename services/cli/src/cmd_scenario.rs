@@ -554,6 +554,7 @@ pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::
         }
         decisions.push(d);
     }
+    decisions_out.flush().await;
     let parked = decisions_out
         .writer
         .stats

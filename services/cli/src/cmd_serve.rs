@@ -219,7 +219,7 @@ impl rollcall_api::Ops for ServeOps {
         serde_json::to_value(&self.retention).unwrap_or(serde_json::Value::Null)
     }
     fn health(&self) -> serde_json::Value {
-        lock(&self.metrics).health()
+        serde_json::to_value(lock(&self.metrics).health()).unwrap_or(serde_json::Value::Null)
     }
     fn metrics(&self) -> String {
         lock(&self.metrics).prometheus()

@@ -22,29 +22,67 @@ pub struct CameraAlerts {
     outages: BTreeMap<String, i64>,
 }
 
+/// A camera alert to write or resolve (see [`CameraAlerts::on_event`]).
+pub enum AlertWrite {
+    Raise {
+        camera: String,
+        key: String,
+        reason: String,
+        at: chrono::DateTime<chrono::Utc>,
+    },
+    Resolve {
+        camera: String,
+    },
+}
+
+impl AlertWrite {
+    /// Writes it; a ledger error is logged, never fatal.
+    pub async fn write(self, store: &Store) {
+        match self {
+            AlertWrite::Raise {
+                camera,
+                key,
+                reason,
+                at,
+            } => {
+                if let Err(e) = store.raise_camera_alert(&camera, &key, &reason, at).await {
+                    tracing::warn!(camera = %camera, error = %e, "cannot record camera alert");
+                }
+            }
+            AlertWrite::Resolve { camera } => {
+                if let Err(e) = store.resolve_camera_alerts(&camera).await {
+                    tracing::warn!(camera = %camera, error = %e, "cannot resolve camera alert");
+                }
+            }
+        }
+    }
+}
+
 impl CameraAlerts {
-    pub async fn on_event(&mut self, store: &Store, ev: &HealthEvent) {
+    /// What a health event changes in the ledger (the write is the caller's, so it can run
+    /// beside the live loop).
+    pub fn on_event(&mut self, ev: &HealthEvent) -> Option<AlertWrite> {
         let cam = ev.camera.to_string();
         let reason = match &ev.health {
             CameraHealth::Offline { reason } => format!("offline ({reason})"),
             CameraHealth::Stale { since } => format!("no frame since {since}"),
             CameraHealth::Online { .. } => {
-                if self.outages.remove(&cam).is_some() {
-                    if let Err(e) = store.resolve_camera_alerts(&cam).await {
-                        tracing::warn!(camera = %cam, error = %e, "cannot resolve camera alert");
-                    }
-                }
-                return;
+                return self
+                    .outages
+                    .remove(&cam)
+                    .map(|_| AlertWrite::Resolve { camera: cam });
             }
-            _ => return,
+            _ => return None,
         };
         let since = *self
             .outages
             .entry(cam.clone())
             .or_insert_with(|| ev.at.timestamp_millis());
-        let key = format!("camera:{cam}:{since}");
-        if let Err(e) = store.raise_camera_alert(&cam, &key, &reason, ev.at).await {
-            tracing::warn!(camera = %cam, error = %e, "cannot record camera alert");
-        }
+        Some(AlertWrite::Raise {
+            key: format!("camera:{cam}:{since}"),
+            camera: cam,
+            reason,
+            at: ev.at,
+        })
     }
 }

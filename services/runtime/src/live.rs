@@ -81,6 +81,7 @@ pub struct Live {
     finalizer: JoinHandle<()>,
     clock: LiveClock,
     heartbeat: Option<std::path::PathBuf>,
+    outbox_query: Option<JoinHandle<()>>,
     /// The previous process's last heartbeat (ms, the live clock), when it died.
     gap_since: Option<i64>,
     cameras: Vec<String>,
@@ -158,6 +159,7 @@ impl Live {
             .and_then(|s| s.trim().parse::<i64>().ok());
         Ok(Live {
             heartbeat: cfg.heartbeat.clone(),
+            outbox_query: None,
             gap_since,
             cameras: cameras
                 .iter()
@@ -202,7 +204,12 @@ impl Live {
                 }
                 let mut ev = ev;
                 ev.at = self.clock.shift(ev.at);
-                self.alerts.on_event(&self.store, &ev).await;
+                // the ledger write runs beside the loop: a slow or absent database never holds
+                // up recognition
+                if let Some(w) = self.alerts.on_event(&ev) {
+                    let store = self.store.clone();
+                    tokio::spawn(async move { w.write(&store).await });
+                }
             }
             // Frames from the capture threads into the inference pool.
             for (i, h) in self.handles.iter().enumerate() {
@@ -247,8 +254,18 @@ impl Live {
         let tmp = p.with_extension("tmp");
         let r = std::fs::write(&tmp, self.clock.now().timestamp_millis().to_string())
             .and_then(|_| std::fs::rename(&tmp, p));
-        if let Err(e) = r {
-            tracing::warn!(error = %e, path = %p.display(), "cannot write the heartbeat");
+        let mut m = lock(&self.metrics);
+        match r {
+            Ok(()) => {
+                m.jobs_failing.remove("data directory");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, path = %p.display(), "cannot write the heartbeat");
+                m.jobs_failing.insert(
+                    "data directory",
+                    format!("cannot write {}: {e}", p.display()),
+                );
+            }
         }
     }
 
@@ -342,25 +359,38 @@ impl Live {
             }
             let mut m = lock(&self.metrics);
             m.decisions = self.sink.decisions.clone();
-            m.review_errors = self.sink.review_errors;
+            m.review_errors = self
+                .sink
+                .review_errors
+                .load(std::sync::atomic::Ordering::Relaxed);
         }
     }
 
     async fn refresh_metrics(&mut self) {
-        let counts = self.store.outbox_counts(self.clock.now()).await;
-        let mut m = lock(&self.metrics);
-        for h in &self.handles {
-            m.capture.insert(h.camera().to_string(), h.counters());
+        {
+            let mut m = lock(&self.metrics);
+            for h in &self.handles {
+                m.capture.insert(h.camera().to_string(), h.counters());
+            }
+            m.queued_frames = (self.pool.waiting() + self.analyzed.len()) as u64;
         }
-        m.queued_frames = (self.pool.waiting() + self.analyzed.len()) as u64;
-        match counts {
-            Ok(c) => {
-                m.outbox = Some((self.store.school_id().to_string(), c));
-                m.jobs_failing.remove("outbox");
-            }
-            Err(e) => {
-                m.jobs_failing.insert("outbox", e.to_string());
-            }
+        // the outbox counts beside the loop (one query at a time)
+        if self.outbox_query.as_ref().is_none_or(|t| t.is_finished()) {
+            let (store, metrics, now) =
+                (self.store.clone(), self.metrics.clone(), self.clock.now());
+            self.outbox_query = Some(tokio::spawn(async move {
+                let counts = store.outbox_counts(now).await;
+                let mut m = lock(&metrics);
+                match counts {
+                    Ok(c) => {
+                        m.outbox = Some((store.school_id().to_string(), c));
+                        m.jobs_failing.remove("outbox");
+                    }
+                    Err(e) => {
+                        m.jobs_failing.insert("outbox", e.to_string());
+                    }
+                }
+            }));
         }
     }
 
@@ -389,8 +419,9 @@ impl Live {
         }
         let ds = self.rec.engine.finish(self.clock.now());
         self.route(ds, None).await;
-        // Every check-in is recorded or parked before the stores close.
-        self.sink.writer.drain().await;
+        // Every check-in is recorded or parked, every review item written, before the stores
+        // close.
+        self.sink.flush().await;
         self.finalizer.abort();
         let committed = self
             .sink

@@ -35,6 +35,26 @@ pub struct Metrics {
 
 pub type SharedMetrics = Arc<Mutex<Metrics>>;
 
+/// The `/healthz` body (the binary serialises it).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Health {
+    pub status: &'static str,
+    pub degraded: Vec<String>,
+    pub cameras: BTreeMap<String, String>,
+    pub ledger: LedgerHealth,
+    pub check_ins_committed: u64,
+    pub queued_frames: u64,
+}
+
+/// The ledger writer's part of [`Health`].
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct LedgerHealth {
+    pub committed: u64,
+    pub retrying: u64,
+    pub in_flight: u64,
+    pub parked: u64,
+}
+
 pub fn lock(m: &SharedMetrics) -> MutexGuard<'_, Metrics> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -48,22 +68,25 @@ impl Metrics {
 
     /// `/healthz`: `ok`, or `degraded` with what is degraded (a camera down, the ledger
     /// retrying, a job failing, check-ins parked).
-    pub fn health(&self) -> serde_json::Value {
+    pub fn health(&self) -> Health {
         let mut degraded = Vec::new();
         for (cam, st) in &self.camera_state {
             if !matches!(st.as_str(), "online" | "connecting" | "ended") {
                 degraded.push(format!("camera {cam}: {st}"));
             }
         }
-        let mut ledger = serde_json::json!({"committed": self.committed()});
+        let mut ledger = LedgerHealth {
+            committed: self.committed(),
+            ..Default::default()
+        };
         if let Some(w) = &self.writer {
-            let retrying = w.retrying.load(Ordering::Relaxed);
-            ledger["retrying"] = retrying.into();
-            ledger["in_flight"] = w.in_flight.load(Ordering::Relaxed).into();
-            ledger["parked"] = w.parked.load(Ordering::Relaxed).into();
-            if retrying > 0 {
+            ledger.retrying = w.retrying.load(Ordering::Relaxed);
+            ledger.in_flight = w.in_flight.load(Ordering::Relaxed);
+            ledger.parked = w.parked.load(Ordering::Relaxed);
+            if ledger.retrying > 0 {
                 degraded.push(format!(
-                    "ledger: {retrying} check-in(s) waiting for the database ({})",
+                    "ledger: {} check-in(s) waiting for the database ({})",
+                    ledger.retrying,
                     w.last_error().unwrap_or_default()
                 ));
             }
@@ -71,14 +94,18 @@ impl Metrics {
         for (job, e) in &self.jobs_failing {
             degraded.push(format!("{job}: {e}"));
         }
-        serde_json::json!({
-            "status": if degraded.is_empty() { "ok" } else { "degraded" },
-            "degraded": degraded,
-            "cameras": self.camera_state,
-            "ledger": ledger,
-            "check_ins_committed": self.committed(),
-            "queued_frames": self.queued_frames,
-        })
+        Health {
+            status: if degraded.is_empty() {
+                "ok"
+            } else {
+                "degraded"
+            },
+            degraded,
+            cameras: self.camera_state.clone(),
+            check_ins_committed: ledger.committed,
+            ledger,
+            queued_frames: self.queued_frames,
+        }
     }
 
     /// The Prometheus text exposition.

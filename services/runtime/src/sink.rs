@@ -90,7 +90,9 @@ pub struct DecisionSink<P: LedgerPort = GroupPort> {
     /// Decisions by kind (`accept`, `review`, `unknown`).
     pub decisions: BTreeMap<&'static str, u64>,
     /// Review items the ledger did not take (logged).
-    pub review_errors: u64,
+    pub review_errors: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// Review items being written.
+    pending: Vec<JoinHandle<()>>,
 }
 
 impl<P: LedgerPort> DecisionSink<P> {
@@ -101,13 +103,23 @@ impl<P: LedgerPort> DecisionSink<P> {
             data_dir,
             crops: BestCrops::default(),
             decisions: BTreeMap::new(),
-            review_errors: 0,
+            review_errors: Default::default(),
+            pending: Vec::new(),
         }
     }
 
     /// Keeps the best crop of each track seen in a frame.
     pub fn observe(&mut self, tracks: &[TrackId], qualities: &[f32], crops: Vec<Frame>) {
         self.crops.update(tracks, qualities, crops);
+    }
+
+    /// Waits until every routed decision is written: review items and check-ins (recorded or
+    /// parked).
+    pub async fn flush(&mut self) {
+        for h in self.pending.drain(..) {
+            let _ = h.await;
+        }
+        self.writer.drain().await;
     }
 
     /// Tracks whose crop is held (bounded).
@@ -140,10 +152,16 @@ impl<P: LedgerPort> DecisionSink<P> {
                         })
                         .collect(),
                 };
-                if let Err(e) = self.store.create_review_item(&item).await {
-                    self.review_errors += 1;
-                    tracing::warn!(error = %e, "cannot queue the review item");
-                }
+                // beside the caller: a slow or absent database never holds up recognition
+                let store = self.store.clone();
+                let errors = self.review_errors.clone();
+                self.pending.retain(|h| !h.is_finished());
+                self.pending.push(tokio::spawn(async move {
+                    if let Err(e) = store.create_review_item(&item).await {
+                        errors.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        tracing::warn!(error = %e, "cannot queue the review item");
+                    }
+                }));
             }
             Outcome::Unknown => {
                 tracing::info!(camera = %line.camera, track = line.track, visitor = ?d.visitor.as_ref().map(|v| v.visitor.0), "unknown visitor");
