@@ -362,6 +362,7 @@ impl rollcall_api::Ops for ServeOps {
 }
 
 pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
+    let term = install_term();
     let cfg = ServeConfig::load(config)?;
     let data = DataOpts {
         data: cfg.data.clone(),
@@ -511,7 +512,7 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
         &live_cfg,
         metrics.clone(),
     )?;
-    let committed = live.run(shutdown_signal()).await?;
+    let committed = live.run(shutdown_signal(term)).await?;
     eprintln!("rollcall serve: shutting down");
     retention.abort();
     dispatcher.shutdown().await;
@@ -534,18 +535,33 @@ fn clock_offset_from_env() -> anyhow::Result<chrono::Duration> {
     }
 }
 
-async fn shutdown_signal() {
+/// SIGTERM's handler, installed when `serve` starts (before the models load and the listener
+/// answers), so a SIGTERM during start-up stops it cleanly instead of killing it.
+#[cfg(unix)]
+type Term = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Term = Option<()>;
+
+fn install_term() -> Term {
+    #[cfg(unix)]
+    {
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok()
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+#[allow(unused_mut)]
+async fn shutdown_signal(mut term: Term) {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let Some(mut term) = term.take() else {
+            let _ = ctrl_c.await;
+            return;
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -553,6 +569,7 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     {
+        let _ = term;
         let _ = ctrl_c.await;
     }
 }
