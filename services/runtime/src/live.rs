@@ -286,7 +286,8 @@ impl Live {
             now.with_timezone(&tz).format("%H:%M:%S")
         );
         for cam in &self.cameras {
-            let key = format!("gap:{cam}:{since}");
+            // one alert per restart: two kills in a row before a heartbeat share `since`
+            let key = format!("gap:{cam}:{since}:{}", now.timestamp_millis());
             if let Err(e) = self.store.raise_camera_alert(cam, &key, &msg, now).await {
                 tracing::warn!(camera = %cam, error = %e, "cannot record the gap alert");
             }
