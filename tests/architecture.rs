@@ -39,6 +39,8 @@ const VOCABULARY: &[(&str, &[&str])] = &[
     ("the ledger", &["rollcall-ledger"]),
     ("cameras", &["rollcall-capture", "opencv"]),
     ("onnx", &["ort"]),
+    ("images", &["rollcall-vision", "image", "opencv"]),
+    ("the face pipeline", &["rollcall-vision"]),
     ("onnx models", &["ort"]),
     (
         "embeddings",

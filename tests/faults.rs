@@ -1,7 +1,8 @@
 //! Faults while `serve` plays a school afternoon (the compact scenario of `tests/crash.rs`,
 //! live over MJPEG, through `rollcall bench crash --cycles 0`): the database stopped for 30 s,
-//! the data directory's disk full for a while. Each: serve stays up, `/healthz` says what is
-//! degraded, and after recovery nothing is lost or doubled (the bench's ground-truth check).
+//! the data directory's disk full for a while, the Qdrant server backend killed for 30 s, a
+//! camera that stalls then floods. Each: serve stays up, `/healthz` says what is degraded, and
+//! after recovery nothing is lost or doubled (the bench's ground-truth check).
 
 #[path = "common/compact.rs"]
 mod compact;
@@ -141,7 +142,7 @@ fn http_get(addr: &str, path: &str) -> Option<String> {
 
 /// `bench crash --cycles 0` on the compact afternoon, in the background; returns the child and
 /// serve's address once serve answers with its camera online.
-fn start_day(keep: &Path, database_url: Option<&str>) -> (Child, String) {
+fn start_day(keep: &Path, database_url: Option<&str>, qdrant_url: Option<&str>) -> (Child, String) {
     let scenario = compact::compact_scenario(keep.parent().unwrap());
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollcall"));
     cmd.args([
@@ -160,6 +161,9 @@ fn start_day(keep: &Path, database_url: Option<&str>) -> (Child, String) {
     .stderr(Stdio::piped());
     if let Some(u) = database_url {
         cmd.args(["--database-url", u]);
+    }
+    if let Some(u) = qdrant_url {
+        cmd.args(["--qdrant-url", u]);
     }
     let child = cmd.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(240);
@@ -232,7 +236,7 @@ fn postgres_stopped_for_30s_mid_day_serve_degrades_then_loses_nothing() {
     let pg = OwnPostgres::start();
     let tmp = tempfile::tempdir().unwrap();
     let keep = tmp.path().join("run");
-    let (child, addr) = start_day(&keep, Some(&pg.url()));
+    let (child, addr) = start_day(&keep, Some(&pg.url()), None);
     std::thread::sleep(Duration::from_secs(5));
     pg.down();
     let reasons = watch_health(&addr, Duration::from_secs(30));
@@ -273,7 +277,7 @@ fn sqlite_disk_full_mid_day_serve_degrades_then_loses_nothing() {
         }
     }
     let _unmount = Unmount(mnt.clone());
-    let (child, addr) = start_day(&keep, None);
+    let (child, addr) = start_day(&keep, None, None);
     std::thread::sleep(Duration::from_secs(4));
     // fill the disk
     let filler = mnt.join("filler");
@@ -293,6 +297,41 @@ fn sqlite_disk_full_mid_day_serve_degrades_then_loses_nothing() {
         "/healthz said the data directory or the ledger was degraded: {reasons:?}"
     );
     let v = finish_day(child, &keep);
+    eprintln!("{v}");
+}
+
+/// The gallery on a Qdrant server node of the test's own (../shared/tools/qdrant), killed
+/// with SIGKILL 5 s into the day and restarted on the same storage 30 s later. Serve stays up
+/// and says `gallery` in `/healthz`; frames analysed meanwhile are held and matched once the
+/// node answers, so every walk-through of the outage is still checked in, once.
+#[test]
+fn qdrant_server_killed_for_30s_mid_day_serve_degrades_then_loses_nothing() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut qdrant = rollcall_gallery::server::LocalQdrant::start(
+        &rollcall_gallery::server::default_binary(&root),
+    )
+    .unwrap_or_else(|e| panic!("this test needs the Qdrant server binary: {e}"));
+    let tmp = tempfile::tempdir().unwrap();
+    let keep = tmp.path().join("run");
+    let (child, addr) = start_day(&keep, None, Some(&qdrant.url()));
+    std::thread::sleep(Duration::from_secs(5));
+    qdrant.kill();
+    let reasons = watch_health(&addr, Duration::from_secs(30));
+    qdrant.restart().expect("the Qdrant node restarts");
+    assert!(
+        reasons.iter().any(|r| r.starts_with("gallery")),
+        "/healthz said the gallery was degraded: {reasons:?}"
+    );
+    let v = finish_day(child, &keep);
+    assert_eq!(v["gallery"], "qdrant-server", "{v}");
+    assert_eq!(v["gallery_ok"], true, "{v}");
+    // the outage covered walk-throughs: they were held, not missed
+    let log = std::fs::read_to_string(keep.join("serve.log")).unwrap_or_default();
+    assert!(
+        log.contains("holding frames"),
+        "serve held frames during the outage:\n{log}"
+    );
     eprintln!("{v}");
 }
 

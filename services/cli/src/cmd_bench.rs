@@ -129,6 +129,10 @@ pub enum BenchCmd {
         /// Keep the run's data directory and serve log here.
         #[arg(long)]
         keep: Option<PathBuf>,
+        /// A Qdrant server's gRPC URL: the gallery is a collection of the run's own there
+        /// (deleted at the end) instead of the embedded one. Not read from `QDRANT_URL`.
+        #[arg(long)]
+        qdrant_url: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -171,6 +175,7 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
             seed,
             workers,
             keep,
+            qdrant_url,
             json: _,
         } => {
             crate::cmd_bench_crash::run(
@@ -182,6 +187,7 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
                     seed,
                     workers,
                     keep,
+                    qdrant_url,
                 },
             )
             .await

@@ -9,7 +9,10 @@
 //! on the same data directory (and the same PostgreSQL database with `--database-url`) each
 //! time; after the last kill it plays the day to its end and is stopped with SIGTERM. Then the
 //! rest of the day is finalised and every due notice dispatched to the recording webhook
-//! receiver, and the ledger is checked against the scenario's ground truth:
+//! receiver (a child process of its own, `rollcall notify receiver`, journaling every delivery
+//! by key), and the ledger is checked against the scenario's ground truth. With
+//! `--qdrant-url` the gallery is a collection of the run's own on that Qdrant server (serve
+//! searches it; the fault tests kill the node):
 //!
 //! - `lost_check_ins`: a student who walked in, whose check-in is not in the ledger, and whose
 //!   walk-through did not overlap a time the process was down (those are `missed_in_gaps`,
@@ -51,6 +54,9 @@ pub struct CrashOpts {
     pub workers: usize,
     /// Keep the run's files (data directory, serve logs) here.
     pub keep: Option<PathBuf>,
+    /// A Qdrant server (gRPC URL): the gallery is a collection of the run's own there (deleted
+    /// at the end) instead of the embedded one, and serve searches it.
+    pub qdrant_url: Option<String>,
 }
 
 const WEBHOOK_SECRET: &str = "crash-bench-webhook-secret-0123456789";
@@ -81,6 +87,159 @@ fn http_get(addr: &str, path: &str) -> Option<String> {
     Some(out.split_once("\r\n\r\n")?.1.to_string())
 }
 
+/// The recording webhook receiver, a child process (`rollcall notify receiver`) journaling
+/// every accepted delivery to `webhooks.jsonl`.
+struct ReceiverProc {
+    child: Child,
+    url: String,
+    journal: PathBuf,
+}
+
+impl ReceiverProc {
+    fn start(base: &Path) -> anyhow::Result<ReceiverProc> {
+        let exe = std::env::current_exe().context("the rollcall binary")?;
+        let journal = base.join("webhooks.jsonl");
+        let addr_file = base.join("receiver.addr");
+        let _ = std::fs::remove_file(&journal);
+        let _ = std::fs::remove_file(&addr_file);
+        let mut child = Command::new(exe)
+            .args(["notify", "receiver", "--journal"])
+            .arg(&journal)
+            .arg("--addr-file")
+            .arg(&addr_file)
+            .env("ROLLCALL_WEBHOOK_SECRET", WEBHOOK_SECRET)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .context("starting the webhook receiver")?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let addr = loop {
+            if let Ok(a) = std::fs::read_to_string(&addr_file) {
+                break a;
+            }
+            if let Some(st) = child.try_wait()? {
+                bail!("the webhook receiver exited ({st})");
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                bail!("the webhook receiver did not start within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Ok(ReceiverProc {
+            child,
+            url: format!("http://{}/hook", addr.trim()),
+            journal,
+        })
+    }
+
+    fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// Stops the receiver; deliveries per key from its journal.
+    fn stop(mut self) -> anyhow::Result<BTreeMap<String, u32>> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let text = std::fs::read_to_string(&self.journal)
+            .with_context(|| format!("reading {}", self.journal.display()))?;
+        let mut by_key = BTreeMap::new();
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let v: Value = serde_json::from_str(line)
+                .with_context(|| format!("{}: {line}", self.journal.display()))?;
+            let key = v["key"].as_str().unwrap_or_default().to_string();
+            *by_key.entry(key).or_insert(0) += 1;
+        }
+        Ok(by_key)
+    }
+}
+
+impl Drop for ReceiverProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Enrollments through serve's API all day, one every 2 s (each student's enrollment photo in
+/// turn), in a thread of its own; serve may be down (killed): the request then fails.
+struct Enroller {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    busy: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<Value>,
+}
+
+impl Enroller {
+    fn start(addr: String, token: String, photos: Vec<(String, Vec<u8>)>) -> Enroller {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let busy = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (st, bz) = (stop.clone(), busy.clone());
+        let thread = std::thread::spawn(move || {
+            let (mut sent, mut enrolled, mut failed) = (0u64, 0u64, 0u64);
+            let mut i = 0usize;
+            while !st.load(Ordering::Relaxed) && !photos.is_empty() {
+                let (student, photo) = &photos[i % photos.len()];
+                i += 1;
+                bz.store(true, Ordering::SeqCst);
+                let r = http_post(
+                    &addr,
+                    &format!("/api/v1/students/{student}/photos"),
+                    &token,
+                    photo,
+                );
+                bz.store(false, Ordering::SeqCst);
+                sent += 1;
+                match r {
+                    Some(200) => enrolled += 1,
+                    _ => failed += 1,
+                }
+                for _ in 0..20 {
+                    if st.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+            json!({"sent": sent, "answered_200": enrolled, "failed_or_cut": failed})
+        });
+        Enroller { stop, busy, thread }
+    }
+
+    /// Whether an enrollment request is in flight now.
+    fn in_flight(&self) -> bool {
+        self.busy.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn stop(self) -> Value {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.thread.join().unwrap_or(Value::Null)
+    }
+}
+
+/// `POST path` with a bearer token and a photo body; the status, or `None` when serve did not
+/// answer (down, or killed mid-request).
+fn http_post(addr: &str, path: &str, token: &str, body: &[u8]) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+    let kind = if body.starts_with(b"\x89PNG") {
+        "image/png"
+    } else {
+        "image/jpeg"
+    };
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: {kind}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .ok()?;
+    s.write_all(body).ok()?;
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    out.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// The serve child, its log and when it became ready.
 struct ServeProc {
     child: Child,
@@ -100,7 +259,11 @@ impl ServeProc {
             .env_remove("ROLLCALL_DATA")
             .env_remove("ROLLCALL_SCHOOL")
             .env_remove("ROLLCALL_LISTEN")
-            .env("ROLLCALL_LOG", "warn")
+            // serve's log level: warn, unless ROLLCALL_BENCH_SERVE_LOG says otherwise
+            .env(
+                "ROLLCALL_LOG",
+                std::env::var("ROLLCALL_BENCH_SERVE_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(logf);
@@ -219,20 +382,82 @@ async fn run_in(
     db: Option<&str>,
 ) -> anyhow::Result<Value> {
     // 1. The school's day set up, every student enrolled (the embedded gallery under data/).
-    let prepared = cmd_scenario::prepare_in(v, sim, data, open_root(data, db).await?).await?;
+    // the template key: the set-up seals with it, serve enrolls with it (the API)
+    let key_entry = rollcall_gallery::vault::Keyring::generate_entry("crash");
+    let keys = rollcall_gallery::vault::Keyring::parse(&key_entry, None)?;
+    let prepared = cmd_scenario::prepare_in(
+        v,
+        sim,
+        data,
+        open_root(data, db).await?,
+        o.qdrant_url.clone(),
+        Some(keys),
+    )
+    .await?;
+    // a staff account and API token for the enrollments during the day
+    let token = rollcall_api::auth::new_token("rc_");
+    {
+        let hash = rollcall_api::hash_password("crash-bench-password")
+            .map_err(|e| anyhow!("{}", e.message))?;
+        prepared
+            .store
+            .create_staff(
+                &rollcall_ledger::NewStaff {
+                    username: "bench".into(),
+                    display_name: "Crash bench".into(),
+                    role: rollcall_ledger::Role::Admin,
+                    campuses: rollcall_ledger::CampusScope::All,
+                },
+                &hash,
+            )
+            .await?;
+        let id = rollcall_api::auth::new_token("")[..12].to_string();
+        prepared
+            .store
+            .create_api_token(
+                "bench",
+                &id,
+                "crash bench",
+                &rollcall_api::auth::token_hash(&token),
+            )
+            .await?;
+    }
+    let photos: Vec<(String, Vec<u8>)> = sim
+        .scenario
+        .file
+        .students
+        .iter()
+        .flat_map(|s| {
+            s.enrollment_photos
+                .iter()
+                .filter_map(|p| Some((s.id.clone(), std::fs::read(&p.path).ok()?)))
+                .collect::<Vec<_>>()
+        })
+        .collect();
     let school = prepared.store.school_id().to_string();
     let tenant = prepared.tenant.clone();
     let enrolled_templates = prepared.gallery.count(&CountScope::tenant(&tenant)).await?;
     let campus_of = prepared.campus_of_camera.clone();
     prepared.store.close().await;
     prepared.root.close().await;
-    drop(prepared.gallery);
+    // a server's collection stays until the end of the run (serve searches it; dropping it
+    // deletes it); the embedded gallery is closed for serve to open
+    let remote = prepared
+        .gallery
+        .collection()
+        .map(|c| (c.url.clone(), c.collection.clone()));
+    let remote_gallery = match remote {
+        Some(_) => Some(prepared.gallery),
+        None => {
+            drop(prepared.gallery);
+            None
+        }
+    };
     drop(prepared.pipeline);
 
-    // 2. The recording webhook receiver (every channel of the outbox that is a webhook).
-    let receiver = rollcall_notify::receiver::Receiver::start(WEBHOOK_SECRET.as_bytes(), 3600)
-        .await
-        .context("starting the webhook receiver")?;
+    // 2. The recording webhook receiver (every channel of the outbox that is a webhook): a
+    // child process of its own (`rollcall notify receiver`), journaling each delivery.
+    let receiver = ReceiverProc::start(base)?;
 
     // 3. The scene's timeline, served live.
     let renderer = &sim.renderer;
@@ -302,11 +527,16 @@ async fn run_in(
             "ROLLCALL_CLOCK_OFFSET_MS".to_string(),
             offset_ms.to_string(),
         ),
+        ("ROLLCALL_TEMPLATE_KEYS".into(), key_entry.clone()),
         ("ROLLCALL_WEBHOOK_URL".into(), receiver.url()),
         ("ROLLCALL_WEBHOOK_SECRET".into(), WEBHOOK_SECRET.into()),
     ];
     if let Some(url) = db {
         env.push(("DATABASE_URL".into(), url.to_string()));
+    }
+    if let Some((url, collection)) = &remote {
+        env.push(("QDRANT_URL".into(), url.clone()));
+        env.push(("QDRANT_COLLECTION".into(), collection.clone()));
     }
 
     // 5. Kills at seeded moments of the day (wall time from the anchor).
@@ -318,6 +548,9 @@ async fn run_in(
     kill_at.sort();
     let mut gaps: Vec<Window> = Vec::new();
     let mut kills = Vec::new();
+    // Enrollments through serve's API all day (a student's enrollment photo again, every
+    // 2 s), so that kills also land while one is in flight.
+    let enroller = Enroller::start(addr.clone(), token.clone(), photos);
     let ready_timeout = Duration::from_secs(90);
     // past the last frame, with a second for the stream to end
     let day_over = || anchor.now_ms() > last + 1000;
@@ -339,9 +572,15 @@ async fn run_in(
         };
         tokio::time::sleep(wait).await;
         let killed = to_scene(Utc::now());
+        let enrolling = enroller.in_flight();
         p.kill()?;
         gaps.push((killed, killed));
-        kills.push(json!({"cycle": i, "scene_ms": killed, "up_ms": killed - ready}));
+        kills.push(json!({
+            "cycle": i,
+            "scene_ms": killed,
+            "up_ms": killed - ready,
+            "during_enrollment": enrolling,
+        }));
     }
     // 6. The rest of the day, then a clean stop.
     let mut p = ServeProc::spawn(&config, &env, &log)?;
@@ -354,6 +593,7 @@ async fn run_in(
     if let Some(left) = end.checked_duration_since(Instant::now()) {
         tokio::time::sleep(left).await;
     }
+    let enrollments = enroller.stop();
     p.terminate(Duration::from_secs(60))?;
     mjpeg.stop();
 
@@ -463,14 +703,14 @@ async fn run_in(
         .iter()
         .filter(|r| matches!(r.channel.as_str(), "sms" | "wechat" | "webhook"))
         .collect();
-    let received = receiver.received();
-    let got: BTreeSet<&str> = received.iter().map(|r| r.key.as_str()).collect();
+    let received = receiver.stop()?;
+    let got: BTreeSet<&str> = received.keys().map(String::as_str).collect();
     let lost_notices: Vec<&str> = webhook_rows
         .iter()
         .filter(|r| !got.contains(r.delivery_key.as_str()))
         .map(|r| r.delivery_key.as_str())
         .collect();
-    let duplicate_deliveries: u32 = received.iter().map(|r| r.deliveries - 1).sum();
+    let duplicate_deliveries: u32 = received.values().map(|n| n - 1).sum();
     // one cause (notice id) to one recipient on one channel under two keys
     let mut causes: BTreeMap<(String, String, String), u32> = BTreeMap::new();
     for r in &webhook_rows {
@@ -488,16 +728,43 @@ async fn run_in(
     let unconfigured = rows.len() - webhook_rows.len();
 
     // the gallery: every enrolled template still there
-    let gallery = rollcall_gallery::EmbeddedGallery::open(rollcall_gallery::EmbeddedConfig::new(
-        data.join("gallery"),
-        crate::cmd_gallery::dim_of(&v.open()?),
-    ))
-    .await;
+    let gallery: anyhow::Result<Box<dyn Gallery>> = match remote_gallery {
+        Some(g) => Ok(Box::new(g)),
+        None => rollcall_gallery::EmbeddedGallery::open(rollcall_gallery::EmbeddedConfig::new(
+            data.join("gallery"),
+            crate::cmd_gallery::dim_of(&v.open()?),
+        ))
+        .await
+        .map(|g| Box::new(g) as Box<dyn Gallery>)
+        .map_err(Into::into),
+    };
+    // the index holds exactly the sealed (canonical) templates, and every student has one:
+    // enrollments cut by a kill were reconciled at the next start
+    let sealed: BTreeSet<String> =
+        rollcall_domain::privacy::PrivacyStore::sealed(&store, &tenant, None)
+            .await?
+            .iter()
+            .map(|s| s.template_id.to_string())
+            .collect();
     let (gallery_ok, gallery_templates) = match gallery {
-        Ok(g) => {
-            let n = g.count(&CountScope::tenant(&tenant)).await?;
-            (n == enrolled_templates, Some(n))
-        }
+        Ok(g) => match g.tenant_templates(&tenant).await {
+            Ok(ts) => {
+                let ids: BTreeSet<String> =
+                    ts.iter().map(|t| t.meta.template_id.to_string()).collect();
+                let students: BTreeSet<&str> = ts.iter().map(|t| t.meta.student.as_str()).collect();
+                let every_student = sim
+                    .scenario
+                    .file
+                    .students
+                    .iter()
+                    .all(|s| students.contains(s.id.as_str()));
+                (ids == sealed && every_student, Some(ids.len()))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the gallery does not answer after the run");
+                (false, None)
+            }
+        },
         Err(e) => {
             tracing::error!(error = %e, "the gallery does not open after the kills");
             (false, None)
@@ -524,6 +791,7 @@ async fn run_in(
     Ok(json!({
         "ok": ok,
         "database": if db.is_some() { "postgres" } else { "sqlite" },
+        "gallery": if remote.is_some() { "qdrant-server" } else { "embedded" },
         "seed": o.seed,
         "cycles": o.cycles,
         "kills": kills.len(),
@@ -541,6 +809,7 @@ async fn run_in(
         "gallery_ok": gallery_ok,
         "ledger_ok": ledger_ok,
         "gaps_visible": gaps_visible,
+        "kills_during_enrollment": kills.iter().filter(|k| k["during_enrollment"] == true).count(),
         "ledger": ledger,
         "details": {
             "lost": lost,
@@ -553,7 +822,12 @@ async fn run_in(
             "absences_recorded": absent_ok,
             "orphan_deductions": orphan_deductions,
             "parked_check_ins": parked,
-            "gallery_templates": {"enrolled": enrolled_templates, "after": gallery_templates},
+            "gallery_templates": {
+                "enrolled_at_set_up": enrolled_templates,
+                "after": gallery_templates,
+                "sealed_after": sealed.len(),
+            },
+            "enrollments_during_the_day": enrollments,
             "day_ms": day.as_millis() as u64,
         },
     }))

@@ -9,10 +9,10 @@ use anyhow::{anyhow, Context};
 use chrono::Utc;
 use rollcall_domain::gallery::Gallery;
 use rollcall_domain::{CampusId, StudentId, TenantId};
-use rollcall_gallery::enroll::{self, DuplicatePolicy, EnrollConfig, EnrollRequest};
 use rollcall_gallery::{EmbeddedConfig, EmbeddedGallery, RemoteConfig, RemoteGallery};
 use rollcall_ledger::NewStudent;
 use rollcall_ledger::Store;
+use rollcall_runtime::enrollment::{self as enroll, DuplicatePolicy, EnrollConfig, EnrollRequest};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -106,6 +106,26 @@ pub async fn open_gallery(d: &DataOpts, dim: usize) -> anyhow::Result<Box<dyn Ga
     })
 }
 
+/// The gallery the live loop searches: for a Qdrant server a client of its own that tries each
+/// call once (the loop holds frames and retries through its own probe; the client's retries
+/// and back-off would stall the loop, and capture drops frames meanwhile); the embedded
+/// gallery is `shared` (one process may open it once).
+pub async fn open_live_gallery(
+    d: &DataOpts,
+    dim: usize,
+    shared: std::sync::Arc<dyn Gallery>,
+) -> anyhow::Result<std::sync::Arc<dyn Gallery>> {
+    Ok(match &d.qdrant_url {
+        Some(url) if !url.is_empty() => {
+            let mut cfg = RemoteConfig::new(url.clone(), d.qdrant_collection.clone(), dim);
+            cfg.api_key = d.qdrant_api_key.clone();
+            cfg.attempts = 1;
+            std::sync::Arc::new(RemoteGallery::connect(cfg).await?)
+        }
+        _ => shared,
+    })
+}
+
 /// Vector size of the pipeline's embedder (what the gallery must store).
 pub fn dim_of(p: &rollcall_vision::FacePipeline) -> usize {
     p.embedder
@@ -138,9 +158,10 @@ pub async fn enroll_cmd(
         register_student(&school, student, name, campuses.first()).await?;
     }
     let keys = crate::cmd_privacy::keys()?;
-    let mut p = v.open()?;
+    let p = v.open()?;
     let gallery = open_gallery(d, dim_of(&p)).await?;
     let mut cfg = EnrollConfig::new(d.data.join("crops"), p.thresholds());
+    let p = enroll::shared(p);
     cfg.max_templates = max_templates;
     if flag_duplicates {
         cfg.duplicates = DuplicatePolicy::Flag;
@@ -151,7 +172,7 @@ pub async fn enroll_cmd(
         list.push((path.display().to_string(), bytes));
     }
     let report = enroll::enroll(
-        &mut p,
+        &p,
         gallery.as_ref(),
         &enroll::Safeguards {
             store: &school,
@@ -205,12 +226,12 @@ pub async fn identify_cmd(
     let campus = campus
         .map(|c| CampusId::new(c).map_err(|e| anyhow!("--campus: {e}")))
         .transpose()?;
-    let mut p = v.open()?;
+    let p = v.open()?;
     let gallery = open_gallery(d, dim_of(&p)).await?;
     let frame = load(photo)?;
     let t = p.thresholds();
     let faces = enroll::identify(
-        &mut p,
+        &enroll::shared(p),
         gallery.as_ref(),
         &frame,
         &tenant,
@@ -284,7 +305,9 @@ pub async fn run(v: &VisionOpts, cmd: GalleryCmd) -> anyhow::Result<Value> {
                 p.thresholds().accept,
                 0.05,
             );
-            let stale = enroll::needing_reenrollment(gallery.as_ref(), &tenant, &model).await?;
+            let stale =
+                rollcall_gallery::students::needing_reenrollment(gallery.as_ref(), &tenant, &model)
+                    .await?;
             Ok(json!({
                 "model": model,
                 "report": report,
@@ -295,7 +318,7 @@ pub async fn run(v: &VisionOpts, cmd: GalleryCmd) -> anyhow::Result<Value> {
 }
 
 /// The gallery of one `run-scenario` (or pipeline benchmark) run: the embedded gallery in the
-/// run's data directory, or, when `QDRANT_URL` is set, a collection of the run's own on that
+/// run's data directory, or, given a server (`QDRANT_URL` for run-scenario), a collection of the run's own on that
 /// server (named `QDRANT_COLLECTION` (default `rollcall_run`) + `_` + a random suffix; cosine,
 /// the remote backend's defaults), deleted when this is dropped, at the end of the run or on
 /// an error.
@@ -305,9 +328,10 @@ pub struct RunGallery {
 }
 
 impl RunGallery {
-    pub async fn open(data: &Path, dim: usize) -> anyhow::Result<Self> {
-        let url = std::env::var("QDRANT_URL").ok().filter(|u| !u.is_empty());
-        let Some(url) = url else {
+    /// `url`: the Qdrant server (what `QDRANT_URL` names for run-scenario), or `None` for the
+    /// embedded gallery.
+    pub async fn open_at(data: &Path, dim: usize, url: Option<String>) -> anyhow::Result<Self> {
+        let Some(url) = url.filter(|u| !u.is_empty()) else {
             let g = EmbeddedGallery::open(EmbeddedConfig::new(data.join("gallery"), dim))
                 .await
                 .context("opening the embedded gallery")?;
@@ -334,6 +358,11 @@ impl RunGallery {
             inner: Box::new(g),
             remote: Some(cfg),
         })
+    }
+
+    /// The server's collection of this run (`None`: embedded).
+    pub fn collection(&self) -> Option<&RemoteConfig> {
+        self.remote.as_ref()
     }
 
     /// `Some("Qdrant collection NAME at URL")` for a server's collection.

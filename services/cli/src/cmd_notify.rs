@@ -39,6 +39,22 @@ pub enum NotifyCmd {
         #[command(flatten)]
         store: StoreOpts,
     },
+    /// A recording webhook receiver (for tests and benchmarks, and as a reference for a
+    /// gateway): verifies each delivery's signature with `ROLLCALL_WEBHOOK_SECRET`, answers 200
+    /// and appends `{"key","at"}` per delivery to the journal; runs until SIGTERM / Ctrl-C.
+    Receiver {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+        /// JSON lines, one per accepted delivery.
+        #[arg(long)]
+        journal: PathBuf,
+        /// Where the listening address is written once it listens.
+        #[arg(long)]
+        addr_file: Option<PathBuf>,
+        /// Seconds a signature's timestamp may be off.
+        #[arg(long, default_value_t = 3600)]
+        tolerance_s: i64,
+    },
     /// Outbox counts per state and the school's notification settings.
     Status {
         #[command(flatten)]
@@ -135,6 +151,37 @@ pub async fn run(cmd: NotifyCmd) -> anyhow::Result<()> {
             }
             h.shutdown().await;
             print(&s.outbox_counts(Utc::now()).await?)
+        }
+        NotifyCmd::Receiver {
+            listen,
+            journal,
+            addr_file,
+            tolerance_s,
+        } => {
+            let secret = std::env::var("ROLLCALL_WEBHOOK_SECRET")
+                .context("ROLLCALL_WEBHOOK_SECRET must hold the webhook secret")?;
+            let r = rollcall_notify::receiver::Receiver::start_journaled(
+                secret.as_bytes(),
+                tolerance_s,
+                &listen,
+                Some(journal),
+            )
+            .await
+            .context("starting the webhook receiver")?;
+            if let Some(f) = addr_file {
+                // written whole, then renamed: a reader never sees half an address
+                let tmp = f.with_extension("tmp");
+                std::fs::write(&tmp, r.addr.to_string())?;
+                std::fs::rename(&tmp, &f)?;
+            }
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            drop(r);
+            Ok(())
         }
         NotifyCmd::Status { store } => {
             let s = open(&store).await?;

@@ -29,12 +29,12 @@ use rollcall_domain::matcher::debounce::{Decision, Outcome};
 use rollcall_domain::matcher::tracker::TrackId;
 use rollcall_domain::privacy::{ConsentRecord, FACE_CONSENT};
 use rollcall_domain::{CameraId, CampusId, StudentId, TenantId};
-use rollcall_gallery::enroll::{self, EnrollConfig, EnrollRequest};
 use rollcall_gallery::vault::Keyring;
 use rollcall_ledger::{
     NewClass, NewGuardian, NewLesson, NewPackage, NewStudent, NotifySettings, StaffRecipient, Store,
 };
 use rollcall_notify::{Channels, Dispatcher, DispatcherConfig, LogChannel, RecordingSink};
+use rollcall_runtime::enrollment::{self as enroll, EnrollConfig, EnrollRequest};
 use rollcall_runtime::{Committed, DecisionSink, GroupPort, LedgerWriter, Recognizer, RetryPolicy};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -313,7 +313,7 @@ pub async fn prepare(v: &VisionOpts, sim: &Simulation, data: &Path) -> anyhow::R
     let root = Store::open_data_dir(data)
         .await
         .with_context(|| format!("opening the ledger in {}", data.display()))?;
-    prepare_in(v, sim, data, root).await
+    prepare_in(v, sim, data, root, std::env::var("QDRANT_URL").ok(), None).await
 }
 
 /// [`prepare`] with the ledger in `root` (e.g. a PostgreSQL database) instead of the SQLite
@@ -323,26 +323,32 @@ pub async fn prepare_in(
     sim: &Simulation,
     data: &Path,
     root: Store,
+    qdrant_url: Option<String>,
+    keys: Option<Keyring>,
 ) -> anyhow::Result<Prepared> {
     let store = set_up_ledger(&root, sim).await?;
     let tenant = TenantId::new(store.school_id()).map_err(|e| anyhow!("school id: {e}"))?;
 
     // Enrollment through the real path.
-    let mut pipeline = v.open()?;
+    let pipeline = v.open()?;
     let dim = crate::cmd_gallery::dim_of(&pipeline);
     // the embedded gallery in `data`, or (QDRANT_URL) a collection of this run's own on that
     // server, deleted when the gallery is dropped at the end of the run
-    let gallery = crate::cmd_gallery::RunGallery::open(data, dim).await?;
+    let gallery = crate::cmd_gallery::RunGallery::open_at(data, dim, qdrant_url).await?;
     if let Some(at) = gallery.remote() {
         eprintln!("run-scenario: gallery: {at}");
     }
     let cfg = EnrollConfig::new(data.join("crops"), pipeline.thresholds());
-    // the configured template keys (ROLLCALL_TEMPLATE_KEYS), else a key for this run only;
-    // the canonical templates are sealed with it
-    let keys = match Keyring::from_env().context("ROLLCALL_TEMPLATE_KEYS")? {
+    let pipeline = enroll::shared(pipeline);
+    // the keys given, else the configured template keys (ROLLCALL_TEMPLATE_KEYS), else a key
+    // for this run only; the canonical templates are sealed with it
+    let keys = match keys {
         Some(k) => k,
-        None => Keyring::parse(&Keyring::generate_entry("run"), None)
-            .context("generating the run's template key")?,
+        None => match Keyring::from_env().context("ROLLCALL_TEMPLATE_KEYS")? {
+            Some(k) => k,
+            None => Keyring::parse(&Keyring::generate_entry("run"), None)
+                .context("generating the run's template key")?,
+        },
     };
     let mut enrolled = Vec::new();
     let f = &sim.scenario.file;
@@ -367,7 +373,7 @@ pub async fn prepare_in(
         }
         let student = StudentId::new(s.id.as_str()).map_err(|e| anyhow!("student id: {e}"))?;
         let report = enroll::enroll(
-            &mut pipeline,
+            &pipeline,
             &gallery,
             &enroll::Safeguards {
                 store: &store,
@@ -393,6 +399,10 @@ pub async fn prepare_in(
         }));
     }
 
+    // every enrollment has finished: the pipeline is this run's alone again
+    let pipeline = std::sync::Arc::try_unwrap(pipeline)
+        .map_err(|_| anyhow!("the enrollment pipeline is still shared"))?
+        .into_inner();
     Ok(Prepared {
         root,
         store,

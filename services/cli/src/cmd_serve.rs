@@ -173,7 +173,7 @@ struct ServeOps {
 /// Enrollment and erasure for the API: its own pipeline (behind a lock: one enrollment at a
 /// time), the shared gallery, the school's store and the template keys.
 struct FaceOps {
-    pipeline: tokio::sync::Mutex<rollcall_vision::FacePipeline>,
+    pipeline: rollcall_runtime::enrollment::SharedPipeline,
     gallery: Arc<dyn rollcall_domain::gallery::Gallery>,
     store: Store,
     tenant: TenantId,
@@ -236,41 +236,39 @@ impl rollcall_api::Ops for ServeOps {
     ) -> rollcall_api::BoxFut<'a, Result<serde_json::Value, rollcall_api::error::ApiError>> {
         Box::pin(async move {
             let (f, sid) = self.face_for(student, "enrollment_unavailable")?;
-            let mut p = f.pipeline.lock().await;
+            let thresholds = f.pipeline.lock().await.thresholds();
             let cfg =
-                rollcall_gallery::enroll::EnrollConfig::new(f.data.join("crops"), p.thresholds());
-            // Detection, alignment and embedding are seconds of CPU: the request's worker
-            // thread leaves the async pool for the duration (block_in_place), so other
-            // requests and the live path's tasks are not held up behind it.
-            let safeguards = rollcall_gallery::enroll::Safeguards {
+                rollcall_runtime::enrollment::EnrollConfig::new(f.data.join("crops"), thresholds);
+            let safeguards = rollcall_runtime::enrollment::Safeguards {
                 store: &f.store,
                 keys: &f.keys,
             };
-            let enroll = rollcall_gallery::enroll::enroll(
-                &mut p,
+            // Detection, alignment and embedding (seconds of CPU) run on the blocking pool
+            // inside `enroll`, so other requests and the live path's tasks are not held up.
+            let report = rollcall_runtime::enrollment::enroll(
+                &f.pipeline,
                 f.gallery.as_ref(),
                 &safeguards,
                 &cfg,
-                rollcall_gallery::enroll::EnrollRequest {
+                rollcall_runtime::enrollment::EnrollRequest {
                     tenant: f.tenant.clone(),
                     student: sid,
                     campuses: Vec::new(),
                     photos: vec![("upload".into(), image)],
                     now: Utc::now(),
                 },
-            );
-            let report =
-                tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(enroll))
-                    .map_err(|e| match e {
-                        rollcall_gallery::enroll::EnrollError::Consent(c) => {
-                            rollcall_api::error::ApiError::new(
-                                axum::http::StatusCode::CONFLICT,
-                                "consent_required",
-                                c.to_string(),
-                            )
-                        }
-                        other => api_error("enrollment_failed", other),
-                    })?;
+            )
+            .await
+            .map_err(|e| match e {
+                rollcall_runtime::enrollment::EnrollError::Consent(c) => {
+                    rollcall_api::error::ApiError::new(
+                        axum::http::StatusCode::CONFLICT,
+                        "consent_required",
+                        c.to_string(),
+                    )
+                }
+                other => api_error("enrollment_failed", other),
+            })?;
             serde_json::to_value(report).map_err(|e| api_error("enrollment_failed", e))
         })
     }
@@ -391,14 +389,16 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
     let p = v.open()?;
     let gallery: Arc<dyn rollcall_domain::gallery::Gallery> =
         Arc::from(open_gallery(&data, dim_of(&p)).await?);
-    let rec = Recognizer::new(p, gallery.clone(), tenant.clone())?;
+    let live_gallery =
+        crate::cmd_gallery::open_live_gallery(&data, dim_of(&p), gallery.clone()).await?;
+    let rec = Recognizer::new(p, live_gallery, tenant.clone())?;
     let retention_cfg = rollcall_gallery::privacy::RetentionConfig::from_env()
         .map_err(|e| anyhow!("retention settings: {e}"))?;
     // Enrollment and erasure through the API need the template keys; without them those two
     // routes answer 503 and the rest works.
     let face = match rollcall_gallery::vault::Keyring::from_env() {
         Ok(Some(keys)) => Some(FaceOps {
-            pipeline: tokio::sync::Mutex::new(v.open()?),
+            pipeline: rollcall_runtime::enrollment::shared(v.open()?),
             gallery: gallery.clone(),
             store: store.clone(),
             tenant: tenant.clone(),
@@ -408,12 +408,38 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
         Ok(None) => None,
         Err(e) => return Err(anyhow!("ROLLCALL_TEMPLATE_KEYS: {e}")),
     };
+    // After an unclean exit (the heartbeat file is still there), the gallery index is brought
+    // in step with the sealed templates: a kill between sealing and indexing an enrollment, or
+    // between the two deletions of dropped templates, left them apart.
+    if cfg.data.join("serve.heartbeat").exists() {
+        if let Some(f) = &face {
+            match rollcall_gallery::vault::reconcile_index(
+                &f.keys,
+                &f.store,
+                f.gallery.as_ref(),
+                &f.tenant,
+            )
+            .await
+            {
+                Ok(r) if r.restored + r.removed_stale > 0 => tracing::warn!(
+                    restored = r.restored,
+                    removed = r.removed_stale,
+                    "the gallery index was out of step with the sealed templates after a crash; reconciled"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "cannot reconcile the gallery index with the sealed templates"),
+            }
+        }
+    }
     let metrics: Shared = Default::default();
 
     let listener = tokio::net::TcpListener::bind(&cfg.listen)
         .await
         .with_context(|| format!("listening on {}", cfg.listen))?;
-    eprintln!("rollcall serve: listening on {}", listener.local_addr()?);
+    say(format_args!(
+        "rollcall serve: listening on {}",
+        listener.local_addr()?
+    ));
     let app = rollcall_api::router(rollcall_api::AppState::new(
         store.clone(),
         rollcall_api::ApiConfig {
@@ -501,6 +527,7 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
         finalize_every: Duration::from_secs(cfg.finalize_every_s.max(1)),
         clock_offset: clock_offset_from_env()?,
         heartbeat: Some(cfg.data.join("serve.heartbeat")),
+        ..LiveConfig::default()
     };
     let live = Live::start(
         store.clone(),
@@ -513,11 +540,13 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
         metrics.clone(),
     )?;
     let committed = live.run(shutdown_signal(term)).await?;
-    eprintln!("rollcall serve: shutting down");
+    say(format_args!("rollcall serve: shutting down"));
     retention.abort();
     dispatcher.shutdown().await;
     store.close().await;
-    eprintln!("rollcall serve: stopped; {committed} check-ins committed");
+    say(format_args!(
+        "rollcall serve: stopped; {committed} check-ins committed"
+    ));
     Ok(())
 }
 
@@ -572,4 +601,11 @@ async fn shutdown_signal(mut term: Term) {
         let _ = term;
         let _ = ctrl_c.await;
     }
+}
+
+/// A line on stderr that never panics: `eprintln!` panics when stderr cannot be written (its
+/// file on a full disk), which would stop serve for want of a log line.
+fn say(line: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "{line}");
 }

@@ -13,11 +13,11 @@ pub mod bench;
 pub mod calibration;
 pub mod conformance;
 pub mod embedded;
-pub mod enroll;
 mod payload;
 pub mod privacy;
 pub mod remote;
 pub mod server;
+pub mod students;
 pub mod synth;
 pub mod vault;
 

@@ -17,7 +17,7 @@
 //! `crops/review/…`); unknown-visitor crops live under `<data>/crops/unknown/`. Only files
 //! inside `<data>/crops` are ever deleted.
 
-use crate::enroll::{self, student_crops_dir, EnrollError, ErasureReceipt};
+use crate::students::{self as enroll, student_crops_dir, ErasureError, ErasureReceipt};
 use crate::vault::VaultError;
 use crate::{Gallery, GalleryError};
 use chrono::{DateTime, Duration, Months, Utc};
@@ -39,7 +39,7 @@ pub enum PrivacyError {
     #[error(transparent)]
     Vault(#[from] VaultError),
     #[error(transparent)]
-    Enroll(Box<EnrollError>),
+    Erase(Box<ErasureError>),
     #[error("{}: {source}", path.display())]
     Io {
         path: PathBuf,
@@ -50,9 +50,9 @@ pub enum PrivacyError {
     Invalid(String),
 }
 
-impl From<EnrollError> for PrivacyError {
-    fn from(e: EnrollError) -> Self {
-        PrivacyError::Enroll(Box::new(e))
+impl From<ErasureError> for PrivacyError {
+    fn from(e: ErasureError) -> Self {
+        PrivacyError::Erase(Box::new(e))
     }
 }
 

@@ -109,23 +109,7 @@ impl LocalQdrant {
             .tempdir()
             .map_err(start_err)?;
         let (http_port, grpc_port) = free_ports().map_err(start_err)?;
-        let log = std::fs::File::create(dir.path().join("qdrant.log")).map_err(start_err)?;
-        let child = Command::new(binary)
-            .current_dir(dir.path())
-            .env("QDRANT__SERVICE__HOST", "127.0.0.1")
-            .env("QDRANT__SERVICE__HTTP_PORT", http_port.to_string())
-            .env("QDRANT__SERVICE__GRPC_PORT", grpc_port.to_string())
-            .env("QDRANT__STORAGE__STORAGE_PATH", dir.path().join("storage"))
-            .env(
-                "QDRANT__STORAGE__SNAPSHOTS_PATH",
-                dir.path().join("snapshots"),
-            )
-            .env("QDRANT__TELEMETRY_DISABLED", "true")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(start_err)?)
-            .stderr(log)
-            .spawn()
-            .map_err(start_err)?;
+        let child = Self::spawn(binary, dir.path(), http_port, grpc_port).map_err(start_err)?;
         let mut s = LocalQdrant {
             child,
             http_port,
@@ -133,23 +117,72 @@ impl LocalQdrant {
             binary: binary.to_path_buf(),
             dir,
         };
+        s.wait_ready()?;
+        Ok(s)
+    }
+
+    fn spawn(binary: &Path, dir: &Path, http_port: u16, grpc_port: u16) -> std::io::Result<Child> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("qdrant.log"))?;
+        Command::new(binary)
+            .current_dir(dir)
+            .env("QDRANT__SERVICE__HOST", "127.0.0.1")
+            .env("QDRANT__SERVICE__HTTP_PORT", http_port.to_string())
+            .env("QDRANT__SERVICE__GRPC_PORT", grpc_port.to_string())
+            .env("QDRANT__STORAGE__STORAGE_PATH", dir.join("storage"))
+            .env("QDRANT__STORAGE__SNAPSHOTS_PATH", dir.join("snapshots"))
+            .env("QDRANT__TELEMETRY_DISABLED", "true")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+    }
+
+    /// Waits (up to 60 s) until `/readyz` answers 200.
+    fn wait_ready(&mut self) -> Result<(), ServerError> {
         let limit = Duration::from_secs(60);
         let t0 = Instant::now();
         loop {
-            if let Ok(Some(status)) = s.child.try_wait() {
-                return Err(s.not_ready(limit, format!("it exited ({status})")));
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(self.not_ready(limit, format!("it exited ({status})")));
             }
             if matches!(
-                http_get(s.http_port, "/readyz", Duration::from_secs(2)),
+                http_get(self.http_port, "/readyz", Duration::from_secs(2)),
                 Some((200, _))
             ) {
-                return Ok(s);
+                return Ok(());
             }
             if t0.elapsed() > limit {
-                return Err(s.not_ready(limit, "/readyz never answered 200".into()));
+                return Err(self.not_ready(limit, "/readyz never answered 200".into()));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Kills the node (SIGKILL, as a crash or a pulled plug would): its ports stop answering
+    /// until [`LocalQdrant::restart`].
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the node again on the same ports and storage (it recovers from its write-ahead
+    /// log) and waits until it is ready.
+    pub fn restart(&mut self) -> Result<(), ServerError> {
+        self.kill();
+        self.child = Self::spawn(
+            &self.binary,
+            self.dir.path(),
+            self.http_port,
+            self.grpc_port,
+        )
+        .map_err(|e| ServerError::Start {
+            path: self.binary.clone(),
+            reason: e.to_string(),
+        })?;
+        self.wait_ready()
     }
 
     fn not_ready(&mut self, limit: Duration, reason: String) -> ServerError {

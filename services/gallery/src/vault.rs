@@ -309,6 +309,51 @@ pub async fn rebuild_index(
     })
 }
 
+/// Brings the tenant's index in step with the sealed templates after a crash, touching only
+/// the difference: a template sealed but not indexed (the process died between the two steps
+/// of an enrollment) is indexed from its sealed copy; one indexed without a sealed copy (died
+/// between the two steps of dropping or erasing templates) is removed from the index. Nothing
+/// is written when the two agree.
+pub async fn reconcile_index(
+    keys: &Keyring,
+    store: &dyn PrivacyStore,
+    gallery: &dyn Gallery,
+    tenant: &TenantId,
+) -> Result<RebuildReport, VaultError> {
+    let sealed = store.sealed(tenant, None).await?;
+    let indexed: BTreeSet<TemplateId> = gallery
+        .tenant_templates(tenant)
+        .await?
+        .into_iter()
+        .map(|t| t.meta.template_id)
+        .collect();
+    let canonical: BTreeSet<TemplateId> = sealed.iter().map(|s| s.template_id).collect();
+    let missing = sealed
+        .iter()
+        .filter(|s| !indexed.contains(&s.template_id))
+        .map(|s| open(keys, s))
+        .collect::<Result<Vec<_>, _>>()?;
+    let stale: Vec<TemplateId> = indexed.difference(&canonical).copied().collect();
+    let students = missing
+        .iter()
+        .map(|t| &t.meta.student)
+        .collect::<BTreeSet<_>>()
+        .len();
+    let restored = missing.len();
+    for chunk in missing.chunks(256) {
+        gallery.upsert(chunk.to_vec()).await?;
+    }
+    if !stale.is_empty() {
+        gallery.delete_templates(tenant, &stale).await?;
+    }
+    Ok(RebuildReport {
+        tenant: tenant.clone(),
+        restored,
+        removed_stale: stale.len(),
+        students,
+    })
+}
+
 /// What [`rotate`] did.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RotateReport {

@@ -95,13 +95,34 @@ pub async fn respond(s: &mut TcpStream, code: u16) -> std::io::Result<()> {
 impl Receiver {
     /// Listens on `127.0.0.1:0`.
     pub async fn start(secret: &[u8], tolerance_s: i64) -> std::io::Result<Receiver> {
-        let l = TcpListener::bind("127.0.0.1:0").await?;
+        Self::start_journaled(secret, tolerance_s, "127.0.0.1:0", None).await
+    }
+
+    /// Listens on `listen`; with a journal, every accepted delivery is also appended to it as
+    /// one JSON line `{"key", "at"}` (written before the 200 goes out), so another process
+    /// can count deliveries per key, whatever happens to this one afterwards.
+    pub async fn start_journaled(
+        secret: &[u8],
+        tolerance_s: i64,
+        listen: &str,
+        journal: Option<std::path::PathBuf>,
+    ) -> std::io::Result<Receiver> {
+        let journal = match journal {
+            Some(p) => Some(Arc::new(Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)?,
+            ))),
+            None => None,
+        };
+        let l = TcpListener::bind(listen).await?;
         let addr = l.local_addr()?;
         let state = Arc::new(Mutex::new(State::default()));
         let (st, secret) = (state.clone(), secret.to_vec());
         let task = tokio::spawn(async move {
             while let Ok((mut s, _)) = l.accept().await {
-                let (st, secret) = (st.clone(), secret.clone());
+                let (st, secret, journal) = (st.clone(), secret.clone(), journal.clone());
                 tokio::spawn(async move {
                     let Ok(Some((h, body))) = read_request(&mut s).await else {
                         let _ = respond(&mut s, 400).await;
@@ -114,7 +135,19 @@ impl Receiver {
                         verify(&secret, &sig, &key, &body, now.timestamp(), tolerance_s).is_ok();
                     let code = {
                         let Ok(mut g) = st.lock() else { return };
-                        if ok {
+                        let journaled = match (&journal, ok) {
+                            (Some(j), true) => {
+                                use std::io::Write;
+                                let line = serde_json::json!({"key": key, "at": now});
+                                j.lock()
+                                    .map(|mut f| writeln!(f, "{line}").and_then(|_| f.flush()))
+                                    .is_ok_and(|r| r.is_ok())
+                            }
+                            _ => true,
+                        };
+                        if !journaled {
+                            503
+                        } else if ok {
                             g.raw += 1;
                             g.by_key
                                 .entry(key.clone())

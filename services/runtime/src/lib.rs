@@ -9,10 +9,13 @@
 //! - [`writer`]: the ledger writer (group commit, retries by the ledger's error classes,
 //!   parking);
 //! - [`health`]: camera health → alerts; [`metrics`]: `/metrics` and `/healthz`;
-//! - [`live`]: the serve loop (capture → pool → recognizer → sink, timers) and its jobs.
+//! - [`live`]: the serve loop (capture → pool → recognizer → sink, timers) and its jobs;
+//! - [`enrollment`]: photos → face pipeline (on the blocking pool) → sealed templates →
+//!   gallery, and identification of a photo (the gallery itself knows no images or models).
 //!
 //! It must not know wire formats (HTTP, JSON APIs, TOML), nor SQL (it calls the ledger).
 
+pub mod enrollment;
 pub mod health;
 pub mod live;
 pub mod metrics;

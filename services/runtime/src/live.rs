@@ -4,6 +4,12 @@
 //! timer; metrics. Nothing in it returns an error for a bad frame, a gallery or ledger outage:
 //! it counts, logs, marks `/healthz` degraded and goes on.
 //!
+//! The gallery unreachable (a Qdrant server down): frames analysed meanwhile are **held** in
+//! capture order per camera (within a memory budget) and matched once the gallery answers again,
+//! so a walk-through during the outage is decided late but not missed. While frames are held no
+//! track is closed by the clock. Frames with faces that the budget forced out are named in a
+//! `camera_offline` alert per camera, so a walk-through missed that way is never silent.
+//!
 //! Time: every wall-clock reading is shifted by [`LiveConfig::clock_offset`] (zero in
 //! production). A replay of a recorded or simulated day sets it so that the frames' capture
 //! times fall on the day's timetable; a restarted process given the same offset continues the
@@ -18,9 +24,11 @@ use crate::writer::{Committed, GroupPort};
 use crate::RuntimeError;
 use chrono::{DateTime, Utc};
 use rollcall_capture::{spawn_cameras, CameraConfig, CaptureHandle, HealthEvent};
+use rollcall_domain::face::FaceObservation;
 use rollcall_domain::matcher::debounce::Decision;
-use rollcall_domain::CampusId;
+use rollcall_domain::{CampusId, Frame};
 use rollcall_ledger::Store;
+use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,6 +46,12 @@ pub struct LiveConfig {
     /// shutdown. Found at start, it says the previous process died: every camera gets an
     /// alert for the gap (walk-throughs in it were not watched), so nothing missed is silent.
     pub heartbeat: Option<std::path::PathBuf>,
+    /// Bytes of analysed frames (faces, embeddings, aligned crops) held while the gallery
+    /// cannot be searched; beyond it the oldest held frames of the camera are dropped (and
+    /// alerted).
+    pub held_budget_bytes: usize,
+    /// How long one live gallery search may take before the gallery counts as unreachable.
+    pub search_timeout: Duration,
 }
 
 impl Default for LiveConfig {
@@ -46,8 +60,44 @@ impl Default for LiveConfig {
             finalize_every: Duration::from_secs(60),
             clock_offset: chrono::Duration::zero(),
             heartbeat: None,
+            held_budget_bytes: 256 << 20,
+            search_timeout: Duration::from_secs(2),
         }
     }
+}
+
+/// A frame analysed while the gallery could not be searched, waiting to be matched.
+struct Held {
+    at: DateTime<Utc>,
+    captured: Instant,
+    faces: Vec<FaceObservation>,
+    crops: Vec<Frame>,
+    bytes: usize,
+}
+
+impl Held {
+    fn new(at: DateTime<Utc>, captured: Instant, ff: FrameFaces) -> Held {
+        let bytes =
+            256 + ff.faces.len() * 1024 + ff.crops.iter().map(|c| c.rgb().len()).sum::<usize>();
+        Held {
+            at,
+            captured,
+            faces: ff.faces,
+            crops: ff.crops,
+            bytes,
+        }
+    }
+}
+
+/// The gallery unreachable since `since` (the live clock).
+struct Outage {
+    since: DateTime<Utc>,
+    error: String,
+    /// A background health check of the gallery; the loop never waits on it.
+    probe: Option<JoinHandle<bool>>,
+    last_probe: Instant,
+    /// Per camera: frames with faces dropped from the held queue (first, last, count).
+    dropped: BTreeMap<usize, (DateTime<Utc>, DateTime<Utc>, u64)>,
 }
 
 /// The time now, shifted by the offset.
@@ -72,6 +122,8 @@ pub struct Live {
     sink: DecisionSink<GroupPort>,
     metrics: SharedMetrics,
     handles: Vec<CaptureHandle>,
+    /// The started cameras' ids and campuses (handle order; kept after the handles stop).
+    ids: Vec<rollcall_domain::CameraId>,
     campuses: Vec<CampusId>,
     pool: InferencePool,
     analyzed: mpsc::Receiver<Analyzed<FrameFaces>>,
@@ -85,6 +137,12 @@ pub struct Live {
     /// The previous process's last heartbeat (ms, the live clock), when it died.
     gap_since: Option<i64>,
     cameras: Vec<String>,
+    /// Per camera (handle order): frames waiting for the gallery, in capture order.
+    held: Vec<VecDeque<Held>>,
+    held_bytes: usize,
+    held_budget: usize,
+    search_timeout: Duration,
+    outage: Option<Outage>,
 }
 
 impl Live {
@@ -111,7 +169,9 @@ impl Live {
                 .insert(id.to_string(), "failed".into());
         }
         let mut campuses = Vec::new();
+        let mut ids = Vec::new();
         for h in &handles {
+            ids.push(h.camera().clone());
             let campus = cameras
                 .iter()
                 .find(|c| &c.id == h.camera())
@@ -158,6 +218,11 @@ impl Live {
             .and_then(|p| std::fs::read_to_string(p).ok())
             .and_then(|s| s.trim().parse::<i64>().ok());
         Ok(Live {
+            held: (0..handles.len()).map(|_| VecDeque::new()).collect(),
+            held_bytes: 0,
+            held_budget: cfg.held_budget_bytes.max(1),
+            search_timeout: cfg.search_timeout,
+            outage: None,
             heartbeat: cfg.heartbeat.clone(),
             outbox_query: None,
             gap_since,
@@ -171,6 +236,7 @@ impl Live {
             sink,
             metrics,
             handles,
+            ids,
             campuses,
             pool,
             analyzed: arx,
@@ -231,11 +297,16 @@ impl Live {
                 worked = true;
                 self.on_analyzed(a).await;
             }
+            self.poll_outage().await;
             if last_tick.elapsed() > Duration::from_secs(1) {
                 last_tick = Instant::now();
                 self.beat();
-                let ds = self.rec.engine.tick(self.clock.now());
-                self.route(ds, None).await;
+                // while frames wait for the gallery, no track is closed by the clock: their
+                // frames are still to come
+                if self.held_bytes == 0 {
+                    let ds = self.rec.engine.tick(self.clock.now());
+                    self.route(ds).await;
+                }
                 self.refresh_metrics().await;
             }
             if !worked {
@@ -297,8 +368,7 @@ impl Live {
     }
 
     async fn on_analyzed(&mut self, a: Analyzed<FrameFaces>) {
-        let cam = self.handles[a.camera].camera().clone();
-        let campus = self.campuses[a.camera].clone();
+        let cam = self.ids[a.camera].clone();
         let ff = match a.result {
             Ok(f) => f,
             Err(e) => {
@@ -307,44 +377,184 @@ impl Live {
                 return;
             }
         };
-        let out = match self
-            .rec
-            .on_analyzed(&cam, &campus, a.at, ff.faces, a.captured)
-            .await
-        {
-            Ok(o) => {
-                lock(&self.metrics).jobs_failing.remove("gallery");
-                o
+        self.hold(a.camera, Held::new(a.at, a.captured, ff));
+        if self.outage.is_none() {
+            self.drain(a.camera).await;
+        }
+    }
+
+    /// Queues an analysed frame behind the camera's held frames (capture order), within the
+    /// budget: beyond it the camera's oldest held frames go, and those with faces are counted
+    /// for the camera's alert.
+    fn hold(&mut self, camera: usize, h: Held) {
+        self.held_bytes += h.bytes;
+        self.held[camera].push_back(h);
+        while self.held_bytes > self.held_budget {
+            let Some(old) = self.held[camera].pop_front() else {
+                break;
+            };
+            self.held_bytes -= old.bytes;
+            lock(&self.metrics).held_dropped += 1;
+            if !old.faces.is_empty() {
+                if let Some(o) = &mut self.outage {
+                    let e = o.dropped.entry(camera).or_insert((old.at, old.at, 0));
+                    e.1 = old.at;
+                    e.2 += 1;
+                }
             }
-            Err(e) => {
-                // The gallery is unreachable: the frame cannot vote. Its track goes on with
-                // the frames before and after the outage.
-                tracing::warn!(camera = %cam, error = %e, "recognition failed on a frame");
-                lock(&self.metrics)
-                    .jobs_failing
-                    .insert("gallery", e.to_string());
+        }
+        lock(&self.metrics).held_frames = self.held.iter().map(|q| q.len() as u64).sum();
+    }
+
+    /// Matches the camera's held frames in order until one cannot be searched.
+    async fn drain(&mut self, camera: usize) {
+        let cam = self.ids[camera].clone();
+        let campus = self.campuses[camera].clone();
+        while let Some(front) = self.held[camera].front() {
+            let searched =
+                tokio::time::timeout(self.search_timeout, self.rec.search(&front.faces, &campus))
+                    .await;
+            let lists = match searched {
+                Ok(Ok(l)) => l,
+                Ok(Err(e)) => return self.gallery_failed(&cam, e.to_string()),
+                Err(_) => {
+                    let e = format!("no answer within {} ms", self.search_timeout.as_millis());
+                    return self.gallery_failed(&cam, e);
+                }
+            };
+            let Some(h) = self.held[camera].pop_front() else {
+                break;
+            };
+            tracing::debug!(
+                camera = %cam,
+                at = %h.at,
+                faces = h.faces.len(),
+                best = ?lists.iter().map(|l| l.first().map(|c| (c.student.to_string(), c.similarity))).collect::<Vec<_>>(),
+                "frame matched"
+            );
+            self.held_bytes -= h.bytes;
+            lock(&self.metrics).held_frames = self.held.iter().map(|q| q.len() as u64).sum();
+            let out = match self.rec.apply(&cam, h.at, h.faces, lists, h.captured) {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(camera = %cam, error = %e, "matching failed on a frame");
+                    continue;
+                }
+            };
+            self.sink.observe(&out.tracks, &out.qualities, h.crops);
+            {
+                let mut m = lock(&self.metrics);
+                *m.frames.entry(cam.to_string()).or_default() += 1;
+                m.faces = self.rec.faces;
+                if !out.decisions.is_empty() {
+                    m.frame_to_decision_ms
+                        .push(h.captured.elapsed().as_secs_f64() * 1e3);
+                }
+                if let Some(h) = self.handles.get(camera) {
+                    m.capture.insert(cam.to_string(), h.counters());
+                    m.inference_dropped
+                        .insert(cam.to_string(), self.pool.counters(camera).dropped);
+                }
+            }
+            self.route(out.decisions).await;
+        }
+    }
+
+    /// A search failed: the gallery counts as unreachable until a background probe answers.
+    fn gallery_failed(&mut self, cam: &rollcall_domain::CameraId, error: String) {
+        let held: usize = self.held.iter().map(VecDeque::len).sum();
+        if self.outage.is_none() {
+            tracing::warn!(camera = %cam, error = %error, "the gallery is unreachable; holding frames");
+            self.outage = Some(Outage {
+                since: self.clock.now(),
+                error: error.clone(),
+                probe: None,
+                last_probe: Instant::now(),
+                dropped: BTreeMap::new(),
+            });
+        }
+        let since = self.outage.as_ref().map_or(self.clock.now(), |o| o.since);
+        lock(&self.metrics).jobs_failing.insert(
+            "gallery",
+            format!(
+                "unreachable since {} ({error}); {held} frame(s) held",
+                since.format("%H:%M:%S UTC")
+            ),
+        );
+    }
+
+    /// During an outage: a health check of the gallery every second, in the background; when
+    /// it answers, the held frames are matched and the dropped ones alerted.
+    async fn poll_outage(&mut self) {
+        let Some(o) = &mut self.outage else { return };
+        match &o.probe {
+            None => {
+                if o.last_probe.elapsed() >= Duration::from_secs(1) {
+                    let (g, t) = (self.rec.gallery.clone(), self.search_timeout);
+                    o.probe = Some(tokio::spawn(async move {
+                        matches!(tokio::time::timeout(t, g.health()).await, Ok(Ok(_)))
+                    }));
+                }
                 return;
             }
-        };
-        self.sink.observe(&out.tracks, &out.qualities, ff.crops);
-        {
-            let mut m = lock(&self.metrics);
-            *m.frames.entry(cam.to_string()).or_default() += 1;
-            m.faces = self.rec.faces;
-            if !out.decisions.is_empty() {
-                m.frame_to_decision_ms
-                    .push(a.captured.elapsed().as_secs_f64() * 1e3);
-            }
-            m.capture
-                .insert(cam.to_string(), self.handles[a.camera].counters());
-            m.inference_dropped
-                .insert(cam.to_string(), self.pool.counters(a.camera).dropped);
+            Some(p) if !p.is_finished() => return,
+            Some(_) => {}
         }
-        self.route(out.decisions, Some(a.captured)).await;
+        let ok = match o.probe.take() {
+            Some(p) => p.await.unwrap_or(false),
+            None => false,
+        };
+        o.last_probe = Instant::now();
+        if !ok {
+            return;
+        }
+        let Some(o) = self.outage.take() else { return };
+        tracing::info!(since = %o.since, error = %o.error, "the gallery answers again; matching the held frames");
+        lock(&self.metrics).jobs_failing.remove("gallery");
+        for (cam, key, msg, at) in self.dropped_alerts(&o, "") {
+            let store = self.store.clone();
+            tokio::spawn(async move {
+                if let Err(e) = store.raise_camera_alert(&cam, &key, &msg, at).await {
+                    tracing::warn!(camera = %cam, error = %e, "cannot record the gallery alert");
+                }
+            });
+        }
+        for camera in 0..self.held.len() {
+            if self.outage.is_some() {
+                break;
+            }
+            self.drain(camera).await;
+        }
+    }
+
+    /// One `camera_offline` alert per camera whose held frames with faces had to be dropped:
+    /// (camera, key, message, at).
+    fn dropped_alerts(
+        &self,
+        o: &Outage,
+        why: &str,
+    ) -> Vec<(String, String, String, DateTime<Utc>)> {
+        let tz = chrono::FixedOffset::east_opt((self.store.tz_offset_minutes() * 60) as i32)
+            .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset"));
+        let at = self.clock.now();
+        o.dropped
+            .iter()
+            .filter_map(|(camera, (first, last, n))| {
+                let cam = self.ids.get(*camera)?.to_string();
+                let key = format!("gallery:{cam}:{}", o.since.timestamp_millis());
+                let msg = format!(
+                    "the face gallery was unreachable from {}{why}: {n} frame(s) with faces from {} to {} could not be recognised",
+                    o.since.with_timezone(&tz).format("%Y-%m-%d %H:%M:%S"),
+                    first.with_timezone(&tz).format("%H:%M:%S"),
+                    last.with_timezone(&tz).format("%H:%M:%S"),
+                );
+                Some((cam, key, msg, at))
+            })
+            .collect()
     }
 
     /// Hands decisions to the sink; a check-in's commit latency is recorded when it lands.
-    async fn route(&mut self, ds: Vec<Decision>, _captured: Option<Instant>) {
+    async fn route(&mut self, ds: Vec<Decision>) {
         for d in ds {
             let first_seen = d.first_seen;
             if let Some(h) = self.sink.route(&d).await {
@@ -396,30 +606,48 @@ impl Live {
     }
 
     async fn shutdown(mut self) -> Result<u64, RuntimeError> {
-        let cams: Vec<_> = self.handles.iter().map(|h| h.camera().clone()).collect();
         for h in std::mem::take(&mut self.handles) {
             h.stop();
         }
         // frames in flight finish; their results are matched before the open tracks are decided
         self.pool.shutdown();
         while let Ok(a) = self.analyzed.try_recv() {
-            let (Ok(ff), Some(cam), Some(campus)) = (
-                a.result,
-                cams.get(a.camera),
-                self.campuses.get(a.camera).cloned(),
-            ) else {
+            if a.camera >= self.held.len() {
                 continue;
-            };
-            if let Ok(out) = self
-                .rec
-                .on_analyzed(cam, &campus, a.at, ff.faces, a.captured)
-                .await
-            {
-                self.route(out.decisions, None).await;
+            }
+            if let Ok(ff) = a.result {
+                self.hold(a.camera, Held::new(a.at, a.captured, ff));
+            }
+        }
+        // one more try for the frames held during an outage
+        let was_down = self.outage.take();
+        for camera in 0..self.held.len() {
+            self.drain(camera).await;
+        }
+        let mut lost = was_down.map(|mut o| {
+            o.probe = None;
+            o
+        });
+        if let Some(now_down) = self.outage.take() {
+            let o = lost.get_or_insert(now_down);
+            for (camera, q) in self.held.iter().enumerate() {
+                for h in q.iter().filter(|h| !h.faces.is_empty()) {
+                    let e = o.dropped.entry(camera).or_insert((h.at, h.at, 0));
+                    e.0 = e.0.min(h.at);
+                    e.1 = e.1.max(h.at);
+                    e.2 += 1;
+                }
+            }
+        }
+        if let Some(o) = &lost {
+            for (cam, key, msg, at) in self.dropped_alerts(o, " until rollcall stopped") {
+                if let Err(e) = self.store.raise_camera_alert(&cam, &key, &msg, at).await {
+                    tracing::warn!(camera = %cam, error = %e, "cannot record the gallery alert");
+                }
             }
         }
         let ds = self.rec.engine.finish(self.clock.now());
-        self.route(ds, None).await;
+        self.route(ds).await;
         // Every check-in is recorded or parked, every review item written, before the stores
         // close.
         self.sink.flush().await;

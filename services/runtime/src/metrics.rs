@@ -31,6 +31,9 @@ pub struct Metrics {
     pub review_errors: u64,
     /// The last error of a periodic job (finalize, outbox counts), cleared by its next success.
     pub jobs_failing: BTreeMap<&'static str, String>,
+    /// Analysed frames waiting for the gallery (an outage), and those the budget dropped.
+    pub held_frames: u64,
+    pub held_dropped: u64,
 }
 
 pub type SharedMetrics = Arc<Mutex<Metrics>>;
@@ -149,6 +152,12 @@ impl Metrics {
         };
         one("rollcall_faces_total", "counter", self.faces);
         one("rollcall_queued_frames", "gauge", self.queued_frames);
+        one("rollcall_frames_held", "gauge", self.held_frames);
+        one(
+            "rollcall_frames_held_dropped_total",
+            "counter",
+            self.held_dropped,
+        );
         one(
             "rollcall_inference_errors_total",
             "counter",

@@ -48,7 +48,8 @@ impl Analyzer for FaceAnalyzer {
 pub struct Recognizer {
     /// For frames analysed on the caller's thread ([`Recognizer::on_frame_tracked`]).
     pub pipeline: FacePipeline,
-    /// Shared: `serve` also enrolls and erases through it (the API).
+    /// The gallery searched (`serve`: for a Qdrant server a client of its own that tries each
+    /// call once; the embedded gallery is shared with enrollment and erasure).
     pub gallery: std::sync::Arc<dyn Gallery>,
     pub tenant: TenantId,
     pub model: ModelRef,
@@ -168,10 +169,34 @@ impl Recognizer {
         faces: Vec<FaceObservation>,
         captured: Instant,
     ) -> Result<TrackedFrame, RuntimeError> {
+        let lists = self.search(&faces, campus).await?;
+        self.apply(camera, at, faces, lists, captured)
+    }
+
+    /// The gallery's candidates of every face of a frame (same order). Nothing changes in the
+    /// recognizer: a frame whose search failed can be searched again later.
+    pub async fn search(
+        &self,
+        faces: &[FaceObservation],
+        campus: &CampusId,
+    ) -> Result<Vec<Vec<Candidate>>, RuntimeError> {
         let mut lists = Vec::with_capacity(faces.len());
-        for f in &faces {
+        for f in faces {
             lists.push(self.candidates(f, campus).await?);
         }
+        Ok(lists)
+    }
+
+    /// A frame's faces and their candidates ([`Recognizer::search`]) through the tracker and
+    /// the matcher.
+    pub fn apply(
+        &mut self,
+        camera: &CameraId,
+        at: DateTime<Utc>,
+        faces: Vec<FaceObservation>,
+        lists: Vec<Vec<Candidate>>,
+        captured: Instant,
+    ) -> Result<TrackedFrame, RuntimeError> {
         self.frames += 1;
         self.faces += faces.len() as u64;
         let mut it = lists.into_iter();

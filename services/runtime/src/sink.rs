@@ -60,7 +60,7 @@ impl BestCrops {
         );
         let rel = Path::new("crops")
             .join("review")
-            .join(rollcall_gallery::enroll::path_component(&name));
+            .join(rollcall_gallery::students::path_component(&name));
         let path = data_dir.join(&rel);
         let write = || -> Result<(), String> {
             std::fs::create_dir_all(path.parent().unwrap_or(data_dir))

@@ -9,9 +9,6 @@ use rollcall_domain::privacy::{
     ConsentError, ConsentRecord, PrivacyStore, PrivacyStoreError, FACE_CONSENT,
 };
 use rollcall_domain::{StudentId, TenantId};
-use rollcall_gallery::enroll::{
-    self, identify, EnrollConfig, EnrollError, EnrollRequest, Safeguards,
-};
 use rollcall_gallery::privacy::{
     erase_student, export_student, run_retention, withdraw_consent, ErasureReason, RetentionConfig,
 };
@@ -19,6 +16,9 @@ use rollcall_gallery::vault::{self, Keyring, VaultError};
 use rollcall_gallery::{EmbeddedConfig, EmbeddedGallery};
 use rollcall_ledger::{
     NewGuardian, NewReviewItem, NewStudent, ReviewCandidate, ReviewDecision, Store,
+};
+use rollcall_runtime::enrollment::{
+    self as enroll, identify, EnrollConfig, EnrollError, EnrollRequest, Safeguards,
 };
 use rollcall_vision::decode::{decode_file, DecodeLimits};
 use rollcall_vision::{FacePipeline, PipelineConfig};
@@ -105,7 +105,7 @@ struct World {
     keys: Keyring,
     /// The `k1:BASE64` entry `keys` was made from (generated per test, never stored).
     k1_entry: String,
-    p: FacePipeline,
+    p: enroll::SharedPipeline,
     tenant: TenantId,
     _tmp: tempfile::TempDir,
 }
@@ -130,7 +130,7 @@ impl World {
             gallery: Some(gallery),
             keys: Keyring::parse(&k1_entry, None).unwrap(),
             k1_entry,
-            p: pipeline(),
+            p: enroll::shared(pipeline()),
             tenant: TenantId::new("school-a").unwrap(),
         }
     }
@@ -196,13 +196,13 @@ impl World {
         id: &str,
         photos: &[&str],
     ) -> Result<enroll::EnrollReport, EnrollError> {
-        let cfg = EnrollConfig::new(self.data.join("crops"), self.p.thresholds());
+        let cfg = EnrollConfig::new(self.data.join("crops"), self.p.lock().await.thresholds());
         let guard = Safeguards {
             store: &self.store,
             keys: &self.keys,
         };
         enroll::enroll(
-            &mut self.p,
+            &self.p,
             self.gallery.as_ref().unwrap(),
             &guard,
             &cfg,
@@ -219,13 +219,13 @@ impl World {
 
     /// Best candidate (student, similarity) of the largest face of each photo.
     async fn who(&mut self, photos: &[&str]) -> Vec<Option<(String, f32)>> {
-        let t = self.p.thresholds();
+        let t = self.p.lock().await.thresholds();
         let mut out = vec![];
         for ph in photos {
             let frame =
                 decode_file(&fixtures().join("faces").join(ph), &DecodeLimits::default()).unwrap();
             let faces = identify(
-                &mut self.p,
+                &self.p,
                 self.gallery.as_ref().unwrap(),
                 &frame,
                 &self.tenant,
@@ -584,6 +584,36 @@ async fn encrypted_templates_rebuild_the_index_identically_and_rotate_keys() {
         .await
         .map(|m| m.is_empty())
         .unwrap_or(true));
+
+    // after a crash, reconcile touches only the difference (serve runs it after an unclean
+    // exit): in step, nothing; a sealed template missing from the index (killed between
+    // sealing and indexing) is indexed from its sealed copy, vector and all; an indexed one
+    // without a sealed copy (killed between the two deletions) is removed
+    let r = vault::reconcile_index(&w.keys, &w.store, w.g(), &w.tenant)
+        .await
+        .unwrap();
+    assert_eq!((r.restored, r.removed_stale), (0, 0));
+    // one of obama's (biden's are gone)
+    let obama = w
+        .g()
+        .student_templates(&w.tenant, &StudentId::new("obama").unwrap())
+        .await
+        .unwrap();
+    let cut = obama[0].template_id;
+    let v_cut = w.g().get(cut).await.unwrap().unwrap().vector;
+    w.g().delete_templates(&w.tenant, &[cut]).await.unwrap();
+    assert!(w.g().get(cut).await.unwrap().is_none());
+    let r = vault::reconcile_index(&w.keys, &w.store, w.g(), &w.tenant)
+        .await
+        .unwrap();
+    assert_eq!((r.restored, r.removed_stale, r.students), (1, 0, 1));
+    assert_eq!(w.g().get(cut).await.unwrap().unwrap().vector, v_cut);
+    w.store.delete_sealed_ids(&w.tenant, &[cut]).await.unwrap();
+    let r = vault::reconcile_index(&w.keys, &w.store, w.g(), &w.tenant)
+        .await
+        .unwrap();
+    assert_eq!((r.restored, r.removed_stale), (0, 1));
+    assert!(w.g().get(cut).await.unwrap().is_none());
 
     // rotation: k1 -> k2 (k1 stays listed until every row is resealed)
     let k1 = w.keys.clone();
@@ -1016,7 +1046,7 @@ impl PrivacyStore for WithdrawsDuringEnrollment<'_> {
 /// check) leaves no template, sealed copy or crop: consent is checked again before sealing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_withdrawal_during_enrollment_leaves_no_template() {
-    let mut w = World::new().await;
+    let w = World::new().await;
     w.student("obama").await;
     w.consent("obama", Utc::now() - Duration::days(1), None)
         .await;
@@ -1024,9 +1054,9 @@ async fn a_withdrawal_during_enrollment_leaves_no_template() {
         inner: &w.store,
         checks: Default::default(),
     };
-    let cfg = EnrollConfig::new(w.data.join("crops"), w.p.thresholds());
+    let cfg = EnrollConfig::new(w.data.join("crops"), w.p.lock().await.thresholds());
     let r = enroll::enroll(
-        &mut w.p,
+        &w.p,
         w.gallery.as_ref().unwrap(),
         &Safeguards {
             store: &store,

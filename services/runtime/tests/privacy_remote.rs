@@ -12,12 +12,14 @@ use qdrant_client::Qdrant;
 use rollcall_domain::gallery::{CountScope, Gallery, SearchQuery, TemplateId};
 use rollcall_domain::privacy::{ConsentRecord, FACE_CONSENT};
 use rollcall_domain::{StudentId, TenantId};
-use rollcall_gallery::enroll::{self, identify, EnrollConfig, EnrollRequest, Safeguards};
 use rollcall_gallery::privacy::{erase_student, ErasureReason};
 use rollcall_gallery::server::TestQdrant;
 use rollcall_gallery::vault::Keyring;
 use rollcall_gallery::{RemoteConfig, RemoteGallery};
 use rollcall_ledger::{NewGuardian, NewStudent, Store};
+use rollcall_runtime::enrollment::{
+    self as enroll, identify, EnrollConfig, EnrollRequest, Safeguards,
+};
 use rollcall_vision::decode::{decode_file, DecodeLimits};
 use rollcall_vision::{FacePipeline, PipelineConfig};
 use std::path::{Path, PathBuf};
@@ -44,7 +46,7 @@ struct World {
     gallery: RemoteGallery,
     cfg: RemoteConfig,
     keys: Keyring,
-    p: FacePipeline,
+    p: enroll::SharedPipeline,
     _server: TestQdrant,
     _tmp: tempfile::TempDir,
 }
@@ -81,7 +83,7 @@ impl World {
             gallery,
             cfg,
             keys: Keyring::parse(&Keyring::generate_entry("k1"), None).unwrap(),
-            p,
+            p: enroll::shared(p),
             _server: server,
             _tmp: tmp,
         }
@@ -127,7 +129,7 @@ impl World {
             )
             .await
             .unwrap();
-        let cfg = EnrollConfig::new(self.data.join("crops"), self.p.thresholds());
+        let cfg = EnrollConfig::new(self.data.join("crops"), self.p.lock().await.thresholds());
         let photos = photos
             .iter()
             .map(|p| {
@@ -138,7 +140,7 @@ impl World {
             })
             .collect();
         let r = enroll::enroll(
-            &mut self.p,
+            &self.p,
             &self.gallery,
             &Safeguards {
                 store,
@@ -161,14 +163,14 @@ impl World {
 
     /// Best candidate of the largest face of `photo`, searched in `school`'s gallery.
     async fn who(&mut self, school: usize, photo: &str) -> Option<String> {
-        let t = self.p.thresholds();
+        let t = self.p.lock().await.thresholds();
         let frame = decode_file(
             &fixtures().join("faces").join(photo),
             &DecodeLimits::default(),
         )
         .unwrap();
         let tenant = self.tenant(school);
-        let faces = identify(&mut self.p, &self.gallery, &frame, &tenant, None, 3, &t)
+        let faces = identify(&self.p, &self.gallery, &frame, &tenant, None, 3, &t)
             .await
             .unwrap();
         let best = faces

@@ -4,10 +4,11 @@
 use chrono::Utc;
 use rollcall_domain::gallery::{Gallery, ModelRef, SearchQuery, Template, TemplateMeta};
 use rollcall_domain::{StudentId, TenantId};
-use rollcall_gallery::enroll::{
-    self, erase, identify, needing_reenrollment, DuplicatePolicy, EnrollConfig, EnrollRequest,
-};
+use rollcall_gallery::students::{erase, needing_reenrollment};
 use rollcall_gallery::{EmbeddedConfig, EmbeddedGallery};
+use rollcall_runtime::enrollment::{
+    self as enroll, identify, DuplicatePolicy, EnrollConfig, EnrollRequest,
+};
 use rollcall_vision::decode::{decode_file, DecodeLimits};
 use rollcall_vision::{FacePipeline, PipelineConfig};
 use std::path::{Path, PathBuf};
@@ -155,8 +156,8 @@ async fn enroll_identify_reject_and_erase_on_the_fixtures() {
     let tmp = tempfile::tempdir().unwrap();
     let gdir = tmp.path().join("gallery");
     let crops = tmp.path().join("crops");
-    let mut p = pipeline();
-    let t = p.thresholds();
+    let p = enroll::shared(pipeline());
+    let t = p.lock().await.thresholds();
     let cfg = EnrollConfig::new(&crops, t);
     let tenant = TenantId::new("school-a").unwrap();
     let g = EmbeddedGallery::open(EmbeddedConfig::new(&gdir, 128))
@@ -170,7 +171,7 @@ async fn enroll_identify_reject_and_erase_on_the_fixtures() {
     // Enroll one photo per person.
     for who in PEOPLE {
         let r = enroll::enroll(
-            &mut p,
+            &p,
             &g,
             &guard,
             &cfg,
@@ -196,7 +197,7 @@ async fn enroll_identify_reject_and_erase_on_the_fixtures() {
                 continue;
             }
             let frame = decode_file(&path, &DecodeLimits::default()).unwrap();
-            let faces = identify(&mut p, &g, &frame, &tenant, None, 3, &t)
+            let faces = identify(&p, &g, &frame, &tenant, None, 3, &t)
                 .await
                 .unwrap();
             let best = faces
@@ -216,7 +217,7 @@ async fn enroll_identify_reject_and_erase_on_the_fixtures() {
 
     // Rejections with reasons: several faces, not an image, duplicate of another student.
     let r = enroll::enroll(
-        &mut p,
+        &p,
         &g,
         &guard,
         &cfg,
@@ -243,7 +244,7 @@ async fn enroll_identify_reject_and_erase_on_the_fixtures() {
     let mut flag = cfg.clone();
     flag.duplicates = DuplicatePolicy::Flag;
     let r = enroll::enroll(
-        &mut p,
+        &p,
         &g,
         &guard,
         &flag,
@@ -255,7 +256,7 @@ async fn enroll_identify_reject_and_erase_on_the_fixtures() {
     assert!(!r.duplicates[0].refused);
     // The same student adding photos of themselves is not a duplicate.
     let r = enroll::enroll(
-        &mut p,
+        &p,
         &g,
         &guard,
         &cfg,
@@ -270,7 +271,7 @@ async fn enroll_identify_reject_and_erase_on_the_fixtures() {
     let mut capped = cfg.clone();
     capped.max_templates = 2;
     let r = enroll::enroll(
-        &mut p,
+        &p,
         &g,
         &guard,
         &capped,
@@ -306,7 +307,7 @@ async fn enroll_identify_reject_and_erase_on_the_fixtures() {
         &DecodeLimits::default(),
     )
     .unwrap();
-    let faces = identify(&mut p, &g, &frame, &tenant, None, 5, &t)
+    let faces = identify(&p, &g, &frame, &tenant, None, 5, &t)
         .await
         .unwrap();
     assert!(faces
@@ -325,8 +326,8 @@ async fn enroll_identify_reject_and_erase_on_the_fixtures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn templates_of_another_model_are_reported_and_never_searched() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut p = pipeline();
-    let t = p.thresholds();
+    let p = enroll::shared(pipeline());
+    let t = p.lock().await.thresholds();
     let g = EmbeddedGallery::open(EmbeddedConfig::new(tmp.path().join("g"), 128))
         .await
         .unwrap();
@@ -338,6 +339,8 @@ async fn templates_of_another_model_are_reported_and_never_searched() {
     )
     .unwrap();
     let e = p
+        .lock()
+        .await
         .largest_face(&frame)
         .unwrap()
         .unwrap()
@@ -364,7 +367,7 @@ async fn templates_of_another_model_are_reported_and_never_searched() {
         needing_reenrollment(&g, &tenant, &model).await.unwrap(),
         vec![StudentId::new("old").unwrap()]
     );
-    let faces = identify(&mut p, &g, &frame, &tenant, None, 3, &t)
+    let faces = identify(&p, &g, &frame, &tenant, None, 3, &t)
         .await
         .unwrap();
     assert!(faces[0].candidates.is_empty());

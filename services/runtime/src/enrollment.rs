@@ -1,23 +1,29 @@
-//! Enrollment, identification and erasure on top of the vision pipeline and a [`Gallery`].
+//! Enrollment and identification: photos through the face pipeline into a [`Gallery`].
 //!
-//! These are the library calls behind `rollcall enroll | identify | erase` and the API:
+//! These are the library calls behind `rollcall enroll | identify` and the API's enrollment:
 //! * [`enroll`]: refused outright unless the student has valid guardian consent (checked
 //!   through the [`Safeguards`]' consent gate, see `rollcall_domain::privacy`); every enrolled
 //!   template is also sealed (AES-256-GCM) into the database as its canonical copy;
 //!   every photo must give exactly one face passing the enrollment quality gate;
 //!   a 1:N duplicate check refuses (or flags) a photo that matches a *different* student above
 //!   the accept threshold; at most `max_templates` per student are kept (the best by quality);
-//!   aligned crops are written under the crops directory for the review UI.
+//!   aligned crops are written under the crops directory for the review UI. The face work
+//!   (decode, detect, align, embed: seconds of CPU for a batch of photos) runs on tokio's
+//!   blocking pool (`spawn_blocking`), never on the async threads that serve requests and the
+//!   live path.
 //! * [`identify`]: every face of a photo, its top candidates and the decision band.
-//! * [`erase`]: every template removed and physically purged, every crop deleted, a receipt.
+//!
+//! Erasure and the per-student lock are the gallery's (`rollcall_gallery::students`): they
+//! need no model.
 
-use crate::vault::{self, Keyring, VaultError};
-use crate::{new_template_id, Gallery, GalleryError, SearchQuery, TemplateId};
 use chrono::{DateTime, Utc};
 use rollcall_domain::face::Quality;
 use rollcall_domain::gallery::{best_per_student, ModelRef, NewTemplate, Template};
 use rollcall_domain::privacy::{ConsentError, ConsentProof, PrivacyStore};
 use rollcall_domain::{CampusId, Frame, StudentId, TenantId};
+use rollcall_gallery::students::{student_crops_dir, student_lock};
+use rollcall_gallery::vault::{self, Keyring, VaultError};
+use rollcall_gallery::{new_template_id, Gallery, GalleryError, SearchQuery, TemplateId};
 use rollcall_vision::decode::{decode_bytes, encode_jpeg, DecodeLimits};
 use rollcall_vision::manifest::Thresholds;
 use rollcall_vision::pipeline::EmbedPolicy;
@@ -25,6 +31,16 @@ use rollcall_vision::quality::{assess, QualityConfig};
 use rollcall_vision::{FacePipeline, VisionError};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A face pipeline shared between enrollments (one at a time) and moved onto the blocking pool
+/// for the face work.
+pub type SharedPipeline = Arc<tokio::sync::Mutex<FacePipeline>>;
+
+/// Wraps a pipeline for [`enroll`].
+pub fn shared(p: FacePipeline) -> SharedPipeline {
+    Arc::new(tokio::sync::Mutex::new(p))
+}
 
 /// What enrollment does with a photo that looks like another enrolled student.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -144,6 +160,10 @@ pub enum EnrollError {
     },
     #[error("no photo given")]
     NoPhotos,
+    /// The blocking task doing the face work did not finish (it panicked or the runtime shut
+    /// down): nothing was stored.
+    #[error("the enrollment's face work did not finish: {0}")]
+    Worker(String),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EnrollError + '_ {
@@ -151,15 +171,6 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> EnrollError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// A file-system-safe name for an identifier: the one escaping helper (in the domain crate, so
-/// that the API builds the same paths without depending on this crate).
-pub use rollcall_domain::ids::path_component;
-
-/// Directory holding a student's crops.
-pub fn student_crops_dir(crops: &Path, tenant: &TenantId, student: &StudentId) -> PathBuf {
-    rollcall_domain::ids::student_crops_dir(crops, tenant.as_str(), student.as_str())
 }
 
 /// The single passing face of a photo, or the reason it cannot be enrolled.
@@ -224,33 +235,6 @@ fn enrollment_face(
     Ok((f.aligned.clone(), q, emb))
 }
 
-/// One lock per (school, student) in this process: an enrollment holds it from its first
-/// consent check until its templates are stored, an erasure (and so a consent withdrawal's
-/// erasure) while it removes everything, so the two never interleave. (Another process is
-/// covered by the consent check enrollment repeats just before sealing.)
-pub async fn student_lock(
-    tenant: &TenantId,
-    student: &StudentId,
-) -> tokio::sync::OwnedMutexGuard<()> {
-    type Locks =
-        std::collections::HashMap<(String, String), std::sync::Arc<tokio::sync::Mutex<()>>>;
-    static LOCKS: std::sync::OnceLock<std::sync::Mutex<Locks>> = std::sync::OnceLock::new();
-    let m = {
-        let mut g = LOCKS
-            .get_or_init(Default::default)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        // forget the locks nobody holds or waits for
-        if g.len() > 1024 {
-            g.retain(|_, l| std::sync::Arc::strong_count(l) > 1);
-        }
-        g.entry((tenant.as_str().to_string(), student.as_str().to_string()))
-            .or_default()
-            .clone()
-    };
-    m.lock_owned().await
-}
-
 /// The consent check repeated just before sealing: valid at `now` as before, and no
 /// withdrawal recorded after the grant the first check relied on (whatever time the
 /// withdrawal carries: one recorded during the enrollment is after `now`).
@@ -289,26 +273,43 @@ async fn recheck_consent(
 /// listed with their reason; the others are enrolled: sealed into the database first (the
 /// canonical copy), then indexed in the gallery. Nothing is written for a refused photo.
 pub async fn enroll(
-    p: &mut FacePipeline,
+    p: &SharedPipeline,
     gallery: &dyn Gallery,
     guard: &Safeguards<'_>,
     cfg: &EnrollConfig,
-    req: EnrollRequest,
+    mut req: EnrollRequest,
 ) -> Result<EnrollReport, EnrollError> {
     let _serial = student_lock(&req.tenant, &req.student).await;
     let proof = ConsentProof::check(guard.store, &req.tenant, &req.student, req.now).await?;
     if req.photos.is_empty() {
         return Err(EnrollError::NoPhotos);
     }
-    let model = ModelRef {
-        model_id: p.embedder.manifest().id.clone(),
-        model_version: p.embedder.manifest().version.clone(),
-    };
+    // The face work, on the blocking pool with the pipeline's lock held.
+    let photos = std::mem::take(&mut req.photos);
+    let pipeline = p.clone().lock_owned().await;
+    let face_cfg = cfg.clone();
+    let (model, analysed) = tokio::task::spawn_blocking(move || {
+        let mut p = pipeline;
+        let model = ModelRef {
+            model_id: p.embedder.manifest().id.clone(),
+            model_version: p.embedder.manifest().version.clone(),
+        };
+        let analysed: Vec<_> = photos
+            .into_iter()
+            .map(|(name, bytes)| {
+                let face = enrollment_face(&mut p, &face_cfg, &bytes);
+                (name, face)
+            })
+            .collect();
+        (model, analysed)
+    })
+    .await
+    .map_err(|e| EnrollError::Worker(e.to_string()))?;
     let mut rejected = Vec::new();
     let mut duplicates = Vec::new();
     let mut accepted: Vec<(String, Frame, NewTemplate)> = Vec::new();
-    for (name, bytes) in &req.photos {
-        let (crop, q, emb) = match enrollment_face(p, cfg, bytes) {
+    for (name, face) in analysed {
+        let (crop, q, emb) = match face {
             Ok(x) => x,
             Err((code, message)) => {
                 rejected.push(Rejection {
@@ -494,8 +495,9 @@ pub struct IdentifiedFace {
 }
 
 /// Every face of `frame`, searched in the tenant's gallery (optionally one campus).
+/// The face work runs on the blocking pool, as enrollment's does.
 pub async fn identify(
-    p: &mut FacePipeline,
+    p: &SharedPipeline,
     gallery: &dyn Gallery,
     frame: &Frame,
     tenant: &TenantId,
@@ -503,11 +505,18 @@ pub async fn identify(
     top_k: usize,
     t: &Thresholds,
 ) -> Result<Vec<IdentifiedFace>, EnrollError> {
-    let faces = p.analyze(frame, EmbedPolicy::All)?;
-    let model = ModelRef {
-        model_id: p.embedder.manifest().id.clone(),
-        model_version: p.embedder.manifest().version.clone(),
-    };
+    let pipeline = p.clone().lock_owned().await;
+    let frame = frame.clone();
+    let (faces, model) = tokio::task::spawn_blocking(move || {
+        let mut p = pipeline;
+        let model = ModelRef {
+            model_id: p.embedder.manifest().id.clone(),
+            model_version: p.embedder.manifest().version.clone(),
+        };
+        p.analyze(&frame, EmbedPolicy::All).map(|f| (f, model))
+    })
+    .await
+    .map_err(|e| EnrollError::Worker(e.to_string()))??;
     let mut out = Vec::new();
     for f in faces {
         let o = f.observation;
@@ -553,93 +562,9 @@ pub async fn identify(
     Ok(out)
 }
 
-/// What an erasure removed, and when.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ErasureReceipt {
-    pub tenant: TenantId,
-    pub student: StudentId,
-    pub erased_at: DateTime<Utc>,
-    pub templates_removed: Vec<TemplateId>,
-    pub crop_files_removed: usize,
-    pub purge: crate::PurgeReport,
-    /// Templates of the student still found after the purge (must be 0).
-    pub templates_remaining: usize,
-}
-
-/// Removes every template of a student, purges the gallery physically, deletes the crops.
-/// A student with no templates is not an error (erasure is idempotent): the receipt says 0.
-pub async fn erase(
-    gallery: &dyn Gallery,
-    crops_dir: &Path,
-    tenant: &TenantId,
-    student: &StudentId,
-    now: DateTime<Utc>,
-) -> Result<ErasureReceipt, EnrollError> {
-    let metas = match gallery.student_templates(tenant, student).await {
-        Ok(m) => m,
-        Err(GalleryError::UnknownStudent { .. }) => Vec::new(),
-        Err(e) => return Err(e.into()),
-    };
-    if !metas.is_empty() {
-        match gallery.delete_student(tenant, student).await {
-            Ok(_) | Err(GalleryError::UnknownStudent { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    let purge = gallery.purge().await?;
-    let dir = student_crops_dir(crops_dir, tenant, student);
-    let mut crop_files_removed = 0;
-    if dir.is_dir() {
-        crop_files_removed = std::fs::read_dir(&dir)
-            .map_err(io_err(&dir))?
-            .filter(|e| e.as_ref().map(|e| e.path().is_file()).unwrap_or(false))
-            .count();
-        std::fs::remove_dir_all(&dir).map_err(io_err(&dir))?;
-    }
-    let templates_remaining = match gallery.student_templates(tenant, student).await {
-        Ok(m) => m.len(),
-        Err(GalleryError::UnknownStudent { .. }) => 0,
-        Err(e) => return Err(e.into()),
-    };
-    Ok(ErasureReceipt {
-        tenant: tenant.clone(),
-        student: student.clone(),
-        erased_at: now,
-        templates_removed: metas.iter().map(|m| m.template_id).collect(),
-        crop_files_removed,
-        purge,
-        templates_remaining,
-    })
-}
-
-/// Students of a tenant with templates of another model than `model` (they need re-enrolling).
-pub async fn needing_reenrollment(
-    gallery: &dyn Gallery,
-    tenant: &TenantId,
-    model: &ModelRef,
-) -> Result<Vec<StudentId>, GalleryError> {
-    let mut v: Vec<StudentId> = gallery
-        .tenant_templates(tenant)
-        .await?
-        .into_iter()
-        .filter(|t| t.meta.model() != *model)
-        .map(|t| t.meta.student)
-        .collect();
-    v.sort();
-    v.dedup();
-    Ok(v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn path_components_cannot_escape() {
-        assert_eq!(path_component("s-001_a"), "s-001_a");
-        assert_eq!(path_component("../x"), "%2E%2E%2Fx");
-        assert!(!path_component("a/b").contains('/'));
-    }
 
     #[test]
     fn bands() {
