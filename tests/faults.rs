@@ -507,3 +507,83 @@ fn a_camera_that_stalls_then_floods_is_reported_and_kept_bounded() {
     );
     assert!(child.try_wait().unwrap().is_none(), "serve stayed up");
 }
+
+/// serve's stderr on a full disk (`/dev/full`: every write fails with ENOSPC) while it logs
+/// (its one camera refuses connections, so it logs every reconnect): it stays up, answers
+/// `/healthz`, and stops cleanly on SIGTERM. (A failed log write used to panic through
+/// tracing-subscriber's `eprintln!`, and serve exited with status 101.)
+#[test]
+fn serve_whose_log_disk_is_full_stays_up_and_stops_cleanly() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let addr = format!("127.0.0.1:{}", free());
+    let dead_camera = free(); // nothing listens there
+    let cfg = tmp.path().join("serve.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "data = {:?}\nlisten = {addr:?}\n\n[[cameras]]\nid = \"door\"\nurl = \"http://127.0.0.1:{dead_camera}/cam.mjpg\"\ncampus = \"main\"\nfps = 10\n",
+            tmp.path().join("data").display().to_string()
+        ),
+    )
+    .unwrap();
+    // the school's ledger (and its first admin), as a new install makes it
+    let mut admin = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(["admin", "create", "--data"])
+        .arg(tmp.path().join("data"))
+        .args(["--username", "boss", "--role", "admin", "--password-stdin"])
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        admin
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"long enough password\n")
+            .unwrap();
+    }
+    assert!(admin.wait().unwrap().success());
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(["serve", "--config", &cfg.display().to_string()])
+        .env_remove("DATABASE_URL")
+        .env_remove("QDRANT_URL")
+        .env("ROLLCALL_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(full)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut answered = 0;
+    // up, and still up after several reconnect attempts were logged (1 s, 2 s, 4 s apart)
+    while Instant::now() < deadline && answered < 40 {
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("serve exited with {st} while its stderr could not be written");
+        }
+        if http_get(&addr, "/healthz").is_some() {
+            answered += 1;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(answered >= 40, "serve answered /healthz {answered} times");
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let st = child.wait().unwrap();
+    assert!(st.success(), "serve stopped with {st}");
+}

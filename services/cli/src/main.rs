@@ -193,6 +193,23 @@ fn print(v: &serde_json::Value) {
     );
 }
 
+/// stderr for the log, never failing: a line that cannot be written (stderr's file on a full
+/// disk) is dropped. tracing-subscriber reports a failed write with `eprintln!`, which panics
+/// when stderr itself fails, and that stopped `serve` (status 101) while its log's disk was
+/// full.
+struct LossyStderr;
+
+impl std::io::Write for LossyStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let _ = std::io::stderr().flush();
+        Ok(())
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -200,7 +217,7 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_env("ROLLCALL_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
-        .with_writer(std::io::stderr)
+        .with_writer(|| LossyStderr)
         .init();
     let cli = Cli::parse();
     let v = &cli.vision;

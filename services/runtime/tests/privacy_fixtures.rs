@@ -608,12 +608,16 @@ async fn encrypted_templates_rebuild_the_index_identically_and_rotate_keys() {
         .unwrap();
     assert_eq!((r.restored, r.removed_stale, r.students), (1, 0, 1));
     assert_eq!(w.g().get(cut).await.unwrap().unwrap().vector, v_cut);
-    w.store.delete_sealed_ids(&w.tenant, &[cut]).await.unwrap();
+    let mut orphan = w.g().get(cut).await.unwrap().unwrap();
+    orphan.meta.template_id = rollcall_gallery::new_template_id();
+    let orphan_id = orphan.meta.template_id;
+    w.g().upsert(vec![orphan]).await.unwrap();
     let r = vault::reconcile_index(&w.keys, &w.store, w.g(), &w.tenant)
         .await
         .unwrap();
     assert_eq!((r.restored, r.removed_stale), (0, 1));
-    assert!(w.g().get(cut).await.unwrap().is_none());
+    assert!(w.g().get(orphan_id).await.unwrap().is_none());
+    assert!(w.g().get(cut).await.unwrap().is_some());
 
     // rotation: k1 -> k2 (k1 stays listed until every row is resealed)
     let k1 = w.keys.clone();
