@@ -204,6 +204,27 @@ fn finish_day(child: Child, keep: &Path) -> Value {
     v
 }
 
+/// The school's ledger in `data` and its first admin, as a new install makes them.
+fn new_install(data: &Path) {
+    use std::io::Write;
+    let mut admin = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(["admin", "create", "--data"])
+        .arg(data)
+        .args(["--username", "boss", "--role", "admin", "--password-stdin"])
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    admin
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"long enough password\n")
+        .unwrap();
+    assert!(admin.wait().unwrap().success());
+}
+
 /// Polls `/healthz` for `window`; returns every distinct `degraded` reason seen.
 fn watch_health(addr: &str, window: Duration) -> Vec<String> {
     let end = Instant::now() + window;
@@ -406,23 +427,7 @@ fn a_camera_that_stalls_then_floods_is_reported_and_kept_bounded() {
         ),
     )
     .unwrap();
-    // the school's ledger (and its first admin), as a new install makes it
-    let mut admin = Command::new(env!("CARGO_BIN_EXE_rollcall"))
-        .args(["admin", "create", "--data"])
-        .arg(tmp.path().join("data"))
-        .args(["--username", "boss", "--role", "admin", "--password-stdin"])
-        .env_remove("DATABASE_URL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    admin
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"long enough password\n")
-        .unwrap();
-    assert!(admin.wait().unwrap().success());
+    new_install(&tmp.path().join("data"));
     let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
         .args(["serve", "--config", &cfg.display().to_string()])
         .env_remove("DATABASE_URL")
@@ -534,26 +539,7 @@ fn serve_whose_log_disk_is_full_stays_up_and_stops_cleanly() {
         ),
     )
     .unwrap();
-    // the school's ledger (and its first admin), as a new install makes it
-    let mut admin = Command::new(env!("CARGO_BIN_EXE_rollcall"))
-        .args(["admin", "create", "--data"])
-        .arg(tmp.path().join("data"))
-        .args(["--username", "boss", "--role", "admin", "--password-stdin"])
-        .env_remove("DATABASE_URL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    {
-        use std::io::Write;
-        admin
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(b"long enough password\n")
-            .unwrap();
-    }
-    assert!(admin.wait().unwrap().success());
+    new_install(&tmp.path().join("data"));
     let full = std::fs::OpenOptions::new()
         .write(true)
         .open("/dev/full")
