@@ -83,6 +83,11 @@ impl LocalQdrant {
         if !binary.is_file() {
             return Err(ServerError::Missing(binary.to_path_buf()));
         }
+        // absolute: the server runs in its own directory, where a relative path (as
+        // `--qdrant-bin ../shared/tools/qdrant`) would name nothing
+        let binary = &binary
+            .canonicalize()
+            .map_err(|_| ServerError::Missing(binary.to_path_buf()))?;
         let mut last = String::new();
         // Ports are picked free, then handed to the server: another process may take one in
         // between, so a start that fails is retried on new ports.
