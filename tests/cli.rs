@@ -925,3 +925,48 @@ fn two_serve_processes_on_one_postgres_never_double_deduct() {
     assert_eq!(deductions.len(), 1, "{entries:?}");
     assert_eq!(deductions[0].entry.lesson_id.as_deref(), Some("drama-1"));
 }
+
+/// serve's `instance` names its heartbeat file in a data directory that several serves share:
+/// only letters, digits, `-` and `_` (it becomes a file name), from the config or
+/// `ROLLCALL_INSTANCE`; a bad one stops serve before it opens anything. So do cluster layout
+/// numbers that are not positive whole numbers.
+#[test]
+fn serve_refuses_a_bad_instance_name_and_a_bad_cluster_layout() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("serve.toml");
+    let data = tmp.path().join("data");
+    let run = |toml: &str, env: &[(&str, &str)]| {
+        std::fs::write(&cfg, toml).unwrap();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollcall"));
+        cmd.args(["serve", "--config"])
+            .arg(&cfg)
+            .env_remove("DATABASE_URL")
+            .env_remove("QDRANT_URL")
+            .env_remove("ROLLCALL_INSTANCE")
+            .env_remove("QDRANT_SHARDS")
+            .env_remove("ROLLCALL_DATA");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let base = format!(
+        "data = {:?}\nlisten = \"127.0.0.1:0\"\n",
+        data.display().to_string()
+    );
+    for bad in ["../north", "a/b", "", "north campus"] {
+        let (ok, err) = run(&format!("{base}instance = {bad:?}\n"), &[]);
+        assert!(!ok, "{bad:?} accepted");
+        assert!(err.contains("instance"), "{bad:?}: {err}");
+    }
+    let (ok, err) = run(&base, &[("ROLLCALL_INSTANCE", "../../etc/x")]);
+    assert!(!ok && err.contains("instance"), "{err}");
+    let (ok, err) = run(&base, &[("QDRANT_SHARDS", "three")]);
+    assert!(!ok && err.contains("QDRANT_SHARDS"), "{err}");
+    // nothing was created for any of them
+    assert!(!data.exists());
+}

@@ -1,8 +1,10 @@
 //! Faults while `serve` plays a school afternoon (the compact scenario of `tests/crash.rs`,
 //! live over MJPEG, through `rollcall bench crash --cycles 0`): the database stopped for 30 s,
 //! the data directory's disk full for a while, the Qdrant server backend killed for 30 s, a
-//! camera that stalls then floods. Each: serve stays up, `/healthz` says what is degraded, and
-//! after recovery nothing is lost or doubled (the bench's ground-truth check).
+//! camera that stalls then floods; and the scale-out set-up (two serves on one PostgreSQL
+//! database and a three-node Qdrant cluster) with a Qdrant node killed. Each: serve stays up,
+//! `/healthz` says what is degraded, and after recovery nothing is lost or doubled (the bench's
+//! ground-truth check).
 
 #[path = "common/compact.rs"]
 mod compact;
@@ -338,7 +340,21 @@ fn qdrant_server_killed_for_30s_mid_day_serve_degrades_then_loses_nothing() {
     let (child, addr) = start_day(&keep, None, Some(&qdrant.url()));
     std::thread::sleep(Duration::from_secs(5));
     qdrant.kill();
-    let reasons = watch_health(&addr, Duration::from_secs(30));
+    // an enrollment meanwhile is refused as a temporary failure, saying why
+    let token = std::fs::read_to_string(keep.join("api-token")).unwrap();
+    let photo = std::fs::read(
+        std::env::var_os("ROLLCALL_FIXTURES_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("../shared/fixtures"))
+            .join("faces/obama/3.jpg"),
+    )
+    .unwrap();
+    let (status, body) =
+        http_post_photo(&addr, "/api/v1/students/obama/photos", token.trim(), &photo)
+            .expect("serve answers an enrollment while the gallery is down");
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("gallery_unavailable"), "{body}");
+    let reasons = watch_health(&addr, Duration::from_secs(25));
     qdrant.restart().expect("the Qdrant node restarts");
     assert!(
         reasons.iter().any(|r| r.starts_with("gallery")),
@@ -354,6 +370,151 @@ fn qdrant_server_killed_for_30s_mid_day_serve_degrades_then_loses_nothing() {
         "serve held frames during the outage:\n{log}"
     );
     eprintln!("{v}");
+}
+
+/// `POST path` with a bearer token and a photo: (status, body); `None` when serve did not
+/// answer.
+fn http_post_photo(addr: &str, path: &str, token: &str, photo: &[u8]) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(60))).ok()?;
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: image/jpeg\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        photo.len()
+    )
+    .ok()?;
+    s.write_all(photo).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    let status = out.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, out.split_once("\r\n\r\n")?.1.to_string()))
+}
+
+/// The scale-out set-up of ARCHITECTURE.md, played for real: a three-node Qdrant cluster of
+/// the test's own (distributed mode on loopback; the run's collection in 3 shards × 2 copies,
+/// write consistency 1) and two `serve` processes on one PostgreSQL database, one per door
+/// of the two-door compact afternoon, each given every node (its own first). Node 0, the
+/// cluster's first node and serve 1's first choice, is killed with SIGKILL mid-day and
+/// restarted 20 s later. Required: neither serve reports its gallery degraded (identification
+/// keeps answering), an enrollment through serve 1 during the outage succeeds or fails with a
+/// clear error, and after the day nothing is lost or doubled and the index holds exactly the
+/// sealed templates (the bench's checks).
+#[test]
+fn qdrant_cluster_node_killed_under_two_serves_on_postgres_loses_nothing() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut cluster = rollcall_gallery::server::LocalCluster::start(
+        &rollcall_gallery::server::default_binary(&root),
+        3,
+    )
+    .unwrap_or_else(|e| panic!("this test needs the Qdrant server binary: {e}"));
+    let pg = std::env::var("ROLLCALL_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let tmp = tempfile::tempdir().unwrap();
+    let keep = tmp.path().join("run");
+    std::fs::create_dir_all(&keep).unwrap();
+    let scenario = compact::compact_two_doors_scenario(tmp.path());
+    let child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(["bench", "crash", &scenario.display().to_string()])
+        .args(["--cycles", "0", "--serves", "2", "--database-url", &pg])
+        .args(["--qdrant-url", &cluster.urls_from(0), "--keep"])
+        .arg(&keep)
+        .arg("--json")
+        .env_remove("DATABASE_URL")
+        .env_remove("QDRANT_URL")
+        .env("QDRANT_SHARDS", "3")
+        .env("QDRANT_REPLICATION_FACTOR", "2")
+        .env("QDRANT_WRITE_CONSISTENCY_FACTOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut child = Some(child);
+    // both serves up with their camera online
+    let deadline = Instant::now() + Duration::from_secs(240);
+    let mut addrs = Vec::new();
+    for (config, camera) in [("serve.toml", "lobby"), ("serve-2.toml", "side")] {
+        let addr = loop {
+            if let Some(st) = child.as_mut().unwrap().try_wait().unwrap() {
+                let out = child.take().unwrap().wait_with_output().unwrap();
+                panic!(
+                    "bench crash exited ({st}): {}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            assert!(Instant::now() < deadline, "{config}: serve did not come up");
+            if let Ok(text) = std::fs::read_to_string(keep.join(config)) {
+                let v: toml::Value = toml::from_str(&text).unwrap();
+                let addr = v["listen"].as_str().unwrap().to_string();
+                if let Some(h) = http_get(&addr, "/healthz") {
+                    if h.contains(&format!(r#""{camera}":"online""#)) {
+                        break addr;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        addrs.push(addr);
+    }
+    // one data directory, one heartbeat per serve (its `instance`)
+    for hb in ["serve.heartbeat", "serve-2.heartbeat"] {
+        assert!(keep.join("data").join(hb).is_file(), "{hb}");
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    cluster.node(0).kill();
+    // an enrollment through serve 1 while node 0 is down
+    let token = std::fs::read_to_string(keep.join("api-token")).unwrap();
+    let photo = std::fs::read(
+        std::env::var_os("ROLLCALL_FIXTURES_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("../shared/fixtures"))
+            .join("faces/obama/3.jpg"),
+    )
+    .unwrap();
+    let (status, body) = http_post_photo(
+        &addrs[0],
+        "/api/v1/students/obama/photos",
+        token.trim(),
+        &photo,
+    )
+    .expect("serve 1 answers an enrollment during the outage");
+    assert!(
+        status == 200 || (status == 503 && body.contains("gallery")),
+        "enrollment during the outage: {status} {body}"
+    );
+    // identification keeps answering: neither serve says its gallery is degraded
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut answered = [0u32; 2];
+    while Instant::now() < end {
+        for (i, addr) in addrs.iter().enumerate() {
+            if let Some(h) = http_get(addr, "/healthz") {
+                answered[i] += 1;
+                let v: Value = serde_json::from_str(&h).unwrap_or(Value::Null);
+                let degraded = v["degraded"].as_array().cloned().unwrap_or_default();
+                assert!(
+                    !degraded
+                        .iter()
+                        .any(|r| r.as_str().unwrap_or("").starts_with("gallery")),
+                    "serve {} reports its gallery degraded with one node of three down: {h}",
+                    i + 1
+                );
+            }
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert!(answered.iter().all(|n| *n > 0), "{answered:?}");
+    cluster.node(0).restart().expect("node 0 restarts");
+    cluster
+        .wait_peers(Duration::from_secs(60))
+        .expect("node 0 rejoins the cluster");
+    let v = finish_day(child.take().unwrap(), &keep);
+    assert_eq!(v["serves"], 2, "{v}");
+    assert_eq!(v["gallery"], "qdrant-server", "{v}");
+    assert_eq!(v["gallery_ok"], true, "index = sealed templates: {v}");
+    assert_eq!(v["stranger_check_ins"], 0, "{v}");
+    eprintln!("enrollment during the outage: {status}; {v}");
 }
 
 /// A camera that stalls, then floods: a tiny MJPEG server of the test's own serves one photo at

@@ -22,6 +22,17 @@ fn fixtures() -> PathBuf {
 /// stranger passes: a compact afternoon, so that 20 kills fall on walk-throughs, commits,
 /// finalisation and dispatch.
 pub fn compact_scenario(dir: &Path) -> PathBuf {
+    compact(dir, false)
+}
+
+/// The compact afternoon with a second door: a `side` camera on the same campus, through which
+/// Biden, Rose and the visitor come in (for two serve processes, one per camera).
+#[allow(dead_code)]
+pub fn compact_two_doors_scenario(dir: &Path) -> PathBuf {
+    compact(dir, true)
+}
+
+fn compact(dir: &Path, two_doors: bool) -> PathBuf {
     let f = fixtures();
     let face = |rel: &str| f.join("faces").join(rel).display().to_string();
     let stranger = root()
@@ -61,6 +72,16 @@ fps = 8
 
 "#,
     );
+    if two_doors {
+        text += "[[cameras]]\nid = \"side\"\ncampus = \"main\"\ndoor = \"side\"\nwidth = 960\nheight = 540\nfps = 8\n\n";
+    }
+    let side = |s: &str| {
+        if two_doors && matches!(s, "biden" | "rose" | "visitor") {
+            "camera = \"side\"\n"
+        } else {
+            ""
+        }
+    };
     text += &student(
         "obama",
         "Barack",
@@ -140,13 +161,21 @@ end = "17:00"
         ("alex", 1.15),
     ] {
         text += &format!(
-            "[[arrivals]]\nlesson = \"math-1\"\nstudent = \"{s}\"\nstatus = \"on_time\"\nearly_minutes = {early}\n\n"
+            "[[arrivals]]\nlesson = \"math-1\"\nstudent = \"{s}\"\nstatus = \"on_time\"\nearly_minutes = {early}\n{}\n",
+            side(s)
         );
     }
     text += "[[arrivals]]\nlesson = \"math-1\"\nstudent = \"kit\"\nstatus = \"on_time\"\nearly_minutes = 1.55\npass_twice = true\npass_again_after_s = 25\n\n";
     text += "[[arrivals]]\nlesson = \"math-1\"\nstudent = \"lin\"\nstatus = \"absent\"\n\n";
-    text += "[[arrivals]]\nlesson = \"math-1\"\nstranger = \"visitor\"\noffset_minutes = -1.3\n";
-    let path = dir.join("compact.toml");
+    text += &format!(
+        "[[arrivals]]\nlesson = \"math-1\"\nstranger = \"visitor\"\noffset_minutes = -1.3\n{}",
+        side("visitor")
+    );
+    let path = dir.join(if two_doors {
+        "compact-two-doors.toml"
+    } else {
+        "compact.toml"
+    });
     std::fs::write(&path, text).unwrap();
     path
 }

@@ -130,9 +130,17 @@ pub enum BenchCmd {
         #[arg(long)]
         keep: Option<PathBuf>,
         /// A Qdrant server's gRPC URL: the gallery is a collection of the run's own there
-        /// (deleted at the end) instead of the embedded one. Not read from `QDRANT_URL`.
+        /// (deleted at the end) instead of the embedded one. Not read from `QDRANT_URL`. A
+        /// cluster's nodes, comma-separated: each serve is given all of them, its own first.
+        /// The collection's layout comes from QDRANT_SHARDS, QDRANT_REPLICATION_FACTOR and
+        /// QDRANT_WRITE_CONSISTENCY_FACTOR.
         #[arg(long)]
         qdrant_url: Option<String>,
+        /// serve processes sharing the day: the cameras are dealt out among them, each has a
+        /// data directory of its own, all share the PostgreSQL database and the Qdrant
+        /// server (both required above 1). Kills (--cycles) need a single serve.
+        #[arg(long, default_value_t = 1)]
+        serves: usize,
         #[arg(long)]
         json: bool,
     },
@@ -176,6 +184,7 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
             workers,
             keep,
             qdrant_url,
+            serves,
             json: _,
         } => {
             crate::cmd_bench_crash::run(
@@ -188,6 +197,7 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
                     workers,
                     keep,
                     qdrant_url,
+                    serves,
                 },
             )
             .await

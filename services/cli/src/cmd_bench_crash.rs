@@ -55,8 +55,12 @@ pub struct CrashOpts {
     /// Keep the run's files (data directory, serve logs) here.
     pub keep: Option<PathBuf>,
     /// A Qdrant server (gRPC URL): the gallery is a collection of the run's own there (deleted
-    /// at the end) instead of the embedded one, and serve searches it.
+    /// at the end) instead of the embedded one, and serve searches it. A cluster's nodes,
+    /// comma-separated: serve `k` is given them all, starting at node `k`.
     pub qdrant_url: Option<String>,
+    /// serve processes sharing the day (cameras dealt out among them; PostgreSQL and a Qdrant
+    /// server required above 1; kills need a single serve).
+    pub serves: usize,
 }
 
 const WEBHOOK_SECRET: &str = "crash-bench-webhook-secret-0123456789";
@@ -240,6 +244,29 @@ fn http_post(addr: &str, path: &str, token: &str, body: &[u8]) -> Option<u16> {
     out.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// One serve process's set-up: its address, config, log and cameras.
+struct ServeSetup {
+    addr: String,
+    config: PathBuf,
+    log: PathBuf,
+    cameras: Vec<String>,
+}
+
+/// Writes `text` to `path`, readable by its owner only.
+fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
 /// The serve child, its log and when it became ready.
 struct ServeProc {
     child: Child,
@@ -327,6 +354,20 @@ impl ServeProc {
 
 pub async fn run(v: &VisionOpts, o: &CrashOpts) -> anyhow::Result<Value> {
     let t_run = Instant::now();
+    if o.serves == 0 {
+        bail!("--serves must be at least 1");
+    }
+    if o.serves > 1 {
+        if o.database_url.is_none() || o.qdrant_url.is_none() {
+            bail!("--serves {} needs --database-url and --qdrant-url: the serve processes share the ledger and the gallery", o.serves);
+        }
+        if o.cycles > 0 {
+            bail!(
+                "--cycles kills a single serve: with --serves {} use --cycles 0",
+                o.serves
+            );
+        }
+    }
     let sim = cmd_sim::load(v, &o.scenario)?;
     let tmp = tempfile::tempdir().context("temporary directory")?;
     let base = match &o.keep {
@@ -421,6 +462,8 @@ async fn run_in(
                 &rollcall_api::auth::token_hash(&token),
             )
             .await?;
+        // for a test that drives serve's API during the day (the run's own throwaway account)
+        write_private(&base.join("api-token"), &token)?;
     }
     let photos: Vec<(String, Vec<u8>)> = sim
         .scenario
@@ -496,32 +539,68 @@ async fn run_in(
         },
     )?;
 
-    // 4. serve's config: the cameras on the MJPEG server, finalisation every second.
-    let port = free_port()?;
-    let addr = format!("127.0.0.1:{port}");
-    let mut toml_text = format!(
-        "data = {:?}\nschool = {:?}\nlisten = {:?}\nfinalize_every_s = 1\nworkers = {}\n",
-        data.display().to_string(),
-        school,
-        addr,
-        o.workers.max(1)
-    );
-    for c in &cameras {
-        let spec = sim
-            .scenario
-            .camera(c)
-            .ok_or_else(|| anyhow!("camera {c} is not in the scenario"))?;
-        toml_text += &format!(
-            "\n[[cameras]]\nid = {:?}\nurl = {:?}\ncampus = {:?}\nfps = {}\n",
-            c,
-            mjpeg.url(c),
-            campus_of.get(c).cloned().unwrap_or_default(),
-            spec.fps.max(1)
+    // 4. serve's config: the cameras on the MJPEG server, finalisation every second. With
+    // several serves, camera `i` goes to serve `i % serves`; serve 1 is `serve.toml`, serve
+    // k > 1 `serve-k.toml` with `instance = "serve-k"`, all on the one data directory (as the
+    // replicas of deploy/docker-compose.yml share theirs).
+    let mut procs_cfg: Vec<ServeSetup> = Vec::new();
+    for k in 0..o.serves {
+        let port = free_port()?;
+        let addr = format!("127.0.0.1:{port}");
+        let (instance, config, log) = if k == 0 {
+            (
+                "serve".to_string(),
+                base.join("serve.toml"),
+                base.join("serve.log"),
+            )
+        } else {
+            (
+                format!("serve-{}", k + 1),
+                base.join(format!("serve-{}.toml", k + 1)),
+                base.join(format!("serve-{}.log", k + 1)),
+            )
+        };
+        let mine: Vec<String> = cameras
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| i % o.serves == k)
+            .map(|(_, c)| c.clone())
+            .collect();
+        let mut toml_text = format!(
+            "data = {:?}\ninstance = {:?}\nschool = {:?}\nlisten = {:?}\nfinalize_every_s = 1\nworkers = {}\n",
+            data.display().to_string(),
+            instance,
+            school,
+            addr,
+            o.workers.max(1)
         );
+        for c in &mine {
+            let spec = sim
+                .scenario
+                .camera(c)
+                .ok_or_else(|| anyhow!("camera {c} is not in the scenario"))?;
+            toml_text += &format!(
+                "\n[[cameras]]\nid = {:?}\nurl = {:?}\ncampus = {:?}\nfps = {}\n",
+                c,
+                mjpeg.url(c),
+                campus_of.get(c).cloned().unwrap_or_default(),
+                spec.fps.max(1)
+            );
+        }
+        std::fs::write(&config, toml_text)?;
+        procs_cfg.push(ServeSetup {
+            addr,
+            config,
+            log,
+            cameras: mine,
+        });
     }
-    let config = base.join("serve.toml");
-    std::fs::write(&config, toml_text)?;
-    let log = base.join("serve.log");
+    let (addr, config, log) = (
+        procs_cfg[0].addr.clone(),
+        procs_cfg[0].config.clone(),
+        procs_cfg[0].log.clone(),
+    );
+    let cameras_1 = procs_cfg[0].cameras.clone();
     let mut env = vec![
         (
             "ROLLCALL_CLOCK_OFFSET_MS".to_string(),
@@ -534,10 +613,22 @@ async fn run_in(
     if let Some(url) = db {
         env.push(("DATABASE_URL".into(), url.to_string()));
     }
-    if let Some((url, collection)) = &remote {
-        env.push(("QDRANT_URL".into(), url.clone()));
+    if let Some((_, collection)) = &remote {
         env.push(("QDRANT_COLLECTION".into(), collection.clone()));
     }
+    // serve k's environment: the shared one and its own node order
+    let env_of = |k: usize| -> Vec<(String, String)> {
+        let mut e = env.clone();
+        if let Some((url, _)) = &remote {
+            let nodes = rollcall_gallery::remote::node_urls(url);
+            let n = nodes.len().max(1);
+            let rotated: Vec<String> = (0..nodes.len())
+                .map(|i| nodes[(k + i) % n].clone())
+                .collect();
+            e.push(("QDRANT_URL".into(), rotated.join(",")));
+        }
+        e
+    };
 
     // 5. Kills at seeded moments of the day (wall time from the anchor).
     let day = Duration::from_millis((last - anchor.scenario_ms).max(1000) as u64);
@@ -555,8 +646,8 @@ async fn run_in(
     // past the last frame, with a second for the stream to end
     let day_over = || anchor.now_ms() > last + 1000;
     for (i, at) in kill_at.iter().enumerate() {
-        let mut p = ServeProc::spawn(&config, &env, &log)?;
-        p.wait_ready(&addr, &cameras, &day_over, ready_timeout)
+        let mut p = ServeProc::spawn(&config, &env_of(0), &log)?;
+        p.wait_ready(&addr, &cameras_1, &day_over, ready_timeout)
             .with_context(|| format!("cycle {i}: see {}", log.display()))?;
         let ready = to_scene(Utc::now());
         if let Some(g) = gaps.last_mut() {
@@ -583,10 +674,15 @@ async fn run_in(
             "during_enrollment": enrolling,
         }));
     }
-    // 6. The rest of the day, then a clean stop.
-    let mut p = ServeProc::spawn(&config, &env, &log)?;
-    p.wait_ready(&addr, &cameras, &day_over, ready_timeout)
-        .with_context(|| format!("last start: see {}", log.display()))?;
+    // 6. The rest of the day (every serve), then a clean stop.
+    let mut running = Vec::new();
+    for (k, sc) in procs_cfg.iter().enumerate() {
+        running.push(ServeProc::spawn(&sc.config, &env_of(k), &sc.log)?);
+    }
+    for (p, sc) in running.iter_mut().zip(&procs_cfg) {
+        p.wait_ready(&sc.addr, &sc.cameras, &day_over, ready_timeout)
+            .with_context(|| format!("last start: see {}", sc.log.display()))?;
+    }
     if let Some(g) = gaps.last_mut() {
         g.1 = to_scene(Utc::now());
     }
@@ -595,7 +691,9 @@ async fn run_in(
         tokio::time::sleep(left).await;
     }
     let enrollments = enroller.stop();
-    p.terminate(Duration::from_secs(60))?;
+    for p in running {
+        p.terminate(Duration::from_secs(60))?;
+    }
     mjpeg.stop();
 
     // 7. The day finishes: lessons finalised, every due notice delivered.
@@ -812,6 +910,7 @@ async fn run_in(
         "ok": ok,
         "database": if db.is_some() { "postgres" } else { "sqlite" },
         "gallery": if remote.is_some() { "qdrant-server" } else { "embedded" },
+        "serves": o.serves,
         "seed": o.seed,
         "cycles": o.cycles,
         "kills": kills.len(),

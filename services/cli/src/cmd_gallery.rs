@@ -32,11 +32,71 @@ pub struct DataOpts {
     pub qdrant_api_key: Option<String>,
     #[arg(long, env = "QDRANT_COLLECTION", default_value = "rollcall_faces")]
     pub qdrant_collection: String,
+    /// A Qdrant cluster's layout for the collection, applied when rollcall creates it (an
+    /// existing collection keeps its own): shards, copies of each shard, and how many copies
+    /// must confirm a write. Unset: the server's defaults (1, 1, 1). See ARCHITECTURE.md
+    /// ("Scale-out") for the tested cluster: 3 shards, 2 copies, 1 confirmation.
+    #[command(flatten)]
+    pub qdrant_layout: QdrantLayout,
     /// Create the embedded gallery in the memory-lean layout (16-bit vectors, memory-mapped:
     /// about 70 MB per 100k templates instead of 110; BENCHMARKS.md). The layout is fixed
     /// when the gallery is created.
     #[arg(long, env = "ROLLCALL_GALLERY_LEAN", value_parser = clap::builder::BoolishValueParser::new())]
     pub gallery_lean: bool,
+}
+
+/// How a new collection is laid out on a Qdrant cluster.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct QdrantLayout {
+    #[arg(long, env = "QDRANT_SHARDS")]
+    pub qdrant_shards: Option<u32>,
+    #[arg(long, env = "QDRANT_REPLICATION_FACTOR")]
+    pub qdrant_replication_factor: Option<u32>,
+    #[arg(long, env = "QDRANT_WRITE_CONSISTENCY_FACTOR")]
+    pub qdrant_write_consistency_factor: Option<u32>,
+}
+
+impl QdrantLayout {
+    /// From `QDRANT_SHARDS`, `QDRANT_REPLICATION_FACTOR` and `QDRANT_WRITE_CONSISTENCY_FACTOR`
+    /// (for `serve` and `run-scenario`, which take no such flags).
+    pub fn from_env() -> anyhow::Result<Self> {
+        let num = |name: &str| -> anyhow::Result<Option<u32>> {
+            match std::env::var(name) {
+                Ok(v) if !v.trim().is_empty() => v
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .map(Some)
+                    .ok_or_else(|| anyhow!("{name}={v}: expected a positive whole number")),
+                _ => Ok(None),
+            }
+        };
+        Ok(Self {
+            qdrant_shards: num("QDRANT_SHARDS")?,
+            qdrant_replication_factor: num("QDRANT_REPLICATION_FACTOR")?,
+            qdrant_write_consistency_factor: num("QDRANT_WRITE_CONSISTENCY_FACTOR")?,
+        })
+    }
+
+    /// Applies the layout to a remote gallery's configuration.
+    pub fn apply(&self, cfg: &mut RemoteConfig) {
+        cfg.shard_number = self.qdrant_shards;
+        cfg.replication_factor = self.qdrant_replication_factor;
+        cfg.write_consistency_factor = self.qdrant_write_consistency_factor;
+    }
+}
+
+impl DataOpts {
+    /// The remote gallery's configuration, when `QDRANT_URL` (`--qdrant-url`) names a server or
+    /// a cluster's nodes.
+    pub fn remote_config(&self, dim: usize) -> Option<RemoteConfig> {
+        let url = self.qdrant_url.as_ref().filter(|u| !u.trim().is_empty())?;
+        let mut cfg = RemoteConfig::new(url.clone(), self.qdrant_collection.clone(), dim);
+        cfg.api_key = self.qdrant_api_key.clone();
+        self.qdrant_layout.apply(&mut cfg);
+        Some(cfg)
+    }
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -89,13 +149,9 @@ pub fn lean_from_env() -> anyhow::Result<bool> {
 }
 
 pub async fn open_gallery(d: &DataOpts, dim: usize) -> anyhow::Result<Box<dyn Gallery>> {
-    Ok(match &d.qdrant_url {
-        Some(url) if !url.is_empty() => {
-            let mut cfg = RemoteConfig::new(url.clone(), d.qdrant_collection.clone(), dim);
-            cfg.api_key = d.qdrant_api_key.clone();
-            Box::new(RemoteGallery::connect(cfg).await?)
-        }
-        _ => {
+    Ok(match d.remote_config(dim) {
+        Some(cfg) => Box::new(RemoteGallery::connect(cfg).await?),
+        None => {
             let dir = d.data.join("gallery");
             let mut cfg = EmbeddedConfig::new(&dir, dim);
             if d.gallery_lean {
@@ -115,14 +171,12 @@ pub async fn open_live_gallery(
     dim: usize,
     shared: std::sync::Arc<dyn Gallery>,
 ) -> anyhow::Result<std::sync::Arc<dyn Gallery>> {
-    Ok(match &d.qdrant_url {
-        Some(url) if !url.is_empty() => {
-            let mut cfg = RemoteConfig::new(url.clone(), d.qdrant_collection.clone(), dim);
-            cfg.api_key = d.qdrant_api_key.clone();
+    Ok(match d.remote_config(dim) {
+        Some(mut cfg) => {
             cfg.attempts = 1;
             std::sync::Arc::new(RemoteGallery::connect(cfg).await?)
         }
-        _ => shared,
+        None => shared,
     })
 }
 
@@ -351,6 +405,7 @@ impl RunGallery {
         );
         let mut cfg = RemoteConfig::new(url.clone(), name.clone(), dim);
         cfg.api_key = std::env::var("QDRANT_API_KEY").ok();
+        QdrantLayout::from_env()?.apply(&mut cfg);
         let g = RemoteGallery::connect(cfg.clone())
             .await
             .with_context(|| format!("creating the run's collection {name} at {url}"))?;

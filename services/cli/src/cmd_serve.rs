@@ -10,6 +10,7 @@
 //! decided, queued check-ins committed, stores closed).
 //!
 //! Config (TOML; environment overrides: `ROLLCALL_DATA`, `ROLLCALL_SCHOOL`, `ROLLCALL_LISTEN`,
+//! `ROLLCALL_INSTANCE`,
 //! `DATABASE_URL`, `QDRANT_URL`; every variable serve reads is in [`SERVE_ENV`]; deployment
 //! examples under `deploy/`):
 //! ```toml
@@ -50,10 +51,14 @@ pub const SERVE_ENV: &[&str] = &[
     "ROLLCALL_DATA",
     "ROLLCALL_SCHOOL",
     "ROLLCALL_LISTEN",
+    "ROLLCALL_INSTANCE",
     "DATABASE_URL",
     "QDRANT_URL",
     "QDRANT_API_KEY",
     "QDRANT_COLLECTION",
+    "QDRANT_SHARDS",
+    "QDRANT_REPLICATION_FACTOR",
+    "QDRANT_WRITE_CONSISTENCY_FACTOR",
     "ROLLCALL_GALLERY_LEAN",
     "ROLLCALL_TEMPLATE_KEYS",
     "ROLLCALL_TEMPLATE_KEY_ID",
@@ -108,6 +113,16 @@ pub struct ServeConfig {
     /// audit trail). Empty: the peer address.
     #[serde(default)]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// This process's name among the serves sharing one data directory (a chain's replicas,
+    /// `deploy/docker-compose.yml`): its heartbeat is `DATA/{instance}.heartbeat`, so one
+    /// replica's clean stop or crash says nothing about another's cameras. Letters, digits,
+    /// `-` and `_`.
+    #[serde(default = "default_instance")]
+    pub instance: String,
+}
+
+fn default_instance() -> String {
+    "serve".into()
 }
 
 fn default_max_body() -> usize {
@@ -128,6 +143,11 @@ fn default_finalize() -> u64 {
 }
 
 impl ServeConfig {
+    /// `DATA/{instance}.heartbeat`.
+    pub fn heartbeat(&self) -> PathBuf {
+        self.data.join(format!("{}.heartbeat", self.instance))
+    }
+
     /// Reads the file, then applies the environment overrides.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text =
@@ -142,6 +162,21 @@ impl ServeConfig {
         }
         if let Ok(v) = std::env::var("ROLLCALL_LISTEN") {
             c.listen = v;
+        }
+        if let Ok(v) = std::env::var("ROLLCALL_INSTANCE") {
+            c.instance = v;
+        }
+        if c.instance.is_empty()
+            || c.instance.len() > 64
+            || !c
+                .instance
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        {
+            return Err(anyhow!(
+                "instance {:?}: 1 to 64 letters, digits, '-' or '_'",
+                c.instance
+            ));
         }
         let mut ids = std::collections::BTreeSet::new();
         for cam in &c.cameras {
@@ -267,6 +302,15 @@ impl rollcall_api::Ops for ServeOps {
                         c.to_string(),
                     )
                 }
+                // the gallery (a Qdrant server or cluster) cannot be reached: nothing was
+                // indexed and the sealed copy was removed again; try again later
+                rollcall_runtime::enrollment::EnrollError::Gallery(g) if g.is_transient() => {
+                    rollcall_api::error::ApiError::new(
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        "gallery_unavailable",
+                        format!("the face gallery cannot be reached now; no template was kept, try again later ({g})"),
+                    )
+                }
                 other => api_error("enrollment_failed", other),
             })?;
             serde_json::to_value(report).map_err(|e| api_error("enrollment_failed", e))
@@ -370,6 +414,7 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
         qdrant_collection: std::env::var("QDRANT_COLLECTION")
             .unwrap_or_else(|_| "rollcall_faces".into()),
         gallery_lean: cfg.gallery_lean || crate::cmd_gallery::lean_from_env()?,
+        qdrant_layout: crate::cmd_gallery::QdrantLayout::from_env()?,
     };
     let store = open_school(&data, false).await?;
     let tenant = TenantId::new(store.school_id()).map_err(|e| anyhow!("school id: {e}"))?;
@@ -411,7 +456,7 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
     // After an unclean exit (the heartbeat file is still there), the gallery index is brought
     // in step with the sealed templates: a kill between sealing and indexing an enrollment, or
     // between the two deletions of dropped templates, left them apart.
-    if cfg.data.join("serve.heartbeat").exists() {
+    if cfg.heartbeat().exists() {
         if let Some(f) = &face {
             match rollcall_gallery::vault::reconcile_index(
                 &f.keys,
@@ -526,7 +571,7 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
     let live_cfg = LiveConfig {
         finalize_every: Duration::from_secs(cfg.finalize_every_s.max(1)),
         clock_offset: clock_offset_from_env()?,
-        heartbeat: Some(cfg.data.join("serve.heartbeat")),
+        heartbeat: Some(cfg.heartbeat()),
         ..LiveConfig::default()
     };
     let live = Live::start(

@@ -121,11 +121,17 @@ fn deploy_compose_has_two_serves_postgres_a_three_node_qdrant_cluster_and_a_webh
         // the ledger on the compose's PostgreSQL, the gallery on one of its Qdrant nodes (gRPC),
         // notifications to its webhook receiver
         assert!(s.env["DATABASE_URL"].contains("@postgres:5432/"), "{name}");
+        // every node of the cluster, each once (the client fails over between them)
         let q = &s.env["QDRANT_URL"];
-        assert!(
-            qdrant.iter().any(|n| q == &format!("http://{n}:6334")),
-            "{name}: QDRANT_URL {q}"
-        );
+        let mut nodes: Vec<&str> = q.split(',').collect();
+        nodes.sort();
+        let mut want: Vec<String> = qdrant.iter().map(|n| format!("http://{n}:6334")).collect();
+        want.sort();
+        assert_eq!(nodes, want, "{name}: QDRANT_URL {q}");
+        // the tested cluster layout (ARCHITECTURE.md, "Scale-out")
+        assert_eq!(s.env["QDRANT_SHARDS"], "3", "{name}");
+        assert_eq!(s.env["QDRANT_REPLICATION_FACTOR"], "2", "{name}");
+        assert_eq!(s.env["QDRANT_WRITE_CONSISTENCY_FACTOR"], "1", "{name}");
         assert!(s.env["ROLLCALL_WEBHOOK_URL"].starts_with("http://webhook:8080/"));
         // serve listens on the port the compose publishes and health-checks
         let listen_port = s.env["ROLLCALL_LISTEN"]

@@ -3,6 +3,9 @@
 //! One collection can hold many schools: every point carries its tenant, the `tenant` payload
 //! index is created with `is_tenant = true` (Qdrant co-locates a tenant's points), and every
 //! query is filtered by tenant. TLS is used when the URL is `https://`; an API key is optional.
+//! The URL may name several nodes of a cluster, comma-separated: a call fails over to the next
+//! node at once (see [`RemoteGallery`]). Collection creation takes the cluster's shard number,
+//! replication factor and write consistency factor ([`RemoteConfig`]).
 //! Network failures are retried a bounded number of times with exponential backoff and then
 //! reported as [`GalleryError::Unavailable`] / [`GalleryError::Timeout`]; the caller (the
 //! service) keeps running and can retry later.
@@ -32,7 +35,8 @@ use crate::payload;
 /// Configuration of a [`RemoteGallery`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RemoteConfig {
-    /// gRPC endpoint, e.g. `http://localhost:6334`; `https://` turns TLS on.
+    /// gRPC endpoint, e.g. `http://localhost:6334`; `https://` turns TLS on. Several nodes of
+    /// one cluster, comma-separated, for fail-over: `http://q1:6334,http://q2:6334`.
     pub url: String,
     pub api_key: Option<String>,
     pub collection: String,
@@ -106,9 +110,22 @@ impl RemoteConfig {
 }
 
 /// The remote gallery.
+///
+/// `url` may list several nodes of one cluster, comma-separated (`http://q1:6334,http://q2:6334`):
+/// every node of a Qdrant cluster answers for the whole collection (it routes to the shards'
+/// holders), so a call that cannot reach one node is tried on the next at once, and the node
+/// that answered is asked first from then on. A node killed or cut off thus costs one failed
+/// connection, not an outage, as long as the cluster itself still serves the collection.
 pub struct RemoteGallery {
-    client: Qdrant,
+    nodes: Vec<Node>,
+    /// Index into `nodes` of the node asked first.
+    preferred: std::sync::atomic::AtomicUsize,
     cfg: RemoteConfig,
+}
+
+struct Node {
+    url: String,
+    client: Qdrant,
 }
 
 fn is_transient(e: &QdrantError) -> bool {
@@ -124,6 +141,17 @@ fn is_transient(e: &QdrantError) -> bool {
         QdrantError::Io(_) => true,
         _ => false,
     }
+}
+
+/// Pins a call's closure to the signature [`RemoteGallery::call`] takes (a closure kept in a
+/// variable would otherwise be inferred for any lifetime of its argument, which the future it
+/// returns cannot outlive).
+fn op<'s, T, F, Fut>(f: F) -> F
+where
+    F: FnMut(&'s Qdrant) -> Fut,
+    Fut: Future<Output = Result<T, QdrantError>>,
+{
+    f
 }
 
 fn is_timeout(e: &QdrantError) -> bool {
@@ -185,14 +213,32 @@ fn pid(id: TemplateId) -> PointId {
     uuid::Uuid::from_u128(id.as_u128()).to_string().into()
 }
 
-fn client_of(cfg: &RemoteConfig) -> Result<Qdrant, GalleryError> {
-    Qdrant::from_url(&cfg.url)
+/// The node URLs of `cfg.url` (comma-separated, blanks ignored).
+pub fn node_urls(url: &str) -> Vec<String> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+fn client_for(cfg: &RemoteConfig, url: &str) -> Result<Qdrant, GalleryError> {
+    Qdrant::from_url(url)
         .api_key(cfg.api_key.clone())
         .timeout(cfg.timeout)
         .connect_timeout(cfg.connect_timeout)
         .skip_compatibility_check()
         .build()
-        .map_err(|e| GalleryError::InvalidRequest(format!("qdrant url {}: {e}", cfg.url)))
+        .map_err(|e| GalleryError::InvalidRequest(format!("qdrant url {url}: {e}")))
+}
+
+/// A client of the first node of `cfg.url` (the one-shot administrative calls below).
+fn client_of(cfg: &RemoteConfig) -> Result<Qdrant, GalleryError> {
+    let urls = node_urls(&cfg.url);
+    let first = urls
+        .first()
+        .ok_or_else(|| GalleryError::InvalidRequest("empty qdrant url".into()))?;
+    client_for(cfg, first)
 }
 
 fn backend(cfg: &RemoteConfig, e: QdrantError) -> GalleryError {
@@ -253,8 +299,24 @@ impl RemoteGallery {
                 "dimension must be positive".into(),
             ));
         }
-        let client = client_of(&cfg)?;
-        let g = Self { client, cfg };
+        let urls = node_urls(&cfg.url);
+        if urls.is_empty() {
+            return Err(GalleryError::InvalidRequest("empty qdrant url".into()));
+        }
+        let nodes = urls
+            .iter()
+            .map(|u| {
+                Ok(Node {
+                    url: u.clone(),
+                    client: client_for(&cfg, u)?,
+                })
+            })
+            .collect::<Result<Vec<_>, GalleryError>>()?;
+        let g = Self {
+            nodes,
+            preferred: std::sync::atomic::AtomicUsize::new(0),
+            cfg,
+        };
         g.ensure_collection().await?;
         Ok(g)
     }
@@ -266,37 +328,58 @@ impl RemoteGallery {
     /// Deletes the whole collection (tests, decommissioning).
     pub async fn drop_collection(&self) -> Result<(), GalleryError> {
         let name = self.cfg.collection.clone();
-        self.call(|| self.client.delete_collection(name.clone()))
+        self.call(|c| c.delete_collection(name.clone()))
             .await
             .map(|_| ())
     }
 
-    /// Runs one call with bounded retries on transient failures.
-    async fn call<T, F, Fut>(&self, mut f: F) -> Result<T, GalleryError>
+    /// The node asked first now (its URL).
+    pub fn preferred_node(&self) -> &str {
+        let i = self.preferred.load(std::sync::atomic::Ordering::Relaxed) % self.nodes.len();
+        &self.nodes[i].url
+    }
+
+    /// Runs one call with bounded retries on transient failures. One attempt asks every node
+    /// once, the preferred node first; a transient failure moves on to the next node at once,
+    /// and the back-off is slept only after a whole round failed.
+    async fn call<'s, T, F, Fut>(&'s self, mut f: F) -> Result<T, GalleryError>
     where
-        F: FnMut() -> Fut,
+        F: FnMut(&'s Qdrant) -> Fut,
         Fut: Future<Output = Result<T, QdrantError>>,
     {
+        use std::sync::atomic::Ordering;
         let attempts = self.cfg.attempts.max(1);
+        let n = self.nodes.len();
         let mut backoff = self.cfg.backoff;
         let mut last = None;
         for attempt in 1..=attempts {
-            match f().await {
-                Ok(v) => return Ok(v),
-                Err(e) if is_transient(&e) => {
-                    tracing::warn!(attempt, attempts, url = %self.cfg.url, error = %e, "qdrant call failed");
-                    last = Some(e);
-                    if attempt < attempts {
-                        tokio::time::sleep(backoff).await;
-                        backoff *= 2;
+            let start = self.preferred.load(Ordering::Relaxed) % n;
+            for k in 0..n {
+                let i = (start + k) % n;
+                let node = &self.nodes[i];
+                match f(&node.client).await {
+                    Ok(v) => {
+                        if i != start {
+                            tracing::warn!(from = %self.nodes[start].url, to = %node.url, "qdrant: now asking another node first");
+                            self.preferred.store(i, Ordering::Relaxed);
+                        }
+                        return Ok(v);
+                    }
+                    Err(e) if is_transient(&e) => {
+                        tracing::warn!(attempt, attempts, url = %node.url, error = %e, "qdrant call failed");
+                        last = Some(e);
+                    }
+                    Err(e) => {
+                        return Err(GalleryError::Backend(format!(
+                            "qdrant at {}: {e}",
+                            node.url
+                        )))
                     }
                 }
-                Err(e) => {
-                    return Err(GalleryError::Backend(format!(
-                        "qdrant at {}: {e}",
-                        self.cfg.url
-                    )))
-                }
+            }
+            if attempt < attempts {
+                tokio::time::sleep(backoff).await;
+                backoff *= 2;
             }
         }
         let e = last.expect("at least one attempt ran");
@@ -308,7 +391,7 @@ impl RemoteGallery {
         } else {
             Err(GalleryError::Unavailable {
                 location: self.cfg.url.clone(),
-                attempts,
+                attempts: attempts * n as u32,
                 reason: e.to_string(),
             })
         }
@@ -317,13 +400,15 @@ impl RemoteGallery {
     async fn ensure_collection(&self) -> Result<(), GalleryError> {
         let c = &self.cfg;
         let name = c.collection.clone();
-        let exists = self
-            .call(|| self.client.collection_exists(name.clone()))
-            .await?;
+        let exists = self.call(|c| c.collection_exists(name.clone())).await?;
+        // payload indexes the collection has already (a restart creates none again: that is
+        // a write to every shard, refused while a replica's node is down)
+        let mut indexed = std::collections::HashSet::new();
         if exists {
-            let info = self
-                .call(|| self.client.collection_info(name.clone()))
-                .await?;
+            let info = self.call(|c| c.collection_info(name.clone())).await?;
+            if let Some(r) = &info.result {
+                indexed.extend(r.payload_schema.keys().cloned());
+            }
             let size = info
                 .result
                 .and_then(|i| i.config)
@@ -349,7 +434,7 @@ impl RemoteGallery {
                 }
             }
         } else {
-            let make = || {
+            let make = op(|cl| {
                 let mut b = CreateCollectionBuilder::new(name.clone())
                     .vectors_config(
                         VectorParamsBuilder::new(c.dim as u64, Distance::Cosine)
@@ -384,8 +469,8 @@ impl RemoteGallery {
                 if let Some(n) = c.write_consistency_factor {
                     b = b.write_consistency_factor(n);
                 }
-                self.client.create_collection(b)
-            };
+                cl.create_collection(b)
+            });
             match self.call(make).await {
                 Ok(_) => {}
                 // Another replica of the service created it first.
@@ -398,13 +483,16 @@ impl RemoteGallery {
             (payload::STUDENT, false),
             (payload::CAMPUSES, false),
         ] {
-            let mk = || {
-                self.client.create_field_index(
+            if indexed.contains(field) {
+                continue;
+            }
+            let mk = op(|c| {
+                c.create_field_index(
                     CreateFieldIndexCollectionBuilder::new(name.clone(), field, FieldType::Keyword)
                         .field_index_params(KeywordIndexParamsBuilder::default().is_tenant(tenant))
                         .wait(true),
                 )
-            };
+            });
             self.call(mk).await?;
         }
         Ok(())
@@ -419,7 +507,7 @@ impl RemoteGallery {
         let mut out = vec![];
         let mut offset: Option<PointId> = None;
         loop {
-            let mk = || {
+            let mk = op(|c| {
                 let mut b = ScrollPointsBuilder::new(name.clone())
                     .filter(filter.clone())
                     .limit(256)
@@ -428,8 +516,8 @@ impl RemoteGallery {
                 if let Some(o) = offset.clone() {
                     b = b.offset(o);
                 }
-                self.client.scroll(b)
-            };
+                c.scroll(b)
+            });
             let resp = self.call(mk).await?;
             for p in resp.result {
                 out.push((meta_of(p.payload)?, dense_of(p.vectors)));
@@ -443,13 +531,13 @@ impl RemoteGallery {
 
     async fn count_filter(&self, filter: Option<Filter>) -> Result<u64, GalleryError> {
         let name = self.cfg.collection.clone();
-        let mk = || {
+        let mk = op(|c| {
             let mut b = CountPointsBuilder::new(name.clone()).exact(true);
             if let Some(f) = filter.clone() {
                 b = b.filter(f);
             }
-            self.client.count(b)
-        };
+            c.count(b)
+        });
         Ok(self.call(mk).await?.result.map(|r| r.count).unwrap_or(0))
     }
 }
@@ -478,9 +566,8 @@ impl Gallery for RemoteGallery {
             })
             .collect();
         let name = self.cfg.collection.clone();
-        self.call(|| {
-            self.client
-                .upsert_points(UpsertPointsBuilder::new(name.clone(), points.clone()).wait(true))
+        self.call(|c| {
+            c.upsert_points(UpsertPointsBuilder::new(name.clone(), points.clone()).wait(true))
         })
         .await?;
         Ok(templates.len())
@@ -503,8 +590,8 @@ impl Gallery for RemoteGallery {
             );
         }
         let params = params.build();
-        let mk = || {
-            self.client.query(
+        let mk = op(|c| {
+            c.query(
                 QueryPointsBuilder::new(name.clone())
                     .query(q.vector.clone())
                     .filter(filter.clone())
@@ -512,7 +599,7 @@ impl Gallery for RemoteGallery {
                     .with_payload(true)
                     .params(params.clone()),
             )
-        };
+        });
         let resp = self.call(mk).await?;
         resp.result
             .into_iter()
@@ -555,13 +642,13 @@ impl Gallery for RemoteGallery {
 
     async fn get(&self, id: TemplateId) -> Result<Option<Template>, GalleryError> {
         let name = self.cfg.collection.clone();
-        let mk = || {
-            self.client.get_points(
+        let mk = op(|c| {
+            c.get_points(
                 GetPointsBuilder::new(name.clone(), vec![pid(id)])
                     .with_payload(true)
                     .with_vectors(true),
             )
-        };
+        });
         let resp = self.call(mk).await?;
         match resp.result.into_iter().next() {
             None => Ok(None),
@@ -588,8 +675,8 @@ impl Gallery for RemoteGallery {
             });
         }
         let name = self.cfg.collection.clone();
-        self.call(|| {
-            self.client.delete_points(
+        self.call(|c| {
+            c.delete_points(
                 DeletePointsBuilder::new(name.clone())
                     .points(f.clone())
                     .wait(true),
@@ -618,8 +705,8 @@ impl Gallery for RemoteGallery {
             return Ok(0);
         }
         let name = self.cfg.collection.clone();
-        self.call(|| {
-            self.client.delete_points(
+        self.call(|c| {
+            c.delete_points(
                 DeletePointsBuilder::new(name.clone())
                     .points(f.clone())
                     .wait(true),
@@ -636,21 +723,19 @@ impl Gallery for RemoteGallery {
     /// operations until it is flushed and truncated, on the server's schedule.
     async fn purge(&self) -> Result<PurgeReport, GalleryError> {
         let name = self.cfg.collection.clone();
-        let mk = || {
-            self.client.update_collection(
+        let mk = op(|c| {
+            c.update_collection(
                 UpdateCollectionBuilder::new(name.clone()).optimizers_config(
                     OptimizersConfigDiffBuilder::default()
                         .deleted_threshold(0.0)
                         .vacuum_min_vector_number(100),
                 ),
             )
-        };
+        });
         self.call(mk).await?;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
         loop {
-            let info = self
-                .call(|| self.client.collection_info(name.clone()))
-                .await?;
+            let info = self.call(|c| c.collection_info(name.clone())).await?;
             let green = info.result.as_ref().map(|r| r.status)
                 == Some(qdrant_client::qdrant::CollectionStatus::Green as i32);
             if green {
@@ -684,11 +769,9 @@ impl Gallery for RemoteGallery {
     }
 
     async fn health(&self) -> Result<GalleryHealth, GalleryError> {
-        self.call(|| self.client.health_check()).await?;
+        self.call(|c| c.health_check()).await?;
         let name = self.cfg.collection.clone();
-        let info = self
-            .call(|| self.client.collection_info(name.clone()))
-            .await?;
+        let info = self.call(|c| c.collection_info(name.clone())).await?;
         let r = info.result.unwrap_or_default();
         Ok(GalleryHealth {
             backend: "remote".into(),

@@ -40,8 +40,17 @@ pub struct LocalQdrant {
     http_port: u16,
     grpc_port: u16,
     binary: PathBuf,
+    /// Distributed mode: the node's peer-to-peer port and its command-line arguments
+    /// (`--uri`, `--bootstrap`), the same at every restart.
+    cluster: Option<ClusterNode>,
     // dropped after the child is killed (fields drop in order; `Drop` kills first)
     dir: tempfile::TempDir,
+}
+
+#[derive(Clone)]
+struct ClusterNode {
+    p2p_port: u16,
+    args: Vec<String>,
 }
 
 /// Two distinct free loopback ports (both listeners held until both are known).
@@ -49,6 +58,11 @@ fn free_ports() -> std::io::Result<(u16, u16)> {
     let a = TcpListener::bind("127.0.0.1:0")?;
     let b = TcpListener::bind("127.0.0.1:0")?;
     Ok((a.local_addr()?.port(), b.local_addr()?.port()))
+}
+
+/// One more free loopback port.
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 /// `GET path` on `127.0.0.1:port` over plain HTTP/1.1: (status, body).
@@ -92,7 +106,7 @@ impl LocalQdrant {
         // Ports are picked free, then handed to the server: another process may take one in
         // between, so a start that fails is retried on new ports.
         for _ in 0..3 {
-            match Self::start_once(binary) {
+            match Self::start_once(binary, None) {
                 Ok(s) => return Ok(s),
                 Err(e @ ServerError::Missing(_)) => return Err(e),
                 Err(e) => last = e.to_string(),
@@ -104,7 +118,9 @@ impl LocalQdrant {
         })
     }
 
-    fn start_once(binary: &Path) -> Result<Self, ServerError> {
+    /// `bootstrap`: `None` for a single node; `Some(None)` for the first node of a cluster,
+    /// `Some(Some(p2p))` for a node joining the cluster whose first node listens on `p2p`.
+    fn start_once(binary: &Path, bootstrap: Option<Option<u16>>) -> Result<Self, ServerError> {
         let start_err = |e: std::io::Error| ServerError::Start {
             path: binary.to_path_buf(),
             reason: e.to_string(),
@@ -114,25 +130,52 @@ impl LocalQdrant {
             .tempdir()
             .map_err(start_err)?;
         let (http_port, grpc_port) = free_ports().map_err(start_err)?;
-        let child = Self::spawn(binary, dir.path(), http_port, grpc_port).map_err(start_err)?;
+        let cluster = match bootstrap {
+            None => None,
+            Some(first) => {
+                let p2p_port = free_port().map_err(start_err)?;
+                let mut args = vec![];
+                if let Some(first) = first {
+                    args.push("--bootstrap".to_string());
+                    args.push(format!("http://127.0.0.1:{first}"));
+                }
+                args.push("--uri".to_string());
+                args.push(format!("http://127.0.0.1:{p2p_port}"));
+                Some(ClusterNode { p2p_port, args })
+            }
+        };
+        let child = Self::spawn(binary, dir.path(), http_port, grpc_port, cluster.as_ref())
+            .map_err(start_err)?;
         let mut s = LocalQdrant {
             child,
             http_port,
             grpc_port,
             binary: binary.to_path_buf(),
+            cluster,
             dir,
         };
         s.wait_ready()?;
         Ok(s)
     }
 
-    fn spawn(binary: &Path, dir: &Path, http_port: u16, grpc_port: u16) -> std::io::Result<Child> {
+    fn spawn(
+        binary: &Path,
+        dir: &Path,
+        http_port: u16,
+        grpc_port: u16,
+        cluster: Option<&ClusterNode>,
+    ) -> std::io::Result<Child> {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(dir.join("qdrant.log"))?;
-        Command::new(binary)
-            .current_dir(dir)
+        let mut cmd = Command::new(binary);
+        if let Some(c) = cluster {
+            cmd.args(&c.args)
+                .env("QDRANT__CLUSTER__ENABLED", "true")
+                .env("QDRANT__CLUSTER__P2P__PORT", c.p2p_port.to_string());
+        }
+        cmd.current_dir(dir)
             .env("QDRANT__SERVICE__HOST", "127.0.0.1")
             .env("QDRANT__SERVICE__HTTP_PORT", http_port.to_string())
             .env("QDRANT__SERVICE__GRPC_PORT", grpc_port.to_string())
@@ -182,6 +225,7 @@ impl LocalQdrant {
             self.dir.path(),
             self.http_port,
             self.grpc_port,
+            self.cluster.as_ref(),
         )
         .map_err(|e| ServerError::Start {
             path: self.binary.clone(),
@@ -228,9 +272,108 @@ impl LocalQdrant {
         rss_of_pid(self.pid())
     }
 
+    /// The peer-to-peer port of a cluster node (`None` for a single node).
+    pub fn p2p_port(&self) -> Option<u16> {
+        self.cluster.as_ref().map(|c| c.p2p_port)
+    }
+
     /// The server's storage directory.
     pub fn storage_dir(&self) -> PathBuf {
         self.dir.path().join("storage")
+    }
+}
+
+/// A Qdrant cluster (distributed mode) of local nodes on loopback: the first node starts the
+/// cluster, the others join it through its peer-to-peer port. Each node is a [`LocalQdrant`]
+/// (storage of its own, killed when dropped).
+pub struct LocalCluster {
+    nodes: Vec<LocalQdrant>,
+}
+
+impl LocalCluster {
+    /// Starts `n` nodes and waits (up to 60 s) until the first node's `/cluster` lists all `n`
+    /// peers with a leader elected.
+    pub fn start(binary: &Path, n: usize) -> Result<Self, ServerError> {
+        if !binary.is_file() {
+            return Err(ServerError::Missing(binary.to_path_buf()));
+        }
+        let binary = &binary
+            .canonicalize()
+            .map_err(|_| ServerError::Missing(binary.to_path_buf()))?;
+        let retry = |first: Option<u16>| {
+            let mut last = String::new();
+            for _ in 0..3 {
+                match LocalQdrant::start_once(binary, Some(first)) {
+                    Ok(s) => return Ok(s),
+                    Err(e) => last = e.to_string(),
+                }
+            }
+            Err(ServerError::Start {
+                path: binary.to_path_buf(),
+                reason: last,
+            })
+        };
+        let first = retry(None)?;
+        let p2p = first.p2p_port().expect("a cluster node");
+        let mut nodes = vec![first];
+        for _ in 1..n.max(1) {
+            nodes.push(retry(Some(p2p))?);
+        }
+        let c = LocalCluster { nodes };
+        c.wait_peers(Duration::from_secs(60))?;
+        Ok(c)
+    }
+
+    /// Waits until a live node's `/cluster` lists every node as a peer and names a leader.
+    pub fn wait_peers(&self, limit: Duration) -> Result<(), ServerError> {
+        let t0 = Instant::now();
+        let want = self.nodes.len();
+        let mut seen = String::new();
+        while t0.elapsed() < limit {
+            for node in &self.nodes {
+                if let Some((200, body)) =
+                    http_get(node.http_port(), "/cluster", Duration::from_secs(2))
+                {
+                    if let Ok(v) = serde_json::from_str::<serde_json::Value>(&body) {
+                        let peers = v["result"]["peers"].as_object().map_or(0, |p| p.len());
+                        let leader = v["result"]["raft_info"]["leader"].is_u64();
+                        if peers == want && leader {
+                            return Ok(());
+                        }
+                        seen = body;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Err(ServerError::NotReady {
+            path: self.nodes[0].binary.clone(),
+            secs: limit.as_secs(),
+            reason: format!("the cluster did not list {want} peers with a leader"),
+            log: seen,
+        })
+    }
+
+    /// The node URLs (gRPC), comma-separated, starting at node `first`: what `QDRANT_URL`
+    /// takes for a client that fails over between the nodes.
+    pub fn urls_from(&self, first: usize) -> String {
+        let n = self.nodes.len();
+        (0..n)
+            .map(|k| self.nodes[(first + k) % n].url())
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    pub fn node(&mut self, i: usize) -> &mut LocalQdrant {
+        &mut self.nodes[i]
+    }
+
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
     }
 }
 

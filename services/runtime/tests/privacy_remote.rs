@@ -3,7 +3,7 @@
 //! `../shared/tools/qdrant`; without any the tests fail): the real models and fixture photos,
 //! the SQLite ledger, enrollment and complete erasure through `rollcall_gallery::privacy`, and
 //! the server's collection read back with a client of its own (every point, with vectors), not
-//! through the gallery under test.
+//! through the gallery under test. The last test runs on a three-node cluster of its own.
 
 use chrono::{Duration, Utc};
 use qdrant_client::qdrant::point_id::PointIdOptions;
@@ -13,7 +13,7 @@ use rollcall_domain::gallery::{CountScope, Gallery, SearchQuery, TemplateId};
 use rollcall_domain::privacy::{ConsentRecord, FACE_CONSENT};
 use rollcall_domain::{StudentId, TenantId};
 use rollcall_gallery::privacy::{erase_student, ErasureReason};
-use rollcall_gallery::server::TestQdrant;
+use rollcall_gallery::server::{LocalCluster, TestQdrant};
 use rollcall_gallery::vault::Keyring;
 use rollcall_gallery::{RemoteConfig, RemoteGallery};
 use rollcall_ledger::{NewGuardian, NewStudent, Store};
@@ -47,7 +47,8 @@ struct World {
     cfg: RemoteConfig,
     keys: Keyring,
     p: enroll::SharedPipeline,
-    _server: TestQdrant,
+    _server: Option<TestQdrant>,
+    cluster: Option<LocalCluster>,
     _tmp: tempfile::TempDir,
 }
 
@@ -57,6 +58,31 @@ impl World {
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
         )
         .unwrap_or_else(|e| panic!("the remote privacy tests need a Qdrant server: {e}"));
+        let mut cfg = RemoteConfig::new(server.url(), "", 128);
+        cfg.api_key = server.api_key();
+        Self::with(schools, cfg, Some(server), None).await
+    }
+
+    /// On a three-node Qdrant cluster of the test's own (distributed mode, loopback): the
+    /// collection in 3 shards with 2 copies each, a write confirmed by 1 copy (the layout
+    /// ARCHITECTURE.md's scale-out section chooses), the client given every node, node 0 first.
+    async fn on_cluster(schools: &[&str]) -> World {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let cluster = LocalCluster::start(&rollcall_gallery::server::default_binary(&root), 3)
+            .unwrap_or_else(|e| panic!("the cluster test needs the Qdrant server binary: {e}"));
+        let mut cfg = RemoteConfig::new(cluster.urls_from(0), "", 128);
+        cfg.shard_number = Some(3);
+        cfg.replication_factor = Some(2);
+        cfg.write_consistency_factor = Some(1);
+        Self::with(schools, cfg, None, Some(cluster)).await
+    }
+
+    async fn with(
+        schools: &[&str],
+        mut cfg: RemoteConfig,
+        server: Option<TestQdrant>,
+        cluster: Option<LocalCluster>,
+    ) -> World {
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("data");
         let root = Store::open_data_dir(&data).await.unwrap();
@@ -68,9 +94,7 @@ impl World {
                     .unwrap(),
             );
         }
-        let name = format!("rollcall_privacy_{}", uuid::Uuid::new_v4().simple());
-        let mut cfg = RemoteConfig::new(server.url(), name, 128);
-        cfg.api_key = server.api_key();
+        cfg.collection = format!("rollcall_privacy_{}", uuid::Uuid::new_v4().simple());
         let gallery = RemoteGallery::connect(cfg.clone()).await.unwrap();
         let p = FacePipeline::open(&PipelineConfig {
             models_dir: std::env::var_os("ROLLCALL_MODELS_DIR").map(PathBuf::from),
@@ -85,6 +109,7 @@ impl World {
             keys: Keyring::parse(&Keyring::generate_entry("k1"), None).unwrap(),
             p: enroll::shared(p),
             _server: server,
+            cluster,
             _tmp: tmp,
         }
     }
@@ -180,9 +205,15 @@ impl World {
         best.candidates.first().map(|c| c.student.to_string())
     }
 
-    /// Every point in the server's collection, through a separate client.
+    /// Every point in the server's collection, through a separate client (of the first node).
     async fn raw_points(&self) -> Vec<RawPoint> {
-        let client = Qdrant::from_url(&self.cfg.url)
+        self.raw_points_at(&rollcall_gallery::remote::node_urls(&self.cfg.url)[0])
+            .await
+    }
+
+    /// Every point of the collection as the node at `url` answers.
+    async fn raw_points_at(&self, url: &str) -> Vec<RawPoint> {
+        let client = Qdrant::from_url(url)
             .api_key(self.cfg.api_key.clone())
             .skip_compatibility_check()
             .build()
@@ -380,6 +411,189 @@ async fn schools_sharing_one_qdrant_collection_never_see_or_erase_each_other() {
     // a tenant cannot delete another tenant's templates by id
     assert_eq!(w.gallery.delete_templates(&tb, &[a[0]]).await.unwrap(), 0);
     assert!(w.gallery.get(a[0]).await.unwrap().is_some());
+    rollcall_gallery::remote::delete_collection(&w.cfg)
+        .await
+        .unwrap();
+}
+
+/// The sealed (canonical) template ids of a tenant and the ids its index holds.
+async fn sealed_and_indexed(w: &World, school: usize) -> (Vec<String>, Vec<String>) {
+    let tenant = w.tenant(school);
+    let mut sealed: Vec<String> =
+        rollcall_domain::privacy::PrivacyStore::sealed(&w.schools[school], &tenant, None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|s| point_id(s.template_id))
+            .collect();
+    let mut indexed: Vec<String> = w
+        .gallery
+        .tenant_templates(&tenant)
+        .await
+        .unwrap()
+        .iter()
+        .map(|t| point_id(t.meta.template_id))
+        .collect();
+    sealed.sort();
+    indexed.sort();
+    (sealed, indexed)
+}
+
+/// Issue 20: a three-node cluster (3 shards × 2 copies, write consistency 1) with the node the
+/// client asks first killed by SIGKILL. Identification keeps answering (the client fails over
+/// to the next node, the cluster serves every shard from its other copy); enrollment during
+/// the outage succeeds, or fails with a clear error and leaves nothing half-written; an index
+/// that lost a template meanwhile (a kill between sealing and indexing, simulated by deleting
+/// the point) is repaired by the reconciliation pass once the node is back, and the restarted
+/// node itself then answers for the whole collection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_node_cluster_with_a_node_killed_keeps_identifying_and_reconciles() {
+    let mut w = World::on_cluster(&["school-a"]).await;
+    let obama = w.enroll(0, "obama", &["obama/1.jpg", "obama/2.jpg"]).await;
+    w.enroll(0, "biden", &["biden/1.jpg"]).await;
+    assert_eq!(w.who(0, "obama/3.jpg").await.as_deref(), Some("obama"));
+    let node0 = rollcall_gallery::remote::node_urls(&w.cfg.url)[0].clone();
+    assert_eq!(w.gallery.preferred_node(), node0);
+
+    // node 0, the one the client asks first, is killed
+    w.cluster.as_mut().unwrap().node(0).kill();
+    let t0 = std::time::Instant::now();
+    assert_eq!(w.who(0, "obama/3.jpg").await.as_deref(), Some("obama"));
+    assert_eq!(w.who(0, "biden/2.jpg").await.as_deref(), Some("biden"));
+    eprintln!(
+        "two identifications with node 0 down: {:?}; now asking {}",
+        t0.elapsed(),
+        w.gallery.preferred_node()
+    );
+    assert_ne!(w.gallery.preferred_node(), node0, "the client failed over");
+
+    // enrollment during the outage: succeeds (a write needs one copy of its shard), or fails
+    // with a clear error; either way the sealed copy and the index agree for the student
+    let kit = {
+        let store = &w.schools[0];
+        store
+            .create_student(&NewStudent {
+                id: "kit".into(),
+                name: "Kit".into(),
+                home_campus_id: None,
+            })
+            .await
+            .unwrap();
+        store
+            .add_guardian(&NewGuardian {
+                id: "kit-g".into(),
+                student_id: "kit".into(),
+                name: "Guardian".into(),
+                phone: None,
+                email: None,
+                language: "en".into(),
+                notify_prefs: String::new(),
+            })
+            .await
+            .unwrap();
+        store
+            .record_consent_decision(
+                "kit",
+                &ConsentRecord {
+                    kind: FACE_CONSENT.into(),
+                    granted: true,
+                    given_by: "kit-g".into(),
+                    at: Utc::now() - Duration::days(1),
+                    document_ref: Some("form-kit".into()),
+                    expires_at: None,
+                },
+            )
+            .await
+            .unwrap();
+        let cfg = EnrollConfig::new(w.data.join("crops"), w.p.lock().await.thresholds());
+        enroll::enroll(
+            &w.p,
+            &w.gallery,
+            &Safeguards {
+                store,
+                keys: &w.keys,
+            },
+            &cfg,
+            EnrollRequest {
+                tenant: w.tenant(0),
+                student: StudentId::new("kit").unwrap(),
+                campuses: vec![],
+                photos: vec![(
+                    "kit/1.jpg".into(),
+                    std::fs::read(fixtures().join("faces/kit_harington/1.jpg")).unwrap(),
+                )],
+                now: Utc::now(),
+            },
+        )
+        .await
+    };
+    eprintln!(
+        "enrollment with node 0 down: {}",
+        match &kit {
+            Ok(r) => format!("{} template(s)", r.enrolled.len()),
+            Err(e) => e.to_string(),
+        }
+    );
+    match &kit {
+        Ok(r) => assert_eq!(r.enrolled.len(), 1, "{r:?}"),
+        Err(e) => {
+            let msg = e.to_string();
+            let m = msg.to_lowercase();
+            assert!(
+                m.contains("gallery") || m.contains("qdrant"),
+                "a clear error: {msg}"
+            );
+        }
+    }
+    let (sealed, indexed) = sealed_and_indexed(&w, 0).await;
+    assert_eq!(sealed, indexed, "nothing half-written during the outage");
+    assert_eq!(sealed.len(), if kit.is_ok() { 4 } else { 3 });
+
+    // a template indexed nowhere (a kill between sealing and indexing)
+    w.gallery
+        .delete_templates(&w.tenant(0), &[obama[0]])
+        .await
+        .unwrap();
+    let (sealed, indexed) = sealed_and_indexed(&w, 0).await;
+    assert_eq!(sealed.len(), indexed.len() + 1);
+
+    // node 0 comes back on its storage and rejoins; reconciliation repairs the index
+    {
+        let c = w.cluster.as_mut().unwrap();
+        c.node(0).restart().expect("node 0 restarts");
+        c.wait_peers(std::time::Duration::from_secs(60))
+            .expect("node 0 rejoins the cluster");
+    }
+    let r =
+        rollcall_gallery::vault::reconcile_index(&w.keys, &w.schools[0], &w.gallery, &w.tenant(0))
+            .await
+            .unwrap();
+    assert_eq!((r.restored, r.removed_stale), (1, 0), "{r:?}");
+    let (sealed, indexed) = sealed_and_indexed(&w, 0).await;
+    assert_eq!(sealed, indexed);
+    assert_eq!(
+        w.who(0, "kit_harington/2.jpg").await.as_deref(),
+        kit.as_ref().ok().map(|_| "kit")
+    );
+    // the restarted node answers for the whole collection once its copies are recovered
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let mut at0: Vec<String> = w
+            .raw_points_at(&node0)
+            .await
+            .into_iter()
+            .map(|p| p.0)
+            .collect();
+        at0.sort();
+        if at0 == sealed {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "node 0 answers with {at0:?}, sealed {sealed:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
     rollcall_gallery::remote::delete_collection(&w.cfg)
         .await
         .unwrap();
