@@ -11,10 +11,13 @@ use std::path::PathBuf;
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ChannelOpts {
-    /// `http://host:port/path` of the SMS/WeChat webhook gateway (secret: ROLLCALL_WEBHOOK_SECRET).
+    /// `https://host[:port]/path` of the SMS/WeChat webhook gateway (`http://` for one on this
+    /// machine, or with ROLLCALL_WEBHOOK_ALLOW_HTTP=1; secret: ROLLCALL_WEBHOOK_SECRET; extra
+    /// trusted CAs: ROLLCALL_WEBHOOK_CA_FILE).
     #[arg(long, env = "ROLLCALL_WEBHOOK_URL")]
     pub webhook_url: Option<String>,
-    /// SMTP relay host for e-mail (plain SMTP; the relay does TLS and credentials).
+    /// SMTP relay host for e-mail: STARTTLS (or TLS on port 465) unless it is on this machine;
+    /// ROLLCALL_SMTP_TLS, ROLLCALL_SMTP_USERNAME/PASSWORD, ROLLCALL_SMTP_CA_FILE.
     #[arg(long, env = "ROLLCALL_SMTP_HOST")]
     pub smtp_host: Option<String>,
     #[arg(long, env = "ROLLCALL_SMTP_PORT")]

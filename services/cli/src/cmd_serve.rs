@@ -71,6 +71,12 @@ pub const SERVE_ENV: &[&str] = &[
     "ROLLCALL_SMTP_HOST",
     "ROLLCALL_SMTP_PORT",
     "ROLLCALL_SMTP_FROM",
+    "ROLLCALL_SMTP_TLS",
+    "ROLLCALL_SMTP_USERNAME",
+    "ROLLCALL_SMTP_PASSWORD",
+    "ROLLCALL_SMTP_CA_FILE",
+    "ROLLCALL_WEBHOOK_ALLOW_HTTP",
+    "ROLLCALL_WEBHOOK_CA_FILE",
     "ROLLCALL_MODELS_DIR",
     "ROLLCALL_MANIFESTS_DIR",
     "ROLLCALL_DETECTOR",
@@ -148,45 +154,56 @@ impl ServeConfig {
         self.data.join(format!("{}.heartbeat", self.instance))
     }
 
-    /// Reads the file, then applies the environment overrides.
+    /// Reads the file, then applies the environment overrides, then checks the result.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let mut c: ServeConfig =
-            toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
-        if let Some(v) = std::env::var_os("ROLLCALL_DATA") {
+        Self::parse(&text, |k| std::env::var(k).ok())
+            .with_context(|| format!("serve config {}", path.display()))
+    }
+
+    /// Parses config text, applies the overrides `env` gives (`ROLLCALL_DATA`,
+    /// `ROLLCALL_SCHOOL`, `ROLLCALL_LISTEN`, `ROLLCALL_INSTANCE`), and checks the result.
+    pub fn parse(text: &str, env: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        let mut c: ServeConfig = toml::from_str(text)?;
+        if let Some(v) = env("ROLLCALL_DATA") {
             c.data = PathBuf::from(v);
         }
-        if let Ok(v) = std::env::var("ROLLCALL_SCHOOL") {
+        if let Some(v) = env("ROLLCALL_SCHOOL") {
             c.school = Some(v);
         }
-        if let Ok(v) = std::env::var("ROLLCALL_LISTEN") {
+        if let Some(v) = env("ROLLCALL_LISTEN") {
             c.listen = v;
         }
-        if let Ok(v) = std::env::var("ROLLCALL_INSTANCE") {
+        if let Some(v) = env("ROLLCALL_INSTANCE") {
             c.instance = v;
         }
-        if c.instance.is_empty()
-            || c.instance.len() > 64
-            || !c
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.instance.is_empty()
+            || self.instance.len() > 64
+            || !self
                 .instance
                 .chars()
                 .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
         {
             return Err(anyhow!(
                 "instance {:?}: 1 to 64 letters, digits, '-' or '_'",
-                c.instance
+                self.instance
             ));
         }
         let mut ids = std::collections::BTreeSet::new();
-        for cam in &c.cameras {
+        for cam in &self.cameras {
             cam.validate_settings()
                 .with_context(|| format!("camera {}", cam.id))?;
             if !ids.insert(cam.id.clone()) {
                 return Err(anyhow!("camera id {} is used twice", cam.id));
             }
         }
-        Ok(c)
+        Ok(())
     }
 }
 

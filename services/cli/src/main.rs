@@ -17,6 +17,8 @@ mod cmd_vision;
 mod cmd_watch;
 #[cfg(test)]
 mod deploy_check;
+#[cfg(test)]
+mod fuzz_config;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod channel;
 pub mod dispatcher;
+pub mod http;
 pub mod receiver;
 pub mod smtp;
 pub mod templates;
@@ -18,7 +19,7 @@ pub use channel::{Channel, Channels, LogChannel, Outgoing, RecordingSink, SendEr
 pub use dispatcher::{
     spawn_dispatcher, Dispatcher, DispatcherConfig, DispatcherHandle, TickReport,
 };
-pub use smtp::SmtpChannel;
+pub use smtp::{SmtpChannel, SmtpSecurity, SmtpTls};
 pub use templates::{render, Lang, Rendered};
 pub use webhook::{sign, verify, SignatureError, WebhookChannel};
 
@@ -54,22 +55,47 @@ pub enum NotifyError {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct ChannelConfig {
-    /// `http://host:port/path` of the SMS/WeChat gateway.
+    /// `https://host[:port]/path` of the SMS/WeChat gateway (`http://` for a loopback one).
     pub webhook_url: Option<String>,
     /// HMAC key of `X-Rollcall-Signature` (at least 16 bytes); env `ROLLCALL_WEBHOOK_SECRET`.
     #[serde(skip_serializing)]
     pub webhook_secret: Option<String>,
     pub webhook_timeout_ms: Option<u64>,
+    /// Plain `http://` to a gateway that is not on this machine (a private network); env
+    /// `ROLLCALL_WEBHOOK_ALLOW_HTTP`.
+    pub webhook_allow_http: bool,
+    /// PEM CA certificates trusted for the gateway besides the system's; env
+    /// `ROLLCALL_WEBHOOK_CA_FILE`.
+    pub webhook_ca_file: Option<std::path::PathBuf>,
     pub smtp_host: Option<String>,
     pub smtp_port: Option<u16>,
     /// `Rollcall <noreply@school.example>`.
     pub smtp_from: Option<String>,
     pub smtp_timeout_ms: Option<u64>,
+    /// `starttls`, `tls` or `none` (default: tls on port 465, none to this machine, starttls
+    /// otherwise); env `ROLLCALL_SMTP_TLS`.
+    pub smtp_tls: Option<String>,
+    /// env `ROLLCALL_SMTP_USERNAME`, `ROLLCALL_SMTP_PASSWORD`.
+    pub smtp_username: Option<String>,
+    #[serde(skip_serializing)]
+    pub smtp_password: Option<String>,
+    /// PEM CA certificates trusted for the relay besides the system's; env
+    /// `ROLLCALL_SMTP_CA_FILE`.
+    pub smtp_ca_file: Option<std::path::PathBuf>,
+}
+
+fn read_ca(field: &'static str, p: &std::path::Path) -> Result<Vec<u8>, NotifyError> {
+    std::fs::read(p).map_err(|e| NotifyError::Config {
+        field,
+        message: format!("{}: {e}", p.display()),
+    })
 }
 
 impl ChannelConfig {
-    /// `ROLLCALL_WEBHOOK_URL`, `ROLLCALL_WEBHOOK_SECRET`, `ROLLCALL_SMTP_HOST`,
-    /// `ROLLCALL_SMTP_PORT`, `ROLLCALL_SMTP_FROM` override the fields they name.
+    /// `ROLLCALL_WEBHOOK_URL`, `ROLLCALL_WEBHOOK_SECRET`, `ROLLCALL_WEBHOOK_ALLOW_HTTP`,
+    /// `ROLLCALL_WEBHOOK_CA_FILE`, `ROLLCALL_SMTP_HOST`, `ROLLCALL_SMTP_PORT`,
+    /// `ROLLCALL_SMTP_FROM`, `ROLLCALL_SMTP_TLS`, `ROLLCALL_SMTP_USERNAME`,
+    /// `ROLLCALL_SMTP_PASSWORD`, `ROLLCALL_SMTP_CA_FILE` override the fields they name.
     pub fn with_env(mut self) -> Result<Self, NotifyError> {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         if let Some(v) = var("ROLLCALL_WEBHOOK_URL") {
@@ -90,6 +116,33 @@ impl ChannelConfig {
         if let Some(v) = var("ROLLCALL_SMTP_FROM") {
             self.smtp_from = Some(v);
         }
+        if let Some(v) = var("ROLLCALL_SMTP_TLS") {
+            self.smtp_tls = Some(v);
+        }
+        if let Some(v) = var("ROLLCALL_SMTP_USERNAME") {
+            self.smtp_username = Some(v);
+        }
+        if let Some(v) = var("ROLLCALL_SMTP_PASSWORD") {
+            self.smtp_password = Some(v);
+        }
+        if let Some(v) = var("ROLLCALL_SMTP_CA_FILE") {
+            self.smtp_ca_file = Some(v.into());
+        }
+        if let Some(v) = var("ROLLCALL_WEBHOOK_CA_FILE") {
+            self.webhook_ca_file = Some(v.into());
+        }
+        if let Some(v) = var("ROLLCALL_WEBHOOK_ALLOW_HTTP") {
+            self.webhook_allow_http = match v.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => true,
+                "0" | "false" | "no" | "off" => false,
+                _ => {
+                    return Err(NotifyError::Config {
+                        field: "ROLLCALL_WEBHOOK_ALLOW_HTTP",
+                        message: format!("{v:?}: expected 1 or 0"),
+                    })
+                }
+            };
+        }
         Ok(self)
     }
 
@@ -97,15 +150,22 @@ impl ChannelConfig {
     pub fn build(&self) -> Result<Channels, NotifyError> {
         let mut c = Channels::default();
         if let Some(url) = &self.webhook_url {
-            webhook::HttpUrl::parse(url)?;
+            http::WebhookUrl::parse(url, self.webhook_allow_http)?;
             let secret = self.webhook_secret.as_deref().ok_or(NotifyError::Config {
                 field: "webhook_secret",
                 message: "a webhook needs a secret (ROLLCALL_WEBHOOK_SECRET)".into(),
             })?;
-            c.webhook = Some(Arc::new(WebhookChannel::new(
+            let timeout = Duration::from_millis(self.webhook_timeout_ms.unwrap_or(10_000));
+            let ca = match &self.webhook_ca_file {
+                Some(p) => Some(read_ca("webhook CA file", p)?),
+                None => None,
+            };
+            c.webhook = Some(Arc::new(WebhookChannel::with_client(
                 url,
                 secret.as_bytes(),
-                Duration::from_millis(self.webhook_timeout_ms.unwrap_or(10_000)),
+                timeout,
+                self.webhook_allow_http,
+                http::HttpClient::new(ca.as_deref(), timeout)?,
             )?));
         }
         if let Some(host) = &self.smtp_host {
@@ -113,11 +173,30 @@ impl ChannelConfig {
                 field: "smtp_from",
                 message: "e-mail needs a sender address".into(),
             })?;
-            c.email = Some(Arc::new(SmtpChannel::new(
+            let credentials = match (&self.smtp_username, &self.smtp_password) {
+                (Some(u), Some(p)) => Some((u.clone(), p.clone())),
+                (None, None) => None,
+                _ => {
+                    return Err(NotifyError::Config {
+                        field: "smtp credentials",
+                        message: "a username needs a password and the other way round".into(),
+                    })
+                }
+            };
+            let sec = SmtpSecurity {
+                tls: self.smtp_tls.as_deref().map(SmtpTls::parse).transpose()?,
+                credentials,
+                extra_ca_pem: match &self.smtp_ca_file {
+                    Some(p) => Some(read_ca("smtp CA file", p)?),
+                    None => None,
+                },
+            };
+            c.email = Some(Arc::new(SmtpChannel::with_security(
                 host,
                 self.smtp_port.unwrap_or(25),
                 from,
                 Duration::from_millis(self.smtp_timeout_ms.unwrap_or(30_000)),
+                &sec,
             )?));
         }
         Ok(c)

@@ -1,7 +1,7 @@
 //! Webhook channel: `POST` of the notice as JSON to a gateway (the integration point for SMS and
-//! WeChat providers), over plain HTTP/1.1 on a tokio `TcpStream`. TLS is not spoken here: the
-//! gateway URL is expected on a private network or behind a local TLS-terminating proxy
-//! (`https://` URLs are refused with a clear error).
+//! WeChat providers) through [`crate::http::HttpClient`]: HTTPS (rustls, the system's trust
+//! store plus `ROLLCALL_WEBHOOK_CA_FILE`) by default, plain HTTP only to a loopback gateway or
+//! with `ROLLCALL_WEBHOOK_ALLOW_HTTP=1`, redirects refused, connect and request timeouts.
 //!
 //! Headers: `Idempotency-Key: <delivery key>` (the receiver dedupes on it; a notice may be
 //! delivered more than once) and `X-Rollcall-Signature: t=<unix seconds>,v2=<hex>` where
@@ -17,8 +17,8 @@ use async_trait::async_trait;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+
+pub use crate::http::{HttpClient, Scheme, WebhookUrl};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -94,63 +94,31 @@ pub fn verify(
         .map_err(|_| SignatureError::Mismatch)
 }
 
-/// `http://host[:port][/path]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpUrl {
-    pub host: String,
-    pub port: u16,
-    pub path: String,
-}
-
-impl HttpUrl {
-    pub fn parse(url: &str) -> Result<HttpUrl, NotifyError> {
-        let bad = |m: &str| NotifyError::Config {
-            field: "webhook url",
-            message: format!("{url:?}: {m}"),
-        };
-        let rest = if let Some(r) = url.strip_prefix("http://") {
-            r
-        } else if url.starts_with("https://") {
-            return Err(bad("https is not spoken here: put a TLS-terminating proxy or the gateway on a private network and give its http:// URL"));
-        } else {
-            return Err(bad("must start with http://"));
-        };
-        let (authority, path) = match rest.find('/') {
-            Some(i) => (&rest[..i], &rest[i..]),
-            None => (rest, "/"),
-        };
-        if authority.is_empty() || authority.contains('@') {
-            return Err(bad("needs a host (and no credentials)"));
-        }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || h.starts_with('[') => (
-                h.to_string(),
-                p.parse::<u16>().map_err(|_| bad("bad port"))?,
-            ),
-            _ => (authority.to_string(), 80),
-        };
-        if host.is_empty() || path.chars().any(|c| c.is_whitespace() || c.is_control()) {
-            return Err(bad("bad host or path"));
-        }
-        Ok(HttpUrl {
-            host,
-            port,
-            path: path.to_string(),
-        })
-    }
-}
-
 /// The webhook channel.
 #[derive(Debug, Clone)]
 pub struct WebhookChannel {
-    url: HttpUrl,
+    url: WebhookUrl,
     secret: Vec<u8>,
     timeout: Duration,
+    client: HttpClient,
 }
 
 impl WebhookChannel {
-    /// `timeout` bounds the whole request (connect, send, status line).
+    /// `timeout` bounds the whole request (connect, TLS, send, answer). HTTPS with the
+    /// system's trust store; plain HTTP to a loopback gateway only.
     pub fn new(url: &str, secret: &[u8], timeout: Duration) -> Result<Self, NotifyError> {
+        Self::with_client(url, secret, timeout, false, HttpClient::new(None, timeout)?)
+    }
+
+    /// With a client of the caller's (extra CA certificates) and, with `allow_plain_http`,
+    /// plain `http://` to any host (a gateway on a private network).
+    pub fn with_client(
+        url: &str,
+        secret: &[u8],
+        timeout: Duration,
+        allow_plain_http: bool,
+        client: HttpClient,
+    ) -> Result<Self, NotifyError> {
         if secret.len() < 16 {
             return Err(NotifyError::Config {
                 field: "webhook secret",
@@ -158,61 +126,22 @@ impl WebhookChannel {
             });
         }
         Ok(Self {
-            url: HttpUrl::parse(url)?,
+            url: WebhookUrl::parse(url, allow_plain_http)?,
             secret: secret.to_vec(),
             timeout,
+            client,
         })
     }
 
-    async fn post(&self, key: &str, body: &[u8]) -> Result<u16, SendError> {
+    async fn post(&self, key: &str, body: &[u8]) -> Result<crate::http::Answer, SendError> {
         let t = chrono::Utc::now().timestamp();
-        let head = format!(
-            "POST {} HTTP/1.1\r\nHost: {}:{}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nIdempotency-Key: {}\r\nX-Rollcall-Signature: {}\r\nUser-Agent: rollcall-notify\r\nConnection: close\r\n\r\n",
-            self.url.path,
-            self.url.host,
-            self.url.port,
-            body.len(),
-            key,
-            sign(&self.secret, t, key, body)
-        );
-        let host = self.url.host.trim_start_matches('[').trim_end_matches(']');
-        let mut s = TcpStream::connect((host, self.url.port))
-            .await
-            .map_err(|e| SendError::Transient(format!("connect: {e}")))?;
-        let mut msg = head.into_bytes();
-        msg.extend_from_slice(body);
-        s.write_all(&msg)
-            .await
-            .map_err(|e| SendError::Transient(format!("write: {e}")))?;
-        // the status line is all we need
-        let mut buf = Vec::with_capacity(256);
-        let mut chunk = [0u8; 256];
-        loop {
-            let n = s
-                .read(&mut chunk)
-                .await
-                .map_err(|e| SendError::Transient(format!("read: {e}")))?;
-            if n == 0 {
-                break;
-            }
-            buf.extend_from_slice(&chunk[..n]);
-            if buf.windows(2).any(|w| w == b"\r\n") || buf.len() > 8192 {
-                break;
-            }
-        }
-        let line = String::from_utf8_lossy(&buf);
-        let line = line.lines().next().unwrap_or("");
-        let mut parts = line.split_whitespace();
-        match (
-            parts.next(),
-            parts.next().and_then(|c| c.parse::<u16>().ok()),
-        ) {
-            (Some(v), Some(code)) if v.starts_with("HTTP/1.") => Ok(code),
-            _ => Err(SendError::Transient(format!(
-                "no HTTP status line in the answer ({} bytes)",
-                buf.len()
-            ))),
-        }
+        let headers = [
+            ("content-type", "application/json".to_string()),
+            ("idempotency-key", key.to_string()),
+            ("x-rollcall-signature", sign(&self.secret, t, key, body)),
+            ("user-agent", "rollcall-notify".to_string()),
+        ];
+        self.client.post(&self.url, &headers, body.to_vec()).await
     }
 }
 
@@ -229,13 +158,20 @@ impl Channel for WebhookChannel {
             ));
         }
         let body = serde_json::to_vec(n).map_err(|e| SendError::Permanent(e.to_string()))?;
-        let code = tokio::time::timeout(self.timeout, self.post(&n.delivery_key, &body))
+        let answer = tokio::time::timeout(self.timeout, self.post(&n.delivery_key, &body))
             .await
             .map_err(|_| SendError::Transient(format!("timed out after {:?}", self.timeout)))??;
-        match code {
+        match answer.status {
             200..=299 => Ok(()),
-            408 | 425 | 429 | 500..=599 => Err(SendError::Transient(format!("HTTP {code}"))),
-            _ => Err(SendError::Permanent(format!("HTTP {code}"))),
+            // never followed: a redirect would carry the signed notice to another address
+            code @ 300..=399 => Err(SendError::Permanent(format!(
+                "HTTP {code}: redirects are refused (to {})",
+                answer.location.as_deref().unwrap_or("no location")
+            ))),
+            code @ (408 | 425 | 429 | 500..=599) => {
+                Err(SendError::Transient(format!("HTTP {code}")))
+            }
+            code => Err(SendError::Permanent(format!("HTTP {code}"))),
         }
     }
 }
@@ -292,23 +228,29 @@ mod tests {
     }
 
     #[test]
-    fn urls_are_checked() {
-        let u = HttpUrl::parse("http://127.0.0.1:8080/hooks/rollcall").unwrap();
-        assert_eq!(
-            (u.host.as_str(), u.port, u.path.as_str()),
-            ("127.0.0.1", 8080, "/hooks/rollcall")
+    fn channels_need_a_long_secret_and_a_usable_url() {
+        assert!(
+            WebhookChannel::new("http://127.0.0.1/", b"short", Duration::from_secs(1)).is_err()
         );
-        assert_eq!(HttpUrl::parse("http://gw.local").unwrap().port, 80);
-        for bad in [
-            "https://x",
-            "ftp://x",
-            "http://",
-            "http://u:p@h/",
-            "http://h:99999/",
-            "http://h/a b",
-        ] {
-            assert!(HttpUrl::parse(bad).is_err(), "{bad}");
-        }
-        assert!(WebhookChannel::new("http://h/", b"short", Duration::from_secs(1)).is_err());
+        let secret = b"0123456789abcdef-secret";
+        assert!(
+            WebhookChannel::new("https://gw.example.org/h", secret, Duration::from_secs(1)).is_ok()
+        );
+        assert!(
+            WebhookChannel::new("http://127.0.0.1:9/h", secret, Duration::from_secs(1)).is_ok()
+        );
+        // plain http to another host: only with the explicit setting
+        assert!(
+            WebhookChannel::new("http://gw.example.org/h", secret, Duration::from_secs(1)).is_err()
+        );
+        let client = HttpClient::new(None, Duration::from_secs(1)).unwrap();
+        assert!(WebhookChannel::with_client(
+            "http://gw.example.org/h",
+            secret,
+            Duration::from_secs(1),
+            true,
+            client
+        )
+        .is_ok());
     }
 }
