@@ -151,8 +151,12 @@ fn notify_settings_checkin_dispatch_status_and_dead_letters() {
             "run",
             "--once",
             "--webhook-url",
-            "https://gw.example/hook",
+            "http://gw.example/hook",
         ],
     );
-    assert!(!ok && err.contains("https"), "{err}");
+    // plain http to another host: refused, saying what to do instead
+    assert!(
+        !ok && err.contains("https://") && err.contains("ROLLCALL_WEBHOOK_ALLOW_HTTP"),
+        "{err}"
+    );
 }
