@@ -34,7 +34,7 @@ pub struct DataOpts {
     pub qdrant_collection: String,
     /// A Qdrant cluster's layout for the collection, applied when rollcall creates it (an
     /// existing collection keeps its own): shards, copies of each shard, and how many copies
-    /// must confirm a write. Unset: the server's defaults (1, 1, 1). See ARCHITECTURE.md
+    /// must confirm a write. Unset: the server's defaults. See ARCHITECTURE.md
     /// ("Scale-out") for the tested cluster: 3 shards, 2 copies, 1 confirmation.
     #[command(flatten)]
     pub qdrant_layout: QdrantLayout,
