@@ -341,17 +341,8 @@ fn qdrant_server_killed_for_30s_mid_day_serve_degrades_then_loses_nothing() {
     std::thread::sleep(Duration::from_secs(5));
     qdrant.kill();
     // an enrollment meanwhile is refused as a temporary failure, saying why
-    let token = std::fs::read_to_string(keep.join("api-token")).unwrap();
-    let photo = std::fs::read(
-        std::env::var_os("ROLLCALL_FIXTURES_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("../shared/fixtures"))
-            .join("faces/obama/3.jpg"),
-    )
-    .unwrap();
-    let (status, body) =
-        http_post_photo(&addr, "/api/v1/students/obama/photos", token.trim(), &photo)
-            .expect("serve answers an enrollment while the gallery is down");
+    let (status, body) = enroll_a_photo(&keep, &addr)
+        .expect("serve answers an enrollment while the gallery is down");
     assert_eq!(status, 503, "{body}");
     assert!(body.contains("gallery_unavailable"), "{body}");
     let reasons = watch_health(&addr, Duration::from_secs(25));
@@ -389,6 +380,14 @@ fn http_post_photo(addr: &str, path: &str, token: &str, photo: &[u8]) -> Option<
     s.read_to_string(&mut out).ok()?;
     let status = out.split_whitespace().nth(1)?.parse().ok()?;
     Some((status, out.split_once("\r\n\r\n")?.1.to_string()))
+}
+
+/// One of obama's photos enrolled through serve's API at `addr`, with the bench's token
+/// (`keep/api-token`): (status, body), or `None` when serve did not answer.
+fn enroll_a_photo(keep: &Path, addr: &str) -> Option<(u16, String)> {
+    let token = std::fs::read_to_string(keep.join("api-token")).unwrap();
+    let photo = std::fs::read(compact::fixtures().join("faces/obama/3.jpg")).unwrap();
+    http_post_photo(addr, "/api/v1/students/obama/photos", token.trim(), &photo)
 }
 
 /// The scale-out set-up of ARCHITECTURE.md, played for real: a three-node Qdrant cluster of
@@ -465,21 +464,8 @@ fn qdrant_cluster_node_killed_under_two_serves_on_postgres_loses_nothing() {
     std::thread::sleep(Duration::from_secs(3));
     cluster.node(0).kill();
     // an enrollment through serve 1 while node 0 is down
-    let token = std::fs::read_to_string(keep.join("api-token")).unwrap();
-    let photo = std::fs::read(
-        std::env::var_os("ROLLCALL_FIXTURES_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| root.join("../shared/fixtures"))
-            .join("faces/obama/3.jpg"),
-    )
-    .unwrap();
-    let (status, body) = http_post_photo(
-        &addrs[0],
-        "/api/v1/students/obama/photos",
-        token.trim(),
-        &photo,
-    )
-    .expect("serve 1 answers an enrollment during the outage");
+    let (status, body) =
+        enroll_a_photo(&keep, &addrs[0]).expect("serve 1 answers an enrollment during the outage");
     assert!(
         status == 200 || (status == 503 && body.contains("gallery")),
         "enrollment during the outage: {status} {body}"

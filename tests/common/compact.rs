@@ -6,7 +6,7 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn fixtures() -> PathBuf {
+pub fn fixtures() -> PathBuf {
     let dir = std::env::var_os("ROLLCALL_FIXTURES_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root().join("../shared/fixtures"));

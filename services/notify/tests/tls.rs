@@ -351,6 +351,18 @@ async fn smtp_server(starttls: bool, implicit: bool) -> (u16, Arc<Mutex<Vec<Sess
     (port, got)
 }
 
+/// An SMTP channel to the test's server at `host:port`.
+fn smtp(host: &str, port: u16, sec: &SmtpSecurity) -> SmtpChannel {
+    SmtpChannel::with_security(
+        host,
+        port,
+        "Rollcall <noreply@acme.example>",
+        Duration::from_secs(5),
+        sec,
+    )
+    .unwrap()
+}
+
 fn email(key: &str) -> Outgoing {
     Outgoing {
         channel: "email".into(),
@@ -366,14 +378,7 @@ async fn email_goes_over_starttls_with_authentication() {
         credentials: Some(("office".into(), "relay-password".into())),
         extra_ca_pem: Some(ca_pem()),
     };
-    let ch = SmtpChannel::with_security(
-        "127.0.0.1",
-        port,
-        "Rollcall <noreply@acme.example>",
-        Duration::from_secs(5),
-        &sec,
-    )
-    .unwrap();
+    let ch = smtp("127.0.0.1", port, &sec);
     ch.send(&email("k-starttls")).await.unwrap();
     let sessions = got.lock().unwrap().clone();
     let s = sessions
@@ -398,14 +403,7 @@ async fn email_goes_over_tls_from_the_first_byte() {
         credentials: None,
         extra_ca_pem: Some(ca_pem()),
     };
-    let ch = SmtpChannel::with_security(
-        "localhost",
-        port,
-        "Rollcall <noreply@acme.example>",
-        Duration::from_secs(5),
-        &sec,
-    )
-    .unwrap();
+    let ch = smtp("localhost", port, &sec);
     ch.send(&email("k-implicit")).await.unwrap();
     let sessions = got.lock().unwrap().clone();
     assert!(
@@ -423,14 +421,7 @@ async fn email_is_never_sent_in_plain_text_when_starttls_is_required() {
         credentials: Some(("office".into(), "relay-password".into())),
         extra_ca_pem: Some(ca_pem()),
     };
-    let ch = SmtpChannel::with_security(
-        "127.0.0.1",
-        port,
-        "Rollcall <noreply@acme.example>",
-        Duration::from_secs(5),
-        &sec,
-    )
-    .unwrap();
+    let ch = smtp("127.0.0.1", port, &sec);
     assert!(ch.send(&email("k-stripped")).await.is_err());
     tokio::time::sleep(Duration::from_millis(100)).await;
     for s in got.lock().unwrap().iter() {
@@ -441,17 +432,14 @@ async fn email_is_never_sent_in_plain_text_when_starttls_is_required() {
     }
     // and a relay whose certificate is from an unknown CA gets nothing either
     let (port, got) = smtp_server(true, false).await;
-    let ch = SmtpChannel::with_security(
+    let ch = smtp(
         "127.0.0.1",
         port,
-        "Rollcall <noreply@acme.example>",
-        Duration::from_secs(5),
         &SmtpSecurity {
             extra_ca_pem: None,
             ..sec
         },
-    )
-    .unwrap();
+    );
     assert!(ch.send(&email("k-unknown-ca")).await.is_err());
     tokio::time::sleep(Duration::from_millis(100)).await;
     for s in got.lock().unwrap().iter() {

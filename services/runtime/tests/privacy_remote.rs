@@ -118,7 +118,8 @@ impl World {
         TenantId::new(self.schools[school].school_id()).unwrap()
     }
 
-    async fn enroll(&mut self, school: usize, id: &str, photos: &[&str]) -> Vec<TemplateId> {
+    /// The student `id` in `school`, with a guardian who consented to face recognition.
+    async fn register(&self, school: usize, id: &str) {
         let store = &self.schools[school];
         store
             .create_student(&NewStudent {
@@ -154,6 +155,11 @@ impl World {
             )
             .await
             .unwrap();
+    }
+
+    async fn enroll(&mut self, school: usize, id: &str, photos: &[&str]) -> Vec<TemplateId> {
+        self.register(school, id).await;
+        let store = &self.schools[school];
         let cfg = EnrollConfig::new(self.data.join("crops"), self.p.lock().await.thresholds());
         let photos = photos
             .iter()
@@ -469,42 +475,9 @@ async fn three_node_cluster_with_a_node_killed_keeps_identifying_and_reconciles(
 
     // enrollment during the outage: succeeds (a write needs one copy of its shard), or fails
     // with a clear error; either way the sealed copy and the index agree for the student
+    w.register(0, "kit").await;
     let kit = {
         let store = &w.schools[0];
-        store
-            .create_student(&NewStudent {
-                id: "kit".into(),
-                name: "Kit".into(),
-                home_campus_id: None,
-            })
-            .await
-            .unwrap();
-        store
-            .add_guardian(&NewGuardian {
-                id: "kit-g".into(),
-                student_id: "kit".into(),
-                name: "Guardian".into(),
-                phone: None,
-                email: None,
-                language: "en".into(),
-                notify_prefs: String::new(),
-            })
-            .await
-            .unwrap();
-        store
-            .record_consent_decision(
-                "kit",
-                &ConsentRecord {
-                    kind: FACE_CONSENT.into(),
-                    granted: true,
-                    given_by: "kit-g".into(),
-                    at: Utc::now() - Duration::days(1),
-                    document_ref: Some("form-kit".into()),
-                    expires_at: None,
-                },
-            )
-            .await
-            .unwrap();
         let cfg = EnrollConfig::new(w.data.join("crops"), w.p.lock().await.thresholds());
         enroll::enroll(
             &w.p,
