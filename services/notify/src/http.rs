@@ -40,9 +40,12 @@ pub struct WebhookUrl {
     pub path: String,
 }
 
-fn is_loopback(host: &str) -> bool {
+/// `localhost` or a loopback address (IPv6 with or without brackets).
+pub(crate) fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
             .parse::<IpAddr>()
             .map(|ip| ip.is_loopback())
             .unwrap_or(false)

@@ -8,6 +8,7 @@
 //! replaced), so a receiving system can drop re-deliveries.
 
 use crate::channel::{Channel, Outgoing, SendError};
+use crate::http::is_loopback;
 use crate::NotifyError;
 use async_trait::async_trait;
 use lettre::message::header::ContentType;
@@ -54,16 +55,6 @@ impl SmtpTls {
             SmtpTls::StartTls
         }
     }
-}
-
-fn is_loopback(host: &str) -> bool {
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .map(|ip| ip.is_loopback())
-            .unwrap_or(false)
 }
 
 /// Encryption, credentials and extra trusted CA certificates of an SMTP channel.
