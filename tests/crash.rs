@@ -166,3 +166,63 @@ fn serve_writes_the_same_ledger_as_run_scenario() {
     );
     assert!(!a["notices"].as_array().unwrap().is_empty());
 }
+
+/// Two streams per camera (issue 22): serve finds faces in the scenario's stream (`detect_url`)
+/// and cuts them from a 1280×720 main stream of the same scenes (`url`), both live over MJPEG;
+/// run-scenario does the same with `--main-size`. Both must check in the same five students
+/// and deduct the same lessons, as with one stream.
+#[test]
+fn two_streams_per_camera_serve_and_run_scenario_agree() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = compact_scenario(tmp.path());
+    let run = |args: &[&str]| -> Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env_remove("QDRANT_URL")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let path = scenario.display().to_string();
+    let replay = run(&["run-scenario", &path, "--main-size", "1280x720", "--json"]);
+    assert_eq!(replay["score"]["false_check_ins"], 0, "{}", replay["score"]);
+    assert_eq!(
+        replay["score"]["check_in_recall"], 1.0,
+        "{}",
+        replay["score"]
+    );
+    let keep = tmp.path().join("serve-run").display().to_string();
+    let live = run(&[
+        "bench",
+        "crash",
+        &path,
+        "--cycles",
+        "0",
+        "--main-size",
+        "1280x720",
+        "--keep",
+        &keep,
+        "--json",
+    ]);
+    assert_eq!(live["ok"], true, "{live}");
+    let config = std::fs::read_to_string(tmp.path().join("serve-run/serve.toml")).unwrap();
+    assert!(config.contains("detect_url"), "{config}");
+    let (a, b) = (&replay["ledger"], &live["ledger"]);
+    assert_eq!(a["attendance"], b["attendance"], "attendance");
+    assert_eq!(a["deductions"], b["deductions"], "deductions");
+    let attended = a["attendance"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x[2] == "present" || x[2] == "late")
+        .count();
+    assert_eq!(attended, 5, "{}", a["attendance"]);
+}

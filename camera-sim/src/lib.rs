@@ -41,7 +41,7 @@ pub use plan::{
     plan, Appearance, ArrivalTruth, AttendanceTruth, CameraPlan, PersonKind, Plan, Pose, Trajectory,
 };
 pub use render::{CameraStream, RenderError, RenderedStream, Renderer, StreamOptions, TruthFace};
-pub use scenario::{ArrivalStatus, Effects, Lesson, Scenario, ScenarioError, Side};
+pub use scenario::{ArrivalStatus, Effects, Lesson, Overrides, Scenario, ScenarioError, Side};
 pub use video::{AviWriter, VideoError};
 
 use std::path::Path;
@@ -82,6 +82,28 @@ impl Simulation {
     /// [`PhotoRef::annotation`] as the fallback).
     pub fn load_with<E>(
         path: impl AsRef<Path>,
+        locate_face: impl FnMut(
+            &PhotoRef,
+            &rollcall_domain::Frame,
+        ) -> Result<
+            (
+                rollcall_domain::face::BBox,
+                rollcall_domain::face::Landmarks,
+            ),
+            E,
+        >,
+    ) -> Result<Simulation, SimError>
+    where
+        E: std::fmt::Display,
+    {
+        Self::load_overridden_with(path, &Overrides::default(), locate_face)
+    }
+
+    /// [`Simulation::load_with`] on a scenario whose seed or camera streams are replaced (see
+    /// [`Scenario::load_overridden`]).
+    pub fn load_overridden_with<E>(
+        path: impl AsRef<Path>,
+        over: &Overrides,
         mut locate_face: impl FnMut(
             &PhotoRef,
             &rollcall_domain::Frame,
@@ -96,7 +118,7 @@ impl Simulation {
     where
         E: std::fmt::Display,
     {
-        let scenario = Scenario::load(path)?;
+        let scenario = Scenario::load_overridden(path, over)?;
         let mut lib = PhotoLibrary::new();
         for p in scenario.render_photos() {
             let frame = decode_photo(&p.path)?;
@@ -124,6 +146,50 @@ impl Simulation {
             .into());
         }
         Simulation::new(scenario, &lib)
+    }
+
+    /// The same scenes as seen through every camera's **main stream** of `width`×`height`
+    /// (the renderer of [`Simulation::renderer`] being the substream that faces are found in):
+    /// the same seed, so the same people walk the same paths at the same instants, scaled to the
+    /// new size; motion blur, given in frame pixels, grows with the size as a real exposure's
+    /// would. The plan's ground truth is in the new size's pixels.
+    pub fn main_stream(&self, width: u32, height: u32) -> Result<Renderer, SimError> {
+        let mut scenario = self.scenario.clone();
+        let over = Overrides {
+            size: Some((width, height)),
+            ..Default::default()
+        };
+        let factors: Vec<f32> = scenario
+            .file
+            .cameras
+            .iter()
+            .map(|c| height as f32 / c.height.max(1) as f32)
+            .collect();
+        let first_camera_of = |campus: Option<&str>| {
+            scenario
+                .file
+                .cameras
+                .iter()
+                .position(|c| Some(c.campus.as_str()) == campus)
+        };
+        let mut scaled = Vec::new();
+        for a in &scenario.file.arrivals {
+            let cam = match &a.camera {
+                Some(id) => scenario.file.cameras.iter().position(|c| &c.id == id),
+                None => first_camera_of(scenario.lesson(&a.lesson).map(|l| l.campus.as_str())),
+            };
+            let f = cam.and_then(|i| factors.get(i)).copied().unwrap_or(1.0);
+            scaled.push(a.effects.map(|mut e| {
+                e.motion_blur_px *= f;
+                e
+            }));
+        }
+        for (a, e) in scenario.file.arrivals.iter_mut().zip(scaled) {
+            a.effects = e;
+        }
+        over.apply_to(&mut scenario)?;
+        let p = plan(&scenario);
+        Ok(self.renderer.with_plan(p)?)
     }
 
     /// The plan (appearances and ground truth).

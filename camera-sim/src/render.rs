@@ -120,6 +120,39 @@ impl Renderer {
         })
     }
 
+    /// A renderer of another plan of the same scenario (e.g. its cameras at another size)
+    /// with this renderer's prepared photos; fails if the plan shows a photo this one lacks.
+    pub fn with_plan(&self, plan: Plan) -> Result<Renderer, RenderError> {
+        let mut photos = BTreeMap::new();
+        for a in plan.appearances() {
+            if photos.contains_key(&a.photo) {
+                continue;
+            }
+            let p = self
+                .inner
+                .photos
+                .get(&a.photo)
+                .ok_or_else(|| RenderError::MissingPhoto {
+                    appearance: a.id,
+                    person: a.person.clone(),
+                    photo: Box::new(a.photo.clone()),
+                })?;
+            photos.insert(a.photo.clone(), p.clone());
+        }
+        let backgrounds = plan
+            .cameras
+            .iter()
+            .map(|c| Arc::new(background::render(c.seed, c.spec.width, c.spec.height)))
+            .collect();
+        Ok(Renderer {
+            inner: Arc::new(Inner {
+                plan,
+                photos,
+                backgrounds,
+            }),
+        })
+    }
+
     /// The plan rendered.
     pub fn plan(&self) -> &Plan {
         &self.inner.plan

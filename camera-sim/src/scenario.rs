@@ -422,6 +422,45 @@ pub struct Lesson {
 }
 
 /// A loaded, validated scenario with resolved paths and the expanded timetable.
+/// Replacements for a scenario file's seed and camera streams (see
+/// [`Scenario::load_overridden`]); `None` keeps the file's value.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Overrides {
+    pub seed: Option<u64>,
+    /// Every camera's width and height.
+    pub size: Option<(u32, u32)>,
+    /// Every camera's frames per second.
+    pub fps: Option<u32>,
+}
+
+impl Overrides {
+    fn apply(&self, file: &mut ScenarioFile) {
+        if let Some(seed) = self.seed {
+            file.seed = seed;
+        }
+        for c in &mut file.cameras {
+            if let Some((w, h)) = self.size {
+                c.width = w;
+                c.height = h;
+            }
+            if let Some(fps) = self.fps {
+                c.fps = fps;
+            }
+        }
+    }
+
+    /// Applies the replacements to a loaded scenario and validates it again.
+    pub fn apply_to(&self, scenario: &mut Scenario) -> Result<(), ScenarioError> {
+        self.apply(&mut scenario.file);
+        scenario.validate()
+    }
+
+    /// Whether nothing is replaced.
+    pub fn is_empty(&self) -> bool {
+        *self == Overrides::default()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Scenario {
     /// The file contents; every photo path is resolved (relative to the scenario file's folder).
@@ -452,6 +491,25 @@ impl Scenario {
         Self::parse(&text, base, path)
     }
 
+    /// Like [`Scenario::load`], with the file's seed and every camera's size and frame rate
+    /// replaced where `over` says so (applied before validation, so the replaced values are
+    /// checked like written ones). One scenario file then serves several seeds and stream sizes.
+    pub fn load_overridden(
+        path: impl AsRef<Path>,
+        over: &Overrides,
+    ) -> Result<Scenario, ScenarioError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let base = match path.parent() {
+            Some(b) if !b.as_os_str().is_empty() => b,
+            _ => Path::new("."),
+        };
+        Self::parse_with(&text, base, path, over)
+    }
+
     /// Parses and validates scenario text; relative photo paths are resolved against `base_dir`.
     pub fn from_toml(text: &str, base_dir: impl AsRef<Path>) -> Result<Scenario, ScenarioError> {
         let base = base_dir.as_ref();
@@ -459,10 +517,20 @@ impl Scenario {
     }
 
     fn parse(text: &str, base: &Path, source: &Path) -> Result<Scenario, ScenarioError> {
+        Self::parse_with(text, base, source, &Overrides::default())
+    }
+
+    fn parse_with(
+        text: &str,
+        base: &Path,
+        source: &Path,
+        over: &Overrides,
+    ) -> Result<Scenario, ScenarioError> {
         let mut file: ScenarioFile = toml::from_str(text).map_err(|e| ScenarioError::Parse {
             path: source.to_path_buf(),
             message: e.to_string(),
         })?;
+        over.apply(&mut file);
         resolve_paths(&mut file, base);
         let utc_offset_minutes = parse_utc_offset(&file.school.utc_offset).ok_or_else(|| {
             invalid(

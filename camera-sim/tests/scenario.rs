@@ -166,6 +166,59 @@ fn load_reads_a_file_and_reports_missing_files() {
     assert_eq!(s.source, path);
 }
 
+/// `--seed`, `--size` and `--fps` of run-scenario: the replaced values are used and checked
+/// like written ones; the plan changes with the seed and faces scale with the stream height.
+#[test]
+fn overrides_replace_seed_and_camera_streams() {
+    use rollcall_camera_sim::Overrides;
+    let dir = tempfile::tempdir().unwrap();
+    let text = test_scenario_text(3).replace(
+        "\"faces/",
+        &format!("\"{}/faces/", fixtures_dir().display()),
+    );
+    let path = dir.path().join("s.toml");
+    std::fs::write(&path, text).unwrap();
+    let plain = Scenario::load(&path).unwrap();
+    assert_eq!(
+        Scenario::load_overridden(&path, &Overrides::default())
+            .unwrap()
+            .file,
+        plain.file
+    );
+    let over = Overrides {
+        seed: Some(99),
+        size: Some((640, 360)),
+        fps: Some(8),
+    };
+    let s = Scenario::load_overridden(&path, &over).unwrap();
+    assert_eq!(s.seed(), 99);
+    for c in &s.file.cameras {
+        assert_eq!((c.width, c.height, c.fps), (640, 360, 8));
+    }
+    let (p0, p1) = (plan(&plain), plan(&s));
+    assert_ne!(
+        p0.arrivals.iter().map(|a| a.time_ms).collect::<Vec<_>>(),
+        p1.arrivals.iter().map(|a| a.time_ms).collect::<Vec<_>>(),
+        "another seed, other arrival times"
+    );
+    let e = Scenario::load_overridden(
+        &path,
+        &Overrides {
+            size: Some((8, 8)),
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
+    assert!(field_of(&e).contains("width"), "{e}");
+    // the committed small-face scenarios load (their photos are the shared fixtures)
+    for split in ["tune", "report"] {
+        let f = scenarios_dir().join(format!("small_faces/{split}.toml"));
+        let s = Scenario::load(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        assert_eq!(s.lessons.len(), 7, "{split}: one lesson per condition");
+        assert!(s.file.cameras.iter().all(|c| c.height == 360 && c.fps == 8));
+    }
+}
+
 #[test]
 fn weekly_recurrence_expands_dated_lessons() {
     let text = variant(

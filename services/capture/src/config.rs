@@ -30,6 +30,16 @@ pub struct CameraConfig {
     /// Where frames come from (see the type-level docs). May contain credentials: never log it
     /// unredacted, use [`CameraConfig::redacted_url`].
     pub url: String,
+    /// Two streams per camera, as NVRs offer them: the small substream (e.g. 640×360) faces are
+    /// found and tracked in. `url` is then the main stream, from which the face crops for
+    /// recognition are cut at the matching instant (the newest main frame within
+    /// `pair_tolerance_ms` of the substream frame; without one the substream frame is used
+    /// alone). Unset: `url` does both. May contain credentials, like `url`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detect_url: Option<String>,
+    /// Largest gap between a substream frame and the main frame its crops are cut from.
+    #[serde(default = "default_pair_tolerance_ms")]
+    pub pair_tolerance_ms: u64,
     /// Campus the camera belongs to.
     pub campus: CampusId,
     /// Door or area name the camera watches (free text).
@@ -75,6 +85,9 @@ fn default_true() -> bool {
 }
 fn default_stale_ms() -> u64 {
     5_000
+}
+fn default_pair_tolerance_ms() -> u64 {
+    250
 }
 
 /// Exponential reconnect backoff: the n-th consecutive attempt waits
@@ -124,6 +137,8 @@ impl CameraConfig {
         Self {
             id,
             url: url.into(),
+            detect_url: None,
+            pair_tolerance_ms: default_pair_tolerance_ms(),
             campus,
             door: None,
             fps: None,
@@ -139,7 +154,30 @@ impl CameraConfig {
     /// (see [`validate_settings`](Self::validate_settings)), and a recognised URL.
     pub fn validate(&self) -> Result<(), CaptureError> {
         self.validate_settings()?;
+        if let Some(d) = &self.detect_url {
+            SourceSpec::parse(d)?;
+        }
         SourceSpec::parse(&self.url).map(|_| ())
+    }
+
+    /// The main stream of a two-stream camera (`url`) as a camera of its own: same settings,
+    /// no `detect_url`. `None` for a one-stream camera.
+    pub fn main_stream(&self) -> Option<CameraConfig> {
+        self.detect_url.as_ref()?;
+        Some(CameraConfig {
+            detect_url: None,
+            ..self.clone()
+        })
+    }
+
+    /// The stream faces are found in: `detect_url` when set, else `url`.
+    pub fn detect_stream_url(&self) -> &str {
+        self.detect_url.as_deref().unwrap_or(&self.url)
+    }
+
+    /// Whether a substream frame and a main frame are close enough in time to pair.
+    pub fn pair_tolerance(&self) -> Duration {
+        Duration::from_millis(self.pair_tolerance_ms)
     }
 
     /// Like [`validate`](Self::validate) but ignores the URL: fps in [0.01, 1000], reconnect delays
@@ -166,6 +204,9 @@ impl CameraConfig {
         }
         if self.stale_timeout_ms == 0 || self.stale_timeout_ms > MAX_CONFIG_MS {
             return bad(format!("stale_timeout_ms must be in 1..={MAX_CONFIG_MS}"));
+        }
+        if self.pair_tolerance_ms > MAX_CONFIG_MS {
+            return bad(format!("pair_tolerance_ms must be <= {MAX_CONFIG_MS}"));
         }
         Ok(())
     }

@@ -238,6 +238,9 @@ pub struct CaptureHandle {
     frames: FrameReceiver,
     capture: Option<JoinHandle<()>>,
     watchdog: Option<JoinHandle<()>>,
+    /// A two-stream camera's main stream (its own capture thread; health only logged).
+    main: Option<Box<CaptureHandle>>,
+    pair_tolerance: Duration,
 }
 
 impl fmt::Debug for CaptureHandle {
@@ -260,6 +263,16 @@ impl CaptureHandle {
     /// capture has ended or stopped and the last frame was taken.
     pub fn frames(&self) -> &FrameReceiver {
         &self.frames
+    }
+
+    /// A two-stream camera's main-stream capture (`url`; this handle reads `detect_url`).
+    pub fn main_stream(&self) -> Option<&CaptureHandle> {
+        self.main.as_deref()
+    }
+
+    /// Largest gap between a substream frame and the main frame paired with it.
+    pub fn pair_tolerance(&self) -> Duration {
+        self.pair_tolerance
     }
 
     /// Current counters.
@@ -293,6 +306,9 @@ impl CaptureHandle {
     /// read timeout, twice the stale timeout for network streams).
     pub fn request_stop(&self) {
         self.shared.request_stop();
+        if let Some(m) = &self.main {
+            m.request_stop();
+        }
     }
 
     /// Stops the capture, waits for its threads and returns the final counters.
@@ -310,6 +326,9 @@ impl CaptureHandle {
     }
 
     fn join_threads(&mut self) {
+        if let Some(m) = self.main.take() {
+            m.stop();
+        }
         if let Some(t) = self.capture.take() {
             if t.join().is_err() {
                 tracing::error!(camera = %self.shared.camera, "capture thread panicked");
@@ -350,8 +369,28 @@ pub fn spawn_camera(
     health: Arc<dyn HealthSink>,
 ) -> Result<CaptureHandle, CaptureError> {
     config.validate()?;
-    let source = open_source(&config.url, &source_options(config))?;
-    spawn_source(config, source, health)
+    let source = open_source(config.detect_stream_url(), &source_options(config))?;
+    let main = match config.main_stream() {
+        Some(m) => {
+            let src = open_source(&m.url, &source_options(&m))?;
+            Some(Box::new(spawn_source(&m, src, Arc::new(MainStreamHealth))?))
+        }
+        None => None,
+    };
+    let mut h = spawn_source(config, source, health)?;
+    h.main = main;
+    h.pair_tolerance = config.pair_tolerance();
+    Ok(h)
+}
+
+/// Health of a main stream: logged. The camera's alerts follow its detect stream, which
+/// recognition cannot do without; without the main stream, crops come from the substream.
+struct MainStreamHealth;
+
+impl HealthSink for MainStreamHealth {
+    fn emit(&self, ev: HealthEvent) {
+        tracing::warn!(camera = %ev.camera, health = ?ev.health, "main stream health");
+    }
 }
 
 /// Starts every enabled camera. A camera whose config is invalid or whose thread cannot start is
@@ -438,6 +477,8 @@ pub fn spawn_source(
         frames,
         capture: Some(capture),
         watchdog: Some(watchdog),
+        main: None,
+        pair_tolerance: config.pair_tolerance(),
     })
 }
 

@@ -141,6 +141,10 @@ pub enum BenchCmd {
         /// server (both required above 1). Kills (--cycles) need a single serve.
         #[arg(long, default_value_t = 1)]
         serves: usize,
+        /// Two streams per camera: faces found in the scenario's stream (`detect_url`), cut
+        /// from a main stream of this size (`url`), WIDTHxHEIGHT.
+        #[arg(long, value_parser = crate::cmd_sim::parse_size)]
+        main_size: Option<(u32, u32)>,
         #[arg(long)]
         json: bool,
     },
@@ -185,6 +189,7 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
             keep,
             qdrant_url,
             serves,
+            main_size,
             json: _,
         } => {
             crate::cmd_bench_crash::run(
@@ -198,6 +203,7 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
                     keep,
                     qdrant_url,
                     serves,
+                    main_size,
                 },
             )
             .await

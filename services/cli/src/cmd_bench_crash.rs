@@ -61,6 +61,9 @@ pub struct CrashOpts {
     /// serve processes sharing the day (cameras dealt out among them; PostgreSQL and a Qdrant
     /// server required above 1; kills need a single serve).
     pub serves: usize,
+    /// Two streams per camera: serve finds faces in the scenario's stream (`detect_url`) and
+    /// cuts them from a main stream of this size (`url`), both served over MJPEG.
+    pub main_size: Option<(u32, u32)>,
 }
 
 const WEBHOOK_SECRET: &str = "crash-bench-webhook-secret-0123456789";
@@ -538,6 +541,17 @@ async fn run_in(
             ..Default::default()
         },
     )?;
+    let main_mjpeg = match o.main_size {
+        Some((w, h)) => Some(MjpegServer::start(
+            sim.main_stream(w, h)?,
+            "127.0.0.1:0",
+            ServeOptions {
+                live: Some(anchor),
+                ..Default::default()
+            },
+        )?),
+        None => None,
+    };
 
     // 4. serve's config: the cameras on the MJPEG server, finalisation every second. With
     // several serves, camera `i` goes to serve `i % serves`; serve 1 is `serve.toml`, serve
@@ -579,10 +593,13 @@ async fn run_in(
                 .scenario
                 .camera(c)
                 .ok_or_else(|| anyhow!("camera {c} is not in the scenario"))?;
+            let urls = match &main_mjpeg {
+                Some(m) => format!("detect_url = {:?}\nurl = {:?}", mjpeg.url(c), m.url(c)),
+                None => format!("url = {:?}", mjpeg.url(c)),
+            };
             toml_text += &format!(
-                "\n[[cameras]]\nid = {:?}\nurl = {:?}\ncampus = {:?}\nfps = {}\n",
+                "\n[[cameras]]\nid = {:?}\n{urls}\ncampus = {:?}\nfps = {}\n",
                 c,
-                mjpeg.url(c),
                 campus_of.get(c).cloned().unwrap_or_default(),
                 spec.fps.max(1)
             );
@@ -695,6 +712,9 @@ async fn run_in(
         p.terminate(Duration::from_secs(60))?;
     }
     mjpeg.stop();
+    if let Some(m) = main_mjpeg {
+        m.stop();
+    }
 
     // 7. The day finishes: lessons finalised, every due notice delivered.
     let root = open_root(data, db).await?;

@@ -36,6 +36,7 @@ use rollcall_ledger::{
 use rollcall_notify::{Channels, Dispatcher, DispatcherConfig, LogChannel, RecordingSink};
 use rollcall_runtime::enrollment::{self as enroll, EnrollConfig, EnrollRequest};
 use rollcall_runtime::{Committed, DecisionSink, GroupPort, LedgerWriter, Recognizer, RetryPolicy};
+use rollcall_vision::pipeline::Shot;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -47,6 +48,11 @@ pub struct RunOptions {
     /// Data directory to create (must not exist or be empty); default: a temporary one,
     /// removed at the end.
     pub data: Option<PathBuf>,
+    /// The scenario's seed or camera streams replaced (`--seed`, `--size`, `--fps`).
+    pub overrides: rollcall_camera_sim::Overrides,
+    /// Two streams per camera: faces are found in the scenario's stream (the substream) and cut
+    /// from a main stream of this size rendered from the same scene at the same instants.
+    pub main_size: Option<(u32, u32)>,
 }
 
 fn ms_to_utc(ms: i64) -> anyhow::Result<DateTime<Utc>> {
@@ -416,7 +422,7 @@ pub async fn prepare_in(
 
 pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::Result<Value> {
     let t_start = Instant::now();
-    let sim = cmd_sim::load(v, scenario)?;
+    let sim = cmd_sim::load_overridden(v, scenario, &opts.overrides)?;
     let tmp;
     let data: PathBuf = match &opts.data {
         Some(d) => {
@@ -445,6 +451,10 @@ pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::
 
     // Every camera's frames, in timestamp order (ties: scenario camera order).
     let renderer = &sim.renderer;
+    let main = match opts.main_size {
+        Some((w, h)) => Some(sim.main_stream(w, h).context("the main stream")?),
+        None => None,
+    };
     let mut schedule: Vec<(i64, usize)> = Vec::new();
     let cameras = renderer.camera_ids();
     for (i, cam) in cameras.iter().enumerate() {
@@ -542,9 +552,25 @@ pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::
         let started = Instant::now();
         let (frame, faces) = renderer.render_frame(&cameras[ci], t)?;
         let (cam, campus) = &cam_ids[ci];
-        let out = rec
-            .on_frame_tracked(cam, campus, at, &frame, started)
-            .await?;
+        let (out, faces) = match &main {
+            None => (
+                rec.on_frame_tracked(cam, campus, at, &frame, started)
+                    .await?,
+                faces,
+            ),
+            Some(m) => {
+                // boxes come out in the main stream's pixels: so does its ground truth
+                let (main_frame, main_faces) = m.render_frame(&cameras[ci], t)?;
+                let shot = Shot {
+                    detect: &frame,
+                    main: Some(&main_frame),
+                };
+                (
+                    rec.on_shot_tracked(cam, campus, at, shot, started).await?,
+                    main_faces,
+                )
+            }
+        };
         frame_ms.push(started.elapsed().as_secs_f64() * 1e3);
         truth.add(&out.boxes, &out.tracks, &faces);
         decisions_out.observe(&out.tracks, &out.qualities, out.crops);
@@ -880,6 +906,7 @@ async fn summarize(
                 "track": d.track.to_string(),
                 "visitor": d.visitor.map(|v| v.visitor.0),
                 "sightings": d.sightings,
+                "similarity": d.similarity,
                 "time": d.first_seen,
                 "truth": who,
             })),

@@ -4,7 +4,8 @@
 use crate::cmd_vision::VisionOpts;
 use anyhow::Context;
 use rollcall_camera_sim::{
-    bench_render, write_sequence, MjpegServer, PhotoRef, SequenceOptions, ServeOptions, Simulation,
+    bench_render, write_sequence, MjpegServer, Overrides, PhotoRef, SequenceOptions, ServeOptions,
+    Simulation,
 };
 use rollcall_domain::face::{BBox, Landmarks};
 use rollcall_domain::Frame;
@@ -39,6 +40,13 @@ pub enum SimCmd {
         /// Start again at the end.
         #[arg(long = "loop")]
         loop_forever: bool,
+        /// Also serve each camera's main stream of this size (WIDTHxHEIGHT), the same scenes
+        /// at the same instants, on `--main-listen` (two-stream cameras: `detect_url` is the
+        /// scenario's stream, `url` this one).
+        #[arg(long, value_parser = parse_size, requires = "main_listen")]
+        main_size: Option<(u32, u32)>,
+        #[arg(long)]
+        main_listen: Option<String>,
     },
     /// Time rendering a 1280x720 stream (default 60 s at 10 fps) on one thread.
     Bench {
@@ -64,11 +72,33 @@ fn locate(p: &mut FacePipeline, r: &PhotoRef, frame: &Frame) -> anyhow::Result<(
 }
 
 pub fn load(v: &VisionOpts, scenario: &Path) -> anyhow::Result<Simulation> {
+    load_overridden(v, scenario, &Overrides::default())
+}
+
+/// [`load`] with the scenario's seed or camera streams replaced.
+pub fn load_overridden(
+    v: &VisionOpts,
+    scenario: &Path,
+    over: &Overrides,
+) -> anyhow::Result<Simulation> {
     let mut p = v.open()?;
-    Simulation::load_with(scenario, |r, frame| {
+    Simulation::load_overridden_with(scenario, over, |r, frame| {
         locate(&mut p, r, frame).map_err(|e| format!("{e:#}"))
     })
     .with_context(|| format!("loading {}", scenario.display()))
+}
+
+/// Parses `WIDTHxHEIGHT` (e.g. `640x360`).
+pub fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("{s:?}: expected WIDTHxHEIGHT, e.g. 640x360"))?;
+    let num = |t: &str| {
+        t.trim()
+            .parse::<u32>()
+            .map_err(|_| format!("{s:?}: {t:?} is not a whole number of pixels"))
+    };
+    Ok((num(w)?, num(h)?))
 }
 
 pub async fn run(v: &VisionOpts, cmd: SimCmd) -> anyhow::Result<Value> {
@@ -104,22 +134,41 @@ pub async fn run(v: &VisionOpts, cmd: SimCmd) -> anyhow::Result<Value> {
             listen,
             fast,
             loop_forever,
+            main_size,
+            main_listen,
         } => {
             let sim = load(v, &scenario)?;
-            let server = MjpegServer::start(
-                sim.renderer,
-                listen.as_str(),
-                ServeOptions {
-                    realtime: !fast,
-                    loop_forever,
-                    ..Default::default()
-                },
-            )?;
+            let opts = ServeOptions {
+                realtime: !fast,
+                loop_forever,
+                ..Default::default()
+            };
+            let main = match (main_size, main_listen) {
+                (Some((w, h)), Some(addr)) => Some(MjpegServer::start(
+                    sim.main_stream(w, h)?,
+                    addr.as_str(),
+                    opts,
+                )?),
+                _ => None,
+            };
+            let server = MjpegServer::start(sim.renderer, listen.as_str(), opts)?;
             for (cam, url) in server.urls() {
-                println!("{}", json!({"camera": cam, "url": url}));
+                let main_url = main.as_ref().and_then(|m| {
+                    m.urls()
+                        .into_iter()
+                        .find(|(c, _)| *c == cam)
+                        .map(|(_, u)| u)
+                });
+                match main_url {
+                    Some(m) => println!("{}", json!({"camera": cam, "detect_url": url, "url": m})),
+                    None => println!("{}", json!({"camera": cam, "url": url})),
+                }
             }
             tokio::signal::ctrl_c().await?;
             server.stop();
+            if let Some(m) = main {
+                m.stop();
+            }
             Ok(json!({"stopped": true}))
         }
         SimCmd::Bench { seconds, fps } => {

@@ -171,6 +171,19 @@ enum Cmd {
         /// temporary one, removed at the end.
         #[arg(long)]
         data: Option<PathBuf>,
+        /// Replace the scenario's seed (arrival times, trajectories, effects, noise).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Replace every camera's stream size, WIDTHxHEIGHT (faces scale with the height).
+        #[arg(long, value_parser = cmd_sim::parse_size)]
+        size: Option<(u32, u32)>,
+        /// Replace every camera's frame rate.
+        #[arg(long)]
+        fps: Option<u32>,
+        /// Two streams per camera: find faces in the scenario's stream and cut them from a main
+        /// stream of this size (WIDTHxHEIGHT) showing the same scene.
+        #[arg(long, value_parser = cmd_sim::parse_size)]
+        main_size: Option<(u32, u32)>,
     },
     /// Gallery maintenance and reports.
     #[command(subcommand)]
@@ -300,9 +313,18 @@ async fn main() -> anyhow::Result<()> {
             scenario,
             json,
             data,
+            seed,
+            size,
+            fps,
+            main_size,
         } => {
-            let summary =
-                cmd_scenario::run(v, &scenario, &cmd_scenario::RunOptions { data }).await?;
+            let overrides = rollcall_camera_sim::Overrides { seed, size, fps };
+            let opts = cmd_scenario::RunOptions {
+                data,
+                overrides,
+                main_size,
+            };
+            let summary = cmd_scenario::run(v, &scenario, &opts).await?;
             if json {
                 print(&summary)
             } else {

@@ -29,8 +29,8 @@ pub mod visitors;
 mod props;
 
 pub use debounce::{
-    normalize_candidates, Candidate, CheckIn, Decision, DecisionLine, MatchInput, Matcher,
-    MatcherConfig, MatcherConfigError, Outcome, ReviewItem, ReviewReason,
+    normalize_candidates, AcceptBasis, Candidate, CheckIn, Decision, DecisionLine, MatchInput,
+    Matcher, MatcherConfig, MatcherConfigError, Outcome, ReviewItem, ReviewReason,
 };
 pub use engine::{Engine, EngineError, FrameOutcome};
 pub use prior::{choose_candidates, choose_candidates_with, passes, PriorChoice, PriorSource};

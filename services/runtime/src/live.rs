@@ -126,6 +126,8 @@ pub struct Live {
     ids: Vec<rollcall_domain::CameraId>,
     campuses: Vec<CampusId>,
     pool: InferencePool,
+    /// Per camera: the newest main-stream frame not yet paired (two-stream cameras).
+    main_frames: Vec<Option<rollcall_capture::CapturedFrame>>,
     analyzed: mpsc::Receiver<Analyzed<FrameFaces>>,
     health: std::sync::mpsc::Receiver<HealthEvent>,
     alerts: CameraAlerts,
@@ -238,6 +240,7 @@ impl Live {
             handles,
             ids,
             campuses,
+            main_frames: (0..n).map(|_| None).collect(),
             pool,
             analyzed: arx,
             health: hrx,
@@ -277,13 +280,34 @@ impl Live {
                     tokio::spawn(async move { w.write(&store).await });
                 }
             }
-            // Frames from the capture threads into the inference pool.
+            // Frames from the capture threads into the inference pool; a two-stream camera's
+            // substream frame takes the newest main-stream frame of about the same instant.
             for (i, h) in self.handles.iter().enumerate() {
+                if let Some(m) = h.main_stream() {
+                    if let Some(mf) = m.frames().try_take() {
+                        self.main_frames[i] = Some(mf);
+                    }
+                }
                 if let Some(cf) = h.frames().try_take() {
+                    let tol = h.pair_tolerance();
+                    let main = match self.main_frames[i].take() {
+                        Some(mf)
+                            if mf.captured_instant.max(cf.captured_instant)
+                                - mf.captured_instant.min(cf.captured_instant)
+                                <= tol =>
+                        {
+                            Some(mf.frame)
+                        }
+                        other => {
+                            self.main_frames[i] = other;
+                            None
+                        }
+                    };
                     self.pool.submit(
                         i,
                         Job {
                             frame: cf.frame,
+                            main,
                             at: self.clock.shift(cf.captured_at),
                             captured: cf.captured_instant,
                         },

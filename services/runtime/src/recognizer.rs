@@ -1,7 +1,7 @@
 //! The pipeline after capture: vision → gallery search → tracker/debounced matcher, for any
 //! number of cameras; the one event-key builder; bounded latency samples.
 
-use crate::pool::Analyzer;
+use crate::pool::{Analyzer, Job};
 use crate::RuntimeError;
 use chrono::{DateTime, Utc};
 use rollcall_domain::face::FaceObservation;
@@ -10,7 +10,7 @@ use rollcall_domain::matcher::debounce::{Candidate, Decision, MatcherConfig};
 use rollcall_domain::matcher::engine::Engine;
 use rollcall_domain::matcher::tracker::{TrackId, TrackerConfig};
 use rollcall_domain::{CameraId, CampusId, Frame, TenantId};
-use rollcall_vision::pipeline::EmbedPolicy;
+use rollcall_vision::pipeline::{EmbedPolicy, Shot};
 use rollcall_vision::FacePipeline;
 use std::time::Instant;
 
@@ -26,10 +26,17 @@ pub struct FaceAnalyzer(pub FacePipeline);
 
 impl Analyzer for FaceAnalyzer {
     type Output = FrameFaces;
-    fn analyze(&mut self, frames: &[&Frame]) -> Result<Vec<FrameFaces>, String> {
+    fn analyze(&mut self, jobs: &[&Job]) -> Result<Vec<FrameFaces>, String> {
+        let shots: Vec<Shot<'_>> = jobs
+            .iter()
+            .map(|j| Shot {
+                detect: &j.frame,
+                main: j.main.as_ref(),
+            })
+            .collect();
         let per_frame = self
             .0
-            .analyze_many(frames, EmbedPolicy::Passing)
+            .analyze_shots(&shots, EmbedPolicy::Passing)
             .map_err(|e| e.to_string())?;
         Ok(per_frame
             .into_iter()
@@ -144,10 +151,26 @@ impl Recognizer {
         frame: &Frame,
         captured: Instant,
     ) -> Result<TrackedFrame, RuntimeError> {
+        self.on_shot_tracked(camera, campus, at, Shot::single(frame), captured)
+            .await
+    }
+
+    /// [`Recognizer::on_frame_tracked`] for a camera instant that may come with its main
+    /// stream's frame ([`Shot`]): faces found in the detect frame, cut from the main one.
+    pub async fn on_shot_tracked(
+        &mut self,
+        camera: &CameraId,
+        campus: &CampusId,
+        at: DateTime<Utc>,
+        shot: Shot<'_>,
+        captured: Instant,
+    ) -> Result<TrackedFrame, RuntimeError> {
         let analyzed = self
             .pipeline
-            .analyze(frame, EmbedPolicy::Passing)
-            .map_err(|e| RuntimeError::Inference(e.to_string()))?;
+            .analyze_shots(&[shot], EmbedPolicy::Passing)
+            .map_err(|e| RuntimeError::Inference(e.to_string()))?
+            .pop()
+            .unwrap_or_default();
         let (faces, crops): (Vec<FaceObservation>, Vec<Frame>) = analyzed
             .into_iter()
             .map(|a| (a.observation, a.aligned))

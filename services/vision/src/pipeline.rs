@@ -50,6 +50,53 @@ pub struct AnalyzedFace {
     pub aligned: Frame,
 }
 
+/// One camera instant to analyse: the frame faces are found in and, for a camera with two
+/// streams, the main stream's frame of the same instant, from which the crops are cut.
+#[derive(Debug, Clone, Copy)]
+pub struct Shot<'a> {
+    pub detect: &'a Frame,
+    pub main: Option<&'a Frame>,
+}
+
+impl<'a> Shot<'a> {
+    /// One stream: found and cut in the same frame.
+    pub fn single(frame: &'a Frame) -> Self {
+        Shot {
+            detect: frame,
+            main: None,
+        }
+    }
+
+    /// The frame crops are cut from, and the scale from detect-frame to crop-frame pixels.
+    fn crop_source(&self) -> (&'a Frame, f32, f32) {
+        match self.main {
+            Some(m) if self.detect.width() > 0 && self.detect.height() > 0 => (
+                m,
+                m.width() as f32 / self.detect.width() as f32,
+                m.height() as f32 / self.detect.height() as f32,
+            ),
+            _ => (self.detect, 1.0, 1.0),
+        }
+    }
+}
+
+/// A detection in another frame's pixels (x scaled by `sx`, y by `sy`).
+fn scale_detection(d: &Detection, sx: f32, sy: f32) -> Detection {
+    if sx == 1.0 && sy == 1.0 {
+        return d.clone();
+    }
+    let mut out = d.clone();
+    out.bbox.x1 *= sx;
+    out.bbox.x2 *= sx;
+    out.bbox.y1 *= sy;
+    out.bbox.y2 *= sy;
+    for p in &mut out.landmarks {
+        p[0] *= sx;
+        p[1] *= sy;
+    }
+    out
+}
+
 /// Which faces to embed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EmbedPolicy {
@@ -153,23 +200,38 @@ impl FacePipeline {
         frames: &[&Frame],
         policy: EmbedPolicy,
     ) -> Result<Vec<Vec<AnalyzedFace>>, VisionError> {
-        let mut dets: Vec<Vec<Detection>> = Vec::with_capacity(frames.len());
-        let pairs = if self.mosaic { frames.len() / 2 } else { 0 };
+        let shots: Vec<Shot<'_>> = frames.iter().map(|f| Shot::single(f)).collect();
+        self.analyze_shots(&shots, policy)
+    }
+
+    /// [`FacePipeline::analyze_many`] on camera instants that may come with a main-stream frame
+    /// ([`Shot::main`]): faces are found in the detect frame (a camera's small substream), and
+    /// their quality, aligned crop and embedding come from the main frame at the same instant,
+    /// the boxes and landmarks scaled by the ratio of the two frames' sizes. Boxes and
+    /// landmarks come out in the coordinates of the frame the crops were cut from.
+    pub fn analyze_shots(
+        &mut self,
+        shots: &[Shot<'_>],
+        policy: EmbedPolicy,
+    ) -> Result<Vec<Vec<AnalyzedFace>>, VisionError> {
+        let mut dets: Vec<Vec<Detection>> = Vec::with_capacity(shots.len());
+        let pairs = if self.mosaic { shots.len() / 2 } else { 0 };
         for k in 0..pairs {
             let [a, b] = self
                 .detector
-                .detect_pair(frames[2 * k], frames[2 * k + 1])?;
+                .detect_pair(shots[2 * k].detect, shots[2 * k + 1].detect)?;
             dets.push(a);
             dets.push(b);
         }
-        for frame in &frames[2 * pairs..] {
-            dets.push(self.detector.detect(frame)?);
+        for shot in &shots[2 * pairs..] {
+            dets.push(self.detector.detect(shot.detect)?);
         }
-        let mut out = Vec::with_capacity(frames.len());
-        for (frame, dets) in frames.iter().zip(&dets) {
+        let mut out = Vec::with_capacity(shots.len());
+        for (shot, dets) in shots.iter().zip(&dets) {
+            let (frame, sx, sy) = shot.crop_source();
             out.push(
                 dets.iter()
-                    .map(|d| self.assess_detection(frame, d))
+                    .map(|d| self.assess_detection(frame, &scale_detection(d, sx, sy)))
                     .collect::<Vec<_>>(),
             );
         }

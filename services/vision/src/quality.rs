@@ -22,8 +22,8 @@ impl Default for QualityConfig {
     fn default() -> Self {
         Self {
             min_score: 0.7,
-            min_inter_ocular: 18.0,
-            min_sharpness: 15.0,
+            min_inter_ocular: 9.0,
+            min_sharpness: 8.0,
             max_yaw: 45.0,
             max_pitch: 40.0,
             border_margin: 2.0,

@@ -16,6 +16,15 @@
 //!     `min_review_sightings` observations with a top-1 similarity ≥ `review_threshold`; the item
 //!     holds the best-quality observation (by `quality.overall`, never by similarity) and the
 //!     top-3 students with their best scores over the track;
+//!   * **accept on the track's evidence** first, if enabled (`track_min_votes` > 0): small,
+//!     dim or blurred faces rarely give K votes above the accept threshold, yet a whole track
+//!     of consistent votes is strong evidence. The track's sightings in the review band
+//!     (top-1 ≥ `review_threshold`) vote for their top-1 student; student S is accepted when S
+//!     has at least `track_min_votes` of them, at least `track_min_agreement` of all of them,
+//!     their mean similarity is at least the track threshold (`track_accept_threshold`, by
+//!     default halfway between the review and accept thresholds), their mean margin over the
+//!     best other student at least `track_min_margin`, and no strong vote went to anyone else.
+//!     The cooldown applies as to any accept ([`AcceptBasis::Track`] says which rule it was);
 //!   * **unknown** otherwise: an unknown track never checks anyone in.
 //! * **cooldown**: an accept for (student, campus) within `cooldown` of an earlier check-in for
 //!   the same (student, campus) is still the track's accept decision, but marked
@@ -129,6 +138,14 @@ pub struct MatcherConfig {
     /// this long.
     #[serde(with = "duration_millis")]
     pub late_tolerance: Duration,
+    /// Track-evidence accept (see the module docs): band votes S needs (0: off).
+    pub track_min_votes: usize,
+    /// Mean top-1 similarity of S's band votes; `None`: halfway between review and accept.
+    pub track_accept_threshold: Option<f32>,
+    /// Mean margin of S's band votes over the best other student.
+    pub track_min_margin: f32,
+    /// Share of the track's band votes that must be S's.
+    pub track_min_agreement: f32,
 }
 
 impl Default for MatcherConfig {
@@ -143,6 +160,10 @@ impl Default for MatcherConfig {
             min_review_sightings: 1,
             track_timeout: Duration::seconds(10),
             late_tolerance: Duration::minutes(10),
+            track_min_votes: 3,
+            track_accept_threshold: None,
+            track_min_margin: 0.10,
+            track_min_agreement: 0.8,
         }
     }
 }
@@ -169,6 +190,21 @@ impl MatcherConfig {
         if self.min_margin < 0.0 {
             return err("min_margin must not be negative");
         }
+        if !self.track_min_margin.is_finite()
+            || self.track_min_margin < 0.0
+            || self.track_accept_threshold.is_some_and(|t| !t.is_finite())
+        {
+            return err("track thresholds must be finite, the margin not negative");
+        }
+        if self
+            .track_accept_threshold
+            .is_some_and(|t| t < self.review_threshold)
+        {
+            return err("track_accept_threshold must not be below review_threshold");
+        }
+        if !(self.track_min_agreement > 0.0 && self.track_min_agreement <= 1.0) {
+            return err("track_min_agreement must be in (0, 1]");
+        }
         if self.min_agreeing == 0 || self.min_agreeing > MAX_RECENT {
             return err("min_agreeing must be between 1 and 1024");
         }
@@ -183,6 +219,12 @@ impl MatcherConfig {
             return err("window and cooldown must not be negative; timeouts must be positive");
         }
         Ok(())
+    }
+
+    /// The track-evidence threshold in use.
+    pub fn track_threshold(&self) -> f32 {
+        self.track_accept_threshold
+            .unwrap_or((self.review_threshold + self.accept_threshold) * 0.5)
     }
 
     /// Whether normalised candidates make a strong vote, and for whom.
@@ -261,11 +303,34 @@ pub enum Outcome {
     Accept {
         student: StudentId,
         check_in: CheckIn,
-        /// Strong agreeing votes in the window when accepted (≥ K).
+        /// Votes behind the accept: strong agreeing votes in the window (≥ K), or the student's
+        /// band votes over the track ([`AcceptBasis::Track`]).
         agreeing: u32,
+        /// Which rule accepted.
+        #[serde(default)]
+        basis: AcceptBasis,
     },
     Review(ReviewItem),
     Unknown,
+}
+
+/// Which rule accepted a track.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AcceptBasis {
+    /// K strong agreeing votes within the window, as they came.
+    #[default]
+    Votes,
+    /// The whole track's consistent votes, when it closed.
+    Track,
+}
+
+/// A student's band votes over a track.
+#[derive(Debug, Clone, Copy, Default)]
+struct Evidence {
+    votes: u32,
+    sum_similarity: f32,
+    sum_margin: f32,
 }
 
 /// The one decision about a track.
@@ -391,6 +456,8 @@ struct OpenTrack {
     best_vote: Option<Vote>,
     /// Best similarity per student over the track (bounded).
     scores: HashMap<StudentId, f32>,
+    /// Band votes per top-1 student (bounded like `scores`).
+    evidence: BTreeMap<StudentId, Evidence>,
     best_shot: ObsRef,
     best_quality: f32,
 }
@@ -481,6 +548,7 @@ impl Matcher {
                 low_margin: false,
                 best_vote: None,
                 scores: HashMap::new(),
+                evidence: BTreeMap::new(),
                 best_shot: input.shot.clone(),
                 best_quality: input.quality,
             });
@@ -518,6 +586,12 @@ impl Matcher {
         if let Some(t) = &top {
             if t.similarity >= cfg.review_threshold {
                 tr.band_sightings += 1;
+                if tr.evidence.len() < SCORES_MAX || tr.evidence.contains_key(&t.student) {
+                    let e = tr.evidence.entry(t.student.clone()).or_default();
+                    e.votes += 1;
+                    e.sum_similarity += t.similarity;
+                    e.sum_margin += margin.unwrap_or(t.similarity).min(1.0);
+                }
             }
             if t.similarity >= cfg.accept_threshold && strong_for.is_none() {
                 tr.low_margin = true;
@@ -580,6 +654,7 @@ impl Matcher {
                 student,
                 check_in,
                 agreeing: n_agree,
+                basis: AcceptBasis::Votes,
             },
             similarity: deciding.top.as_ref().map(|t| t.similarity),
             margin: deciding.margin,
@@ -672,10 +747,40 @@ impl Matcher {
         });
     }
 
-    fn close(&mut self, id: TrackId, tr: OpenTrack, now: DateTime<Utc>) -> Decision {
+    /// The student the track's evidence accepts, with their band votes (module docs).
+    fn track_evidence(&self, tr: &OpenTrack) -> Option<(StudentId, u32)> {
         let cfg = &self.config;
+        if cfg.track_min_votes == 0 || tr.strong_students.len() > 1 {
+            return None;
+        }
+        let (student, e) = tr
+            .evidence
+            .iter()
+            .max_by(|a, b| a.1.votes.cmp(&b.1.votes).then_with(|| b.0.cmp(a.0)))?;
+        let n = e.votes as f32;
+        let ok = e.votes as usize >= cfg.track_min_votes
+            && n >= cfg.track_min_agreement * tr.band_sightings as f32
+            && e.sum_similarity / n >= cfg.track_threshold()
+            && e.sum_margin / n >= cfg.track_min_margin
+            && tr.strong_students.iter().all(|s| s == student);
+        ok.then(|| (student.clone(), e.votes))
+    }
+
+    fn close(&mut self, id: TrackId, tr: OpenTrack, now: DateTime<Utc>) -> Decision {
         let decided_at = now.max(tr.last_seen);
-        let outcome = if tr.strong_students.len() > 1
+        let accepted = self.track_evidence(&tr).map(|(student, votes)| {
+            let check_in = self.record_check_in(&student, &tr.campus, decided_at, &id);
+            Outcome::Accept {
+                student,
+                check_in,
+                agreeing: votes,
+                basis: AcceptBasis::Track,
+            }
+        });
+        let cfg = &self.config;
+        let outcome = if let Some(a) = accepted {
+            a
+        } else if tr.strong_students.len() > 1
             || (tr.band_sightings as usize) >= cfg.min_review_sightings
         {
             let reason = if tr.strong_students.len() > 1 {
@@ -761,6 +866,69 @@ mod tests {
     }
     fn matcher() -> Matcher {
         Matcher::new(MatcherConfig::default()).unwrap()
+    }
+
+    /// A small face's track: no vote reaches the accept threshold (0.5), but every band vote
+    /// names the same student clearly (mean 0.45 > 0.425, margin 0.25): accepted when the track
+    /// closes, on the track's evidence; a track with a dissenting band vote too many, one with
+    /// too small a margin, a stranger's weak track, and a matcher with the rule off are not.
+    #[test]
+    fn a_consistent_weak_track_is_accepted_when_it_closes() {
+        let run = |cfg: MatcherConfig, votes: &[(&str, f32, &str, f32)]| {
+            let mut m = Matcher::new(cfg).unwrap();
+            let tr = track("door", 1);
+            for (i, (a, sa, b, sb)) in votes.iter().enumerate() {
+                let o = obs(&tr, i as i64 * 125, 0.5, &[(a, *sa), (b, *sb)]);
+                assert!(m.observe(o).is_none(), "no vote is strong");
+            }
+            m.end_track(&tr, t(10_000)).unwrap()
+        };
+        let ann = [("ann", 0.45, "bob", 0.2); 4];
+        let d = run(MatcherConfig::default(), &ann);
+        assert_eq!(
+            d.outcome,
+            Outcome::Accept {
+                student: sid("ann"),
+                check_in: CheckIn::New,
+                agreeing: 4,
+                basis: AcceptBasis::Track,
+            }
+        );
+        assert_eq!(d.check_in(), Some(&sid("ann")));
+        // 4 of 6 band votes (0.67 < 0.8) agree: review
+        let mut mixed = ann.to_vec();
+        mixed.push(("bob", 0.44, "ann", 0.2));
+        mixed.push(("bob", 0.44, "ann", 0.2));
+        assert_eq!(run(MatcherConfig::default(), &mixed).kind(), "review");
+        // too close to the next student
+        let close = [("ann", 0.45, "bob", 0.4); 4];
+        assert_eq!(run(MatcherConfig::default(), &close).kind(), "review");
+        // a stranger: below the review band
+        let stranger = [("ann", 0.25, "bob", 0.2); 8];
+        assert_eq!(run(MatcherConfig::default(), &stranger).kind(), "unknown");
+        // the rule off
+        let off = MatcherConfig {
+            track_min_votes: 0,
+            ..MatcherConfig::default()
+        };
+        assert_eq!(run(off, &ann).kind(), "review");
+        // settings out of range are refused
+        for bad in [
+            MatcherConfig {
+                track_min_agreement: 0.0,
+                ..MatcherConfig::default()
+            },
+            MatcherConfig {
+                track_accept_threshold: Some(0.1),
+                ..MatcherConfig::default()
+            },
+            MatcherConfig {
+                track_min_margin: f32::NAN,
+                ..MatcherConfig::default()
+            },
+        ] {
+            assert!(Matcher::new(bad).is_err());
+        }
     }
 
     #[test]
@@ -957,7 +1125,8 @@ mod tests {
                     by: a.clone(),
                     at: t(200)
                 },
-                agreeing: 3
+                agreeing: 3,
+                basis: AcceptBasis::Votes,
             }
         );
         // after the cooldown, a new check-in

@@ -6,7 +6,9 @@
 //! independent oracle (written from the rules, not from the implementation's state) says what
 //! each track's decision must be.
 
-use super::debounce::{Candidate, CheckIn, Decision, MatchInput, Matcher, MatcherConfig, Outcome};
+use super::debounce::{
+    AcceptBasis, Candidate, CheckIn, Decision, MatchInput, Matcher, MatcherConfig, Outcome,
+};
 use super::tracker::{ObsRef, TrackId};
 use crate::ids::{CameraId, CampusId, StudentId};
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -88,13 +90,16 @@ fn cam_spec() -> impl Strategy<Value = CamSpec> {
 }
 
 fn config() -> impl Strategy<Value = MatcherConfig> {
-    (1usize..5, 300i64..3000, 0i64..60_000, 1usize..3).prop_map(|(k, w, cd, mrs)| MatcherConfig {
-        min_agreeing: k,
-        window: Duration::milliseconds(w),
-        cooldown: Duration::milliseconds(cd),
-        min_review_sightings: mrs,
-        late_tolerance: Duration::days(1),
-        ..MatcherConfig::default()
+    (1usize..5, 300i64..3000, 0i64..60_000, 1usize..3, 0usize..4).prop_map(|(k, w, cd, mrs, tv)| {
+        MatcherConfig {
+            min_agreeing: k,
+            window: Duration::milliseconds(w),
+            cooldown: Duration::milliseconds(cd),
+            min_review_sightings: mrs,
+            late_tolerance: Duration::days(1),
+            track_min_votes: tv,
+            ..MatcherConfig::default()
+        }
     })
 }
 
@@ -255,6 +260,8 @@ fn top1(c: &[Candidate]) -> Option<f32> {
 #[derive(Debug, Clone, PartialEq)]
 enum Expected {
     Accept(StudentId, DateTime<Utc>),
+    /// Accepted on the whole track's evidence when it closed.
+    TrackAccept(StudentId),
     Review,
     Unknown,
 }
@@ -280,6 +287,36 @@ fn expected(cfg: &MatcherConfig, obs: &[&MatchInput]) -> Expected {
                 if n >= cfg.min_agreeing {
                     return Expected::Accept(s, o.at);
                 }
+            }
+        }
+    }
+    // the track-evidence rule, recomputed from the observations
+    if cfg.track_min_votes > 0 && strong.len() <= 1 {
+        let mut ev: BTreeMap<StudentId, (usize, f32, f32)> = BTreeMap::new();
+        for o in obs {
+            let r = ranked(&o.candidates);
+            if let Some((s, v)) = r.first() {
+                if *v >= cfg.review_threshold {
+                    let m = r.get(1).map_or(*v, |(_, w)| v - w).min(1.0);
+                    let e = ev.entry(s.clone()).or_default();
+                    e.0 += 1;
+                    e.1 += *v;
+                    e.2 += m;
+                }
+            }
+        }
+        let best = ev
+            .iter()
+            .max_by(|a, b| a.1 .0.cmp(&b.1 .0).then_with(|| b.0.cmp(a.0)));
+        if let Some((s, &(n, sum, margin))) = best {
+            let nf = n as f32;
+            if n >= cfg.track_min_votes
+                && nf >= cfg.track_min_agreement * band as f32
+                && sum / nf >= cfg.track_threshold()
+                && margin / nf >= cfg.track_min_margin
+                && strong.iter().all(|x| x == s)
+            {
+                return Expected::TrackAccept(s.clone());
             }
         }
     }
@@ -366,13 +403,19 @@ proptest! {
             let o = &obs[&d.track];
             let want = expected(&cfg, o);
             let got = match &d.outcome {
+                Outcome::Accept { student, basis: AcceptBasis::Track, .. } => {
+                    Expected::TrackAccept(student.clone())
+                }
                 Outcome::Accept { student, .. } => Expected::Accept(student.clone(), d.decided_at),
                 Outcome::Review(_) => Expected::Review,
                 Outcome::Unknown => Expected::Unknown,
             };
             prop_assert_eq!(&got, &want, "track {}", d.track);
             prop_assert_eq!(d.first_seen, o[0].at);
-            if let Outcome::Accept { student, agreeing, .. } = &d.outcome {
+            if let Outcome::Accept { agreeing, basis: AcceptBasis::Track, .. } = &d.outcome {
+                prop_assert!(*agreeing as usize >= cfg.track_min_votes && cfg.track_min_votes > 0);
+            }
+            if let Outcome::Accept { student, agreeing, basis: AcceptBasis::Votes, .. } = &d.outcome {
                 // K agreeing sightings, counted from the raw observations
                 let n = o.iter().filter(|x| {
                     x.at <= d.decided_at && d.decided_at - x.at <= cfg.window
@@ -470,7 +513,7 @@ proptest! {
         for d in &ds {
             prop_assert!(seen.insert(d.track.clone()), "two decisions for {}", d.track);
             let o = &delivered[&d.track];
-            if let Some(s) = d.accepted() {
+            if let (Some(s), Outcome::Accept { basis: AcceptBasis::Votes, .. }) = (d.accepted(), &d.outcome) {
                 let times: BTreeSet<DateTime<Utc>> = o.iter().filter(|x| {
                     x.at <= d.decided_at && d.decided_at - x.at <= cfg.window
                         && strong_for(&cfg, &x.candidates).as_ref() == Some(s)
