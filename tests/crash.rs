@@ -141,6 +141,10 @@ fn serve_writes_the_same_ledger_as_run_scenario() {
             .unwrap()
             .iter()
             .filter(|n| !n[0].as_str().unwrap_or("").starts_with("alert:camera:"))
+            // a review item (and its notice to the front desk) hangs on a track's weakest
+            // sightings, which a live run samples differently from a replay (its frames come
+            // when they come); check-ins, absences and their notices must agree
+            .filter(|n| !n[0].as_str().unwrap_or("").starts_with("review:"))
             .cloned()
             .collect()
     };

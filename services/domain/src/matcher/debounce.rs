@@ -34,7 +34,8 @@
 //!   anchored at real check-ins only (suppressed ones do not extend it).
 //!
 //! Every decision carries the track's first-sighting time, the decision time (the frame time of
-//! the observation that completed an accept, else the `now` that closed the track), the top-1
+//! the observation that completed an accept, the last sighting for a track-evidence accept, else
+//! the `now` that closed the track), the top-1
 //! similarity and the top-1/top-2 margin of the deciding vote (accept: the strongest agreeing
 //! vote in the window; review/unknown: the observation with the highest top-1 similarity).
 //!
@@ -767,8 +768,15 @@ impl Matcher {
     }
 
     fn close(&mut self, id: TrackId, tr: OpenTrack, now: DateTime<Utc>) -> Decision {
-        let decided_at = now.max(tr.last_seen);
-        let accepted = self.track_evidence(&tr).map(|(student, votes)| {
+        // A track-evidence accept is an event of the track's last sighting (not of when the
+        // close was noticed), so a replay and a live run check in at the same instant.
+        let evidence = self.track_evidence(&tr);
+        let decided_at = if evidence.is_some() {
+            tr.last_seen
+        } else {
+            now.max(tr.last_seen)
+        };
+        let accepted = evidence.map(|(student, votes)| {
             let check_in = self.record_check_in(&student, &tr.campus, decided_at, &id);
             Outcome::Accept {
                 student,
