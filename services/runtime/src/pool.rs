@@ -649,6 +649,11 @@ mod tests {
             "released in capture order"
         );
         let p = Arc::try_unwrap(pool).ok().expect("the feeder has finished");
+        // the counters are updated just after the last result is sent
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while p.counters(0).processed < u64::from(n) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
+        }
         assert_eq!(p.counters(0).processed, u64::from(n));
         assert_eq!(p.counters(0).dropped, 0, "submit_wait never drops");
         assert_eq!(p.in_flight(), 0);
