@@ -106,18 +106,23 @@ impl Renderer {
                 })?;
             photos.insert(a.photo.clone(), Arc::new(PreparedPhoto::new(p)));
         }
+        Ok(Renderer::from_parts(plan, photos))
+    }
+
+    /// The renderer of `plan` with its prepared photos (the cameras' backgrounds drawn here).
+    fn from_parts(plan: Plan, photos: BTreeMap<PhotoRef, Arc<PreparedPhoto>>) -> Renderer {
         let backgrounds = plan
             .cameras
             .iter()
             .map(|c| Arc::new(background::render(c.seed, c.spec.width, c.spec.height)))
             .collect();
-        Ok(Renderer {
+        Renderer {
             inner: Arc::new(Inner {
                 plan,
                 photos,
                 backgrounds,
             }),
-        })
+        }
     }
 
     /// A renderer of another plan of the same scenario (e.g. its cameras at another size)
@@ -139,18 +144,7 @@ impl Renderer {
                 })?;
             photos.insert(a.photo.clone(), p.clone());
         }
-        let backgrounds = plan
-            .cameras
-            .iter()
-            .map(|c| Arc::new(background::render(c.seed, c.spec.width, c.spec.height)))
-            .collect();
-        Ok(Renderer {
-            inner: Arc::new(Inner {
-                plan,
-                photos,
-                backgrounds,
-            }),
-        })
+        Ok(Renderer::from_parts(plan, photos))
     }
 
     /// The plan rendered.

@@ -454,11 +454,6 @@ impl Overrides {
         self.apply(&mut scenario.file);
         scenario.validate()
     }
-
-    /// Whether nothing is replaced.
-    pub fn is_empty(&self) -> bool {
-        *self == Overrides::default()
-    }
 }
 
 #[derive(Debug, Clone)]
