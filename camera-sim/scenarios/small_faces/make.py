@@ -11,7 +11,8 @@ the condition and per-condition recall is read from the run's missed students:
 
 The two splits differ in who is enrolled, which photos the camera sees, the strangers, the
 effect strengths and (by convention, see BENCHMARKS.md) the seeds they are run with:
-tune.toml is what settings were chosen on; report.toml is only ever reported. Re-run this
+tune.toml is what settings were chosen on, tune_hard.toml (tune's people and photos with
+report's effect strengths) too; report.toml is only ever reported. Re-run this
 script after editing it; the .toml files are committed so that a checkout needs no Python.
 """
 from pathlib import Path
@@ -38,6 +39,28 @@ SPLITS = {
             "jpeg": "{ jpeg_quality = 25 }",
             "group": None,
             "mixed": "{ gain = 0.65, motion_blur_px = 2.5, jpeg_quality = 35, noise = 3.0 }",
+        },
+    },
+    # tune's people and photos with report's effect strengths: for choosing settings against
+    # strong effects without looking at the report split
+    "tune_hard": {
+        "seed": 3,
+        "students": {
+            "obama": ("1.jpg", ["2.jpg"]),
+            "biden": ("1.jpg", ["2.jpg"]),
+            "kit_harington": ("1.jpg", ["2.jpg"]),
+            "rose_leslie": ("1.jpg", ["2.jpg"]),
+            "alex_lacamoire": ("1.png", ["2.jpg"]),
+        },
+        "strangers": {"lin_manuel_miranda": ["1.png"]},
+        "effects": {
+            "clear": None,
+            "dim": "{ gain = 0.45, noise = 5.0 }",
+            "mask": "{ occlusion = 0.45, occlusion_side = \"bottom\" }",
+            "blur": "{ motion_blur_px = 5.0 }",
+            "jpeg": "{ jpeg_quality = 20 }",
+            "group": None,
+            "mixed": "{ gain = 0.6, motion_blur_px = 3.0, jpeg_quality = 30, noise = 4.0 }",
         },
     },
     "report": {

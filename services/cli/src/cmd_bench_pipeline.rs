@@ -288,9 +288,10 @@ async fn clip_pooled(
         .map(|_| one.open().map(FaceAnalyzer))
         .collect::<anyhow::Result<Vec<_>>>()?;
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Analyzed<FrameFaces>>(16);
+    // `per_camera` counts frames: every worker may hold a pair of the camera's frames
     let opts = PoolOptions {
         max_batch: 2,
-        per_camera: workers.max(1),
+        per_camera: 2 * workers.max(1),
         queue_depth: 2 * workers.max(1),
     };
     let pool = Arc::new(InferencePool::start_with(analyzers, 1, opts, tx)?);

@@ -529,17 +529,30 @@ pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::
     let t_frames = Instant::now();
     let mut last_t = schedule.first().map(|s| s.0).unwrap_or(0);
     for &(t, ci) in &schedule {
-        // finalise every lesson whose time has come before this frame
+        // finalise every lesson whose time has come before this frame; tracks that went quiet
+        // before then are closed first, as serve's timer would have closed them by then
         while next_missing < missing_at.len() && missing_at[next_missing] <= t {
-            store
-                .notify_missing(ms_to_utc(missing_at[next_missing])?, Duration::hours(6))
-                .await?;
+            let at = ms_to_utc(missing_at[next_missing])?;
+            for d in rec.engine.tick(at) {
+                if let Some(r) = write_check_in(&mut decisions_out, &d).await? {
+                    ledger_results.push(r);
+                }
+                decisions.push(d);
+            }
+            decisions_out.flush().await;
+            store.notify_missing(at, Duration::hours(6)).await?;
             next_missing += 1;
         }
         while next_finalize < finalize_at.len() && finalize_at[next_finalize] <= t {
-            store
-                .finalize(ms_to_utc(finalize_at[next_finalize])?)
-                .await?;
+            let at = ms_to_utc(finalize_at[next_finalize])?;
+            for d in rec.engine.tick(at) {
+                if let Some(r) = write_check_in(&mut decisions_out, &d).await? {
+                    ledger_results.push(r);
+                }
+                decisions.push(d);
+            }
+            decisions_out.flush().await;
+            store.finalize(at).await?;
             next_finalize += 1;
         }
         if t >= next_dispatch {

@@ -465,6 +465,17 @@ impl Live {
                     continue;
                 }
             };
+            // Extra evidence for undecided tracks; on failure they keep their last answer.
+            match tokio::time::timeout(
+                self.search_timeout,
+                self.rec.search_templates(&cam, &campus, &out.tracks),
+            )
+            .await
+            {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => tracing::debug!(camera = %cam, error = %e, "template search failed"),
+                Err(_) => tracing::debug!(camera = %cam, "template search timed out"),
+            }
             self.sink.observe(&out.tracks, &out.qualities, h.crops);
             {
                 let mut m = lock(&self.metrics);

@@ -25,6 +25,15 @@
 //!     default halfway between the review and accept thresholds), their mean margin over the
 //!     best other student at least `track_min_margin`, and no strong vote went to anyone else.
 //!     The cooldown applies as to any accept ([`AcceptBasis::Track`] says which rule it was);
+//!   * **accept on the track's template** next, if enabled (`template_min_sightings` > 0):
+//!     the caller searches the gallery with the track's template (the quality-weighted mean of
+//!     its sightings' embeddings, [`super::tracker::TrackTemplate`]) and hands the answer to
+//!     [`Matcher::note_template`]; averaging cancels much of the noise of single small or
+//!     blurred sightings. Student S is accepted when the latest answer's top-1 is S at or
+//!     above the template threshold (`template_accept_threshold`, by default the review
+//!     threshold) with a margin of at least `template_min_margin`, the template averages at
+//!     least `template_min_sightings` sightings, some sighting of the track reached the review
+//!     band for S, and no strong vote went to anyone else ([`AcceptBasis::Template`]);
 //!   * **unknown** otherwise: an unknown track never checks anyone in.
 //! * **cooldown**: an accept for (student, campus) within `cooldown` of an earlier check-in for
 //!   the same (student, campus) is still the track's accept decision, but marked
@@ -147,6 +156,15 @@ pub struct MatcherConfig {
     pub track_min_margin: f32,
     /// Share of the track's band votes that must be S's.
     pub track_min_agreement: f32,
+    /// Template accept (see the module docs): embedded sightings the track's template must
+    /// average (0: off).
+    pub template_min_sightings: u32,
+    /// Top-1 similarity of the template's search; `None`: the review threshold (a mean of
+    /// several sightings varies far less than one sighting, so a stranger's template stays
+    /// well below the level at which one sighting already merits a look).
+    pub template_accept_threshold: Option<f32>,
+    /// The template's top-1 minus its best other student.
+    pub template_min_margin: f32,
 }
 
 impl Default for MatcherConfig {
@@ -165,6 +183,9 @@ impl Default for MatcherConfig {
             track_accept_threshold: None,
             track_min_margin: 0.10,
             track_min_agreement: 0.8,
+            template_min_sightings: 4,
+            template_accept_threshold: None,
+            template_min_margin: 0.10,
         }
     }
 }
@@ -203,6 +224,16 @@ impl MatcherConfig {
         {
             return err("track_accept_threshold must not be below review_threshold");
         }
+        if !self.template_min_margin.is_finite()
+            || self.template_min_margin < 0.0
+            || self
+                .template_accept_threshold
+                .is_some_and(|t| !t.is_finite() || t < self.review_threshold)
+        {
+            return err(
+                "template thresholds must be finite and not below review_threshold, the margin not negative",
+            );
+        }
         if !(self.track_min_agreement > 0.0 && self.track_min_agreement <= 1.0) {
             return err("track_min_agreement must be in (0, 1]");
         }
@@ -226,6 +257,12 @@ impl MatcherConfig {
     pub fn track_threshold(&self) -> f32 {
         self.track_accept_threshold
             .unwrap_or((self.review_threshold + self.accept_threshold) * 0.5)
+    }
+
+    /// The template threshold in use.
+    pub fn template_threshold(&self) -> f32 {
+        self.template_accept_threshold
+            .unwrap_or(self.review_threshold)
     }
 
     /// Whether normalised candidates make a strong vote, and for whom.
@@ -324,6 +361,8 @@ pub enum AcceptBasis {
     Votes,
     /// The whole track's consistent votes, when it closed.
     Track,
+    /// The gallery's answer for the track's template (mean of its sightings), when it closed.
+    Template,
 }
 
 /// A student's band votes over a track.
@@ -461,6 +500,8 @@ struct OpenTrack {
     evidence: BTreeMap<StudentId, Evidence>,
     best_shot: ObsRef,
     best_quality: f32,
+    /// The gallery's latest answer for the track's template: top-1, margin, sightings averaged.
+    template: Option<(Candidate, Option<f32>, u32)>,
 }
 
 /// Bound on `OpenTrack::scores`; pruned to the best `SCORES_KEEP` when exceeded.
@@ -552,6 +593,7 @@ impl Matcher {
                 evidence: BTreeMap::new(),
                 best_shot: input.shot.clone(),
                 best_quality: input.quality,
+                template: None,
             });
         if tr.sightings > 0 && input.at <= tr.last_seen {
             return None; // repeated or out-of-order observation of this track
@@ -667,6 +709,24 @@ impl Matcher {
         })
     }
 
+    /// The gallery's candidates for an open track's template ([`super::tracker::TrackTemplate`]:
+    /// the mean of `sightings` embedded sightings), replacing the previous answer. Ignored for
+    /// a track that is not open (unseen, decided or forgotten): a template never opens a track.
+    pub fn note_template(&mut self, track: &TrackId, candidates: &[Candidate], sightings: u32) {
+        let Some(tr) = self.open.get_mut(track) else {
+            return;
+        };
+        let norm = normalize_candidates(candidates);
+        let (top, margin) = top_and_margin(&norm);
+        tr.template = top.map(|t| (t, margin, sightings));
+    }
+
+    /// Whether the track is open and its template could still decide it (template accept on,
+    /// not decided yet): the caller searches templates only for these.
+    pub fn wants_template(&self, track: &TrackId) -> bool {
+        self.config.template_min_sightings > 0 && self.open.contains_key(track)
+    }
+
     fn record_check_in(
         &mut self,
         student: &StudentId,
@@ -767,22 +827,44 @@ impl Matcher {
         ok.then(|| (student.clone(), e.votes))
     }
 
+    /// The student the track's template accepts, with the sightings it averages (module docs).
+    fn template_evidence(&self, tr: &OpenTrack) -> Option<(StudentId, u32)> {
+        let cfg = &self.config;
+        let (top, margin, n) = tr.template.as_ref()?;
+        let ok = cfg.template_min_sightings > 0
+            && *n >= cfg.template_min_sightings
+            && top.similarity >= cfg.template_threshold()
+            && margin.is_none_or(|m| m >= cfg.template_min_margin)
+            && tr.strong_students.iter().all(|s| *s == top.student)
+            && tr
+                .scores
+                .get(&top.student)
+                .is_some_and(|s| *s >= cfg.review_threshold);
+        ok.then(|| (top.student.clone(), *n))
+    }
+
     fn close(&mut self, id: TrackId, tr: OpenTrack, now: DateTime<Utc>) -> Decision {
-        // A track-evidence accept is an event of the track's last sighting (not of when the
-        // close was noticed), so a replay and a live run check in at the same instant.
-        let evidence = self.track_evidence(&tr);
+        // A track-evidence or template accept is an event of the track's last sighting (not of
+        // when the close was noticed), so a replay and a live run check in at the same instant.
+        let evidence = self
+            .track_evidence(&tr)
+            .map(|(s, n)| (s, n, AcceptBasis::Track))
+            .or_else(|| {
+                self.template_evidence(&tr)
+                    .map(|(s, n)| (s, n, AcceptBasis::Template))
+            });
         let decided_at = if evidence.is_some() {
             tr.last_seen
         } else {
             now.max(tr.last_seen)
         };
-        let accepted = evidence.map(|(student, votes)| {
+        let accepted = evidence.map(|(student, votes, basis)| {
             let check_in = self.record_check_in(&student, &tr.campus, decided_at, &id);
             Outcome::Accept {
                 student,
                 check_in,
                 agreeing: votes,
-                basis: AcceptBasis::Track,
+                basis,
             }
         });
         let cfg = &self.config;
@@ -880,6 +962,84 @@ mod tests {
     /// names the same student clearly (mean 0.45 > 0.425, margin 0.25): accepted when the track
     /// closes, on the track's evidence; a track with a dissenting band vote too many, one with
     /// too small a margin, a stranger's weak track, and a matcher with the rule off are not.
+    #[test]
+    fn a_track_is_accepted_on_its_template_when_it_closes() {
+        // two band votes for ann (too few for the track-evidence rule), one below the band
+        let votes = [
+            ("ann", 0.38, "bob", 0.2),
+            ("ann", 0.36, "cy", 0.3),
+            ("bob", 0.3, "ann", 0.2),
+        ];
+        let run = |cfg: MatcherConfig, tpl: &[(&str, f32)], n: u32, strong_bob: bool| {
+            let mut m = Matcher::new(cfg).unwrap();
+            let tr = track("door", 1);
+            for (i, (a, sa, b, sb)) in votes.iter().enumerate() {
+                let o = obs(&tr, i as i64 * 125, 0.5, &[(a, *sa), (b, *sb)]);
+                assert!(m.observe(o).is_none());
+                let c: Vec<Candidate> = tpl
+                    .iter()
+                    .map(|(s, v)| Candidate::new(sid(s), *v))
+                    .collect();
+                m.note_template(&tr, &c, n);
+            }
+            if strong_bob {
+                assert!(m.observe(obs(&tr, 900, 0.5, &[("bob", 0.8)])).is_none());
+            }
+            m.end_track(&tr, t(10_000)).unwrap()
+        };
+        let good = [("ann", 0.40), ("bob", 0.2)];
+        let d = run(MatcherConfig::default(), &good, 5, false);
+        assert_eq!(
+            d.outcome,
+            Outcome::Accept {
+                student: sid("ann"),
+                check_in: CheckIn::New,
+                agreeing: 5,
+                basis: AcceptBasis::Template,
+            }
+        );
+        assert_eq!(d.decided_at, t(250), "the track's last sighting");
+        // below the threshold, too small a margin, too few sightings, a strong vote for
+        // someone else, a student the sightings never put in the band, the rule off
+        let cfg = MatcherConfig::default;
+        assert_eq!(
+            run(cfg(), &[("ann", 0.34), ("bob", 0.2)], 5, false).kind(),
+            "review"
+        );
+        assert_eq!(
+            run(cfg(), &[("ann", 0.40), ("bob", 0.32)], 5, false).kind(),
+            "review"
+        );
+        assert_eq!(run(cfg(), &good, 3, false).kind(), "review");
+        assert_eq!(run(cfg(), &good, 5, true).kind(), "review");
+        assert_eq!(
+            run(cfg(), &[("dee", 0.6), ("ann", 0.3)], 5, false).kind(),
+            "review"
+        );
+        let off = MatcherConfig {
+            template_min_sightings: 0,
+            ..cfg()
+        };
+        assert_eq!(run(off, &good, 5, false).kind(), "review");
+        // an answer for a track that is not open opens nothing
+        let mut m = matcher();
+        m.note_template(&track("door", 9), &[Candidate::new(sid("ann"), 0.9)], 9);
+        assert_eq!(m.open_tracks(), 0);
+        assert!(m.finish(t(0)).is_empty());
+        for bad in [
+            MatcherConfig {
+                template_accept_threshold: Some(0.1),
+                ..cfg()
+            },
+            MatcherConfig {
+                template_min_margin: -0.1,
+                ..cfg()
+            },
+        ] {
+            assert!(Matcher::new(bad).is_err());
+        }
+    }
+
     #[test]
     fn a_consistent_weak_track_is_accepted_when_it_closes() {
         let run = |cfg: MatcherConfig, votes: &[(&str, f32, &str, f32)]| {

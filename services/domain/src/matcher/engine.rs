@@ -11,7 +11,8 @@ use super::debounce::{
     Candidate, Decision, MatchInput, Matcher, MatcherConfig, MatcherConfigError,
 };
 use super::tracker::{
-    EndedTrack, ObsRef, TrackUpdate, Tracker, TrackerConfig, TrackerConfigError, TrackerError,
+    EndedTrack, ObsRef, TrackId, TrackTemplate, TrackUpdate, Tracker, TrackerConfig,
+    TrackerConfigError, TrackerError,
 };
 use super::visitors::{UnknownVisitors, VisitorConfig, VisitorConfigError};
 use crate::face::FaceObservation;
@@ -101,6 +102,41 @@ impl Engine {
     }
     pub fn tracker(&self, camera: &CameraId) -> Option<&Tracker> {
         self.cameras.get(camera).map(|c| &c.tracker)
+    }
+
+    /// The templates of `tracks` (of `camera`) that the matcher could still decide with:
+    /// open, undecided, averaging at least `template_min_sightings` sightings. The caller
+    /// searches each and hands the answer to [`Engine::note_template`].
+    pub fn templates_wanted(
+        &self,
+        camera: &CameraId,
+        tracks: &[TrackId],
+    ) -> Vec<(TrackId, TrackTemplate)> {
+        let Some(cam) = self.cameras.get(camera) else {
+            return Vec::new();
+        };
+        let min = self.matcher.config().template_min_sightings;
+        let mut out: Vec<(TrackId, TrackTemplate)> = Vec::new();
+        for id in tracks {
+            if out.iter().any(|(t, _)| t == id) || !self.matcher.wants_template(id) {
+                continue;
+            }
+            let template = cam
+                .tracker
+                .tracks()
+                .iter()
+                .find(|t| t.id() == id)
+                .and_then(|t| t.template());
+            if let Some(tpl) = template.filter(|t| t.sightings >= min) {
+                out.push((id.clone(), tpl));
+            }
+        }
+        out
+    }
+
+    /// The gallery's candidates for a track's template ([`Engine::templates_wanted`]).
+    pub fn note_template(&mut self, track: &TrackId, candidates: &[Candidate], sightings: u32) {
+        self.matcher.note_template(track, candidates, sightings);
     }
 
     /// One frame of `camera`: track the faces, close the tracks that ended, and feed every face

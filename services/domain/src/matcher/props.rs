@@ -34,6 +34,8 @@ struct ObsSpec {
     hi: usize,
     lo: usize,
     quality: u8,
+    /// The template answer noted after this observation (< 4: none; see `template`).
+    tpl: u8,
 }
 
 #[derive(Debug, Clone)]
@@ -58,14 +60,16 @@ fn obs_spec() -> impl Strategy<Value = ObsSpec> {
         0usize..HI.len(),
         0usize..LO.len(),
         0u8..100,
+        0u8..8,
     )
-        .prop_map(|(gap_ms, kind, alt, hi, lo, quality)| ObsSpec {
+        .prop_map(|(gap_ms, kind, alt, hi, lo, quality, tpl)| ObsSpec {
             gap_ms,
             kind,
             alt,
             hi,
             lo,
             quality,
+            tpl,
         })
 }
 
@@ -90,17 +94,24 @@ fn cam_spec() -> impl Strategy<Value = CamSpec> {
 }
 
 fn config() -> impl Strategy<Value = MatcherConfig> {
-    (1usize..5, 300i64..3000, 0i64..60_000, 1usize..3, 0usize..4).prop_map(|(k, w, cd, mrs, tv)| {
-        MatcherConfig {
+    (
+        1usize..5,
+        300i64..3000,
+        0i64..60_000,
+        1usize..3,
+        0usize..4,
+        0u32..4,
+    )
+        .prop_map(|(k, w, cd, mrs, tv, ts)| MatcherConfig {
             min_agreeing: k,
             window: Duration::milliseconds(w),
             cooldown: Duration::milliseconds(cd),
             min_review_sightings: mrs,
             late_tolerance: Duration::days(1),
             track_min_votes: tv,
+            template_min_sightings: ts,
             ..MatcherConfig::default()
-        }
-    })
+        })
 }
 
 /// The gallery's answer for one observation of a track whose person is `student`.
@@ -116,9 +127,22 @@ fn candidates(o: &ObsSpec, student: usize) -> Vec<Candidate> {
     }
 }
 
+/// The gallery's answer for a track's template after an observation (`None`: not searched).
+fn template(o: &ObsSpec, student: usize) -> Option<Vec<Candidate>> {
+    let c = |i: usize, v: f32| Candidate::new(sid(i), v);
+    match o.tpl {
+        0..=3 => None,
+        4 | 5 => Some(vec![c(student, HI[o.hi]), c(o.alt, LO[o.lo])]),
+        6 => Some(vec![c(student, HI[o.hi]), c(o.alt, HI[o.hi] - 0.05)]),
+        _ => Some(vec![c(o.alt, HI[o.hi]), c(student, LO[o.lo])]),
+    }
+}
+
 #[derive(Debug, Clone)]
 enum Ev {
     Obs(MatchInput),
+    /// A template answer: track, candidates, sightings averaged; at the observation's time.
+    Template(TrackId, Vec<Candidate>, u32, DateTime<Utc>),
     End(TrackId, DateTime<Utc>),
 }
 
@@ -126,7 +150,7 @@ impl Ev {
     fn at(&self) -> DateTime<Utc> {
         match self {
             Ev::Obs(i) => i.at,
-            Ev::End(_, t) => *t,
+            Ev::Template(_, _, _, t) | Ev::End(_, t) => *t,
         }
     }
 }
@@ -157,6 +181,9 @@ fn camera_events(name: &str, spec: &CamSpec) -> Vec<Ev> {
                 quality: f32::from(o.quality) / 100.0,
                 candidates: candidates(o, tr.student),
             }));
+            if let Some(c) = template(o, tr.student) {
+                evs.push(Ev::Template(id.clone(), c, k as u32 + 1, at));
+            }
         }
         if tr.ends {
             evs.push(Ev::End(id, at + Duration::milliseconds(500)));
@@ -178,7 +205,8 @@ fn with_repeats(evs: &[Ev], seed: u64) -> Vec<Ev> {
     let mut x = seed | 1;
     let mut out = evs.to_vec();
     for (i, e) in evs.iter().enumerate() {
-        if xorshift(&mut x).is_multiple_of(4) {
+        // a template answer is never delivered twice (a stale one would replace the latest)
+        if xorshift(&mut x).is_multiple_of(4) && !matches!(e, Ev::Template(..)) {
             // `out` grows as copies go in; any position after the original is "later"
             let orig = out.iter().position(|o| same(o, e)).unwrap_or(i);
             let pos = orig + 1 + (xorshift(&mut x) as usize % (out.len() - orig));
@@ -192,6 +220,9 @@ fn same(a: &Ev, b: &Ev) -> bool {
     match (a, b) {
         (Ev::Obs(x), Ev::Obs(y)) => x == y,
         (Ev::End(x, s), Ev::End(y, t)) => x == y && s == t,
+        (Ev::Template(x, c, n, s), Ev::Template(y, d, m, t)) => {
+            x == y && c == d && n == m && s == t
+        }
         _ => false,
     }
 }
@@ -222,6 +253,7 @@ fn run(cfg: &MatcherConfig, evs: &[Ev]) -> Vec<Decision> {
         end = end.max(e.at());
         match e {
             Ev::Obs(i) => out.extend(m.observe(i.clone())),
+            Ev::Template(id, c, n, _) => m.note_template(id, c, *n),
             Ev::End(id, at) => out.extend(m.end_track(id, *at)),
         }
     }
@@ -262,12 +294,19 @@ enum Expected {
     Accept(StudentId, DateTime<Utc>),
     /// Accepted on the whole track's evidence when it closed.
     TrackAccept(StudentId),
+    /// Accepted on the track's template when it closed.
+    TemplateAccept(StudentId),
     Review,
     Unknown,
 }
 
-/// What a track's decision must be, from its observations in order (repeats removed).
-fn expected(cfg: &MatcherConfig, obs: &[&MatchInput]) -> Expected {
+/// What a track's decision must be, from its observations in order (repeats removed) and the
+/// last template answer delivered while it was open.
+fn expected(
+    cfg: &MatcherConfig,
+    obs: &[&MatchInput],
+    tpl: Option<&(Vec<Candidate>, u32)>,
+) -> Expected {
     let mut strong: BTreeSet<StudentId> = BTreeSet::new();
     let mut band = 0usize;
     let mut votes: Vec<(DateTime<Utc>, Option<StudentId>)> = Vec::new();
@@ -320,6 +359,28 @@ fn expected(cfg: &MatcherConfig, obs: &[&MatchInput]) -> Expected {
             }
         }
     }
+    // the template rule: the last answer's top-1 and margin, and a band sighting for them
+    if let Some((c, n)) = tpl.filter(|_| cfg.template_min_sightings > 0) {
+        let r = ranked(c);
+        if let Some((s, v)) = r.first() {
+            let margin_ok = r
+                .get(1)
+                .is_none_or(|(_, w)| v - w >= cfg.template_min_margin);
+            let band_for_s = obs.iter().any(|o| {
+                o.candidates
+                    .iter()
+                    .any(|x| x.student == *s && x.similarity >= cfg.review_threshold)
+            });
+            if *n >= cfg.template_min_sightings
+                && *v >= cfg.template_threshold()
+                && margin_ok
+                && band_for_s
+                && strong.iter().all(|x| x == s)
+            {
+                return Expected::TemplateAccept(s.clone());
+            }
+        }
+    }
     if strong.len() > 1 || band >= cfg.min_review_sightings {
         Expected::Review
     } else {
@@ -339,6 +400,30 @@ fn per_track(evs: &[Ev]) -> BTreeMap<TrackId, Vec<&MatchInput>> {
         }
     }
     m
+}
+
+/// Each track's last template answer delivered after its first observation and before its
+/// first end event.
+fn templates(evs: &[Ev]) -> BTreeMap<TrackId, (Vec<Candidate>, u32)> {
+    let mut open: BTreeSet<TrackId> = BTreeSet::new();
+    let mut ended: BTreeSet<TrackId> = BTreeSet::new();
+    let mut out = BTreeMap::new();
+    for e in evs {
+        match e {
+            Ev::Obs(i) if !ended.contains(&i.track) => {
+                open.insert(i.track.clone());
+            }
+            Ev::Template(id, c, n, _) if open.contains(id) => {
+                out.insert(id.clone(), (c.clone(), *n));
+            }
+            Ev::End(id, _) if open.contains(id) => {
+                open.remove(id);
+                ended.insert(id.clone());
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The decision with its check-in flag erased (that flag may depend on arrival order).
@@ -392,6 +477,7 @@ proptest! {
         let evs = interleave(&ea, &eb, seed);
         let ds = run(&cfg, &evs);
         let obs = per_track(&evs);
+        let tpls = templates(&evs);
 
         let mut seen: BTreeSet<TrackId> = BTreeSet::new();
         for d in &ds {
@@ -401,10 +487,13 @@ proptest! {
 
         for d in &ds {
             let o = &obs[&d.track];
-            let want = expected(&cfg, o);
+            let want = expected(&cfg, o, tpls.get(&d.track));
             let got = match &d.outcome {
                 Outcome::Accept { student, basis: AcceptBasis::Track, .. } => {
                     Expected::TrackAccept(student.clone())
+                }
+                Outcome::Accept { student, basis: AcceptBasis::Template, .. } => {
+                    Expected::TemplateAccept(student.clone())
                 }
                 Outcome::Accept { student, .. } => Expected::Accept(student.clone(), d.decided_at),
                 Outcome::Review(_) => Expected::Review,
@@ -501,8 +590,13 @@ proptest! {
                         quality: f32::from(o.quality) / 100.0,
                         candidates: candidates(o, *student),
                     };
-                    delivered.entry(id).or_default().push(input.clone());
+                    let seen = delivered.entry(id.clone()).or_default();
+                    seen.push(input.clone());
+                    let n = seen.len() as u32;
                     ds.extend(m.observe(input));
+                    if let Some(c) = template(o, *student) {
+                        m.note_template(&id, &c, n);
+                    }
                 }
                 7 | 8 => ds.extend(m.end_track(&id, at)),
                 _ => ds.extend(m.tick(at)),
@@ -548,9 +642,9 @@ fn oracle_rejects_an_early_accept() {
         candidates: vec![Candidate::new(sid(0), 0.8)],
     };
     let (a, b, c) = (mk(0), mk(100), mk(200));
-    assert_eq!(expected(&cfg, &[&a, &b]), Expected::Review);
+    assert_eq!(expected(&cfg, &[&a, &b], None), Expected::Review);
     assert_eq!(
-        expected(&cfg, &[&a, &b, &c]),
+        expected(&cfg, &[&a, &b, &c], None),
         Expected::Accept(sid(0), t0() + Duration::milliseconds(200))
     );
 }

@@ -219,8 +219,83 @@ pub struct Track {
     /// Centre velocity in pixels per second, once two hits are known.
     velocity: Option<(f32, f32)>,
     appearance: Option<Embedding>,
+    /// Quality-weighted sum of every embedded sighting (the track's template).
+    template: Option<TemplateSum>,
     history: VecDeque<TrackPoint>,
     best: Shot,
+}
+
+/// Running quality-weighted sum of a track's embeddings.
+#[derive(Debug, Clone)]
+struct TemplateSum {
+    sum: Vec<f32>,
+    sightings: u32,
+    model_id: String,
+    model_version: String,
+}
+
+impl TemplateSum {
+    /// Weight of a sighting: its overall quality, floored so a poor one still counts a little.
+    fn weight(quality: f32) -> f32 {
+        if quality.is_finite() {
+            quality.clamp(0.05, 1.0)
+        } else {
+            0.05
+        }
+    }
+
+    fn start(face: &FaceObservation) -> Option<Self> {
+        let e = face.embedding.as_ref()?;
+        if e.vector.is_empty() || e.vector.iter().any(|x| !x.is_finite()) {
+            return None;
+        }
+        let w = Self::weight(face.quality.overall);
+        Some(Self {
+            sum: e.vector.iter().map(|x| x * w).collect(),
+            sightings: 1,
+            model_id: e.model_id.clone(),
+            model_version: e.model_version.clone(),
+        })
+    }
+
+    /// Adds a sighting of the same model and dimension (others are ignored).
+    fn add(&mut self, face: &FaceObservation) {
+        let Some(e) = &face.embedding else { return };
+        if e.vector.len() != self.sum.len()
+            || e.model_id != self.model_id
+            || e.model_version != self.model_version
+            || e.vector.iter().any(|x| !x.is_finite())
+        {
+            return;
+        }
+        let w = Self::weight(face.quality.overall);
+        self.sum
+            .iter_mut()
+            .zip(&e.vector)
+            .for_each(|(s, x)| *s += w * x);
+        self.sightings += 1;
+    }
+
+    fn template(&self) -> Option<TrackTemplate> {
+        let norm = self.sum.iter().map(|x| x * x).sum::<f32>().sqrt();
+        (norm > 0.0 && norm.is_finite()).then(|| TrackTemplate {
+            embedding: Embedding {
+                model_id: self.model_id.clone(),
+                model_version: self.model_version.clone(),
+                vector: self.sum.iter().map(|x| x / norm).collect(),
+            },
+            sightings: self.sightings,
+        })
+    }
+}
+
+/// A track's template: the quality-weighted mean of its sightings' embeddings (unit norm), and
+/// how many sightings it averages. Noise of single small or blurred sightings averages out, so
+/// the template is searched in the gallery as one more, steadier piece of evidence.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackTemplate {
+    pub embedding: Embedding,
+    pub sightings: u32,
 }
 
 impl Track {
@@ -248,6 +323,10 @@ impl Track {
     }
     pub fn history(&self) -> impl Iterator<Item = &TrackPoint> {
         self.history.iter()
+    }
+    /// The track's template (quality-weighted mean of every embedded sighting), if any.
+    pub fn template(&self) -> Option<TrackTemplate> {
+        self.template.as_ref().and_then(TemplateSum::template)
     }
 
     /// The last box moved by the track's velocity to `at` (at most `max_age` ahead).
@@ -415,6 +494,7 @@ impl Tracker {
                         last_box: face.bbox,
                         velocity: None,
                         appearance: face.embedding.clone(),
+                        template: TemplateSum::start(face),
                         history: VecDeque::from([point]),
                         best: Shot {
                             obs,
@@ -503,6 +583,10 @@ fn hit(
     t.last_box = face.bbox;
     t.last_seen = at;
     t.hits += 1;
+    match &mut t.template {
+        Some(sum) => sum.add(face),
+        None => t.template = TemplateSum::start(face),
+    }
     if let Some(e) = &face.embedding {
         t.appearance = Some(match t.appearance.take() {
             Some(a) if a.cosine(e).is_some() => blend(&a, e, cfg.appearance_momentum),
@@ -767,6 +851,43 @@ mod tests {
             .update(t(100), &[bad, face(100.0, 100.0, 80.0, 0.5, Some(nan_emb))])
             .unwrap();
         assert_eq!(u.born.len(), 2);
+    }
+
+    #[test]
+    fn a_track_template_is_the_quality_weighted_mean_of_its_sightings() {
+        let mut tr = tracker();
+        // three sightings: axis 0 at quality 0.9 twice, halfway to axis 1 at quality 0.1; one without
+        // an embedding and one of another model, which do not count
+        let mut other = emb(2, 0.0);
+        other.model_id = "other".into();
+        let shots = [
+            face(100.0, 100.0, 40.0, 0.9, Some(emb(0, 0.0))),
+            face(102.0, 100.0, 40.0, 0.5, None),
+            face(104.0, 100.0, 40.0, 0.1, Some(emb(0, 1.0))),
+            face(106.0, 100.0, 40.0, 0.9, Some(emb(0, 0.0))),
+            face(108.0, 100.0, 40.0, 0.9, Some(other)),
+        ];
+        for (i, f) in shots.iter().enumerate() {
+            tr.update(t(i as i64 * 100), std::slice::from_ref(f))
+                .unwrap();
+        }
+        assert_eq!(tr.tracks().len(), 1);
+        let tpl = tr.tracks()[0].template().unwrap();
+        assert_eq!(tpl.sightings, 3);
+        let v = &tpl.embedding.vector;
+        let h = std::f32::consts::FRAC_1_SQRT_2;
+        let (a, b) = (1.8 + 0.1 * h, 0.1 * h);
+        let n = (a * a + b * b).sqrt();
+        assert!(
+            (v[0] - a / n).abs() < 1e-5 && (v[1] - b / n).abs() < 1e-5,
+            "{v:?}"
+        );
+        assert!((v.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-5);
+        // a track without any embedding has no template
+        let mut tr = tracker();
+        tr.update(t(0), &[face(10.0, 10.0, 40.0, 0.9, None)])
+            .unwrap();
+        assert!(tr.tracks()[0].template().is_none());
     }
 
     #[test]
