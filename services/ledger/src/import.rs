@@ -290,16 +290,11 @@ fn field_of(kind: ImportKind, e: &LedgerError) -> String {
             ("room", _) => "room".into(),
             (other, _) => other.into(),
         },
-        LedgerError::Db(d)
-            if d.as_database_error()
-                .is_some_and(|x| x.is_unique_violation()) =>
-        {
-            match kind {
-                ImportKind::Timetable => "lesson_id".into(),
-                ImportKind::Enrollments => "student_id".into(),
-                _ => "id".into(),
-            }
-        }
+        e if e.is_unique_violation() => match kind {
+            ImportKind::Timetable => "lesson_id".into(),
+            ImportKind::Enrollments => "student_id".into(),
+            _ => "id".into(),
+        },
         _ => "row".into(),
     }
 }

@@ -38,8 +38,16 @@ pub use views::*;
 /// Errors at the crate boundary.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
+    /// The database refused the change because it breaks an integrity rule (a record with the
+    /// same key exists, a referenced record does not, …).
+    #[error("constraint ({kind}): {message}")]
+    Constraint {
+        kind: ConstraintKind,
+        message: String,
+    },
+    /// Any other database error (a query or schema mismatch): retrying will not help.
     #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
+    Database(String),
     /// From the check-in path's own SQLite connection.
     #[error("database (sqlite): {0}")]
     Sqlite(String),
@@ -92,8 +100,9 @@ impl LedgerError {
         match self {
             LedgerError::Unavailable(_) | LedgerError::Io(_) => ErrorClass::Unavailable,
             LedgerError::Busy(_) | LedgerError::Conflict(_) => ErrorClass::Transient,
-            LedgerError::Db(e) => sqlx_class(e),
             LedgerError::Sqlite(_)
+            | LedgerError::Constraint { .. }
+            | LedgerError::Database(_)
             | LedgerError::NotFound { .. }
             | LedgerError::Invalid { .. }
             | LedgerError::NotRefundable(..)
@@ -109,17 +118,68 @@ impl LedgerError {
     }
 }
 
-/// SQLite result codes (primary, the low byte of an extended code) and PostgreSQL SQLSTATEs.
-fn sqlx_class(e: &sqlx::Error) -> ErrorClass {
-    match e {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => ErrorClass::Unavailable,
-        sqlx::Error::Database(db) => db_code_class(db.code().as_deref()),
-        _ => ErrorClass::Permanent,
+/// Which integrity rule the database enforced ([`LedgerError::Constraint`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConstraintKind {
+    Unique,
+    ForeignKey,
+    NotNull,
+    Check,
+    Other,
+}
+
+impl std::fmt::Display for ConstraintKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ConstraintKind::Unique => "unique",
+            ConstraintKind::ForeignKey => "foreign key",
+            ConstraintKind::NotNull => "not null",
+            ConstraintKind::Check => "check",
+            ConstraintKind::Other => "other",
+        })
+    }
+}
+
+/// The driver's error, said as what happened: no crate above the ledger sees sqlx. SQLite
+/// result codes (primary, the low byte of an extended code) and PostgreSQL SQLSTATEs decide
+/// between [`LedgerError::Unavailable`], [`LedgerError::Busy`], [`LedgerError::Constraint`]
+/// and [`LedgerError::Database`].
+impl From<sqlx::Error> for LedgerError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => LedgerError::Unavailable(e.to_string()),
+            sqlx::Error::Database(db) => match db_code_class(db.code().as_deref()) {
+                ErrorClass::Unavailable => LedgerError::Unavailable(db.message().to_string()),
+                ErrorClass::Transient => LedgerError::Busy(db.message().to_string()),
+                ErrorClass::Permanent => {
+                    let kind = match db.kind() {
+                        sqlx::error::ErrorKind::UniqueViolation => Some(ConstraintKind::Unique),
+                        sqlx::error::ErrorKind::ForeignKeyViolation => {
+                            Some(ConstraintKind::ForeignKey)
+                        }
+                        sqlx::error::ErrorKind::NotNullViolation => Some(ConstraintKind::NotNull),
+                        sqlx::error::ErrorKind::CheckViolation => Some(ConstraintKind::Check),
+                        _ if db.code().is_some_and(|c| c.starts_with("23")) => {
+                            Some(ConstraintKind::Other)
+                        }
+                        _ => None,
+                    };
+                    match kind {
+                        Some(kind) => LedgerError::Constraint {
+                            kind,
+                            message: db.message().to_string(),
+                        },
+                        None => LedgerError::Database(e.to_string()),
+                    }
+                }
+            },
+            _ => LedgerError::Database(e.to_string()),
+        }
     }
 }
 
@@ -154,14 +214,24 @@ impl LedgerError {
     /// The database refused the write because a record with the same key exists. Callers map
     /// it without knowing the database driver (the API answers 409 `already_exists`).
     pub fn is_unique_violation(&self) -> bool {
-        matches!(self, LedgerError::Db(sqlx::Error::Database(d))
-            if d.kind() == sqlx::error::ErrorKind::UniqueViolation)
+        matches!(
+            self,
+            LedgerError::Constraint {
+                kind: ConstraintKind::Unique,
+                ..
+            }
+        )
     }
 
     /// The database refused the write because a record it refers to does not exist.
     pub fn is_foreign_key_violation(&self) -> bool {
-        matches!(self, LedgerError::Db(sqlx::Error::Database(d))
-            if d.kind() == sqlx::error::ErrorKind::ForeignKeyViolation)
+        matches!(
+            self,
+            LedgerError::Constraint {
+                kind: ConstraintKind::ForeignKey,
+                ..
+            }
+        )
     }
 }
 

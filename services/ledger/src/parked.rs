@@ -11,23 +11,6 @@ use rollcall_domain::ledger::{AlertDraft, AlertKind};
 use serde::Serialize;
 use sqlx::Row;
 
-pub(crate) const MIGRATION_5: &str = r#"
-CREATE TABLE parked_check_ins (
-    seq {serial},
-    school_id TEXT NOT NULL,
-    event_key TEXT NOT NULL,
-    student_id TEXT NOT NULL,
-    at BIGINT NOT NULL,
-    source TEXT NOT NULL,
-    camera_id TEXT,
-    reason TEXT NOT NULL,
-    error TEXT NOT NULL,
-    attempts BIGINT NOT NULL,
-    parked_at BIGINT NOT NULL,
-    UNIQUE (school_id, event_key)
-);
-"#;
-
 /// A check-in set aside with its reason.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ParkedCheckIn {

@@ -16,27 +16,6 @@ use serde_json::{json, Map, Value};
 use sqlx::any::AnyRow;
 use sqlx::{Column, Row};
 
-/// Migration 3: consent scope/document/expiry columns and the sealed template table. Nonces
-/// and ciphertexts are stored as lowercase hex text (portable between SQLite and PostgreSQL).
-pub(crate) const MIGRATION_3: &str = r#"
-ALTER TABLE consents ADD COLUMN document_ref TEXT;
-ALTER TABLE consents ADD COLUMN expires_at BIGINT;
-CREATE TABLE biometric_templates (
-    school_id TEXT NOT NULL,
-    template_id TEXT NOT NULL,
-    student_id TEXT NOT NULL,
-    model_id TEXT NOT NULL,
-    model_version TEXT NOT NULL,
-    key_id TEXT NOT NULL,
-    nonce_hex TEXT NOT NULL,
-    ciphertext_hex TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    PRIMARY KEY (school_id, template_id),
-    FOREIGN KEY (school_id, student_id) REFERENCES students(school_id, id)
-);
-CREATE INDEX biometric_templates_by_student ON biometric_templates (school_id, student_id);
-"#;
-
 fn to_hex(b: &[u8]) -> String {
     const D: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(b.len() * 2);

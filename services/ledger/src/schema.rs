@@ -1,232 +1,73 @@
-//! Schema migrations, one list for both backends. The SQL is portable between SQLite and
-//! PostgreSQL except for the auto-increment column type, substituted per backend. Timestamps are
+//! Schema migrations: numbered `.sql` files per backend under `services/ledger/migrations/`
+//! (`sqlite/` and `postgres/`, the same version numbers in both), compiled in. Timestamps are
 //! stored as BIGINT milliseconds since the Unix epoch (UTC), money as BIGINT cents, lesson
-//! quantities as BIGINT hundredths of a lesson.
+//! quantities as BIGINT hundredths of a lesson. The two backends differ only in the
+//! auto-increment key column (`INTEGER PRIMARY KEY AUTOINCREMENT` / `BIGSERIAL PRIMARY KEY`).
 
-/// `(version, description, sql)`. `{serial}` is the auto-increment primary key column type.
-pub const MIGRATIONS: &[(i64, &str, &str)] = &[
-    (
-        1,
-        "initial schema",
-        r#"
-CREATE TABLE schools (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL,
-    tz_offset_minutes BIGINT NOT NULL DEFAULT 0,
-    policy_json TEXT NOT NULL,
-    created_at BIGINT NOT NULL
-);
-CREATE TABLE campuses (
-    school_id TEXT NOT NULL REFERENCES schools(id),
-    id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    PRIMARY KEY (school_id, id)
-);
-CREATE TABLE rooms (
-    school_id TEXT NOT NULL,
-    id TEXT NOT NULL,
-    campus_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    PRIMARY KEY (school_id, id),
-    FOREIGN KEY (school_id, campus_id) REFERENCES campuses(school_id, id)
-);
-CREATE TABLE cameras (
-    school_id TEXT NOT NULL,
-    id TEXT NOT NULL,
-    campus_id TEXT NOT NULL,
-    door TEXT NOT NULL,
-    PRIMARY KEY (school_id, id),
-    FOREIGN KEY (school_id, campus_id) REFERENCES campuses(school_id, id)
-);
-CREATE TABLE students (
-    school_id TEXT NOT NULL REFERENCES schools(id),
-    id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    home_campus_id TEXT,
-    lock_seq BIGINT NOT NULL DEFAULT 0,
-    created_at BIGINT NOT NULL,
-    PRIMARY KEY (school_id, id)
-);
-CREATE TABLE guardians (
-    school_id TEXT NOT NULL,
-    id TEXT NOT NULL,
-    student_id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    phone TEXT,
-    email TEXT,
-    language TEXT NOT NULL DEFAULT 'en',
-    notify_prefs TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (school_id, id),
-    FOREIGN KEY (school_id, student_id) REFERENCES students(school_id, id)
-);
-CREATE TABLE consents (
-    seq {serial},
-    school_id TEXT NOT NULL,
-    student_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    granted BIGINT NOT NULL,
-    given_by TEXT NOT NULL,
-    at BIGINT NOT NULL,
-    FOREIGN KEY (school_id, student_id) REFERENCES students(school_id, id)
-);
-CREATE TABLE classes (
-    school_id TEXT NOT NULL,
-    id TEXT NOT NULL,
-    course TEXT NOT NULL,
-    name TEXT NOT NULL,
-    campus_id TEXT NOT NULL,
-    teacher TEXT NOT NULL,
-    policy_json TEXT NOT NULL,
-    PRIMARY KEY (school_id, id),
-    FOREIGN KEY (school_id, campus_id) REFERENCES campuses(school_id, id)
-);
-CREATE TABLE lessons (
-    school_id TEXT NOT NULL,
-    id TEXT NOT NULL,
-    class_id TEXT NOT NULL,
-    campus_id TEXT NOT NULL,
-    room_id TEXT,
-    teacher TEXT NOT NULL,
-    start_ms BIGINT NOT NULL,
-    end_ms BIGINT NOT NULL,
-    finalized_at BIGINT,
-    PRIMARY KEY (school_id, id),
-    FOREIGN KEY (school_id, class_id) REFERENCES classes(school_id, id),
-    FOREIGN KEY (school_id, campus_id) REFERENCES campuses(school_id, id)
-);
-CREATE INDEX lessons_by_class_start ON lessons (school_id, class_id, start_ms);
-CREATE INDEX lessons_by_end ON lessons (school_id, end_ms);
-CREATE TABLE enrollments (
-    school_id TEXT NOT NULL,
-    class_id TEXT NOT NULL,
-    student_id TEXT NOT NULL,
-    enrolled_at BIGINT NOT NULL,
-    PRIMARY KEY (school_id, class_id, student_id),
-    FOREIGN KEY (school_id, class_id) REFERENCES classes(school_id, id),
-    FOREIGN KEY (school_id, student_id) REFERENCES students(school_id, id)
-);
-CREATE INDEX enrollments_by_student ON enrollments (school_id, student_id);
-CREATE TABLE makeups (
-    school_id TEXT NOT NULL,
-    student_id TEXT NOT NULL,
-    lesson_id TEXT NOT NULL,
-    booked_at BIGINT NOT NULL,
-    PRIMARY KEY (school_id, student_id, lesson_id),
-    FOREIGN KEY (school_id, lesson_id) REFERENCES lessons(school_id, id),
-    FOREIGN KEY (school_id, student_id) REFERENCES students(school_id, id)
-);
-CREATE TABLE packages (
-    school_id TEXT NOT NULL,
-    id TEXT NOT NULL,
-    student_id TEXT NOT NULL,
-    campus_id TEXT,
-    lessons_bought BIGINT NOT NULL,
-    unit_price_cents BIGINT NOT NULL,
-    price_paid_cents BIGINT NOT NULL,
-    bought_at BIGINT NOT NULL,
-    expires_at BIGINT NOT NULL,
-    PRIMARY KEY (school_id, id),
-    FOREIGN KEY (school_id, student_id) REFERENCES students(school_id, id)
-);
-CREATE INDEX packages_by_student ON packages (school_id, student_id);
-CREATE TABLE ledger (
-    seq {serial},
-    school_id TEXT NOT NULL,
-    student_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    package_id TEXT,
-    lesson_id TEXT,
-    units BIGINT NOT NULL,
-    amount_cents BIGINT NOT NULL,
-    idempotency_key TEXT NOT NULL,
-    at BIGINT NOT NULL,
-    actor TEXT NOT NULL,
-    note TEXT,
-    UNIQUE (school_id, idempotency_key),
-    FOREIGN KEY (school_id, student_id) REFERENCES students(school_id, id)
-);
-CREATE INDEX ledger_by_student ON ledger (school_id, student_id);
-CREATE INDEX ledger_by_package ON ledger (school_id, package_id);
-CREATE TABLE attendance (
-    school_id TEXT NOT NULL,
-    student_id TEXT NOT NULL,
-    lesson_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    source TEXT,
-    camera_id TEXT,
-    at BIGINT NOT NULL,
-    UNIQUE (school_id, student_id, lesson_id),
-    FOREIGN KEY (school_id, lesson_id) REFERENCES lessons(school_id, id),
-    FOREIGN KEY (school_id, student_id) REFERENCES students(school_id, id)
-);
-CREATE INDEX attendance_by_lesson ON attendance (school_id, lesson_id);
-CREATE TABLE checkin_events (
-    seq {serial},
-    school_id TEXT NOT NULL,
-    event_key TEXT NOT NULL,
-    student_id TEXT NOT NULL,
-    at BIGINT NOT NULL,
-    source TEXT NOT NULL,
-    camera_id TEXT,
-    lesson_id TEXT,
-    outcome TEXT NOT NULL,
-    UNIQUE (school_id, event_key)
-);
-CREATE TABLE leave_requests (
-    school_id TEXT NOT NULL,
-    student_id TEXT NOT NULL,
-    lesson_id TEXT NOT NULL,
-    requested_at BIGINT NOT NULL,
-    approved BIGINT NOT NULL,
-    reason TEXT,
-    PRIMARY KEY (school_id, student_id, lesson_id),
-    FOREIGN KEY (school_id, lesson_id) REFERENCES lessons(school_id, id)
-);
-CREATE TABLE alerts (
-    seq {serial},
-    school_id TEXT NOT NULL,
-    dedup_key TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    student_id TEXT NOT NULL,
-    class_id TEXT,
-    package_id TEXT,
-    message TEXT NOT NULL,
-    state TEXT NOT NULL,
-    created_at BIGINT NOT NULL,
-    updated_at BIGINT NOT NULL,
-    UNIQUE (school_id, dedup_key)
-);
-CREATE TABLE audit_log (
-    seq {serial},
-    school_id TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    action TEXT NOT NULL,
-    entity TEXT NOT NULL,
-    entity_id TEXT NOT NULL,
-    at BIGINT NOT NULL,
-    before_json TEXT,
-    after_json TEXT
-);
-"#,
-    ),
-    (
+/// One migration: its version (applied in increasing order, once, recorded in
+/// `schema_migrations`), what it does, and its SQL for each backend.
+pub struct Migration {
+    pub version: i64,
+    pub description: &'static str,
+    pub sqlite: &'static str,
+    pub postgres: &'static str,
+}
+
+macro_rules! migration {
+    ($version:literal, $file:literal, $description:literal) => {
+        Migration {
+            version: $version,
+            description: $description,
+            sqlite: include_str!(concat!("../migrations/sqlite/", $file, ".sql")),
+            postgres: include_str!(concat!("../migrations/postgres/", $file, ".sql")),
+        }
+    };
+}
+
+/// Every migration, by version.
+pub const MIGRATIONS: &[Migration] = &[
+    migration!(1, "0001_initial_schema", "initial schema"),
+    migration!(
         2,
-        "notification outbox and settings",
-        crate::outbox::MIGRATION_2,
+        "0002_notification_outbox",
+        "notification outbox and settings"
     ),
-    (
-        4,
-        "staff accounts, sessions, API tokens, review queue, audit actor role/ip",
-        crate::staff::MIGRATION_4,
-    ),
-    (
+    migration!(
         3,
-        "privacy: consent document/expiry, encrypted canonical templates",
-        crate::privacy::MIGRATION_3,
+        "0003_privacy_templates",
+        "privacy: consent document/expiry, encrypted canonical templates"
     ),
-    (
+    migration!(
+        4,
+        "0004_staff_and_review",
+        "staff accounts, sessions, API tokens, review queue, audit actor role/ip"
+    ),
+    migration!(
         5,
-        "parked check-ins (the runtime could not commit them)",
-        crate::parked::MIGRATION_5,
+        "0005_parked_check_ins",
+        "parked check-ins (the runtime could not commit them)"
     ),
 ];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Versions increase by one from 1; each backend's files name the same tables; the only
+    /// difference between the backends is the auto-increment key column.
+    #[test]
+    fn migrations_are_numbered_and_agree_between_backends() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i as i64 + 1, "{}", m.description);
+            assert!(m.sqlite.starts_with(&format!("-- {}:", m.version)));
+            assert!(m.postgres.starts_with(&format!("-- {}:", m.version)));
+            assert_eq!(
+                m.sqlite
+                    .replace("INTEGER PRIMARY KEY AUTOINCREMENT", "{serial}"),
+                m.postgres.replace("BIGSERIAL PRIMARY KEY", "{serial}"),
+                "migration {} differs between the backends beyond the key column",
+                m.version
+            );
+        }
+    }
+}

@@ -436,11 +436,12 @@ impl Store {
         )
         .execute(&self.pool)
         .await?;
-        let serial = match self.backend {
-            Backend::Sqlite => "INTEGER PRIMARY KEY AUTOINCREMENT",
-            Backend::Postgres => "BIGSERIAL PRIMARY KEY",
-        };
-        for (version, description, sql) in schema::MIGRATIONS {
+        for m in schema::MIGRATIONS {
+            let (version, description) = (&m.version, &m.description);
+            let sql = match self.backend {
+                Backend::Sqlite => m.sqlite,
+                Backend::Postgres => m.postgres,
+            };
             let mut tx = self.begin_raw().await?;
             let done = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
                 .bind(*version)
@@ -449,9 +450,7 @@ impl Store {
             if done.is_some() {
                 continue;
             }
-            sqlx::raw_sql(&sql.replace("{serial}", serial))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::raw_sql(sql).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)")
                 .bind(*version)
                 .bind(*description)

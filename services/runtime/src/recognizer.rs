@@ -193,7 +193,40 @@ impl Recognizer {
         captured: Instant,
     ) -> Result<TrackedFrame, RuntimeError> {
         let lists = self.search(&faces, campus).await?;
-        self.apply(camera, at, faces, lists, captured)
+        let out = self.apply(camera, at, faces, lists, captured)?;
+        self.search_templates(camera, campus, &out.tracks).await?;
+        Ok(out)
+    }
+
+    /// Searches the gallery with the templates of `tracks` (this frame's tracks of `camera`)
+    /// that could still decide their track, and hands the answers to the matcher (see the
+    /// matcher's template accept). Call it after [`Recognizer::apply`]; when it fails the
+    /// tracks keep their previous template answer (the evidence is extra, nothing is lost).
+    pub async fn search_templates(
+        &mut self,
+        camera: &CameraId,
+        campus: &CampusId,
+        tracks: &[TrackId],
+    ) -> Result<(), RuntimeError> {
+        for (track, tpl) in self.engine.templates_wanted(camera, tracks) {
+            let mut q = SearchQuery::new(self.tenant.clone(), tpl.embedding.vector, 20);
+            q.campus = Some(campus.clone());
+            q.model = Some(self.model.clone());
+            let hits = self.gallery.search(&q).await?;
+            let cands: Vec<Candidate> = best_per_student(&hits, 5)
+                .into_iter()
+                .map(|c| Candidate::new(c.student, c.similarity))
+                .collect();
+            tracing::debug!(
+                track = %track,
+                sightings = tpl.sightings,
+                top = ?cands.first().map(|c| (c.student.to_string(), c.similarity)),
+                second = ?cands.get(1).map(|c| c.similarity),
+                "track template searched"
+            );
+            self.engine.note_template(&track, &cands, tpl.sightings);
+        }
+        Ok(())
     }
 
     /// The gallery's candidates of every face of a frame (same order). Nothing changes in the
@@ -286,32 +319,82 @@ pub fn face_check_in(d: &Decision) -> Option<rollcall_ledger::CheckIn> {
     Some(ci)
 }
 
-/// The most recent latency samples (bounded, so a long-running `serve` keeps flat memory).
-#[derive(Debug, Clone, Default)]
+/// Latency samples in milliseconds, kept in a histogram (hdrhistogram, 3 significant digits,
+/// 1 µs to 1 h): percentiles are over **every** sample recorded, in flat memory, so a
+/// long-running `serve` and a benchmark report the same statistic over what they counted.
+#[derive(Debug, Clone)]
 pub struct Latencies {
-    recent: std::collections::VecDeque<f64>,
+    hist: hdrhistogram::Histogram<u64>,
     /// Samples ever recorded.
     pub count: u64,
 }
 
+impl Default for Latencies {
+    fn default() -> Self {
+        Self {
+            hist: hdrhistogram::Histogram::new_with_bounds(1, Self::MAX_US, 3)
+                .expect("valid histogram bounds"),
+            count: 0,
+        }
+    }
+}
+
 impl Latencies {
-    const WINDOW: usize = 10_000;
+    /// One hour, in microseconds: longer samples are recorded as one hour.
+    const MAX_US: u64 = 3_600_000_000;
 
     pub fn push(&mut self, ms: f64) {
-        if self.recent.len() == Self::WINDOW {
-            self.recent.pop_front();
-        }
-        self.recent.push_back(ms);
+        let us = if ms.is_finite() {
+            (ms * 1e3).round()
+        } else {
+            0.0
+        };
+        self.hist
+            .saturating_record((us.max(1.0) as u64).min(Self::MAX_US));
         self.count += 1;
     }
 
-    /// Quantile `q` of the recent window (the last 10,000 samples), to 0.1 ms.
+    /// Quantile `q` (0..=1) of every sample, to 0.1 ms.
     pub fn percentile(&self, q: f64) -> Option<f64> {
-        if self.recent.is_empty() {
+        if self.count == 0 {
             return None;
         }
-        let mut s: Vec<f64> = self.recent.iter().copied().collect();
-        s.sort_by(f64::total_cmp);
-        Some((s[((s.len() - 1) as f64 * q).round() as usize] * 10.0).round() / 10.0)
+        let us = self.hist.value_at_quantile(q.clamp(0.0, 1.0)) as f64;
+        Some((us / 100.0).round() / 10.0)
+    }
+}
+
+#[cfg(test)]
+mod latency_tests {
+    use super::Latencies;
+
+    #[test]
+    fn percentiles_cover_every_sample() {
+        let mut l = Latencies::default();
+        assert_eq!(l.percentile(0.5), None);
+        // 20,000 samples: the first 10,000 slow, the last 10,000 fast; a window of the
+        // last 10,000 would say p99 = 1 ms
+        for _ in 0..10_000 {
+            l.push(200.0);
+        }
+        for _ in 0..10_000 {
+            l.push(1.0);
+        }
+        let near = |got: Option<f64>, want: f64| {
+            got.is_some_and(|g| (g - want).abs() <= want * 0.002 + 0.05)
+        };
+        assert_eq!(l.count, 20_000);
+        assert!(near(l.percentile(0.99), 200.0), "{:?}", l.percentile(0.99));
+        assert!(near(l.percentile(0.25), 1.0), "{:?}", l.percentile(0.25));
+        // nonsense does not panic and stays within the bounds
+        l.push(f64::NAN);
+        l.push(-5.0);
+        l.push(1e12);
+        assert_eq!(l.count, 20_003);
+        assert!(
+            near(l.percentile(1.0), 3_600_000.0),
+            "{:?}",
+            l.percentile(1.0)
+        );
     }
 }
