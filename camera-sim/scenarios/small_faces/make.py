@@ -20,17 +20,29 @@ from pathlib import Path
 FACES = "../../../../shared/fixtures/faces"
 HERE = Path(__file__).resolve().parent
 
+TUNE_STUDENTS = {
+    "obama": ("1.jpg", ["2.jpg"]),
+    "biden": ("1.jpg", ["2.jpg"]),
+    "kit_harington": ("1.jpg", ["2.jpg"]),
+    "rose_leslie": ("1.jpg", ["2.jpg"]),
+    "alex_lacamoire": ("1.png", ["2.jpg"]),
+}
+TUNE_STRANGERS = {"lin_manuel_miranda": ["1.png"]}
+REPORT_EFFECTS = {
+    "clear": None,
+    "dim": "{ gain = 0.45, noise = 5.0 }",
+    "mask": "{ occlusion = 0.45, occlusion_side = \"bottom\" }",
+    "blur": "{ motion_blur_px = 5.0 }",
+    "jpeg": "{ jpeg_quality = 20 }",
+    "group": None,
+    "mixed": "{ gain = 0.6, motion_blur_px = 3.0, jpeg_quality = 30, noise = 4.0 }",
+}
+
 SPLITS = {
     "tune": {
         "seed": 1,
-        "students": {
-            "obama": ("1.jpg", ["2.jpg"]),
-            "biden": ("1.jpg", ["2.jpg"]),
-            "kit_harington": ("1.jpg", ["2.jpg"]),
-            "rose_leslie": ("1.jpg", ["2.jpg"]),
-            "alex_lacamoire": ("1.png", ["2.jpg"]),
-        },
-        "strangers": {"lin_manuel_miranda": ["1.png"]},
+        "students": TUNE_STUDENTS,
+        "strangers": TUNE_STRANGERS,
         "effects": {
             "clear": None,
             "dim": "{ gain = 0.5, noise = 4.0 }",
@@ -45,23 +57,9 @@ SPLITS = {
     # strong effects without looking at the report split
     "tune_hard": {
         "seed": 3,
-        "students": {
-            "obama": ("1.jpg", ["2.jpg"]),
-            "biden": ("1.jpg", ["2.jpg"]),
-            "kit_harington": ("1.jpg", ["2.jpg"]),
-            "rose_leslie": ("1.jpg", ["2.jpg"]),
-            "alex_lacamoire": ("1.png", ["2.jpg"]),
-        },
-        "strangers": {"lin_manuel_miranda": ["1.png"]},
-        "effects": {
-            "clear": None,
-            "dim": "{ gain = 0.45, noise = 5.0 }",
-            "mask": "{ occlusion = 0.45, occlusion_side = \"bottom\" }",
-            "blur": "{ motion_blur_px = 5.0 }",
-            "jpeg": "{ jpeg_quality = 20 }",
-            "group": None,
-            "mixed": "{ gain = 0.6, motion_blur_px = 3.0, jpeg_quality = 30, noise = 4.0 }",
-        },
+        "students": TUNE_STUDENTS,
+        "strangers": TUNE_STRANGERS,
+        "effects": REPORT_EFFECTS,
     },
     "report": {
         "seed": 101,
@@ -73,15 +71,7 @@ SPLITS = {
             "lin_manuel_miranda": ("1.png", ["1.png"]),
         },
         "strangers": {"biden": ["1.jpg", "2.jpg"]},
-        "effects": {
-            "clear": None,
-            "dim": "{ gain = 0.45, noise = 5.0 }",
-            "mask": "{ occlusion = 0.45, occlusion_side = \"bottom\" }",
-            "blur": "{ motion_blur_px = 5.0 }",
-            "jpeg": "{ jpeg_quality = 20 }",
-            "group": None,
-            "mixed": "{ gain = 0.6, motion_blur_px = 3.0, jpeg_quality = 30, noise = 4.0 }",
-        },
+        "effects": REPORT_EFFECTS,
     },
 }
 

@@ -533,24 +533,28 @@ pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::
         // before then are closed first, as serve's timer would have closed them by then
         while next_missing < missing_at.len() && missing_at[next_missing] <= t {
             let at = ms_to_utc(missing_at[next_missing])?;
-            for d in rec.engine.tick(at) {
-                if let Some(r) = write_check_in(&mut decisions_out, &d).await? {
-                    ledger_results.push(r);
-                }
-                decisions.push(d);
-            }
+            let quiet = rec.engine.tick(at);
+            write_all(
+                &mut decisions_out,
+                quiet,
+                &mut decisions,
+                &mut ledger_results,
+            )
+            .await?;
             decisions_out.flush().await;
             store.notify_missing(at, Duration::hours(6)).await?;
             next_missing += 1;
         }
         while next_finalize < finalize_at.len() && finalize_at[next_finalize] <= t {
             let at = ms_to_utc(finalize_at[next_finalize])?;
-            for d in rec.engine.tick(at) {
-                if let Some(r) = write_check_in(&mut decisions_out, &d).await? {
-                    ledger_results.push(r);
-                }
-                decisions.push(d);
-            }
+            let quiet = rec.engine.tick(at);
+            write_all(
+                &mut decisions_out,
+                quiet,
+                &mut decisions,
+                &mut ledger_results,
+            )
+            .await?;
             decisions_out.flush().await;
             store.finalize(at).await?;
             next_finalize += 1;
@@ -588,21 +592,18 @@ pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::
         truth.add(&out.boxes, &out.tracks, &faces);
         decisions_out.observe(&out.tracks, &out.qualities, out.crops);
         new.extend(out.decisions);
-        for d in new {
-            if let Some(r) = write_check_in(&mut decisions_out, &d).await? {
-                ledger_results.push(r);
-            }
-            decisions.push(d);
-        }
+        write_all(&mut decisions_out, new, &mut decisions, &mut ledger_results).await?;
         last_t = t;
     }
     let end = ms_to_utc(last_t)? + Duration::seconds(1);
-    for d in rec.engine.finish(end) {
-        if let Some(r) = write_check_in(&mut decisions_out, &d).await? {
-            ledger_results.push(r);
-        }
-        decisions.push(d);
-    }
+    let rest = rec.engine.finish(end);
+    write_all(
+        &mut decisions_out,
+        rest,
+        &mut decisions,
+        &mut ledger_results,
+    )
+    .await?;
     decisions_out.flush().await;
     let parked = decisions_out
         .writer
@@ -734,6 +735,23 @@ pub(crate) async fn dispatch_all(d: &Dispatcher, now: DateTime<Utc>) -> anyhow::
         }
     }
     anyhow::bail!("the notification dispatcher did not drain its queue")
+}
+
+/// [`write_check_in`] for each decision in order, keeping every decision and each check-in's
+/// ledger result.
+async fn write_all(
+    sink: &mut DecisionSink,
+    new: Vec<Decision>,
+    decisions: &mut Vec<Decision>,
+    results: &mut Vec<(Decision, rollcall_ledger::CheckInResult)>,
+) -> anyhow::Result<()> {
+    for d in new {
+        if let Some(r) = write_check_in(sink, &d).await? {
+            results.push(r);
+        }
+        decisions.push(d);
+    }
+    Ok(())
 }
 
 /// Routes a decision through the decision sink, as `serve` does, and waits for its check-in

@@ -1,0 +1,188 @@
+//! Alerts: raising one (deduplicated, audited, notified), camera alerts, reading and deciding
+//! them.
+
+use super::base::{audit, from_ms, ms, parse_enum};
+use super::Store;
+use crate::{LedgerError, Result};
+use chrono::{DateTime, Utc};
+use rollcall_domain::ledger::*;
+use serde::Serialize;
+use serde_json::json;
+use sqlx::{AnyConnection, Row};
+
+/// A stored alert.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AlertView {
+    pub id: i64,
+    pub kind: AlertKind,
+    pub state: AlertState,
+    pub dedup_key: String,
+    pub student_id: String,
+    pub class_id: Option<String>,
+    pub package_id: Option<String>,
+    pub message: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+pub(crate) async fn raise_alert(
+    c: &mut AnyConnection,
+    school: &str,
+    a: &AlertDraft,
+    at: i64,
+    raised: &mut Vec<String>,
+) -> Result<()> {
+    let ins = sqlx::query(
+        "INSERT INTO alerts (school_id, dedup_key, kind, student_id, class_id, package_id, message, state, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $8) ON CONFLICT (school_id, dedup_key) DO NOTHING RETURNING seq",
+    )
+    .bind(school)
+    .bind(&a.dedup_key)
+    .bind(a.kind.as_str())
+    .bind(&a.student_id)
+    .bind(&a.class_id)
+    .bind(&a.package_id)
+    .bind(&a.message)
+    .bind(at)
+    .fetch_optional(&mut *c)
+    .await?;
+    if ins.is_some() {
+        audit(
+            c,
+            school,
+            "rules",
+            "raise",
+            "alert",
+            &a.dedup_key,
+            None,
+            Some(json!(a)),
+            at,
+        )
+        .await?;
+        raised.push(a.dedup_key.clone());
+        crate::outbox::enqueue_alert(&mut *c, school, a, at, None).await?;
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Moves an alert to another state (audited).
+    pub async fn set_alert_state(&self, id: i64, state: AlertState, actor: &str) -> Result<()> {
+        let school = self.need_school()?.to_string();
+        let mut w = self.write().await?;
+        let before: String =
+            sqlx::query("SELECT state FROM alerts WHERE school_id = $1 AND seq = $2")
+                .bind(&school)
+                .bind(id)
+                .fetch_optional(w.conn())
+                .await?
+                .ok_or_else(|| LedgerError::NotFound {
+                    entity: "alert",
+                    id: id.to_string(),
+                })?
+                .try_get(0)?;
+        let now = ms(Utc::now());
+        sqlx::query(
+            "UPDATE alerts SET state = $1, updated_at = $2 WHERE school_id = $3 AND seq = $4",
+        )
+        .bind(state.as_str())
+        .bind(now)
+        .bind(&school)
+        .bind(id)
+        .execute(w.conn())
+        .await?;
+        audit(
+            w.conn(),
+            &school,
+            actor,
+            "alert_state",
+            "alert",
+            &id.to_string(),
+            Some(json!({"state": before})),
+            Some(json!({"state": state})),
+            now,
+        )
+        .await?;
+        w.commit().await
+    }
+
+    /// Alerts, newest first, optionally only in one state.
+    pub async fn alerts(&self, state: Option<AlertState>) -> Result<Vec<AlertView>> {
+        let rows = sqlx::query(
+            "SELECT seq, kind, state, dedup_key, student_id, class_id, package_id, message, created_at, updated_at FROM alerts \
+             WHERE school_id = $1 AND ($2 = '' OR state = $2) ORDER BY seq DESC",
+        )
+        .bind(self.need_school()?)
+        .bind(state.map(|s| s.as_str()).unwrap_or(""))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AlertView {
+                    id: r.try_get(0)?,
+                    kind: parse_enum(&r.try_get::<String, _>(1)?, AlertKind::parse, "alert kind")?,
+                    state: parse_enum(
+                        &r.try_get::<String, _>(2)?,
+                        AlertState::parse,
+                        "alert state",
+                    )?,
+                    dedup_key: r.try_get(3)?,
+                    student_id: r.try_get(4)?,
+                    class_id: r.try_get(5)?,
+                    package_id: r.try_get(6)?,
+                    message: r.try_get(7)?,
+                    created_at: from_ms(r.try_get(8)?),
+                    updated_at: from_ms(r.try_get(9)?),
+                })
+            })
+            .collect()
+    }
+
+    /// Raises a camera-health alert (offline or stale), one per outage: `dedup_key` names the
+    /// outage (e.g. `camera:{id}:{since_ms}`), so repeated reports of it are no-ops. Camera
+    /// alerts belong to no student (`student_id` is empty). Returns whether it was new.
+    pub async fn raise_camera_alert(
+        &self,
+        camera: &str,
+        dedup_key: &str,
+        message: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let school = self.need_school()?.to_string();
+        let draft = AlertDraft {
+            kind: AlertKind::CameraOffline,
+            dedup_key: dedup_key.to_string(),
+            student_id: String::new(),
+            class_id: None,
+            package_id: None,
+            message: format!("camera {camera}: {message}"),
+        };
+        let mut raised = Vec::new();
+        let mut w = self.write().await?;
+        raise_alert(w.conn(), &school, &draft, ms(at), &mut raised).await?;
+        w.commit().await?;
+        Ok(!raised.is_empty())
+    }
+
+    /// Resolves the open camera alerts of `camera` (it is back online); returns how many.
+    pub async fn resolve_camera_alerts(&self, camera: &str) -> Result<usize> {
+        let school = self.need_school()?.to_string();
+        let prefix = format!("camera:{camera}:");
+        let rows = sqlx::query(
+            "SELECT seq, dedup_key FROM alerts WHERE school_id = $1 AND kind = $2 AND state <> 'resolved'",
+        )
+        .bind(&school)
+        .bind(AlertKind::CameraOffline.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut n = 0;
+        for r in rows {
+            let key: String = r.try_get(1)?;
+            if key.starts_with(&prefix) {
+                self.set_alert_state(r.try_get(0)?, AlertState::Resolved, "system")
+                    .await?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
