@@ -14,67 +14,17 @@
 //! inserted, an event only when its key was; a batch that finds an event key taken after all
 //! (another writer committed it) is rolled back whole.
 
+use crate::audit::{audit_stmts, write_audit, AuditEntry};
 use crate::db::{list_marks, run_ready, values_marks, AnyDb, Arg, Db, LiteDb, Row, Stmt};
 use crate::store::*;
 use crate::{LedgerError, Result};
 use rollcall_domain::ledger::*;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::collections::{HashMap, HashSet};
 
 /// Check-ins applied per round of statements (a larger batch runs several rounds in the same
 /// transaction): bounds the statements' placeholders (about 14 per row).
 pub(crate) const ROUND: usize = 64;
-
-/// One audit row (see [`audit_rows`]).
-pub(crate) struct AuditRow<'a> {
-    pub actor: String,
-    pub action: &'a str,
-    pub entity: &'a str,
-    pub entity_id: String,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
-    pub at: i64,
-}
-
-/// Writes audit rows with one statement (see [`audit_stmts`]).
-pub(crate) async fn audit_rows(db: &mut dyn Db, school: &str, rows: &[AuditRow<'_>]) -> Result<()> {
-    for st in audit_stmts(school, rows) {
-        db.execute(&st.sql, st.args).await?;
-    }
-    Ok(())
-}
-
-/// The statements writing audit rows (one per [`ROUND`]` * 2` rows); an API request's staff
-/// member (the task's actor) is the author of all of them, with role and IP.
-pub(crate) fn audit_stmts(school: &str, rows: &[AuditRow<'_>]) -> Vec<Stmt> {
-    let ctx = crate::staff::current_actor();
-    rows.chunks(ROUND * 2)
-        .map(|chunk| {
-            let sql = format!(
-                "INSERT INTO audit_log (school_id, actor, action, entity, entity_id, at, before_json, after_json, actor_role, actor_ip) VALUES {}",
-                values_marks(chunk.len(), 10, 1)
-            );
-            let mut args: Vec<Arg> = Vec::with_capacity(chunk.len() * 10);
-            for r in chunk {
-                args.extend([
-                    school.into(),
-                    ctx.as_ref()
-                        .map_or(r.actor.as_str(), |a| a.name.as_str())
-                        .into(),
-                    r.action.into(),
-                    r.entity.into(),
-                    (&r.entity_id).into(),
-                    r.at.into(),
-                    r.before.as_ref().map(|v| v.to_string()).into(),
-                    r.after.as_ref().map(|v| v.to_string()).into(),
-                    ctx.as_ref().map(|a| a.role.clone()).into(),
-                    ctx.as_ref().and_then(|a| a.ip.clone()).into(),
-                ]);
-            }
-            Stmt::new(sql, args, 0)
-        })
-        .collect()
-}
 
 /// The first column of `rows` (keys returned by a `RETURNING` or a key lookup).
 fn first_texts(rows: &[Row]) -> Result<HashSet<String>> {
@@ -261,9 +211,9 @@ impl Store {
             let guard = self.writer_lock().await;
             let store = self.clone();
             // the API's staff member stays the author of the audit rows on that thread
-            let actor = crate::staff::current_actor();
+            let actor = crate::audit::current_actor();
             return tokio::task::spawn_blocking(move || {
-                crate::staff::with_actor_sync(actor, || {
+                crate::audit::with_actor_sync(actor, || {
                     let _guard = guard;
                     let mut conn = lite.lock().unwrap_or_else(|p| p.into_inner());
                     let Some(c) = conn.as_mut() else {
@@ -787,13 +737,13 @@ impl Store {
         }
         stmts.push(Stmt::new(sql, args, 1));
         let events_at = stmts.len() - 1;
-        let mut audits: Vec<AuditRow> = Vec::new();
+        let mut audits: Vec<AuditEntry> = Vec::new();
         for (i, it) in items.iter().enumerate() {
             if matches!(outcomes[i], CheckInOutcome::AlreadyRecorded { .. }) {
                 continue;
             }
             let lesson = matched[i].as_ref().map(|(l, _)| l.lesson_id.as_str());
-            audits.push(AuditRow {
+            audits.push(AuditEntry {
                 actor: it.ci.source.as_str().into(),
                 action: if lesson.is_some() { "check_in" } else { "visit" },
                 entity: "attendance",
@@ -818,11 +768,11 @@ impl Store {
         let mut alerts: Vec<Vec<String>> = vec![Vec::new(); n];
         if let Some(k) = alerts_at {
             let new = first_texts(&got[k])?;
-            let mut audits: Vec<AuditRow> = Vec::new();
+            let mut audits: Vec<AuditEntry> = Vec::new();
             let mut notices = Vec::new();
             for r in raised.iter().filter(|r| new.contains(&r.draft.dedup_key)) {
                 let at = items[r.item].at;
-                audits.push(AuditRow {
+                audits.push(AuditEntry {
                     actor: "rules".into(),
                     action: "raise",
                     entity: "alert",
@@ -837,7 +787,7 @@ impl Store {
                     .push(crate::outbox::alert_notice(db, school, &r.draft, at, snapshot).await?);
             }
             crate::outbox::enqueue_with(db, school, notify.as_ref(), &notices).await?;
-            audit_rows(db, school, &audits).await?;
+            write_audit(db, school, &audits).await?;
         }
         Ok(Ok(outcomes
             .into_iter()

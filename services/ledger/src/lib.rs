@@ -6,6 +6,7 @@
 //! `INSERT … ON CONFLICT DO NOTHING RETURNING`: a change is acted upon only when its row was
 //! inserted. Every change writes an audit row in the same transaction.
 
+mod audit;
 mod bench;
 mod checkin;
 mod db;
@@ -15,11 +16,13 @@ pub mod outbox;
 mod parked;
 mod privacy;
 mod reports;
+mod review;
 mod schema;
 mod staff;
 mod store;
 mod views;
 
+pub use audit::{as_actor, current_actor, Actor, AuditRow};
 pub use bench::{
     bench_checkins, bench_checkins_grouped, bench_checkins_paced, bench_checkins_with, BenchReport,
 };
@@ -31,6 +34,10 @@ pub use outbox::{
 };
 pub use parked::{create_scratch_database, drop_scratch_database, ParkedCheckIn};
 pub use reports::*;
+pub use review::{
+    HardNegative, NewReviewItem, ReviewCandidate, ReviewDecision, ReviewItem, ReviewOutcome,
+    ReviewState,
+};
 pub use staff::*;
 pub use store::*;
 pub use views::*;

@@ -1,7 +1,6 @@
 //! Scoring a run against the scenario's ground truth, the comparable ledger dump, the
 //! summary and its readable report.
 
-use chrono::TimeZone;
 use rollcall_camera_sim::{PersonKind, Simulation};
 use rollcall_domain::face::BBox;
 use rollcall_domain::ledger::{AttendanceStatus, EntryKind};

@@ -36,10 +36,10 @@ pub(crate) async fn audit(
     after: Option<Value>,
     at: i64,
 ) -> Result<()> {
-    crate::checkin::audit_rows(
+    crate::audit::write_audit(
         &mut crate::db::AnyDb(c),
         school,
-        &[crate::checkin::AuditRow {
+        &[crate::audit::AuditEntry {
             actor: actor.into(),
             action,
             entity,

@@ -1,0 +1,107 @@
+//! Alerts: listing, acknowledging and resolving.
+
+use super::{parse_id, run, StateQuery};
+use crate::auth::Staff;
+use crate::error::{ApiError, ApiResult};
+use crate::AppState;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use rollcall_domain::ledger::AlertState;
+use serde_json::{json, Value};
+
+/// Campuses an alert concerns (class, camera, or the student's campuses).
+async fn alert_campuses(st: &AppState, a: &rollcall_ledger::AlertView) -> ApiResult<Vec<String>> {
+    if let Some(c) = &a.class_id {
+        return Ok(st.store.class_campus(c).await?.into_iter().collect());
+    }
+    if a.student_id.is_empty() {
+        // camera alerts: "camera {id}: …"
+        let cams = st.store.cameras().await?;
+        return Ok(cams
+            .into_iter()
+            .filter(|c| a.message.starts_with(&format!("camera {}:", c.id)))
+            .map(|c| c.campus_id)
+            .collect());
+    }
+    Ok(st.store.student_campuses(&a.student_id).await?)
+}
+
+pub(crate) async fn alerts_for(
+    st: &AppState,
+    staff: &Staff,
+    state: Option<&str>,
+) -> ApiResult<Vec<rollcall_ledger::AlertView>> {
+    let state = match state {
+        None => None,
+        Some(s) => Some(AlertState::parse(s).ok_or_else(|| {
+            ApiError::invalid(format!(
+                "state {s:?}: expected open, acknowledged or resolved"
+            ))
+        })?),
+    };
+    let mut out = Vec::new();
+    for a in st.store.alerts(state).await? {
+        if staff.is_all_campuses() || staff.any_campus(&alert_campuses(st, &a).await?).is_ok() {
+            out.push(a);
+        }
+    }
+    Ok(out)
+}
+
+pub(super) async fn list_alerts(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Query(q): Query<StateQuery>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({"alerts": alerts_for(&st, &staff, q.state.as_deref()).await?}),
+    ))
+}
+
+pub(crate) async fn set_alert(
+    st: &AppState,
+    staff: &Staff,
+    id: &str,
+    to: AlertState,
+) -> ApiResult<Value> {
+    let id = parse_id(id)?;
+    let a = st
+        .store
+        .alerts(None)
+        .await?
+        .into_iter()
+        .find(|a| a.id == id)
+        .ok_or_else(|| ApiError::not_found(format!("unknown alert {id}")))?;
+    staff.any_campus(&alert_campuses(st, &a).await?)?;
+    if a.state == AlertState::Resolved {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("alert {id} is already resolved"),
+        ));
+    }
+    let user = staff.account.username.clone();
+    run(staff, st.store.set_alert_state(id, to, &user)).await?;
+    Ok(json!({"id": id, "before": a.state, "state": to}))
+}
+
+pub(super) async fn ack_alert(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        set_alert(&st, &staff, &id, AlertState::Acknowledged).await?,
+    ))
+}
+
+pub(super) async fn resolve_alert(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        set_alert(&st, &staff, &id, AlertState::Resolved).await?,
+    ))
+}

@@ -1,0 +1,150 @@
+//! Attendance of lessons, corrections, the day's board and check-ins.
+
+use super::{day_bounds, run, student_in_scope, DayQuery};
+use crate::auth::Staff;
+use crate::error::{ApiError, ApiResult};
+use crate::{AppState, JsonBody};
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use chrono::{DateTime, Duration, Utc};
+use rollcall_domain::ledger::{AttendanceSource, AttendanceStatus};
+use rollcall_ledger::CheckIn;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub(super) async fn lesson_attendance(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let l = st.store.lesson(&id).await?;
+    staff.campus(&l.campus_id)?;
+    let (from, to) = (l.start, l.start + Duration::milliseconds(1));
+    let board = st.store.board(from, to).await?;
+    let one = board.into_iter().find(|b| b.lesson.id == id);
+    Ok(Json(json!({"lesson": one})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Mark {
+    status: AttendanceStatus,
+}
+
+pub(super) async fn mark(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Path((id, student)): Path<(String, String)>,
+    JsonBody(m): JsonBody<Mark>,
+) -> ApiResult<Json<Value>> {
+    let l = st.store.lesson(&id).await?;
+    staff.campus(&l.campus_id)?;
+    let user = staff.account.username.clone();
+    let before = run(
+        &staff,
+        st.store
+            .set_attendance_status(&student, &id, m.status, &user),
+    )
+    .await?;
+    Ok(Json(
+        json!({"lesson_id": id, "student_id": student, "before": before, "after": m.status}),
+    ))
+}
+
+pub(super) async fn board(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Query(q): Query<DayQuery>,
+) -> ApiResult<Response> {
+    // the same board for the same day, campus filter and campus scope (see crate::Caches)
+    let key = format!(
+        "{:?}|{:?}|{}",
+        q.date,
+        q.campus,
+        serde_json::to_string(&staff.account.campuses).unwrap_or_default()
+    );
+    let hit = st
+        .cache
+        .board
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(&key)
+        .filter(|(at, _)| at.elapsed() < crate::BOARD_TTL)
+        .map(|(_, b)| b.clone());
+    let bytes = match hit {
+        Some(b) => b,
+        None => {
+            let v = board_json(&st, &staff, &q.date, &q.campus).await?;
+            let b = axum::body::Bytes::from(
+                serde_json::to_vec(&v).map_err(|e| ApiError::internal(e.to_string()))?,
+            );
+            let mut m = st.cache.board.lock().unwrap_or_else(|e| e.into_inner());
+            if m.len() > 1_000 {
+                m.clear();
+            }
+            m.insert(key, (std::time::Instant::now(), b.clone()));
+            b
+        }
+    };
+    Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
+}
+
+pub(crate) async fn board_json(
+    st: &AppState,
+    staff: &Staff,
+    date: &Option<String>,
+    campus: &Option<String>,
+) -> ApiResult<Value> {
+    if let Some(c) = campus {
+        staff.campus(c)?;
+    }
+    let (from, to) = day_bounds(st, date.as_deref())?;
+    let v: Vec<_> = st
+        .store
+        .board(from, to)
+        .await?
+        .into_iter()
+        .filter(|l| staff.allows_campus(&l.lesson.campus_id))
+        .filter(|l| campus.as_ref().is_none_or(|c| &l.lesson.campus_id == c))
+        .collect();
+    Ok(json!({"from": from, "to": to, "lessons": v}))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct Checkin {
+    /// Student id (manual) — or `code` from a QR code / card (`rollcall:<student>`).
+    student_id: Option<String>,
+    code: Option<String>,
+    at: Option<DateTime<Utc>>,
+    /// Idempotency key of the event (e.g. the card reader's event id).
+    event_key: Option<String>,
+}
+
+pub(super) async fn checkin(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    JsonBody(c): JsonBody<Checkin>,
+) -> ApiResult<Json<Value>> {
+    let (student, source) = match (&c.student_id, &c.code) {
+        (Some(s), None) => (s.clone(), AttendanceSource::Manual),
+        (None, Some(code)) => (
+            code.strip_prefix("rollcall:")
+                .ok_or_else(|| ApiError::invalid("code: expected rollcall:<student id>"))?
+                .to_string(),
+            AttendanceSource::Qr,
+        ),
+        _ => return Err(ApiError::invalid("give exactly one of student_id and code")),
+    };
+    student_in_scope(&st, &staff, &student).await?;
+    let at = c.at.unwrap_or_else(Utc::now);
+    if (at - Utc::now()).num_minutes().abs() > 24 * 60 {
+        return Err(ApiError::invalid("at: within a day of now"));
+    }
+    let mut ci = CheckIn::new(&student, at, source);
+    ci.event_key = c.event_key.map(|k| format!("{}:{k}", source.as_str()));
+    let r = run(&staff, st.store.check_in(&ci)).await?;
+    Ok(Json(json!({"check_in": r})))
+}
