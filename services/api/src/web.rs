@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Form};
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, FixedOffset, Utc};
 use rollcall_domain::ledger::AlertState;
 use rollcall_ledger::{ReviewDecision, Role};
 use serde::Deserialize;
@@ -305,6 +305,7 @@ fn page(lang: Lang, staff: &Staff, title: &str, body: &str) -> String {
         ("/app/privacy", "privacy"),
     ]
     .iter()
+    .filter(|(href, _)| *href != "/app/enroll" || staff.require(roles::ENROLL).is_ok())
     .map(|(href, k)| format!("<a href={href}>{}</a>", t(lang, k)))
     .collect();
     let csrf = esc(staff.csrf.as_deref().unwrap_or(""));
@@ -506,6 +507,24 @@ struct BoardQ {
     campus: Option<String>,
 }
 
+/// `t` as the school's wall-clock time: every time a person reads is the school's local time.
+fn local(st: &AppState, t: DateTime<Utc>) -> DateTime<FixedOffset> {
+    let utc = FixedOffset::east_opt(0).expect("zero is a valid offset");
+    let off = i32::try_from(st.store.tz_offset_minutes() * 60)
+        .ok()
+        .and_then(FixedOffset::east_opt)
+        .unwrap_or(utc);
+    t.with_timezone(&off)
+}
+
+/// An RFC 3339 time from the API's JSON as the school's local "HH:MM" (the text itself when it
+/// is not such a time).
+fn local_hm(st: &AppState, s: &str) -> String {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| local(st, t.with_timezone(&Utc)).format("%H:%M").to_string())
+        .unwrap_or_else(|_| s.to_string())
+}
+
 async fn board_page(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
@@ -532,8 +551,8 @@ async fn board_page(
             esc(l["id"].as_str().unwrap_or("")),
             esc(l["class_name"].as_str().unwrap_or("")),
             esc(l["campus_id"].as_str().unwrap_or("")),
-            esc(start.get(11..16).unwrap_or(start)),
-            esc(end.get(11..16).unwrap_or(end)),
+            esc(&local_hm(&st, start)),
+            esc(&local_hm(&st, end)),
             esc(&summary.join(" · "))
         );
         for s in l["students"].as_array().cloned().unwrap_or_default() {
@@ -560,6 +579,8 @@ async fn review_page(
 ) -> Result<Html<String>, ApiError> {
     let items = v1::review_list(&st, &staff, Some("pending"), 100).await?;
     let csrf = esc(staff.csrf.as_deref().unwrap_or(""));
+    // the queue is readable by every role; its buttons are shown to those who may decide
+    let decides = staff.require(roles::REVIEW).is_ok();
     let mut body = String::new();
     if items.is_empty() {
         body += &format!("<p id=empty>{}</p>", t(lang, "no_items"));
@@ -569,9 +590,20 @@ async fn review_page(
             "<div class=card id=review-{id}><div class=row><figure><img class=face src=/api/v1/review/{id}/crop alt=crop><figcaption>{} · {} · {}</figcaption></figure>",
             t(lang, "captured"),
             esc(i.camera_id.as_deref().unwrap_or("")),
-            esc(&i.seen_at.format("%H:%M:%S").to_string()),
+            esc(&local(&st, i.seen_at).format("%H:%M:%S").to_string()),
             id = i.id
         );
+        if !decides {
+            for c in &i.candidates {
+                body += &format!(
+                    "<figure><img class=face src=\"/api/v1/students/{sid}/photo\" alt=\"{sid}\"><figcaption>{sid} · {:.2}</figcaption></figure>",
+                    c.score,
+                    sid = esc(&c.student_id),
+                );
+            }
+            body += "</div></div>";
+            continue;
+        }
         for c in &i.candidates {
             body += &format!(
                 "<figure><img class=face src=\"/api/v1/students/{sid}/photo\" alt=\"{sid}\"><figcaption>{sid} · {:.2}\
@@ -679,7 +711,9 @@ async fn student_page(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&p.package.package_id),
             esc(&p.balance),
-            esc(&p.package.expires_at.format("%Y-%m-%d").to_string()),
+            esc(&local(&st, p.package.expires_at)
+                .format("%Y-%m-%d")
+                .to_string()),
             if p.expired { "expired" } else { "" }
         );
     }
@@ -690,7 +724,7 @@ async fn student_page(
     for e in st.store.entries(Some(&id)).await?.iter().rev() {
         body += &format!(
             "<tr><td>{}</td><td>{}</td><td>{:+.2}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            esc(&e.at.format("%Y-%m-%d %H:%M").to_string()),
+            esc(&local(&st, e.at).format("%Y-%m-%d %H:%M").to_string()),
             esc(e.entry.kind.as_str()),
             e.entry.units as f64 / 100.0,
             esc(e.entry.lesson_id.as_deref().unwrap_or("")),
@@ -708,15 +742,26 @@ async fn alerts_page(
     Extension(lang): Extension<Lang>,
 ) -> Result<Html<String>, ApiError> {
     let csrf = esc(staff.csrf.as_deref().unwrap_or(""));
+    let acts = staff.require(roles::ALERTS).is_ok();
     let mut body = String::from("<div class=card><table>");
     for a in v1::alerts_for(&st, &staff, None).await? {
         if a.state == AlertState::Resolved {
             continue;
         }
+        if !acts {
+            body += &format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&local(&st, a.created_at).format("%m-%d %H:%M").to_string()),
+                esc(a.kind.as_str()),
+                esc(&a.message),
+                esc(a.state.as_str()),
+            );
+            continue;
+        }
         body += &format!(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><form method=post action=/app/alerts/{id}><input type=hidden name=_csrf value=\"{csrf}\">\
 <button name=action value=acknowledge class=alt>{}</button><button name=action value=resolve>{}</button></form></td></tr>",
-            esc(&a.created_at.format("%m-%d %H:%M").to_string()),
+            esc(&local(&st, a.created_at).format("%m-%d %H:%M").to_string()),
             esc(a.kind.as_str()),
             esc(&a.message),
             esc(a.state.as_str()),

@@ -2,7 +2,7 @@
 //! database: SQLite (temporary directory) and PostgreSQL (a fresh database per test, from
 //! `ROLLCALL_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`).
 
-use chrono::{Duration, Utc};
+use chrono::{Duration, TimeZone, Utc};
 use rollcall_api::{ApiConfig, AppState, NoOps};
 use rollcall_domain::ledger::{ClassPolicy, SchoolPolicy};
 use rollcall_ledger::*;
@@ -63,10 +63,25 @@ async fn server(db: Db, max_body: usize) -> Server {
     server_with(db, max_body, |_| {}, Arc::new(NoOps)).await
 }
 
+/// [`server`] for a school `offset_minutes` east of UTC.
+async fn server_at(db: Db, offset_minutes: i64) -> Server {
+    server_full(db, 1 << 20, offset_minutes, |_| {}, Arc::new(NoOps)).await
+}
+
 /// [`server`] with its API settings changed by `config` and `ops` as the process's face work.
 async fn server_with(
     db: Db,
     max_body: usize,
+    config: impl FnOnce(&mut ApiConfig),
+    ops: Arc<dyn rollcall_api::Ops>,
+) -> Server {
+    server_full(db, max_body, 0, config, ops).await
+}
+
+async fn server_full(
+    db: Db,
+    max_body: usize,
+    offset_minutes: i64,
     config: impl FnOnce(&mut ApiConfig),
     ops: Arc<dyn rollcall_api::Ops>,
 ) -> Server {
@@ -101,7 +116,7 @@ async fn server_with(
         }
     };
     let s = store
-        .create_school("acme", "Acme", 0, &SchoolPolicy::default())
+        .create_school("acme", "Acme", offset_minutes, &SchoolPolicy::default())
         .await
         .expect("school");
     s.create_campus("north", "North").await.unwrap();
@@ -380,6 +395,8 @@ both!(
     bad_input_is_4xx_and_nothing_half_written,
     openapi_documents_every_mounted_route,
     web_app_login_review_and_board,
+    web_app_times_are_the_schools_local_time,
+    web_app_shows_each_role_only_what_it_may_do,
     ledger_operations_refund_quote_and_audit,
     api_tokens_listed_without_secrets_and_revoked_at_once,
     failed_logins_are_throttled_per_username_and_address,
@@ -1261,6 +1278,135 @@ async fn openapi_documents_every_mounted_route(db: Db) {
         !docs.text().contains("http://") && !docs.text().contains("https://"),
         "self-contained"
     );
+}
+
+/// Issue 21: a 16:00 lesson of a +08:00 school shows 16:00, not 08:00; so do the review queue,
+/// alerts, the student's ledger and package expiry.
+async fn web_app_times_are_the_schools_local_time(db: Db) {
+    let sv = server_at(db, 8 * 60).await;
+    let (a, s) = (&sv.addr, &sv.store);
+    let utc =
+        |d: u32, h: u32, m: u32, sec: u32| Utc.with_ymd_and_hms(2026, 3, d, h, m, sec).unwrap();
+    let at = utc(2, 8, 7, 9); // 16:07:09 at the school
+    s.add_lesson(&NewLesson {
+        id: "math-local".into(),
+        class_id: "math".into(),
+        room_id: None,
+        teacher: None,
+        start: utc(2, 8, 0, 0),
+        end: utc(2, 9, 30, 0),
+    })
+    .await
+    .unwrap();
+    s.create_review_item(&NewReviewItem {
+        campus_id: "north".into(),
+        camera_id: Some("cam-n".into()),
+        track_key: "face:cam-n:77:1".into(),
+        seen_at: at,
+        reason: "band".into(),
+        crop_path: None,
+        candidates: vec![ReviewCandidate {
+            student_id: "s3".into(),
+            score: 0.4,
+        }],
+    })
+    .await
+    .unwrap();
+    s.raise_camera_alert("cam-n", "local-time-test", "camera offline", at)
+        .await
+        .unwrap();
+    s.purchase(&NewPackage {
+        id: "p-local".into(),
+        student_id: "s3".into(),
+        campus_id: None,
+        lessons: 5,
+        unit_price_cents: 1000,
+        price_paid_cents: None,
+        bought_at: at,
+        // 2026-12-31 20:00 UTC is 2027-01-01 at the school
+        expires_at: Utc.with_ymd_and_hms(2026, 12, 31, 20, 0, 0).unwrap(),
+    })
+    .await
+    .unwrap();
+    let body = format!("username=admin&password={}", PASSWORD.replace(' ', "+"));
+    let r = app_login(a, body.as_bytes()).await;
+    let cookie = session_cookie(&r).expect("session cookie");
+    let get = |p: &str| {
+        let p = p.to_string();
+        let cookie = cookie.clone();
+        let a = a.clone();
+        async move {
+            http(&a, "GET", &p, &[("cookie", &cookie)], b"")
+                .await
+                .text()
+        }
+    };
+    let board = get("/app?date=2026-03-02").await;
+    assert!(board.contains("16:00–17:30"), "{board}");
+    assert!(!board.contains("08:00–09:30"), "{board}");
+    let review = get("/app/review").await;
+    assert!(review.contains("16:07:09"), "{review}");
+    let alerts = get("/app/alerts").await;
+    assert!(alerts.contains("03-02 16:07"), "{alerts}");
+    let student = get("/app/students/s3").await;
+    assert!(student.contains("2026-03-02 16:07"), "{student}");
+    assert!(student.contains("2027-01-01"), "{student}");
+}
+
+/// Issue 21: no button or link leads a role to a 403: the review queue's decisions for roles
+/// that review, alert actions for roles that handle alerts, enrollment for roles that enroll.
+async fn web_app_shows_each_role_only_what_it_may_do(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    let a = &sv.addr;
+    review_item(&sv.store, "face:cam-n:9:1", "north", &[("s3", 0.6)]).await;
+    sv.store
+        .raise_camera_alert("cam-n", "roles-test", "camera offline", Utc::now())
+        .await
+        .unwrap();
+    for (user, reviews, alerts, enrolls) in [
+        ("admin", true, true, true),
+        ("manager", true, true, true),
+        ("front_desk", true, false, true),
+        ("teacher", false, true, false),
+        ("viewer", false, false, false),
+    ] {
+        let body = format!("username={user}&password={}", PASSWORD.replace(' ', "+"));
+        let r = app_login(a, body.as_bytes()).await;
+        let cookie = session_cookie(&r).expect("session cookie");
+        let get = |p: &str| {
+            let p = p.to_string();
+            let cookie = cookie.clone();
+            let a = a.clone();
+            async move { http(&a, "GET", &p, &[("cookie", &cookie)], b"").await }
+        };
+        let review = get("/app/review").await;
+        assert_eq!(review.status, 200, "{user}");
+        let review = review.text();
+        assert!(review.contains("/api/v1/review/"), "{user} sees the queue");
+        assert_eq!(review.contains("value=approve"), reviews, "{user}: approve");
+        assert_eq!(review.contains("value=reject"), reviews, "{user}: reject");
+        let alert_page = get("/app/alerts").await.text();
+        assert!(
+            alert_page.contains("camera offline"),
+            "{user} sees the alert"
+        );
+        assert_eq!(
+            alert_page.contains("value=acknowledge"),
+            alerts,
+            "{user}: acknowledge"
+        );
+        assert_eq!(
+            review.contains("href=/app/enroll"),
+            enrolls,
+            "{user}: enroll link"
+        );
+        // what is shown is what the server allows
+        assert_eq!(
+            get("/app/enroll").await.status == 200,
+            enrolls,
+            "{user}: enroll page"
+        );
+    }
 }
 
 async fn web_app_login_review_and_board(db: Db) {
