@@ -1028,6 +1028,34 @@ async fn bad_input_is_4xx_and_nothing_half_written(db: Db) {
     )
     .await;
     assert_eq!((r.status, r.code().as_str()), (422, "invalid"));
+    // names a person reads: not blank, not longer than 200 characters, no control characters
+    let long = "名".repeat(201);
+    for name in ["", "   ", long.as_str(), "a\u{0007}b"] {
+        let body = json!({"id": "s-name", "name": name})
+            .to_string()
+            .into_bytes();
+        let r = send("POST", "/api/v1/students".into(), "application/json", body).await;
+        assert_eq!((r.status, r.code().as_str()), (422, "invalid"), "{name:?}");
+        assert!(r.text().contains("name"), "{}", r.text());
+    }
+    // a check-in cannot be in the future (20 h ahead), nor more than a day ago
+    for at in [
+        Utc::now() + Duration::hours(20),
+        Utc::now() - Duration::hours(30),
+    ] {
+        let body = json!({"student_id": "s1", "at": at})
+            .to_string()
+            .into_bytes();
+        let r = send(
+            "POST",
+            "/api/v1/attendance/checkins".into(),
+            "application/json",
+            body,
+        )
+        .await;
+        assert_eq!((r.status, r.code().as_str()), (422, "invalid"), "{at}");
+        assert!(r.text().contains("at:"), "{}", r.text());
+    }
     // wrong content type
     let r = send(
         "POST",

@@ -139,9 +139,16 @@ pub(super) async fn checkin(
         _ => return Err(ApiError::invalid("give exactly one of student_id and code")),
     };
     student_in_scope(&st, &staff, &student).await?;
-    let at = c.at.unwrap_or_else(Utc::now);
-    if (at - Utc::now()).num_minutes().abs() > 24 * 60 {
-        return Err(ApiError::invalid("at: within a day of now"));
+    let now = Utc::now();
+    let at = c.at.unwrap_or(now);
+    // a check-in happened: at most a few minutes of clock skew ahead, at most a day back
+    if at > now + Duration::minutes(5) {
+        return Err(ApiError::invalid(
+            "at: a check-in cannot be in the future (more than 5 minutes ahead)",
+        ));
+    }
+    if now - at > Duration::hours(24) {
+        return Err(ApiError::invalid("at: at most a day ago"));
     }
     let mut ci = CheckIn::new(&student, at, source);
     ci.event_key = c.event_key.map(|k| format!("{}:{k}", source.as_str()));

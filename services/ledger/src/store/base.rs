@@ -60,6 +60,26 @@ pub(super) fn check_id(field: &'static str, v: &str) -> Result<()> {
     })
 }
 
+/// Longest name a person may give (characters).
+pub(crate) const MAX_NAME_CHARS: usize = 200;
+
+/// A name a person reads (student, guardian, class, campus): not blank, at most
+/// [`MAX_NAME_CHARS`] characters, no control characters.
+pub(super) fn check_name(field: &'static str, v: &str) -> Result<()> {
+    let invalid = |message: String| Err(LedgerError::Invalid { field, message });
+    if v.trim().is_empty() {
+        return invalid("must not be empty".into());
+    }
+    let n = v.chars().count();
+    if n > MAX_NAME_CHARS {
+        return invalid(format!("{n} characters; at most {MAX_NAME_CHARS}"));
+    }
+    if v.chars().any(char::is_control) {
+        return invalid("must not contain control characters".into());
+    }
+    Ok(())
+}
+
 pub(super) async fn exists(
     c: &mut AnyConnection,
     sql: &str,

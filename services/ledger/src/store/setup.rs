@@ -1,7 +1,7 @@
 //! Set-up of a school's sites: campuses, rooms and cameras (the insert helpers are also used by
 //! the CSV import, inside its single transaction).
 
-use super::base::{audit, check_id, ms, require};
+use super::base::{audit, check_id, check_name, ms, require};
 use super::Store;
 use crate::Result;
 use chrono::Utc;
@@ -16,6 +16,7 @@ pub(crate) async fn insert_campus(
     actor: &str,
 ) -> Result<()> {
     check_id("campus", id)?;
+    check_name("name", name)?;
     sqlx::query("INSERT INTO campuses (school_id, id, name) VALUES ($1, $2, $3)")
         .bind(school)
         .bind(id)

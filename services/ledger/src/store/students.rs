@@ -1,7 +1,7 @@
 //! Students, guardians and consent (the insert helpers are also used by the CSV import, inside
 //! its single transaction).
 
-use super::base::{audit, check_id, ms, require};
+use super::base::{audit, check_id, check_name, ms, require};
 use super::Store;
 use crate::Result;
 use chrono::{DateTime, Utc};
@@ -35,6 +35,7 @@ pub(crate) async fn insert_student(
     actor: &str,
 ) -> Result<()> {
     check_id("student", &s.id)?;
+    check_name("name", &s.name)?;
     if let Some(campus) = &s.home_campus_id {
         require(c, "campus", school, campus).await?;
     }
@@ -68,6 +69,7 @@ pub(crate) async fn insert_guardian(
     actor: &str,
 ) -> Result<()> {
     check_id("guardian", &g.id)?;
+    check_name("name", &g.name)?;
     require(c, "student", school, &g.student_id).await?;
     sqlx::query(
         "INSERT INTO guardians (school_id, id, student_id, name, phone, email, language, notify_prefs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

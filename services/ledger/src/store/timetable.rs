@@ -1,7 +1,7 @@
 //! The timetable: classes, lessons, enrollment, make-up bookings and leave, and the lessons a
 //! student is booked into (the insert helpers are also used by the CSV import).
 
-use super::base::{audit, check_id, from_ms, ms, parse_json, require};
+use super::base::{audit, check_id, check_name, from_ms, ms, parse_json, require};
 use super::Store;
 use crate::{LedgerError, Result};
 use chrono::{DateTime, Utc};
@@ -40,6 +40,7 @@ pub(crate) async fn insert_class(
     actor: &str,
 ) -> Result<()> {
     check_id("class", &k.id)?;
+    check_name("name", &k.name)?;
     require(c, "campus", school, &k.campus_id).await?;
     let policy =
         serde_json::to_string(&k.policy).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
