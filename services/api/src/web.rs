@@ -250,7 +250,11 @@ pub(crate) fn t(lang: Lang, key: &str) -> &'static str {
         "reject" => ("Reject", "不是学员"),
         "reassign" => ("Reassign to", "改为"),
         "no_items" => ("Nothing to review.", "没有待审核的记录。"),
-        "no_lessons" => ("No lessons today.", "今天没有课。"),
+        "no_lessons" => ("No lessons on this day.", "这一天没有课。"),
+        "prev_day" => ("‹ Previous day", "‹ 前一天"),
+        "next_day" => ("Next day ›", "后一天 ›"),
+        "today" => ("Today", "今天"),
+        "show_day" => ("Show", "查看"),
         "captured" => ("captured", "抓拍"),
         "balance" => ("Balance", "剩余课时"),
         "packages" => ("Packages", "课时包"),
@@ -294,6 +298,17 @@ img.face{width:140px;height:140px;object-fit:cover;border-radius:8px;background:
 table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.4em;text-align:left}.err{color:#b33}.bar{background:#2a6;height:1em;border-radius:4px}";
 
 fn page(lang: Lang, staff: &Staff, title: &str, body: &str) -> String {
+    page_keeping(lang, staff, title, body, "")
+}
+
+/// [`page`] whose language links keep the page's own query (`keep`, already URL-safe, e.g.
+/// `date=2026-03-02`), so switching the language stays on the same day.
+fn page_keeping(lang: Lang, staff: &Staff, title: &str, body: &str, keep: &str) -> String {
+    let keep = if keep.is_empty() {
+        String::new()
+    } else {
+        format!("{keep}&")
+    };
     let nav: String = [
         ("/app", "board"),
         ("/app/review", "review"),
@@ -312,7 +327,7 @@ fn page(lang: Lang, staff: &Staff, title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html lang={}><head><meta charset=utf-8><meta name=viewport content='width=device-width,initial-scale=1'>\
 <meta name=csrf content=\"{csrf}\"><title>{} · rollcall</title><style>{CSS}</style></head><body><nav>{nav}\
-<a href='?lang=en'>EN</a><a href='?lang=zh'>中文</a>\
+<a href='?{keep}lang=en'>EN</a><a href='?{keep}lang=zh'>中文</a>\
 <form method=post action=/app/logout style=margin-left:auto><input type=hidden name=_csrf value=\"{csrf}\"><button class=alt>{} ({})</button></form></nav><main><h1>{}</h1>{body}</main></body></html>",
         if lang == Lang::Zh { "zh-CN" } else { "en" },
         esc(title),
@@ -532,7 +547,33 @@ async fn board_page(
     Query(q): Query<BoardQ>,
 ) -> Result<Html<String>, ApiError> {
     let v = v1::board_json(&st, &staff, &q.date, &q.campus).await?;
-    let mut body = String::from("<meta http-equiv=refresh content=15>");
+    // the day shown (board_json has checked a given date), with the days around it
+    let day = q
+        .date
+        .as_deref()
+        .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+        .unwrap_or_else(|| local(&st, Utc::now()).date_naive());
+    let campus = q
+        .campus
+        .as_deref()
+        .filter(|c| {
+            c.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        })
+        .map(|c| format!("&campus={c}"))
+        .unwrap_or_default();
+    let keep = format!("date={day}{campus}");
+    let mut body = format!(
+        "<meta http-equiv=refresh content=15><div class=card id=days><a href='/app?date={prev}{campus}'>{}</a> \
+<form method=get action=/app style=display:inline><input type=date name=date value={day}><button class=alt>{}</button></form> \
+<a href='/app'>{}</a> <a href='/app?date={next}{campus}'>{}</a></div>",
+        t(lang, "prev_day"),
+        t(lang, "show_day"),
+        t(lang, "today"),
+        t(lang, "next_day"),
+        prev = day.pred_opt().unwrap_or(day),
+        next = day.succ_opt().unwrap_or(day),
+    );
     let lessons = v["lessons"].as_array().cloned().unwrap_or_default();
     if lessons.is_empty() {
         body += &format!("<p>{}</p>", t(lang, "no_lessons"));
@@ -569,7 +610,13 @@ async fn board_page(
         }
         body += "</div></div>";
     }
-    Ok(Html(page(lang, &staff, t(lang, "board"), &body)))
+    Ok(Html(page_keeping(
+        lang,
+        &staff,
+        t(lang, "board"),
+        &body,
+        &keep,
+    )))
 }
 
 async fn review_page(

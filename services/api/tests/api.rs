@@ -1372,6 +1372,12 @@ async fn web_app_times_are_the_schools_local_time(db: Db) {
     let board = get("/app?date=2026-03-02").await;
     assert!(board.contains("16:00–17:30"), "{board}");
     assert!(!board.contains("08:00–09:30"), "{board}");
+    // the days around it, and a language switch that stays on the day
+    assert!(board.contains("/app?date=2026-03-01"), "{board}");
+    assert!(board.contains("/app?date=2026-03-03"), "{board}");
+    assert!(board.contains("?date=2026-03-02&lang=zh"), "{board}");
+    let zh = get("/app?date=2026-03-02&lang=zh").await;
+    assert!(zh.contains("16:00–17:30") && zh.contains("前一天"), "{zh}");
     let review = get("/app/review").await;
     assert!(review.contains("16:07:09"), "{review}");
     let alerts = get("/app/alerts").await;
