@@ -358,7 +358,14 @@ pub fn router(state: AppState) -> Router {
                 auth::guard,
             )),
         )
-        .fallback(|| async { ApiError::not_found("no such route") })
+        .fallback(|uri: axum::http::Uri| async move {
+            // a mistyped staff-app address gets a page, an API client its JSON error
+            if uri.path() == "/app" || uri.path().starts_with("/app/") {
+                web::unknown_app_page()
+            } else {
+                ApiError::not_found("no such route").into_response()
+            }
+        })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
                 StatusCode::METHOD_NOT_ALLOWED,

@@ -164,7 +164,7 @@ async fn web_guard(
         )
             .into_response();
     }
-    req.extensions_mut().insert(staff);
+    req.extensions_mut().insert(staff.clone());
     req.extensions_mut().insert(lang);
     let set_lang = req
         .uri()
@@ -172,7 +172,8 @@ async fn web_guard(
         .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("lang=")))
         .and_then(Lang::parse);
     let unsafe_method = req.method() != axum::http::Method::GET;
-    let mut resp = next.run(req).await;
+    let resp = next.run(req).await;
+    let mut resp = friendly_error(resp, lang, &staff).await;
     if unsafe_method {
         st.cache.clear_boards();
     }
@@ -187,6 +188,62 @@ async fn web_guard(
         }
     }
     resp
+}
+
+/// An error of a page or form (the API's JSON error) as a page a person can read: what went
+/// wrong in their language, the server's detail in English, and the way back to the board.
+async fn friendly_error(resp: Response, lang: Lang, staff: &Staff) -> Response {
+    let status = resp.status();
+    let json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || !json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let detail = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|v| v["error"]["message"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let key = match status {
+        StatusCode::NOT_FOUND => "err_not_found",
+        StatusCode::UNPROCESSABLE_ENTITY | StatusCode::BAD_REQUEST => "err_invalid",
+        StatusCode::FORBIDDEN => "forbidden",
+        StatusCode::CONFLICT => "err_conflict",
+        s if s.is_server_error() => "err_server",
+        _ => "err_other",
+    };
+    let detail = if lang == Lang::En && !detail.is_empty() {
+        format!("<p>{}</p>", esc(&detail))
+    } else {
+        String::new()
+    };
+    let body = format!(
+        "<div class=card id=error><p class=err>{}</p>{detail}<p><a href=/app>{}</a></p></div>",
+        t(lang, key),
+        t(lang, "back_to_board")
+    );
+    let mut out = Html(page(lang, staff, t(lang, "error_title"), &body)).into_response();
+    *out.status_mut() = parts.status;
+    out
+}
+
+/// A page under `/app` that does not exist, for anyone (no session needed): in both
+/// languages, with the way back.
+pub(crate) fn unknown_app_page() -> Response {
+    let body = format!(
+        "<!doctype html><html lang=zh-CN><head><meta charset=utf-8><title>404 · rollcall</title><style>{CSS}</style></head>\
+<body><main><div class=card id=error><p class=err>{}</p><p class=err>{}</p><p><a href=/app>{}</a> · <a href=/app>{}</a></p></div></main></body></html>",
+        t(Lang::Zh, "err_no_page"),
+        t(Lang::En, "err_no_page"),
+        t(Lang::Zh, "back_to_board"),
+        t(Lang::En, "back_to_board"),
+    );
+    (StatusCode::NOT_FOUND, Html(body)).into_response()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -280,6 +337,26 @@ pub(crate) fn t(lang: Lang, key: &str) -> &'static str {
             "不支持 HEIC 和 AVIF 格式的照片：请将照片导出为 JPEG 或 WebP 格式后重新上传（iPhone：设置 › 相机 › 格式 › 兼容性最佳）。",
         ),
         "state" => ("State", "状态"),
+        "error_title" => ("Something is not right", "出了点问题"),
+        "err_not_found" => (
+            "Not found: no such student, lesson or item (it may have been removed, or the address is mistyped).",
+            "找不到：没有这个学员、课程或条目（可能已被删除，或地址有误）。",
+        ),
+        "err_invalid" => (
+            "Some of what was entered is not valid. Please check it and try again.",
+            "输入的内容有误，请检查后重试。",
+        ),
+        "err_conflict" => (
+            "Someone else changed this in the meantime. Reload the page to see the current state.",
+            "此内容已被他人修改，请刷新页面查看最新状态。",
+        ),
+        "err_server" => (
+            "The server could not do this just now. Please try again in a moment; the problem has been logged.",
+            "服务器暂时无法完成此操作，请稍后重试；问题已记录。",
+        ),
+        "err_other" => ("This could not be done.", "无法完成此操作。"),
+        "err_no_page" => ("There is no such page.", "没有这个页面。"),
+        "back_to_board" => ("Back to the attendance board", "返回考勤看板"),
         _ => ("?", "?"),
     };
     match lang {

@@ -397,6 +397,7 @@ both!(
     web_app_login_review_and_board,
     web_app_times_are_the_schools_local_time,
     web_app_shows_each_role_only_what_it_may_do,
+    web_app_errors_are_pages_not_json,
     ledger_operations_refund_quote_and_audit,
     api_tokens_listed_without_secrets_and_revoked_at_once,
     failed_logins_are_throttled_per_username_and_address,
@@ -1441,6 +1442,49 @@ async fn web_app_shows_each_role_only_what_it_may_do(db: Db) {
             "{user}: enroll page"
         );
     }
+}
+
+/// Issue 21: an unknown student, a bad date or a mistyped address shows a page in the
+/// reader's language with the way back, not the API's JSON; the API keeps its JSON errors.
+async fn web_app_errors_are_pages_not_json(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    let a = &sv.addr;
+    let body = format!("username=admin&password={}", PASSWORD.replace(' ', "+"));
+    let r = app_login(a, body.as_bytes()).await;
+    let cookie = session_cookie(&r).expect("session cookie");
+    let get = |p: &str| {
+        let p = p.to_string();
+        let cookie = cookie.clone();
+        let a = a.clone();
+        async move { http(&a, "GET", &p, &[("cookie", &cookie)], b"").await }
+    };
+    let html = |r: &Resp| {
+        r.header("content-type")
+            .is_some_and(|c| c.starts_with("text/html"))
+    };
+    let r = get("/app/students/nobody").await;
+    assert_eq!(r.status, 404);
+    assert!(html(&r), "{:?}", r.header("content-type"));
+    let t = r.text();
+    assert!(t.contains("Not found") && t.contains("href=/app>"), "{t}");
+    assert!(!t.contains("{\"error\""), "{t}");
+    let r = get("/app/students/nobody?lang=zh").await;
+    assert!(r.text().contains("找不到"), "{}", r.text());
+    let r = get("/app?date=not-a-date").await;
+    assert_eq!(r.status, 422);
+    assert!(html(&r) && r.text().contains("not valid"), "{}", r.text());
+    // a mistyped address under /app, with or without a session
+    for r in [
+        get("/app/no-such-page").await,
+        http(a, "GET", "/app/no-such-page", &[], b"").await,
+    ] {
+        assert_eq!(r.status, 404);
+        assert!(html(&r), "{:?}", r.header("content-type"));
+        assert!(r.text().contains("没有这个页面") && r.text().contains("There is no such page"));
+    }
+    // the API answers in JSON as before
+    let r = http(a, "GET", "/api/v1/no-such-route", &[], b"").await;
+    assert_eq!((r.status, r.code().as_str()), (404, "not_found"));
 }
 
 async fn web_app_login_review_and_board(db: Db) {
