@@ -338,6 +338,23 @@ pub(crate) fn t(lang: Lang, key: &str) -> &'static str {
         ),
         "state" => ("State", "状态"),
         "error_title" => ("Something is not right", "出了点问题"),
+        "absence_streak" => ("Absent several lessons in a row", "连续缺课"),
+        "low_balance" => ("Few lessons left", "课时不足"),
+        "expiring_package" => ("Package about to expire", "课时包即将到期"),
+        "zero_balance_checkin" => (
+            "Checked in without lessons left",
+            "无剩余课时仍签到",
+        ),
+        "camera_offline" => ("Camera offline", "摄像头离线"),
+        "check_in_failed" => ("Check-in could not be recorded", "签到未能记录"),
+        "open" => ("open", "未处理"),
+        "acknowledged" => ("acknowledged", "已知悉"),
+        "resolved" => ("resolved", "已处理"),
+        "purchase" => ("purchase", "购买"),
+        "deduction" => ("lesson used", "扣课"),
+        "reversal" => ("reversal", "冲正"),
+        "refund" => ("refund", "退费"),
+        "adjustment" => ("adjustment", "调整"),
         "err_not_found" => (
             "Not found: no such student, lesson or item (it may have been removed, or the address is mistyped).",
             "找不到：没有这个学员、课程或条目（可能已被删除，或地址有误）。",
@@ -849,7 +866,7 @@ async fn student_page(
         body += &format!(
             "<tr><td>{}</td><td>{}</td><td>{:+.2}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(&local(&st, e.at).format("%Y-%m-%d %H:%M").to_string()),
-            esc(e.entry.kind.as_str()),
+            t(lang, e.entry.kind.as_str()),
             e.entry.units as f64 / 100.0,
             esc(e.entry.lesson_id.as_deref().unwrap_or("")),
             esc(&e.actor),
@@ -876,9 +893,9 @@ async fn alerts_page(
             body += &format!(
                 "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
                 esc(&local(&st, a.created_at).format("%m-%d %H:%M").to_string()),
-                esc(a.kind.as_str()),
+                t(lang, a.kind.as_str()),
                 esc(&a.message),
-                esc(a.state.as_str()),
+                t(lang, a.state.as_str()),
             );
             continue;
         }
@@ -886,9 +903,9 @@ async fn alerts_page(
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><form method=post action=/app/alerts/{id}><input type=hidden name=_csrf value=\"{csrf}\">\
 <button name=action value=acknowledge class=alt>{}</button><button name=action value=resolve>{}</button></form></td></tr>",
             esc(&local(&st, a.created_at).format("%m-%d %H:%M").to_string()),
-            esc(a.kind.as_str()),
+            t(lang, a.kind.as_str()),
             esc(&a.message),
-            esc(a.state.as_str()),
+            t(lang, a.state.as_str()),
             t(lang, "acknowledge"),
             t(lang, "resolve"),
             id = a.id

@@ -1383,6 +1383,13 @@ async fn web_app_times_are_the_schools_local_time(db: Db) {
     assert!(review.contains("16:07:09"), "{review}");
     let alerts = get("/app/alerts").await;
     assert!(alerts.contains("03-02 16:07"), "{alerts}");
+    // kinds and states in words, not identifiers
+    assert!(
+        alerts.contains("Camera offline") && !alerts.contains("camera_offline"),
+        "{alerts}"
+    );
+    let zh = get("/app/alerts?lang=zh").await;
+    assert!(zh.contains("摄像头离线") && zh.contains("未处理"), "{zh}");
     let student = get("/app/students/s3").await;
     assert!(student.contains("2026-03-02 16:07"), "{student}");
     assert!(student.contains("2027-01-01"), "{student}");
@@ -1597,7 +1604,12 @@ async fn web_app_login_review_and_board(db: Db) {
         en.contains("HEIC and AVIF photos are not supported"),
         "{en}"
     );
-    assert!(get("/app/students/s3").await.text().contains("deduction"));
+    // the ledger's kinds are words a person reads (a deduction is "lesson used", 扣课 in 中文)
+    assert!(get("/app/students/s3").await.text().contains("lesson used"));
+    assert!(get("/app/students/s3?lang=zh")
+        .await
+        .text()
+        .contains("扣课"));
     // a viewer may look but not decide
     let r = app_login(
         a,
