@@ -722,6 +722,18 @@ async fn review_page(
     let csrf = esc(staff.csrf.as_deref().unwrap_or(""));
     // the queue is readable by every role; its buttons are shown to those who may decide
     let decides = staff.require(roles::REVIEW).is_ok();
+    // candidates by name (the id beside it), as a person knows them
+    let names: BTreeMap<String, String> = st
+        .store
+        .students()
+        .await?
+        .into_iter()
+        .map(|s| (s.id, s.name))
+        .collect();
+    let who = |id: &str| match names.get(id) {
+        Some(n) => format!("{} <small>{}</small>", esc(n), esc(id)),
+        None => esc(id),
+    };
     let mut body = String::new();
     if items.is_empty() {
         body += &format!("<p id=empty>{}</p>", t(lang, "no_items"));
@@ -737,7 +749,8 @@ async fn review_page(
         if !decides {
             for c in &i.candidates {
                 body += &format!(
-                    "<figure><img class=face src=\"/api/v1/students/{sid}/photo\" alt=\"{sid}\"><figcaption>{sid} · {:.2}</figcaption></figure>",
+                    "<figure><img class=face src=\"/api/v1/students/{sid}/photo\" alt=\"{sid}\"><figcaption>{} · {:.2}</figcaption></figure>",
+                    who(&c.student_id),
                     c.score,
                     sid = esc(&c.student_id),
                 );
@@ -747,9 +760,10 @@ async fn review_page(
         }
         for c in &i.candidates {
             body += &format!(
-                "<figure><img class=face src=\"/api/v1/students/{sid}/photo\" alt=\"{sid}\"><figcaption>{sid} · {:.2}\
+                "<figure><img class=face src=\"/api/v1/students/{sid}/photo\" alt=\"{sid}\"><figcaption>{} · {:.2}\
 <form method=post action=/app/review/{id}><input type=hidden name=_csrf value=\"{csrf}\"><input type=hidden name=decision value=approve>\
 <input type=hidden name=student_id value=\"{sid}\"><button class=approve>{}</button></form></figcaption></figure>",
+                who(&c.student_id),
                 c.score,
                 t(lang, "approve"),
                 sid = esc(&c.student_id),

@@ -1425,6 +1425,10 @@ async fn web_app_shows_each_role_only_what_it_may_do(db: Db) {
         assert_eq!(review.status, 200, "{user}");
         let review = review.text();
         assert!(review.contains("/api/v1/review/"), "{user} sees the queue");
+        assert!(
+            review.contains("Student s3 <small>s3</small>"),
+            "{user}: candidate by name"
+        );
         assert_eq!(review.contains("value=approve"), reviews, "{user}: approve");
         assert_eq!(review.contains("value=reject"), reviews, "{user}: reject");
         let alert_page = get("/app/alerts").await.text();
