@@ -338,6 +338,12 @@ pub(crate) fn t(lang: Lang, key: &str) -> &'static str {
         ),
         "state" => ("State", "状态"),
         "error_title" => ("Something is not right", "出了点问题"),
+        "confirm_reject" => (
+            "Reject: nobody is checked in for this sighting. Continue?",
+            "拒绝：此次抓拍不会为任何人签到。确定吗？",
+        ),
+        "done_checked_in" => ("{student} was checked in to lesson {lesson}.", "{student} 已签到，课程 {lesson}。"),
+        "done_decided" => ("Decided: nobody was checked in.", "已处理：没有人被签到。"),
         "absence_streak" => ("Absent several lessons in a row", "连续缺课"),
         "low_balance" => ("Few lessons left", "课时不足"),
         "expiring_package" => ("Package about to expire", "课时包即将到期"),
@@ -389,7 +395,7 @@ main{padding:1em;max-width:1100px;margin:auto}.card{background:#fff;border-radiu
 .present{background:#c8f0c8}.late{background:#fde7a9}.absent{background:#f6c1c1}.excused{background:#d8e4fb}.left_early{background:#f3d6f3}.not_yet{background:#eee}\
 button,input,select{font-size:1em;padding:.6em .9em;border-radius:8px;border:1px solid #aaa;margin:.2em}button{background:#2a6;color:#fff;border:0;min-height:44px}button.no{background:#b33}button.alt{background:#46a}\
 img.face{width:140px;height:140px;object-fit:cover;border-radius:8px;background:#ddd}.row{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}\
-table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.4em;text-align:left}.err{color:#b33}.bar{background:#2a6;height:1em;border-radius:4px}";
+table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.4em;text-align:left}.err{color:#b33}.ok{color:#262}.bar{background:#2a6;height:1em;border-radius:4px}";
 
 fn page(lang: Lang, staff: &Staff, title: &str, body: &str) -> String {
     page_keeping(lang, staff, title, body, "")
@@ -717,6 +723,7 @@ async fn review_page(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     Extension(lang): Extension<Lang>,
+    Query(q): Query<DoneQ>,
 ) -> Result<Html<String>, ApiError> {
     let items = v1::review_list(&st, &staff, Some("pending"), 100).await?;
     let csrf = esc(staff.csrf.as_deref().unwrap_or(""));
@@ -735,6 +742,22 @@ async fn review_page(
         None => esc(id),
     };
     let mut body = String::new();
+    match (q.done.as_deref(), &q.student) {
+        (Some("checked_in"), Some(s)) => {
+            let name = names.get(s).cloned().unwrap_or_else(|| s.clone());
+            let lesson = q.lesson.clone().unwrap_or_default();
+            body += &format!(
+                "<p class='card ok' id=done>{}</p>",
+                esc(&t(lang, "done_checked_in")
+                    .replace("{student}", &name)
+                    .replace("{lesson}", &lesson))
+            );
+        }
+        (Some(_), _) => {
+            body += &format!("<p class='card ok' id=done>{}</p>", t(lang, "done_decided"));
+        }
+        _ => {}
+    }
     if items.is_empty() {
         body += &format!("<p id=empty>{}</p>", t(lang, "no_items"));
     }
@@ -771,9 +794,10 @@ async fn review_page(
             );
         }
         body += &format!(
-            "</div><form method=post action=/app/review/{id}><input type=hidden name=_csrf value=\"{csrf}\"><input type=hidden name=decision value=reject><button class='no reject'>{}</button></form>\
+            "</div><form method=post action=/app/review/{id} onsubmit=\"return confirm('{}')\"><input type=hidden name=_csrf value=\"{csrf}\"><input type=hidden name=decision value=reject><button class='no reject'>{}</button></form>\
 <form method=post action=/app/review/{id}><input type=hidden name=_csrf value=\"{csrf}\"><input type=hidden name=decision value=reassign>\
 <input name=student_id placeholder=\"{}\" required><button class=alt>{}</button></form></div>",
+            t(lang, "confirm_reject"),
             t(lang, "reject"),
             t(lang, "student"),
             t(lang, "reassign"),
@@ -781,6 +805,25 @@ async fn review_page(
         );
     }
     Ok(Html(page(lang, &staff, t(lang, "review"), &body)))
+}
+
+/// Percent-encodes everything but unreserved characters (for a query value).
+fn url(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[derive(Deserialize, Default)]
+struct DoneQ {
+    done: Option<String>,
+    student: Option<String>,
+    lesson: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -803,7 +846,16 @@ async fn review_form(
         student_id: f.student_id.filter(|s| !s.trim().is_empty()),
     };
     match v1::decide_review(&st, &staff, &id, &d).await {
-        Ok(_) => Ok(Redirect::to("/app/review").into_response()),
+        Ok(v) => {
+            // say what happened on the queue's page: who was checked in to which lesson
+            let ci = &v["check_in"];
+            let done = match (ci["student_id"].as_str(), ci["lesson_id"].as_str()) {
+                (Some(s), Some(l)) => format!("checked_in&student={}&lesson={}", url(s), url(l)),
+                (Some(s), None) => format!("checked_in&student={}", url(s)),
+                _ => "decided".to_string(),
+            };
+            Ok(Redirect::to(&format!("/app/review?done={done}")).into_response())
+        }
         Err(e) => Ok((
             e.status,
             Html(page(

@@ -1431,6 +1431,12 @@ async fn web_app_shows_each_role_only_what_it_may_do(db: Db) {
         );
         assert_eq!(review.contains("value=approve"), reviews, "{user}: approve");
         assert_eq!(review.contains("value=reject"), reviews, "{user}: reject");
+        // rejecting checks nobody in: the form asks first
+        assert_eq!(
+            review.contains("return confirm("),
+            reviews,
+            "{user}: confirm"
+        );
         let alert_page = get("/app/alerts").await.text();
         assert!(
             alert_page.contains("camera offline"),
@@ -1569,11 +1575,23 @@ async fn web_app_login_review_and_board(db: Db) {
         format!("_csrf={csrf}&decision=approve&student_id=s3").as_bytes(),
     )
     .await;
+    // back on the queue, a message says who was checked in to which lesson
+    let done = "/app/review?done=checked_in&student=s3&lesson=math-now";
     assert_eq!(
         (r.status, r.header("location")),
-        (303, Some("/app/review")),
+        (303, Some(done)),
         "{}",
         r.text()
+    );
+    let page = get(done).await.text();
+    assert!(
+        page.contains("Student s3 was checked in to lesson math-now."),
+        "{page}"
+    );
+    let page = get(&format!("{done}&lang=zh")).await.text();
+    assert!(
+        page.contains("Student s3 已签到，课程 math-now。"),
+        "{page}"
     );
     let board = get("/app").await.text();
     assert!(
