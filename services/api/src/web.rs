@@ -338,6 +338,8 @@ pub(crate) fn t(lang: Lang, key: &str) -> &'static str {
         ),
         "state" => ("State", "状态"),
         "error_title" => ("Something is not right", "出了点问题"),
+        "range_from" => ("From", "从"),
+        "range_to" => ("to", "到"),
         "confirm_reject" => (
             "Reject: nobody is checked in for this sighting. Continue?",
             "拒绝：此次抓拍不会为任何人签到。确定吗？",
@@ -1093,15 +1095,66 @@ async fn privacy_page(
     Ok(Html(page(lang, &staff, t(lang, "privacy"), &body)))
 }
 
+#[derive(Deserialize, Default)]
+struct RangeQ {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+/// The school's local days `from..=to` (YYYY-MM-DD; by default the last 31 days up to today)
+/// as UTC bounds, with the days themselves.
+fn local_days(
+    st: &AppState,
+    q: &RangeQ,
+) -> Result<
+    (
+        DateTime<Utc>,
+        DateTime<Utc>,
+        chrono::NaiveDate,
+        chrono::NaiveDate,
+    ),
+    ApiError,
+> {
+    let parse = |field: &str, v: &Option<String>| -> Result<Option<chrono::NaiveDate>, ApiError> {
+        v.as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+                    .map_err(|_| ApiError::invalid(format!("{field} {s:?}: expected YYYY-MM-DD")))
+            })
+            .transpose()
+    };
+    let today = local(st, Utc::now()).date_naive();
+    let to = parse("to", &q.to)?.unwrap_or(today);
+    let from = parse("from", &q.from)?.unwrap_or(to - Duration::days(30));
+    if from > to {
+        return Err(ApiError::invalid("from: must not be after to"));
+    }
+    if (to - from).num_days() > 366 {
+        return Err(ApiError::invalid("from..to: at most a year"));
+    }
+    let off = Duration::minutes(st.store.tz_offset_minutes());
+    let midnight =
+        |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc() - off;
+    Ok((midnight(from), midnight(to) + Duration::days(1), from, to))
+}
+
 async fn reports_page(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     Extension(lang): Extension<Lang>,
+    Query(q): Query<RangeQ>,
 ) -> Result<Html<String>, ApiError> {
-    let to = Utc::now() + Duration::days(1);
-    let from = to - Duration::days(31);
+    let (from, to, from_day, to_day) = local_days(&st, &q)?;
     let rep = v1::attendance_report(&st, &staff, from, to).await?;
-    let mut body = format!("<div class=card><h2>{}</h2><table>", t(lang, "rate"));
+    let mut body = format!(
+        "<form method=get action=/app/reports class=card id=range>{} <input type=date name=from value={from_day}> \
+{} <input type=date name=to value={to_day}> <button class=alt>{}</button></form>",
+        t(lang, "range_from"),
+        t(lang, "range_to"),
+        t(lang, "show_day"),
+    );
+    body += &format!("<div class=card><h2>{}</h2><table>", t(lang, "rate"));
     for r in rep["per_class"].as_array().cloned().unwrap_or_default() {
         let bp = r["rate_bp"].as_u64().unwrap_or(0);
         body += &format!(
@@ -1141,7 +1194,14 @@ async fn reports_page(
         body += "</tr>";
     }
     body += "</table></div>";
-    Ok(Html(page(lang, &staff, t(lang, "reports"), &body)))
+    let keep = format!("from={from_day}&to={to_day}");
+    Ok(Html(page_keeping(
+        lang,
+        &staff,
+        t(lang, "reports"),
+        &body,
+        &keep,
+    )))
 }
 
 async fn enroll_page(

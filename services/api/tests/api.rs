@@ -1390,6 +1390,24 @@ async fn web_app_times_are_the_schools_local_time(db: Db) {
     );
     let zh = get("/app/alerts?lang=zh").await;
     assert!(zh.contains("摄像头离线") && zh.contains("未处理"), "{zh}");
+    // reports over any range of the school's days, not a fixed 31
+    let rep = get("/app/reports?from=2026-03-01&to=2026-03-02").await;
+    assert!(
+        rep.contains("name=from value=2026-03-01") && rep.contains("name=to value=2026-03-02"),
+        "{rep}"
+    );
+    assert!(
+        rep.contains("?from=2026-03-01&to=2026-03-02&lang=zh"),
+        "{rep}"
+    );
+    for bad in [
+        "from=2026-03-05&to=2026-03-01",
+        "from=2024-01-01&to=2026-03-01",
+        "from=yesterday",
+    ] {
+        let r = get(&format!("/app/reports?{bad}")).await;
+        assert!(r.contains("not valid"), "{bad}: {r}");
+    }
     let student = get("/app/students/s3").await;
     assert!(student.contains("2026-03-02 16:07"), "{student}");
     assert!(student.contains("2027-01-01"), "{student}");
