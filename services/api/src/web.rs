@@ -732,12 +732,16 @@ async fn review_page(
     // the queue is readable by every role; its buttons are shown to those who may decide
     let decides = staff.require(roles::REVIEW).is_ok();
     // candidates by name (the id beside it), as a person knows them
-    let names: BTreeMap<String, String> = st
-        .store
-        .students()
-        .await?
-        .into_iter()
-        .map(|s| (s.id, s.name))
+    let students = st.store.students().await?;
+    let names: BTreeMap<String, String> = students
+        .iter()
+        .map(|s| (s.id.clone(), s.name.clone()))
+        .collect();
+    // the reassign field's searchable list: the students of the reviewer's campuses
+    let picker: String = students
+        .iter()
+        .filter(|s| staff.is_all_campuses() || s.campuses.iter().any(|c| staff.allows_campus(c)))
+        .map(|s| format!("<option value=\"{}\">{}</option>", esc(&s.id), esc(&s.name)))
         .collect();
     let who = |id: &str| match names.get(id) {
         Some(n) => format!("{} <small>{}</small>", esc(n), esc(id)),
@@ -798,13 +802,16 @@ async fn review_page(
         body += &format!(
             "</div><form method=post action=/app/review/{id} onsubmit=\"return confirm('{}')\"><input type=hidden name=_csrf value=\"{csrf}\"><input type=hidden name=decision value=reject><button class='no reject'>{}</button></form>\
 <form method=post action=/app/review/{id}><input type=hidden name=_csrf value=\"{csrf}\"><input type=hidden name=decision value=reassign>\
-<input name=student_id placeholder=\"{}\" required><button class=alt>{}</button></form></div>",
+<input name=student_id list=students placeholder=\"{}\" required autocomplete=off><button class=alt>{}</button></form></div>",
             t(lang, "confirm_reject"),
             t(lang, "reject"),
             t(lang, "student"),
             t(lang, "reassign"),
             id = i.id
         );
+    }
+    if decides {
+        body += &format!("<datalist id=students>{picker}</datalist>");
     }
     Ok(Html(page(lang, &staff, t(lang, "review"), &body)))
 }
@@ -838,7 +845,6 @@ struct DecideForm {
 async fn review_form(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
-    Extension(lang): Extension<Lang>,
     Path(id): Path<String>,
     Form(f): Form<DecideForm>,
 ) -> Result<Response, ApiError> {
@@ -847,31 +853,17 @@ async fn review_form(
         decision: f.decision,
         student_id: f.student_id.filter(|s| !s.trim().is_empty()),
     };
-    match v1::decide_review(&st, &staff, &id, &d).await {
-        Ok(v) => {
-            // say what happened on the queue's page: who was checked in to which lesson
-            let ci = &v["check_in"];
-            let done = match (ci["student_id"].as_str(), ci["lesson_id"].as_str()) {
-                (Some(s), Some(l)) => format!("checked_in&student={}&lesson={}", url(s), url(l)),
-                (Some(s), None) => format!("checked_in&student={}", url(s)),
-                _ => "decided".to_string(),
-            };
-            Ok(Redirect::to(&format!("/app/review?done={done}")).into_response())
-        }
-        Err(e) => Ok((
-            e.status,
-            Html(page(
-                lang,
-                &staff,
-                t(lang, "review"),
-                &format!(
-                    "<p class=err>{}</p><p><a href=/app/review>←</a></p>",
-                    esc(&e.message)
-                ),
-            )),
-        )
-            .into_response()),
-    }
+    // an error goes back as the API's; the web guard turns it into a page in the reader's
+    // language
+    let v = v1::decide_review(&st, &staff, &id, &d).await?;
+    // say what happened on the queue's page: who was checked in to which lesson
+    let ci = &v["check_in"];
+    let done = match (ci["student_id"].as_str(), ci["lesson_id"].as_str()) {
+        (Some(s), Some(l)) => format!("checked_in&student={}&lesson={}", url(s), url(l)),
+        (Some(s), None) => format!("checked_in&student={}", url(s)),
+        _ => "decided".to_string(),
+    };
+    Ok(Redirect::to(&format!("/app/review?done={done}")).into_response())
 }
 
 async fn students_page(

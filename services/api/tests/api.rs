@@ -1582,6 +1582,35 @@ async fn web_app_login_review_and_board(db: Db) {
     )
     .await;
     assert_eq!(r.status, 403);
+    // the reassign field searches the students by name; a typo is a readable page, and the
+    // item stays in the queue
+    let review = get("/app/review").await.text();
+    assert!(
+        review.contains("list=students")
+            && review.contains("<option value=\"s3\">Student s3</option>"),
+        "{review}"
+    );
+    let r = http(
+        a,
+        "POST",
+        &format!("/app/review/{item}"),
+        &[
+            ("cookie", &cookie),
+            ("content-type", "application/x-www-form-urlencoded"),
+        ],
+        format!("_csrf={csrf}&decision=reassign&student_id=nobody").as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, 404);
+    assert!(
+        r.text().contains("Not found") && r.text().contains("href=/app>"),
+        "{}",
+        r.text()
+    );
+    assert!(get("/app/review")
+        .await
+        .text()
+        .contains(&format!("/app/review/{item}")));
     let r = http(
         a,
         "POST",
