@@ -906,6 +906,33 @@ async fn student_page(
         esc(&b.available),
         esc(&s.campuses.join(", "))
     );
+    // what needs attention about this student (e.g. a check-in approved without lessons
+    // left), until it is resolved
+    let open: Vec<_> = st
+        .store
+        .alerts(None)
+        .await?
+        .into_iter()
+        .filter(|a| a.student_id == id && a.state != AlertState::Resolved)
+        .collect();
+    if !open.is_empty() {
+        body += &format!(
+            "<div class=card id=student-alerts><h2>{}</h2><table>",
+            t(lang, "alerts")
+        );
+        for a in &open {
+            body += &format!(
+                "<tr><td>{}</td><td class=err>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&local(&st, a.created_at)
+                    .format("%Y-%m-%d %H:%M")
+                    .to_string()),
+                t(lang, a.kind.as_str()),
+                esc(&a.message),
+                t(lang, a.state.as_str()),
+            );
+        }
+        body += "</table></div>";
+    }
     body += &format!("<div class=card><h2>{}</h2><table>", t(lang, "packages"));
     for p in &b.packages {
         body += &format!(

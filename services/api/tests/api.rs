@@ -398,6 +398,7 @@ both!(
     web_app_times_are_the_schools_local_time,
     web_app_shows_each_role_only_what_it_may_do,
     web_app_errors_are_pages_not_json,
+    web_app_student_page_shows_a_check_in_without_lessons,
     ledger_operations_refund_quote_and_audit,
     api_tokens_listed_without_secrets_and_revoked_at_once,
     failed_logins_are_throttled_per_username_and_address,
@@ -1520,6 +1521,45 @@ async fn web_app_errors_are_pages_not_json(db: Db) {
     // the API answers in JSON as before
     let r = http(a, "GET", "/api/v1/no-such-route", &[], b"").await;
     assert_eq!((r.status, r.code().as_str()), (404, "not_found"));
+}
+
+/// Issue 21: a check-in let through without lessons left shows on the student's page until the
+/// alert is resolved.
+async fn web_app_student_page_shows_a_check_in_without_lessons(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    let (a, s) = (&sv.addr, &sv.store);
+    s.create_student(&NewStudent {
+        id: "s9".into(),
+        name: "Student s9".into(),
+        home_campus_id: Some("north".into()),
+    })
+    .await
+    .unwrap();
+    s.enroll("math", "s9", Utc::now() - Duration::days(1))
+        .await
+        .unwrap();
+    s.check_in(&CheckIn::new(
+        "s9",
+        Utc::now(),
+        rollcall_domain::ledger::AttendanceSource::Manual,
+    ))
+    .await
+    .unwrap();
+    let body = format!("username=admin&password={}", PASSWORD.replace(' ', "+"));
+    let r = app_login(a, body.as_bytes()).await;
+    let cookie = session_cookie(&r).expect("session cookie");
+    let page = http(a, "GET", "/app/students/s9", &[("cookie", &cookie)], b"")
+        .await
+        .text();
+    assert!(
+        page.contains("id=student-alerts") && page.contains("Checked in without lessons left"),
+        "{page}"
+    );
+    // a student with nothing open has no such section
+    let page = http(a, "GET", "/app/students/s1", &[("cookie", &cookie)], b"")
+        .await
+        .text();
+    assert!(!page.contains("id=student-alerts"), "{page}");
 }
 
 async fn web_app_login_review_and_board(db: Db) {
