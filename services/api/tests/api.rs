@@ -1358,19 +1358,8 @@ async fn web_app_times_are_the_schools_local_time(db: Db) {
     })
     .await
     .unwrap();
-    let body = format!("username=admin&password={}", PASSWORD.replace(' ', "+"));
-    let r = app_login(a, body.as_bytes()).await;
-    let cookie = session_cookie(&r).expect("session cookie");
-    let get = |p: &str| {
-        let p = p.to_string();
-        let cookie = cookie.clone();
-        let a = a.clone();
-        async move {
-            http(&a, "GET", &p, &[("cookie", &cookie)], b"")
-                .await
-                .text()
-        }
-    };
+    let cookie = app_session(a, "admin").await;
+    let get = |p: &str| app_page(a, &cookie, p);
     let board = get("/app?date=2026-03-02").await;
     assert!(board.contains("16:00–17:30"), "{board}");
     assert!(!board.contains("08:00–09:30"), "{board}");
@@ -1431,15 +1420,8 @@ async fn web_app_shows_each_role_only_what_it_may_do(db: Db) {
         ("teacher", false, true, false),
         ("viewer", false, false, false),
     ] {
-        let body = format!("username={user}&password={}", PASSWORD.replace(' ', "+"));
-        let r = app_login(a, body.as_bytes()).await;
-        let cookie = session_cookie(&r).expect("session cookie");
-        let get = |p: &str| {
-            let p = p.to_string();
-            let cookie = cookie.clone();
-            let a = a.clone();
-            async move { http(&a, "GET", &p, &[("cookie", &cookie)], b"").await }
-        };
+        let cookie = app_session(a, user).await;
+        let get = |p: &str| app_get(a, &cookie, p);
         let review = get("/app/review").await;
         assert_eq!(review.status, 200, "{user}");
         let review = review.text();
@@ -1485,15 +1467,8 @@ async fn web_app_shows_each_role_only_what_it_may_do(db: Db) {
 async fn web_app_errors_are_pages_not_json(db: Db) {
     let sv = server(db, 1 << 20).await;
     let a = &sv.addr;
-    let body = format!("username=admin&password={}", PASSWORD.replace(' ', "+"));
-    let r = app_login(a, body.as_bytes()).await;
-    let cookie = session_cookie(&r).expect("session cookie");
-    let get = |p: &str| {
-        let p = p.to_string();
-        let cookie = cookie.clone();
-        let a = a.clone();
-        async move { http(&a, "GET", &p, &[("cookie", &cookie)], b"").await }
-    };
+    let cookie = app_session(a, "admin").await;
+    let get = |p: &str| app_get(a, &cookie, p);
     let html = |r: &Resp| {
         r.header("content-type")
             .is_some_and(|c| c.starts_with("text/html"))
@@ -1545,20 +1520,14 @@ async fn web_app_student_page_shows_a_check_in_without_lessons(db: Db) {
     ))
     .await
     .unwrap();
-    let body = format!("username=admin&password={}", PASSWORD.replace(' ', "+"));
-    let r = app_login(a, body.as_bytes()).await;
-    let cookie = session_cookie(&r).expect("session cookie");
-    let page = http(a, "GET", "/app/students/s9", &[("cookie", &cookie)], b"")
-        .await
-        .text();
+    let cookie = app_session(a, "admin").await;
+    let page = app_page(a, &cookie, "/app/students/s9").await;
     assert!(
         page.contains("id=student-alerts") && page.contains("Checked in without lessons left"),
         "{page}"
     );
     // a student with nothing open has no such section
-    let page = http(a, "GET", "/app/students/s1", &[("cookie", &cookie)], b"")
-        .await
-        .text();
+    let page = app_page(a, &cookie, "/app/students/s1").await;
     assert!(!page.contains("id=student-alerts"), "{page}");
 }
 
@@ -1889,6 +1858,31 @@ async fn app_login(a: &str, body: &[u8]) -> Resp {
         &b,
     )
     .await
+}
+
+/// Logs `user` (password [`PASSWORD`]) in through the staff app's login form; the session
+/// cookie.
+async fn app_session(a: &str, user: &str) -> String {
+    let body = format!("username={user}&password={}", PASSWORD.replace(' ', "+"));
+    let r = app_login(a, body.as_bytes()).await;
+    session_cookie(&r).expect("session cookie")
+}
+
+/// GET of a staff-app page with a session cookie (owning its inputs, so a closure may return
+/// it).
+fn app_get(a: &str, cookie: &str, path: &str) -> impl std::future::Future<Output = Resp> + 'static {
+    let (a, cookie, path) = (a.to_string(), cookie.to_string(), path.to_string());
+    async move { http(&a, "GET", &path, &[("cookie", &cookie)], b"").await }
+}
+
+/// [`app_get`]'s body.
+fn app_page(
+    a: &str,
+    cookie: &str,
+    path: &str,
+) -> impl std::future::Future<Output = String> + 'static {
+    let get = app_get(a, cookie, path);
+    async move { get.await.text() }
 }
 
 /// The session cookie a response sets, if any.
