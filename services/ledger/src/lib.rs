@@ -33,14 +33,23 @@ pub use outbox::{
     QuietHours, RecipientKind, StaffRecipient,
 };
 pub use parked::{create_scratch_database, drop_scratch_database, ParkedCheckIn};
-pub use reports::*;
+pub use reports::{
+    AttendanceReport, AttendanceRow, ConsumptionReport, ConsumptionRow, HeatCell, OutstandingRow,
+};
 pub use review::{
     HardNegative, NewReviewItem, ReviewCandidate, ReviewDecision, ReviewItem, ReviewOutcome,
     ReviewState,
 };
-pub use staff::*;
-pub use store::*;
-pub use views::*;
+pub use staff::{ApiTokenView, CampusScope, NewStaff, Role, StaffAccount, StaffSession};
+pub use store::{
+    AlertView, Backend, BalanceView, CheckIn, CheckInEventView, CheckInResult, FinalizeReport,
+    NewClass, NewGuardian, NewLesson, NewPackage, NewStudent, PackageView, RefundResult, Store,
+    StoredEntry,
+};
+pub use views::{
+    BoardLesson, BoardStudent, CameraView, ClassView, ConsentView, GuardianView, LessonView,
+    StudentView,
+};
 
 /// Errors at the crate boundary.
 #[derive(Debug, thiserror::Error)]
