@@ -89,6 +89,24 @@ fn postgres_serve_killed_20_times_loses_and_doubles_nothing() {
     eprintln!("{v}");
 }
 
+/// Runs the rollcall binary on the embedded defaults (no `DATABASE_URL`, no `QDRANT_URL`) and
+/// returns its JSON output; fails the test with its output when it fails.
+fn run_json(args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        .args(args)
+        .env_remove("DATABASE_URL")
+        .env_remove("QDRANT_URL")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 /// `serve` (the compact afternoon played live over MJPEG, never killed) and `run-scenario`
 /// (the same frames in timestamp order, on the scenario's clock) write the same ledger:
 /// attendance, deductions, alerts and notices. Camera alerts are left out: the simulated
@@ -98,25 +116,10 @@ fn serve_writes_the_same_ledger_as_run_scenario() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let scenario = compact_scenario(tmp.path());
-    let run = |args: &[&str]| -> Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_rollcall"))
-            .args(args)
-            .env_remove("DATABASE_URL")
-            .env_remove("QDRANT_URL")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
     let path = scenario.display().to_string();
-    let replay = run(&["run-scenario", &path, "--json"]);
+    let replay = run_json(&["run-scenario", &path, "--json"]);
     let keep = tmp.path().join("serve-run").display().to_string();
-    let live = run(&[
+    let live = run_json(&[
         "bench", "crash", &path, "--cycles", "0", "--keep", &keep, "--json",
     ]);
     assert_eq!(live["ok"], true, "{live}");
@@ -180,23 +183,8 @@ fn two_streams_per_camera_serve_and_run_scenario_agree() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let scenario = compact_scenario(tmp.path());
-    let run = |args: &[&str]| -> Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_rollcall"))
-            .args(args)
-            .env_remove("DATABASE_URL")
-            .env_remove("QDRANT_URL")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
     let path = scenario.display().to_string();
-    let replay = run(&["run-scenario", &path, "--main-size", "1280x720", "--json"]);
+    let replay = run_json(&["run-scenario", &path, "--main-size", "1280x720", "--json"]);
     assert_eq!(replay["score"]["false_check_ins"], 0, "{}", replay["score"]);
     assert_eq!(
         replay["score"]["check_in_recall"], 1.0,
@@ -204,7 +192,7 @@ fn two_streams_per_camera_serve_and_run_scenario_agree() {
         replay["score"]
     );
     let keep = tmp.path().join("serve-run").display().to_string();
-    let live = run(&[
+    let live = run_json(&[
         "bench",
         "crash",
         &path,
