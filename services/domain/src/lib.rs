@@ -12,6 +12,7 @@ pub mod gallery;
 pub mod ids;
 pub mod ledger;
 pub mod matcher;
+pub mod money;
 pub mod photo;
 pub mod privacy;
 
