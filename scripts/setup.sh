@@ -3,7 +3,8 @@
 #  - apt packages the build needs (OpenCV headers, clang for the opencv bindings)
 #  - a project-local Python venv with onnxruntime==1.31.1 (its libonnxruntime.so.1.31.1 is
 #    what the Rust `ort` crate loads through ORT_DYLIB_PATH) plus numpy/opencv for the
-#    Python reference benchmarks
+#    Python reference benchmarks, and openapi-python-client (pinned) for the API's
+#    generated-client test
 #  - with --postgres: a running PostgreSQL on 127.0.0.1:5432 with database `test`
 # Prints the environment to export (source scripts/env.sh afterwards).
 set -euo pipefail
@@ -41,6 +42,13 @@ fi
 if ! "$VENV/bin/python" -c "import onnxruntime, numpy, cv2; assert onnxruntime.__version__=='$ORT_VERSION'" 2>/dev/null; then
   log "installing onnxruntime==$ORT_VERSION numpy opencv-python-headless into the venv"
   "$VENV/bin/pip" install -q --disable-pip-version-check "onnxruntime==$ORT_VERSION" numpy opencv-python-headless
+fi
+# the API's generated-client test (services/api/tests/api.rs): a maintained OpenAPI client
+# generator, pinned, in the same venv
+OPENAPI_CLIENT_VERSION=0.29.1
+if [ "$("$VENV/bin/openapi-python-client" --version 2>/dev/null | awk '{print $NF}')" != "$OPENAPI_CLIENT_VERSION" ]; then
+  log "installing openapi-python-client==$OPENAPI_CLIENT_VERSION into the venv"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "openapi-python-client==$OPENAPI_CLIENT_VERSION"
 fi
 ORT_LIB="$(ls "$VENV"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.$ORT_VERSION | head -n1)"
 mkdir -p "$CACHE/onnxruntime"

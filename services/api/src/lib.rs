@@ -11,6 +11,7 @@
 pub mod auth;
 pub mod error;
 mod openapi;
+mod schema;
 mod v1;
 mod web;
 
@@ -265,10 +266,106 @@ pub struct RouteDoc {
     pub tag: &'static str,
 }
 
+/// What the document says of a route beyond its [`RouteDoc`]: set in the route table right
+/// after the route (`.op("listStudents").takes::<…>().returns::<…>()`); a route given none (the
+/// staff app's pages) gets [`Operation::derived`].
+#[derive(Debug, Clone)]
+pub struct Operation {
+    /// The OpenAPI `operationId`: an identifier (`listStudents`); unique in the table.
+    pub operation_id: String,
+    /// What the route takes (`None`: no body).
+    pub request: Option<Body>,
+    /// What a success answers (`None`: not said), with its status (200, or 201 for a creation).
+    pub response: Option<Body>,
+    pub status: u16,
+}
+
+impl Operation {
+    /// `GET /app/students/{id}` → `getAppStudentsId`, no bodies, 200.
+    pub fn derived(r: &RouteDoc) -> Operation {
+        Operation {
+            operation_id: derived_operation_id(r.method, r.path),
+            request: None,
+            response: None,
+            status: 200,
+        }
+    }
+}
+
+/// A request or response body in the document.
+#[derive(Debug, Clone, Copy)]
+pub enum Body {
+    /// JSON of a schema of `components.schemas`.
+    Json(SchemaDoc),
+    /// Bytes of one of these content types (uploads, CSV, JPEG, HTML, text).
+    Raw(&'static [&'static str]),
+}
+
+impl Body {
+    /// JSON of `T`'s schema.
+    pub fn json<T: utoipa::ToSchema>() -> Body {
+        Body::Json(SchemaDoc {
+            name: T::name,
+            collect: collect_schemas::<T>,
+        })
+    }
+}
+
+/// Schemas by name.
+pub type NamedSchemas = Vec<(
+    String,
+    utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+)>;
+
+/// A named schema and the schemas it refers to (recursively).
+#[derive(Clone, Copy)]
+pub struct SchemaDoc {
+    name: fn() -> std::borrow::Cow<'static, str>,
+    collect: fn(&mut NamedSchemas),
+}
+
+impl SchemaDoc {
+    /// Its name in `components.schemas`.
+    pub fn name(&self) -> String {
+        (self.name)().into_owned()
+    }
+    /// Its schema and every schema it refers to, by name.
+    pub fn schemas(&self) -> NamedSchemas {
+        let mut v = Vec::new();
+        (self.collect)(&mut v);
+        v
+    }
+}
+
+impl std::fmt::Debug for SchemaDoc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SchemaDoc({})", self.name())
+    }
+}
+
+fn collect_schemas<T: utoipa::ToSchema>(v: &mut NamedSchemas) {
+    v.push((T::name().into_owned(), T::schema()));
+    T::schemas(v);
+}
+
+fn derived_operation_id(method: &str, path: &str) -> String {
+    let mut out = method.to_ascii_lowercase();
+    for word in path.split(|c: char| !c.is_ascii_alphanumeric()) {
+        let mut cs = word.chars();
+        if let Some(c) = cs.next() {
+            out.push(c.to_ascii_uppercase());
+            out.extend(cs);
+        }
+    }
+    out
+}
+
 /// The route table: each route is mounted and documented at once.
 pub struct Routes {
     router: Router<AppState>,
     pub docs: Vec<RouteDoc>,
+    /// By method and path: what [`Routes::op`] and the like said of a route.
+    pub ops: std::collections::BTreeMap<(&'static str, &'static str), Operation>,
     state: AppState,
 }
 
@@ -277,6 +374,7 @@ impl Routes {
         Routes {
             router: Router::new(),
             docs: Vec::new(),
+            ops: Default::default(),
             state,
         }
     }
@@ -308,6 +406,55 @@ impl Routes {
         });
         self
     }
+
+    /// The last added route's operation.
+    fn last(&mut self) -> &mut Operation {
+        let d = self
+            .docs
+            .last()
+            .expect("a route is added before it is described");
+        self.ops
+            .entry((d.method, d.path))
+            .or_insert_with(|| Operation::derived(d))
+    }
+
+    /// The last added route's operation id (an identifier: `listStudents`).
+    fn op(mut self, id: &'static str) -> Self {
+        self.last().operation_id = id.to_string();
+        self
+    }
+
+    /// The last added route takes a JSON body of `T`'s schema.
+    fn takes<T: utoipa::ToSchema>(mut self) -> Self {
+        self.last().request = Some(Body::json::<T>());
+        self
+    }
+
+    /// The last added route takes a body of one of these content types.
+    fn takes_raw(mut self, types: &'static [&'static str]) -> Self {
+        self.last().request = Some(Body::Raw(types));
+        self
+    }
+
+    /// The last added route answers 200 with JSON of `T`'s schema.
+    fn returns<T: utoipa::ToSchema>(mut self) -> Self {
+        self.last().response = Some(Body::json::<T>());
+        self
+    }
+
+    /// The last added route answers 201 with JSON of `T`'s schema.
+    fn creates<T: utoipa::ToSchema>(mut self) -> Self {
+        let d = self.last();
+        d.response = Some(Body::json::<T>());
+        d.status = 201;
+        self
+    }
+
+    /// The last added route answers 200 with a body of one of these content types.
+    fn returns_raw(mut self, types: &'static [&'static str]) -> Self {
+        self.last().response = Some(Body::Raw(types));
+        self
+    }
 }
 
 /// OpenAPI `{id}` → axum 0.8 `{id}` (the same syntax; kept as a seam).
@@ -328,12 +475,10 @@ pub fn router(state: AppState) -> Router {
     let Routes {
         router,
         docs,
+        ops,
         state,
-        ..
     } = routes(state);
-    let mut docs = docs;
-    docs.extend(meta_docs());
-    let doc = Arc::new(openapi::document(&docs));
+    let doc = Arc::new(openapi::document(&operations(docs, ops)));
     let docs_json = doc.clone();
     router
         .route(
@@ -377,35 +522,76 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-fn meta_docs() -> Vec<RouteDoc> {
+fn meta_docs() -> Vec<(RouteDoc, Operation)> {
     vec![
-        RouteDoc {
-            method: "GET",
-            path: "/api/openapi.json",
-            summary: "this document",
-            roles: Some(auth::roles::ANY),
-            tag: "meta",
-        },
-        RouteDoc {
-            method: "GET",
-            path: "/api/docs",
-            summary: "browsable documentation",
-            roles: Some(auth::roles::ANY),
-            tag: "meta",
-        },
+        (
+            RouteDoc {
+                method: "GET",
+                path: "/api/openapi.json",
+                summary: "this document",
+                roles: Some(auth::roles::ANY),
+                tag: "meta",
+            },
+            Operation {
+                operation_id: "getOpenApiDocument".into(),
+                request: None,
+                response: Some(Body::json::<openapi::OpenApiDocument>()),
+                status: 200,
+            },
+        ),
+        (
+            RouteDoc {
+                method: "GET",
+                path: "/api/docs",
+                summary: "browsable documentation",
+                roles: Some(auth::roles::ANY),
+                tag: "meta",
+            },
+            Operation {
+                operation_id: "getDocsPage".into(),
+                request: None,
+                response: Some(Body::Raw(&["text/html"])),
+                status: 200,
+            },
+        ),
     ]
+}
+
+/// Each route with its operation, the document's routes last.
+fn operations(
+    docs: Vec<RouteDoc>,
+    mut ops: std::collections::BTreeMap<(&'static str, &'static str), Operation>,
+) -> Vec<(RouteDoc, Operation)> {
+    let mut v: Vec<_> = docs
+        .into_iter()
+        .map(|d| {
+            let op = ops
+                .remove(&(d.method, d.path))
+                .unwrap_or_else(|| Operation::derived(&d));
+            (d, op)
+        })
+        .collect();
+    v.extend(meta_docs());
+    v
 }
 
 /// Every documented route (method, path, roles): the table the router is built from.
 pub fn documented_routes(state: AppState) -> Vec<RouteDoc> {
-    let mut d = routes(state).docs;
-    d.extend(meta_docs());
-    d
+    documented_operations(state)
+        .into_iter()
+        .map(|(d, _)| d)
+        .collect()
+}
+
+/// Every documented route with its operation (id, request and response bodies).
+pub fn documented_operations(state: AppState) -> Vec<(RouteDoc, Operation)> {
+    let r = routes(state);
+    operations(r.docs, r.ops)
 }
 
 /// The OpenAPI document of a state's routes.
 pub fn openapi_document(state: AppState) -> Value {
-    openapi::document(&documented_routes(state))
+    openapi::document(&documented_operations(state))
 }
 
 // -------------------------------------------------------------------------------------------
@@ -527,6 +713,8 @@ pub(crate) fn ops_routes(r: Routes) -> Routes {
         "liveness and camera states",
         get(healthz),
     )
+    .op("getHealth")
+    .returns::<Health>()
     .add(
         "GET",
         "/metrics",
@@ -535,4 +723,12 @@ pub(crate) fn ops_routes(r: Routes) -> Routes {
         "Prometheus metrics (public unless metrics_public = false: then admin/manager)",
         get(metrics),
     )
+    .op("getMetrics")
+    .returns_raw(&["text/plain"])
+}
+
+/// `/healthz`: `{"status": "ok", …}` and what the process adds (camera states, …).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    pub status: String,
 }

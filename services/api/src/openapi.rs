@@ -1,11 +1,60 @@
 //! The OpenAPI 3 document, built from the route table, and a self-contained docs page.
 
-use crate::RouteDoc;
+use crate::{Body, Operation, RouteDoc};
 use serde_json::{json, Map, Value};
 
-pub(crate) fn document(routes: &[RouteDoc]) -> Value {
+/// The `openapi` version the document declares: its schemas are JSON Schema 2020-12 (utoipa
+/// 5's style: `"type": ["string", "null"]` for an optional value), which is OpenAPI 3.1's.
+pub const OPENAPI_VERSION: &str = "3.1.0";
+
+/// An OpenAPI document (`GET /api/openapi.json`).
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // only its schema is used
+pub(crate) struct OpenApiDocument {
+    openapi: String,
+    info: Value,
+    paths: Value,
+    components: Value,
+}
+
+fn schema_ref(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+/// The `content` of a body; JSON schemas are added to `schemas`.
+fn content(body: &Body, schemas: &mut Map<String, Value>) -> Value {
+    match body {
+        Body::Json(s) => {
+            for (name, schema) in s.schemas() {
+                if !schemas.contains_key(&name) {
+                    let v = serde_json::to_value(&schema).unwrap_or(Value::Null);
+                    schemas.insert(name, v);
+                }
+            }
+            json!({"application/json": {"schema": schema_ref(&s.name())}})
+        }
+        Body::Raw(types) => Value::Object(
+            types
+                .iter()
+                .map(|t| {
+                    let schema = if t.starts_with("text/") {
+                        json!({"type": "string"})
+                    } else {
+                        json!({"type": "string", "format": "binary"})
+                    };
+                    (t.to_string(), json!({ "schema": schema }))
+                })
+                .collect(),
+        ),
+    }
+}
+
+pub(crate) fn document(routes: &[(RouteDoc, Operation)]) -> Value {
     let mut paths = Map::new();
-    for r in routes {
+    let mut schemas = Map::new();
+    let error = crate::Body::json::<crate::error::ErrorBody>();
+    content(&error, &mut schemas);
+    for (r, o) in routes {
         let params: Vec<Value> = r
             .path
             .split('/')
@@ -19,11 +68,10 @@ pub(crate) fn document(routes: &[RouteDoc]) -> Value {
         let mut op = json!({
             "summary": r.summary,
             "tags": [r.tag],
-            "operationId": format!("{} {}", r.method, r.path),
+            "operationId": o.operation_id,
             "parameters": params,
             "x-roles": roles,
             "responses": {
-                "200": {"description": "OK"},
                 "400": {"$ref": "#/components/responses/Error"},
                 "401": {"$ref": "#/components/responses/Error"},
                 "403": {"$ref": "#/components/responses/Error"},
@@ -34,6 +82,14 @@ pub(crate) fn document(routes: &[RouteDoc]) -> Value {
                 "422": {"$ref": "#/components/responses/Error"}
             }
         });
+        let mut ok = json!({"description": if o.status == 201 { "Created" } else { "OK" }});
+        if let Some(b) = &o.response {
+            ok["content"] = content(b, &mut schemas);
+        }
+        op["responses"][o.status.to_string()] = ok;
+        if let Some(b) = &o.request {
+            op["requestBody"] = json!({"required": true, "content": content(b, &mut schemas)});
+        }
         if r.roles.is_none() {
             op["security"] = json!([]);
         }
@@ -51,7 +107,7 @@ pub(crate) fn document(routes: &[RouteDoc]) -> Value {
             .insert(r.method.to_ascii_lowercase(), op);
     }
     json!({
-        "openapi": "3.0.3",
+        "openapi": OPENAPI_VERSION,
         "info": {
             "title": "rollcall API",
             "version": env!("CARGO_PKG_VERSION"),
@@ -64,13 +120,7 @@ pub(crate) fn document(routes: &[RouteDoc]) -> Value {
                 "bearer": {"type": "http", "scheme": "bearer"},
                 "cookie": {"type": "apiKey", "in": "cookie", "name": crate::auth::SESSION_COOKIE}
             },
-            "schemas": {
-                "Error": {
-                    "type": "object",
-                    "properties": {"error": {"type": "object", "properties": {
-                        "code": {"type": "string"}, "message": {"type": "string"}}}}
-                }
-            },
+            "schemas": schemas,
             "responses": {
                 "Error": {"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
             }

@@ -47,6 +47,9 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "log in: sets the session cookie, returns the CSRF token",
         post(accounts::login),
     )
+    .op("login")
+    .takes::<Login>()
+    .returns::<accounts::LoggedIn>()
     .add(
         "POST",
         "/api/v1/auth/logout",
@@ -55,6 +58,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "end the session",
         post(accounts::logout),
     )
+    .op("logout")
+    .returns::<accounts::LoggedOut>()
     .add(
         "GET",
         "/api/v1/auth/me",
@@ -63,6 +68,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "the calling account",
         get(accounts::me),
     )
+    .op("getMe")
+    .returns::<accounts::Me>()
     .add(
         "GET",
         "/api/v1/staff",
@@ -71,6 +78,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "staff accounts",
         get(accounts::list_staff),
     )
+    .op("listStaff")
+    .returns::<accounts::StaffList>()
     .add(
         "POST",
         "/api/v1/staff",
@@ -79,6 +88,9 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "create a staff account",
         post(accounts::create_staff),
     )
+    .op("createStaff")
+    .takes::<accounts::CreateStaff>()
+    .creates::<accounts::CreatedStaff>()
     .add(
         "POST",
         "/api/v1/tokens",
@@ -87,6 +99,9 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "create a bearer API token for an account (shown once)",
         post(accounts::create_token),
     )
+    .op("createToken")
+    .takes::<accounts::CreateToken>()
+    .creates::<accounts::CreatedToken>()
     .add(
         "GET",
         "/api/v1/tokens",
@@ -95,6 +110,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "API tokens without their secrets (id, username, name, created_at, revoked_at); admins see every account's (username= filters), others their own",
         get(accounts::list_tokens),
     )
+    .op("listTokens")
+    .returns::<accounts::TokenList>()
     .add(
         "DELETE",
         "/api/v1/tokens/{id}",
@@ -103,6 +120,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "revoke an API token (an admin, or the token's owner): refused from the next request on; audited",
         delete(accounts::revoke_token),
     )
+    .op("revokeToken")
+    .returns::<accounts::RevokedToken>()
     .add(
         "GET",
         "/api/v1/audit",
@@ -111,6 +130,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "audit log, newest first",
         get(accounts::audit),
     )
+    .op("listAudit")
+    .returns::<accounts::AuditLog>()
     .add(
         "GET",
         "/api/v1/students",
@@ -119,6 +140,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "students of the caller's campuses",
         get(students::list_students),
     )
+    .op("listStudents")
+    .returns::<students::StudentList>()
     .add(
         "POST",
         "/api/v1/students",
@@ -127,6 +150,9 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "register a student",
         post(students::create_student),
     )
+    .op("createStudent")
+    .takes::<students::CreateStudent>()
+    .creates::<students::CreatedStudent>()
     .add(
         "GET",
         "/api/v1/students/{id}",
@@ -135,6 +161,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "a student with guardians, consents and balance",
         get(students::get_student),
     )
+    .op("getStudent")
+    .returns::<students::StudentDetail>()
     .add(
         "POST",
         "/api/v1/students/{id}/guardians",
@@ -143,6 +171,9 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "add a guardian",
         post(students::add_guardian),
     )
+    .op("addGuardian")
+    .takes::<students::CreateGuardian>()
+    .creates::<students::CreatedGuardian>()
     .add(
         "POST",
         "/api/v1/students/{id}/consents",
@@ -151,6 +182,9 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "record a consent decision (JSON {kind, granted, given_by: guardian id, document_ref, expires_at}); withdrawing face_recognition consent erases the biometric data at once",
         post(students::add_consent),
     )
+    .op("recordConsent")
+    .takes::<students::Consent>()
+    .creates::<students::ConsentsRecorded>()
     .add(
         "GET",
         "/api/v1/students/{id}/balance",
@@ -159,6 +193,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "balance and packages",
         get(packages::balance),
     )
+    .op("getBalance")
+    .returns::<crate::schema::BalanceView>()
     .add(
         "GET",
         "/api/v1/students/{id}/ledger",
@@ -167,6 +203,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "ledger history",
         get(packages::ledger),
     )
+    .op("getLedger")
+    .returns::<packages::LedgerHistory>()
     .add(
         "POST",
         "/api/v1/students/{id}/packages",
@@ -175,6 +213,9 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "buy a package",
         post(packages::purchase),
     )
+    .op("purchasePackage")
+    .takes::<packages::Purchase>()
+    .creates::<packages::Purchased>()
     .add(
         "POST",
         "/api/v1/students/{id}/adjustments",
@@ -183,6 +224,9 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "manual adjustment (signed hundredths of a lesson)",
         post(packages::adjust),
     )
+    .op("adjustBalance")
+    .takes::<packages::Adjust>()
+    .returns::<packages::Adjusted>()
     .add(
         "POST",
         "/api/v1/students/{id}/reversals",
@@ -191,6 +235,9 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "reverse a lesson's deduction",
         post(packages::reverse),
     )
+    .op("reverseLesson")
+    .takes::<packages::Reverse>()
+    .returns::<packages::Reversed>()
     .add(
         "GET",
         "/api/v1/students/{id}/packages/{package}/refund",
@@ -199,6 +246,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "refund quote: the school's rule applied to this package",
         get(packages::refund_quote),
     )
+    .op("getRefundQuote")
+    .returns::<packages::RefundQuoted>()
     .add(
         "POST",
         "/api/v1/students/{id}/packages/{package}/refund",
@@ -207,6 +256,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "refund a package (the quote's computation is returned)",
         post(packages::refund),
     )
+    .op("refundPackage")
+    .returns::<packages::Refunded>()
     .add(
         "GET",
         "/api/v1/students/{id}/photo",
@@ -215,6 +266,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "an enrolled face crop (JPEG)",
         get(students::student_photo),
     )
+    .op("getStudentPhoto")
+    .returns_raw(&["image/jpeg"])
     .add(
         "POST",
         "/api/v1/students/{id}/photos",
@@ -223,6 +276,9 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "enroll a photo (image/jpeg, image/png or image/webp body; HEIC/AVIF: 415 unsupported_photo_format; quality and duplicate verdict)",
         post(students::upload_photo),
     )
+    .op("uploadStudentPhoto")
+    .takes_raw(&["image/jpeg", "image/png", "image/webp"])
+    .returns::<students::PhotoEnrolled>()
     .add(
         "POST",
         "/api/v1/students/{id}/erase",
@@ -231,6 +287,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "erase biometric data; returns the receipt",
         post(privacy::erase),
     )
+    .op("eraseBiometrics")
+    .returns::<privacy::Erased>()
     .add(
         "POST",
         "/api/v1/students/{id}/export",
@@ -239,6 +297,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "subject-access export: everything held about the student, as a download (JSON: the record and the enrollment photos, base64); nothing is kept on the server",
         post(privacy::export_subject),
     )
+    .op("exportSubject")
+    .returns::<privacy::SubjectExport>()
     .add(
         "POST",
         "/api/v1/students/{id}/consent/withdraw",
@@ -247,6 +307,9 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "record a guardian's consent withdrawal (JSON {by, document_ref}); erases the biometric data at once",
         post(privacy::withdraw_consent),
     )
+    .op("withdrawConsent")
+    .takes::<privacy::Withdrawal>()
+    .returns::<privacy::Erased>()
     .add(
         "GET",
         "/api/v1/notifications",
@@ -255,6 +318,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "notification outbox: counts per state and the newest notices (state=pending|sent|dead, limit)",
         get(notifications::list_notifications),
     )
+    .op("listNotifications")
+    .returns::<notifications::Notifications>()
     .add(
         "GET",
         "/api/v1/classes",
@@ -263,6 +328,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "classes of the caller's campuses",
         get(timetable::list_classes),
     )
+    .op("listClasses")
+    .returns::<timetable::ClassList>()
     .add(
         "POST",
         "/api/v1/classes",
@@ -271,6 +338,9 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "create a class",
         post(timetable::create_class),
     )
+    .op("createClass")
+    .takes::<crate::schema::NewClass>()
+    .creates::<timetable::CreatedClass>()
     .add(
         "POST",
         "/api/v1/classes/{id}/enrollments",
@@ -279,6 +349,9 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "enroll a student in a class",
         post(timetable::enroll),
     )
+    .op("enrollStudent")
+    .takes::<timetable::Enroll>()
+    .creates::<timetable::Enrolled>()
     .add(
         "GET",
         "/api/v1/lessons",
@@ -287,6 +360,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "timetable of a day (date=YYYY-MM-DD, school time)",
         get(timetable::list_lessons),
     )
+    .op("listLessons")
+    .returns::<timetable::LessonList>()
     .add(
         "POST",
         "/api/v1/lessons",
@@ -295,6 +370,9 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "add a lesson",
         post(timetable::add_lesson),
     )
+    .op("addLesson")
+    .takes::<crate::schema::NewLesson>()
+    .creates::<timetable::CreatedLesson>()
     .add(
         "GET",
         "/api/v1/lessons/{id}/attendance",
@@ -303,6 +381,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "attendance of one lesson",
         get(attendance::lesson_attendance),
     )
+    .op("getLessonAttendance")
+    .returns::<attendance::LessonAttendance>()
     .add(
         "PUT",
         "/api/v1/lessons/{id}/attendance/{student}",
@@ -311,6 +391,9 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "correct a recorded status",
         put(attendance::mark),
     )
+    .op("correctAttendance")
+    .takes::<attendance::Mark>()
+    .returns::<attendance::AttendanceCorrected>()
     .add(
         "GET",
         "/api/v1/attendance/board",
@@ -319,6 +402,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "today's board: lessons × present/late/absent/not yet",
         get(attendance::board),
     )
+    .op("getBoard")
+    .returns::<attendance::Board>()
     .add(
         "POST",
         "/api/v1/attendance/checkins",
@@ -327,6 +412,9 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "manual or QR/card check-in",
         post(attendance::checkin),
     )
+    .op("checkIn")
+    .takes::<attendance::Checkin>()
+    .returns::<attendance::CheckedIn>()
     .add(
         "GET",
         "/api/v1/review",
@@ -335,6 +423,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "review queue (state=pending|approved|rejected|reassigned)",
         get(review::list_review),
     )
+    .op("listReviewItems")
+    .returns::<review::ReviewList>()
     .add(
         "GET",
         "/api/v1/review/{id}",
@@ -343,6 +433,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "one review item",
         get(review::get_review),
     )
+    .op("getReviewItem")
+    .returns::<review::OneReviewItem>()
     .add(
         "GET",
         "/api/v1/review/{id}/crop",
@@ -351,6 +443,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "the captured crop (JPEG)",
         get(review::review_crop),
     )
+    .op("getReviewCrop")
+    .returns_raw(&["image/jpeg"])
     .add(
         "POST",
         "/api/v1/review/{id}/decision",
@@ -359,6 +453,9 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "approve (check-in), reject, or reassign (check-in + hard negative)",
         post(review::decide),
     )
+    .op("decideReviewItem")
+    .takes::<Decide>()
+    .returns::<crate::schema::ReviewOutcome>()
     .add(
         "GET",
         "/api/v1/alerts",
@@ -367,6 +464,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "alerts (state=open|acknowledged|resolved)",
         get(alerts::list_alerts),
     )
+    .op("listAlerts")
+    .returns::<alerts::AlertList>()
     .add(
         "POST",
         "/api/v1/alerts/{id}/acknowledge",
@@ -375,6 +474,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "acknowledge an alert",
         post(alerts::ack_alert),
     )
+    .op("acknowledgeAlert")
+    .returns::<alerts::AlertChanged>()
     .add(
         "POST",
         "/api/v1/alerts/{id}/resolve",
@@ -383,6 +484,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "resolve an alert",
         post(alerts::resolve_alert),
     )
+    .op("resolveAlert")
+    .returns::<alerts::AlertChanged>()
     .add(
         "GET",
         "/api/v1/cameras",
@@ -391,6 +494,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "cameras and their health",
         get(cameras::cameras),
     )
+    .op("listCameras")
+    .returns::<cameras::CameraList>()
     .add(
         "GET",
         "/api/v1/reports/attendance",
@@ -399,6 +504,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "attendance rates per class and student (from, to: dates)",
         get(reports::report_attendance),
     )
+    .op("getAttendanceReport")
+    .returns::<crate::schema::AttendanceReport>()
     .add(
         "GET",
         "/api/v1/reports/heatmap",
@@ -407,6 +514,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "check-ins by campus × weekday × hour",
         get(reports::report_heatmap),
     )
+    .op("getHeatmap")
+    .returns::<reports::Heatmap>()
     .add(
         "GET",
         "/api/v1/reports/outstanding",
@@ -415,6 +524,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "outstanding lessons and value per student",
         get(reports::report_outstanding),
     )
+    .op("getOutstandingReport")
+    .returns::<reports::Outstanding>()
     .add(
         "POST",
         "/api/v1/import/{kind}",
@@ -423,6 +534,9 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "CSV import (text/csv body), all or nothing",
         post(imports::import),
     )
+    .op("importCsv")
+    .takes_raw(&["text/csv"])
+    .returns::<imports::Imported>()
     .add(
         "GET",
         "/api/v1/export/students.csv",
@@ -431,6 +545,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "students as CSV",
         get(imports::export_students),
     )
+    .op("exportStudentsCsv")
+    .returns_raw(&["text/csv"])
     .add(
         "GET",
         "/api/v1/export/ledger.csv",
@@ -439,6 +555,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "ledger entries as CSV",
         get(imports::export_ledger),
     )
+    .op("exportLedgerCsv")
+    .returns_raw(&["text/csv"])
 }
 
 // -------------------------------------------------------------------------------------------

@@ -10,10 +10,11 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{Duration, Utc};
 use rollcall_ledger::{as_actor, CampusScope, NewStaff, Role};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-#[derive(Deserialize)]
+/// Credentials of a staff account.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Login {
     pub username: String,
@@ -109,6 +110,17 @@ pub(crate) async fn open_session(
     Ok((cookie, csrf, acc))
 }
 
+/// A session opened: the account and the CSRF token to send (`X-CSRF-Token`) on changes.
+#[derive(Serialize, ToSchema)]
+pub(super) struct LoggedIn {
+    username: String,
+    #[schema(value_type = crate::schema::Role)]
+    role: Role,
+    #[schema(value_type = crate::schema::CampusScope)]
+    campuses: CampusScope,
+    csrf: String,
+}
+
 pub(super) async fn login(
     State(st): State<AppState>,
     auth::ClientIp(ip): auth::ClientIp,
@@ -117,9 +129,20 @@ pub(super) async fn login(
     let (cookie, csrf, acc) = open_session(&st, &l, ip).await?;
     Ok((
         [(header::SET_COOKIE, cookie)],
-        Json(json!({"username": acc.username, "role": acc.role, "campuses": acc.campuses, "csrf": csrf})),
+        Json(LoggedIn {
+            username: acc.username,
+            role: acc.role,
+            campuses: acc.campuses,
+            csrf,
+        }),
     )
         .into_response())
+}
+
+/// The session is ended.
+#[derive(Serialize, ToSchema)]
+pub(super) struct LoggedOut {
+    logged_out: bool,
 }
 
 pub(super) async fn logout(
@@ -138,13 +161,24 @@ pub(super) async fn logout(
                 auth::SESSION_COOKIE
             ),
         )],
-        Json(json!({"logged_out": true})),
+        Json(LoggedOut { logged_out: true }),
     )
         .into_response())
 }
 
-pub(super) async fn me(Extension(staff): Extension<Staff>) -> Json<Value> {
-    Json(json!({"account": staff.account, "csrf": staff.csrf}))
+/// The calling account and its session's CSRF token (null for an API token).
+#[derive(Serialize, ToSchema)]
+pub(super) struct Me {
+    #[schema(value_type = crate::schema::StaffAccount)]
+    account: rollcall_ledger::StaffAccount,
+    csrf: Option<String>,
+}
+
+pub(super) async fn me(Extension(staff): Extension<Staff>) -> Json<Me> {
+    Json(Me {
+        account: staff.account,
+        csrf: staff.csrf,
+    })
 }
 
 /// Whether `target` (an account's campuses) lies inside the caller's campuses: an admin
@@ -179,10 +213,17 @@ async fn account_in_scope(st: &AppState, staff: &Staff, username: &str) -> ApiRe
     }
 }
 
+/// Staff accounts (within the caller's campuses).
+#[derive(Serialize, ToSchema)]
+pub(super) struct StaffList {
+    #[schema(value_type = Vec<crate::schema::StaffAccount>)]
+    staff: Vec<rollcall_ledger::StaffAccount>,
+}
+
 pub(super) async fn list_staff(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<StaffList>> {
     let v: Vec<_> = st
         .store
         .list_staff()
@@ -190,14 +231,16 @@ pub(super) async fn list_staff(
         .into_iter()
         .filter(|a| scope_within(&staff, &a.campuses))
         .collect();
-    Ok(Json(json!({"staff": v})))
+    Ok(Json(StaffList { staff: v }))
 }
 
-#[derive(Deserialize)]
+/// A new staff account.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateStaff {
     username: String,
     display_name: Option<String>,
+    #[schema(value_type = crate::schema::Role)]
     role: Role,
     /// `["*"]` or missing: every campus.
     campuses: Option<Vec<String>>,
@@ -208,7 +251,7 @@ pub(super) async fn create_staff(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     JsonBody(c): JsonBody<CreateStaff>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<CreatedStaff>)> {
     let hash = auth::hash_password_gated(&st, &c.password).await?;
     let campuses = match c.campuses {
         None => CampusScope::All,
@@ -225,10 +268,18 @@ pub(super) async fn create_staff(
         campuses,
     };
     run(&staff, st.store.create_staff(&n, &hash)).await?;
-    Ok((StatusCode::CREATED, Json(json!({"staff": n}))))
+    Ok((StatusCode::CREATED, Json(CreatedStaff { staff: n })))
 }
 
-#[derive(Deserialize)]
+/// The account created.
+#[derive(Serialize, ToSchema)]
+pub(super) struct CreatedStaff {
+    #[schema(value_type = crate::schema::NewStaff)]
+    staff: NewStaff,
+}
+
+/// A new API token for an account.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateToken {
     username: String,
@@ -239,7 +290,7 @@ pub(super) async fn create_token(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     JsonBody(c): JsonBody<CreateToken>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<CreatedToken>)> {
     account_in_scope(&st, &staff, &c.username).await?;
     let token = auth::new_token("rc_");
     let id = auth::new_token("")[..12].to_string();
@@ -251,8 +302,43 @@ pub(super) async fn create_token(
     .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"id": id, "username": c.username, "name": c.name, "token": token})),
+        Json(CreatedToken {
+            id,
+            username: c.username,
+            name: c.name,
+            token,
+        }),
     ))
+}
+
+/// The token created; `token` (the bearer secret) is shown this once.
+#[derive(Serialize, ToSchema)]
+pub(super) struct CreatedToken {
+    id: String,
+    username: String,
+    name: String,
+    token: String,
+}
+
+/// API tokens, without their secrets.
+#[derive(Serialize, ToSchema)]
+pub(super) struct TokenList {
+    #[schema(value_type = Vec<crate::schema::ApiTokenView>)]
+    tokens: Vec<rollcall_ledger::ApiTokenView>,
+}
+
+/// The token revoked.
+#[derive(Serialize, ToSchema)]
+pub(super) struct RevokedToken {
+    #[schema(value_type = crate::schema::ApiTokenView)]
+    revoked: rollcall_ledger::ApiTokenView,
+}
+
+/// The audit log, newest first.
+#[derive(Serialize, ToSchema)]
+pub(super) struct AuditLog {
+    #[schema(value_type = Vec<crate::schema::AuditRow>)]
+    audit: Vec<rollcall_ledger::AuditRow>,
 }
 
 #[derive(Deserialize)]
@@ -264,7 +350,7 @@ pub(super) async fn list_tokens(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     Query(q): Query<TokenQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TokenList>> {
     let me = &staff.account.username;
     let user = if staff.role() == Role::Admin {
         q.username.filter(|u| !u.is_empty())
@@ -289,14 +375,14 @@ pub(super) async fn list_tokens(
                     .any(|a| a.username == t.username && scope_within(&staff, &a.campuses))
         });
     }
-    Ok(Json(json!({ "tokens": tokens })))
+    Ok(Json(TokenList { tokens }))
 }
 
 pub(super) async fn revoke_token(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RevokedToken>> {
     let t = st.store.api_token(&id).await?;
     if staff.role() != Role::Admin && t.username != staff.account.username {
         return Err(ApiError::new(
@@ -311,7 +397,7 @@ pub(super) async fn revoke_token(
     let t = run(&staff, st.store.revoke_api_token(&id)).await?;
     // committed: no cached credential may outlive it
     st.cache.forget_all_credentials();
-    Ok(Json(json!({"revoked": t})))
+    Ok(Json(RevokedToken { revoked: t }))
 }
 
 #[derive(Deserialize)]
@@ -323,11 +409,11 @@ pub(super) async fn audit(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     Query(q): Query<Limit>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AuditLog>> {
     require_all_campuses(&staff)?;
     let rows = st
         .store
         .audit_rows(q.limit.unwrap_or(100).clamp(1, 1000))
         .await?;
-    Ok(Json(json!({"audit": rows})))
+    Ok(Json(AuditLog { audit: rows }))
 }

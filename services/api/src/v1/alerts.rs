@@ -8,7 +8,27 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use rollcall_domain::ledger::AlertState;
-use serde_json::{json, Value};
+use rollcall_ledger::AlertView;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// Alerts of the caller's campuses.
+#[derive(Serialize, ToSchema)]
+pub(super) struct AlertList {
+    #[schema(value_type = Vec<crate::schema::AlertView>)]
+    alerts: Vec<AlertView>,
+}
+
+/// An alert's state change.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AlertChanged {
+    id: i64,
+    #[schema(value_type = crate::schema::AlertState)]
+    before: AlertState,
+    #[schema(value_type = crate::schema::AlertState)]
+    state: AlertState,
+}
 
 /// Campuses an alert concerns (class, camera, or the student's campuses).
 async fn alert_campuses(st: &AppState, a: &rollcall_ledger::AlertView) -> ApiResult<Vec<String>> {
@@ -53,18 +73,29 @@ pub(super) async fn list_alerts(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     Query(q): Query<StateQuery>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        json!({"alerts": alerts_for(&st, &staff, q.state.as_deref()).await?}),
-    ))
+) -> ApiResult<Json<AlertList>> {
+    Ok(Json(AlertList {
+        alerts: alerts_for(&st, &staff, q.state.as_deref()).await?,
+    }))
 }
 
+/// The change as JSON (the staff app's page calls it).
 pub(crate) async fn set_alert(
     st: &AppState,
     staff: &Staff,
     id: &str,
     to: AlertState,
 ) -> ApiResult<Value> {
+    let c = set_alert_typed(st, staff, id, to).await?;
+    serde_json::to_value(c).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+async fn set_alert_typed(
+    st: &AppState,
+    staff: &Staff,
+    id: &str,
+    to: AlertState,
+) -> ApiResult<AlertChanged> {
     let id = parse_id(id)?;
     let a = st
         .store
@@ -83,16 +114,20 @@ pub(crate) async fn set_alert(
     }
     let user = staff.account.username.clone();
     run(staff, st.store.set_alert_state(id, to, &user)).await?;
-    Ok(json!({"id": id, "before": a.state, "state": to}))
+    Ok(AlertChanged {
+        id,
+        before: a.state,
+        state: to,
+    })
 }
 
 pub(super) async fn ack_alert(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AlertChanged>> {
     Ok(Json(
-        set_alert(&st, &staff, &id, AlertState::Acknowledged).await?,
+        set_alert_typed(&st, &staff, &id, AlertState::Acknowledged).await?,
     ))
 }
 
@@ -100,8 +135,8 @@ pub(super) async fn resolve_alert(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AlertChanged>> {
     Ok(Json(
-        set_alert(&st, &staff, &id, AlertState::Resolved).await?,
+        set_alert_typed(&st, &staff, &id, AlertState::Resolved).await?,
     ))
 }

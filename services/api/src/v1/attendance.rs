@@ -10,26 +10,63 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use chrono::{DateTime, Duration, Utc};
 use rollcall_domain::ledger::{AttendanceSource, AttendanceStatus};
-use rollcall_ledger::CheckIn;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use rollcall_ledger::{BoardLesson, CheckIn, CheckInResult};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// One lesson's attendance (null when the lesson is not on the board).
+#[derive(Serialize, ToSchema)]
+pub(super) struct LessonAttendance {
+    #[schema(value_type = Option<crate::schema::BoardLesson>)]
+    lesson: Option<BoardLesson>,
+}
+
+/// A corrected attendance status: before and after.
+#[derive(Serialize, ToSchema)]
+pub(super) struct AttendanceCorrected {
+    lesson_id: String,
+    student_id: String,
+    #[schema(value_type = crate::schema::AttendanceStatus)]
+    before: AttendanceStatus,
+    #[schema(value_type = crate::schema::AttendanceStatus)]
+    after: AttendanceStatus,
+}
+
+/// A day's board (`from`..`to`: the day's bounds, school time).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Board {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    #[schema(value_type = Vec<crate::schema::BoardLesson>)]
+    lessons: Vec<BoardLesson>,
+}
+
+/// What the check-in did.
+#[derive(Serialize, ToSchema)]
+pub(super) struct CheckedIn {
+    #[schema(value_type = crate::schema::CheckInResult)]
+    check_in: CheckInResult,
+}
 
 pub(super) async fn lesson_attendance(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<LessonAttendance>> {
     let l = st.store.lesson(&id).await?;
     staff.campus(&l.campus_id)?;
     let (from, to) = (l.start, l.start + Duration::milliseconds(1));
     let board = st.store.board(from, to).await?;
     let one = board.into_iter().find(|b| b.lesson.id == id);
-    Ok(Json(json!({"lesson": one})))
+    Ok(Json(LessonAttendance { lesson: one }))
 }
 
-#[derive(Deserialize)]
+/// The corrected status.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Mark {
+    #[schema(value_type = crate::schema::AttendanceStatus)]
     status: AttendanceStatus,
 }
 
@@ -38,7 +75,7 @@ pub(super) async fn mark(
     Extension(staff): Extension<Staff>,
     Path((id, student)): Path<(String, String)>,
     JsonBody(m): JsonBody<Mark>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AttendanceCorrected>> {
     let l = st.store.lesson(&id).await?;
     staff.campus(&l.campus_id)?;
     let user = staff.account.username.clone();
@@ -48,9 +85,12 @@ pub(super) async fn mark(
             .set_attendance_status(&student, &id, m.status, &user),
     )
     .await?;
-    Ok(Json(
-        json!({"lesson_id": id, "student_id": student, "before": before, "after": m.status}),
-    ))
+    Ok(Json(AttendanceCorrected {
+        lesson_id: id,
+        student_id: student,
+        before,
+        after: m.status,
+    }))
 }
 
 pub(super) async fn board(
@@ -76,7 +116,7 @@ pub(super) async fn board(
     let bytes = match hit {
         Some(b) => b,
         None => {
-            let v = board_json(&st, &staff, &q.date, &q.campus).await?;
+            let v = board_typed(&st, &staff, &q.date, &q.campus).await?;
             let b = axum::body::Bytes::from(
                 serde_json::to_vec(&v).map_err(|e| ApiError::internal(e.to_string()))?,
             );
@@ -91,12 +131,23 @@ pub(super) async fn board(
     Ok(([(header::CONTENT_TYPE, "application/json")], bytes).into_response())
 }
 
+/// The board as JSON (the staff app's page reads it).
 pub(crate) async fn board_json(
     st: &AppState,
     staff: &Staff,
     date: &Option<String>,
     campus: &Option<String>,
 ) -> ApiResult<Value> {
+    let b = board_typed(st, staff, date, campus).await?;
+    serde_json::to_value(b).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+async fn board_typed(
+    st: &AppState,
+    staff: &Staff,
+    date: &Option<String>,
+    campus: &Option<String>,
+) -> ApiResult<Board> {
     if let Some(c) = campus {
         staff.campus(c)?;
     }
@@ -109,10 +160,15 @@ pub(crate) async fn board_json(
         .filter(|l| staff.allows_campus(&l.lesson.campus_id))
         .filter(|l| campus.as_ref().is_none_or(|c| &l.lesson.campus_id == c))
         .collect();
-    Ok(json!({"from": from, "to": to, "lessons": v}))
+    Ok(Board {
+        from,
+        to,
+        lessons: v,
+    })
 }
 
-#[derive(Deserialize)]
+/// A check-in: exactly one of `student_id` and `code`.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Checkin {
     /// Student id (manual) — or `code` from a QR code / card (`rollcall:<student>`).
@@ -127,7 +183,7 @@ pub(super) async fn checkin(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     JsonBody(c): JsonBody<Checkin>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CheckedIn>> {
     let (student, source) = match (&c.student_id, &c.code) {
         (Some(s), None) => (s.clone(), AttendanceSource::Manual),
         (None, Some(code)) => (
@@ -153,5 +209,5 @@ pub(super) async fn checkin(
     let mut ci = CheckIn::new(&student, at, source);
     ci.event_key = c.event_key.map(|k| format!("{}:{k}", source.as_str()));
     let r = run(&staff, st.store.check_in(&ci)).await?;
-    Ok(Json(json!({"check_in": r})))
+    Ok(Json(CheckedIn { check_in: r }))
 }

@@ -8,7 +8,15 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// What the import wrote (all rows, or nothing: an error answer).
+#[derive(Serialize, ToSchema)]
+pub(super) struct Imported {
+    #[schema(value_type = crate::schema::ImportSummary)]
+    imported: rollcall_ledger::ImportSummary,
+}
 
 pub(super) async fn import(
     State(st): State<AppState>,
@@ -16,7 +24,7 @@ pub(super) async fn import(
     Path(kind): Path<String>,
     headers: HeaderMap,
     crate::RawBody(body): crate::RawBody,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Imported>> {
     crate::require_type(&headers, &["text/csv"])?;
     if !staff.is_all_campuses() {
         // an import can touch any campus: only accounts scoped to every campus
@@ -28,7 +36,7 @@ pub(super) async fn import(
     }
     let kind: rollcall_ledger::ImportKind = kind.parse()?;
     let summary = run(&staff, st.store.import_csv(kind, &body[..])).await?;
-    Ok(Json(json!({"imported": summary})))
+    Ok(Json(Imported { imported: summary }))
 }
 
 fn csv_field(s: &str) -> String {

@@ -6,13 +6,24 @@ use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
-use serde_json::{json, Value};
+use rollcall_ledger::{OutboxCounts, OutboxRow};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The outbox: counts per state and the newest notifications.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Notifications {
+    #[schema(value_type = crate::schema::OutboxCounts)]
+    counts: OutboxCounts,
+    #[schema(value_type = Vec<crate::schema::OutboxRow>)]
+    notifications: Vec<OutboxRow>,
+}
 
 pub(super) async fn list_notifications(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     Query(q): Query<StateQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Notifications>> {
     // the outbox holds guardians' addresses of every campus
     require_all_campuses(&staff)?;
     let state = match q.state.as_deref() {
@@ -27,5 +38,8 @@ pub(super) async fn list_notifications(
         .store
         .outbox(state, q.limit.unwrap_or(100).clamp(1, 1000))
         .await?;
-    Ok(Json(json!({"counts": counts, "notifications": rows})))
+    Ok(Json(Notifications {
+        counts,
+        notifications: rows,
+    }))
 }

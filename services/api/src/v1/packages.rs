@@ -9,29 +9,85 @@ use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use rollcall_domain::ledger::quote_refund;
-use rollcall_ledger::NewPackage;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use rollcall_domain::ledger::{Entry, RefundQuote, RefundRule};
+use rollcall_ledger::{BalanceView, NewPackage, RefundResult, StoredEntry};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A student's ledger history.
+#[derive(Serialize, ToSchema)]
+pub(super) struct LedgerHistory {
+    #[schema(value_type = Vec<crate::schema::StoredEntry>)]
+    entries: Vec<StoredEntry>,
+}
+
+/// The package bought and the balance after it.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Purchased {
+    #[schema(value_type = crate::schema::NewPackage)]
+    package: NewPackage,
+    #[schema(value_type = crate::schema::BalanceView)]
+    balance: BalanceView,
+}
+
+/// Whether the adjustment was applied (false: its key was seen before) and the balance.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Adjusted {
+    applied: bool,
+    #[schema(value_type = crate::schema::BalanceView)]
+    balance: BalanceView,
+}
+
+/// The reversal entries written and the balance after them.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Reversed {
+    #[schema(value_type = Vec<crate::schema::Entry>)]
+    reversals: Vec<Entry>,
+    #[schema(value_type = crate::schema::BalanceView)]
+    balance: BalanceView,
+}
+
+/// The school's refund rule applied to a package, without refunding.
+#[derive(Serialize, ToSchema)]
+pub(super) struct RefundQuoted {
+    package_id: String,
+    #[schema(value_type = crate::schema::RefundRule)]
+    rule: RefundRule,
+    #[schema(value_type = crate::schema::RefundQuote)]
+    quote: RefundQuote,
+}
+
+/// The refund made and the rule it applied.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Refunded {
+    #[schema(value_type = crate::schema::RefundResult)]
+    refund: RefundResult,
+    #[schema(value_type = crate::schema::RefundRule)]
+    rule: RefundRule,
+}
 
 pub(super) async fn balance(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<BalanceView>> {
     student_in_scope(&st, &staff, &id).await?;
-    Ok(Json(json!(st.store.balance(&id, Utc::now()).await?)))
+    Ok(Json(st.store.balance(&id, Utc::now()).await?))
 }
 
 pub(super) async fn ledger(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<LedgerHistory>> {
     student_in_scope(&st, &staff, &id).await?;
-    Ok(Json(json!({"entries": st.store.entries(Some(&id)).await?})))
+    Ok(Json(LedgerHistory {
+        entries: st.store.entries(Some(&id)).await?,
+    }))
 }
 
-#[derive(Deserialize)]
+/// A package to buy (`bought_at` defaults to now).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Purchase {
     id: String,
@@ -48,7 +104,7 @@ pub(super) async fn purchase(
     Extension(staff): Extension<Staff>,
     Path(id): Path<String>,
     JsonBody(p): JsonBody<Purchase>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Purchased>)> {
     student_in_scope(&st, &staff, &id).await?;
     if let Some(c) = &p.campus_id {
         staff.campus(c)?;
@@ -72,11 +128,15 @@ pub(super) async fn purchase(
     run(&staff, st.store.purchase(&n)).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"package": n, "balance": st.store.balance(&id, Utc::now()).await?})),
+        Json(Purchased {
+            package: n,
+            balance: st.store.balance(&id, Utc::now()).await?,
+        }),
     ))
 }
 
-#[derive(Deserialize)]
+/// A manual adjustment: signed hundredths of a lesson, an idempotency key and a note.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Adjust {
     package_id: Option<String>,
@@ -90,7 +150,7 @@ pub(super) async fn adjust(
     Extension(staff): Extension<Staff>,
     Path(id): Path<String>,
     JsonBody(a): JsonBody<Adjust>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Adjusted>> {
     student_in_scope(&st, &staff, &id).await?;
     if a.key.is_empty() || a.note.trim().is_empty() {
         return Err(ApiError::invalid("key and note are required"));
@@ -108,12 +168,14 @@ pub(super) async fn adjust(
         ),
     )
     .await?;
-    Ok(Json(
-        json!({"applied": applied, "balance": st.store.balance(&id, Utc::now()).await?}),
-    ))
+    Ok(Json(Adjusted {
+        applied,
+        balance: st.store.balance(&id, Utc::now()).await?,
+    }))
 }
 
-#[derive(Deserialize)]
+/// The lesson whose deduction to reverse, and why.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Reverse {
     lesson_id: String,
@@ -125,7 +187,7 @@ pub(super) async fn reverse(
     Extension(staff): Extension<Staff>,
     Path(id): Path<String>,
     JsonBody(r): JsonBody<Reverse>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Reversed>> {
     student_in_scope(&st, &staff, &id).await?;
     // the lesson too: a child of two campuses has lessons at a campus beyond the caller's
     let lesson = st.store.lesson(&r.lesson_id).await?;
@@ -136,16 +198,17 @@ pub(super) async fn reverse(
         st.store.reverse_lesson(&id, &r.lesson_id, &user, &r.note),
     )
     .await?;
-    Ok(Json(
-        json!({"reversals": entries, "balance": st.store.balance(&id, Utc::now()).await?}),
-    ))
+    Ok(Json(Reversed {
+        reversals: entries,
+        balance: st.store.balance(&id, Utc::now()).await?,
+    }))
 }
 
 pub(super) async fn refund_quote(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     Path((id, package)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RefundQuoted>> {
     student_in_scope(&st, &staff, &id).await?;
     let b = st.store.balance(&id, Utc::now()).await?;
     let p = b
@@ -154,18 +217,23 @@ pub(super) async fn refund_quote(
         .find(|p| p.package.package_id == package)
         .ok_or_else(|| ApiError::not_found(format!("unknown package {package:?}")))?;
     let q = quote_refund(&st.store.policy().refund, &p.package);
-    Ok(Json(
-        json!({"package_id": package, "rule": st.store.policy().refund, "quote": q}),
-    ))
+    Ok(Json(RefundQuoted {
+        package_id: package,
+        rule: st.store.policy().refund,
+        quote: q,
+    }))
 }
 
 pub(super) async fn refund(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     Path((id, package)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Refunded>> {
     student_in_scope(&st, &staff, &id).await?;
     let user = staff.account.username.clone();
     let r = run(&staff, st.store.refund(&id, &package, &user)).await?;
-    Ok(Json(json!({"refund": r, "rule": st.store.policy().refund})))
+    Ok(Json(Refunded {
+        refund: r,
+        rule: st.store.policy().refund,
+    }))
 }

@@ -8,17 +8,30 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// The receipt of a biometric erasure.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Erased {
+    receipt: Value,
+}
+
+/// Everything held about a student: the JSON record and the enrollment photos (base64).
+#[derive(Serialize, ToSchema)]
+pub(super) struct SubjectExport {
+    export: Value,
+}
 
 pub(super) async fn erase(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Erased>> {
     student_in_scope(&st, &staff, &id).await?;
     let receipt = run(&staff, st.ops.erase(&id)).await?;
-    Ok(Json(json!({"receipt": receipt})))
+    Ok(Json(Erased { receipt }))
 }
 
 pub(super) async fn export_subject(
@@ -28,7 +41,7 @@ pub(super) async fn export_subject(
 ) -> ApiResult<Response> {
     student_in_scope(&st, &staff, &id).await?;
     let bundle = run(&staff, st.ops.export(&id)).await?;
-    let body = serde_json::to_vec(&json!({ "export": bundle }))
+    let body = serde_json::to_vec(&SubjectExport { export: bundle })
         .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok((
         [
@@ -47,7 +60,8 @@ pub(super) async fn export_subject(
         .into_response())
 }
 
-#[derive(Deserialize)]
+/// Who withdrew consent, and the signed form's reference.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Withdrawal {
     /// Guardian (or staff member) who withdrew.
@@ -60,11 +74,11 @@ pub(super) async fn withdraw_consent(
     Extension(staff): Extension<Staff>,
     Path(id): Path<String>,
     JsonBody(w): JsonBody<Withdrawal>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Erased>> {
     if w.by.trim().is_empty() {
         return Err(ApiError::invalid("`by` must name who withdrew consent"));
     }
     student_in_scope(&st, &staff, &id).await?;
     let receipt = run(&staff, st.ops.withdraw_consent(&id, &w.by, w.document_ref)).await?;
-    Ok(Json(json!({"receipt": receipt})))
+    Ok(Json(Erased { receipt }))
 }

@@ -7,8 +7,26 @@ use crate::AppState;
 use axum::extract::{Query, State};
 use axum::{Extension, Json};
 use chrono::{DateTime, Duration, Utc};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use rollcall_ledger::{AttendanceReport, HeatCell, OutstandingRow};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// Check-ins by campus × weekday × hour over `from`..`to`.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Heatmap {
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    #[schema(value_type = Vec<crate::schema::HeatCell>)]
+    cells: Vec<HeatCell>,
+}
+
+/// Lessons left and their value per student.
+#[derive(Serialize, ToSchema)]
+pub(super) struct Outstanding {
+    #[schema(value_type = Vec<crate::schema::OutstandingRow>)]
+    outstanding: Vec<OutstandingRow>,
+}
 
 #[derive(Deserialize)]
 pub(super) struct Range {
@@ -34,12 +52,23 @@ fn range(st: &AppState, r: &Range) -> ApiResult<(DateTime<Utc>, DateTime<Utc>)> 
     Ok((from, to))
 }
 
+/// The report as JSON (the staff app's page reads it).
 pub(crate) async fn attendance_report(
     st: &AppState,
     staff: &Staff,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> ApiResult<Value> {
+    let rep = attendance_typed(st, staff, from, to).await?;
+    serde_json::to_value(rep).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+async fn attendance_typed(
+    st: &AppState,
+    staff: &Staff,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> ApiResult<AttendanceReport> {
     let mut rep = st.store.report_attendance(from, to).await?;
     if !staff.is_all_campuses() {
         let classes = st.store.classes().await?;
@@ -55,16 +84,16 @@ pub(crate) async fn attendance_report(
                 .any(|s| s.id == r.key && s.campuses.iter().any(|c| staff.allows_campus(c)))
         });
     }
-    Ok(json!(rep))
+    Ok(rep)
 }
 
 pub(super) async fn report_attendance(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     Query(r): Query<Range>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<AttendanceReport>> {
     let (from, to) = range(&st, &r)?;
-    Ok(Json(attendance_report(&st, &staff, from, to).await?))
+    Ok(Json(attendance_typed(&st, &staff, from, to).await?))
 }
 
 pub(crate) async fn heatmap(
@@ -86,17 +115,19 @@ pub(super) async fn report_heatmap(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     Query(r): Query<Range>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Heatmap>> {
     let (from, to) = range(&st, &r)?;
-    Ok(Json(
-        json!({"from": from, "to": to, "cells": heatmap(&st, &staff, from, to).await?}),
-    ))
+    Ok(Json(Heatmap {
+        from,
+        to,
+        cells: heatmap(&st, &staff, from, to).await?,
+    }))
 }
 
 pub(super) async fn report_outstanding(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Outstanding>> {
     let mut rows = st.store.report_outstanding(Utc::now()).await?;
     if !staff.is_all_campuses() {
         let students = st.store.students().await?;
@@ -106,5 +137,5 @@ pub(super) async fn report_outstanding(
                 .any(|s| s.id == r.student_id && s.campuses.iter().any(|c| staff.allows_campus(c)))
         });
     }
-    Ok(Json(json!({"outstanding": rows})))
+    Ok(Json(Outstanding { outstanding: rows }))
 }

@@ -7,9 +7,24 @@ use crate::{AppState, JsonBody};
 use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::{Extension, Json};
-use rollcall_ledger::{ReviewDecision, ReviewState};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use rollcall_ledger::{ReviewDecision, ReviewItem, ReviewOutcome, ReviewState};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+/// Review items, newest first.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ReviewList {
+    #[schema(value_type = Vec<crate::schema::ReviewItem>)]
+    items: Vec<ReviewItem>,
+}
+
+/// One review item.
+#[derive(Serialize, ToSchema)]
+pub(super) struct OneReviewItem {
+    #[schema(value_type = crate::schema::ReviewItem)]
+    item: ReviewItem,
+}
 
 pub(crate) async fn review_list(
     st: &AppState,
@@ -62,9 +77,9 @@ pub(super) async fn list_review(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     Query(q): Query<StateQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ReviewList>> {
     let v = review_list(&st, &staff, q.state.as_deref(), q.limit.unwrap_or(100)).await?;
-    Ok(Json(json!({"items": v})))
+    Ok(Json(ReviewList { items: v }))
 }
 
 async fn review_in_scope(
@@ -84,10 +99,10 @@ pub(super) async fn get_review(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(
-        json!({"item": review_in_scope(&st, &staff, &id).await?}),
-    ))
+) -> ApiResult<Json<OneReviewItem>> {
+    Ok(Json(OneReviewItem {
+        item: review_in_scope(&st, &staff, &id).await?,
+    }))
 }
 
 pub(super) async fn review_crop(
@@ -114,19 +129,32 @@ pub(super) async fn review_crop(
     Ok(jpeg(bytes))
 }
 
-#[derive(Deserialize)]
+/// A reviewer's decision (`student_id`: the student for `reassign`).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Decide {
+    #[schema(value_type = crate::schema::ReviewDecision)]
     pub decision: ReviewDecision,
     pub student_id: Option<String>,
 }
 
+/// The decision as JSON (the staff app's page reads it).
 pub(crate) async fn decide_review(
     st: &AppState,
     staff: &Staff,
     id: &str,
     d: &Decide,
 ) -> ApiResult<Value> {
+    let out = decide_typed(st, staff, id, d).await?;
+    serde_json::to_value(out).map_err(|e| ApiError::internal(e.to_string()))
+}
+
+async fn decide_typed(
+    st: &AppState,
+    staff: &Staff,
+    id: &str,
+    d: &Decide,
+) -> ApiResult<ReviewOutcome> {
     let item = review_in_scope(st, staff, id).await?;
     if let Some(s) = &d.student_id {
         if d.decision == ReviewDecision::Reassign {
@@ -140,7 +168,7 @@ pub(crate) async fn decide_review(
             .decide_review(item.id, d.decision, d.student_id.as_deref(), &user),
     )
     .await?;
-    Ok(json!(out))
+    Ok(out)
 }
 
 pub(super) async fn decide(
@@ -148,6 +176,6 @@ pub(super) async fn decide(
     Extension(staff): Extension<Staff>,
     Path(id): Path<String>,
     JsonBody(d): JsonBody<Decide>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(decide_review(&st, &staff, &id, &d).await?))
+) -> ApiResult<Json<ReviewOutcome>> {
+    Ok(Json(decide_typed(&st, &staff, &id, &d).await?))
 }

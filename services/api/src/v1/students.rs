@@ -11,22 +11,78 @@ use axum::{Extension, Json};
 use chrono::Utc;
 use rollcall_domain::photo::PhotoFormat;
 use rollcall_ledger::{NewGuardian, NewStudent};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+use utoipa::ToSchema;
+
+/// Students of the caller's campuses.
+#[derive(Serialize, ToSchema)]
+pub(super) struct StudentList {
+    #[schema(value_type = Vec<crate::schema::StudentView>)]
+    students: Vec<rollcall_ledger::StudentView>,
+}
+
+/// The student registered.
+#[derive(Serialize, ToSchema)]
+pub(super) struct CreatedStudent {
+    #[schema(value_type = crate::schema::NewStudent)]
+    student: NewStudent,
+}
+
+/// A student with guardians, consent decisions and balance.
+#[derive(Serialize, ToSchema)]
+pub(super) struct StudentDetail {
+    #[schema(value_type = crate::schema::StudentView)]
+    student: rollcall_ledger::StudentView,
+    #[schema(value_type = Vec<crate::schema::GuardianView>)]
+    guardians: Vec<rollcall_ledger::GuardianView>,
+    #[schema(value_type = Vec<crate::schema::ConsentView>)]
+    consents: Vec<rollcall_ledger::ConsentView>,
+    #[schema(value_type = crate::schema::BalanceView)]
+    balance: rollcall_ledger::BalanceView,
+}
+
+/// The guardian added.
+#[derive(Serialize, ToSchema)]
+pub(super) struct CreatedGuardian {
+    #[schema(value_type = crate::schema::NewGuardian)]
+    guardian: NewGuardian,
+}
+
+/// The student's consent decisions after the new one; `erasure`: the erasure receipt when it
+/// withdrew face-recognition consent.
+#[derive(Serialize, ToSchema)]
+pub(super) struct ConsentsRecorded {
+    #[schema(value_type = Vec<crate::schema::ConsentView>)]
+    consents: Vec<rollcall_ledger::ConsentView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    erasure: Option<Value>,
+}
+
+/// An enrollment photo's dimensions and the quality and duplicate verdict.
+#[derive(Serialize, ToSchema)]
+pub(super) struct PhotoEnrolled {
+    student_id: String,
+    filename: Option<String>,
+    width: u32,
+    height: u32,
+    verdict: Value,
+}
 
 pub(super) async fn list_students(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<StudentList>> {
     let all = st.store.students().await?;
     let v: Vec<_> = all
         .into_iter()
         .filter(|s| staff.is_all_campuses() || s.campuses.iter().any(|c| staff.allows_campus(c)))
         .collect();
-    Ok(Json(json!({"students": v})))
+    Ok(Json(StudentList { students: v }))
 }
 
-#[derive(Deserialize)]
+/// A new student.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateStudent {
     id: String,
@@ -38,7 +94,7 @@ pub(super) async fn create_student(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     JsonBody(c): JsonBody<CreateStudent>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<CreatedStudent>)> {
     match &c.home_campus_id {
         Some(campus) => staff.campus(campus)?,
         None if !staff.is_all_campuses() => {
@@ -54,25 +110,26 @@ pub(super) async fn create_student(
         home_campus_id: c.home_campus_id,
     };
     run(&staff, st.store.create_student(&n)).await?;
-    Ok((StatusCode::CREATED, Json(json!({"student": n}))))
+    Ok((StatusCode::CREATED, Json(CreatedStudent { student: n })))
 }
 
 pub(super) async fn get_student(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<StudentDetail>> {
     student_in_scope(&st, &staff, &id).await?;
     let s = st.store.student(&id).await?;
-    Ok(Json(json!({
-        "student": s,
-        "guardians": st.store.guardians(&id).await?,
-        "consents": st.store.consents(&id).await?,
-        "balance": st.store.balance(&id, Utc::now()).await?,
-    })))
+    Ok(Json(StudentDetail {
+        student: s,
+        guardians: st.store.guardians(&id).await?,
+        consents: st.store.consents(&id).await?,
+        balance: st.store.balance(&id, Utc::now()).await?,
+    }))
 }
 
-#[derive(Deserialize)]
+/// A new guardian of the student (`language` defaults to `en`).
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateGuardian {
     id: String,
@@ -88,7 +145,7 @@ pub(super) async fn add_guardian(
     Extension(staff): Extension<Staff>,
     Path(id): Path<String>,
     JsonBody(g): JsonBody<CreateGuardian>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<CreatedGuardian>)> {
     student_in_scope(&st, &staff, &id).await?;
     let g = NewGuardian {
         id: g.id,
@@ -100,10 +157,11 @@ pub(super) async fn add_guardian(
         notify_prefs: g.notify_prefs.unwrap_or_default(),
     };
     run(&staff, st.store.add_guardian(&g)).await?;
-    Ok((StatusCode::CREATED, Json(json!({"guardian": g}))))
+    Ok((StatusCode::CREATED, Json(CreatedGuardian { guardian: g })))
 }
 
-#[derive(Deserialize)]
+/// A consent decision.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct Consent {
     kind: String,
@@ -121,7 +179,7 @@ pub(super) async fn add_consent(
     Extension(staff): Extension<Staff>,
     Path(id): Path<String>,
     JsonBody(c): JsonBody<Consent>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<ConsentsRecorded>)> {
     student_in_scope(&st, &staff, &id).await?;
     if c.kind.is_empty() || c.kind.len() > 64 {
         return Err(ApiError::invalid("kind: 1–64 characters"));
@@ -151,7 +209,10 @@ pub(super) async fn add_consent(
         .await?;
         return Ok((
             StatusCode::CREATED,
-            Json(json!({"consents": st.store.consents(&id).await?, "erasure": receipt})),
+            Json(ConsentsRecorded {
+                consents: st.store.consents(&id).await?,
+                erasure: Some(receipt),
+            }),
         ));
     }
     // validated: a registered guardian of the student, a document for a grant, a sane expiry
@@ -172,7 +233,10 @@ pub(super) async fn add_consent(
     .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"consents": st.store.consents(&id).await?})),
+        Json(ConsentsRecorded {
+            consents: st.store.consents(&id).await?,
+            erasure: None,
+        }),
     ))
 }
 
@@ -262,7 +326,7 @@ pub(super) async fn upload_photo(
     Query(q): Query<UploadQuery>,
     headers: HeaderMap,
     crate::RawBody(body): crate::RawBody,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<PhotoEnrolled>> {
     refuse_unconverted_photo(&headers, &body)?;
     crate::require_type(&headers, &["image/jpeg", "image/png", "image/webp"])?;
     if let Some(n) = &q.filename {
@@ -283,9 +347,13 @@ pub(super) async fn upload_photo(
     if !staff.is_all_campuses() {
         redact_duplicates(&mut verdict);
     }
-    Ok(Json(
-        json!({"student_id": id, "filename": q.filename, "width": w, "height": h, "verdict": verdict}),
-    ))
+    Ok(Json(PhotoEnrolled {
+        student_id: id,
+        filename: q.filename,
+        width: w,
+        height: h,
+        verdict,
+    }))
 }
 
 /// For an account limited to campuses: a duplicate-check verdict says "possible duplicate"
