@@ -1,15 +1,12 @@
 //! The audit log, the bottom of the ledger: who changed what (the actor context that
-//! attributes rows to the staff member behind an API request), the statements writing rows,
-//! and reading them back. Every feature writes its audit rows through here, in the change's own
-//! transaction.
+//! attributes rows to the staff member behind an API request) and the statements writing rows.
+//! Every feature writes its audit rows through here, in the change's own transaction; reading
+//! them back is the store's ([`crate::store`]'s `audit_log`).
 
 use crate::db::{values_marks, Arg, Db, Stmt};
-use crate::store::from_ms;
-use crate::{Result, Store};
-use chrono::{DateTime, Utc};
+use crate::Result;
 use serde::Serialize;
 use serde_json::Value;
-use sqlx::Row;
 
 /// The name written in audit rows for a change: the context's actor when set, else `default`
 /// (the process that made it: "matcher", "admin-cli", …).
@@ -107,49 +104,4 @@ pub(crate) fn audit_stmts(school: &str, rows: &[AuditEntry<'_>]) -> Vec<Stmt> {
             Stmt::new(sql, args, 0)
         })
         .collect()
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct AuditRow {
-    pub seq: i64,
-    pub actor: String,
-    pub actor_role: Option<String>,
-    pub actor_ip: Option<String>,
-    pub action: String,
-    pub entity: String,
-    pub entity_id: String,
-    pub at: DateTime<Utc>,
-    pub before: Option<Value>,
-    pub after: Option<Value>,
-}
-
-impl Store {
-    /// Audit rows, newest first (for the API's audit view and tests).
-    pub async fn audit_rows(&self, limit: i64) -> Result<Vec<AuditRow>> {
-        let rows = sqlx::query("SELECT seq, actor, actor_role, actor_ip, action, entity, entity_id, at, before_json, after_json FROM audit_log WHERE school_id = $1 ORDER BY seq DESC LIMIT $2")
-            .bind(self.need_school()?)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                let j = |i: usize| -> Result<Option<Value>> {
-                    Ok(r.try_get::<Option<String>, _>(i)?
-                        .and_then(|s| serde_json::from_str(&s).ok()))
-                };
-                Ok(AuditRow {
-                    seq: r.try_get(0)?,
-                    actor: r.try_get(1)?,
-                    actor_role: r.try_get(2)?,
-                    actor_ip: r.try_get(3)?,
-                    action: r.try_get(4)?,
-                    entity: r.try_get(5)?,
-                    entity_id: r.try_get(6)?,
-                    at: from_ms(r.try_get(7)?),
-                    before: j(8)?,
-                    after: j(9)?,
-                })
-            })
-            .collect()
-    }
 }

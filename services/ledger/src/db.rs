@@ -16,12 +16,31 @@
 //! adapters bind argument N to it). A NULL argument is bound as a NULL text value, so it may
 //! only stand for a text column on PostgreSQL.
 
-use crate::store::Backend;
 use crate::{LedgerError, Result};
 use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row as _};
 use std::future::Future;
+
+/// Which database a store runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A time as stored: milliseconds since the Unix epoch.
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// A stored time (milliseconds since the Unix epoch) back as a time.
+pub(crate) fn from_ms(v: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
+}
 
 /// `$first, $first+1, …` (`n` placeholders).
 pub(crate) fn list_marks(n: usize, first: usize) -> String {

@@ -168,7 +168,8 @@ impl Rec<'_> {
     }
 }
 
-fn parse_row(kind: ImportKind, r: &mut Rec<'_>) -> Option<Parsed> {
+/// One row of `kind`; `now` is an enrolment's time when the row gives none.
+fn parse_row(kind: ImportKind, r: &mut Rec<'_>, now: DateTime<Utc>) -> Option<Parsed> {
     let p = match kind {
         ImportKind::Campuses => Parsed::Campus(r.id("id"), r.req("name")),
         ImportKind::Students => Parsed::Student(NewStudent {
@@ -271,7 +272,7 @@ fn parse_row(kind: ImportKind, r: &mut Rec<'_>) -> Option<Parsed> {
         ImportKind::Enrollments => {
             let class = r.id("class_id");
             let student = r.id("student_id");
-            let at = r.time("enrolled_at", false).unwrap_or_else(Utc::now);
+            let at = r.time("enrolled_at", false).unwrap_or(now);
             Parsed::Enrollment(class, student, at)
         }
     };
@@ -338,7 +339,7 @@ impl Store {
                 rec: &rec,
                 errors: Vec::new(),
             };
-            match parse_row(kind, &mut r) {
+            match parse_row(kind, &mut r, self.now()) {
                 Some(p) => rows.push((line, p)),
                 None => errors.append(&mut r.errors),
             }
@@ -346,16 +347,19 @@ impl Store {
         if !errors.is_empty() {
             return Err(LedgerError::Import(errors));
         }
+        let now = ms(self.now());
         let mut w = self.write().await?;
         for (line, p) in &rows {
             let c = w.conn();
             let res = match p {
-                Parsed::Campus(id, name) => insert_campus(c, &school, id, name, "import").await,
-                Parsed::Student(s) => insert_student(c, &school, s, "import").await,
-                Parsed::Guardian(g) => insert_guardian(c, &school, g, "import").await,
-                Parsed::Class(k) => insert_class(c, &school, k, "import").await,
-                Parsed::Lesson(l) => insert_lesson(c, &school, l, "import").await,
-                Parsed::Package(p) => insert_package(c, &school, p, "import").await,
+                Parsed::Campus(id, name) => {
+                    insert_campus(c, &school, id, name, "import", now).await
+                }
+                Parsed::Student(s) => insert_student(c, &school, s, "import", now).await,
+                Parsed::Guardian(g) => insert_guardian(c, &school, g, "import", now).await,
+                Parsed::Class(k) => insert_class(c, &school, k, "import", now).await,
+                Parsed::Lesson(l) => insert_lesson(c, &school, l, "import", now).await,
+                Parsed::Package(p) => insert_package(c, &school, p, "import", now).await,
                 Parsed::Enrollment(class, student, at) => {
                     insert_enrollment(c, &school, class, student, *at, "import").await
                 }

@@ -7,11 +7,11 @@
 //! inserted. Every change writes an audit row in the same transaction.
 
 mod audit;
-mod bench;
 mod checkin;
 mod db;
 mod group;
 mod import;
+mod notices;
 pub mod outbox;
 mod parked;
 mod privacy;
@@ -22,10 +22,7 @@ mod staff;
 mod store;
 mod views;
 
-pub use audit::{as_actor, current_actor, Actor, AuditRow};
-pub use bench::{
-    bench_checkins, bench_checkins_grouped, bench_checkins_paced, bench_checkins_with, BenchReport,
-};
+pub use audit::{as_actor, current_actor, Actor};
 pub use group::GroupCommit;
 pub use import::{ImportKind, ImportSummary, RowError};
 pub use outbox::{
@@ -42,9 +39,9 @@ pub use review::{
 };
 pub use staff::{ApiTokenView, CampusScope, NewStaff, Role, StaffAccount, StaffSession};
 pub use store::{
-    AlertView, Backend, BalanceView, CheckIn, CheckInEventView, CheckInResult, FinalizeReport,
-    NewClass, NewGuardian, NewLesson, NewPackage, NewStudent, PackageView, RefundResult, Store,
-    StoredEntry,
+    AlertView, AuditRow, Backend, BalanceView, CheckIn, CheckInEventView, CheckInResult,
+    FinalizeReport, NewClass, NewGuardian, NewLesson, NewPackage, NewStudent, PackageView,
+    RefundResult, Store, StoredEntry,
 };
 pub use views::{
     BoardLesson, BoardStudent, CameraView, ClassView, ConsentView, GuardianView, LessonView,

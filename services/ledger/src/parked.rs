@@ -76,7 +76,7 @@ impl Store {
             ),
         };
         let mut raised = Vec::new();
-        raise_alert(w.conn(), &school, &draft, ms(now), &mut raised).await?;
+        raise_alert(w.conn(), &school, &draft, ms(now), &mut raised, self.now()).await?;
         w.commit().await?;
         Ok(true)
     }

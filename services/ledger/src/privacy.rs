@@ -258,7 +258,7 @@ impl Store {
                     "model_version": r.model_version,
                     "key_id": r.key_id,
                 })),
-                ms(Utc::now()),
+                ms(self.now()),
             )
             .await?;
         }
@@ -718,7 +718,7 @@ impl PrivacyStore for Store {
         student: &StudentId,
     ) -> std::result::Result<String, PrivacyStoreError> {
         same_school(self, tenant)?;
-        let v = port(self.subject_access(student.as_str(), Utc::now()).await)?;
+        let v = port(self.subject_access(student.as_str(), self.now()).await)?;
         Ok(v.to_string())
     }
 }

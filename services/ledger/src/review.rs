@@ -3,6 +3,7 @@
 //! hard negatives that reassignments record (migration 4).
 
 use crate::audit::who;
+use crate::notices::{enqueue_at, NoticeDraft, NoticeKind};
 use crate::store::{audit, from_ms, ms, require};
 use crate::{LedgerError, Result, Store};
 use chrono::{DateTime, Utc};
@@ -27,7 +28,7 @@ impl Store {
             .map_err(|e| LedgerError::Corrupt(e.to_string()))?;
         let mut w = self.write().await?;
         require(w.conn(), "campus", &school, &r.campus_id).await?;
-        let now = ms(Utc::now());
+        let now = ms(self.now());
         let ins = sqlx::query("INSERT INTO review_items (school_id, campus_id, camera_id, track_key, created_at, seen_at, reason, crop_path, candidates_json, state) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending') ON CONFLICT (school_id, track_key) DO NOTHING RETURNING seq")
             .bind(&school)
             .bind(&r.campus_id)
@@ -72,9 +73,9 @@ impl Store {
                 .first()
                 .map(|c| format!("{} ({:.2})", c.student_id, c.score))
                 .unwrap_or_else(|| "no candidate".into());
-            let draft = crate::outbox::NoticeDraft {
+            let draft = NoticeDraft {
                 notice_id: format!("review:{id}"),
-                kind: crate::outbox::NoticeKind::ReviewNeeded,
+                kind: NoticeKind::ReviewNeeded,
                 student_id: None,
                 class_id: None,
                 params: json!({"message": format!(
@@ -85,7 +86,7 @@ impl Store {
                 ), "review_id": id}),
                 at: r.seen_at,
             };
-            crate::outbox::enqueue(w.conn(), &school, &draft).await?;
+            enqueue_at(w.conn(), &school, &draft, self.now()).await?;
         }
         w.commit().await?;
         Ok((id, created))
@@ -189,7 +190,7 @@ impl Store {
             ReviewDecision::Reject => ReviewState::Rejected,
             ReviewDecision::Reassign => ReviewState::Reassigned,
         };
-        let now = Utc::now();
+        let now = self.now();
         // claim
         {
             let mut w = self.write().await?;
@@ -273,7 +274,7 @@ impl Store {
                             &id.to_string(),
                             Some(json!({"state": new_state})),
                             Some(json!({"state": "pending", "error": e.to_string()})),
-                            ms(Utc::now()),
+                            ms(self.now()),
                         )
                         .await?;
                         w.commit().await?;

@@ -188,7 +188,7 @@ impl Store {
                 require(w.conn(), "campus", &school, c).await?;
             }
         }
-        let now = ms(Utc::now());
+        let now = ms(self.now());
         let ins = sqlx::query("INSERT INTO staff_accounts (school_id, username, display_name, role, campuses, password_hash, disabled, created_at) VALUES ($1, $2, $3, $4, $5, $6, 0, $7) ON CONFLICT (school_id, username) DO NOTHING RETURNING created_at")
             .bind(&school)
             .bind(&s.username)
@@ -251,7 +251,7 @@ impl Store {
     ) -> Result<()> {
         let school = self.need_school()?.to_string();
         let mut w = self.write().await?;
-        let now = ms(Utc::now());
+        let now = ms(self.now());
         sqlx::query("INSERT INTO staff_sessions (token_hash, school_id, username, csrf, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)")
             .bind(token_hash)
             .bind(&school)
@@ -290,7 +290,7 @@ impl Store {
         ))
         .bind(token_hash)
         .bind(self.need_school()?)
-        .bind(ms(Utc::now()))
+        .bind(ms(self.now()))
         .fetch_optional(&self.pool)
         .await?;
         match r {
@@ -327,7 +327,7 @@ impl Store {
             &user,
             None,
             None,
-            ms(Utc::now()),
+            ms(self.now()),
         )
         .await?;
         w.commit().await?;
@@ -344,7 +344,7 @@ impl Store {
     ) -> Result<()> {
         let school = self.need_school()?.to_string();
         let mut w = self.write().await?;
-        let now = ms(Utc::now());
+        let now = ms(self.now());
         if self.staff(username).await?.is_none() {
             return Err(LedgerError::NotFound {
                 entity: "staff",
@@ -422,7 +422,7 @@ impl Store {
     pub async fn revoke_api_token(&self, id: &str) -> Result<ApiTokenView> {
         let school = self.need_school()?.to_string();
         let mut w = self.write().await?;
-        let now = Utc::now();
+        let now = self.now();
         let r = sqlx::query(&format!(
             "UPDATE api_tokens SET revoked_at = $1 WHERE school_id = $2 AND id = $3 AND revoked_at IS NULL RETURNING {TOKEN_COLS}"
         ))

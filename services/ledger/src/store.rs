@@ -6,6 +6,7 @@
 //! the features below it, never one above.
 
 mod alerts;
+mod audit_log;
 mod base;
 mod charging;
 mod corrections;
@@ -16,7 +17,9 @@ mod setup;
 mod students;
 mod timetable;
 
+pub use crate::db::Backend;
 pub use alerts::AlertView;
+pub use audit_log::AuditRow;
 pub use charging::{CheckIn, CheckInResult};
 pub use finalize::FinalizeReport;
 pub use packages::{BalanceView, NewPackage, PackageView, RefundResult};
@@ -27,7 +30,9 @@ pub use timetable::{NewClass, NewLesson};
 pub(crate) use alerts::raise_alert;
 pub(crate) use base::{audit, from_ms, ms, parse_enum, require};
 pub(crate) use charging::apply_entry;
-pub(crate) use packages::{insert_package, load_packages_of, packages_stmt, parse_packages};
+pub(crate) use packages::{
+    insert_package, packages_stmt, parse_packages, LessonRows, StudentPackages,
+};
 pub(crate) use setup::insert_campus;
 pub(crate) use students::{insert_guardian, insert_student};
 pub(crate) use timetable::{
@@ -36,22 +41,14 @@ pub(crate) use timetable::{
 
 use crate::{schema, LedgerError, Result};
 use base::parse_json;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use rollcall_domain::clock::{Clock, SystemClock};
 use rollcall_domain::ledger::*;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row, Transaction};
 use std::path::Path;
 use std::sync::Arc;
-
-/// Which database a store runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Backend {
-    Sqlite,
-    Postgres,
-}
 
 /// Handle on the ledger of one school. Cheap to clone.
 #[derive(Clone)]
@@ -69,6 +66,9 @@ pub struct Store {
     /// SQLite: the check-in path's own connection (see [`crate::db`]); `None` inside when
     /// closed. `None` on PostgreSQL and for an in-memory SQLite database.
     lite: Option<Arc<std::sync::Mutex<Option<rusqlite::Connection>>>>,
+    /// Where every time the ledger records comes from ([`Store::now`]): the system clock
+    /// unless [`Store::with_clock`] injected another.
+    clock: Arc<dyn Clock>,
     /// Liveness of this store's handles (the SQLite WAL checkpointer stops with the last one).
     _alive: Arc<()>,
 }
@@ -212,6 +212,7 @@ impl Store {
             tz_offset_minutes: 0,
             writer: Arc::new(tokio::sync::Mutex::new(())),
             lite: None,
+            clock: Arc::new(SystemClock),
             _alive: alive,
         };
         store.migrate().await?;
@@ -235,6 +236,24 @@ impl Store {
             Ok(url) if !url.is_empty() => Store::open(&url).await,
             _ => Store::open_data_dir(dir.unwrap_or(Path::new("data"))).await,
         }
+    }
+
+    /// This store reading its time from `clock` (a test's manual clock, a demo's shifted one):
+    /// every time the ledger records itself (creation times, audit rows, outbox rows) is
+    /// `clock`'s. Handles scoped from it ([`Store::school`]) keep it.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Store {
+        self.clock = clock;
+        self
+    }
+
+    /// The current time by this store's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// This store's clock (for the components that share its notion of time).
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
     }
 
     pub fn backend(&self) -> Backend {
@@ -283,7 +302,7 @@ impl Store {
             sqlx::query("INSERT INTO schema_migrations (version, description, applied_at) VALUES ($1, $2, $3)")
                 .bind(*version)
                 .bind(*description)
-                .bind(ms(Utc::now()))
+                .bind(ms(self.now()))
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -334,7 +353,7 @@ impl Store {
         let mut w = self.write().await?;
         let policy_json =
             serde_json::to_string(policy).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
-        let now = ms(Utc::now());
+        let now = ms(self.now());
         let ins = sqlx::query(
             "INSERT INTO schools (id, name, tz_offset_minutes, policy_json, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (id) DO NOTHING RETURNING created_at",
         )

@@ -2,7 +2,10 @@
 //! them.
 
 use super::base::{audit, from_ms, ms, parse_enum};
+use super::packages::load_packages_of;
 use super::Store;
+use crate::db::AnyDb;
+use crate::notices::{enqueue_alert, needs_packages};
 use crate::{LedgerError, Result};
 use chrono::{DateTime, Utc};
 use rollcall_domain::ledger::*;
@@ -25,12 +28,16 @@ pub struct AlertView {
     pub updated_at: DateTime<Utc>,
 }
 
+/// Raises alert `a` at `at` (ms) unless its dedup key exists: the alert row, its audit row and
+/// its notice (outbox rows created at `now`), all on `c`; a new alert's key is pushed on
+/// `raised`.
 pub(crate) async fn raise_alert(
     c: &mut AnyConnection,
     school: &str,
     a: &AlertDraft,
     at: i64,
     raised: &mut Vec<String>,
+    now: DateTime<Utc>,
 ) -> Result<()> {
     let ins = sqlx::query(
         "INSERT INTO alerts (school_id, dedup_key, kind, student_id, class_id, package_id, message, state, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $8) ON CONFLICT (school_id, dedup_key) DO NOTHING RETURNING seq",
@@ -59,7 +66,15 @@ pub(crate) async fn raise_alert(
         )
         .await?;
         raised.push(a.dedup_key.clone());
-        crate::outbox::enqueue_alert(&mut *c, school, a, at, None).await?;
+        let packages = if needs_packages(a) {
+            load_packages_of(&mut AnyDb(&mut *c), school, &[a.student_id.as_str()])
+                .await?
+                .remove(&a.student_id)
+        } else {
+            None
+        };
+        let packages = packages.as_ref().map(|(p, od)| (p.as_slice(), *od));
+        enqueue_alert(&mut *c, school, a, at, packages, now).await?;
     }
     Ok(())
 }
@@ -80,7 +95,7 @@ impl Store {
                     id: id.to_string(),
                 })?
                 .try_get(0)?;
-        let now = ms(Utc::now());
+        let now = ms(self.now());
         sqlx::query(
             "UPDATE alerts SET state = $1, updated_at = $2 WHERE school_id = $3 AND seq = $4",
         )
@@ -158,7 +173,7 @@ impl Store {
         };
         let mut raised = Vec::new();
         let mut w = self.write().await?;
-        raise_alert(w.conn(), &school, &draft, ms(at), &mut raised).await?;
+        raise_alert(w.conn(), &school, &draft, ms(at), &mut raised, self.now()).await?;
         w.commit().await?;
         Ok(!raised.is_empty())
     }

@@ -1,20 +1,13 @@
-//! Bottom layer of the store: time conversion, stored-value parsing, audit rows, existence
-//! checks, the per-student lock and appending ledger entries. Uses no feature module.
+//! Bottom layer of the store: stored-value parsing, audit rows, existence checks, the
+//! per-student lock and appending ledger entries (time conversion is [`crate::db`]'s,
+//! re-exported here). Uses no feature module.
 
+pub(crate) use crate::db::{from_ms, ms};
 use crate::{LedgerError, Result};
-use chrono::{DateTime, TimeZone, Utc};
 use rollcall_domain::ledger::*;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use sqlx::AnyConnection;
-
-pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
-    t.timestamp_millis()
-}
-
-pub(crate) fn from_ms(v: i64) -> DateTime<Utc> {
-    Utc.timestamp_millis_opt(v).single().unwrap_or_default()
-}
 
 pub(super) fn parse_json<T: for<'de> Deserialize<'de>>(s: &str, what: &str) -> Result<T> {
     serde_json::from_str(s).map_err(|e| LedgerError::Corrupt(format!("{what}: {e}")))

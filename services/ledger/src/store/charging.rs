@@ -118,7 +118,7 @@ impl Store {
         let (avail, drafts) = self.balance_alerts(student, &pkgs, overdraft, at);
         *available_after = Some(avail);
         for a in &drafts {
-            raise_alert(&mut *c, school, a, ms(at), alerts).await?;
+            raise_alert(&mut *c, school, a, ms(at), alerts, self.now()).await?;
         }
         Ok(d)
     }

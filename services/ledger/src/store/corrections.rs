@@ -4,7 +4,6 @@ use super::base::{append_entry, audit, lock_student, ms, parse_enum};
 use super::timetable::booked_from_row;
 use super::Store;
 use crate::{LedgerError, Result};
-use chrono::Utc;
 use rollcall_domain::ledger::*;
 use serde_json::json;
 use sqlx::Row;
@@ -31,7 +30,7 @@ impl Store {
         .fetch_all(&mut *c)
         .await?;
         let mut out = Vec::new();
-        let now = ms(Utc::now());
+        let now = ms(self.now());
         for r in &rows {
             let key: String = r.try_get(3)?;
             let e = Entry {
@@ -132,7 +131,7 @@ impl Store {
             &format!("{lesson}/{student}"),
             Some(json!({"status": before})),
             Some(json!({"status": status})),
-            ms(Utc::now()),
+            ms(self.now()),
         )
         .await?;
         w.commit().await?;

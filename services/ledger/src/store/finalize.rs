@@ -6,6 +6,7 @@ use super::base::{audit, from_ms, lock_student, ms, parse_enum};
 use super::packages::load_packages;
 use super::timetable::booked_from_row;
 use super::Store;
+use crate::notices::enqueue_absence;
 use crate::Result;
 use chrono::{DateTime, Utc};
 use rollcall_domain::ledger::*;
@@ -107,8 +108,14 @@ impl Store {
                     ms(until),
                 )
                 .await?;
-                crate::outbox::enqueue_absence(
-                    &mut *c, &school, &student, &lesson, out.status, until,
+                enqueue_absence(
+                    &mut *c,
+                    &school,
+                    &student,
+                    &lesson,
+                    out.status,
+                    until,
+                    self.now(),
                 )
                 .await?;
                 match out.status {
@@ -137,6 +144,7 @@ impl Store {
                         &zero_balance_alert(&student, &lesson.class_id, &lesson.lesson_id, reason),
                         ms(until),
                         &mut rep.alerts,
+                        self.now(),
                     )
                     .await?;
                 }
@@ -167,6 +175,7 @@ impl Store {
                         &streak_alert(&student, &lesson.class_id, &s),
                         ms(until),
                         &mut rep.alerts,
+                        self.now(),
                     )
                     .await?;
                 }
@@ -218,7 +227,7 @@ impl Store {
             let (pkgs, _) = load_packages(w.conn(), &school, &s).await?;
             for p in &pkgs {
                 if let Some(a) = expiring_alert(&s, p, now, &self.policy.alerts) {
-                    raise_alert(w.conn(), &school, &a, ms(now), raised).await?;
+                    raise_alert(w.conn(), &school, &a, ms(now), raised, self.now()).await?;
                 }
             }
             w.commit().await?;

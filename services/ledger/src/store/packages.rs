@@ -58,6 +58,7 @@ pub(crate) async fn insert_package(
     school: &str,
     p: &NewPackage,
     actor: &str,
+    now: i64,
 ) -> Result<()> {
     check_id("package", &p.id)?;
     require(c, "student", school, &p.student_id).await?;
@@ -131,7 +132,7 @@ pub(crate) async fn insert_package(
         &p.id,
         None,
         Some(json!(p)),
-        ms(Utc::now()),
+        now,
     )
     .await
 }
@@ -256,7 +257,7 @@ impl Store {
         let school = self.need_school()?.to_string();
         let mut w = self.write().await?;
         lock_student(w.conn(), &school, &p.student_id).await?;
-        insert_package(w.conn(), &school, p, "staff").await?;
+        insert_package(w.conn(), &school, p, "staff", ms(self.now())).await?;
         w.commit().await
     }
 
@@ -307,7 +308,7 @@ impl Store {
             amount_cents: 0,
             idempotency_key: format!("adjust:{key}"),
         };
-        let done = append_entry(w.conn(), &school, &e, ms(Utc::now()), actor, Some(note)).await?;
+        let done = append_entry(w.conn(), &school, &e, ms(self.now()), actor, Some(note)).await?;
         w.commit().await?;
         Ok(done)
     }
@@ -346,7 +347,7 @@ impl Store {
             w.conn(),
             &school,
             &e,
-            ms(Utc::now()),
+            ms(self.now()),
             actor,
             Some(&format!("{:?}", q.rule)),
         )

@@ -4,7 +4,6 @@
 use super::base::{audit, check_id, check_name, ms, require};
 use super::Store;
 use crate::Result;
-use chrono::Utc;
 use serde_json::json;
 use sqlx::AnyConnection;
 
@@ -14,6 +13,7 @@ pub(crate) async fn insert_campus(
     id: &str,
     name: &str,
     actor: &str,
+    now: i64,
 ) -> Result<()> {
     check_id("campus", id)?;
     check_name("name", name)?;
@@ -32,7 +32,7 @@ pub(crate) async fn insert_campus(
         id,
         None,
         Some(json!({"name": name})),
-        ms(Utc::now()),
+        now,
     )
     .await
 }
@@ -41,7 +41,7 @@ impl Store {
     pub async fn create_campus(&self, id: &str, name: &str) -> Result<()> {
         let school = self.need_school()?.to_string();
         let mut w = self.write().await?;
-        insert_campus(w.conn(), &school, id, name, "setup").await?;
+        insert_campus(w.conn(), &school, id, name, "setup", ms(self.now())).await?;
         w.commit().await
     }
 
@@ -65,7 +65,7 @@ impl Store {
             id,
             None,
             Some(json!({"campus": campus, "name": name})),
-            ms(Utc::now()),
+            ms(self.now()),
         )
         .await?;
         w.commit().await
@@ -91,7 +91,7 @@ impl Store {
             id,
             None,
             Some(json!({"campus": campus, "door": door})),
-            ms(Utc::now()),
+            ms(self.now()),
         )
         .await?;
         w.commit().await

@@ -33,13 +33,13 @@ pub(crate) async fn insert_student(
     school: &str,
     s: &NewStudent,
     actor: &str,
+    now: i64,
 ) -> Result<()> {
     check_id("student", &s.id)?;
     check_name("name", &s.name)?;
     if let Some(campus) = &s.home_campus_id {
         require(c, "campus", school, campus).await?;
     }
-    let now = ms(Utc::now());
     sqlx::query("INSERT INTO students (school_id, id, name, home_campus_id, lock_seq, created_at) VALUES ($1, $2, $3, $4, 0, $5)")
         .bind(school)
         .bind(&s.id)
@@ -67,6 +67,7 @@ pub(crate) async fn insert_guardian(
     school: &str,
     g: &NewGuardian,
     actor: &str,
+    now: i64,
 ) -> Result<()> {
     check_id("guardian", &g.id)?;
     check_name("name", &g.name)?;
@@ -93,7 +94,7 @@ pub(crate) async fn insert_guardian(
         &g.id,
         None,
         Some(json!(g)),
-        ms(Utc::now()),
+        now,
     )
     .await
 }
@@ -102,7 +103,7 @@ impl Store {
     pub async fn create_student(&self, s: &NewStudent) -> Result<()> {
         let school = self.need_school()?.to_string();
         let mut w = self.write().await?;
-        insert_student(w.conn(), &school, s, "setup").await?;
+        insert_student(w.conn(), &school, s, "setup", ms(self.now())).await?;
         w.commit().await
     }
 
@@ -126,7 +127,7 @@ impl Store {
     pub async fn add_guardian(&self, g: &NewGuardian) -> Result<()> {
         let school = self.need_school()?.to_string();
         let mut w = self.write().await?;
-        insert_guardian(w.conn(), &school, g, "setup").await?;
+        insert_guardian(w.conn(), &school, g, "setup", ms(self.now())).await?;
         w.commit().await
     }
 

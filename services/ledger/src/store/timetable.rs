@@ -38,6 +38,7 @@ pub(crate) async fn insert_class(
     school: &str,
     k: &NewClass,
     actor: &str,
+    now: i64,
 ) -> Result<()> {
     check_id("class", &k.id)?;
     check_name("name", &k.name)?;
@@ -65,7 +66,7 @@ pub(crate) async fn insert_class(
         &k.id,
         None,
         Some(json!(k)),
-        ms(Utc::now()),
+        now,
     )
     .await
 }
@@ -75,6 +76,7 @@ pub(crate) async fn insert_lesson(
     school: &str,
     l: &NewLesson,
     actor: &str,
+    now: i64,
 ) -> Result<()> {
     check_id("lesson", &l.id)?;
     if l.end <= l.start {
@@ -124,7 +126,7 @@ pub(crate) async fn insert_lesson(
         &l.id,
         None,
         Some(json!(l)),
-        ms(Utc::now()),
+        now,
     )
     .await
 }
@@ -249,14 +251,14 @@ impl Store {
     pub async fn create_class(&self, k: &NewClass) -> Result<()> {
         let school = self.need_school()?.to_string();
         let mut w = self.write().await?;
-        insert_class(w.conn(), &school, k, "setup").await?;
+        insert_class(w.conn(), &school, k, "setup", ms(self.now())).await?;
         w.commit().await
     }
 
     pub async fn add_lesson(&self, l: &NewLesson) -> Result<()> {
         let school = self.need_school()?.to_string();
         let mut w = self.write().await?;
-        insert_lesson(w.conn(), &school, l, "setup").await?;
+        insert_lesson(w.conn(), &school, l, "setup", ms(self.now())).await?;
         w.commit().await
     }
 
@@ -265,7 +267,7 @@ impl Store {
         let school = self.need_school()?.to_string();
         let mut w = self.write().await?;
         for l in ls {
-            insert_lesson(w.conn(), &school, l, "setup").await?;
+            insert_lesson(w.conn(), &school, l, "setup", ms(self.now())).await?;
         }
         w.commit().await
     }

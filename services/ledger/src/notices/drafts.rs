@@ -1,0 +1,110 @@
+//! The notices of the ledger's causes: an arrival, an absence, a raised alert (the review queue
+//! writes its own `review_needed` draft).
+
+use super::kinds::NoticeKind;
+use crate::db::from_ms;
+use chrono::{DateTime, Utc};
+use rollcall_domain::ledger::{
+    available_units, fmt_units, AlertDraft, AlertKind, AttendanceStatus, BookedLesson,
+    PackageState, Units,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// A notice to write to the outbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoticeDraft {
+    /// Deterministic id naming the cause, e.g. `absence:{student}:{lesson}`.
+    pub notice_id: String,
+    pub kind: NoticeKind,
+    /// The student concerned (guardians are looked up from it); `None` for staff-only notices.
+    pub student_id: Option<String>,
+    pub class_id: Option<String>,
+    /// Template parameters (the ledger adds `student_name`, `class_name`, `local_time`,
+    /// `local_date`).
+    pub params: Value,
+    /// When the cause happened: quiet hours are judged at this instant.
+    pub at: DateTime<Utc>,
+}
+
+/// Arrival notice for a recorded check-in.
+pub fn arrival(
+    student: &str,
+    lesson: &BookedLesson,
+    status: AttendanceStatus,
+    at: DateTime<Utc>,
+) -> NoticeDraft {
+    NoticeDraft {
+        notice_id: format!("arrival:{student}:{}", lesson.lesson_id),
+        kind: NoticeKind::Arrival,
+        student_id: Some(student.into()),
+        class_id: Some(lesson.class_id.clone()),
+        params: json!({"lesson_id": lesson.lesson_id, "status": status.as_str(), "lesson_start": lesson.start}),
+        at,
+    }
+}
+
+/// Absence notice (student missing at a lesson). Sent by [`crate::Store::notify_missing`] at lesson
+/// start + late grace, and again (same id: deduplicated) by `finalize` for an unexcused absence.
+pub fn absence(student: &str, lesson: &BookedLesson, at: DateTime<Utc>) -> NoticeDraft {
+    NoticeDraft {
+        notice_id: format!("absence:{student}:{}", lesson.lesson_id),
+        kind: NoticeKind::Absence,
+        student_id: Some(student.into()),
+        class_id: Some(lesson.class_id.clone()),
+        params: json!({"lesson_id": lesson.lesson_id, "lesson_start": lesson.start}),
+        at,
+    }
+}
+
+/// Whether the notice of alert `a` tells the student's balance, so that [`alert_notice`] needs
+/// the student's packages (low balance, expiring package).
+pub(crate) fn needs_packages(a: &AlertDraft) -> bool {
+    matches!(a.kind, AlertKind::LowBalance | AlertKind::ExpiringPackage)
+}
+
+/// The notice of alert `a`, raised at `at` (ms).
+///
+/// `packages`: the student's packages and overdraft as they stand right after the change that
+/// raised the alert (a batch of check-ins has written later changes already, so the caller
+/// passes what it computed, or reads them when it has not); needed only when
+/// [`needs_packages`], and `None` is then read as no packages.
+pub(crate) fn alert_notice(
+    a: &AlertDraft,
+    at: i64,
+    packages: Option<(&[PackageState], Units)>,
+) -> NoticeDraft {
+    let at = from_ms(at);
+    let (kind, mut params) = match a.kind {
+        AlertKind::AbsenceStreak => (NoticeKind::AbsenceStreak, json!({})),
+        AlertKind::LowBalance => (NoticeKind::LowBalance, json!({})),
+        AlertKind::ExpiringPackage => (NoticeKind::ExpiringPackage, json!({})),
+        AlertKind::ZeroBalanceCheckin => (NoticeKind::ZeroBalance, json!({})),
+        AlertKind::CameraOffline => (
+            NoticeKind::CameraOffline,
+            json!({"camera": a.dedup_key.split(':').nth(1).unwrap_or("")}),
+        ),
+        AlertKind::CheckInFailed => (NoticeKind::CheckInFailed, json!({})),
+    };
+    params["message"] = json!(a.message);
+    params["package_id"] = json!(a.package_id);
+    if matches!(kind, NoticeKind::LowBalance | NoticeKind::ExpiringPackage) {
+        let (pkgs, od) = packages.unwrap_or((&[], 0));
+        params["left"] = json!(fmt_units(available_units(pkgs, od, at)));
+        if let Some(p) = pkgs
+            .iter()
+            .find(|p| Some(&p.package_id) == a.package_id.as_ref())
+        {
+            params["left"] = json!(fmt_units(p.balance_units));
+            params["expires_at"] = json!(p.expires_at);
+        }
+    }
+    NoticeDraft {
+        notice_id: format!("alert:{}", a.dedup_key),
+        kind,
+        student_id: (!a.student_id.is_empty()).then(|| a.student_id.clone()),
+        class_id: a.class_id.clone(),
+        params,
+        at,
+    }
+}
