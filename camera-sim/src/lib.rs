@@ -19,6 +19,7 @@
 
 pub mod background;
 mod bench;
+mod error;
 mod mjpeg;
 mod output;
 mod photo;
@@ -30,6 +31,7 @@ mod seed;
 mod video;
 
 pub use bench::{bench_render, RenderBench};
+pub use error::ScenarioError;
 pub use mjpeg::{LiveAnchor, MjpegServer, ServeError, ServeOptions, BOUNDARY};
 pub use output::{
     encode_jpeg, write_sequence, GroundTruth, OutputError, SequenceOptions, SequenceSummary,
@@ -41,7 +43,7 @@ pub use plan::{
     plan, Appearance, ArrivalTruth, AttendanceTruth, CameraPlan, PersonKind, Plan, Pose, Trajectory,
 };
 pub use render::{CameraStream, RenderError, RenderedStream, Renderer, StreamOptions, TruthFace};
-pub use scenario::{ArrivalStatus, Effects, Lesson, Overrides, Scenario, ScenarioError, Side};
+pub use scenario::{ArrivalStatus, Effects, Lesson, Overrides, Scenario, Side};
 pub use video::{AviWriter, VideoError};
 
 use std::path::Path;

@@ -58,22 +58,6 @@ pub fn encode_jpeg_rgb(
     Ok(out)
 }
 
-/// JPEG with the `image` crate's (scalar) encoder: identical bytes on every CPU. Used inside
-/// rendering (the JPEG-artefact effect), so that rendered pixels never depend on the CPU.
-pub(crate) fn encode_jpeg_portable(
-    rgb: &[u8],
-    width: u32,
-    height: u32,
-    quality: u8,
-) -> Result<Vec<u8>, OutputError> {
-    let mut out = Vec::with_capacity(rgb.len() / 8);
-    let mut enc =
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100));
-    enc.encode(rgb, width, height, image::ExtendedColorType::Rgb8)
-        .map_err(|e| OutputError::Encode(e.to_string()))?;
-    Ok(out)
-}
-
 /// Encodes a frame as JPEG.
 pub fn encode_jpeg(frame: &Frame, quality: u8) -> Result<Vec<u8>, OutputError> {
     encode_jpeg_rgb(frame.rgb(), frame.width(), frame.height(), quality)

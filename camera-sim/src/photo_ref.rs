@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use rollcall_domain::face::{BBox, Landmarks};
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::ScenarioError;
+use crate::error::ScenarioError;
 
 /// Which face of which photo file.
 ///

@@ -739,8 +739,7 @@ fn jpeg_roundtrip(img: &mut Canvas, r: [usize; 4], quality: u8) {
         let i = (y * img.w + x0) * 3;
         crop.extend_from_slice(&img.rgb[i..i + cw * 3]);
     }
-    let Ok(bytes) = crate::output::encode_jpeg_portable(&crop, cw as u32, ch as u32, quality)
-    else {
+    let Ok(bytes) = encode_jpeg_portable(&crop, cw as u32, ch as u32, quality) else {
         return;
     };
     let Ok(dec) = image::load_from_memory_with_format(&bytes, image::ImageFormat::Jpeg) else {
@@ -755,4 +754,20 @@ fn jpeg_roundtrip(img: &mut Canvas, r: [usize; 4], quality: u8) {
         let i = ((y0 + y) * img.w + x0) * 3;
         img.rgb[i..i + cw * 3].copy_from_slice(&d[y * cw * 3..(y + 1) * cw * 3]);
     }
+}
+
+/// JPEG with the `image` crate's (scalar) encoder: identical bytes on every CPU. Used inside
+/// rendering (the JPEG-artefact effect), so that rendered pixels never depend on the CPU (the
+/// output's encoder, [`crate::output::encode_jpeg`], is the faster SIMD one).
+fn encode_jpeg_portable(
+    rgb: &[u8],
+    width: u32,
+    height: u32,
+    quality: u8,
+) -> Result<Vec<u8>, image::ImageError> {
+    let mut out = Vec::with_capacity(rgb.len() / 8);
+    let mut enc =
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, quality.clamp(1, 100));
+    enc.encode(rgb, width, height, image::ExtendedColorType::Rgb8)?;
+    Ok(out)
 }
