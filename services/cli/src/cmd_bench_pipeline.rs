@@ -190,7 +190,7 @@ pub async fn run(v: &VisionOpts, o: &PipelineBenchOpts) -> anyhow::Result<Value>
     store.close().await;
     root.close().await;
     Ok(json!({
-        "machine": crate::cmd_bench::machine(),
+        "machine": crate::bench_host::machine(),
         "workers": workers,
         "clip": clip_json,
         "live": live,
@@ -557,5 +557,5 @@ fn python_reference(
         args.push("--enroll".into());
         args.push(format!("{id}={}", p.display()));
     }
-    crate::cmd_bench::run_reference(v, "pipeline_reference.py", &args)
+    crate::bench_host::run_reference(v, "pipeline_reference.py", &args)
 }

@@ -9,6 +9,7 @@ use anyhow::{anyhow, Context};
 use chrono::Utc;
 use rollcall_domain::gallery::Gallery;
 use rollcall_domain::{CampusId, StudentId, TenantId};
+use rollcall_gallery::vault::{Keyring, KEYS_ENV};
 use rollcall_gallery::{EmbeddedConfig, EmbeddedGallery, RemoteConfig, RemoteGallery};
 use rollcall_ledger::NewStudent;
 use rollcall_ledger::Store;
@@ -180,6 +181,27 @@ pub async fn open_live_gallery(
     })
 }
 
+/// The template keys (`ROLLCALL_TEMPLATE_KEYS`), required.
+pub fn keys() -> anyhow::Result<Keyring> {
+    Keyring::from_env()?.ok_or_else(|| {
+        anyhow!(
+            "no template key: set {KEYS_ENV}=ID:BASE64KEY (32 bytes; `rollcall privacy new-key --id k1` makes one), see PRIVACY.md"
+        )
+    })
+}
+
+/// Vector size of the gallery: the embedder's when the models load, else
+/// `ROLLCALL_GALLERY_DIM` or the default model's 128.
+pub fn dim_for(v: &crate::cmd_vision::VisionOpts) -> usize {
+    match v.open() {
+        Ok(p) => dim_of(&p),
+        Err(_) => std::env::var("ROLLCALL_GALLERY_DIM")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(128),
+    }
+}
+
 /// Vector size of the pipeline's embedder (what the gallery must store).
 pub fn dim_of(p: &rollcall_vision::FacePipeline) -> usize {
     p.embedder
@@ -211,7 +233,7 @@ pub async fn enroll_cmd(
     if let Some(name) = name {
         register_student(&school, student, name, campuses.first()).await?;
     }
-    let keys = crate::cmd_privacy::keys()?;
+    let keys = keys()?;
     let p = v.open()?;
     let gallery = open_gallery(d, dim_of(&p)).await?;
     let mut cfg = EnrollConfig::new(d.data.join("crops"), p.thresholds());
@@ -307,7 +329,7 @@ pub async fn erase_cmd(
     let student = StudentId::new(student).map_err(|e| anyhow!("--student: {e}"))?;
     let school = open_school(d, false).await?;
     let tenant = TenantId::new(school.school_id()).map_err(|e| anyhow!("school id: {e}"))?;
-    let gallery = open_gallery(d, crate::cmd_privacy::dim_for(v)).await?;
+    let gallery = open_gallery(d, dim_for(v)).await?;
     let receipt = rollcall_gallery::privacy::erase_student(
         gallery.as_ref(),
         &school,
@@ -326,11 +348,11 @@ pub async fn erase_cmd(
 pub async fn run(v: &VisionOpts, cmd: GalleryCmd) -> anyhow::Result<Value> {
     match cmd {
         GalleryCmd::Rebuild { data } => {
-            let keys = crate::cmd_privacy::keys()?;
+            let keys = keys()?;
             let school = open_school(&data, false).await?;
             let tenant =
                 TenantId::new(school.school_id()).map_err(|e| anyhow!("school id: {e}"))?;
-            let gallery = open_gallery(&data, crate::cmd_privacy::dim_for(v)).await?;
+            let gallery = open_gallery(&data, dim_for(v)).await?;
             let r =
                 rollcall_gallery::vault::rebuild_index(&keys, &school, gallery.as_ref(), &tenant)
                     .await?;

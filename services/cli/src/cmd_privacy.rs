@@ -5,7 +5,7 @@
 //! Template keys come from `ROLLCALL_TEMPLATE_KEYS` / `ROLLCALL_TEMPLATE_KEY_ID` (PRIVACY.md);
 //! they are never printed, except by `privacy new-key`, which makes a fresh one on request.
 
-use crate::cmd_gallery::{open_gallery, open_school, DataOpts};
+use crate::cmd_gallery::{dim_for, keys, open_gallery, open_school, DataOpts};
 use anyhow::{anyhow, bail, Context};
 use chrono::{DateTime, NaiveDate, Utc};
 use rollcall_domain::privacy::{consent_status, ConsentRecord, FACE_CONSENT};
@@ -97,15 +97,6 @@ pub enum PrivacyCmd {
     },
 }
 
-/// The template keys, required.
-pub fn keys() -> anyhow::Result<Keyring> {
-    Keyring::from_env()?.ok_or_else(|| {
-        anyhow!(
-            "no template key: set {KEYS_ENV}=ID:BASE64KEY (32 bytes; `rollcall privacy new-key --id k1` makes one), see PRIVACY.md"
-        )
-    })
-}
-
 fn parse_time(s: &str, what: &str) -> anyhow::Result<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
@@ -122,18 +113,6 @@ fn ids(school: &Store, student: &str) -> anyhow::Result<(TenantId, StudentId)> {
         TenantId::new(school.school_id()).map_err(|e| anyhow!("school id: {e}"))?,
         StudentId::new(student).map_err(|e| anyhow!("--student: {e}"))?,
     ))
-}
-
-/// Vector size of the gallery: the embedder's when the models load, else
-/// `ROLLCALL_GALLERY_DIM` or the default model's 128.
-pub fn dim_for(v: &crate::cmd_vision::VisionOpts) -> usize {
-    match v.open() {
-        Ok(p) => crate::cmd_gallery::dim_of(&p),
-        Err(_) => std::env::var("ROLLCALL_GALLERY_DIM")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(128),
-    }
 }
 
 pub async fn consent(v: &crate::cmd_vision::VisionOpts, cmd: ConsentCmd) -> anyhow::Result<Value> {
