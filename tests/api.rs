@@ -4,13 +4,11 @@
 
 use serde_json::Value;
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
 fn rollcall_stdin(args: &[&str], stdin: &str) -> (bool, String, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+    let mut child = rollcall_testkit::rollcall!()
         .args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("QDRANT_URL")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -153,10 +151,8 @@ fn admin_create_then_serve_api_login_token_and_denials() {
         format!("data = \"{d}\"\nlisten = \"{addr}\"\nmetrics_public = false\n"),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+    let mut child = rollcall_testkit::rollcall!()
         .args(["serve", "--config", &cfg.display().to_string()])
-        .env_remove("DATABASE_URL")
-        .env_remove("QDRANT_URL")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -355,11 +351,7 @@ fn newest_seq(rows: &[Value]) -> i64 {
 /// `/api/v1/students/{id}/erase` (the audited receipt).
 #[test]
 fn serve_enrolls_photos_and_erases_through_the_api() {
-    let fixtures = std::env::var_os("ROLLCALL_FIXTURES_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures")
-        });
+    let fixtures = rollcall_testkit::fixtures_dir();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("data").display().to_string();
     let (ok, out, err) = rollcall_stdin(&["privacy", "new-key", "--id", "t"], "");
@@ -416,10 +408,8 @@ fn serve_enrolls_photos_and_erases_through_the_api() {
     let addr = format!("127.0.0.1:{port}");
     let cfg = tmp.path().join("rollcall.toml");
     std::fs::write(&cfg, format!("data = \"{d}\"\nlisten = \"{addr}\"\n")).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+    let mut child = rollcall_testkit::rollcall!()
         .args(["serve", "--config", &cfg.display().to_string()])
-        .env_remove("DATABASE_URL")
-        .env_remove("QDRANT_URL")
         .env("ROLLCALL_TEMPLATE_KEYS", &key)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -634,12 +624,9 @@ fn serve_enrolls_photos_and_erases_through_the_api() {
 #[test]
 fn serve_with_qdrant_url_enrolls_into_the_server_and_erases_from_it() {
     use rollcall_gallery::{CountScope, Gallery, RemoteConfig, RemoteGallery};
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let server = rollcall_gallery::server::for_tests(&root)
+    let server = rollcall_gallery::server::for_tests(&rollcall_testkit::workspace_root())
         .unwrap_or_else(|e| panic!("this test needs a Qdrant server: {e}"));
-    let fixtures = std::env::var_os("ROLLCALL_FIXTURES_DIR")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root.join("../shared/fixtures"));
+    let fixtures = rollcall_testkit::fixtures_dir();
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().join("data").display().to_string();
     let (ok, out, err) = rollcall_stdin(&["privacy", "new-key", "--id", "t"], "");
@@ -700,9 +687,8 @@ fn serve_with_qdrant_url_enrolls_into_the_server_and_erases_from_it() {
     let collection = format!("rollcall_serve_test_{}_{nanos}", std::process::id());
     let mut remote = RemoteConfig::new(server.url(), collection.clone(), 128);
     remote.api_key = server.api_key();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+    let mut child = rollcall_testkit::rollcall!()
         .args(["serve", "--config", &cfg.display().to_string()])
-        .env_remove("DATABASE_URL")
         .env("QDRANT_URL", server.url())
         .env("QDRANT_COLLECTION", &collection)
         .env("ROLLCALL_TEMPLATE_KEYS", &key)

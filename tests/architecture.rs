@@ -62,6 +62,9 @@ const VOCABULARY: &[(&str, &[&str])] = &[
     // notify reads outbox rows; the rules that decide a cause are in the domain and ledger,
     // which it may use
     ("how a cause is decided", &[]),
+    // the test kit: the rule runs the other way (no crate may depend on it but as a
+    // dev-dependency), checked by `testkit_is_only_a_dev_dependency`
+    ("being known by production code", &[]),
 ];
 
 const SQL: &[&str] = &["sqlx", "rusqlite", "postgres", "tokio-postgres", "diesel"];
@@ -347,6 +350,42 @@ fn no_crate_depends_on_what_architecture_md_says_it_must_not_know() {
         v.is_empty(),
         "dependencies break ARCHITECTURE.md's crate table:\n{}",
         v.join("\n")
+    );
+}
+
+/// `rollcall-testkit` is test code: every crate that uses it lists it under
+/// `[dev-dependencies]`, none as a normal or build dependency (so no binary or library ships it).
+#[test]
+fn testkit_is_only_a_dev_dependency() {
+    let packages = workspace_packages();
+    assert!(
+        packages.iter().any(|p| p.name == "rollcall-testkit"),
+        "rollcall-testkit is not a workspace crate"
+    );
+    let users: Vec<&str> = packages
+        .iter()
+        .filter(|p| p.deps.iter().any(|(n, _)| n == "rollcall-testkit"))
+        .map(|p| p.name.as_str())
+        .collect();
+    assert!(!users.is_empty(), "no crate uses the test kit");
+    let wrong: Vec<String> = packages
+        .iter()
+        .flat_map(|p| {
+            p.deps
+                .iter()
+                .filter(|(n, kind)| n == "rollcall-testkit" && kind.as_deref() != Some("dev"))
+                .map(move |(_, kind)| {
+                    format!(
+                        "{} ({} dependency)",
+                        p.name,
+                        kind.as_deref().unwrap_or("normal")
+                    )
+                })
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "rollcall-testkit must only be a dev-dependency: {wrong:?}"
     );
 }
 

@@ -26,14 +26,6 @@ const PASSWORD: &str = "correct horse battery";
 /// The W3C WebDriver element reference key.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// One HTTP/1.1 request with a JSON body (hyper's client on a fresh connection); (status,
 /// body as JSON, or the text as a JSON string when it is not JSON).
 async fn request(port: u16, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
@@ -331,7 +323,7 @@ fn staff_app_in_chromium_login_approve_review_board_updates() {
         server: None,
     };
     // the server
-    let port = free_port();
+    let port = rollcall_testkit::http::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let cfg = tmp.path().join("rollcall.toml");
     std::fs::write(
@@ -343,17 +335,15 @@ fn staff_app_in_chromium_login_approve_review_board_updates() {
     )
     .unwrap();
     guard.server = Some(
-        Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        rollcall_testkit::rollcall!()
             .args(["serve", "--config", &cfg.display().to_string()])
-            .env_remove("DATABASE_URL")
-            .env_remove("QDRANT_URL")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("spawn rollcall serve"),
     );
     // chromedriver, in its own process group (the guard kills the group)
-    let wd_port = free_port();
+    let wd_port = rollcall_testkit::http::free_port();
     guard.chromedriver = Some({
         use std::os::unix::process::CommandExt;
         Command::new(&chromedriver)

@@ -1,32 +1,18 @@
 //! End-to-end tests of the `rollcall` binary on the real models and fixtures: vision commands,
 //! pair evaluation, and the gallery's enroll → identify → erase cycle in a fresh data directory.
 
+use rollcall_testkit::bin::RunExt;
+use rollcall_testkit::{fixtures_dir as fixtures, http, workspace_root as root};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn fixtures() -> PathBuf {
-    let dir = std::env::var_os("ROLLCALL_FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/fixtures"));
-    assert!(
-        dir.join("faces").is_dir(),
-        "fixtures not found at {}",
-        dir.display()
-    );
-    dir
-}
 
 /// A template key for this test run (enrollment seals templates with it; issue 9), made by
 /// the binary itself: no key is ever stored in the repository.
 fn template_key() -> &'static str {
     static KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     KEY.get_or_init(|| {
-        let out = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        let out = rollcall_testkit::rollcall!()
             .args(["privacy", "new-key", "--id", "test"])
             .output()
             .expect("run rollcall privacy new-key");
@@ -75,19 +61,12 @@ fn rollcall(args: &[&str]) -> (bool, String, String) {
 }
 
 fn run_rollcall(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+    rollcall_testkit::rollcall!()
         .args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("QDRANT_URL")
         .env("ROLLCALL_TEMPLATE_KEYS", template_key())
         .env_remove("ROLLCALL_TEMPLATE_KEY_ID")
-        .output()
-        .expect("run rollcall");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .run()
+        .into()
 }
 
 fn json_of(args: &[&str]) -> Value {
@@ -503,19 +482,6 @@ fn watch_the_fixture_clip_checks_in_miranda_once() {
     }
 }
 
-fn http_get(addr: &str, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-        .ok()?;
-    // One write: the whole request in one segment.
-    let req = format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
-    s.write_all(req.as_bytes()).ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out.split("\r\n\r\n").nth(1)?.to_string())
-}
-
 /// `rollcall serve` with two cameras: the fixture clip and a URL that refuses connections. The
 /// dead camera reconnects with backoff and is reported offline while the other one checks
 /// Miranda in exactly once; SIGTERM drains and stops cleanly; the check-in is in the ledger.
@@ -573,10 +539,8 @@ reconnect = {{ initial_ms = 100, max_ms = 400 }}
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+    let mut child = rollcall_testkit::rollcall!()
         .args(["serve", "--config", &cfg.display().to_string()])
-        .env_remove("DATABASE_URL")
-        .env_remove("QDRANT_URL")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -585,7 +549,7 @@ reconnect = {{ initial_ms = 100, max_ms = 400 }}
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
     let mut health = String::new();
     while std::time::Instant::now() < deadline {
-        if let Some(h) = http_get(&addr, "/healthz") {
+        if let Some(h) = http::get(&addr, "/healthz", std::time::Duration::from_secs(5)) {
             health = h;
             if health.contains(r#""stage":"ended""#) {
                 break;
@@ -595,7 +559,7 @@ reconnect = {{ initial_ms = 100, max_ms = 400 }}
     }
     assert!(health.contains(r#""stage":"ended""#), "{health}");
     assert!(health.contains(r#""dead":"offline""#), "{health}");
-    let metrics = http_get(&addr, "/metrics").unwrap();
+    let metrics = http::get(&addr, "/metrics", std::time::Duration::from_secs(5)).unwrap();
     let reconnects: u64 = metrics
         .lines()
         .find(|l| l.starts_with("rollcall_reconnects_total{camera=\"dead\"}"))
@@ -604,7 +568,9 @@ reconnect = {{ initial_ms = 100, max_ms = 400 }}
         .unwrap();
     assert!(reconnects >= 2, "{metrics}");
     assert!(metrics.contains("rollcall_frames_processed_total{camera=\"stage\"}"));
-    assert!(http_get(&addr, "/nope").unwrap().contains("not_found"));
+    assert!(http::get(&addr, "/nope", std::time::Duration::from_secs(5))
+        .unwrap()
+        .contains("not_found"));
     let pid = child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
@@ -725,8 +691,7 @@ fn sim_render_ground_truth_matches_what_the_detector_sees() {
 /// accept her and send a check-in; the ledger deducts exactly one lesson.
 #[test]
 fn two_serve_processes_on_one_postgres_never_double_deduct() {
-    let url = std::env::var("ROLLCALL_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let url = rollcall_testkit::pg::admin_url();
     let school = format!(
         "two-serve-{}-{}",
         std::process::id(),
@@ -825,7 +790,7 @@ fn two_serve_processes_on_one_postgres_never_double_deduct() {
     for cam in ["door-a", "door-b"] {
         let data = tmp.path().join(cam);
         let d = data.display().to_string();
-        let out = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+        let out = rollcall_testkit::rollcall!()
             .args([
                 "enroll",
                 "--data",
@@ -837,7 +802,6 @@ fn two_serve_processes_on_one_postgres_never_double_deduct() {
                 &face("lin_manuel_miranda/1.png"),
             ])
             .env("DATABASE_URL", &url)
-            .env_remove("QDRANT_URL")
             .env("ROLLCALL_TEMPLATE_KEYS", template_key())
             .output()
             .unwrap();
@@ -862,10 +826,9 @@ fn two_serve_processes_on_one_postgres_never_double_deduct() {
         )
         .unwrap();
         children.push(
-            Command::new(env!("CARGO_BIN_EXE_rollcall"))
+            rollcall_testkit::rollcall!()
                 .args(["serve", "--config", &cfg.display().to_string()])
                 .env("DATABASE_URL", &url)
-                .env_remove("QDRANT_URL")
                 .env("ROLLCALL_TEMPLATE_KEYS", template_key())
                 .stdout(std::process::Stdio::null())
                 .stderr(std::process::Stdio::null())
@@ -878,7 +841,7 @@ fn two_serve_processes_on_one_postgres_never_double_deduct() {
     for (cam, addr) in &addrs {
         let mut health = String::new();
         while std::time::Instant::now() < deadline {
-            if let Some(h) = http_get(addr, "/healthz") {
+            if let Some(h) = http::get(addr, "/healthz", std::time::Duration::from_secs(5)) {
                 health = h;
                 if health.contains(&format!(r#""{cam}":"ended""#)) {
                     break;
@@ -937,11 +900,9 @@ fn serve_refuses_a_bad_instance_name_and_a_bad_cluster_layout() {
     let data = tmp.path().join("data");
     let run = |toml: &str, env: &[(&str, &str)]| {
         std::fs::write(&cfg, toml).unwrap();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollcall"));
+        let mut cmd = rollcall_testkit::rollcall!();
         cmd.args(["serve", "--config"])
             .arg(&cfg)
-            .env_remove("DATABASE_URL")
-            .env_remove("QDRANT_URL")
             .env_remove("ROLLCALL_INSTANCE")
             .env_remove("QDRANT_SHARDS")
             .env_remove("ROLLCALL_DATA");

@@ -4,8 +4,9 @@
 //! nothing lost, nothing doubled (check-ins, deductions, notices), no stranger checked in, the
 //! gallery intact, and every gap visible as an alert. On SQLite and on PostgreSQL.
 
-use serde_json::Value;
-use std::process::Command;
+use rollcall_testkit::bin::RunExt;
+use rollcall_testkit::scenario::{CrashSummary, LedgerDump, ScenarioSummary};
+use serde::de::DeserializeOwned;
 
 #[path = "common/compact.rs"]
 mod compact;
@@ -14,7 +15,7 @@ use compact::compact_scenario;
 /// One run at a time: each plays a live stream to a serve child on a 2-core machine.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn crash(database_url: Option<&str>) -> Value {
+fn crash(database_url: Option<&str>) -> CrashSummary {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let tmp = tempfile::tempdir().unwrap();
     let scenario = compact_scenario(tmp.path());
@@ -35,76 +36,88 @@ fn crash(database_url: Option<&str>) -> Value {
         args.push("--database-url".into());
         args.push(u.into());
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_rollcall"))
-        .args(&args)
-        .env_remove("DATABASE_URL")
-        .env_remove("QDRANT_URL")
-        .output()
-        .expect("run rollcall bench crash");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let out = rollcall_testkit::rollcall!().args(&args).run();
     let log = std::fs::read_to_string(keep.join("serve.log")).unwrap_or_default();
     let tail: String = log.lines().rev().take(40).collect::<Vec<_>>().join("\n");
-    let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+    let v: CrashSummary = serde_json::from_str(out.out.trim()).unwrap_or_else(|e| {
         panic!(
-            "{e}: {stdout}\nstderr: {}\nserve log (last lines, newest first):\n{tail}",
-            String::from_utf8_lossy(&out.stderr)
+            "{e}: {}\nstderr: {}\nserve log (last lines, newest first):\n{tail}",
+            out.out, out.err
         )
     });
-    assert_eq!(v["kills"], 20, "{v}");
-    assert_eq!(v["lost_check_ins"], 0, "{v}\n{tail}");
-    assert_eq!(v["duplicate_deductions"], 0, "{v}");
-    assert_eq!(v["stranger_check_ins"], 0, "{v}");
-    assert_eq!(v["lost_notices"], 0, "{v}");
-    assert_eq!(v["duplicate_notices"], 0, "{v}");
-    assert_eq!(v["gallery_ok"], true, "{v}");
-    assert_eq!(v["ledger_ok"], true, "{v}");
-    assert_eq!(v["gaps_visible"], true, "{v}");
-    assert_eq!(v["ok"], true, "{v}");
-    assert!(out.status.success(), "{v}");
+    assert_eq!(v.kills, 20, "{v:?}");
+    assert_eq!(v.lost_check_ins, 0, "{v:?}\n{tail}");
+    assert_eq!(v.duplicate_deductions, 0, "{v:?}");
+    assert_eq!(v.stranger_check_ins, 0, "{v:?}");
+    assert_eq!(v.lost_notices, 0, "{v:?}");
+    assert_eq!(v.duplicate_notices, 0, "{v:?}");
+    assert!(v.gallery_ok, "{v:?}");
+    assert!(v.ledger_ok, "{v:?}");
+    assert!(v.gaps_visible, "{v:?}");
+    assert!(v.ok, "{v:?}");
+    assert!(out.ok, "{v:?}");
     // the check is not vacuous: the day had check-ins and notices, and what was missed fell in
     // the gaps
-    let expected = v["expected_check_ins"].as_u64().unwrap();
-    assert_eq!(expected, 5, "{v}");
+    assert_eq!(v.expected_check_ins, 5, "{v:?}");
     assert_eq!(
-        v["check_ins"].as_u64().unwrap() + v["missed_in_gaps"].as_u64().unwrap(),
-        expected,
-        "{v}"
+        v.check_ins + v.missed_in_gaps,
+        v.expected_check_ins,
+        "{v:?}"
     );
-    assert!(v["expected_notices"].as_u64().unwrap() > 0, "{v}");
+    assert!(v.expected_notices > 0, "{v:?}");
     v
 }
 
 #[test]
 fn sqlite_serve_killed_20_times_loses_and_doubles_nothing() {
     let v = crash(None);
-    eprintln!("{v}");
+    eprintln!("{v:?}");
 }
 
 #[test]
 fn postgres_serve_killed_20_times_loses_and_doubles_nothing() {
-    let url = std::env::var("ROLLCALL_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let url = rollcall_testkit::pg::admin_url();
     let v = crash(Some(&url));
-    assert_eq!(v["database"], "postgres");
-    eprintln!("{v}");
+    assert_eq!(v.database, "postgres");
+    eprintln!("{v:?}");
 }
 
 /// Runs the rollcall binary on the embedded defaults (no `DATABASE_URL`, no `QDRANT_URL`) and
-/// returns its JSON output; fails the test with its output when it fails.
-fn run_json(args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+/// returns its JSON output, typed; fails the test with its output when it fails.
+fn run_json<T: DeserializeOwned>(args: &[&str]) -> T {
+    rollcall_testkit::rollcall!()
         .args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("QDRANT_URL")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+        .run()
+        .success(&format!("rollcall {args:?}"))
+        .json()
+}
+
+/// Camera alerts left out: a live stream ends after the last walk-through, which a live
+/// camera reports and a replay does not.
+fn without_camera(alerts: &[(String, String)]) -> Vec<(String, String)> {
+    alerts
+        .iter()
+        .filter(|a| a.0 != "camera_offline")
+        .cloned()
+        .collect()
+}
+
+/// Camera notices left out (as their alerts), and review notices: a review item (and its
+/// notice to the front desk) hangs on a track's weakest sightings, which a live run samples
+/// differently from a replay (its frames come when they come); check-ins, absences and their
+/// notices must agree.
+fn without_camera_notices(notices: &[(String, String, String)]) -> Vec<(String, String, String)> {
+    notices
+        .iter()
+        .filter(|n| !n.0.starts_with("alert:camera:") && !n.0.starts_with("review:"))
+        .cloned()
+        .collect()
+}
+
+/// Attendance and deductions agree between a replay and a live run.
+fn same_attendance_and_deductions(a: &LedgerDump, b: &LedgerDump) {
+    assert_eq!(a.attendance, b.attendance, "attendance");
+    assert_eq!(a.deductions, b.deductions, "deductions");
 }
 
 /// `serve` (the compact afternoon played live over MJPEG, never killed) and `run-scenario`
@@ -117,61 +130,29 @@ fn serve_writes_the_same_ledger_as_run_scenario() {
     let tmp = tempfile::tempdir().unwrap();
     let scenario = compact_scenario(tmp.path());
     let path = scenario.display().to_string();
-    let replay = run_json(&["run-scenario", &path, "--json"]);
+    let replay: ScenarioSummary = run_json(&["run-scenario", &path, "--json"]);
     let keep = tmp.path().join("serve-run").display().to_string();
-    let live = run_json(&[
+    let live: CrashSummary = run_json(&[
         "bench", "crash", &path, "--cycles", "0", "--keep", &keep, "--json",
     ]);
-    assert_eq!(live["ok"], true, "{live}");
-    let without_camera = |v: &Value| -> Vec<Value> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .filter(|a| a[0] != "camera_offline")
-            .cloned()
-            .collect()
-    };
-    let (a, b) = (&replay["ledger"], &live["ledger"]);
-    assert_eq!(a["attendance"], b["attendance"], "attendance");
-    assert_eq!(a["deductions"], b["deductions"], "deductions");
+    assert!(live.ok, "{live:?}");
+    let (a, b) = (&replay.ledger, &live.ledger);
+    same_attendance_and_deductions(a, b);
     assert_eq!(
-        without_camera(&a["alerts"]),
-        without_camera(&b["alerts"]),
+        without_camera(&a.alerts),
+        without_camera(&b.alerts),
         "alerts"
     );
-    let without_camera_notices = |v: &Value| -> Vec<Value> {
-        v.as_array()
-            .unwrap()
-            .iter()
-            .filter(|n| !n[0].as_str().unwrap_or("").starts_with("alert:camera:"))
-            // a review item (and its notice to the front desk) hangs on a track's weakest
-            // sightings, which a live run samples differently from a replay (its frames come
-            // when they come); check-ins, absences and their notices must agree
-            .filter(|n| !n[0].as_str().unwrap_or("").starts_with("review:"))
-            .cloned()
-            .collect()
-    };
     assert_eq!(
-        without_camera_notices(&a["notices"]),
-        without_camera_notices(&b["notices"]),
+        without_camera_notices(&a.notices),
+        without_camera_notices(&b.notices),
         "notices"
     );
     // not vacuous: five check-ins (one student twice past the camera, deducted once), one
     // absence, their notices
-    let attended = a["attendance"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|x| x[2] == "present" || x[2] == "late")
-        .count();
-    assert_eq!(attended, 5, "{}", a["attendance"]);
-    assert_eq!(
-        a["deductions"].as_array().unwrap().len(),
-        6,
-        "{}",
-        a["deductions"]
-    );
-    assert!(!a["notices"].as_array().unwrap().is_empty());
+    assert_eq!(a.attended(), 5, "{:?}", a.attendance);
+    assert_eq!(a.deductions.len(), 6, "{:?}", a.deductions);
+    assert!(!a.notices.is_empty());
 }
 
 /// Two streams per camera (issue 22): serve finds faces in the scenario's stream (`detect_url`)
@@ -184,15 +165,12 @@ fn two_streams_per_camera_serve_and_run_scenario_agree() {
     let tmp = tempfile::tempdir().unwrap();
     let scenario = compact_scenario(tmp.path());
     let path = scenario.display().to_string();
-    let replay = run_json(&["run-scenario", &path, "--main-size", "1280x720", "--json"]);
-    assert_eq!(replay["score"]["false_check_ins"], 0, "{}", replay["score"]);
-    assert_eq!(
-        replay["score"]["check_in_recall"], 1.0,
-        "{}",
-        replay["score"]
-    );
+    let replay: ScenarioSummary =
+        run_json(&["run-scenario", &path, "--main-size", "1280x720", "--json"]);
+    assert_eq!(replay.score.false_check_ins, 0, "{:?}", replay.score);
+    assert_eq!(replay.score.check_in_recall, 1.0, "{:?}", replay.score);
     let keep = tmp.path().join("serve-run").display().to_string();
-    let live = run_json(&[
+    let live: CrashSummary = run_json(&[
         "bench",
         "crash",
         &path,
@@ -204,17 +182,10 @@ fn two_streams_per_camera_serve_and_run_scenario_agree() {
         &keep,
         "--json",
     ]);
-    assert_eq!(live["ok"], true, "{live}");
+    assert!(live.ok, "{live:?}");
     let config = std::fs::read_to_string(tmp.path().join("serve-run/serve.toml")).unwrap();
     assert!(config.contains("detect_url"), "{config}");
-    let (a, b) = (&replay["ledger"], &live["ledger"]);
-    assert_eq!(a["attendance"], b["attendance"], "attendance");
-    assert_eq!(a["deductions"], b["deductions"], "deductions");
-    let attended = a["attendance"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|x| x[2] == "present" || x[2] == "late")
-        .count();
-    assert_eq!(attended, 5, "{}", a["attendance"]);
+    let (a, b) = (&replay.ledger, &live.ledger);
+    same_attendance_and_deductions(a, b);
+    assert_eq!(a.attended(), 5, "{:?}", a.attendance);
 }

@@ -12,6 +12,8 @@ mod compact;
 /// One run at a time: each plays a live stream to a serve child on a 2-core machine.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+use rollcall_testkit::http;
+use rollcall_testkit::scenario::CrashSummary;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -128,25 +130,11 @@ impl Drop for OwnPostgres {
     }
 }
 
-fn http_get(addr: &str, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut out = String::new();
-    s.read_to_string(&mut out).ok()?;
-    Some(out.split_once("\r\n\r\n")?.1.to_string())
-}
-
 /// `bench crash --cycles 0` on the compact afternoon, in the background; returns the child and
 /// serve's address once serve answers with its camera online.
 fn start_day(keep: &Path, database_url: Option<&str>, qdrant_url: Option<&str>) -> (Child, String) {
     let scenario = compact::compact_scenario(keep.parent().unwrap());
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rollcall"));
+    let mut cmd = rollcall_testkit::rollcall!();
     cmd.args([
         "bench",
         "crash",
@@ -157,8 +145,6 @@ fn start_day(keep: &Path, database_url: Option<&str>, qdrant_url: Option<&str>) 
     ])
     .arg(keep)
     .arg("--json")
-    .env_remove("DATABASE_URL")
-    .env_remove("QDRANT_URL")
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     if let Some(u) = database_url {
@@ -175,7 +161,7 @@ fn start_day(keep: &Path, database_url: Option<&str>, qdrant_url: Option<&str>) 
         if let Ok(text) = std::fs::read_to_string(&config) {
             let v: toml::Value = toml::from_str(&text).unwrap();
             let addr = v["listen"].as_str().unwrap().to_string();
-            if let Some(h) = http_get(&addr, "/healthz") {
+            if let Some(h) = http::get(&addr, "/healthz", std::time::Duration::from_secs(3)) {
                 if h.contains(r#""lobby":"online""#) {
                     break addr;
                 }
@@ -186,22 +172,23 @@ fn start_day(keep: &Path, database_url: Option<&str>, qdrant_url: Option<&str>) 
     (child, addr)
 }
 
-fn finish_day(child: Child, keep: &Path) -> Value {
+fn finish_day(child: Child, keep: &Path) -> CrashSummary {
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let log = std::fs::read_to_string(keep.join("serve.log")).unwrap_or_default();
-    let v: Value = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+    let v: CrashSummary = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
         panic!(
             "{e}: {stdout}\n{}\nserve log:\n{log}",
             String::from_utf8_lossy(&out.stderr)
         )
     });
-    assert_eq!(v["ok"], true, "{v}\nserve log:\n{log}");
-    assert_eq!(v["lost_check_ins"], 0, "{v}");
-    assert_eq!(v["missed_in_gaps"], 0, "no kill, no gap: {v}");
-    assert_eq!(v["check_ins"], v["expected_check_ins"], "{v}");
-    assert_eq!(v["duplicate_deductions"], 0, "{v}");
-    assert_eq!(v["lost_notices"], 0, "{v}");
+    assert!(v.ok, "{v:?}\nserve log:\n{log}");
+    assert_eq!(v.lost_check_ins, 0, "{v:?}");
+    assert_eq!(v.missed_in_gaps, 0, "no kill, no gap: {v:?}");
+    assert_eq!(v.check_ins, v.expected_check_ins, "{v:?}");
+    assert!(v.expected_check_ins > 0, "{v:?}");
+    assert_eq!(v.duplicate_deductions, 0, "{v:?}");
+    assert_eq!(v.lost_notices, 0, "{v:?}");
     assert!(out.status.success());
     v
 }
@@ -209,11 +196,10 @@ fn finish_day(child: Child, keep: &Path) -> Value {
 /// The school's ledger in `data` and its first admin, as a new install makes them.
 fn new_install(data: &Path) {
     use std::io::Write;
-    let mut admin = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+    let mut admin = rollcall_testkit::rollcall!()
         .args(["admin", "create", "--data"])
         .arg(data)
         .args(["--username", "boss", "--role", "admin", "--password-stdin"])
-        .env_remove("DATABASE_URL")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -233,7 +219,7 @@ fn watch_health(addr: &str, window: Duration) -> Vec<String> {
     let mut seen = Vec::new();
     let mut answered = 0;
     while Instant::now() < end {
-        if let Some(h) = http_get(addr, "/healthz") {
+        if let Some(h) = http::get(addr, "/healthz", std::time::Duration::from_secs(3)) {
             answered += 1;
             if let Ok(v) = serde_json::from_str::<Value>(&h) {
                 for r in v["degraded"].as_array().into_iter().flatten() {
@@ -271,7 +257,7 @@ fn postgres_stopped_for_30s_mid_day_serve_degrades_then_loses_nothing() {
         "/healthz said the ledger was degraded: {reasons:?}"
     );
     let v = finish_day(child, &keep);
-    eprintln!("{v}");
+    eprintln!("{v:?}");
 }
 
 #[test]
@@ -320,7 +306,7 @@ fn sqlite_disk_full_mid_day_serve_degrades_then_loses_nothing() {
         "/healthz said the data directory or the ledger was degraded: {reasons:?}"
     );
     let v = finish_day(child, &keep);
-    eprintln!("{v}");
+    eprintln!("{v:?}");
 }
 
 /// The gallery on a Qdrant server node of the test's own (../shared/tools/qdrant), killed
@@ -330,7 +316,7 @@ fn sqlite_disk_full_mid_day_serve_degrades_then_loses_nothing() {
 #[test]
 fn qdrant_server_killed_for_30s_mid_day_serve_degrades_then_loses_nothing() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = rollcall_testkit::workspace_root();
     let mut qdrant = rollcall_gallery::server::LocalQdrant::start(
         &rollcall_gallery::server::default_binary(&root),
     )
@@ -352,15 +338,15 @@ fn qdrant_server_killed_for_30s_mid_day_serve_degrades_then_loses_nothing() {
         "/healthz said the gallery was degraded: {reasons:?}"
     );
     let v = finish_day(child, &keep);
-    assert_eq!(v["gallery"], "qdrant-server", "{v}");
-    assert_eq!(v["gallery_ok"], true, "{v}");
+    assert_eq!(v.gallery, "qdrant-server", "{v:?}");
+    assert!(v.gallery_ok, "{v:?}");
     // the outage covered walk-throughs: they were held, not missed
     let log = std::fs::read_to_string(keep.join("serve.log")).unwrap_or_default();
     assert!(
         log.contains("holding frames"),
         "serve held frames during the outage:\n{log}"
     );
-    eprintln!("{v}");
+    eprintln!("{v:?}");
 }
 
 /// `POST path` with a bearer token and a photo: (status, body); `None` when serve did not
@@ -386,7 +372,7 @@ fn http_post_photo(addr: &str, path: &str, token: &str, photo: &[u8]) -> Option<
 /// (`keep/api-token`): (status, body), or `None` when serve did not answer.
 fn enroll_a_photo(keep: &Path, addr: &str) -> Option<(u16, String)> {
     let token = std::fs::read_to_string(keep.join("api-token")).unwrap();
-    let photo = std::fs::read(compact::fixtures().join("faces/obama/3.jpg")).unwrap();
+    let photo = std::fs::read(rollcall_testkit::fixture("faces/obama/3.jpg")).unwrap();
     http_post_photo(addr, "/api/v1/students/obama/photos", token.trim(), &photo)
 }
 
@@ -402,26 +388,23 @@ fn enroll_a_photo(keep: &Path, addr: &str) -> Option<(u16, String)> {
 #[test]
 fn qdrant_cluster_node_killed_under_two_serves_on_postgres_loses_nothing() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = rollcall_testkit::workspace_root();
     let mut cluster = rollcall_gallery::server::LocalCluster::start(
         &rollcall_gallery::server::default_binary(&root),
         3,
     )
     .unwrap_or_else(|e| panic!("this test needs the Qdrant server binary: {e}"));
-    let pg = std::env::var("ROLLCALL_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let pg = rollcall_testkit::pg::admin_url();
     let tmp = tempfile::tempdir().unwrap();
     let keep = tmp.path().join("run");
     std::fs::create_dir_all(&keep).unwrap();
     let scenario = compact::compact_two_doors_scenario(tmp.path());
-    let child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+    let child = rollcall_testkit::rollcall!()
         .args(["bench", "crash", &scenario.display().to_string()])
         .args(["--cycles", "0", "--serves", "2", "--database-url", &pg])
         .args(["--qdrant-url", &cluster.urls_from(0), "--keep"])
         .arg(&keep)
         .arg("--json")
-        .env_remove("DATABASE_URL")
-        .env_remove("QDRANT_URL")
         .env("QDRANT_SHARDS", "3")
         .env("QDRANT_REPLICATION_FACTOR", "2")
         .env("QDRANT_WRITE_CONSISTENCY_FACTOR", "1")
@@ -447,7 +430,7 @@ fn qdrant_cluster_node_killed_under_two_serves_on_postgres_loses_nothing() {
             if let Ok(text) = std::fs::read_to_string(keep.join(config)) {
                 let v: toml::Value = toml::from_str(&text).unwrap();
                 let addr = v["listen"].as_str().unwrap().to_string();
-                if let Some(h) = http_get(&addr, "/healthz") {
+                if let Some(h) = http::get(&addr, "/healthz", std::time::Duration::from_secs(3)) {
                     if h.contains(&format!(r#""{camera}":"online""#)) {
                         break addr;
                     }
@@ -475,7 +458,7 @@ fn qdrant_cluster_node_killed_under_two_serves_on_postgres_loses_nothing() {
     let mut answered = [0u32; 2];
     while Instant::now() < end {
         for (i, addr) in addrs.iter().enumerate() {
-            if let Some(h) = http_get(addr, "/healthz") {
+            if let Some(h) = http::get(addr, "/healthz", std::time::Duration::from_secs(3)) {
                 answered[i] += 1;
                 let v: Value = serde_json::from_str(&h).unwrap_or(Value::Null);
                 let degraded = v["degraded"].as_array().cloned().unwrap_or_default();
@@ -496,11 +479,11 @@ fn qdrant_cluster_node_killed_under_two_serves_on_postgres_loses_nothing() {
         .wait_peers(Duration::from_secs(60))
         .expect("node 0 rejoins the cluster");
     let v = finish_day(child.take().unwrap(), &keep);
-    assert_eq!(v["serves"], 2, "{v}");
-    assert_eq!(v["gallery"], "qdrant-server", "{v}");
-    assert_eq!(v["gallery_ok"], true, "index = sealed templates: {v}");
-    assert_eq!(v["stranger_check_ins"], 0, "{v}");
-    eprintln!("enrollment during the outage: {status}; {v}");
+    assert_eq!(v.serves, 2, "{v:?}");
+    assert_eq!(v.gallery, "qdrant-server", "{v:?}");
+    assert!(v.gallery_ok, "index = sealed templates: {v:?}");
+    assert_eq!(v.stranger_check_ins, 0, "{v:?}");
+    eprintln!("enrollment during the outage: {status}; {v:?}");
 }
 
 /// A camera that stalls, then floods: a tiny MJPEG server of the test's own serves one photo at
@@ -511,10 +494,7 @@ fn qdrant_cluster_node_killed_under_two_serves_on_postgres_loses_nothing() {
 fn a_camera_that_stalls_then_floods_is_reported_and_kept_bounded() {
     use std::io::Write;
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
-    let fixtures = std::env::var_os("ROLLCALL_FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"));
-    let jpeg = std::fs::read(fixtures.join("faces/obama/2.jpg")).unwrap();
+    let jpeg = std::fs::read(rollcall_testkit::fixture("faces/obama/2.jpg")).unwrap();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let cam_addr = listener.local_addr().unwrap();
     let phase = std::sync::Arc::new(std::sync::atomic::AtomicU8::new(0)); // 0 normal, 1 stall, 2 flood, 3 end
@@ -575,10 +555,8 @@ fn a_camera_that_stalls_then_floods_is_reported_and_kept_bounded() {
     )
     .unwrap();
     new_install(&tmp.path().join("data"));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+    let mut child = rollcall_testkit::rollcall!()
         .args(["serve", "--config", &cfg.display().to_string()])
-        .env_remove("DATABASE_URL")
-        .env_remove("QDRANT_URL")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -592,18 +570,11 @@ fn a_camera_that_stalls_then_floods_is_reported_and_kept_bounded() {
         }
     }
     let _kill = Kill(child.id());
-    let rss = |pid: u32| -> u64 {
-        std::fs::read_to_string(format!("/proc/{pid}/status"))
-            .unwrap_or_default()
-            .lines()
-            .find(|l| l.starts_with("VmRSS:"))
-            .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-            .unwrap_or(0)
-    };
+    let rss = |pid: u32| -> u64 { rollcall_testkit::stats::rss_kib(pid).unwrap_or(0) };
     let state = |want: &str, within: Duration| -> Value {
         let end = Instant::now() + within;
         loop {
-            if let Some(h) = http_get(&addr, "/healthz") {
+            if let Some(h) = http::get(&addr, "/healthz", std::time::Duration::from_secs(3)) {
                 let v: Value = serde_json::from_str(&h).unwrap();
                 if v["cameras"]["door"] == want {
                     return v;
@@ -626,7 +597,7 @@ fn a_camera_that_stalls_then_floods_is_reported_and_kept_bounded() {
     let mut worst_queue = 0;
     let end = Instant::now() + Duration::from_secs(8);
     while Instant::now() < end {
-        if let Some(h) = http_get(&addr, "/healthz") {
+        if let Some(h) = http::get(&addr, "/healthz", std::time::Duration::from_secs(3)) {
             let v: Value = serde_json::from_str(&h).unwrap();
             worst_queue = worst_queue.max(v["queued_frames"].as_u64().unwrap_or(0));
         }
@@ -635,7 +606,7 @@ fn a_camera_that_stalls_then_floods_is_reported_and_kept_bounded() {
     let rss_after = rss(child.id());
     let sent = flooded.load(std::sync::atomic::Ordering::SeqCst);
     phase.store(3, std::sync::atomic::Ordering::SeqCst);
-    let metrics = http_get(&addr, "/metrics").unwrap();
+    let metrics = http::get(&addr, "/metrics", std::time::Duration::from_secs(3)).unwrap();
     let counter = |name: &str| -> u64 {
         metrics
             .lines()
@@ -691,10 +662,8 @@ fn serve_whose_log_disk_is_full_stays_up_and_stops_cleanly() {
         .write(true)
         .open("/dev/full")
         .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+    let mut child = rollcall_testkit::rollcall!()
         .args(["serve", "--config", &cfg.display().to_string()])
-        .env_remove("DATABASE_URL")
-        .env_remove("QDRANT_URL")
         .env("ROLLCALL_LOG", "info")
         .stdout(Stdio::null())
         .stderr(full)
@@ -707,7 +676,7 @@ fn serve_whose_log_disk_is_full_stays_up_and_stops_cleanly() {
         if let Some(st) = child.try_wait().unwrap() {
             panic!("serve exited with {st} while its stderr could not be written");
         }
-        if http_get(&addr, "/healthz").is_some() {
+        if http::get(&addr, "/healthz", std::time::Duration::from_secs(3)).is_some() {
             answered += 1;
         }
         std::thread::sleep(Duration::from_millis(250));

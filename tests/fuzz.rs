@@ -7,8 +7,9 @@
 //! - `scenario`: camera-sim scenario TOML (`Scenario::from_toml`): never a panic.
 //! - `csv`: the ledger's CSV importers, each kind, on a SQLite school: never a panic; an import
 //!   is all or nothing (a refused file leaves the counts as they were).
-//! - `webhook`: the reference webhook receiver's request reader and signature check on raw
-//!   bytes over a socket: never a panic or a hang, and no mutated request verifies.
+//! - `webhook`: the reference webhook receiver's request reader (`services/cli/src/receiver/
+//!   wire.rs`, compiled here through `rollcall_testkit::net`) and signature check on raw bytes
+//!   over a socket: never a panic or a hang, and no mutated request verifies.
 //!
 //! The API's JSON bodies are fuzzed in `services/api/tests/api.rs`
 //! (`api_json_bodies_fuzzed_never_fail_the_server`), serve's config file in
@@ -132,7 +133,7 @@ fn fuzz_webhook() {
             let _ = client.shutdown().await;
             let parsed = tokio::time::timeout(
                 Duration::from_secs(5),
-                rollcall_notify::receiver::read_request(&mut server),
+                rollcall_testkit::net::read_request(&mut server),
             )
             .await
             .map_err(|_| "the receiver hung on this request".to_string())?;

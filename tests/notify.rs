@@ -2,26 +2,20 @@
 //! writes an arrival notice, one dispatcher tick to the log channel, status, dead letters with a
 //! clear error, requeue, and bad input refused.
 
+use rollcall_testkit::bin::RunExt;
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
 
 fn rollcall(data: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+    rollcall_testkit::rollcall!()
         .args(args)
         .arg("--data")
         .arg(data)
-        .env_remove("DATABASE_URL")
         .env_remove("ROLLCALL_SCHOOL")
         .env_remove("ROLLCALL_WEBHOOK_URL")
         .env_remove("ROLLCALL_SMTP_HOST")
-        .output()
-        .expect("run rollcall");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .run()
+        .into()
 }
 
 fn json(data: &Path, args: &[&str]) -> Value {

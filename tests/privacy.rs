@@ -3,37 +3,19 @@
 //! key rotation, retention, withdrawal (erasure at once) and the QR check-in that keeps
 //! working afterwards. Keys never appear in any output.
 
+use rollcall_testkit::bin::{Run, RunExt};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use std::path::Path;
 
 fn face(rel: &str) -> String {
-    let dir = std::env::var_os("ROLLCALL_FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/fixtures"));
-    assert!(
-        dir.join("faces").is_dir(),
-        "fixtures not found at {}",
-        dir.display()
-    );
-    dir.join("faces").join(rel).display().to_string()
-}
-
-struct Run {
-    ok: bool,
-    out: String,
-    err: String,
+    rollcall_testkit::fixture(&format!("faces/{rel}"))
+        .display()
+        .to_string()
 }
 
 fn rollcall(keys: Option<(&str, Option<&str>)>, args: &[&str]) -> Run {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_rollcall"));
+    let mut c = rollcall_testkit::rollcall!();
     c.args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("QDRANT_URL")
         .env_remove("ROLLCALL_TEMPLATE_KEYS")
         .env_remove("ROLLCALL_TEMPLATE_KEY_ID");
     if let Some((k, cur)) = keys {
@@ -42,12 +24,7 @@ fn rollcall(keys: Option<(&str, Option<&str>)>, args: &[&str]) -> Run {
             c.env("ROLLCALL_TEMPLATE_KEY_ID", cur);
         }
     }
-    let o = c.output().expect("run rollcall");
-    Run {
-        ok: o.status.success(),
-        out: String::from_utf8_lossy(&o.stdout).into_owned(),
-        err: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
+    c.run()
 }
 
 fn json(r: &Run, what: &str) -> Value {

@@ -2,39 +2,15 @@
 //! scenario file written in the test, scored against camera-sim's ground truth; and the video
 //! output read back through the real capture path (OpenCV).
 
+use rollcall_testkit::bin::RunExt;
+use rollcall_testkit::scenario::ScenarioSummary;
+use rollcall_testkit::{fixtures_dir as fixtures, workspace_root as root};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn fixtures() -> PathBuf {
-    let dir = std::env::var_os("ROLLCALL_FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/fixtures"));
-    assert!(
-        dir.join("faces").is_dir(),
-        "fixtures not found at {}",
-        dir.display()
-    );
-    dir.canonicalize().unwrap()
-}
 
 fn rollcall(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_rollcall"))
-        .args(args)
-        .env_remove("DATABASE_URL")
-        .env_remove("QDRANT_URL")
-        .output()
-        .expect("run rollcall");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    rollcall_testkit::rollcall!().args(args).run().into()
 }
 
 fn json_of(args: &[&str]) -> Value {
@@ -43,19 +19,24 @@ fn json_of(args: &[&str]) -> Value {
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
 }
 
-fn run_scenario(path: &Path) -> Value {
-    json_of(&["run-scenario", &path.display().to_string(), "--json"])
+fn run_scenario(path: &Path) -> ScenarioSummary {
+    rollcall_testkit::rollcall!()
+        .args(["run-scenario", &path.display().to_string(), "--json"])
+        .run()
+        .success("rollcall run-scenario")
+        .json()
 }
 
-fn pairs(v: &Value, a: &str, b: &str) -> BTreeSet<(String, String)> {
-    v.as_array()
-        .unwrap()
+/// `(a, b)` of each item (`-` for none).
+fn pairs<T>(
+    items: &[T],
+    f: impl Fn(&T) -> (Option<&str>, Option<&str>),
+) -> BTreeSet<(String, String)> {
+    items
         .iter()
         .map(|x| {
-            (
-                x[a].as_str().unwrap_or("-").to_string(),
-                x[b].as_str().unwrap_or("-").to_string(),
-            )
+            let (a, b) = f(x);
+            (a.unwrap_or("-").to_string(), b.unwrap_or("-").to_string())
         })
         .collect()
 }
@@ -67,16 +48,16 @@ fn set(items: &[(&str, &str)]) -> BTreeSet<(String, String)> {
         .collect()
 }
 
-fn assert_perfect(s: &Value) {
-    let sc = &s["score"];
-    assert_eq!(sc["check_in_precision"], 1.0, "{sc}");
-    assert_eq!(sc["check_in_recall"], 1.0, "{sc}");
-    assert_eq!(sc["false_check_ins"], 0, "{sc}");
-    assert_eq!(sc["stranger_check_ins"], 0, "{sc}");
-    assert_eq!(sc["duplicate_deductions"], 0, "{sc}");
-    assert_eq!(sc["missed_students"].as_array().unwrap().len(), 0, "{sc}");
-    assert_eq!(sc["correct_absences"], sc["expected_absences"], "{sc}");
-    assert!(s["frames"].as_u64().unwrap() > 0);
+fn assert_perfect(s: &ScenarioSummary) {
+    let sc = &s.score;
+    assert_eq!(sc.check_in_precision, 1.0, "{sc:?}");
+    assert_eq!(sc.check_in_recall, 1.0, "{sc:?}");
+    assert_eq!(sc.false_check_ins, 0, "{sc:?}");
+    assert_eq!(sc.stranger_check_ins, 0, "{sc:?}");
+    assert_eq!(sc.duplicate_deductions, 0, "{sc:?}");
+    assert_eq!(sc.missed_students.len(), 0, "{sc:?}");
+    assert_eq!(sc.correct_absences, sc.expected_absences, "{sc:?}");
+    assert!(s.frames > 0);
 }
 
 #[test]
@@ -84,15 +65,14 @@ fn afternoon_checks_in_five_marks_one_absent_and_never_a_stranger() {
     let s = run_scenario(&root().join("camera-sim/scenarios/afternoon.toml"));
     assert_perfect(&s);
     let lesson = "math-a-0303";
-    let recorded: BTreeSet<(String, String)> = s["check_ins"]
-        .as_array()
-        .unwrap()
+    let recorded: BTreeSet<(String, String)> = s
+        .check_ins
         .iter()
-        .filter(|c| c["ledger"] == "recorded")
+        .filter(|c| c.ledger == "recorded")
         .map(|c| {
             (
-                c["student"].as_str().unwrap().to_string(),
-                c["lesson"].as_str().unwrap().to_string(),
+                c.student.clone(),
+                c.lesson.clone().expect("a recorded check-in has a lesson"),
             )
         })
         .collect();
@@ -105,23 +85,26 @@ fn afternoon_checks_in_five_marks_one_absent_and_never_a_stranger() {
             ("obama", lesson),
             ("rose_leslie", lesson),
         ]),
-        "{}",
-        s["check_ins"]
+        "{:?}",
+        s.check_ins
     );
     // Rose is late; everyone else on time.
-    for c in s["check_ins"].as_array().unwrap() {
-        if c["ledger"] == "recorded" {
-            let want = if c["student"] == "rose_leslie" {
+    for c in &s.check_ins {
+        if c.ledger == "recorded" {
+            let want = if c.student == "rose_leslie" {
                 "late"
             } else {
                 "present"
             };
-            assert_eq!(c["status"], want, "{c}");
+            assert_eq!(c.status.as_deref(), Some(want), "{c:?}");
         }
     }
     // one deduction per student who came, nothing for Kit's second pass
     assert_eq!(
-        pairs(&s["deductions"], "student", "lesson"),
+        pairs(&s.deductions, |d| (
+            Some(d.student.as_str()),
+            d.lesson.as_deref()
+        )),
         set(&[
             ("alex_lacamoire", lesson),
             ("biden", lesson),
@@ -131,17 +114,22 @@ fn afternoon_checks_in_five_marks_one_absent_and_never_a_stranger() {
             ("rose_leslie", lesson),
         ])
     );
-    assert_eq!(s["deductions"].as_array().unwrap().len(), 6);
+    assert_eq!(s.deductions.len(), 6);
     assert_eq!(
-        pairs(&s["absences"], "student", "status"),
+        pairs(&s.absences, |a| (
+            Some(a.student.as_str()),
+            Some(a.status.as_str())
+        )),
         set(&[("lin_manuel_miranda", "absent")])
     );
-    assert_eq!(s["alerts"].as_array().unwrap().len(), 0, "{}", s["alerts"]);
+    assert_eq!(s.alerts.len(), 0, "{:?}", s.alerts);
     // The strangers were seen and never checked in.
-    assert_eq!(s["score"]["strangers_in_scenario"], 2);
+    assert_eq!(s.score.strangers_in_scenario, 2);
     // Parents were told: an arrival notice for each student who came, a "not arrived" notice
     // for Miranda (and for Rose at start + grace, before she turned up late); nothing twice.
-    let notes = pairs(&s["notifications"], "kind", "student");
+    let notes = pairs(&s.notifications, |n| {
+        (Some(n.kind.as_str()), n.student.as_deref())
+    });
     for st in [
         "obama",
         "biden",
@@ -157,10 +145,11 @@ fn afternoon_checks_in_five_marks_one_absent_and_never_a_stranger() {
     );
     assert!(!notes.contains(&("arrival".into(), "lin_manuel_miranda".into())));
     assert_eq!(
-        s["notification_summary"]["delivered"], s["notification_summary"]["distinct_keys"],
-        "{}",
-        s["notification_summary"]
+        s.notification_summary.delivered, s.notification_summary.distinct_keys,
+        "{:?}",
+        s.notification_summary
     );
+    assert!(s.notification_summary.delivered > 0);
 }
 
 /// The afternoon with the gallery on a Qdrant server (`QDRANT_URL`): the run makes a
@@ -177,7 +166,7 @@ fn afternoon_is_perfect_with_the_gallery_on_a_qdrant_server() {
         .unwrap()
         .as_nanos();
     let prefix = format!("scenario_test_{}_{nanos}", std::process::id());
-    let out = Command::new(env!("CARGO_BIN_EXE_rollcall"))
+    let out = rollcall_testkit::rollcall!()
         .args([
             "run-scenario",
             &root()
@@ -186,21 +175,19 @@ fn afternoon_is_perfect_with_the_gallery_on_a_qdrant_server() {
                 .to_string(),
             "--json",
         ])
-        .env_remove("DATABASE_URL")
         .env("QDRANT_URL", server.url())
         .env("QDRANT_COLLECTION", &prefix)
         .output()
         .expect("run rollcall");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    let s: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let s: ScenarioSummary = serde_json::from_slice(&out.stdout).unwrap();
     assert_perfect(&s);
-    let recorded: BTreeSet<String> = s["check_ins"]
-        .as_array()
-        .unwrap()
+    let recorded: BTreeSet<String> = s
+        .check_ins
         .iter()
-        .filter(|c| c["ledger"] == "recorded")
-        .map(|c| c["student"].as_str().unwrap().to_string())
+        .filter(|c| c.ledger == "recorded")
+        .map(|c| c.student.clone())
         .collect();
     assert_eq!(
         recorded,
@@ -223,12 +210,7 @@ fn afternoon_is_perfect_with_the_gallery_on_a_qdrant_server() {
         .unwrap_or_else(|| panic!("no remote gallery announced: {err}"))
         .to_string();
     assert!(name.starts_with(&format!("{prefix}_")), "{name}");
-    let templates: u64 = s["enrolled"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["templates"].as_u64().unwrap())
-        .sum();
+    let templates: u64 = s.enrolled.iter().map(|e| e.templates).sum();
     assert!(templates > 0);
     assert!(
         err.contains(&format!(
@@ -250,33 +232,22 @@ fn afternoon_is_perfect_with_the_gallery_on_a_qdrant_server() {
 fn three_weeks_raise_one_absence_streak_and_one_low_balance_alert() {
     let s = run_scenario(&root().join("camera-sim/scenarios/three_weeks.toml"));
     assert_perfect(&s);
-    assert_eq!(s["score"]["expected_check_ins"], 9, "{}", s["score"]);
-    assert_eq!(s["score"]["correct_check_ins"], 9);
-    assert_eq!(
-        s["absences"].as_array().unwrap().len(),
-        3,
-        "{}",
-        s["absences"]
-    );
-    let kinds: Vec<&str> = s["alerts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["kind"].as_str().unwrap())
-        .collect();
+    assert_eq!(s.score.expected_check_ins, 9, "{:?}", s.score);
+    assert_eq!(s.score.correct_check_ins, 9);
+    assert_eq!(s.absences.len(), 3, "{:?}", s.absences);
+    let kinds: Vec<&str> = s.alerts.iter().map(|a| a.kind.as_str()).collect();
     let mut sorted = kinds.clone();
     sorted.sort();
-    assert_eq!(sorted, ["absence_streak", "low_balance"], "{}", s["alerts"]);
+    assert_eq!(sorted, ["absence_streak", "low_balance"], "{:?}", s.alerts);
     // the alerts reached the guardians (and the streak the front desk too), once each
-    let notes: Vec<(String, String, String)> = s["notifications"]
-        .as_array()
-        .unwrap()
+    let notes: Vec<(String, String, String)> = s
+        .notifications
         .iter()
         .map(|n| {
             (
-                n["kind"].as_str().unwrap().to_string(),
-                n["student"].as_str().unwrap_or("-").to_string(),
-                n["to"].as_str().unwrap().to_string(),
+                n.kind.clone(),
+                n.student.clone().unwrap_or_else(|| "-".into()),
+                n.to.clone(),
             )
         })
         .collect();
@@ -288,8 +259,8 @@ fn three_weeks_raise_one_absence_streak_and_one_low_balance_alert() {
         .any(|n| n.0 == "absence_streak" && n.2 == "front-desk@maple.example"));
     assert_eq!(count("absence", "rose_leslie"), 6, "{notes:?}"); // 3 lessons x 2 channels
     assert_eq!(
-        s["notification_summary"]["delivered"],
-        s["notification_summary"]["distinct_keys"]
+        s.notification_summary.delivered,
+        s.notification_summary.distinct_keys
     );
 }
 
@@ -401,22 +372,27 @@ fn a_new_scenario_file_runs_without_code_changes() {
     let s = run_scenario(&path);
     assert_perfect(&s);
     assert_eq!(
-        pairs(&s["check_ins"], "student", "lesson"),
+        pairs(&s.check_ins, |c| (
+            Some(c.student.as_str()),
+            c.lesson.as_deref()
+        )),
         set(&[("kit", "art-1")])
     );
     assert_eq!(
-        pairs(&s["absences"], "student", "status"),
+        pairs(&s.absences, |a| (
+            Some(a.student.as_str()),
+            Some(a.status.as_str())
+        )),
         set(&[("rose", "absent")])
     );
     // Rose's absence costs half a lesson under the class's policy.
-    let rose: Vec<&Value> = s["deductions"]
-        .as_array()
-        .unwrap()
+    let rose: Vec<_> = s
+        .deductions
         .iter()
-        .filter(|d| d["student"] == "rose")
+        .filter(|d| d.student == "rose")
         .collect();
     assert_eq!(rose.len(), 1);
-    assert_eq!(rose[0]["lessons"], 0.5);
+    assert_eq!(rose[0].lessons, 0.5);
     // the readable report names the same things
     let (ok, out, err) = rollcall(&["run-scenario", &path.display().to_string()]);
     assert!(ok, "{err}");

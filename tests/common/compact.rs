@@ -1,22 +1,7 @@
 //! The compact school afternoon shared by the crash, fault and equivalence tests.
 
+use rollcall_testkit::{fixtures_dir as fixtures, workspace_root as root};
 use std::path::{Path, PathBuf};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-pub fn fixtures() -> PathBuf {
-    let dir = std::env::var_os("ROLLCALL_FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/fixtures"));
-    assert!(
-        dir.join("faces").is_dir(),
-        "fixtures not found at {}",
-        dir.display()
-    );
-    dir.canonicalize().unwrap()
-}
 
 /// Five students walk in within about a minute (one of them twice), one stays away, a
 /// stranger passes: a compact afternoon, so that 20 kills fall on walk-throughs, commits,

@@ -22,17 +22,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The repository root (the fuzz corpus is under `tests/fuzz/`).
-pub fn repo_root() -> PathBuf {
-    let mut d = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    while !d.join("tests/fuzz/corpus").is_dir() {
-        assert!(
-            d.pop(),
-            "tests/fuzz/corpus not found above {}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-    }
-    d
-}
+pub use rollcall_testkit::workspace_root as repo_root;
 
 /// Cases for a target whose suite default is `default`.
 pub fn cases(default: u32) -> u32 {

@@ -2,23 +2,9 @@
 //! fixture photos (approximate boxes and landmarks measured by hand on a pixel grid).
 #![allow(dead_code)]
 
-use std::path::PathBuf;
-
 use rollcall_camera_sim::{plan, PhotoLibrary, Renderer, Scenario};
 
-/// `ROLLCALL_FIXTURES_DIR`, else `<crate>/../../shared/fixtures`.
-pub fn fixtures_dir() -> PathBuf {
-    let dir = match std::env::var_os("ROLLCALL_FIXTURES_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures"),
-    };
-    assert!(
-        dir.join("faces").is_dir(),
-        "fixtures not found at {} (set ROLLCALL_FIXTURES_DIR)",
-        dir.display()
-    );
-    dir
-}
+pub use rollcall_testkit::fixtures_dir;
 
 /// Hand annotations: `{ path = ..., box = ..., landmarks = ... }` for fixture photos.
 pub const OBAMA_1: &str = r#"{ path = "faces/obama/1.jpg", box = [375, 135, 610, 395], landmarks = [[440, 212], [545, 210], [490, 275], [443, 328], [540, 325]] }"#;

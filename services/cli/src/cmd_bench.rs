@@ -256,7 +256,7 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
             ..
         } => {
             let f = tokio::task::spawn_blocking(move || {
-                rollcall_gallery::bench::serving_footprint(
+                crate::bench::gallery::serving_footprint(
                     &gallery,
                     dim.unwrap_or(128),
                     queries,
@@ -280,7 +280,7 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
             qdrant_api_key,
             json: _,
         } => {
-            let mut cfg = rollcall_gallery::bench::BenchConfig {
+            let mut cfg = crate::bench::gallery::BenchConfig {
                 sizes,
                 queries,
                 dir,
@@ -293,7 +293,7 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
             }
             let embedded_cfg = cfg.clone();
             let r = tokio::task::spawn_blocking(move || {
-                rollcall_gallery::bench::bench_gallery(&embedded_cfg)
+                crate::bench::gallery::bench_gallery(&embedded_cfg)
             })
             .await??;
             // the server, when asked for: the same sizes, templates and probes
@@ -305,12 +305,12 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
                 None => None,
             };
             let target = match (&local, qdrant_url) {
-                (Some(l), _) => Some(rollcall_gallery::bench::RemoteTarget {
+                (Some(l), _) => Some(crate::bench::gallery::RemoteTarget {
                     url: l.url(),
                     api_key: None,
                     pid: Some(l.pid()),
                 }),
-                (None, Some(url)) => Some(rollcall_gallery::bench::RemoteTarget {
+                (None, Some(url)) => Some(crate::bench::gallery::RemoteTarget {
                     url,
                     api_key: qdrant_api_key,
                     pid: qdrant_pid,
@@ -318,7 +318,7 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
                 (None, None) => None,
             };
             let server = match &target {
-                Some(t) => Some(rollcall_gallery::bench::bench_remote(&cfg, t).await?),
+                Some(t) => Some(crate::bench::gallery::bench_remote(&cfg, t).await?),
                 None => None,
             };
             drop(local);

@@ -386,14 +386,14 @@ pub async fn bench_on(
     };
     let report = match mode {
         LedgerBench::Each { concurrency } => {
-            rollcall_ledger::bench_checkins_with(&store, n, concurrency, notify).await
+            crate::bench::ledger::bench_checkins_with(&store, n, concurrency, notify).await
         }
         LedgerBench::Grouped {
             concurrency,
             max_batch,
             writers,
         } => {
-            rollcall_ledger::bench_checkins_grouped(
+            crate::bench::ledger::bench_checkins_grouped(
                 &store,
                 n,
                 concurrency,
@@ -408,7 +408,8 @@ pub async fn bench_on(
             max_batch,
             writers,
         } => {
-            rollcall_ledger::bench_checkins_paced(&store, n, rate, max_batch, writers, notify).await
+            crate::bench::ledger::bench_checkins_paced(&store, n, rate, max_batch, writers, notify)
+                .await
         }
     };
     store.close().await;

@@ -163,7 +163,7 @@ pub async fn run(cmd: NotifyCmd) -> anyhow::Result<()> {
         } => {
             let secret = std::env::var("ROLLCALL_WEBHOOK_SECRET")
                 .context("ROLLCALL_WEBHOOK_SECRET must hold the webhook secret")?;
-            let r = rollcall_notify::receiver::Receiver::start_journaled(
+            let r = crate::receiver::Receiver::start_journaled(
                 secret.as_bytes(),
                 tolerance_s,
                 &listen,
@@ -242,7 +242,7 @@ pub async fn run(cmd: NotifyCmd) -> anyhow::Result<()> {
                 .create_school("bench", "Bench", 0, &Default::default())
                 .await?;
             let r =
-                rollcall_notify::bench::bench_dispatch(&s, backlog, paced, rate, batch, poll_ms)
+                crate::bench::notify::bench_dispatch(&s, backlog, paced, rate, batch, poll_ms)
                     .await;
             store.close().await;
             let _ = std::fs::remove_dir_all(&dir);

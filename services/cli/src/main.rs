@@ -2,6 +2,7 @@
 //! the demo. Wire formats (JSON output, CLI flags) live here and in the API crate only.
 
 mod bench_host;
+mod bench;
 mod cmd_admin;
 mod cmd_bench;
 mod cmd_bench_crash;
@@ -20,6 +21,7 @@ mod cmd_watch;
 mod deploy_check;
 #[cfg(test)]
 mod fuzz_config;
+mod receiver;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;

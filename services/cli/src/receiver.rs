@@ -1,22 +1,24 @@
 //! A reference webhook receiver: verifies `X-Rollcall-Signature` (over the timestamp, the
 //! `Idempotency-Key` and the body), keeps one notice per
 //! `Idempotency-Key` and answers 200 (401 on a bad signature, 400 on a malformed request). It is
-//! what a gateway must do, and what the benchmark delivers to.
+//! what a gateway must do, what `rollcall notify receiver` runs and what `rollcall notify bench`
+//! delivers to.
 
-use crate::webhook::verify;
 use chrono::{DateTime, Utc};
+use rollcall_notify::verify;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+mod wire;
+pub use wire::{read_request, respond};
 
 /// One received notice.
 #[derive(Debug, Clone)]
 pub struct Received {
-    pub key: String,
     pub body: Value,
     pub received_at: DateTime<Utc>,
     /// Times this key was delivered (1 = never re-delivered).
@@ -41,55 +43,6 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         self.task.abort();
     }
-}
-
-/// A parsed HTTP/1.1 request: header map (lower-case names) and body.
-pub async fn read_request(
-    s: &mut TcpStream,
-) -> std::io::Result<Option<(HashMap<String, String>, Vec<u8>)>> {
-    let mut buf = Vec::with_capacity(2048);
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i;
-        }
-        if buf.len() > 64 * 1024 {
-            return Ok(None);
-        }
-        let n = s.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
-    let mut headers = HashMap::new();
-    for line in head.lines().skip(1) {
-        if let Some((k, v)) = line.split_once(':') {
-            headers.insert(k.trim().to_ascii_lowercase(), v.trim().to_string());
-        }
-    }
-    let len: usize = match headers.get("content-length").map(|v| v.parse()) {
-        Some(Ok(n)) if n <= 1 << 20 => n,
-        _ => return Ok(None),
-    };
-    let mut body = buf[head_end + 4..].to_vec();
-    while body.len() < len {
-        let n = s.read(&mut chunk).await?;
-        if n == 0 {
-            return Ok(None);
-        }
-        body.extend_from_slice(&chunk[..n]);
-    }
-    body.truncate(len);
-    Ok(Some((headers, body)))
-}
-
-/// Writes a minimal response.
-pub async fn respond(s: &mut TcpStream, code: u16) -> std::io::Result<()> {
-    let msg = format!("HTTP/1.1 {code} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    s.write_all(msg.as_bytes()).await?;
-    s.shutdown().await
 }
 
 impl Receiver {
@@ -150,10 +103,9 @@ impl Receiver {
                         } else if ok {
                             g.raw += 1;
                             g.by_key
-                                .entry(key.clone())
+                                .entry(key)
                                 .and_modify(|r| r.deliveries += 1)
                                 .or_insert_with(|| Received {
-                                    key,
                                     body: serde_json::from_slice(&body).unwrap_or(Value::Null),
                                     received_at: now,
                                     deliveries: 1,
@@ -195,7 +147,9 @@ impl Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::webhook::sign;
+    use rollcall_notify::sign;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
 
     const SECRET: &[u8] = b"0123456789abcdef-secret";
 

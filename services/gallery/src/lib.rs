@@ -5,20 +5,18 @@
 //! * [`RemoteGallery`]: a Qdrant server or cluster over gRPC (`qdrant-client`), for chains of
 //!   campuses sharing one collection (tenant-partitioned).
 //!
-//! Both pass the same [`conformance`] suite. [`calibration`] turns the enrolled templates into
-//! a threshold report; [`bench`] measures both backends against exact brute force; [`server`]
-//! runs a local Qdrant server process (tests, the benchmark).
+//! Both pass the same conformance suite (in the dev-only `rollcall-testkit`). [`calibration`]
+//! turns the enrolled templates into a threshold report; [`server`] runs a local Qdrant server
+//! process (tests, `rollcall bench gallery`, which measures both backends against exact brute
+//! force).
 
-pub mod bench;
 pub mod calibration;
-pub mod conformance;
 pub mod embedded;
 mod payload;
 pub mod privacy;
 pub mod remote;
 pub mod server;
 pub mod students;
-pub mod synth;
 pub mod vault;
 
 pub use embedded::{EmbeddedConfig, EmbeddedGallery, HnswParams};

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use rollcall_gallery::conformance::{assert_all_passed, run_conformance, GalleryFactory};
 use rollcall_gallery::{EmbeddedConfig, EmbeddedGallery, Gallery, GalleryError};
+use rollcall_testkit::gallery::conformance::{assert_all_passed, run_conformance, GalleryFactory};
 
 struct Embedded {
     _tmp: tempfile::TempDir,
@@ -55,7 +55,7 @@ async fn embedded_backend_passes_conformance() {
 
 /// A deterministic unit vector per seed (the crate's synthetic-template generator).
 fn unit(dim: usize, seed: u64) -> Vec<f32> {
-    rollcall_gallery::synth::Synth::new(seed, dim, 0.0).centre()
+    rollcall_testkit::gallery::synth::Synth::new(seed, dim, 0.0).centre()
 }
 
 fn template(i: u128, student: &str, vector: Vec<f32>) -> rollcall_gallery::Template {

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use rollcall_gallery::conformance::{assert_all_passed, run_conformance, GalleryFactory};
 use rollcall_gallery::{Gallery, GalleryError, RemoteConfig, RemoteGallery};
+use rollcall_testkit::gallery::conformance::{assert_all_passed, run_conformance, GalleryFactory};
 
 struct Remote {
     cfg: RemoteConfig,

@@ -2,8 +2,6 @@
 //! and expiry; the consent gate; sealed template rows (opaque bytes, scoped to one school);
 //! last activity; the subject-access record; a withdrawn student keeps the manual/QR check-in.
 
-mod common;
-
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rollcall_domain::gallery::TemplateId;
 use rollcall_domain::ledger::*;
@@ -14,7 +12,7 @@ use rollcall_domain::privacy::{
 use rollcall_domain::{StudentId, TenantId};
 use rollcall_ledger::*;
 
-suite! {
+rollcall_testkit::two_backends! {
     consent_decisions_are_validated_and_gate_enrollment => SchoolPolicy::default(),
     sealed_rows_round_trip_and_stay_in_their_school => SchoolPolicy::default(),
     withdrawn_student_checks_in_manually_and_export_lists_everything => SchoolPolicy::default(),

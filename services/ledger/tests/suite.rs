@@ -1,6 +1,4 @@
-//! The ledger suite, run against SQLite and PostgreSQL (see `common::suite!`).
-
-mod common;
+//! The ledger suite, run against SQLite and PostgreSQL (see `rollcall_testkit::two_backends!`).
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use rand::seq::SliceRandom;
@@ -9,7 +7,7 @@ use rollcall_domain::ledger::*;
 use rollcall_ledger::*;
 use std::collections::BTreeSet;
 
-suite! {
+rollcall_testkit::two_backends! {
     concurrent_checkins_deduct_once => SchoolPolicy::default(),
     replay_once_vs_tripled_shuffled_is_identical => SchoolPolicy::default(),
     week_of_absences_one_alert_per_streak => SchoolPolicy::default(),
@@ -1275,18 +1273,19 @@ async fn batch_results_match_one_by_one_and_isolate_failures(s: &Store) {
 /// back and committed one by one: the others are deducted as usual.
 mod taken_deduction_key {
     use super::*;
+    use rollcall_testkit::ledger::Harness;
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn sqlite() {
-        check(&common::Harness::sqlite(SchoolPolicy::default()).await).await;
+        check(&Harness::sqlite(SchoolPolicy::default()).await).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn postgres() {
-        check(&common::Harness::postgres(SchoolPolicy::default()).await).await;
+        check(&Harness::postgres(SchoolPolicy::default()).await).await;
     }
 
-    async fn take(h: &common::Harness, key: &str) {
+    async fn take(h: &Harness, key: &str) {
         h.raw(&format!(
             "INSERT INTO ledger (school_id, student_id, kind, package_id, lesson_id, units, amount_cents, idempotency_key, at, actor, note) \
              VALUES ('acme', 's1', 'adjustment', NULL, NULL, 0, 0, '{key}', 0, 'test', NULL)"
@@ -1302,7 +1301,7 @@ mod taken_deduction_key {
         s.balance(student, at).await.unwrap().available_units
     }
 
-    async fn check(h: &common::Harness) {
+    async fn check(h: &Harness) {
         let s = &h.store;
         world(s, 2, 2).await;
         take(h, "deduct:s1:M0").await;

@@ -6,11 +6,9 @@
 //! recipient's language ([`templates`]), sends them through a [`Channel`] (webhook gateway for
 //! SMS/WeChat, SMTP, log) and records the outcome ([`Dispatcher`]).
 
-pub mod bench;
 pub mod channel;
 pub mod dispatcher;
 pub mod http;
-pub mod receiver;
 pub mod smtp;
 pub mod templates;
 pub mod webhook;

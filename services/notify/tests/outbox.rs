@@ -1,25 +1,23 @@
 //! Notifications end to end: outbox rows written with their cause, preferences and quiet hours,
 //! retries and dead letters, a flaky webhook receiver with the dispatcher killed 100 times,
-//! concurrent dispatchers, and e-mail to a local SMTP sink. SQLite always; PostgreSQL too when
-//! `ROLLCALL_TEST_DATABASE_URL` is set.
-
-mod common;
+//! concurrent dispatchers, and e-mail to a local SMTP sink. On SQLite and on PostgreSQL
+//! (`rollcall_testkit::two_backends!`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use common::Harness;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rollcall_domain::ledger::*;
 use rollcall_ledger::*;
 use rollcall_notify::*;
+use rollcall_testkit::ledger::Harness;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-suite! {
+rollcall_testkit::two_backends! {
     rows_are_written_with_their_cause_and_only_once,
     preferences_languages_and_quiet_hours,
     retries_then_dead_letter_visible_to_staff,
@@ -540,13 +538,13 @@ async fn flaky_receiver(seed: u64, healthy: bool) -> (String, Arc<Flaky>) {
         while let Ok((mut s, _)) = l.accept().await {
             let (st, rng) = (st2.clone(), rng.clone());
             tokio::spawn(async move {
-                let Ok(Some((h, body))) = receiver::read_request(&mut s).await else {
+                let Ok(Some((h, body))) = rollcall_testkit::net::read_request(&mut s).await else {
                     return;
                 };
                 let sig = h.get("x-rollcall-signature").cloned().unwrap_or_default();
                 let key = h.get("idempotency-key").cloned().unwrap_or_default();
                 if verify(SECRET, &sig, &key, &body, Utc::now().timestamp(), 300).is_err() {
-                    let _ = receiver::respond(&mut s, 401).await;
+                    let _ = rollcall_testkit::net::respond(&mut s, 401).await;
                     return;
                 }
                 let roll: f64 = if healthy {
@@ -556,7 +554,7 @@ async fn flaky_receiver(seed: u64, healthy: bool) -> (String, Arc<Flaky>) {
                 };
                 *st.requests.lock().unwrap() += 1;
                 if roll < 0.2 {
-                    let _ = receiver::respond(&mut s, 500).await;
+                    let _ = rollcall_testkit::net::respond(&mut s, 500).await;
                     return;
                 }
                 *st.deliveries.lock().unwrap().entry(key).or_default() += 1;
@@ -564,7 +562,7 @@ async fn flaky_receiver(seed: u64, healthy: bool) -> (String, Arc<Flaky>) {
                     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
                     return; // accepted, never answered
                 }
-                let _ = receiver::respond(&mut s, 200).await;
+                let _ = rollcall_testkit::net::respond(&mut s, 200).await;
             });
         }
     });

@@ -9,6 +9,7 @@ use rollcall_gallery::{EmbeddedConfig, EmbeddedGallery};
 use rollcall_runtime::enrollment::{
     self as enroll, identify, DuplicatePolicy, EnrollConfig, EnrollRequest,
 };
+use rollcall_testkit::fixtures_dir as fixtures;
 use rollcall_vision::decode::{decode_file, DecodeLimits};
 use rollcall_vision::{FacePipeline, PipelineConfig};
 use std::path::{Path, PathBuf};
@@ -79,21 +80,9 @@ impl Privacy {
     }
 }
 
-fn fixtures() -> PathBuf {
-    let dir = std::env::var_os("ROLLCALL_FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"));
-    assert!(
-        dir.join("faces").is_dir(),
-        "fixtures not found at {}",
-        dir.display()
-    );
-    dir
-}
-
 fn pipeline() -> FacePipeline {
     FacePipeline::open(&PipelineConfig {
-        models_dir: std::env::var_os("ROLLCALL_MODELS_DIR").map(PathBuf::from),
+        models_dir: Some(rollcall_testkit::models_dir()),
         ..Default::default()
     })
     .expect("open the default pipeline")

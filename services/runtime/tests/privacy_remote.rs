@@ -20,21 +20,10 @@ use rollcall_ledger::{NewGuardian, NewStudent, Store};
 use rollcall_runtime::enrollment::{
     self as enroll, identify, EnrollConfig, EnrollRequest, Safeguards,
 };
+use rollcall_testkit::fixtures_dir as fixtures;
 use rollcall_vision::decode::{decode_file, DecodeLimits};
 use rollcall_vision::{FacePipeline, PipelineConfig};
-use std::path::{Path, PathBuf};
-
-fn fixtures() -> PathBuf {
-    let dir = std::env::var_os("ROLLCALL_FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"));
-    assert!(
-        dir.join("faces").is_dir(),
-        "fixtures not found at {}",
-        dir.display()
-    );
-    dir
-}
+use std::path::PathBuf;
 
 /// Every point of the collection, read with a client of its own: (point id, student payload
 /// field, tenant payload field, vector).
@@ -54,10 +43,8 @@ struct World {
 
 impl World {
     async fn new(schools: &[&str]) -> World {
-        let server = rollcall_gallery::server::for_tests(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."),
-        )
-        .unwrap_or_else(|e| panic!("the remote privacy tests need a Qdrant server: {e}"));
+        let server = rollcall_gallery::server::for_tests(&rollcall_testkit::workspace_root())
+            .unwrap_or_else(|e| panic!("the remote privacy tests need a Qdrant server: {e}"));
         let mut cfg = RemoteConfig::new(server.url(), "", 128);
         cfg.api_key = server.api_key();
         Self::with(schools, cfg, Some(server), None).await
@@ -67,7 +54,7 @@ impl World {
     /// collection in 3 shards with 2 copies each, a write confirmed by 1 copy (the layout
     /// ARCHITECTURE.md's scale-out section chooses), the client given every node, node 0 first.
     async fn on_cluster(schools: &[&str]) -> World {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let root = rollcall_testkit::workspace_root();
         let cluster = LocalCluster::start(&rollcall_gallery::server::default_binary(&root), 3)
             .unwrap_or_else(|e| panic!("the cluster test needs the Qdrant server binary: {e}"));
         let mut cfg = RemoteConfig::new(cluster.urls_from(0), "", 128);
@@ -97,7 +84,7 @@ impl World {
         cfg.collection = format!("rollcall_privacy_{}", uuid::Uuid::new_v4().simple());
         let gallery = RemoteGallery::connect(cfg.clone()).await.unwrap();
         let p = FacePipeline::open(&PipelineConfig {
-            models_dir: std::env::var_os("ROLLCALL_MODELS_DIR").map(PathBuf::from),
+            models_dir: Some(rollcall_testkit::models_dir()),
             ..Default::default()
         })
         .expect("open the default pipeline");

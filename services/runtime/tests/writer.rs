@@ -6,7 +6,7 @@ use chrono::Utc;
 use rollcall_domain::ledger::{AlertKind, AttendanceSource, SchoolPolicy};
 use rollcall_ledger::{CheckIn, NewStudent, Store};
 use rollcall_runtime::{Committed, GroupPort, LedgerWriter, RetryPolicy};
-use sqlx::{Connection, Executor};
+use rollcall_testkit::pg::ScratchDb;
 
 async fn school(store: Store) -> Store {
     let store = store
@@ -24,21 +24,6 @@ async fn school(store: Store) -> Store {
             .unwrap();
     }
     store
-}
-
-async fn postgres_url() -> String {
-    sqlx::any::install_default_drivers();
-    let admin = std::env::var("ROLLCALL_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let db = format!("rt_{}", uuid::Uuid::new_v4().simple());
-    let mut c = sqlx::AnyConnection::connect(&admin)
-        .await
-        .expect("PostgreSQL for tests (ROLLCALL_TEST_DATABASE_URL)");
-    c.execute(format!("CREATE DATABASE {db}").as_str())
-        .await
-        .expect("create database");
-    let (base, _) = admin.rsplit_once('/').expect("database url with a path");
-    format!("{base}/{db}")
 }
 
 async fn parked_then_ten_commit(
@@ -115,7 +100,8 @@ async fn sqlite_a_refused_check_in_is_parked_and_the_next_ten_commit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_a_refused_check_in_is_parked_and_the_next_ten_commit() {
-    let url = postgres_url().await;
+    let db = ScratchDb::create("rt").await;
+    let url = db.url().to_string();
     parked_then_ten_commit(move || {
         let url = url.clone();
         Box::pin(async move { Store::open(&url).await.unwrap() })

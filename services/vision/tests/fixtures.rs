@@ -5,6 +5,7 @@
 
 use rollcall_domain::face::BBox;
 use rollcall_domain::Frame;
+use rollcall_testkit::fixtures_dir as fixtures;
 use rollcall_vision::align::{warp, Similarity};
 use rollcall_vision::decode::{decode_file, DecodeLimits};
 use rollcall_vision::pipeline::EmbedPolicy;
@@ -12,27 +13,11 @@ use rollcall_vision::{FacePipeline, PipelineConfig, VisionError};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn fixtures() -> PathBuf {
-    let dir = std::env::var_os("ROLLCALL_FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/fixtures"));
-    assert!(
-        dir.join("faces").is_dir(),
-        "fixtures not found at {} (set ROLLCALL_FIXTURES_DIR)",
-        dir.display()
-    );
-    dir
-}
-
 fn pipeline() -> std::sync::MutexGuard<'static, FacePipeline> {
     static P: OnceLock<Mutex<FacePipeline>> = OnceLock::new();
     P.get_or_init(|| {
         let cfg = PipelineConfig {
-            models_dir: std::env::var_os("ROLLCALL_MODELS_DIR").map(PathBuf::from),
+            models_dir: Some(rollcall_testkit::models_dir()),
             ..Default::default()
         };
         Mutex::new(FacePipeline::open(&cfg).expect("open the default pipeline"))
@@ -413,11 +398,7 @@ fn manifest_mismatches_are_refused_with_clear_errors() {
     use rollcall_vision::embed::Embedder;
     use rollcall_vision::manifest::{resolve_models_dir, Catalog};
     use rollcall_vision::runtime::SessionOptions;
-    let dir = resolve_models_dir(
-        std::env::var_os("ROLLCALL_MODELS_DIR")
-            .map(PathBuf::from)
-            .as_deref(),
-    );
+    let dir = resolve_models_dir(Some(rollcall_testkit::models_dir().as_path()));
     let cat = Catalog::builtin();
     let emb = cat.get("mobilefacenet_128").unwrap().clone();
     let opts = SessionOptions::default();
@@ -469,7 +450,7 @@ fn manifest_mismatches_are_refused_with_clear_errors() {
 /// landmarks inside their boxes, embeddings that still match the RetinaFace pipeline's.
 #[test]
 fn scrfd_detector_selected_by_manifest_finds_the_same_faces() {
-    let models = std::env::var_os("ROLLCALL_MODELS_DIR").map(PathBuf::from);
+    let models = Some(rollcall_testkit::models_dir());
     let frame = load(&fixtures().join("groups/kit_with_rose.jpg"));
     let reference = {
         let mut p = pipeline();

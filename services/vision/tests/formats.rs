@@ -10,6 +10,7 @@
 
 use rollcall_domain::photo::PhotoFormat;
 use rollcall_domain::Frame;
+use rollcall_testkit::fixture;
 use rollcall_vision::decode::{decode_bytes, decode_file, DecodeLimits};
 use rollcall_vision::VisionError;
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -70,19 +71,6 @@ fn data(name: &str) -> PathBuf {
 
 fn bytes(name: &str) -> Vec<u8> {
     std::fs::read(data(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
-}
-
-fn fixture(rel: &str) -> PathBuf {
-    let dir = std::env::var_os("ROLLCALL_FIXTURES_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"));
-    let p = dir.join(rel);
-    assert!(
-        p.is_file(),
-        "fixture {} not found (set ROLLCALL_FIXTURES_DIR)",
-        p.display()
-    );
-    p
 }
 
 fn decode(name: &str) -> Frame {

@@ -6,22 +6,9 @@ use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
-/// `ROLLCALL_FIXTURES_DIR`, else `<crate>/../../../shared/fixtures`.
-pub fn fixtures_dir() -> PathBuf {
-    match std::env::var_os("ROLLCALL_FIXTURES_DIR") {
-        Some(d) => PathBuf::from(d),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures"),
-    }
-}
-
+/// The fixture clip (see `rollcall_testkit::fixtures_dir`).
 pub fn clip_path() -> PathBuf {
-    let p = fixtures_dir().join("video/short_hamilton_clip.mp4");
-    assert!(
-        p.is_file(),
-        "fixture {} missing (set ROLLCALL_FIXTURES_DIR)",
-        p.display()
-    );
-    p
+    rollcall_testkit::fixture("video/short_hamilton_clip.mp4")
 }
 
 pub const CLIP_FRAMES: u64 = 275;

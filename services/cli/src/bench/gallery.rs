@@ -15,8 +15,8 @@ use rollcall_domain::gallery::{GalleryError, SearchQuery, Template, TemplateId, 
 use rollcall_domain::{StudentId, TenantId};
 use serde::{Deserialize, Serialize};
 
-use crate::embedded::{EmbeddedConfig, EmbeddedGallery, HnswParams};
-use crate::synth::Synth;
+use super::synth::Synth;
+use rollcall_gallery::embedded::{EmbeddedConfig, EmbeddedGallery, HnswParams};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BenchConfig {
@@ -131,7 +131,7 @@ pub fn rss_bytes() -> Option<u64> {
 }
 
 /// Memory a process needs to serve an existing gallery: measured in a fresh process (the
-/// benchmark spawns one per size, see `examples/bench_gallery.rs`), so that allocator caches
+/// benchmark spawns one per size: `rollcall bench gallery` runs itself with `--footprint`), so that allocator caches
 /// and temporary buffers of the build do not count.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Footprint {
@@ -303,7 +303,7 @@ impl Dataset {
             .iter()
             .map(|p| {
                 let t = Instant::now();
-                let pn = crate::normalized(p);
+                let pn = rollcall_gallery::normalized(p);
                 let mut best = (f32::NEG_INFINITY, 0usize);
                 for (i, v) in self.flat.chunks_exact(dim).enumerate() {
                     let s = dot(&pn, v);
@@ -381,7 +381,7 @@ fn bench_size(cfg: &BenchConfig, n: usize) -> Result<SizeReport, GalleryError> {
         }
     }
     drop(g);
-    let disk_bytes = crate::embedded::dir_size(&tmp.path().join("gallery"));
+    let disk_bytes = rollcall_gallery::embedded::dir_size(&tmp.path().join("gallery"));
     let serving = match &cfg.footprint_exe {
         None => None,
         Some(exe) => {
@@ -487,7 +487,7 @@ pub struct RemoteSizeReport {
     /// From the last upsert until the optimiser reported the collection green and settled.
     pub index_build_seconds: f64,
     pub indexed_templates: u64,
-    /// Through [`crate::RemoteGallery`] (gRPC on loopback included), tenant filter, top-k.
+    /// Through [`rollcall_gallery::RemoteGallery`] (gRPC on loopback included), tenant filter, top-k.
     pub search: Latency,
     pub recall_at_1: f64,
     /// The server's resident memory (`VmRSS`) before the collection was created and after the
@@ -501,8 +501,8 @@ pub struct RemoteSizeReport {
 pub struct RemoteBenchReport {
     pub url: String,
     pub server_pid: Option<u32>,
-    /// The collection settings (the remote backend's defaults, see [`crate::RemoteConfig::new`]).
-    pub collection: crate::RemoteConfig,
+    /// The collection settings (the remote backend's defaults, see [`rollcall_gallery::RemoteConfig::new`]).
+    pub collection: rollcall_gallery::RemoteConfig,
     pub sizes: Vec<RemoteSizeReport>,
 }
 
@@ -517,7 +517,8 @@ pub async fn bench_remote(
             "queries and dim must be positive".into(),
         ));
     }
-    let mut rcfg = crate::RemoteConfig::new(target.url.clone(), "rollcall_bench", cfg.dim);
+    let mut rcfg =
+        rollcall_gallery::RemoteConfig::new(target.url.clone(), "rollcall_bench", cfg.dim);
     rcfg.api_key = target.api_key.clone();
     rcfg.hnsw_m = cfg.hnsw.m as u64;
     rcfg.hnsw_ef_construct = cfg.hnsw.ef_construct as u64;
@@ -526,7 +527,7 @@ pub async fn bench_remote(
     let mut sizes = cfg.sizes.clone();
     sizes.sort_unstable();
     let mut out = vec![];
-    let rss = || target.pid.and_then(crate::server::rss_of_pid);
+    let rss = || target.pid.and_then(rollcall_gallery::server::rss_of_pid);
     for n in sizes {
         tracing::info!(templates = n, url = %target.url, "benchmarking the Qdrant server");
         let dim = cfg.dim;
@@ -534,7 +535,7 @@ pub async fn bench_remote(
         let mut c = rcfg.clone();
         c.collection = format!("rollcall_bench_{n}_{}", uuid::Uuid::new_v4().simple());
         let rss0 = rss();
-        let g = crate::RemoteGallery::connect(c.clone()).await?;
+        let g = rollcall_gallery::RemoteGallery::connect(c.clone()).await?;
         let created = chrono::Utc::now();
         let t0 = Instant::now();
         let result = async {
@@ -592,7 +593,7 @@ pub async fn bench_remote(
     Ok(RemoteBenchReport {
         url: target.url.clone(),
         server_pid: target.pid,
-        collection: crate::RemoteConfig {
+        collection: rollcall_gallery::RemoteConfig {
             api_key: None,
             ..rcfg
         },
@@ -604,12 +605,12 @@ pub async fn bench_remote(
 /// green and the indexed count unchanged for 2 s (or every template indexed). Returns the
 /// indexed count. Segments below Qdrant's indexing threshold stay unindexed (searched
 /// exhaustively), as on any server.
-async fn wait_settled(g: &crate::RemoteGallery, n: u64) -> Result<u64, GalleryError> {
+async fn wait_settled(g: &rollcall_gallery::RemoteGallery, n: u64) -> Result<u64, GalleryError> {
     use rollcall_domain::gallery::Gallery;
     let deadline = Instant::now() + std::time::Duration::from_secs(1800);
     let mut last: Option<(u64, Instant)> = None;
     loop {
-        let green = crate::remote::collection_green(g.config()).await?;
+        let green = rollcall_gallery::remote::collection_green(g.config()).await?;
         let indexed = g.health().await?.indexed_templates.unwrap_or(0);
         if green && indexed >= n {
             return Ok(indexed);
@@ -629,5 +630,58 @@ async fn wait_settled(g: &crate::RemoteGallery, n: u64) -> Result<u64, GalleryEr
             });
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// The benchmark machinery on a tiny gallery (the real figures: `rollcall bench gallery`).
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn bench_reports_consistent_figures() {
+        let cfg = BenchConfig {
+            sizes: vec![2_500, 400],
+            queries: 60,
+            ..BenchConfig::default()
+        };
+        let r = bench_gallery(&cfg).unwrap();
+        assert_eq!(
+            r.sizes.iter().map(|s| s.templates).collect::<Vec<_>>(),
+            vec![400, 2_500]
+        );
+        for s in &r.sizes {
+            assert_eq!(s.students, s.templates / 4);
+            assert!(s.inserts_per_second > 0.0 && s.disk_bytes > 0);
+            assert!(s.search.p50_us > 0.0 && s.search.p50_us <= s.search.p99_us);
+            assert!(s.brute_force.p50_us > 0.0);
+            assert!(
+                s.recall_at_1 >= 0.95,
+                "recall@1 {} at {}",
+                s.recall_at_1,
+                s.templates
+            );
+        }
+        // 2500 x 128-d = 1250 KiB > the 1000 KiB indexing threshold: HNSW was built.
+        assert_eq!(r.sizes[1].indexed_templates, 2_500);
+        assert_eq!(r.sizes[0].indexed_templates, 0);
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(json.contains("recall_at_1"));
+    }
+
+    /// The lean layout (16-bit vectors, memory-mapped, searched directly)
+    /// indexes and finds the same nearest templates.
+    #[test]
+    fn lean_layout_keeps_recall() {
+        // 5000 x 128 16-bit floats = 1250 KiB > the 1000 KiB indexing threshold: HNSW is built
+        let cfg = BenchConfig {
+            sizes: vec![5_000],
+            queries: 100,
+            lean: true,
+            ..BenchConfig::default()
+        };
+        let r = bench_gallery(&cfg).unwrap();
+        let s = &r.sizes[0];
+        assert_eq!(s.indexed_templates, 5_000);
+        assert!(s.recall_at_1 >= 0.98, "recall@1 {}", s.recall_at_1);
     }
 }

@@ -1,12 +1,11 @@
 //! Check-in throughput benchmark (`rollcall bench ledger`).
 
-use crate::group::GroupCommit;
-use crate::store::*;
-use crate::Result;
+use anyhow::{anyhow, Result};
 use chrono::{Duration, TimeZone, Utc};
 use rollcall_domain::ledger::{
     AttendanceSource, CheckInOutcome, ClassPolicy, DeductionDecision, SchoolPolicy,
 };
+use rollcall_ledger::*;
 use serde::Serialize;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -40,14 +39,9 @@ pub struct BenchReport {
     pub notices: u64,
 }
 
-/// Runs `n` check-ins (each a distinct (student, lesson), each deducting one lesson) from 8
-/// concurrent tasks in a fresh school of `store`'s database and reports throughput and latency.
-pub async fn bench_checkins(store: &Store, n: usize) -> Result<BenchReport> {
-    bench_checkins_with(store, n, 8, false).await
-}
-
-/// [`bench_checkins`] with `concurrency` tasks; `notify`: with arrival notices (see
-/// [`BenchReport::notifications`]).
+/// Runs `n` check-ins (each a distinct (student, lesson), each deducting one lesson) from
+/// `concurrency` tasks in a fresh school of `store`'s database and reports throughput and
+/// latency; `notify`: with arrival notices (see [`BenchReport::notifications`]).
 pub async fn bench_checkins_with(
     store: &Store,
     n: usize,
@@ -59,7 +53,7 @@ pub async fn bench_checkins_with(
 
 /// [`bench_checkins_with`] through a [`GroupCommit`] writer committing up to `max_batch`
 /// check-ins per transaction; latency is then the wait for the caller's batch to commit.
-/// `writers`: PostgreSQL batch writers (default [`crate::group::PG_WRITERS`]).
+/// `writers`: PostgreSQL batch writers (default: the ledger's, see [`GroupCommit`]).
 pub async fn bench_checkins_grouped(
     store: &Store,
     n: usize,
@@ -85,9 +79,7 @@ fn deducted(r: &CheckInResult) -> Result<()> {
             deduction: DeductionDecision::FromPackage { .. },
             ..
         } => Ok(()),
-        o => Err(crate::LedgerError::Corrupt(format!(
-            "bench check-in not deducted: {o:?}"
-        ))),
+        o => Err(anyhow!("bench check-in not deducted: {o:?}")),
     }
 }
 
@@ -161,7 +153,7 @@ async fn setup(store: &Store, n: usize, notify: bool) -> Result<(Store, Vec<NewL
     }
     if notify {
         s.set_notify_settings(
-            &crate::outbox::NotifySettings {
+            &NotifySettings {
                 enabled: true,
                 ..Default::default()
             },
@@ -213,14 +205,12 @@ async fn bench_run(
                 lat.push(t.elapsed().as_secs_f64() * 1e3);
                 deducted(&r)?;
             }
-            Ok::<_, crate::LedgerError>(lat)
+            Ok::<_, anyhow::Error>(lat)
         }));
     }
     let mut lat = Vec::with_capacity(n);
     for t in tasks {
-        let part = t
-            .await
-            .map_err(|e| crate::LedgerError::Corrupt(format!("bench task: {e}")))??;
+        let part = t.await.map_err(|e| anyhow!("bench task: {e}"))??;
         lat.extend(part);
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -334,21 +324,18 @@ pub async fn bench_checkins_paced(
                 in_flight.fetch_sub(1, Ordering::Relaxed);
                 let r = r?;
                 deducted(&r)?;
-                Ok::<_, crate::LedgerError>(due.elapsed().as_secs_f64() * 1e3)
+                Ok::<_, anyhow::Error>(due.elapsed().as_secs_f64() * 1e3)
             }));
         }
         (tasks, most)
     });
     let (tasks, most) = tokio::task::spawn_blocking(move || pacer.join())
         .await
-        .map_err(|e| crate::LedgerError::Corrupt(format!("bench pacer: {e}")))?
-        .map_err(|_| crate::LedgerError::Corrupt("bench pacer panicked".into()))?;
+        .map_err(|e| anyhow!("bench pacer: {e}"))?
+        .map_err(|_| anyhow!("bench pacer panicked"))?;
     let mut lat = Vec::with_capacity(n);
     for t in tasks {
-        lat.push(
-            t.await
-                .map_err(|e| crate::LedgerError::Corrupt(format!("bench task: {e}")))??,
-        );
+        lat.push(t.await.map_err(|e| anyhow!("bench task: {e}"))??);
     }
     let seconds = started.elapsed().as_secs_f64();
     let _ = writer.await;

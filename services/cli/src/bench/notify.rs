@@ -1,11 +1,13 @@
-//! Dispatcher benchmark against a healthy local webhook receiver ([`crate::receiver`]):
+//! Dispatcher benchmark against a healthy local webhook receiver ([`crate::receiver`], the one `rollcall notify receiver` runs):
 //! 1. backlog: `n` notices enqueued first, then one dispatcher drains them (notices/s);
 //! 2. paced: notices enqueued at `rate`/s while the dispatcher runs; delay from the outbox row's
 //!    `created_at` (the cause's commit) to the receiver's arrival, p50/p99/max.
 
-use crate::{receiver::Receiver, Channels, DispatcherConfig, NotifyError, WebhookChannel};
+use crate::receiver::Receiver;
+use anyhow::Result;
 use chrono::Utc;
 use rollcall_ledger::{NoticeDraft, NoticeKind, NotifySettings, StaffRecipient, Store};
+use rollcall_notify::{Channels, DispatcherConfig, WebhookChannel};
 use serde::Serialize;
 use serde_json::json;
 use std::sync::Arc;
@@ -44,7 +46,7 @@ pub async fn bench_dispatch(
     rate: f64,
     batch: i64,
     poll_ms: u64,
-) -> Result<NotifyBench, NotifyError> {
+) -> Result<NotifyBench> {
     let secret = b"bench-secret-0123456789";
     let rx = Receiver::start(secret, 300).await?;
     store
@@ -91,7 +93,7 @@ pub async fn bench_dispatch(
         store.enqueue_notice(&draft(i)).await?;
     }
     let t0 = Instant::now();
-    let d = crate::spawn_dispatcher(store.clone(), channels.clone(), cfg.clone())?;
+    let d = rollcall_notify::spawn_dispatcher(store.clone(), channels.clone(), cfg.clone())?;
     while rx.counts().1 < backlog {
         if t0.elapsed() > Duration::from_secs(600) {
             break;

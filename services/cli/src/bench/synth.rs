@@ -1,4 +1,5 @@
-//! Synthetic, clustered face-like templates for tests and benchmarks: each synthetic student
+//! Synthetic, clustered face-like templates for `rollcall bench gallery` (and the gallery
+//! conformance suite of the dev-only `rollcall-testkit`, which compiles this file too): each synthetic student
 //! has a random unit centre and its templates (and probes) are noisy copies of it, so that
 //! same-student similarity is high and different-student similarity is near zero, like real
 //! face embeddings (uniform noise would make every neighbour search meaningless).
@@ -34,14 +35,14 @@ impl Synth {
     /// A random unit vector (a student's "true face").
     pub fn centre(&mut self) -> Vec<f32> {
         let v: Vec<f32> = (0..self.dim).map(|_| self.gauss()).collect();
-        crate::normalized(&v)
+        rollcall_gallery::normalized(&v)
     }
 
     /// A unit vector near `centre` (one photo of that student).
     pub fn sample(&mut self, centre: &[f32]) -> Vec<f32> {
         let s = self.sigma;
         let v: Vec<f32> = centre.iter().map(|c| c + s * self.gauss()).collect();
-        crate::normalized(&v)
+        rollcall_gallery::normalized(&v)
     }
 
     pub fn index(&mut self, n: usize) -> usize {

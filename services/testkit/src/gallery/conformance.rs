@@ -1,6 +1,6 @@
 //! The gallery conformance suite, written once and run against every backend: the embedded
-//! one always (`tests/conformance_embedded.rs`), a Qdrant server when `QDRANT_URL` is set
-//! (`tests/conformance_remote.rs`).
+//! one always (`rollcall-gallery`'s `tests/conformance_embedded.rs`), a Qdrant server when
+//! `QDRANT_URL` is set (`tests/conformance_remote.rs`).
 //!
 //! All data of a run lives in tenants suffixed with a random run id, so the suite can run
 //! against a collection shared with other data (counts are then checked per tenant; the
@@ -18,8 +18,8 @@ use rollcall_domain::gallery::{
 };
 use rollcall_domain::{CampusId, StudentId, TenantId};
 
-use crate::synth::Synth;
-use crate::{new_template_id, normalized};
+use super::synth::Synth;
+use rollcall_gallery::{new_template_id, normalized};
 
 /// How the suite gets at a backend.
 #[async_trait]
