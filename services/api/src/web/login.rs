@@ -193,7 +193,7 @@ pub(super) async fn logout(
                 auth::SESSION_COOKIE
             ),
         )],
-        axum::response::Redirect::to("/app/login"),
+        Redirect::to("/app/login"),
     )
         .into_response())
 }
