@@ -577,7 +577,7 @@ fn day_bounds(st: &AppState, date: Option<&str>) -> ApiResult<(DateTime<Utc>, Da
     let day = match date {
         Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
             .map_err(|_| ApiError::invalid(format!("date {d:?}: expected YYYY-MM-DD")))?,
-        None => (Utc::now() + Duration::minutes(off)).date_naive(),
+        None => (st.store.now() + Duration::minutes(off)).date_naive(),
     };
     let start = Utc.from_utc_datetime(&day.and_hms_opt(0, 0, 0).unwrap_or_default())
         - Duration::minutes(off);

@@ -8,7 +8,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use chrono::{Duration, Utc};
+use chrono::Duration;
 use rollcall_ledger::{as_actor, CampusScope, NewStaff, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -93,7 +93,7 @@ pub(crate) async fn open_session(
             &acc.username,
             &auth::token_hash(&token),
             &csrf,
-            Utc::now() + Duration::hours(ttl),
+            st.store.now() + Duration::hours(ttl),
         ),
     )
     .await?;

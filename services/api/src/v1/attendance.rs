@@ -195,7 +195,7 @@ pub(super) async fn checkin(
         _ => return Err(ApiError::invalid("give exactly one of student_id and code")),
     };
     student_in_scope(&st, &staff, &student).await?;
-    let now = Utc::now();
+    let now = st.store.now();
     let at = c.at.unwrap_or(now);
     // a check-in happened: at most a few minutes of clock skew ahead, at most a day back
     if at > now + Duration::minutes(5) {

@@ -32,7 +32,7 @@ pub(super) async fn list_notifications(
             ApiError::invalid(format!("state {s:?}: expected pending, sent or dead"))
         })?),
     };
-    let now = chrono::Utc::now();
+    let now = st.store.now();
     let counts = st.store.outbox_counts(now).await?;
     let rows = st
         .store

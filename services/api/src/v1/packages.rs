@@ -72,7 +72,7 @@ pub(super) async fn balance(
     Path(id): Path<String>,
 ) -> ApiResult<Json<BalanceView>> {
     student_in_scope(&st, &staff, &id).await?;
-    Ok(Json(st.store.balance(&id, Utc::now()).await?))
+    Ok(Json(st.store.balance(&id, st.store.now()).await?))
 }
 
 pub(super) async fn ledger(
@@ -130,7 +130,7 @@ pub(super) async fn purchase(
         StatusCode::CREATED,
         Json(Purchased {
             package: n,
-            balance: st.store.balance(&id, Utc::now()).await?,
+            balance: st.store.balance(&id, st.store.now()).await?,
         }),
     ))
 }
@@ -170,7 +170,7 @@ pub(super) async fn adjust(
     .await?;
     Ok(Json(Adjusted {
         applied,
-        balance: st.store.balance(&id, Utc::now()).await?,
+        balance: st.store.balance(&id, st.store.now()).await?,
     }))
 }
 
@@ -200,7 +200,7 @@ pub(super) async fn reverse(
     .await?;
     Ok(Json(Reversed {
         reversals: entries,
-        balance: st.store.balance(&id, Utc::now()).await?,
+        balance: st.store.balance(&id, st.store.now()).await?,
     }))
 }
 
@@ -210,7 +210,7 @@ pub(super) async fn refund_quote(
     Path((id, package)): Path<(String, String)>,
 ) -> ApiResult<Json<RefundQuoted>> {
     student_in_scope(&st, &staff, &id).await?;
-    let b = st.store.balance(&id, Utc::now()).await?;
+    let b = st.store.balance(&id, st.store.now()).await?;
     let p = b
         .packages
         .iter()

@@ -128,7 +128,7 @@ pub(super) async fn report_outstanding(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
 ) -> ApiResult<Json<Outstanding>> {
-    let mut rows = st.store.report_outstanding(Utc::now()).await?;
+    let mut rows = st.store.report_outstanding(st.store.now()).await?;
     if !staff.is_all_campuses() {
         let students = st.store.students().await?;
         rows.retain(|r| {

@@ -124,7 +124,7 @@ pub(super) async fn get_student(
         student: s,
         guardians: st.store.guardians(&id).await?,
         consents: st.store.consents(&id).await?,
-        balance: st.store.balance(&id, Utc::now()).await?,
+        balance: st.store.balance(&id, st.store.now()).await?,
     }))
 }
 
@@ -224,7 +224,7 @@ pub(super) async fn add_consent(
                 kind: c.kind.clone(),
                 granted: c.granted,
                 given_by: c.given_by.clone(),
-                at: Utc::now(),
+                at: st.store.now(),
                 document_ref: c.document_ref.clone(),
                 expires_at: c.expires_at,
             },

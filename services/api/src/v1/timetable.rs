@@ -99,7 +99,7 @@ pub(super) async fn enroll(
     class_in_scope(&st, &staff, &id).await?;
     // the child too: enrolling would add the class's campus to another campus's student
     student_in_scope(&st, &staff, &e.student_id).await?;
-    run(&staff, st.store.enroll(&id, &e.student_id, Utc::now())).await?;
+    run(&staff, st.store.enroll(&id, &e.student_id, st.store.now())).await?;
     Ok((
         StatusCode::CREATED,
         Json(Enrolled {

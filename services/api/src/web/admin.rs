@@ -176,7 +176,7 @@ fn local_days(
             })
             .transpose()
     };
-    let today = local(st, Utc::now()).date_naive();
+    let today = local(st, st.store.now()).date_naive();
     let to = parse("to", &q.to)?.unwrap_or(today);
     let from = parse("from", &q.from)?.unwrap_or(to - Duration::days(30));
     if from > to {

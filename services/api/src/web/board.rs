@@ -10,7 +10,7 @@ use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Html;
 use axum::Extension;
-use chrono::{NaiveDate, Utc};
+use chrono::NaiveDate;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -80,7 +80,7 @@ pub(super) async fn board_page(
         .date
         .as_deref()
         .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-        .unwrap_or_else(|| local(&st, Utc::now()).date_naive());
+        .unwrap_or_else(|| local(&st, st.store.now()).date_naive());
     let campus = q.campus.as_deref().filter(|c| {
         c.chars()
             .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')

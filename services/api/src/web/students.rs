@@ -10,7 +10,6 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::Html;
 use axum::Extension;
-use chrono::Utc;
 use rollcall_domain::ledger::AlertState;
 
 /// A student of the list.
@@ -127,7 +126,7 @@ pub(super) async fn student_page(
     if !staff.is_all_campuses() {
         staff.any_campus(&s.campuses)?;
     }
-    let b = st.store.balance(&id, Utc::now()).await?;
+    let b = st.store.balance(&id, st.store.now()).await?;
     // what needs attention about this student (e.g. a check-in approved without lessons
     // left), until it is resolved
     let attention = st
