@@ -465,6 +465,93 @@ fn the_check_finds_direct_and_indirect_violations_and_allows_dev_dependencies() 
     assert_eq!(forbidden(&odd).unwrap_err(), ["the weather"]);
 }
 
+/// The `.rs` files under `dir`, recursively, sorted.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
+        .map(|e| e.expect("directory entry").path())
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// Where a production source file reads the wall clock directly (`file:line: text`); the text
+/// from a file's first `#[cfg(test)]` on (its unit tests) is not production code.
+fn direct_clock_reads(file: &Path, text: &str) -> Vec<String> {
+    const READS: [&str; 3] = ["Utc::now()", "Local::now()", "SystemTime::now()"];
+    let mut found = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim_start().starts_with("#[cfg(test)]") {
+            break;
+        }
+        let code = line.split("//").next().unwrap_or("");
+        if READS.iter().any(|r| code.contains(r)) {
+            found.push(format!("{}:{}: {}", file.display(), i + 1, line.trim()));
+        }
+    }
+    found
+}
+
+/// Time comes from the clock port (`rollcall_domain::clock::Clock`), one way, everywhere: no
+/// production code outside `SystemClock` reads the wall clock itself, so an injected clock (a
+/// test's, the demo's shifted one) is what every recorded time comes from.
+#[test]
+fn time_comes_from_the_clock_port() {
+    let root = root();
+    let mut files = Vec::new();
+    for dir in ["services", "camera-sim/src"] {
+        let d = root.join(dir);
+        if dir == "services" {
+            for krate in std::fs::read_dir(&d).expect("services/") {
+                let krate = krate.expect("entry").path();
+                // the test kit is test code: its fixtures may stamp wall-clock times
+                if krate.ends_with("testkit") {
+                    continue;
+                }
+                let src = krate.join("src");
+                if src.is_dir() {
+                    rust_files(&src, &mut files);
+                }
+            }
+        } else {
+            rust_files(&d, &mut files);
+        }
+    }
+    assert!(files.len() > 50, "found only {} source files", files.len());
+    let port = root.join("services/domain/src/clock.rs");
+    let mut reads = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).expect("source file");
+        let found = direct_clock_reads(f.strip_prefix(&root).unwrap_or(f), &text);
+        if *f == port {
+            assert_eq!(
+                found.len(),
+                1,
+                "SystemClock reads Utc::now() once: {found:?}"
+            );
+        } else {
+            reads.extend(found);
+        }
+    }
+    assert!(
+        reads.is_empty(),
+        "read the time from the Clock port (a Store's `now()`/`clock()`, or an injected \
+         `Arc<dyn Clock>`), not the wall clock:\n{}",
+        reads.join("\n")
+    );
+    // the scan finds what it must
+    let probe = "fn a() {\n    let t = chrono::Utc::now(); // x\n}\n// Utc::now() in a comment\n#[cfg(test)]\nmod tests { fn b() { Utc::now(); } }\n";
+    let hits = direct_clock_reads(Path::new("probe.rs"), probe);
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert!(hits[0].starts_with("probe.rs:2:"), "{hits:?}");
+}
+
 // -------------------------------------------------------------------------------------------
 // No module cycles inside a crate
 // -------------------------------------------------------------------------------------------

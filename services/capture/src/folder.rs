@@ -2,8 +2,10 @@
 
 use crate::{CaptureError, CapturedFrame, FrameSource};
 use image::{ImageReader, Limits};
+use rollcall_domain::clock::{Clock, SystemClock};
 use rollcall_domain::Frame;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Largest image accepted from a folder (width × height), checked from the header before the
@@ -16,7 +18,6 @@ pub const MAX_FOLDER_IMAGE_PIXELS: u64 = 40_000_000;
 /// The directory is listed again on every [`open`](FrameSource::open). Files that cannot be read
 /// or decoded are skipped with a warning (a corrupt image never stops the camera); the skips are
 /// counted in [`ImageFolderSource::skipped`]. Images may differ in size.
-#[derive(Debug)]
 pub struct ImageFolderSource {
     dir: PathBuf,
     fps: f64,
@@ -24,6 +25,20 @@ pub struct ImageFolderSource {
     next: usize,
     open: bool,
     skipped: u64,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for ImageFolderSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageFolderSource")
+            .field("dir", &self.dir)
+            .field("fps", &self.fps)
+            .field("files", &self.files.len())
+            .field("next", &self.next)
+            .field("open", &self.open)
+            .field("skipped", &self.skipped)
+            .finish_non_exhaustive()
+    }
 }
 
 impl ImageFolderSource {
@@ -41,7 +56,14 @@ impl ImageFolderSource {
             next: 0,
             open: false,
             skipped: 0,
+            clock: Arc::new(SystemClock),
         })
+    }
+
+    /// Frames are stamped with the time on `clock` (default: the system clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Number of files skipped because they could not be read or decoded.
@@ -116,7 +138,7 @@ impl FrameSource for ImageFolderSource {
             match Self::decode(path) {
                 Ok(frame) => {
                     let position = Duration::try_from_secs_f64(index as f64 / self.fps).ok();
-                    return Ok(Some(CapturedFrame::now(frame, position)));
+                    return Ok(Some(CapturedFrame::now(frame, position, &*self.clock)));
                 }
                 Err(why) => {
                     self.skipped += 1;

@@ -23,11 +23,12 @@
 //!
 //! ```no_run
 //! use rollcall_capture::{spawn_camera, CameraConfig, HealthEvent};
+//! use rollcall_domain::clock::SystemClock;
 //! use std::sync::{mpsc, Arc};
 //!
 //! let cfg = CameraConfig::new("lobby".parse()?, "rtsp://cam.local/stream1", "north".parse()?);
 //! let (tx, health) = mpsc::channel::<HealthEvent>();
-//! let cam = spawn_camera(&cfg, Arc::new(tx))?;
+//! let cam = spawn_camera(&cfg, Arc::new(tx), Arc::new(SystemClock))?;
 //! let frames = cam.frames().clone();
 //! std::thread::spawn(move || {
 //!     while let Some(f) = frames.recv() {

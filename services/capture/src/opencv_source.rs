@@ -6,7 +6,9 @@ use crate::{CaptureError, CapturedFrame, FrameSource};
 use opencv::core::{Mat, ToInputArray, Vec3b, Vector, CV_8U};
 use opencv::prelude::*;
 use opencv::{imgproc, videoio};
+use rollcall_domain::clock::{Clock, SystemClock};
 use rollcall_domain::Frame;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// A [`FrameSource`] backed by `cv::VideoCapture`.
@@ -23,6 +25,7 @@ pub struct OpenCvSource {
     cap: Option<videoio::VideoCapture>,
     bgr: Mat,
     fps: Option<f64>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for OpenCvSource {
@@ -52,7 +55,14 @@ impl OpenCvSource {
             cap: None,
             bgr: Mat::default(),
             fps: None,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Frames are stamped with the time on `clock` (default: the system clock).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Classifies `url` and builds a source for it with 10 s timeouts.
@@ -192,7 +202,11 @@ impl FrameSource for OpenCvSource {
             },
             other => other,
         })?;
-        Ok(Some(Some(CapturedFrame::now(frame, position))))
+        Ok(Some(Some(CapturedFrame::now(
+            frame,
+            position,
+            &*self.clock,
+        ))))
     }
 
     fn close(&mut self) {

@@ -163,7 +163,11 @@ mod tests {
     use rollcall_domain::Frame;
 
     fn frame(seq: u64) -> CapturedFrame {
-        let mut f = CapturedFrame::now(Frame::from_rgb(1, 1, vec![0, 0, 0]).unwrap(), None);
+        let mut f = CapturedFrame::now(
+            Frame::from_rgb(1, 1, vec![0, 0, 0]).unwrap(),
+            None,
+            &rollcall_domain::clock::SystemClock,
+        );
         f.seq = seq;
         f
     }

@@ -3,7 +3,9 @@
 use crate::config::{SourceSpec, DEFAULT_FOLDER_FPS};
 use crate::{CaptureError, ImageFolderSource, OpenCvSource};
 use chrono::{DateTime, Utc};
+use rollcall_domain::clock::{Clock, SystemClock};
 use rollcall_domain::Frame;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// One decoded frame with its timestamps.
@@ -24,12 +26,12 @@ pub struct CapturedFrame {
 }
 
 impl CapturedFrame {
-    /// Stamps a frame with the current time.
-    pub fn now(frame: Frame, position: Option<Duration>) -> Self {
+    /// Stamps a frame with the time now on `clock`.
+    pub fn now(frame: Frame, position: Option<Duration>, clock: &dyn Clock) -> Self {
         Self {
             frame,
             seq: 0,
-            captured_at: Utc::now(),
+            captured_at: clock.now(),
             captured_instant: Instant::now(),
             position,
         }
@@ -110,7 +112,7 @@ impl FrameSource for Box<dyn FrameSource> {
 }
 
 /// Options for [`open_source`] beyond the URL.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Clone)]
 pub struct SourceOptions {
     /// Rate of the image-folder timeline (frame `i` is at `i / fps`).
     pub folder_fps: f64,
@@ -118,6 +120,18 @@ pub struct SourceOptions {
     pub open_timeout: Duration,
     /// A network read that blocks this long fails (the worker then reconnects).
     pub read_timeout: Duration,
+    /// Where frames' wall-clock times come from.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for SourceOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceOptions")
+            .field("folder_fps", &self.folder_fps)
+            .field("open_timeout", &self.open_timeout)
+            .field("read_timeout", &self.read_timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for SourceOptions {
@@ -126,6 +140,7 @@ impl Default for SourceOptions {
             folder_fps: DEFAULT_FOLDER_FPS,
             open_timeout: Duration::from_secs(10),
             read_timeout: Duration::from_secs(10),
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -140,11 +155,12 @@ pub fn open_source(
 ) -> Result<Box<dyn FrameSource>, CaptureError> {
     let spec = SourceSpec::parse(url)?;
     Ok(match spec {
-        SourceSpec::Folder(dir) => Box::new(ImageFolderSource::new(dir, options.folder_fps)?),
-        other => Box::new(OpenCvSource::new(
-            other,
-            options.open_timeout,
-            options.read_timeout,
-        )),
+        SourceSpec::Folder(dir) => Box::new(
+            ImageFolderSource::new(dir, options.folder_fps)?.with_clock(options.clock.clone()),
+        ),
+        other => Box::new(
+            OpenCvSource::new(other, options.open_timeout, options.read_timeout)
+                .with_clock(options.clock.clone()),
+        ),
     })
 }

@@ -5,6 +5,7 @@ use crate::config::DEFAULT_FOLDER_FPS;
 use crate::slot::{frame_slot, FrameReceiver, FrameSlotWriter};
 use crate::{open_source, CameraConfig, CaptureError, FrameSource, SourceOptions};
 use chrono::{DateTime, Utc};
+use rollcall_domain::clock::Clock;
 use rollcall_domain::CameraId;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -134,6 +135,8 @@ struct Shared {
     watch: Mutex<Watch>,
     state: Mutex<(CameraState, Option<DateTime<Utc>>)>,
     sink: Arc<dyn HealthSink>,
+    /// Where health events' and sessions' wall-clock times come from.
+    clock: Arc<dyn Clock>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -162,7 +165,7 @@ impl Shared {
         }
         self.sink.emit(HealthEvent {
             camera: self.camera.clone(),
-            at: Utc::now(),
+            at: self.clock.now(),
             health,
         });
     }
@@ -197,7 +200,7 @@ impl Shared {
 
     fn session_started(&self) {
         let mut w = lock(&self.watch);
-        w.last = Some((Instant::now(), Utc::now()));
+        w.last = Some((Instant::now(), self.clock.now()));
         w.stale = false;
     }
 
@@ -353,12 +356,13 @@ impl Drop for CaptureHandle {
 
 /// Source options derived from a camera's config: the folder timeline rate from `fps`, and
 /// network timeouts from the stale timeout (open: twice it, at least 5 s; read: twice it).
-pub fn source_options(config: &CameraConfig) -> SourceOptions {
+pub fn source_options(config: &CameraConfig, clock: Arc<dyn Clock>) -> SourceOptions {
     let twice_stale = config.stale_timeout().saturating_mul(2);
     SourceOptions {
         folder_fps: config.fps.unwrap_or(DEFAULT_FOLDER_FPS),
         open_timeout: twice_stale.max(Duration::from_secs(5)),
         read_timeout: twice_stale,
+        clock,
     }
 }
 
@@ -367,17 +371,26 @@ pub fn source_options(config: &CameraConfig) -> SourceOptions {
 pub fn spawn_camera(
     config: &CameraConfig,
     health: Arc<dyn HealthSink>,
+    clock: Arc<dyn Clock>,
 ) -> Result<CaptureHandle, CaptureError> {
     config.validate()?;
-    let source = open_source(config.detect_stream_url(), &source_options(config))?;
+    let source = open_source(
+        config.detect_stream_url(),
+        &source_options(config, clock.clone()),
+    )?;
     let main = match config.main_stream() {
         Some(m) => {
-            let src = open_source(&m.url, &source_options(&m))?;
-            Some(Box::new(spawn_source(&m, src, Arc::new(MainStreamHealth))?))
+            let src = open_source(&m.url, &source_options(&m, clock.clone()))?;
+            Some(Box::new(spawn_source(
+                &m,
+                src,
+                Arc::new(MainStreamHealth),
+                clock.clone(),
+            )?))
         }
         None => None,
     };
-    let mut h = spawn_source(config, source, health)?;
+    let mut h = spawn_source(config, source, health, clock)?;
     h.main = main;
     h.pair_tolerance = config.pair_tolerance();
     Ok(h)
@@ -398,11 +411,12 @@ impl HealthSink for MainStreamHealth {
 pub fn spawn_cameras(
     configs: &[CameraConfig],
     health: Arc<dyn HealthSink>,
+    clock: Arc<dyn Clock>,
 ) -> (Vec<CaptureHandle>, Vec<(CameraId, CaptureError)>) {
     let mut ok = Vec::new();
     let mut failed = Vec::new();
     for c in configs.iter().filter(|c| c.enabled) {
-        match spawn_camera(c, health.clone()) {
+        match spawn_camera(c, health.clone(), clock.clone()) {
             Ok(h) => ok.push(h),
             Err(e) => failed.push((c.id.clone(), e)),
         }
@@ -417,6 +431,7 @@ pub fn spawn_source(
     config: &CameraConfig,
     source: Box<dyn FrameSource>,
     health: Arc<dyn HealthSink>,
+    clock: Arc<dyn Clock>,
 ) -> Result<CaptureHandle, CaptureError> {
     config.validate_settings()?;
     let shared = Arc::new(Shared {
@@ -430,6 +445,7 @@ pub fn spawn_source(
         watch: Mutex::new(Watch::default()),
         state: Mutex::new((CameraState::Connecting, None)),
         sink: health,
+        clock,
     });
     let (writer, frames) = frame_slot();
     let spawn_err = |source| CaptureError::Spawn {

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use opencv::prelude::*;
 use rollcall_capture::*;
+use rollcall_domain::clock::SystemClock;
 use rollcall_domain::Frame;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -129,7 +130,7 @@ fn image_folder_camera_is_paced_reports_resolution_change_and_ends() {
     cfg.fps = Some(20.0);
     let (tx, rx) = mpsc::channel();
     let t0 = Instant::now();
-    let cam = spawn_camera(&cfg, Arc::new(tx)).unwrap();
+    let cam = spawn_camera(&cfg, Arc::new(tx), Arc::new(SystemClock)).unwrap();
     let frames = cam.frames().clone();
     let consumer = std::thread::spawn(move || {
         let mut got = Vec::new();
@@ -177,7 +178,7 @@ fn file_camera_delivers_every_frame_and_ends_without_reconnecting() {
     let (tx, rx) = mpsc::channel();
     let mut cfg = camera("file-cam", clip_path().to_str().unwrap());
     cfg.realtime = false;
-    let cam = spawn_camera(&cfg, Arc::new(tx)).unwrap();
+    let cam = spawn_camera(&cfg, Arc::new(tx), Arc::new(SystemClock)).unwrap();
     let frames = cam.frames().clone();
     let consumer = std::thread::spawn(move || {
         let mut seqs = Vec::new();
@@ -218,7 +219,7 @@ fn file_camera_delivers_every_frame_and_ends_without_reconnecting() {
 fn file_camera_plays_in_real_time_by_default() {
     let (tx, _rx) = mpsc::channel();
     let cfg = camera("rt-cam", clip_path().to_str().unwrap());
-    let cam = spawn_camera(&cfg, Arc::new(tx)).unwrap();
+    let cam = spawn_camera(&cfg, Arc::new(tx), Arc::new(SystemClock)).unwrap();
     std::thread::sleep(Duration::from_millis(1000));
     let c = cam.stop();
     // 29.97 fps for about a second (the first frame is not delayed).
@@ -232,7 +233,7 @@ fn looping_file_camera_keeps_going_past_the_end() {
     let mut cfg = camera("loop-cam", clip_path().to_str().unwrap());
     cfg.loop_source = true;
     cfg.realtime = false;
-    let cam = spawn_camera(&cfg, Arc::new(tx)).unwrap();
+    let cam = spawn_camera(&cfg, Arc::new(tx), Arc::new(SystemClock)).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while cam.counters().frames_in < CLIP_FRAMES + 20 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -265,7 +266,7 @@ fn truncated_video_gives_frames_then_ends_without_panic() {
     let (tx, rx) = mpsc::channel();
     let mut cfg = camera("cut-cam", cut.to_str().unwrap());
     cfg.realtime = false;
-    let cam = spawn_camera(&cfg, Arc::new(tx)).unwrap();
+    let cam = spawn_camera(&cfg, Arc::new(tx), Arc::new(SystemClock)).unwrap();
     let c = cam.join();
     assert!(
         c.frames_in > 20 && c.frames_in < CLIP_FRAMES,
@@ -296,7 +297,7 @@ fn truncated_plain_mp4_without_index_is_offline_and_retried() {
         initial_ms: 20,
         max_ms: 80,
     };
-    let cam = spawn_camera(&cfg, Arc::new(tx)).unwrap();
+    let cam = spawn_camera(&cfg, Arc::new(tx), Arc::new(SystemClock)).unwrap();
     let events = collect_events(&rx, Duration::from_secs(20), |ev| {
         reconnect_delays(&of_camera(ev, "noindex-cam")).len() >= 3
     });
@@ -334,7 +335,7 @@ fn refused_url_backs_off_and_goes_offline_while_another_camera_keeps_streaming()
     let mut good = camera("good-cam", clip_path().to_str().unwrap());
     good.loop_source = true;
     good.fps = Some(60.0);
-    let (cams, failed) = spawn_cameras(&[bad, good], sink);
+    let (cams, failed) = spawn_cameras(&[bad, good], sink, Arc::new(SystemClock));
     assert!(failed.is_empty());
     let good_frames = cams[1].frames().clone();
     let consumer = std::thread::spawn(move || {
@@ -410,7 +411,7 @@ fn stop_interrupts_a_long_backoff_wait() {
         initial_ms: 60_000,
         max_ms: 60_000,
     };
-    let cam = spawn_camera(&cfg, Arc::new(tx)).unwrap();
+    let cam = spawn_camera(&cfg, Arc::new(tx), Arc::new(SystemClock)).unwrap();
     let t0 = Instant::now();
     while cam.state() != CameraState::Offline && t0.elapsed() < Duration::from_secs(10) {
         std::thread::sleep(Duration::from_millis(10));
@@ -430,7 +431,7 @@ fn invalid_cameras_are_reported_and_disabled_ones_skipped() {
     off.enabled = false;
     let mut zero = camera("zero", clip_path().to_str().unwrap());
     zero.fps = Some(0.0);
-    let (ok, failed) = spawn_cameras(&[bad, off, zero], Arc::new(tx));
+    let (ok, failed) = spawn_cameras(&[bad, off, zero], Arc::new(tx), Arc::new(SystemClock));
     assert!(ok.is_empty());
     let ids: Vec<&str> = failed.iter().map(|f| f.0.as_str()).collect();
     assert_eq!(ids, vec!["bad", "zero"]);
@@ -480,6 +481,7 @@ impl FrameSource for Synthetic {
         Ok(Some(CapturedFrame::now(
             Frame::from_rgb(2, 2, vec![v; 12]).unwrap(),
             None,
+            &SystemClock,
         )))
     }
     fn close(&mut self) {
@@ -501,6 +503,7 @@ fn slow_consumer_never_stalls_capture_and_drops_are_counted() {
         &cfg,
         Box::new(Synthetic::new(Duration::from_millis(1))),
         Arc::new(tx),
+        Arc::new(SystemClock),
     )
     .unwrap();
     let frames = cam.frames().clone();
@@ -535,6 +538,7 @@ fn fps_cap_skips_live_frames_beyond_the_cap() {
         &cfg,
         Box::new(Synthetic::new(Duration::from_millis(2))),
         Arc::new(tx),
+        Arc::new(SystemClock),
     )
     .unwrap();
     let frames = cam.frames().clone();
@@ -562,7 +566,7 @@ fn watchdog_reports_stale_then_online_when_frames_resume() {
     let mut src = Synthetic::new(Duration::from_millis(5));
     src.stall_after = Some(10);
     src.stall = Duration::from_millis(1000);
-    let cam = spawn_source(&cfg, Box::new(src), Arc::new(tx)).unwrap();
+    let cam = spawn_source(&cfg, Box::new(src), Arc::new(tx), Arc::new(SystemClock)).unwrap();
     let events = collect_events(&rx, Duration::from_secs(5), |ev| ev.len() >= 3);
     let c = cam.stop();
     let h = of_camera(&events, "stally");
@@ -717,7 +721,7 @@ fn mjpeg_http_stream_is_read_then_reconnects_when_the_server_dies() {
         initial_ms: 50,
         max_ms: 400,
     };
-    let cam = spawn_camera(&cfg, Arc::new(tx)).unwrap();
+    let cam = spawn_camera(&cfg, Arc::new(tx), Arc::new(SystemClock)).unwrap();
     let frames = cam.frames().clone();
     let mut got = Vec::new();
     let t0 = Instant::now();
@@ -770,7 +774,7 @@ fn stalled_mjpeg_stream_is_reported_stale_then_offline() {
     let (tx, rx) = mpsc::channel();
     let mut cfg = camera("stalled-cam", &server.url());
     cfg.stale_timeout_ms = 400;
-    let cam = spawn_camera(&cfg, Arc::new(tx)).unwrap();
+    let cam = spawn_camera(&cfg, Arc::new(tx), Arc::new(SystemClock)).unwrap();
     let t0 = Instant::now();
     while cam.counters().frames_in < 5 && t0.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(20));
@@ -801,4 +805,39 @@ fn stalled_mjpeg_stream_is_reported_stale_then_offline() {
         offline_after >= Duration::from_millis(400) && offline_after < Duration::from_secs(5),
         "{offline_after:?}"
     );
+}
+
+/// A clock stuck at one instant: what the capture stamps must come from the injected clock.
+struct StuckClock(chrono::DateTime<chrono::Utc>);
+
+impl rollcall_domain::clock::Clock for StuckClock {
+    fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.0
+    }
+}
+
+#[test]
+fn frames_and_health_events_take_their_time_from_the_injected_clock() {
+    let dir = image_folder();
+    let cfg = camera("clocked", &format!("folder:{}", dir.path().display()));
+    let at = chrono::DateTime::parse_from_rfc3339("2031-02-03T04:05:06Z")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let (tx, rx) = mpsc::channel();
+    let cam = spawn_camera(&cfg, Arc::new(tx), Arc::new(StuckClock(at))).unwrap();
+    let frames = cam.frames().clone();
+    let consumer = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        while let Some(f) = frames.recv() {
+            got.push(f.captured_at);
+        }
+        got
+    });
+    cam.join();
+    let stamps = consumer.join().unwrap();
+    assert!(!stamps.is_empty());
+    assert!(stamps.iter().all(|t| *t == at), "{stamps:?}");
+    let events: Vec<HealthEvent> = rx.try_iter().collect();
+    assert!(!events.is_empty());
+    assert!(events.iter().all(|e| e.at == at), "{events:?}");
 }

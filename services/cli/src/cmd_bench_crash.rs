@@ -34,6 +34,7 @@ use anyhow::{anyhow, bail, Context};
 use chrono::{DateTime, Utc};
 use rand::{Rng, SeedableRng};
 use rollcall_camera_sim::{LiveAnchor, MjpegServer, ServeOptions, StreamOptions};
+use rollcall_domain::clock::{Clock, SystemClock};
 use rollcall_domain::gallery::{CountScope, Gallery};
 use rollcall_domain::ledger::{AttendanceStatus, EntryKind, LessonTiming};
 use rollcall_ledger::Store;
@@ -526,7 +527,7 @@ async fn run_in(
         bail!("the scenario's cameras show nothing");
     }
     let lead = Duration::from_secs(3);
-    let anchor_wall = Utc::now() + chrono::Duration::from_std(lead)?;
+    let anchor_wall = SystemClock.now() + chrono::Duration::from_std(lead)?;
     let anchor = LiveAnchor {
         at: Instant::now() + lead,
         scenario_ms: first - 1000,
@@ -666,7 +667,7 @@ async fn run_in(
         let mut p = ServeProc::spawn(&config, &env_of(0), &log)?;
         p.wait_ready(&addr, &cameras_1, &day_over, ready_timeout)
             .with_context(|| format!("cycle {i}: see {}", log.display()))?;
-        let ready = to_scene(Utc::now());
+        let ready = to_scene(SystemClock.now());
         if let Some(g) = gaps.last_mut() {
             g.1 = ready;
         }
@@ -682,7 +683,7 @@ async fn run_in(
         let enrolling = enroller.in_flight();
         p.kill()?;
         // read once the process is gone: its last heartbeat is before this moment
-        let killed = to_scene(Utc::now());
+        let killed = to_scene(SystemClock.now());
         gaps.push((killed, killed));
         kills.push(json!({
             "cycle": i,
@@ -701,7 +702,7 @@ async fn run_in(
             .with_context(|| format!("last start: see {}", sc.log.display()))?;
     }
     if let Some(g) = gaps.last_mut() {
-        g.1 = to_scene(Utc::now());
+        g.1 = to_scene(SystemClock.now());
     }
     let end = anchor.due(last) + Duration::from_secs(3);
     if let Some(left) = end.checked_duration_since(Instant::now()) {
@@ -743,14 +744,14 @@ async fn run_in(
         webhook_secret: Some(WEBHOOK_SECRET.into()),
         ..Default::default()
     }
-    .build()?;
+    .build(store.clock())?;
     let dispatcher = rollcall_notify::Dispatcher::with_seed(
         store.clone(),
         channels,
         Default::default(),
         o.seed,
     )?;
-    let now = Utc::now().max(day_end) + chrono::Duration::days(1);
+    let now = SystemClock.now().max(day_end) + chrono::Duration::days(1);
     cmd_scenario::dispatch_all(&dispatcher, now).await?;
 
     // 8. Checks against the ground truth.

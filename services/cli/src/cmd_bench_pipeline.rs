@@ -18,8 +18,8 @@ use crate::cmd_scenario::{self, Prepared};
 use crate::cmd_sim;
 use crate::cmd_vision::VisionOpts;
 use anyhow::{bail, Context};
-use chrono::Utc;
 use rollcall_capture::{open_source, SourceOptions};
+use rollcall_domain::clock::{Clock, SystemClock};
 use rollcall_domain::{CameraId, CampusId};
 use rollcall_runtime::pool::{Analyzed, InferencePool, Job, PoolOptions};
 use rollcall_runtime::{
@@ -90,7 +90,7 @@ pub async fn run(v: &VisionOpts, o: &PipelineBenchOpts) -> anyhow::Result<Value>
     let mut src = open_clip(&clip)?;
     let (mut frames, faces0) = (0u64, rec.faces);
     let mut next_pos = 0.0f64;
-    let start = Utc::now();
+    let start = SystemClock.now();
     let t = Instant::now();
     while let Some(cf) = src.read()? {
         let pos = cf.position.map(|p| p.as_secs_f64()).unwrap_or(0.0);
@@ -245,7 +245,7 @@ async fn clip_with_capture_thread(
         Ok(())
     });
     let (mut frames, faces0) = (0u64, rec.faces);
-    let start = Utc::now();
+    let start = SystemClock.now();
     while let Some(cf) = rx.recv().await {
         let pos = cf.position.map(|p| p.as_secs_f64()).unwrap_or(0.0);
         let at = start + chrono::Duration::microseconds((pos * 1e6) as i64);
@@ -301,7 +301,7 @@ async fn clip_pooled(
     let finished = Arc::new(AtomicBool::new(false));
     let t = Instant::now();
     let cpu_start = cpu_seconds();
-    let start = Utc::now();
+    let start = SystemClock.now();
     let capture = {
         let (pool, submitted, finished) = (pool.clone(), submitted.clone(), finished.clone());
         std::thread::spawn(move || -> anyhow::Result<()> {
@@ -447,7 +447,7 @@ async fn live_run(
                     Job {
                         frame,
                         main: None,
-                        at: Utc::now(),
+                        at: SystemClock.now(),
                         captured,
                     },
                 );
@@ -480,7 +480,7 @@ async fn live_run(
             .await?;
         sink.observe(&out.tracks, &out.qualities, ff.crops);
         processed += 1;
-        let mut ds = rec.engine.tick(Utc::now());
+        let mut ds = rec.engine.tick(SystemClock.now());
         ds.extend(out.decisions);
         frame_lat.push(a.captured.elapsed().as_secs_f64() * 1e3);
         if !ds.is_empty() {
@@ -493,7 +493,9 @@ async fn live_run(
                 let (lat, first_seen) = (commit_lat.clone(), d.first_seen);
                 tokio::spawn(async move {
                     if let Ok(Committed::Recorded(_)) = h.await {
-                        let us = (Utc::now() - first_seen).num_microseconds().unwrap_or(0);
+                        let us = (SystemClock.now() - first_seen)
+                            .num_microseconds()
+                            .unwrap_or(0);
                         lat.lock()
                             .unwrap_or_else(|p| p.into_inner())
                             .push(us as f64 / 1e3);

@@ -6,7 +6,6 @@
 
 use crate::cmd_vision::{load, VisionOpts};
 use anyhow::{anyhow, Context};
-use chrono::Utc;
 use rollcall_domain::gallery::Gallery;
 use rollcall_domain::{CampusId, StudentId, TenantId};
 use rollcall_gallery::vault::{Keyring, KEYS_ENV};
@@ -260,7 +259,7 @@ pub async fn enroll_cmd(
             student: student_id,
             campuses,
             photos: list,
-            now: Utc::now(),
+            now: school.now(),
         },
     )
     .await?;
@@ -338,7 +337,7 @@ pub async fn erase_cmd(
         &student,
         actor,
         rollcall_gallery::privacy::ErasureReason::Request,
-        Utc::now(),
+        school.now(),
     )
     .await?;
     school.close().await;

@@ -7,6 +7,7 @@
 
 use anyhow::{anyhow, bail, Context};
 use chrono::{DateTime, Duration, Utc};
+use rollcall_domain::clock::Clock;
 use rollcall_domain::ledger::{AlertState, AttendanceSource, SchoolPolicy};
 use rollcall_ledger::{CheckIn, ImportKind, Store};
 use serde::Serialize;
@@ -129,7 +130,7 @@ pub enum LedgerCmd {
 
 fn time(s: Option<&str>, what: &str) -> anyhow::Result<DateTime<Utc>> {
     match s {
-        None => Ok(Utc::now()),
+        None => Ok(rollcall_domain::clock::SystemClock.now()),
         Some(s) => Ok(DateTime::parse_from_rfc3339(s)
             .with_context(|| format!("{what}: {s:?} is not an RFC 3339 time"))?
             .with_timezone(&Utc)),
@@ -418,9 +419,5 @@ pub async fn bench_on(
 }
 
 fn uuid_like() -> String {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{}-{t}", std::process::id())
+    format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple())
 }

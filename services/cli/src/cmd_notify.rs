@@ -3,7 +3,6 @@
 
 use crate::cmd_ledger::StoreOpts;
 use anyhow::{anyhow, Context};
-use chrono::Utc;
 use rollcall_ledger::{NotifySettings, OutboxState, Store};
 use rollcall_notify::{ChannelConfig, Dispatcher, DispatcherConfig};
 use serde_json::json;
@@ -134,15 +133,15 @@ pub async fn run(cmd: NotifyCmd) -> anyhow::Result<()> {
                 ..Default::default()
             }
             .with_env()?
-            .build()?;
+            .build(s.clock())?;
             let cfg: DispatcherConfig = match config {
                 Some(js) => serde_json::from_str(&js).context("--config")?,
                 None => DispatcherConfig::default(),
             };
             if once {
                 let d = Dispatcher::new(s.clone(), ch, cfg)?;
-                let r = d.run_once(Utc::now()).await?;
-                return print(&json!({"tick": r, "counts": s.outbox_counts(Utc::now()).await?}));
+                let r = d.run_once(s.now()).await?;
+                return print(&json!({"tick": r, "counts": s.outbox_counts(s.now()).await?}));
             }
             let h = rollcall_notify::spawn_dispatcher(s.clone(), ch, cfg)?;
             eprintln!("rollcall notify: dispatching for school {}", s.school_id());
@@ -153,7 +152,7 @@ pub async fn run(cmd: NotifyCmd) -> anyhow::Result<()> {
                 _ = term.recv() => {}
             }
             h.shutdown().await;
-            print(&s.outbox_counts(Utc::now()).await?)
+            print(&s.outbox_counts(s.now()).await?)
         }
         NotifyCmd::Receiver {
             listen,
@@ -190,7 +189,7 @@ pub async fn run(cmd: NotifyCmd) -> anyhow::Result<()> {
             let s = open(&store).await?;
             print(&json!({
                 "school": s.school_id(),
-                "counts": s.outbox_counts(Utc::now()).await?,
+                "counts": s.outbox_counts(s.now()).await?,
                 "settings": s.notify_settings().await?,
             }))
         }
@@ -211,7 +210,7 @@ pub async fn run(cmd: NotifyCmd) -> anyhow::Result<()> {
         }
         NotifyCmd::Requeue { id, store } => {
             let s = open(&store).await?;
-            s.requeue_notice(id, "cli", Utc::now()).await?;
+            s.requeue_notice(id, "cli", s.now()).await?;
             print(&json!({"requeued": id}))
         }
         NotifyCmd::Settings { set, store } => {
@@ -235,15 +234,14 @@ pub async fn run(cmd: NotifyCmd) -> anyhow::Result<()> {
             let dir = std::env::temp_dir().join(format!(
                 "rollcall-notify-bench-{}-{}",
                 std::process::id(),
-                Utc::now().timestamp_millis()
+                uuid::Uuid::new_v4().simple()
             ));
             let store = Store::open_data_dir(&dir).await?;
             let s = store
                 .create_school("bench", "Bench", 0, &Default::default())
                 .await?;
-            let r =
-                crate::bench::notify::bench_dispatch(&s, backlog, paced, rate, batch, poll_ms)
-                    .await;
+            let r = crate::bench::notify::bench_dispatch(&s, backlog, paced, rate, batch, poll_ms)
+                .await;
             store.close().await;
             let _ = std::fs::remove_dir_all(&dir);
             print(&r?)

@@ -8,6 +8,7 @@
 use crate::cmd_gallery::{dim_for, keys, open_gallery, open_school, DataOpts};
 use anyhow::{anyhow, bail, Context};
 use chrono::{DateTime, NaiveDate, Utc};
+use rollcall_domain::clock::{Clock, SystemClock};
 use rollcall_domain::privacy::{consent_status, ConsentRecord, FACE_CONSENT};
 use rollcall_domain::{StudentId, TenantId};
 use rollcall_gallery::privacy::{self as gp, RetentionConfig};
@@ -140,7 +141,7 @@ pub async fn consent(v: &crate::cmd_vision::VisionOpts, cmd: ConsentCmd) -> anyh
             }
             if let Some(gname) = &guardian_name {
                 let known = school
-                    .subject_access(&student, Utc::now())
+                    .subject_access(&student, school.now())
                     .await
                     .ok()
                     .and_then(|v| {
@@ -166,7 +167,7 @@ pub async fn consent(v: &crate::cmd_vision::VisionOpts, cmd: ConsentCmd) -> anyh
             }
             let at = match at {
                 Some(s) => parse_time(&s, "--at")?,
-                None => Utc::now(),
+                None => school.now(),
             };
             let record = ConsentRecord {
                 kind: FACE_CONSENT.into(),
@@ -182,7 +183,7 @@ pub async fn consent(v: &crate::cmd_vision::VisionOpts, cmd: ConsentCmd) -> anyh
             Ok(json!({
                 "student": student,
                 "recorded": record,
-                "status": consent_status(&history, FACE_CONSENT, Utc::now().max(at)),
+                "status": consent_status(&history, FACE_CONSENT, school.now().max(at)),
             }))
         }
         ConsentCmd::Withdraw {
@@ -202,7 +203,7 @@ pub async fn consent(v: &crate::cmd_vision::VisionOpts, cmd: ConsentCmd) -> anyh
                 &sid,
                 &by,
                 document,
-                Utc::now(),
+                school.now(),
             )
             .await?;
             school.close().await;
@@ -214,7 +215,7 @@ pub async fn consent(v: &crate::cmd_vision::VisionOpts, cmd: ConsentCmd) -> anyh
             school.close().await;
             Ok(json!({
                 "student": student,
-                "status": consent_status(&history, FACE_CONSENT, Utc::now()),
+                "status": consent_status(&history, FACE_CONSENT, school.now()),
                 "history": history,
             }))
         }
@@ -234,7 +235,7 @@ pub async fn privacy(v: &crate::cmd_vision::VisionOpts, cmd: PrivacyCmd) -> anyh
         } => {
             let now = match now {
                 Some(s) => parse_time(&s, "--now")?,
-                None => Utc::now(),
+                None => SystemClock.now(),
             };
             let cfg = RetentionConfig {
                 review_crop_days: review_days,
@@ -255,7 +256,7 @@ pub async fn privacy(v: &crate::cmd_vision::VisionOpts, cmd: PrivacyCmd) -> anyh
             let keys = keys()?;
             let school = open_school(&data, false).await?;
             let tenant = TenantId::new(school.school_id()).map_err(|e| anyhow!("{e}"))?;
-            let r = vault::rotate(&keys, &school, &tenant, Utc::now()).await?;
+            let r = vault::rotate(&keys, &school, &tenant, school.now()).await?;
             school
                 .audit_privacy_event(
                     "cli",
@@ -281,7 +282,7 @@ pub async fn privacy(v: &crate::cmd_vision::VisionOpts, cmd: PrivacyCmd) -> anyh
             let school = open_school(&data, false).await?;
             let tenant = TenantId::new(school.school_id()).map_err(|e| anyhow!("{e}"))?;
             let gallery = open_gallery(&data, dim(v)).await?;
-            let problems = gp::consent_problems(gallery.as_ref(), &school, &tenant, Utc::now())
+            let problems = gp::consent_problems(gallery.as_ref(), &school, &tenant, school.now())
                 .await?
                 .into_iter()
                 .map(|(s, st)| json!({"student": s, "consent": st}))
@@ -321,7 +322,7 @@ pub async fn export(
         &tenant,
         &sid,
         out,
-        Utc::now(),
+        school.now(),
     )
     .await?;
     school
@@ -332,7 +333,7 @@ pub async fn export(
             &serde_json::to_string(
                 &json!({"photos": r.photos.len(), "biometric_data_held": r.biometric_data_held}),
             )?,
-            Utc::now(),
+            school.now(),
         )
         .await?;
     school.close().await;

@@ -29,7 +29,6 @@
 use crate::cmd_gallery::{dim_of, open_gallery, open_school, DataOpts};
 use crate::cmd_vision::VisionOpts;
 use anyhow::{anyhow, Context};
-use chrono::Utc;
 use rollcall_capture::CameraConfig;
 use rollcall_domain::TenantId;
 use rollcall_ledger::Store;
@@ -307,7 +306,7 @@ impl rollcall_api::Ops for ServeOps {
                     student: sid,
                     campuses: Vec::new(),
                     photos: vec![("upload".into(), image)],
-                    now: Utc::now(),
+                    now: f.store.now(),
                 },
             )
             .await
@@ -339,7 +338,7 @@ impl rollcall_api::Ops for ServeOps {
     ) -> rollcall_api::BoxFut<'a, Result<serde_json::Value, rollcall_api::error::ApiError>> {
         Box::pin(async move {
             let (f, sid) = self.face_for(student, "export_unavailable")?;
-            let now = Utc::now();
+            let now = f.store.now();
             // handed to the caller whole; nothing of it stays under the data directory
             let bundle = rollcall_gallery::privacy::export_student_bundle(
                 f.gallery.as_ref(),
@@ -387,7 +386,7 @@ impl rollcall_api::Ops for ServeOps {
                 &sid,
                 by,
                 document_ref,
-                Utc::now(),
+                f.store.now(),
             )
             .await
             .map_err(|e| api_error("withdrawal_failed", e))?;
@@ -411,7 +410,7 @@ impl rollcall_api::Ops for ServeOps {
                 &sid,
                 &actor,
                 rollcall_gallery::privacy::ErasureReason::Request,
-                Utc::now(),
+                f.store.now(),
             )
             .await
             .map_err(|e| api_error("erasure_failed", e))?;
@@ -543,7 +542,7 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
     let channels = rollcall_notify::ChannelConfig::default()
         .with_env()
         .context("notification channels")?
-        .build()
+        .build(store.clock())
         .context("notification channels")?;
     let dispatcher =
         rollcall_notify::spawn_dispatcher(store.clone(), channels, Default::default())?;
@@ -566,7 +565,7 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
                     &store,
                     &data,
                     &tenant,
-                    Utc::now(),
+                    store.now(),
                     &cfg_r,
                 )
                 .await

@@ -38,6 +38,7 @@ pub async fn run(
     let campus = CampusId::new(campus).map_err(|e| anyhow!("--campus: {e}"))?;
     let school = open_school(d, false).await?;
     let tenant = TenantId::new(school.school_id()).map_err(|e| anyhow!("school id: {e}"))?;
+    let clock = school.clock();
     school.close().await;
     let p = v.open()?;
     let gallery = open_gallery(d, dim_of(&p)).await?;
@@ -47,10 +48,13 @@ pub async fn run(
         Some(s) => DateTime::parse_from_rfc3339(s)
             .with_context(|| format!("--start {s:?} is not an RFC 3339 time"))?
             .with_timezone(&Utc),
-        None => Utc::now(),
+        None => clock.now(),
     };
-    let mut src = open_source(source, &SourceOptions::default())
-        .with_context(|| format!("opening {source}"))?;
+    let options = SourceOptions {
+        clock: clock.clone(),
+        ..SourceOptions::default()
+    };
+    let mut src = open_source(source, &options).with_context(|| format!("opening {source}"))?;
     src.open().with_context(|| format!("opening {source}"))?;
     let live = src.is_live();
     let t0 = Instant::now();

@@ -1,8 +1,8 @@
 //! `rollcall`: the one binary. Subcommands for the vision pipeline, the ledger, benchmarks and
 //! the demo. Wire formats (JSON output, CLI flags) live here and in the API crate only.
 
-mod bench_host;
 mod bench;
+mod bench_host;
 mod cmd_admin;
 mod cmd_bench;
 mod cmd_bench_crash;

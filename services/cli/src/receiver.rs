@@ -5,6 +5,7 @@
 //! delivers to.
 
 use chrono::{DateTime, Utc};
+use rollcall_domain::clock::{Clock, SystemClock};
 use rollcall_notify::verify;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -81,7 +82,7 @@ impl Receiver {
                         let _ = respond(&mut s, 400).await;
                         return;
                     };
-                    let now = Utc::now();
+                    let now = SystemClock.now();
                     let sig = h.get("x-rollcall-signature").cloned().unwrap_or_default();
                     let key = h.get("idempotency-key").cloned().unwrap_or_default();
                     let ok =
@@ -177,7 +178,7 @@ mod tests {
         let r = Receiver::start(SECRET, 300).await.unwrap();
         let body = br#"{"delivery_key":"arrival:s1:M0/guardian:g1/sms","text":"arrived"}"#;
         let key = "arrival:s1:M0/guardian:g1/sms";
-        let sig = sign(SECRET, Utc::now().timestamp(), key, body);
+        let sig = sign(SECRET, SystemClock.now().timestamp(), key, body);
         assert_eq!(post(r.addr, key, &sig, body).await, 200);
         // the same delivery again: accepted, deduplicated
         assert_eq!(post(r.addr, key, &sig, body).await, 200);

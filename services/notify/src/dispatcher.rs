@@ -272,7 +272,7 @@ impl Dispatcher {
             if *stop.borrow() {
                 break;
             }
-            let now = Utc::now();
+            let now = self.inner.store.now();
             if cfg.missing_scan_ms > 0
                 && last_scan
                     .is_none_or(|t| t.elapsed() >= Duration::from_millis(cfg.missing_scan_ms))

@@ -144,8 +144,12 @@ impl ChannelConfig {
         Ok(self)
     }
 
-    /// Builds the channels (the log channel is always there).
-    pub fn build(&self) -> Result<Channels, NotifyError> {
+    /// Builds the channels (the log channel is always there); webhook signatures are timestamped
+    /// on `clock` (the store's).
+    pub fn build(
+        &self,
+        clock: Arc<dyn rollcall_domain::clock::Clock>,
+    ) -> Result<Channels, NotifyError> {
         let mut c = Channels::default();
         if let Some(url) = &self.webhook_url {
             http::WebhookUrl::parse(url, self.webhook_allow_http)?;
@@ -158,13 +162,16 @@ impl ChannelConfig {
                 Some(p) => Some(read_ca("webhook CA file", p)?),
                 None => None,
             };
-            c.webhook = Some(Arc::new(WebhookChannel::with_client(
-                url,
-                secret.as_bytes(),
-                timeout,
-                self.webhook_allow_http,
-                http::HttpClient::new(ca.as_deref(), timeout)?,
-            )?));
+            c.webhook = Some(Arc::new(
+                WebhookChannel::with_client(
+                    url,
+                    secret.as_bytes(),
+                    timeout,
+                    self.webhook_allow_http,
+                    http::HttpClient::new(ca.as_deref(), timeout)?,
+                )?
+                .with_clock(clock),
+            ));
         }
         if let Some(host) = &self.smtp_host {
             let from = self.smtp_from.as_deref().ok_or(NotifyError::Config {

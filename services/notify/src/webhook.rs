@@ -15,7 +15,9 @@ use crate::channel::{Channel, Outgoing, SendError};
 use crate::NotifyError;
 use async_trait::async_trait;
 use hmac::{Hmac, Mac};
+use rollcall_domain::clock::{Clock, SystemClock};
 use sha2::Sha256;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use crate::http::{HttpClient, Scheme, WebhookUrl};
@@ -95,12 +97,24 @@ pub fn verify(
 }
 
 /// The webhook channel.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct WebhookChannel {
     url: WebhookUrl,
     secret: Vec<u8>,
     timeout: Duration,
     client: HttpClient,
+    /// The signature's timestamp (the receiver rejects stale ones).
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for WebhookChannel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookChannel")
+            .field("url", &self.url)
+            .field("timeout", &self.timeout)
+            .field("client", &self.client)
+            .finish_non_exhaustive()
+    }
 }
 
 impl WebhookChannel {
@@ -130,11 +144,19 @@ impl WebhookChannel {
             secret: secret.to_vec(),
             timeout,
             client,
+            clock: Arc::new(SystemClock),
         })
     }
 
+    /// Signatures are timestamped on `clock` (default: the system clock); the dispatcher gives
+    /// its store's.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     async fn post(&self, key: &str, body: &[u8]) -> Result<crate::http::Answer, SendError> {
-        let t = chrono::Utc::now().timestamp();
+        let t = self.clock.now().timestamp();
         let headers = [
             ("content-type", "application/json".to_string()),
             ("idempotency-key", key.to_string()),

@@ -805,7 +805,9 @@ async fn email_reaches_a_local_smtp_sink(h: &Harness) {
         smtp_timeout_ms: Some(5_000),
         ..Default::default()
     };
-    let mut ch = cfg.build().unwrap();
+    let mut ch = cfg
+        .build(Arc::new(rollcall_domain::clock::SystemClock))
+        .unwrap();
     ch.webhook = Some(Arc::new(RecordingSink::new())); // g1's sms rows
     let d = Dispatcher::new(s.clone(), ch, DispatcherConfig::default()).unwrap();
     let r = d.run_once(Utc::now()).await.unwrap();
@@ -862,7 +864,7 @@ async fn email_reaches_a_local_smtp_sink(h: &Harness) {
         smtp_port: Some(dead_port),
         ..cfg
     }
-    .build()
+    .build(s.clock())
     .unwrap();
     let d = Dispatcher::new(
         s.clone(),

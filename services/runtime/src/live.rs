@@ -24,6 +24,7 @@ use crate::writer::{Committed, GroupPort};
 use crate::RuntimeError;
 use chrono::{DateTime, Utc};
 use rollcall_capture::{spawn_cameras, CameraConfig, CaptureHandle, HealthEvent};
+use rollcall_domain::clock::Clock;
 use rollcall_domain::face::FaceObservation;
 use rollcall_domain::matcher::debounce::Decision;
 use rollcall_domain::{CampusId, Frame};
@@ -100,15 +101,16 @@ struct Outage {
     dropped: BTreeMap<usize, (DateTime<Utc>, DateTime<Utc>, u64)>,
 }
 
-/// The time now, shifted by the offset.
-#[derive(Debug, Clone, Copy)]
+/// The store's clock, shifted by the offset (the demo plays a recorded afternoon "now").
+#[derive(Clone)]
 pub struct LiveClock {
+    pub base: Arc<dyn Clock>,
     pub offset: chrono::Duration,
 }
 
 impl LiveClock {
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + self.offset
+        self.base.now() + self.offset
     }
     pub fn shift(&self, wall: DateTime<Utc>) -> DateTime<Utc> {
         wall + self.offset
@@ -163,7 +165,7 @@ impl Live {
     ) -> Result<Live, RuntimeError> {
         lock(&metrics).writer = Some(sink.writer.stats.clone());
         let (htx, hrx) = std::sync::mpsc::channel::<HealthEvent>();
-        let (handles, failed) = spawn_cameras(cameras, Arc::new(htx));
+        let (handles, failed) = spawn_cameras(cameras, Arc::new(htx), store.clock());
         for (id, e) in &failed {
             tracing::error!(camera = %id, error = %e, "camera not started");
             lock(&metrics)
@@ -191,10 +193,11 @@ impl Live {
         let n = handles.len();
         let pool = InferencePool::start(analyzers, n, n.max(1), atx)?;
         let clock = LiveClock {
+            base: store.clock(),
             offset: cfg.clock_offset,
         };
         let finalizer = {
-            let (store, metrics) = (store.clone(), metrics.clone());
+            let (store, metrics, clock) = (store.clone(), metrics.clone(), clock.clone());
             let every = cfg.finalize_every.max(Duration::from_millis(100));
             tokio::spawn(async move {
                 let mut t = tokio::time::interval(every);
@@ -593,7 +596,7 @@ impl Live {
         for d in ds {
             let first_seen = d.first_seen;
             if let Some(h) = self.sink.route(&d).await {
-                let (metrics, clock) = (self.metrics.clone(), self.clock);
+                let (metrics, clock) = (self.metrics.clone(), self.clock.clone());
                 tokio::spawn(async move {
                     if let Ok(Committed::Recorded(_)) = h.await {
                         let ms = (clock.now() - first_seen).num_microseconds().unwrap_or(0);

@@ -16,7 +16,6 @@
 //! so one that keeps failing never holds up the ones behind it; the tasks in flight are bounded
 //! ([`LedgerWriter::submit`] waits for a permit: back-pressure on recognition, never a drop).
 
-use chrono::Utc;
 use rollcall_ledger::{CheckIn, CheckInResult, ErrorClass, GroupCommit, LedgerError, Store};
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -66,7 +65,7 @@ impl LedgerPort for GroupPort {
         attempts: u32,
     ) -> Result<bool, LedgerError> {
         self.store
-            .park_check_in(ci, reason, error, attempts, Utc::now())
+            .park_check_in(ci, reason, error, attempts, self.store.now())
             .await
     }
 }
@@ -353,7 +352,7 @@ mod tests {
     }
 
     fn ci(s: &str) -> CheckIn {
-        CheckIn::new(s, Utc::now(), AttendanceSource::Face)
+        CheckIn::new(s, chrono::Utc::now(), AttendanceSource::Face)
     }
 
     fn writer(script: &[(&str, Vec<ErrorClass>)]) -> LedgerWriter<Scripted> {

@@ -7,6 +7,7 @@
 //! queries, same run), recall@1 (the gallery's first template equals brute force's), and
 //! memory: resident-set growth from `/proc/self/status` and bytes on disk.
 
+use rollcall_domain::clock::{Clock, SystemClock};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -198,7 +199,7 @@ pub fn serving_footprint(
                     model_id: "bench".into(),
                     model_version: "1".into(),
                     quality: 1.0,
-                    created_at: chrono::Utc::now(),
+                    created_at: SystemClock.now(),
                 },
                 vector: synth.centre(),
             })
@@ -322,7 +323,7 @@ fn bench_size(cfg: &BenchConfig, n: usize) -> Result<SizeReport, GalleryError> {
     let ds = dataset(cfg, n);
     let (students, probes) = (ds.students, &ds.probes);
     let tenant = TenantId::new("bench").expect("valid");
-    let created = chrono::Utc::now();
+    let created = SystemClock.now();
 
     let tmp = match &cfg.dir {
         Some(d) => tempfile::Builder::new()
@@ -536,7 +537,7 @@ pub async fn bench_remote(
         c.collection = format!("rollcall_bench_{n}_{}", uuid::Uuid::new_v4().simple());
         let rss0 = rss();
         let g = rollcall_gallery::RemoteGallery::connect(c.clone()).await?;
-        let created = chrono::Utc::now();
+        let created = SystemClock.now();
         let t0 = Instant::now();
         let result = async {
             for start in (0..n).step_by(1000) {

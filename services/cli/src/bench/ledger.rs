@@ -2,6 +2,7 @@
 
 use anyhow::{anyhow, Result};
 use chrono::{Duration, TimeZone, Utc};
+use rollcall_domain::clock::{Clock, SystemClock};
 use rollcall_domain::ledger::{
     AttendanceSource, CheckInOutcome, ClassPolicy, DeductionDecision, SchoolPolicy,
 };
@@ -258,7 +259,7 @@ async fn report(
         .iter()
         .filter(|e| e.entry.kind == rollcall_domain::ledger::EntryKind::Deduction)
         .count() as u64;
-    let notices = s.outbox_counts(Utc::now()).await?.pending as u64;
+    let notices = s.outbox_counts(SystemClock.now()).await?.pending as u64;
     Ok(BenchReport {
         backend: s.backend(),
         checkins: n as u64,

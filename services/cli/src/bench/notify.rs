@@ -6,6 +6,7 @@
 use crate::receiver::Receiver;
 use anyhow::Result;
 use chrono::Utc;
+use rollcall_domain::clock::{Clock, SystemClock};
 use rollcall_ledger::{NoticeDraft, NoticeKind, NotifySettings, StaffRecipient, Store};
 use rollcall_notify::{Channels, DispatcherConfig, WebhookChannel};
 use serde::Serialize;
@@ -79,14 +80,14 @@ pub async fn bench_dispatch(
         missing_scan_ms: 0,
         ..Default::default()
     };
-    let run = Utc::now().timestamp_millis();
+    let run = SystemClock.now().timestamp_millis();
     let draft = |i: usize| NoticeDraft {
         notice_id: format!("bench:{run}:{i}"),
         kind: NoticeKind::ReviewNeeded,
         student_id: None,
         class_id: None,
         params: json!({"message": format!("bench item {i}")}),
-        at: Utc::now(),
+        at: SystemClock.now(),
     };
     // 1. backlog
     for i in 0..backlog {

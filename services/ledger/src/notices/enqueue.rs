@@ -5,21 +5,14 @@ use super::drafts::{absence, alert_notice, NoticeDraft};
 use crate::db::{ms, AnyDb, Db};
 use crate::{LedgerError, Result};
 use chrono::{DateTime, Utc};
-use rollcall_domain::clock::{Clock, SystemClock};
 use rollcall_domain::ledger::{AlertDraft, AttendanceStatus, BookedLesson, PackageState, Units};
 use sqlx::AnyConnection;
 
 /// Writes the rows of one notice on the caller's connection (inside its transaction): one row per
-/// recipient and channel, by the school's settings and each guardian's preferences. A row whose
-/// delivery key exists is skipped (replays insert nothing). Returns the rows inserted; 0 when
-/// notifications are off for the school. The rows' `created_at` is the system clock's time; the
-/// ledger's own paths call [`enqueue_at`] with their store's clock.
-pub async fn enqueue(c: &mut AnyConnection, school: &str, d: &NoticeDraft) -> Result<usize> {
-    enqueue_at(c, school, d, SystemClock.now()).await
-}
-
-/// [`enqueue`] with the rows' `created_at` given (the store's clock).
-pub(crate) async fn enqueue_at(
+/// recipient and channel, by the school's settings and each guardian's preferences, created at
+/// `now` (the store's clock). A row whose delivery key exists is skipped (replays insert
+/// nothing). Returns the rows inserted; 0 when notifications are off for the school.
+pub async fn enqueue_at(
     c: &mut AnyConnection,
     school: &str,
     d: &NoticeDraft,

@@ -18,7 +18,7 @@ mod rows;
 mod settings;
 
 pub use crate::notices::{
-    absence, arrival, enqueue, GuardianPrefs, NoticeDraft, NoticeKind, NotifySettings, OutboxState,
-    QuietHours, RecipientKind, StaffRecipient, CHANNELS,
+    absence, arrival, enqueue_at, GuardianPrefs, NoticeDraft, NoticeKind, NotifySettings,
+    OutboxState, QuietHours, RecipientKind, StaffRecipient, CHANNELS,
 };
 pub use rows::{OutboxCounts, OutboxRow};
