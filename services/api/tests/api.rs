@@ -7,7 +7,6 @@ use rollcall_api::{ApiConfig, AppState, NoOps};
 use rollcall_domain::ledger::{ClassPolicy, SchoolPolicy};
 use rollcall_ledger::*;
 use serde_json::{json, Value};
-use sqlx::{Connection, Executor};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,37 +20,20 @@ struct Server {
     store: Store,
     state: AppState,
     _dir: tempfile::TempDir,
-    pg: Option<(String, String)>,
+    _pg: Option<ScratchDb>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         self.task.abort();
-        if let Some((admin, db)) = self.pg.take() {
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                rt.block_on(async move {
-                    if let Ok(mut c) = sqlx::AnyConnection::connect(&admin).await {
-                        let _ = c
-                            .execute(format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)").as_str())
-                            .await;
-                    }
-                });
-            })
-            .join();
-        }
     }
 }
 
-#[derive(Clone, Copy)]
-enum Db {
-    Sqlite,
-    Postgres,
-}
+/// The backend a test's server runs on (SQLite in a temporary directory, or a scratch
+/// PostgreSQL database of the test kit's).
+use rollcall_testkit::ledger::Backend as Db;
+use rollcall_testkit::pg::ScratchDb;
 
 const PASSWORD: &str = "correct horse battery";
 
@@ -85,7 +67,6 @@ async fn server_full(
     config: impl FnOnce(&mut ApiConfig),
     ops: Arc<dyn rollcall_api::Ops>,
 ) -> Server {
-    sqlx::any::install_default_drivers();
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, pg) = match db {
         Db::Sqlite => (
@@ -93,26 +74,8 @@ async fn server_full(
             None,
         ),
         Db::Postgres => {
-            let admin = std::env::var("ROLLCALL_TEST_DATABASE_URL")
-                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-            let name = format!("rlapi_{}", uuid::Uuid::new_v4().simple());
-            let mut c = sqlx::AnyConnection::connect(&admin)
-                .await
-                .expect("PostgreSQL for tests (ROLLCALL_TEST_DATABASE_URL)");
-            c.execute(format!("CREATE DATABASE {name}").as_str())
-                .await
-                .expect("create database");
-            let (base, _) = admin
-                .split('?')
-                .next()
-                .unwrap_or(&admin)
-                .rsplit_once('/')
-                .expect("url with a path");
-            let url = format!("{base}/{name}");
-            (
-                Store::open(&url).await.expect("postgres"),
-                Some((admin, name)),
-            )
+            let db = ScratchDb::create("rlapi").await;
+            (Store::open(db.url()).await.expect("postgres"), Some(db))
         }
     };
     let s = store
@@ -226,7 +189,7 @@ async fn server_full(
         store: s,
         state,
         _dir: dir,
-        pg,
+        _pg: pg,
         task,
     }
 }
@@ -516,20 +479,7 @@ impl Client {
     }
 }
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Db::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::Db::Postgres).await })*
-        }
-    };
-}
-
-both!(
+rollcall_testkit::per_backend!(
     login_sessions_csrf_and_bearer_tokens,
     route_role_matrix_denies_what_it_must,
     campus_scoping_hides_and_refuses_other_campuses,

@@ -138,3 +138,28 @@ macro_rules! __policy {
         $policy
     };
 }
+
+/// Defines each test once per backend, `sqlite::NAME` and `postgres::NAME`, each calling
+/// `NAME(Backend::…)`: for suites that build their own fixture on the backend they are given
+/// (the API's server harness).
+#[macro_export]
+macro_rules! per_backend {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::ledger::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::ledger::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
