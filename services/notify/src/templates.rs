@@ -3,6 +3,7 @@
 //! tag starting with `zh` renders Chinese; every other tag renders English.
 
 use crate::NotifyError;
+use rollcall_domain::ledger::{fmt_units, UNITS_PER_LESSON};
 use rollcall_ledger::NoticeKind;
 use serde::Serialize;
 use serde_json::Value;
@@ -47,6 +48,42 @@ fn get<'a>(kind: NoticeKind, p: &'a Value, key: &'static str) -> Result<&'a str,
         .ok_or(NotifyError::Template { kind, missing: key })
 }
 
+/// What an arrival cost and what is left, when the notice says (`used_units`, `left_units`;
+/// older notices lack them and say nothing about it): "1 lesson used, 7 left."
+fn usage(p: &Value, zh: bool) -> String {
+    let (Some(used), Some(left)) = (
+        p.get("used_units").and_then(Value::as_i64),
+        p.get("left_units").and_then(Value::as_i64),
+    ) else {
+        return String::new();
+    };
+    let (u, l, owed) = (
+        fmt_units(used),
+        fmt_units(left.max(0)),
+        fmt_units(-left.min(0)),
+    );
+    match (zh, used > 0, left >= 0) {
+        (true, true, true) => format!("本次扣除{u}节课时，剩余{l}节。"),
+        (true, true, false) => format!("本次扣除{u}节课时，已欠{owed}节，请及时续费。"),
+        (true, false, true) => format!("本次未扣课时，剩余{l}节。"),
+        (true, false, false) => format!("本次未扣课时，已欠{owed}节，请及时续费。"),
+        (false, used_some, covered) => {
+            let first = if !used_some {
+                "No lesson was deducted".to_string()
+            } else if used == UNITS_PER_LESSON {
+                "1 lesson used".to_string()
+            } else {
+                format!("{u} lessons used")
+            };
+            if covered {
+                format!(" {first}, {l} left.")
+            } else {
+                format!(" {first}; {owed} owed, please renew the package.")
+            }
+        }
+    }
+}
+
 /// `"2026-02-01T00:00:00Z"` → `"2026-02-01"`; other values as they are.
 fn date_of(s: &str) -> &str {
     s.get(..10)
@@ -68,16 +105,18 @@ pub fn render(kind: NoticeKind, language: &str, p: &Value) -> Result<Rendered, N
                 (
                     format!("{s}已到校"),
                     format!(
-                        "{s}已于{t}到达，参加{c}。{}",
-                        if late { "（迟到）" } else { "" }
+                        "{s}已于{t}到达，参加{c}。{}{}",
+                        if late { "（迟到）" } else { "" },
+                        usage(p, true)
                     ),
                 )
             } else {
                 (
                     format!("{s} has arrived"),
                     format!(
-                        "{s} arrived at {t} for {c}.{}",
-                        if late { " (late)" } else { "" }
+                        "{s} arrived at {t} for {c}.{}{}",
+                        if late { " (late)" } else { "" },
+                        usage(p, false)
                     ),
                 )
             }
@@ -234,6 +273,31 @@ mod tests {
         }
         let a = render(NoticeKind::Arrival, "zh", &full()).unwrap();
         assert_eq!(a.text, "Miranda已于16:02到达，参加Maths Y7。（迟到）");
+        // what the lesson cost and what is left (issue 21)
+        let mut p = full();
+        p["used_units"] = json!(100);
+        p["left_units"] = json!(700);
+        let en = render(NoticeKind::Arrival, "en", &p).unwrap().text;
+        assert_eq!(
+            en,
+            "Miranda arrived at 16:02 for Maths Y7. (late) 1 lesson used, 7 left."
+        );
+        let zh = render(NoticeKind::Arrival, "zh-CN", &p).unwrap().text;
+        assert_eq!(
+            zh,
+            "Miranda已于16:02到达，参加Maths Y7。（迟到）本次扣除1节课时，剩余7节。"
+        );
+        p["used_units"] = json!(150);
+        p["left_units"] = json!(-50);
+        let en = render(NoticeKind::Arrival, "en", &p).unwrap().text;
+        assert!(
+            en.ends_with(" 1.5 lessons used; 0.5 owed, please renew the package."),
+            "{en}"
+        );
+        p["used_units"] = json!(0);
+        p["left_units"] = json!(0);
+        let zh = render(NoticeKind::Arrival, "zh", &p).unwrap().text;
+        assert!(zh.ends_with("本次未扣课时，剩余0节。"), "{zh}");
         let e = render(NoticeKind::ExpiringPackage, "en-GB", &full()).unwrap();
         assert_eq!(
             e.text,

@@ -416,10 +416,14 @@ async fn preferences_languages_and_quiet_hours(h: &Harness) {
         .collect();
     let zh = &got["arrival:s1:M0/guardian:g1b/wechat"];
     assert_eq!(zh.language, "zh-CN");
-    assert_eq!(zh.text, "Student 1已于21:10到达，参加Maths Y7。（迟到）");
+    // what the lesson used and what is left (issue 21)
+    assert_eq!(
+        zh.text,
+        "Student 1已于21:10到达，参加Maths Y7。（迟到）本次扣除1节课时，剩余2节。"
+    );
     assert_eq!(
         got["arrival:s1:M0/guardian:g1/sms"].text,
-        "Student 1 arrived at 21:10 for Maths Y7. (late)"
+        "Student 1 arrived at 21:10 for Maths Y7. (late) 1 lesson used, 2 left."
     );
     let c = s.outbox_counts(morning).await.unwrap();
     assert_eq!((c.pending, c.sent, c.dead), (0, 5, 0), "{c:?}");

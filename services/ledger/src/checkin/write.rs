@@ -47,9 +47,16 @@ pub(super) fn build_writes(
         let arrivals: Vec<NoticeDraft> = (0..items.len())
             .filter(|&i| read.new[i])
             .filter_map(|i| {
-                matched[i]
-                    .as_ref()
-                    .map(|(l, status)| arrival(&items[i].ci.student_id, l, *status, items[i].ci.at))
+                matched[i].as_ref().map(|(l, status)| {
+                    arrival(
+                        &items[i].ci.student_id,
+                        l,
+                        *status,
+                        items[i].ci.at,
+                        decided.before[i] - decided.avail[i],
+                        decided.avail[i],
+                    )
+                })
             })
             .collect();
         stmts.extend(outbox_stmts(

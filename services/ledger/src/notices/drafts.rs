@@ -27,19 +27,29 @@ pub struct NoticeDraft {
     pub at: DateTime<Utc>,
 }
 
-/// Arrival notice for a recorded check-in.
+/// Arrival notice for a recorded check-in: `used` units were deducted for it and `left` are
+/// available to the student right after (negative: owed), so that the guardians read "1 lesson
+/// used, 7 left".
 pub fn arrival(
     student: &str,
     lesson: &BookedLesson,
     status: AttendanceStatus,
     at: DateTime<Utc>,
+    used: Units,
+    left: Units,
 ) -> NoticeDraft {
     NoticeDraft {
         notice_id: format!("arrival:{student}:{}", lesson.lesson_id),
         kind: NoticeKind::Arrival,
         student_id: Some(student.into()),
         class_id: Some(lesson.class_id.clone()),
-        params: json!({"lesson_id": lesson.lesson_id, "status": status.as_str(), "lesson_start": lesson.start}),
+        params: json!({
+            "lesson_id": lesson.lesson_id,
+            "status": status.as_str(),
+            "lesson_start": lesson.start,
+            "used_units": used,
+            "left_units": left,
+        }),
         at,
     }
 }
