@@ -1009,22 +1009,8 @@ fn cyclic_groups(graph: &ModuleGraph) -> Vec<Vec<(String, String, String)>> {
 
 /// The source files of a crate's `src`: path under `src`, text.
 fn crate_sources(src: &Path) -> Vec<(PathBuf, String)> {
-    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-        let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-            .unwrap_or_else(|e| panic!("reading {}: {e}", dir.display()))
-            .map(|e| e.expect("directory entry").path())
-            .collect();
-        entries.sort();
-        for p in entries {
-            if p.is_dir() {
-                walk(&p, out);
-            } else if p.extension().is_some_and(|x| x == "rs") {
-                out.push(p);
-            }
-        }
-    }
     let mut paths = Vec::new();
-    walk(src, &mut paths);
+    rust_files(src, &mut paths);
     paths
         .into_iter()
         .map(|p| {
