@@ -32,7 +32,7 @@ mod timetable;
 
 pub(crate) use accounts::{open_session, wait_words, Login};
 pub(crate) use alerts::{alerts_for, set_alert};
-pub(crate) use attendance::board_json;
+pub(crate) use attendance::{board_json, check_in_by_hand};
 pub(crate) use cameras::cameras_json;
 pub(crate) use reports::{attendance_report, heatmap};
 pub(crate) use review::{decide_review, review_list, Decide};

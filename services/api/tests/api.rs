@@ -491,6 +491,7 @@ rollcall_testkit::per_backend!(
     web_app_shows_each_role_only_what_it_may_do,
     web_app_errors_are_pages_not_json,
     web_app_student_page_shows_a_check_in_without_lessons,
+    web_app_checks_in_by_hand_and_by_card,
     ledger_operations_refund_quote_and_audit,
     api_tokens_listed_without_secrets_and_revoked_at_once,
     failed_logins_are_throttled_per_username_and_address,
@@ -1926,6 +1927,9 @@ async fn web_app_login_review_and_board(db: Db) {
     assert!(review.contains(&format!("/app/review/{item}")));
     assert!(review.contains(&format!("/api/v1/review/{item}/crop")));
     assert!(review.contains("/api/v1/students/s3/photo"));
+    // the match as a plain share, and places by their names (issue 21)
+    assert!(review.contains("similarity 60%"), "{review}");
+    assert!(board.contains(" · North · "), "{board}");
     let csrf = review
         .split("name=_csrf value=\"")
         .nth(1)
@@ -3245,6 +3249,23 @@ async fn every_mutating_route_is_audited_and_refusals_are_not(db: Db) {
         mgr.form(&path, "decision=reject", None),
     )
     .await;
+    let r = ("POST", "/app/checkin");
+    refused(
+        st,
+        "check-in form with a stale CSRF token",
+        403,
+        desk.form("/app/checkin", "who=rollcall%3As2", Some("stale")),
+    )
+    .await;
+    audited(
+        st,
+        &mut cov,
+        r,
+        ("front_desk", "front_desk"),
+        303,
+        desk.form("/app/checkin", "who=rollcall%3As2", None),
+    )
+    .await;
     let r = ("POST", "/app/alerts/{id}");
     let path = format!("/app/alerts/{alert_s}");
     refused(
@@ -4343,5 +4364,109 @@ async fn web_app_escapes_what_users_entered() {
     assert!(
         page.matches("alert(1)").count() >= 3,
         "title, heading and card: {page}"
+    );
+}
+
+/// Issue 21: the front desk checks a child in by hand or by scanning the card (a USB scanner
+/// types `rollcall:<id>` and Enter into the focused field): source `qr` or `manual`, exactly
+/// once, the page saying who was checked in to which lesson; a viewer has neither the page nor
+/// the button.
+async fn web_app_checks_in_by_hand_and_by_card(db: Db) {
+    let sv = server(db, 1 << 20).await;
+    let a = &sv.addr;
+    let cookie = app_session(a, "front_desk").await;
+    let page = app_page(a, &cookie, "/app/checkin").await;
+    assert!(
+        page.contains("id=who") && page.contains("autofocus"),
+        "{page}"
+    );
+    assert!(page.contains("<option value=\"s1\">"), "{page}");
+    let csrf = page
+        .split("name=_csrf value=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .to_string();
+    let post = |who: &str, csrf: &str| {
+        let body = format!("_csrf={csrf}&who={}", who.replace(':', "%3A"));
+        let (a, cookie) = (a.to_string(), cookie.clone());
+        async move {
+            http(
+                &a,
+                "POST",
+                "/app/checkin",
+                &[
+                    ("cookie", &cookie),
+                    ("content-type", "application/x-www-form-urlencoded"),
+                ],
+                body.as_bytes(),
+            )
+            .await
+        }
+    };
+    // without the form's token: refused, nothing recorded
+    assert_eq!(post("rollcall:s1", "forged").await.status, 403);
+    assert!(sv.store.attendance().await.unwrap().is_empty());
+    // the card: checked in to the lesson now, by QR
+    let r = post("rollcall:s1\n", &csrf).await;
+    assert_eq!(r.status, 303, "{}", r.text());
+    let to = r.header("location").unwrap().to_string();
+    assert_eq!(
+        to,
+        "/app/checkin?done=checked_in&student=s1&lesson=math-now&source=qr"
+    );
+    let done = app_page(a, &cookie, &to).await;
+    assert!(
+        done.contains("was checked in to lesson math-now. (by card)"),
+        "{done}"
+    );
+    // picked by hand a second time: already recorded, nothing changes
+    let r = post("s1", &csrf).await;
+    assert_eq!(
+        r.header("location"),
+        Some("/app/checkin?done=already&student=s1&lesson=math-now&source=manual")
+    );
+    // s3 by hand
+    let r = post("s3", &csrf).await;
+    assert_eq!(
+        r.header("location"),
+        Some("/app/checkin?done=checked_in&student=s3&lesson=math-now&source=manual")
+    );
+    let rows = sv.store.attendance().await.unwrap();
+    let who: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    assert_eq!(who, ["s1", "s3"], "{rows:?}");
+    // the events say how: the card, then by hand (twice for s1: the second changed nothing)
+    let events = sv.store.checkin_events(100).await.unwrap();
+    let how: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| (e.student_id.as_str(), e.source.as_str()))
+        .collect();
+    assert!(how.contains(&("s1", "qr")), "{how:?}");
+    assert!(how.contains(&("s1", "manual")), "{how:?}");
+    assert!(how.contains(&("s3", "manual")), "{how:?}");
+    // an unknown student is a page that says so, not JSON
+    let r = post("nobody", &csrf).await;
+    assert_eq!(r.status, 404, "{}", r.text());
+    assert!(!r.text().trim_start().starts_with('{'), "{}", r.text());
+    // the student's page has the button; a viewer sees neither it nor the page
+    let page = app_page(a, &cookie, "/app/students/s1").await;
+    assert!(page.contains("id=checkin-now"), "{page}");
+    // the printable card carries the code the field reads
+    let card = app_page(a, &cookie, "/app/students/s1/card").await;
+    assert!(
+        card.contains("data-code=\"rollcall:s1\"") && card.contains("<svg"),
+        "{card}"
+    );
+    assert!(card.contains("@media print"), "{card}");
+    let viewer = app_session(a, "viewer_north").await;
+    let page = app_page(a, &viewer, "/app/students/s1").await;
+    assert!(!page.contains("id=checkin-now"), "{page}");
+    assert!(!page.contains("href='/app/checkin'"), "{page}");
+    assert_eq!(app_get(a, &viewer, "/app/checkin").await.status, 403);
+    assert_eq!(
+        app_get(a, &viewer, "/app/students/s1/card").await.status,
+        403
     );
 }

@@ -101,6 +101,18 @@ fn lesson_from_row(r: &sqlx::any::AnyRow) -> Result<LessonView> {
 const LESSON_COLS: &str = "l.id, l.class_id, k.name, l.campus_id, l.room_id, l.teacher, l.start_ms, l.end_ms, l.finalized_at";
 
 impl Store {
+    /// The school's campuses: (id, name), by id.
+    pub async fn campuses(&self) -> Result<Vec<(String, String)>> {
+        let school = self.need_school()?;
+        let rows = sqlx::query("SELECT id, name FROM campuses WHERE school_id = $1 ORDER BY id")
+            .bind(school)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<String, _>(1)?)))
+            .collect()
+    }
+
     /// Campuses a student belongs to (home campus and the campuses of enrolled classes).
     pub async fn student_campuses(&self, student: &str) -> Result<Vec<String>> {
         let school = self.need_school()?;

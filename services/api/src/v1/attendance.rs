@@ -179,6 +179,34 @@ pub(super) struct Checkin {
     event_key: Option<String>,
 }
 
+/// A check-in by hand (`Manual`) or by a scanned card (`Qr`), for the API and the staff app's
+/// check-in page: the student must be in the caller's campuses; the time is now unless given
+/// (at most 5 minutes ahead, at most a day back); the same exactly-once rules as the camera's.
+pub(crate) async fn check_in_by_hand(
+    st: &AppState,
+    staff: &Staff,
+    student: &str,
+    source: AttendanceSource,
+    at: Option<DateTime<Utc>>,
+    event_key: Option<String>,
+) -> ApiResult<CheckInResult> {
+    student_in_scope(st, staff, student).await?;
+    let now = st.store.now();
+    let at = at.unwrap_or(now);
+    // a check-in happened: at most a few minutes of clock skew ahead, at most a day back
+    if at > now + Duration::minutes(5) {
+        return Err(ApiError::invalid(
+            "at: a check-in cannot be in the future (more than 5 minutes ahead)",
+        ));
+    }
+    if now - at > Duration::hours(24) {
+        return Err(ApiError::invalid("at: at most a day ago"));
+    }
+    let mut ci = CheckIn::new(student, at, source);
+    ci.event_key = event_key.map(|k| format!("{}:{k}", source.as_str()));
+    Ok(run(staff, st.store.check_in(&ci)).await?)
+}
+
 pub(super) async fn checkin(
     State(st): State<AppState>,
     Extension(staff): Extension<Staff>,
@@ -194,20 +222,6 @@ pub(super) async fn checkin(
         ),
         _ => return Err(ApiError::invalid("give exactly one of student_id and code")),
     };
-    student_in_scope(&st, &staff, &student).await?;
-    let now = st.store.now();
-    let at = c.at.unwrap_or(now);
-    // a check-in happened: at most a few minutes of clock skew ahead, at most a day back
-    if at > now + Duration::minutes(5) {
-        return Err(ApiError::invalid(
-            "at: a check-in cannot be in the future (more than 5 minutes ahead)",
-        ));
-    }
-    if now - at > Duration::hours(24) {
-        return Err(ApiError::invalid("at: at most a day ago"));
-    }
-    let mut ci = CheckIn::new(&student, at, source);
-    ci.event_key = c.event_key.map(|k| format!("{}:{k}", source.as_str()));
-    let r = run(&staff, st.store.check_in(&ci)).await?;
+    let r = check_in_by_hand(&st, &staff, &student, source, c.at, c.event_key).await?;
     Ok(Json(CheckedIn { check_in: r }))
 }

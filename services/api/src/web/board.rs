@@ -75,6 +75,9 @@ pub(super) async fn board_page(
     Query(q): Query<BoardQ>,
 ) -> Result<Html<String>, ApiError> {
     let v = v1::board_json(&st, &staff, &q.date, &q.campus).await?;
+    // places by their names, not their ids
+    let campus_names: std::collections::BTreeMap<String, String> =
+        st.store.campuses().await?.into_iter().collect();
     // the day shown (board_json has checked a given date), with the days around it
     let day = q
         .date
@@ -116,7 +119,10 @@ pub(super) async fn board_page(
             Lesson {
                 id: text(&l["id"]),
                 class_name: text(&l["class_name"]),
-                campus_id: text(&l["campus_id"]),
+                campus_id: {
+                    let id = text(&l["campus_id"]);
+                    campus_names.get(&id).cloned().unwrap_or(id)
+                },
                 start: local_hm(&st, l["start"].as_str().unwrap_or("")),
                 end: local_hm(&st, l["end"].as_str().unwrap_or("")),
                 summary: summary.join(" · "),

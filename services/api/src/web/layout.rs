@@ -18,7 +18,9 @@ main{padding:1em;max-width:1100px;margin:auto}.card{background:#fff;border-radiu
 .present{background:#c8f0c8}.late{background:#fde7a9}.absent{background:#f6c1c1}.excused{background:#d8e4fb}.left_early{background:#f3d6f3}.not_yet{background:#eee}\
 button,input,select{font-size:1em;padding:.6em .9em;border-radius:8px;border:1px solid #aaa;margin:.2em}button{background:#2a6;color:#fff;border:0;min-height:44px}button.no{background:#b33}button.alt{background:#46a}\
 img.face{width:140px;height:140px;object-fit:cover;border-radius:8px;background:#ddd}.row{display:flex;flex-wrap:wrap;gap:1em;align-items:flex-start}\
-table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.4em;text-align:left}.err{color:#b33}.ok{color:#262}.bar{background:#2a6;height:1em;border-radius:4px}";
+table{border-collapse:collapse;width:100%}td,th{border-bottom:1px solid #ddd;padding:.4em;text-align:left}.err{color:#b33}.ok{color:#262}.bar{background:#2a6;height:1em;border-radius:4px}\
+.qrcard{width:86mm;text-align:center}.qrcard svg{width:60mm;height:60mm}\
+@media print{nav,.noprint,h1{display:none}body,main{background:#fff;padding:0;margin:0}.card{box-shadow:none;border:1px solid #999}}";
 
 /// Another compiled template's output placed inside a page. That template escaped every value
 /// it was given when it rendered, so its output goes in as it is (`HtmlSafe`); nothing else can
@@ -80,6 +82,7 @@ pub(super) fn page_keeping<B: Template>(
 ) -> Result<Html<String>, ApiError> {
     let nav = [
         ("/app", "board"),
+        ("/app/checkin", "checkin"),
         ("/app/review", "review"),
         ("/app/students", "students"),
         ("/app/alerts", "alerts"),
@@ -90,6 +93,7 @@ pub(super) fn page_keeping<B: Template>(
     ]
     .into_iter()
     .filter(|(href, _)| *href != "/app/enroll" || staff.require(roles::ENROLL).is_ok())
+    .filter(|(href, _)| *href != "/app/checkin" || staff.require(roles::DESK).is_ok())
     .collect();
     html(&Page {
         lang,

@@ -10,6 +10,7 @@
 mod admin;
 mod alerts;
 mod board;
+mod checkin;
 mod layout;
 mod login;
 mod review;
@@ -61,6 +62,27 @@ pub(crate) fn mount(r: Routes) -> Routes {
         roles::ANY,
         "today's attendance board",
         get(board::board_page),
+    )
+    .web(
+        "GET",
+        "/app/checkin",
+        roles::DESK,
+        "check a student in by hand or by card",
+        get(checkin::checkin_page),
+    )
+    .web(
+        "POST",
+        "/app/checkin",
+        roles::DESK,
+        "check a student in by hand or by card (form)",
+        post(checkin::checkin_form),
+    )
+    .web(
+        "GET",
+        "/app/students/{id}/card",
+        roles::DESK,
+        "a student's printable card with the QR code to scan at check-in",
+        get(checkin::card_page),
     )
     .web(
         "GET",

@@ -142,7 +142,12 @@ pub(super) async fn review_page(
                 .map(|c| Candidate {
                     id: c.student_id.clone(),
                     name: names.get(c.student_id.as_str()).map(|n| n.to_string()),
-                    score: format!("{:.2}", c.score),
+                    // the similarity as a plain share, in the reader's words
+                    score: format!(
+                        "{} {:.0}%",
+                        t(lang, "similarity"),
+                        (c.score.clamp(0.0, 1.0) * 100.0)
+                    ),
                 })
                 .collect(),
         })

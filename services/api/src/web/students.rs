@@ -85,7 +85,11 @@ struct Entry {
 #[derive(Template)]
 #[template(
     ext = "html",
-    source = r#"<div class=card><div class=row><img class=face src="/api/v1/students/{{ id }}/photo" alt=''><div><h2>{{ name }}</h2><p>{{ t("balance") }}: <b id=balance>{{ available }}</b></p><p>{{ campuses }}</p></div></div></div>
+    source = r#"<div class=card><div class=row><img class=face src="/api/v1/students/{{ id }}/photo" alt=''><div><h2>{{ name }}</h2><p>{{ t("balance") }}: <b id=balance>{{ available }}</b></p><p>{{ campuses }}</p>
+{%- if let Some(c) = checkin_csrf -%}
+<form method=post action=/app/checkin id=checkin-now><input type=hidden name=_csrf value="{{ c }}"><input type=hidden name=who value="{{ id }}"><button>{{ t("checkin") }}</button> <a href="/app/students/{{ id }}/card">{{ t("print_card") }}</a></form>
+{%- endif -%}
+</div></div></div>
 {%- if !attention.is_empty() -%}
 <div class=card id=student-alerts><h2>{{ t("alerts") }}</h2><table>
 {%- for a in attention -%}
@@ -95,7 +99,7 @@ struct Entry {
 {%- endif -%}
 <div class=card><h2>{{ t("packages") }}</h2><table>
 {%- for p in packages -%}
-<tr><td>{{ p.id }}</td><td>{{ p.balance }}</td><td>{{ p.expires }}</td><td>{% if p.expired %}expired{% endif %}</td></tr>
+<tr><td>{{ p.id }}</td><td>{{ p.balance }}</td><td>{{ p.expires }}</td><td>{% if p.expired %}{{ t("pkg_expired") }}{% endif %}</td></tr>
 {%- endfor -%}
 </table></div><div class=card><h2>{{ t("ledger") }}</h2><table>
 {%- for e in entries -%}
@@ -109,6 +113,8 @@ struct StudentPage<'a> {
     name: &'a str,
     available: String,
     campuses: String,
+    /// The CSRF token of the check-in button, for the roles that may check a student in.
+    checkin_csrf: Option<&'a str>,
     attention: Vec<Attention>,
     packages: Vec<Package>,
     entries: Vec<Entry>,
@@ -177,6 +183,10 @@ pub(super) async fn student_page(
         name: &s.name,
         available: b.available.to_string(),
         campuses: s.campuses.join(", "),
+        checkin_csrf: staff
+            .require(crate::auth::roles::DESK)
+            .ok()
+            .and(staff.csrf.as_deref()),
         attention,
         packages,
         entries,
