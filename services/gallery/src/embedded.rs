@@ -78,8 +78,8 @@ pub struct HnswParams {
 
 impl Default for HnswParams {
     /// Tuned with the former `bench_gallery` example (now `rollcall bench gallery`) on clustered
-    /// 128-d templates (see BENCHMARKS.md): recall@1
-    /// 1.0 with p99 256 µs at 10k and 538 µs at 100k. For ~1M templates raise `ef_search` to
+    /// 128-d templates (see BENCHMARKS.md): recall@1 1.0 with p99 256 µs at 10k and 538 µs at
+    /// 100k. For ~1M templates raise `ef_search` to
     /// 256 (recall@1 0.998, p99 4.1 ms); at 64 recall@1 drops to 0.89 there.
     fn default() -> Self {
         Self {
