@@ -564,12 +564,21 @@ pub(crate) fn mount(r: Routes) -> Routes {
 // -------------------------------------------------------------------------------------------
 
 async fn student_in_scope(st: &AppState, staff: &Staff, id: &str) -> ApiResult<()> {
-    // existence first (404), then scope (403)
+    student_in_reach(st, staff, id).await.map(|_| ())
+}
+
+/// The student `id`, when the reader's campuses reach them: existence first (404), then scope
+/// (403).
+pub(crate) async fn student_in_reach(
+    st: &AppState,
+    staff: &Staff,
+    id: &str,
+) -> ApiResult<rollcall_ledger::StudentView> {
     let s = st.store.student(id).await?;
-    if staff.is_all_campuses() {
-        return Ok(());
+    if !staff.is_all_campuses() {
+        staff.any_campus(&s.campuses)?;
     }
-    staff.any_campus(&s.campuses)
+    Ok(s)
 }
 
 fn day_bounds(st: &AppState, date: Option<&str>) -> ApiResult<(DateTime<Utc>, DateTime<Utc>)> {

@@ -3,7 +3,7 @@
 //! and presses Enter). The same exactly-once rules as the camera's; the page says what happened.
 
 use super::layout::page;
-use super::{check_csrf, t, url, words_in_lang_field, Lang, Words};
+use super::{check_csrf, picker, t, url, words_in_lang_field, Choice, Lang, Words};
 use crate::auth::Staff;
 use crate::error::ApiError;
 use crate::v1;
@@ -22,12 +22,6 @@ pub(super) struct DoneQ {
     student: Option<String>,
     lesson: Option<String>,
     source: Option<String>,
-}
-
-/// A student of the picker.
-struct Choice {
-    id: String,
-    name: String,
 }
 
 #[derive(Template)]
@@ -84,14 +78,7 @@ pub(super) async fn checkin_page(
         }
         _ => None,
     };
-    let picker = students
-        .iter()
-        .filter(|s| staff.is_all_campuses() || s.campuses.iter().any(|c| staff.allows_campus(c)))
-        .map(|s| Choice {
-            id: s.id.clone(),
-            name: s.name.clone(),
-        })
-        .collect();
+    let picker = picker(&students, &staff);
     let body = CheckinPage {
         lang,
         csrf: staff.csrf.as_deref().unwrap_or(""),
@@ -147,10 +134,7 @@ pub(super) async fn card_page(
     Extension(lang): Extension<Lang>,
     Path(id): Path<String>,
 ) -> Result<Html<String>, ApiError> {
-    let s = st.store.student(&id).await?;
-    if !staff.is_all_campuses() {
-        staff.any_campus(&s.campuses)?;
-    }
+    let s = v1::student_in_reach(&st, &staff, &id).await?;
     let code = card_code(&id);
     let svg = qr_svg(&code, 240)?;
     let body = CardPage {

@@ -338,3 +338,21 @@ fn url(s: &str) -> String {
         })
         .collect()
 }
+
+/// A student of a searchable list (the reassign field, the check-in field).
+pub(super) struct Choice {
+    pub(super) id: String,
+    pub(super) name: String,
+}
+
+/// The students a reader may pick: those of the reader's campuses, by id with their names.
+pub(super) fn picker(students: &[rollcall_ledger::StudentView], staff: &Staff) -> Vec<Choice> {
+    students
+        .iter()
+        .filter(|s| staff.is_all_campuses() || s.campuses.iter().any(|c| staff.allows_campus(c)))
+        .map(|s| Choice {
+            id: s.id.clone(),
+            name: s.name.clone(),
+        })
+        .collect()
+}

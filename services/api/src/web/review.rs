@@ -2,7 +2,7 @@
 //! may decide approve a candidate, reject the sighting or reassign it to another student.
 
 use super::layout::page;
-use super::{check_csrf, local, t, url, words_in_lang_field, Lang, Words};
+use super::{check_csrf, local, picker, t, url, words_in_lang_field, Choice, Lang, Words};
 use crate::auth::{roles, Staff};
 use crate::error::ApiError;
 use crate::v1::{self, Decide};
@@ -38,12 +38,6 @@ struct Candidate {
     name: Option<String>,
     /// Two decimals.
     score: String,
-}
-
-/// A student of the reassign field's list.
-struct Choice {
-    id: String,
-    name: String,
 }
 
 #[derive(Template)]
@@ -109,14 +103,7 @@ pub(super) async fn review_page(
         .map(|s| (s.id.as_str(), s.name.as_str()))
         .collect();
     // the reassign field's searchable list: the students of the reviewer's campuses
-    let picker = students
-        .iter()
-        .filter(|s| staff.is_all_campuses() || s.campuses.iter().any(|c| staff.allows_campus(c)))
-        .map(|s| Choice {
-            id: s.id.clone(),
-            name: s.name.clone(),
-        })
-        .collect();
+    let picker = picker(&students, &staff);
     let done = match (q.done.as_deref(), &q.student) {
         (Some("checked_in"), Some(s)) => {
             let name = names.get(s.as_str()).copied().unwrap_or(s);

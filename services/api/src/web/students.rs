@@ -5,6 +5,7 @@ use super::layout::page;
 use super::{local, t, words_in_lang_field, Lang, Words};
 use crate::auth::Staff;
 use crate::error::ApiError;
+use crate::v1;
 use crate::AppState;
 use askama::Template;
 use axum::extract::{Path, State};
@@ -128,10 +129,7 @@ pub(super) async fn student_page(
     Extension(lang): Extension<Lang>,
     Path(id): Path<String>,
 ) -> Result<Html<String>, ApiError> {
-    let s = st.store.student(&id).await?;
-    if !staff.is_all_campuses() {
-        staff.any_campus(&s.campuses)?;
-    }
+    let s = v1::student_in_reach(&st, &staff, &id).await?;
     let b = st.store.balance(&id, st.store.now()).await?;
     // what needs attention about this student (e.g. a check-in approved without lessons
     // left), until it is resolved
