@@ -47,6 +47,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "0005_parked_check_ins",
         "parked check-ins (the runtime could not commit them)"
     ),
+    migration!(
+        6,
+        "0006_orders_payments_refunds",
+        "sales: orders, gift lessons, discounts, payments, instalments; refund policy and requests"
+    ),
 ];
 
 #[cfg(test)]
