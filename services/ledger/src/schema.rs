@@ -52,6 +52,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "0006_orders_payments_refunds",
         "sales: orders, gift lessons, discounts, payments, instalments; refund policy and requests"
     ),
+    migration!(
+        7,
+        "0007_student_status_and_wechat",
+        "students: status (active, suspended, left); guardians: WeChat id"
+    ),
 ];
 
 #[cfg(test)]
