@@ -57,6 +57,11 @@ pub const MIGRATIONS: &[Migration] = &[
         "0007_student_status_and_wechat",
         "students: status (active, suspended, left); guardians: WeChat id"
     ),
+    migration!(
+        8,
+        "0008_leave_decisions_and_makeups",
+        "leave requests decided by staff; make-ups linked to the missed lesson; school settings"
+    ),
 ];
 
 #[cfg(test)]
