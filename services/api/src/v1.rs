@@ -21,6 +21,7 @@ mod accounts;
 mod alerts;
 mod attendance;
 mod cameras;
+mod daily;
 mod imports;
 mod notifications;
 mod packages;
@@ -34,6 +35,14 @@ pub(crate) use accounts::{open_session, wait_words, Login};
 pub(crate) use alerts::{alerts_for, set_alert};
 pub(crate) use attendance::{board_json, check_in_by_hand};
 pub(crate) use cameras::cameras_json;
+pub(crate) use daily::{
+    call_list_for, renewals_for, roll_call_for, search_for, teacher_day_for, CampusQuery, Contact,
+    SearchQuery, TeacherQuery, ROLL_CALL_EARLY_MINUTES,
+};
+pub(crate) use students::{
+    edit as edit_student, edit_guardian, history as student_history, register, ConsentIn,
+    GuardianIn, RangeQuery, Registration, StudentEdit,
+};
 pub(crate) use reports::{attendance_report, heatmap};
 pub(crate) use review::{decide_review, review_list, Decide};
 
@@ -185,6 +194,131 @@ pub(crate) fn mount(r: Routes) -> Routes {
     .op("recordConsent")
     .takes::<students::Consent>()
     .creates::<students::ConsentsRecorded>()
+    .add(
+        "POST",
+        "/api/v1/students/registrations",
+        "students",
+        Some(roles::ENROLL),
+        "register a student with their guardians (1 or 2: contacts, WeChat id, language, notices) and the consent decision, in one transaction; audited",
+        post(students::register_student),
+    )
+    .op("registerStudent")
+    .takes::<students::Registration>()
+    .creates::<students::Registered>()
+    .add(
+        "POST",
+        "/api/v1/students/{id}/profile",
+        "students",
+        Some(roles::ENROLL),
+        "change a student's name or home campus; audited",
+        post(students::update_student),
+    )
+    .op("updateStudent")
+    .takes::<students::StudentEdit>()
+    .returns::<students::StudentChanged>()
+    .add(
+        "POST",
+        "/api/v1/students/{id}/guardians/{guardian}",
+        "students",
+        Some(roles::ENROLL),
+        "replace a guardian's details (name, phone, e-mail, WeChat id, language, channels, notices); audited",
+        post(students::update_guardian),
+    )
+    .op("updateGuardian")
+    .takes::<students::GuardianIn>()
+    .returns::<students::GuardianChanged>()
+    .add(
+        "POST",
+        "/api/v1/students/{id}/suspend",
+        "students",
+        Some(roles::ENROLL),
+        "suspend a student (休学): off the call lists and not charged for absences; package expiry paused until resumed; audited",
+        post(students::suspend),
+    )
+    .op("suspendStudent")
+    .takes::<students::StatusChange>()
+    .returns::<students::StatusChanged>()
+    .add(
+        "POST",
+        "/api/v1/students/{id}/resume",
+        "students",
+        Some(roles::ENROLL),
+        "resume a suspended student: each package unexpired at the suspension expires later by the suspension's length; audited",
+        post(students::resume),
+    )
+    .op("resumeStudent")
+    .returns::<students::ResumedDoc>()
+    .add(
+        "POST",
+        "/api/v1/students/{id}/leave",
+        "students",
+        Some(roles::MANAGE),
+        "the student leaves the school: unenrolled from every class, future make-ups cancelled, marked left (history kept; face data erased on the privacy schedule); audited",
+        post(students::leave),
+    )
+    .op("leaveSchool")
+    .takes::<students::StatusChange>()
+    .returns::<students::LeftDoc>()
+    .add(
+        "GET",
+        "/api/v1/students/{id}/attendance",
+        "students",
+        Some(roles::ANY),
+        "a student's attendance history (from, to: school dates, default the last 90 days; status)",
+        get(students::student_attendance),
+    )
+    .op("getStudentAttendance")
+    .returns::<students::StudentAttendance>()
+    .add(
+        "GET",
+        "/api/v1/daily/call-list",
+        "daily",
+        Some(roles::DESK),
+        "today's not-arrived-yet list: booked students of lessons running now or starting within the hour without a check-in, with the guardians' phones (campus)",
+        get(daily::call_list),
+    )
+    .op("getCallList")
+    .returns::<daily::CallList>()
+    .add(
+        "GET",
+        "/api/v1/daily/renewals",
+        "daily",
+        Some(roles::ENROLL),
+        "the renewal list: active students with few lessons left (the school's alert threshold) or a package expiring within the warning days (campus)",
+        get(daily::renewals),
+    )
+    .op("getRenewalList")
+    .returns::<daily::RenewalList>()
+    .add(
+        "GET",
+        "/api/v1/daily/students",
+        "daily",
+        Some(roles::ANY),
+        "searchable student list with status, balance, classes and guardians (q: id, name, guardian name, phone or WeChat id; campus; status)",
+        get(daily::search),
+    )
+    .op("searchStudents")
+    .returns::<daily::StudentSearch>()
+    .add(
+        "GET",
+        "/api/v1/teaching/today",
+        "teaching",
+        Some(roles::DESK),
+        "a teacher's lessons of a day (date) with rosters, who is in and who is missing; a teacher sees their own (lessons.teacher = the account's username), others may name a teacher",
+        get(daily::teacher_day),
+    )
+    .op("getTeacherDay")
+    .returns::<daily::TeacherDay>()
+    .add(
+        "POST",
+        "/api/v1/lessons/{id}/roll-call/{student}",
+        "teaching",
+        Some(roles::DESK),
+        "roll call: mark a student of the lesson's roster present by hand (manual check-in, exactly once); a teacher only in their own lessons",
+        post(daily::roll_call),
+    )
+    .op("rollCall")
+    .returns::<daily::RollCalled>()
     .add(
         "GET",
         "/api/v1/students/{id}/balance",

@@ -3350,6 +3350,8 @@ async fn every_mutating_route_is_audited_and_refusals_are_not(db: Db) {
     )
     .await;
 
+    front_desk::audited_routes(&sv, &mut cov).await;
+
     // every mutating route of the table was exercised above, but the four that need serve's
     // face pipeline
     let exempt = [
@@ -4267,6 +4269,9 @@ async fn route_role_campus_school_matrix_allows_nothing_unexpected(db: Db) {
 
 #[path = "../../../tests/common/fuzzkit.rs"]
 mod fuzzkit;
+
+/// Issue 21 items 1, 8, 9: students, daily lists, the teacher's day (tests/front_desk/).
+mod front_desk;
 
 /// The API's JSON bodies, fuzzed (issue 19; tests/common/fuzzkit.rs): every documented
 /// `/api/v1` route that takes a JSON body (all but login, logout and the raw photo upload), as an

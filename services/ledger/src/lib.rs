@@ -43,6 +43,10 @@ pub use store::{
     FinalizeReport, NewClass, NewGuardian, NewLesson, NewPackage, NewStudent, PackageView,
     RefundResult, Store, StoredEntry,
 };
+pub use store::{
+    AttendanceRecord, EnrolledClass, ExpiryMoved, GuardianDetail, LeftSchool, RegistrationConsent,
+    Resumed, StudentState, StudentStatus,
+};
 pub use views::{
     BoardLesson, BoardStudent, CameraView, ClassView, ConsentView, GuardianView, LessonView,
     StudentView,

@@ -24,7 +24,10 @@ pub use charging::{CheckIn, CheckInResult};
 pub use finalize::FinalizeReport;
 pub use packages::{BalanceView, NewPackage, PackageView, RefundResult};
 pub use queries::{CheckInEventView, StoredEntry};
-pub use students::{NewGuardian, NewStudent};
+pub use students::{
+    AttendanceRecord, EnrolledClass, ExpiryMoved, GuardianDetail, LeftSchool, NewGuardian, NewStudent,
+    RegistrationConsent, Resumed, StudentState, StudentStatus,
+};
 pub use timetable::{NewClass, NewLesson};
 
 pub(crate) use alerts::raise_alert;

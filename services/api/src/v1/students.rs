@@ -10,7 +10,7 @@ use axum::response::Response;
 use axum::{Extension, Json};
 use chrono::Utc;
 use rollcall_domain::photo::PhotoFormat;
-use rollcall_ledger::{NewGuardian, NewStudent};
+use rollcall_ledger::{GuardianDetail, NewGuardian, NewStudent, RegistrationConsent, StudentState};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use utoipa::ToSchema;
@@ -34,12 +34,24 @@ pub(super) struct CreatedStudent {
 pub(super) struct StudentDetail {
     #[schema(value_type = crate::schema::StudentView)]
     student: rollcall_ledger::StudentView,
-    #[schema(value_type = Vec<crate::schema::GuardianView>)]
-    guardians: Vec<rollcall_ledger::GuardianView>,
+    /// `active`, `suspended` (休学) or `left`.
+    state: StudentStateDoc,
+    guardians: Vec<GuardianDoc>,
     #[schema(value_type = Vec<crate::schema::ConsentView>)]
     consents: Vec<rollcall_ledger::ConsentView>,
+    classes: Vec<EnrolledClassDoc>,
     #[schema(value_type = crate::schema::BalanceView)]
     balance: rollcall_ledger::BalanceView,
+}
+
+/// A class the student is enrolled in.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct EnrolledClassDoc {
+    class_id: String,
+    name: String,
+    campus_id: String,
+    teacher: String,
+    enrolled_at: chrono::DateTime<Utc>,
 }
 
 /// The guardian added.
@@ -122,8 +134,28 @@ pub(super) async fn get_student(
     let s = st.store.student(&id).await?;
     Ok(Json(StudentDetail {
         student: s,
-        guardians: st.store.guardians(&id).await?,
+        state: state_doc(st.store.student_state(&id).await?),
+        guardians: st
+            .store
+            .guardian_details(&id)
+            .await?
+            .into_iter()
+            .map(guardian_doc)
+            .collect(),
         consents: st.store.consents(&id).await?,
+        classes: st
+            .store
+            .enrolled_classes(&id)
+            .await?
+            .into_iter()
+            .map(|c| EnrolledClassDoc {
+                class_id: c.class_id,
+                name: c.name,
+                campus_id: c.campus_id,
+                teacher: c.teacher,
+                enrolled_at: c.enrolled_at,
+            })
+            .collect(),
         balance: st.store.balance(&id, st.store.now()).await?,
     }))
 }
@@ -376,4 +408,561 @@ fn redact_duplicates(verdict: &mut Value) {
             }
         }
     }
+}
+
+// -------------------------------------------------------------------------------------------
+// the front desk's student records (issue 21 item 1): registration with guardians and consent
+// in one step, edits, suspension (休学) and resumption, leaving the school, attendance history
+// -------------------------------------------------------------------------------------------
+
+/// Notices a guardian may receive (`GuardianPrefs` events).
+pub(crate) const GUARDIAN_NOTICES: &[&str] = &[
+    "arrival",
+    "absence",
+    "absence_streak",
+    "low_balance",
+    "expiring_package",
+    "zero_balance",
+];
+
+/// Channels a guardian may be reached on.
+pub(crate) const GUARDIAN_CHANNELS: &[&str] = &["sms", "wechat", "email"];
+
+/// A guardian as entered on the registration or edit form.
+#[derive(Deserialize, ToSchema, Default, Clone)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct GuardianIn {
+    /// Left out: `<student>-g1`, `<student>-g2`, … (registration only).
+    pub(crate) id: Option<String>,
+    pub(crate) name: String,
+    pub(crate) phone: Option<String>,
+    pub(crate) email: Option<String>,
+    pub(crate) wechat_id: Option<String>,
+    /// `zh` or `en` (default `zh`).
+    pub(crate) language: Option<String>,
+    /// Channels: `sms`, `wechat`, `email` (none: the school's default channels).
+    pub(crate) channels: Vec<String>,
+    /// Notices they get: `arrival`, `absence`, `absence_streak`, `low_balance`,
+    /// `expiring_package`, `zero_balance` (none given: every notice).
+    pub(crate) notices: Option<Vec<String>>,
+}
+
+/// A guardian with every contact detail.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct GuardianDoc {
+    id: String,
+    student_id: String,
+    name: String,
+    phone: Option<String>,
+    email: Option<String>,
+    wechat_id: Option<String>,
+    language: String,
+    /// As stored: JSON `{"channels": [...], "events": [...]}` or a comma-separated list.
+    notify_prefs: String,
+}
+
+/// A student's status: `active`, `suspended` (休学) or `left`, since when and why.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct StudentStateDoc {
+    student_id: String,
+    #[schema(value_type = String)]
+    status: String,
+    since: Option<chrono::DateTime<Utc>>,
+    reason: Option<String>,
+}
+
+/// An optional text that is empty when left blank (a form's empty field).
+pub(crate) fn blank_none(v: Option<String>) -> Option<String> {
+    v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty())
+}
+
+/// The stored notification preferences of a guardian's channels and notices, checked.
+pub(crate) fn notify_prefs(channels: &[String], notices: Option<&[String]>) -> ApiResult<String> {
+    for c in channels {
+        if !GUARDIAN_CHANNELS.contains(&c.as_str()) {
+            return Err(ApiError::invalid(format!(
+                "channels: {c:?} is not one of {}",
+                GUARDIAN_CHANNELS.join(", ")
+            )));
+        }
+    }
+    if let Some(n) = notices {
+        for k in n {
+            if !GUARDIAN_NOTICES.contains(&k.as_str()) {
+                return Err(ApiError::invalid(format!(
+                    "notices: {k:?} is not one of {}",
+                    GUARDIAN_NOTICES.join(", ")
+                )));
+            }
+        }
+    }
+    let v = json!({"channels": channels, "events": notices});
+    let s = v.to_string();
+    // the notifier reads them back the same way
+    rollcall_ledger::GuardianPrefs::parse(&s)?;
+    Ok(s)
+}
+
+impl GuardianIn {
+    /// The guardian of `student` with id `id`, checked by the ledger when written.
+    pub(crate) fn detail(&self, student: &str, id: String) -> ApiResult<GuardianDetail> {
+        let language = blank_none(self.language.clone()).unwrap_or_else(|| "zh".into());
+        Ok(GuardianDetail {
+            id,
+            student_id: student.into(),
+            name: self.name.trim().to_string(),
+            phone: blank_none(self.phone.clone()),
+            email: blank_none(self.email.clone()),
+            wechat_id: blank_none(self.wechat_id.clone()),
+            language,
+            notify_prefs: notify_prefs(&self.channels, self.notices.as_deref())?,
+        })
+    }
+}
+
+/// A consent decision made at registration by one of the new guardians.
+#[derive(Deserialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ConsentIn {
+    /// Default `face_recognition`.
+    pub(crate) kind: Option<String>,
+    pub(crate) granted: bool,
+    /// Which of the registration's guardians decided: their index (0 or 1, default 0).
+    pub(crate) given_by: Option<usize>,
+    /// The signed form's reference (required for a grant).
+    pub(crate) document_ref: Option<String>,
+}
+
+/// A student registered with their guardians (1 or 2) and the consent record, in one step.
+#[derive(Deserialize, ToSchema, Clone)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Registration {
+    /// Left out: the next free `S-0001`-style id.
+    pub(crate) id: Option<String>,
+    pub(crate) name: String,
+    pub(crate) home_campus_id: String,
+    pub(crate) guardians: Vec<GuardianIn>,
+    pub(crate) consent: Option<ConsentIn>,
+}
+
+/// The registered student, guardians and consent decisions.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct Registered {
+    #[schema(value_type = crate::schema::StudentView)]
+    student: rollcall_ledger::StudentView,
+    guardians: Vec<GuardianDoc>,
+    #[schema(value_type = Vec<crate::schema::ConsentView>)]
+    consents: Vec<rollcall_ledger::ConsentView>,
+}
+
+fn guardian_doc(g: GuardianDetail) -> GuardianDoc {
+    GuardianDoc {
+        id: g.id,
+        student_id: g.student_id,
+        name: g.name,
+        phone: g.phone,
+        email: g.email,
+        wechat_id: g.wechat_id,
+        language: g.language,
+        notify_prefs: g.notify_prefs,
+    }
+}
+
+pub(crate) fn state_doc(s: StudentState) -> StudentStateDoc {
+    StudentStateDoc {
+        student_id: s.student_id,
+        status: s.status.as_str().into(),
+        since: s.since,
+        reason: s.reason,
+    }
+}
+
+/// A campus of the school (a form's unknown campus is the input's mistake: 422).
+async fn known_campus(st: &AppState, campus: &str) -> ApiResult<()> {
+    if st.store.campuses().await?.iter().any(|(c, _)| c == campus) {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "home_campus_id: no campus {campus:?}"
+        )))
+    }
+}
+
+/// Registers a student, guardians and consent in one transaction (the API and the staff app's
+/// form): the campus in the caller's reach, every field checked with its own message.
+pub(crate) async fn register(st: &AppState, staff: &Staff, r: &Registration) -> ApiResult<String> {
+    staff.require(roles::ENROLL)?;
+    let campus = r.home_campus_id.trim();
+    if campus.is_empty() {
+        return Err(ApiError::invalid(
+            "home_campus_id: choose the student's campus",
+        ));
+    }
+    staff.campus(campus)?;
+    known_campus(st, campus).await?;
+    if r.guardians.is_empty() || r.guardians.len() > 2 {
+        return Err(ApiError::invalid("guardians: one or two guardians"));
+    }
+    let id = match blank_none(r.id.clone()) {
+        Some(id) => id,
+        None => st.store.next_student_id().await?,
+    };
+    let guardians = r
+        .guardians
+        .iter()
+        .enumerate()
+        .map(|(i, g)| {
+            let gid = blank_none(g.id.clone()).unwrap_or_else(|| format!("{id}-g{}", i + 1));
+            g.detail(&id, gid)
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let consent = match &r.consent {
+        Some(c) => {
+            let by = c.given_by.unwrap_or(0);
+            let g = guardians.get(by).ok_or_else(|| {
+                ApiError::invalid("consent.given_by: the index of one of the guardians (0 or 1)")
+            })?;
+            Some(RegistrationConsent {
+                kind: blank_none(c.kind.clone())
+                    .unwrap_or_else(|| rollcall_domain::privacy::FACE_CONSENT.into()),
+                granted: c.granted,
+                given_by: g.id.clone(),
+                document_ref: blank_none(c.document_ref.clone()),
+            })
+        }
+        None => None,
+    };
+    let n = NewStudent {
+        id: id.clone(),
+        name: r.name.trim().to_string(),
+        home_campus_id: Some(campus.to_string()),
+    };
+    run(
+        staff,
+        st.store.register_student(&n, &guardians, consent.as_ref()),
+    )
+    .await?;
+    Ok(id)
+}
+
+pub(super) async fn register_student(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    JsonBody(r): JsonBody<Registration>,
+) -> ApiResult<(StatusCode, Json<Registered>)> {
+    let id = register(&st, &staff, &r).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(Registered {
+            student: st.store.student(&id).await?,
+            guardians: st
+                .store
+                .guardian_details(&id)
+                .await?
+                .into_iter()
+                .map(guardian_doc)
+                .collect(),
+            consents: st.store.consents(&id).await?,
+        }),
+    ))
+}
+
+/// A student's new name and home campus (a field left out: unchanged).
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct StudentEdit {
+    pub(crate) name: Option<String>,
+    pub(crate) home_campus_id: Option<String>,
+}
+
+/// The student after the change, with their status.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct StudentChanged {
+    #[schema(value_type = crate::schema::StudentView)]
+    student: rollcall_ledger::StudentView,
+    state: StudentStateDoc,
+}
+
+/// Changes a student's name or home campus: the student and the new campus in the caller's
+/// reach.
+pub(crate) async fn edit(st: &AppState, staff: &Staff, id: &str, e: &StudentEdit) -> ApiResult<()> {
+    student_in_scope(st, staff, id).await?;
+    staff.require(roles::ENROLL)?;
+    let name = blank_none(e.name.clone());
+    let campus = blank_none(e.home_campus_id.clone());
+    if name.is_none() && campus.is_none() {
+        return Err(ApiError::invalid("name: give a new name or home campus"));
+    }
+    if let Some(c) = &campus {
+        staff.campus(c)?;
+        known_campus(st, c).await?;
+    }
+    run(
+        staff,
+        st.store
+            .update_student(id, name.as_deref(), campus.as_deref()),
+    )
+    .await?;
+    Ok(())
+}
+
+async fn changed(st: &AppState, id: &str) -> ApiResult<Json<StudentChanged>> {
+    Ok(Json(StudentChanged {
+        student: st.store.student(id).await?,
+        state: state_doc(st.store.student_state(id).await?),
+    }))
+}
+
+pub(super) async fn update_student(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Path(id): Path<String>,
+    JsonBody(e): JsonBody<StudentEdit>,
+) -> ApiResult<Json<StudentChanged>> {
+    edit(&st, &staff, &id, &e).await?;
+    changed(&st, &id).await
+}
+
+/// The guardian after the change.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct GuardianChanged {
+    guardian: GuardianDoc,
+}
+
+/// Replaces a guardian's details (name, contacts, language, notices).
+pub(crate) async fn edit_guardian(
+    st: &AppState,
+    staff: &Staff,
+    id: &str,
+    guardian: &str,
+    g: &GuardianIn,
+) -> ApiResult<GuardianDetail> {
+    student_in_scope(st, staff, id).await?;
+    staff.require(roles::ENROLL)?;
+    let d = g.detail(id, guardian.to_string())?;
+    run(staff, st.store.update_guardian(&d)).await?;
+    Ok(d)
+}
+
+pub(super) async fn update_guardian(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Path((id, guardian)): Path<(String, String)>,
+    JsonBody(g): JsonBody<GuardianIn>,
+) -> ApiResult<Json<GuardianChanged>> {
+    let d = edit_guardian(&st, &staff, &id, &guardian, &g).await?;
+    Ok(Json(GuardianChanged {
+        guardian: guardian_doc(d),
+    }))
+}
+
+/// Why the student is suspended or leaves (optional).
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct StatusChange {
+    pub(crate) reason: Option<String>,
+}
+
+/// The student's status after the change.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct StatusChanged {
+    state: StudentStateDoc,
+}
+
+pub(super) async fn suspend(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Path(id): Path<String>,
+    JsonBody(c): JsonBody<StatusChange>,
+) -> ApiResult<Json<StatusChanged>> {
+    student_in_scope(&st, &staff, &id).await?;
+    let s = run(&staff, st.store.suspend_student(&id, c.reason.as_deref())).await?;
+    Ok(Json(StatusChanged {
+        state: state_doc(s),
+    }))
+}
+
+/// A package whose expiry the suspension moved.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ExpiryMovedDoc {
+    package_id: String,
+    before: chrono::DateTime<Utc>,
+    after: chrono::DateTime<Utc>,
+}
+
+/// The resumed student: how long the suspension lasted and the packages whose expiry moved by
+/// that much.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct ResumedDoc {
+    student_id: String,
+    suspended_since: chrono::DateTime<Utc>,
+    resumed_at: chrono::DateTime<Utc>,
+    packages: Vec<ExpiryMovedDoc>,
+}
+
+pub(crate) fn resumed_doc(r: rollcall_ledger::Resumed) -> ResumedDoc {
+    ResumedDoc {
+        student_id: r.student_id,
+        suspended_since: r.suspended_since,
+        resumed_at: r.resumed_at,
+        packages: r
+            .packages
+            .into_iter()
+            .map(|p| ExpiryMovedDoc {
+                package_id: p.package_id,
+                before: p.before,
+                after: p.after,
+            })
+            .collect(),
+    }
+}
+
+pub(super) async fn resume(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<ResumedDoc>> {
+    student_in_scope(&st, &staff, &id).await?;
+    let r = run(&staff, st.store.resume_student(&id)).await?;
+    Ok(Json(resumed_doc(r)))
+}
+
+/// What leaving the school did; the face data goes on the privacy rules' schedule.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct LeftDoc {
+    student_id: String,
+    left_at: chrono::DateTime<Utc>,
+    /// Classes the student was unenrolled from.
+    classes: Vec<String>,
+    /// Make-up bookings of lessons not started yet, cancelled.
+    makeups_cancelled: Vec<String>,
+    /// When the face data is erased.
+    biometric_erasure: String,
+}
+
+pub(crate) const ERASURE_SCHEDULE: &str = "by the retention job when the inactivity period (ROLLCALL_RETENTION_INACTIVE_MONTHS since the last attendance, check-in or consent decision) is up; at once through POST /api/v1/students/{id}/erase (an admin) or a consent withdrawal";
+
+pub(super) async fn leave(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Path(id): Path<String>,
+    JsonBody(c): JsonBody<StatusChange>,
+) -> ApiResult<Json<LeftDoc>> {
+    student_in_scope(&st, &staff, &id).await?;
+    let l = run(&staff, st.store.leave_school(&id, c.reason.as_deref())).await?;
+    Ok(Json(LeftDoc {
+        student_id: l.student_id,
+        left_at: l.left_at,
+        classes: l.classes,
+        makeups_cancelled: l.makeups_cancelled,
+        biometric_erasure: ERASURE_SCHEDULE.into(),
+    }))
+}
+
+/// A lesson of a student's attendance history.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AttendanceRecordDoc {
+    lesson_id: String,
+    class_id: String,
+    class_name: String,
+    campus_id: String,
+    start: chrono::DateTime<Utc>,
+    /// `present`, `late`, `absent`, `excused` or `left_early`.
+    status: String,
+    source: Option<String>,
+    at: chrono::DateTime<Utc>,
+}
+
+/// A student's attendance of lessons in `[from, to)`, newest first.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct StudentAttendance {
+    student_id: String,
+    from: chrono::DateTime<Utc>,
+    to: chrono::DateTime<Utc>,
+    lessons: Vec<AttendanceRecordDoc>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RangeQuery {
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) status: Option<String>,
+}
+
+/// The bounds of `from`..`to` (school dates, `to` included); default: the last 90 days.
+pub(crate) fn range(
+    st: &AppState,
+    q: &RangeQuery,
+) -> ApiResult<(chrono::DateTime<Utc>, chrono::DateTime<Utc>)> {
+    let from = blank_none(q.from.clone());
+    let to = blank_none(q.to.clone());
+    let (_, end) = super::day_bounds(st, to.as_deref())?;
+    let start = match from {
+        Some(f) => super::day_bounds(st, Some(&f))?.0,
+        None => end - chrono::Duration::days(90),
+    };
+    if start >= end {
+        return Err(ApiError::invalid(
+            "from: the first day must not be after the last",
+        ));
+    }
+    if end - start > chrono::Duration::days(3700) {
+        return Err(ApiError::invalid("from: at most ten years at once"));
+    }
+    Ok((start, end))
+}
+
+/// A student's attendance history in the range, of one status when `status` is given.
+pub(crate) async fn history(
+    st: &AppState,
+    id: &str,
+    q: &RangeQuery,
+) -> ApiResult<(
+    chrono::DateTime<Utc>,
+    chrono::DateTime<Utc>,
+    Vec<rollcall_ledger::AttendanceRecord>,
+)> {
+    let (from, to) = range(st, q)?;
+    let status = blank_none(q.status.clone());
+    if let Some(s) = &status {
+        if rollcall_domain::ledger::AttendanceStatus::parse(s).is_none() {
+            return Err(ApiError::invalid(format!("status: {s:?} is not a status")));
+        }
+    }
+    let v = st
+        .store
+        .attendance_history(id, from, to)
+        .await?
+        .into_iter()
+        .filter(|a| status.as_ref().is_none_or(|s| &a.status == s))
+        .collect();
+    Ok((from, to, v))
+}
+
+pub(super) async fn student_attendance(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Path(id): Path<String>,
+    Query(q): Query<RangeQuery>,
+) -> ApiResult<Json<StudentAttendance>> {
+    student_in_scope(&st, &staff, &id).await?;
+    let (from, to, v) = history(&st, &id, &q).await?;
+    Ok(Json(StudentAttendance {
+        student_id: id,
+        from,
+        to,
+        lessons: v
+            .into_iter()
+            .map(|a| AttendanceRecordDoc {
+                lesson_id: a.lesson_id,
+                class_id: a.class_id,
+                class_name: a.class_name,
+                campus_id: a.campus_id,
+                start: a.start,
+                status: a.status,
+                source: a.source,
+                at: a.at,
+            })
+            .collect(),
+    }))
 }

@@ -83,6 +83,8 @@ pub(super) fn page_keeping<B: Template>(
     let nav = [
         ("/app", "board"),
         ("/app/checkin", "checkin"),
+        ("/app/daily", "daily"),
+        ("/app/teaching", "teaching"),
         ("/app/review", "review"),
         ("/app/students", "students"),
         ("/app/alerts", "alerts"),
@@ -94,6 +96,9 @@ pub(super) fn page_keeping<B: Template>(
     .into_iter()
     .filter(|(href, _)| *href != "/app/enroll" || staff.require(roles::ENROLL).is_ok())
     .filter(|(href, _)| *href != "/app/checkin" || staff.require(roles::DESK).is_ok())
+    .filter(|(href, _)| {
+        !matches!(*href, "/app/daily" | "/app/teaching") || staff.require(roles::DESK).is_ok()
+    })
     .collect();
     html(&Page {
         lang,

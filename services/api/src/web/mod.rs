@@ -11,6 +11,7 @@ mod admin;
 mod alerts;
 mod board;
 mod checkin;
+mod daily;
 mod layout;
 mod login;
 mod review;
@@ -107,10 +108,73 @@ pub(crate) fn mount(r: Routes) -> Routes {
     )
     .web(
         "GET",
+        "/app/students/new",
+        roles::ENROLL,
+        "register a student with guardians and consent",
+        get(students::register_page),
+    )
+    .web(
+        "POST",
+        "/app/students/new",
+        roles::ENROLL,
+        "register a student with guardians and consent (form)",
+        post(students::register_form),
+    )
+    .web(
+        "GET",
         "/app/students/{id}",
         roles::ANY,
-        "student: balance, packages, ledger",
+        "student: status, balance, guardians, consents, classes, packages, attendance history, ledger",
         get(students::student_page),
+    )
+    .web(
+        "GET",
+        "/app/students/{id}/edit",
+        roles::ENROLL,
+        "edit a student's name, campus and guardians",
+        get(students::edit_page),
+    )
+    .web(
+        "POST",
+        "/app/students/{id}/edit",
+        roles::ENROLL,
+        "edit a student's name and campus (form)",
+        post(students::edit_form),
+    )
+    .web(
+        "POST",
+        "/app/students/{id}/guardians/{guardian}",
+        roles::ENROLL,
+        "edit a guardian (form)",
+        post(students::guardian_form),
+    )
+    .web(
+        "POST",
+        "/app/students/{id}/status",
+        roles::ENROLL,
+        "suspend, resume or leave the school (form; leaving: managers and admins)",
+        post(students::status_form),
+    )
+    .web(
+        "GET",
+        "/app/daily",
+        roles::DESK,
+        "daily lists: not arrived yet (with guardians' phones), renewals",
+        get(daily::daily_page),
+    )
+    .web(
+        "GET",
+        "/app/teaching",
+        roles::DESK,
+        "my lessons today: rosters, who is in, who is missing, roll call",
+        get(daily::teaching_page),
+    )
+    .web(
+        "POST",
+        "/app/lessons/{id}/roll-call",
+        roles::DESK,
+        "roll call: mark a student present by hand (form)",
+        post(daily::roll_call_form),
     )
     .web(
         "GET",
@@ -337,6 +401,23 @@ fn url(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// An option of a select or a checkbox: its value, its words, whether it is chosen.
+pub(super) struct Opt {
+    pub(super) value: String,
+    pub(super) label: String,
+    pub(super) selected: bool,
+}
+
+impl Opt {
+    pub(super) fn new(value: impl Into<String>, label: impl Into<String>, selected: bool) -> Opt {
+        Opt {
+            value: value.into(),
+            label: label.into(),
+            selected,
+        }
+    }
 }
 
 /// A student of a searchable list (the reassign field, the check-in field).

@@ -27,8 +27,9 @@ pub struct FinalizeReport {
 
 impl Store {
     /// Finalises every lesson due by `until` (end + grace): booked students without attendance
-    /// become absent or excused and are charged per class policy; streak, balance and expiry
-    /// alert rules run. Idempotent: running it again (or concurrently) changes nothing more.
+    /// (suspended students, 休学, excepted) become absent or excused and are charged per class
+    /// policy; streak, balance and expiry alert rules run. Idempotent: running it again (or
+    /// concurrently) changes nothing more.
     pub async fn finalize(&self, until: DateTime<Utc>) -> Result<FinalizeReport> {
         let school = self.need_school()?.to_string();
         let mut rep = FinalizeReport {
@@ -50,8 +51,9 @@ impl Store {
                 continue;
             }
             let students: Vec<String> = sqlx::query(
-                "SELECT student_id FROM enrollments WHERE school_id = $1 AND class_id = $2 \
-                 UNION SELECT student_id FROM makeups WHERE school_id = $1 AND lesson_id = $3",
+                "SELECT b.student_id FROM (SELECT student_id FROM enrollments WHERE school_id = $1 AND class_id = $2 \
+                 UNION SELECT student_id FROM makeups WHERE school_id = $1 AND lesson_id = $3) b \
+                 WHERE NOT EXISTS (SELECT 1 FROM students s WHERE s.school_id = $1 AND s.id = b.student_id AND s.status = 'suspended')",
             )
             .bind(&school)
             .bind(&lesson.class_id)
