@@ -23,6 +23,7 @@ mod attendance;
 mod cameras;
 mod daily;
 mod imports;
+mod leave;
 mod notifications;
 mod packages;
 mod privacy;
@@ -42,6 +43,10 @@ pub(crate) use daily::{
 pub(crate) use students::{
     edit as edit_student, edit_guardian, history as student_history, register, ConsentIn,
     GuardianIn, RangeQuery, Registration, StudentEdit,
+};
+pub(crate) use leave::{
+    book_makeup_for, correct_for, decide_leave_for, enter_leave_for, leaves_for, may_correct,
+    set_makeup_limit_for, BookMakeup, Correct, DecideLeave, EnterLeave,
 };
 pub(crate) use reports::{attendance_report, heatmap};
 pub(crate) use review::{decide_review, review_list, Decide};
@@ -528,6 +533,70 @@ pub(crate) fn mount(r: Routes) -> Routes {
     .op("correctAttendance")
     .takes::<attendance::Mark>()
     .returns::<attendance::AttendanceCorrected>()
+    .add(
+        "POST",
+        "/api/v1/lessons/{id}/attendance/{student}/correction",
+        "attendance",
+        Some(roles::DESK),
+        "correct an attendance and its money (JSON {status, reason}): the status is set and, in the same transaction, the lesson's deductions are reversed and what the new status costs is charged (attended: a lesson; absent/excused: the class's absence policy); a teacher corrects only the lessons they teach; audited",
+        post(leave::correct),
+    )
+    .op("correctAttendanceAndCharge")
+    .takes::<leave::Correct>()
+    .returns::<leave::Corrected>()
+    .add(
+        "GET",
+        "/api/v1/leaves",
+        "leave",
+        Some(roles::ANY),
+        "leave requests of the caller's campuses (state=pending|approved|refused, student=id), with their make-up lesson",
+        get(leave::list_leaves),
+    )
+    .op("listLeaves")
+    .returns::<leave::LeaveList>()
+    .add(
+        "POST",
+        "/api/v1/students/{id}/leaves",
+        "leave",
+        Some(roles::ENROLL),
+        "enter a guardian's leave request for an upcoming lesson the student is booked into (JSON {lesson_id, reason}): pending until decided; audited",
+        post(leave::enter_leave),
+    )
+    .op("enterLeave")
+    .takes::<leave::EnterLeave>()
+    .creates::<leave::OneLeave>()
+    .add(
+        "POST",
+        "/api/v1/students/{id}/leaves/{lesson}/decision",
+        "leave",
+        Some(roles::ENROLL),
+        "approve or refuse a pending leave request (JSON {decision: approve|refuse, note}); an approved leave is excused at finalisation per the class's absence policy; audited",
+        post(leave::decide_leave),
+    )
+    .op("decideLeave")
+    .takes::<leave::DecideLeave>()
+    .returns::<leave::OneLeave>()
+    .add(
+        "POST",
+        "/api/v1/students/{id}/makeups",
+        "leave",
+        Some(roles::ENROLL),
+        "book a make-up (JSON {missed_lesson_id, lesson_id}): a lesson of another class, on a campus one of the student's packages covers, linked to the missed lesson; says when the student's make-ups this month pass the school's number; audited",
+        post(leave::book_makeup),
+    )
+    .op("bookMakeup")
+    .takes::<leave::BookMakeup>()
+    .creates::<leave::MakeupBooked>()
+    .add(
+        "GET",
+        "/api/v1/settings/makeups",
+        "leave",
+        Some(roles::ANY),
+        "the school's number of make-ups a month per student past which a booking is flagged",
+        get(leave::get_makeup_limit),
+    )
+    .op("getMakeupLimit")
+    .returns::<leave::MakeupLimit>()
     .add(
         "GET",
         "/api/v1/attendance/board",

@@ -44,6 +44,10 @@ pub use store::{
     RefundResult, Store, StoredEntry,
 };
 pub use store::{
+    AttendanceCorrection, AttendanceLine, LeaveState, LeaveView, MakeupBooking,
+    DEFAULT_MAKEUP_LIMIT, MAKEUP_LIMIT_SETTING,
+};
+pub use store::{
     AttendanceRecord, EnrolledClass, ExpiryMoved, GuardianDetail, LeftSchool, RegistrationConsent,
     Resumed, StudentState, StudentStatus,
 };

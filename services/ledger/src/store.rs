@@ -11,6 +11,7 @@ mod base;
 mod charging;
 mod corrections;
 mod finalize;
+mod leave;
 mod packages;
 mod queries;
 mod setup;
@@ -22,6 +23,10 @@ pub use alerts::AlertView;
 pub use audit_log::AuditRow;
 pub use charging::{CheckIn, CheckInResult};
 pub use finalize::FinalizeReport;
+pub use leave::{
+    AttendanceCorrection, AttendanceLine, LeaveState, LeaveView, MakeupBooking,
+    DEFAULT_MAKEUP_LIMIT, MAKEUP_LIMIT_SETTING,
+};
 pub use packages::{BalanceView, NewPackage, PackageView, RefundResult};
 pub use queries::{CheckInEventView, StoredEntry};
 pub use students::{

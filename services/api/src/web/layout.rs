@@ -87,6 +87,7 @@ pub(super) fn page_keeping<B: Template>(
         ("/app/teaching", "teaching"),
         ("/app/review", "review"),
         ("/app/students", "students"),
+        ("/app/leave", "lm_leave"),
         ("/app/alerts", "alerts"),
         ("/app/cameras", "cameras"),
         ("/app/reports", "reports"),

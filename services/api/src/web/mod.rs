@@ -13,6 +13,7 @@ mod board;
 mod checkin;
 mod daily;
 mod layout;
+mod leave;
 mod login;
 mod review;
 mod students;
@@ -175,6 +176,55 @@ pub(crate) fn mount(r: Routes) -> Routes {
         roles::DESK,
         "roll call: mark a student present by hand (form)",
         post(daily::roll_call_form),
+    )
+    .web(
+        "GET",
+        "/app/leave",
+        roles::ANY,
+        "leave and make-up: pending leave requests (approve/refuse), a student's leave form and make-up booking, the monthly make-up number",
+        get(leave::leave_page),
+    )
+    .web(
+        "POST",
+        "/app/leave/request",
+        roles::ENROLL,
+        "enter a guardian's leave request (form)",
+        post(leave::leave_request_form),
+    )
+    .web(
+        "POST",
+        "/app/leave/decide",
+        roles::ENROLL,
+        "approve or refuse a leave request (form)",
+        post(leave::leave_decide_form),
+    )
+    .web(
+        "POST",
+        "/app/leave/makeup",
+        roles::ENROLL,
+        "book a make-up for a missed lesson (form)",
+        post(leave::makeup_form),
+    )
+    .web(
+        "POST",
+        "/app/leave/limit",
+        roles::MANAGE,
+        "set the school's monthly make-up number (form)",
+        post(leave::limit_form),
+    )
+    .web(
+        "GET",
+        "/app/students/{id}/attendance",
+        roles::ANY,
+        "a student's attendance and what each lesson cost, with a correction form per lesson",
+        get(leave::attendance_page),
+    )
+    .web(
+        "POST",
+        "/app/attendance/correct",
+        roles::DESK,
+        "correct an attendance and its money (form)",
+        post(leave::correct_form),
     )
     .web(
         "GET",
