@@ -303,6 +303,9 @@ pub mod roles {
     pub const ALERTS: &[Role] = &[Admin, Manager, Teacher];
     pub const ENROLL: &[Role] = &[Admin, Manager, FrontDesk];
     pub const MONEY: &[Role] = &[Admin, Manager];
+    /// Selling packages, taking payments and asking for refunds: the front desk's money work
+    /// (approving a refund stays [`MONEY`]).
+    pub const SELL: &[Role] = &[Admin, Manager, FrontDesk];
     pub const MANAGE: &[Role] = &[Admin, Manager];
     pub const ADMIN: &[Role] = &[Admin];
 }

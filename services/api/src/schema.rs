@@ -140,10 +140,17 @@ pub struct PackageView {
     pub campus_id: Option<String>,
     pub bought_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// Paid lessons.
     pub lessons_bought: i64,
+    /// The list price per lesson (informational).
     pub unit_price_cents: i64,
+    /// What the paid lessons cost after any discount: the base of revenue and refunds.
     pub price_paid_cents: i64,
+    /// Gift lessons: used last, never revenue, never refunded.
+    pub gift_lessons: i64,
     pub balance_units: i64,
+    /// Units used by lesson charges, net of reversals.
+    pub used_units: i64,
     pub balance: String,
     pub expired: bool,
 }
@@ -211,15 +218,31 @@ pub struct NewPackage {
     pub expires_at: DateTime<Utc>,
 }
 
-/// The school's refund rule.
+/// One row of the refund table: while at most `max_used_pct` % of the paid lessons are used,
+/// the school keeps `keep_pct` % of what was paid and not yet earned.
 #[derive(Serialize, ToSchema)]
-pub struct RefundRule {
-    pub keep_before_first_pct: u32,
-    pub no_refund_after_consumed_pct: u32,
+pub struct RefundTier {
+    pub max_used_pct: u32,
+    pub keep_pct: u32,
+}
+
+/// A school's refund policy: tiers by share of paid lessons used (past the last: no refund)
+/// and a handling fee on every refund.
+#[derive(Serialize, ToSchema)]
+pub struct RefundPolicy {
+    pub tiers: Vec<RefundTier>,
     pub fee_cents: i64,
 }
 
-/// Which case of the refund rule applied.
+/// The school's refund policy and who last changed it (`null`: never edited).
+#[derive(Serialize, ToSchema)]
+pub struct RefundPolicyView {
+    pub policy: RefundPolicy,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub updated_by: Option<String>,
+}
+
+/// Which case of the refund policy applied.
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RefundCase {
@@ -229,23 +252,119 @@ pub enum RefundCase {
     NothingLeft,
 }
 
-/// The refund rule applied to a package.
+/// The refund policy applied to a package: on what was paid and not yet earned.
 #[derive(Serialize, ToSchema)]
 pub struct RefundQuote {
     pub eligible: bool,
     pub refund_cents: i64,
+    /// Units the refund removes (everything left, gifts included).
     pub units: i64,
     pub rule: RefundCase,
+    pub paid_cents: i64,
+    pub used_paid_units: i64,
+    pub paid_units: i64,
+    pub unearned_cents: i64,
+    /// Index of the tier applied; `null`: past the last tier.
+    pub tier: Option<u32>,
+    pub kept_cents: i64,
+    pub fee_cents: i64,
+    pub gift_units_removed: i64,
 }
 
-/// A refund made: the package and the quote's computation.
+/// How a payment was made or a refund paid out.
 #[derive(Serialize, ToSchema)]
-pub struct RefundResult {
+#[serde(rename_all = "snake_case")]
+pub enum PaymentMethod {
+    Cash,
+    BankCard,
+    WechatPay,
+    Alipay,
+    BankTransfer,
+    Other,
+}
+
+/// Life cycle of a refund request.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RefundState {
+    Pending,
+    Approved,
+    Rejected,
+}
+
+/// A refund request: asked by one staff member, decided by another.
+#[derive(Serialize, ToSchema)]
+pub struct RefundRequestView {
+    pub id: i64,
+    pub student_id: String,
     pub package_id: String,
-    pub eligible: bool,
-    pub refund_cents: i64,
-    pub units: i64,
-    pub rule: RefundCase,
+    pub reason: String,
+    pub method: PaymentMethod,
+    pub state: RefundState,
+    pub requested_by: String,
+    pub requested_at: DateTime<Utc>,
+    pub quote: RefundQuote,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub decision_note: Option<String>,
+    pub refund_cents: Option<i64>,
+}
+
+/// A package line as sold.
+#[derive(Serialize, ToSchema)]
+pub struct OrderLineView {
+    pub package_id: String,
+    pub campus_id: Option<String>,
+    pub lessons: i64,
+    pub gift_lessons: i64,
+    pub list_price_cents: i64,
+    pub discount_cents: i64,
+    pub discount_reason: Option<String>,
+    pub due_cents: i64,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A payment recorded.
+#[derive(Serialize, ToSchema)]
+pub struct PaymentView {
+    pub id: i64,
+    pub order_id: String,
+    pub student_id: String,
+    pub campus_id: Option<String>,
+    pub amount_cents: i64,
+    pub method: PaymentMethod,
+    pub reference: Option<String>,
+    pub received_at: DateTime<Utc>,
+    pub received_by: String,
+}
+
+/// A planned instalment (local due date) and whether payments cover it.
+#[derive(Serialize, ToSchema)]
+pub struct InstalmentView {
+    pub n: i64,
+    pub due_on: chrono::NaiveDate,
+    pub amount_cents: i64,
+    pub covered: bool,
+}
+
+/// An order: its package lines, payments and instalment plan.
+#[derive(Serialize, ToSchema)]
+pub struct OrderView {
+    pub id: String,
+    pub student_id: String,
+    pub campus_id: Option<String>,
+    pub salesperson: Option<String>,
+    pub note: Option<String>,
+    pub list_cents: i64,
+    pub discount_cents: i64,
+    pub due_cents: i64,
+    pub paid_cents: i64,
+    pub outstanding_cents: i64,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+    pub lines: Vec<OrderLineView>,
+    pub payments: Vec<PaymentView>,
+    pub instalments: Vec<InstalmentView>,
 }
 
 /// How much an absence costs.
@@ -566,6 +685,46 @@ pub struct HeatCell {
     pub weekday: u32,
     pub hour: u32,
     pub count: u64,
+}
+
+/// Money in and out on one local day at one campus by one method.
+#[derive(Serialize, ToSchema)]
+pub struct CashRow {
+    pub day: chrono::NaiveDate,
+    pub campus_id: Option<String>,
+    pub method: PaymentMethod,
+    pub received_cents: i64,
+    pub refunded_cents: i64,
+}
+
+/// Cash received and paid back over a range, with totals.
+#[derive(Serialize, ToSchema)]
+pub struct CashReport {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub rows: Vec<CashRow>,
+    pub received_cents: i64,
+    pub refunded_cents: i64,
+    pub net_cents: i64,
+}
+
+/// Lessons used (net of reversals) and revenue recognised at the paid price, for one group.
+#[derive(Serialize, ToSchema)]
+pub struct ConsumptionRow {
+    pub key: String,
+    pub units: i64,
+    pub lessons: String,
+    pub revenue_cents: i64,
+}
+
+/// Revenue recognised by class, teacher and campus over a range.
+#[derive(Serialize, ToSchema)]
+pub struct ConsumptionReport {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    pub per_class: Vec<ConsumptionRow>,
+    pub per_teacher: Vec<ConsumptionRow>,
+    pub per_campus: Vec<ConsumptionRow>,
 }
 
 /// Lessons left (and owed) and their value for a student.

@@ -22,6 +22,7 @@ mod alerts;
 mod attendance;
 mod cameras;
 mod daily;
+mod finance;
 mod imports;
 mod leave;
 mod notifications;
@@ -29,6 +30,7 @@ mod packages;
 mod privacy;
 mod reports;
 mod review;
+mod sales;
 mod students;
 mod timetable;
 
@@ -49,7 +51,11 @@ pub(crate) use leave::{
     set_makeup_limit_for, BookMakeup, Correct, DecideLeave, EnterLeave,
 };
 pub(crate) use reports::{attendance_report, heatmap};
+pub(crate) use finance::{finance_report, FinanceQuery};
 pub(crate) use review::{decide_review, review_list, Decide};
+pub(crate) use sales::{
+    ask_refund_as, decide_refund_as, order_in_reach, pay_as, refund_in_reach, sell_as, set_policy_as,
+};
 
 pub(crate) fn mount(r: Routes) -> Routes {
     let r = crate::ops_routes(r);
@@ -391,12 +397,118 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "POST",
         "/api/v1/students/{id}/packages/{package}/refund",
         "ledger",
-        Some(roles::MONEY),
-        "refund a package (the quote's computation is returned)",
-        post(packages::refund),
+        Some(roles::SELL),
+        "ask for a refund of a package (reason, payout method): pending until a manager or admin other than the asker approves",
+        post(sales::request_refund),
     )
-    .op("refundPackage")
-    .returns::<packages::Refunded>()
+    .op("requestRefund")
+    .takes::<sales::RefundIn>()
+    .creates::<sales::RefundOut>()
+    .add(
+        "GET",
+        "/api/v1/refunds",
+        "ledger",
+        Some(roles::SELL),
+        "refund requests, newest first (state: pending, approved, rejected)",
+        get(sales::list_refunds),
+    )
+    .op("listRefunds")
+    .returns::<sales::RefundList>()
+    .add(
+        "GET",
+        "/api/v1/refunds/{id}",
+        "ledger",
+        Some(roles::SELL),
+        "one refund request",
+        get(sales::get_refund),
+    )
+    .op("getRefund")
+    .returns::<sales::RefundOut>()
+    .add(
+        "POST",
+        "/api/v1/refunds/{id}/approve",
+        "ledger",
+        Some(roles::MONEY),
+        "approve a refund request (not the asker): recomputed now and booked",
+        post(sales::approve_refund),
+    )
+    .op("approveRefund")
+    .takes::<sales::DecideIn>()
+    .returns::<sales::RefundOut>()
+    .add(
+        "POST",
+        "/api/v1/refunds/{id}/reject",
+        "ledger",
+        Some(roles::MONEY),
+        "reject a refund request",
+        post(sales::reject_refund),
+    )
+    .op("rejectRefund")
+    .takes::<sales::DecideIn>()
+    .returns::<sales::RefundOut>()
+    .add(
+        "GET",
+        "/api/v1/refund-policy",
+        "ledger",
+        Some(roles::SELL),
+        "the school's refund policy (tiers by share of paid lessons used, fee)",
+        get(sales::get_policy),
+    )
+    .op("getRefundPolicy")
+    .returns::<sales::PolicyOut>()
+    .add(
+        "PUT",
+        "/api/v1/refund-policy",
+        "ledger",
+        Some(roles::ADMIN),
+        "replace the school's refund policy (audited)",
+        put(sales::set_policy),
+    )
+    .op("setRefundPolicy")
+    .takes::<sales::PolicyIn>()
+    .returns::<sales::PolicyOut>()
+    .add(
+        "GET",
+        "/api/v1/students/{id}/orders",
+        "ledger",
+        Some(roles::SELL),
+        "a student's orders with payments and instalments",
+        get(sales::list_orders),
+    )
+    .op("listOrders")
+    .returns::<sales::OrderList>()
+    .add(
+        "POST",
+        "/api/v1/students/{id}/orders",
+        "ledger",
+        Some(roles::SELL),
+        "sell packages: lines (lessons, gift lessons, list price, discount with reason), first payment, instalments",
+        post(sales::sell),
+    )
+    .op("sellPackages")
+    .takes::<sales::OrderIn>()
+    .creates::<sales::OrderOut>()
+    .add(
+        "GET",
+        "/api/v1/orders/{id}",
+        "ledger",
+        Some(roles::SELL),
+        "one order",
+        get(sales::get_order),
+    )
+    .op("getOrder")
+    .returns::<sales::OrderOut>()
+    .add(
+        "POST",
+        "/api/v1/orders/{id}/payments",
+        "ledger",
+        Some(roles::SELL),
+        "record a payment against an order (at most what is outstanding; a repeated key is a no-op)",
+        post(sales::pay),
+    )
+    .op("recordPayment")
+    .takes::<sales::PaymentIn>()
+    .returns::<sales::PaymentOut>()
     .add(
         "GET",
         "/api/v1/students/{id}/photo",
@@ -598,6 +710,17 @@ pub(crate) fn mount(r: Routes) -> Routes {
     .op("getMakeupLimit")
     .returns::<leave::MakeupLimit>()
     .add(
+        "PUT",
+        "/api/v1/settings/makeups",
+        "leave",
+        Some(roles::MANAGE),
+        "set the school's monthly make-up number (0-100; an account of every campus); audited",
+        put(leave::set_makeup_limit),
+    )
+    .op("setMakeupLimit")
+    .takes::<leave::MakeupLimit>()
+    .returns::<leave::MakeupLimit>()
+    .add(
         "GET",
         "/api/v1/attendance/board",
         "attendance",
@@ -729,6 +852,36 @@ pub(crate) fn mount(r: Routes) -> Routes {
     )
     .op("getOutstandingReport")
     .returns::<reports::Outstanding>()
+    .add(
+        "GET",
+        "/api/v1/reports/finance",
+        "reports",
+        Some(roles::MONEY),
+        "cash by day/campus/method, revenue recognised (paid price) by class/teacher/campus, prepaid liability, teacher pay at the given rates (from, to: local dates; per_lesson_cents, per_student_cents)",
+        get(finance::finance),
+    )
+    .op("getFinanceReport")
+    .returns::<finance::FinanceReport>()
+    .add(
+        "GET",
+        "/api/v1/reports/finance.csv",
+        "reports",
+        Some(roles::MONEY),
+        "one part of the finance report as CSV (part: cash, revenue, teaching)",
+        get(finance::finance_csv),
+    )
+    .op("getFinanceCsv")
+    .returns_raw(&["text/csv"])
+    .add(
+        "GET",
+        "/api/v1/reports/finance.xlsx",
+        "reports",
+        Some(roles::MONEY),
+        "the finance report as an XLSX workbook (a sheet per part)",
+        get(finance::finance_xlsx),
+    )
+    .op("getFinanceXlsx")
+    .returns_raw(&["application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"])
     .add(
         "POST",
         "/api/v1/import/{kind}",

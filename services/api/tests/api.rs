@@ -4,7 +4,7 @@
 
 use chrono::{Duration, TimeZone, Utc};
 use rollcall_api::{ApiConfig, AppState, NoOps};
-use rollcall_domain::ledger::{ClassPolicy, SchoolPolicy};
+use rollcall_domain::ledger::{ClassPolicy, RefundState, SchoolPolicy};
 use rollcall_ledger::*;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -682,10 +682,58 @@ fn concrete(path: &str, review: i64, alert: i64) -> String {
         .replace("/alerts/{id}", &format!("/alerts/{alert}"))
         .replace("/tokens/{id}", "/tokens/none")
         .replace("{kind}", "students")
+        .replace("/orders/{id}", "/orders/o-s1")
+        .replace("/refunds/{id}", "/refunds/1")
+        .replace("{package}", "p-s1")
+}
+
+/// An order `o-{student}` of one package, paid in full, and a refund request of the student's
+/// package `p-{student}` asked by `someone` (the first in a new database has id 1).
+async fn order_and_refund(s: &Store, student: &str) -> i64 {
+    s.sell(
+        &NewOrder {
+            id: format!("o-{student}"),
+            student_id: student.into(),
+            salesperson: None,
+            note: None,
+            lines: vec![OrderLine {
+                package_id: format!("o-{student}-p"),
+                campus_id: None,
+                lessons: 2,
+                gift_lessons: 0,
+                list_price_cents: 2_000,
+                discount: rollcall_domain::money::Discount::None,
+                discount_reason: None,
+                expires_at: Utc::now() + Duration::days(60),
+            }],
+            payment: Some(NewPayment {
+                amount_cents: 2_000,
+                method: rollcall_domain::ledger::PaymentMethod::Cash,
+                reference: None,
+                key: None,
+            }),
+            instalments: vec![],
+            at: Utc::now(),
+        },
+        "someone",
+    )
+    .await
+    .unwrap();
+    s.request_refund(
+        student,
+        &format!("p-{student}"),
+        "matrix",
+        rollcall_domain::ledger::PaymentMethod::Cash,
+        "someone",
+    )
+    .await
+    .unwrap()
+    .id
 }
 
 async fn route_role_matrix_denies_what_it_must(db: Db) {
     let sv = server(db, 1 << 20).await;
+    assert_eq!(order_and_refund(&sv.store, "s1").await, 1);
     let review = review_item(&sv.store, "k1", "north", &[("s1", 0.6)]).await;
     sv.store
         .raise_camera_alert("cam-n", "camera:cam-n:1", "offline", Utc::now())
@@ -2094,12 +2142,16 @@ async fn ledger_operations_refund_quote_and_audit(db: Db) {
     assert_eq!(r.json()["applied"], false, "idempotent on the key");
     let q = m.get("/api/v1/students/s1/packages/p2/refund").await.json();
     assert!(q["quote"]["eligible"].is_boolean(), "{q}");
-    assert!(q["rule"].is_object());
+    assert!(q["policy"]["tiers"].is_array(), "{q}");
     let r = m
-        .post("/api/v1/students/s1/packages/p2/refund", json!({}))
+        .post(
+            "/api/v1/students/s1/packages/p2/refund",
+            json!({"reason": "family moved", "method": "bank_transfer"}),
+        )
         .await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.status, 201, "{}", r.text());
     assert_eq!(r.json()["refund"]["package_id"], "p2");
+    assert_eq!(r.json()["refund"]["state"], "pending");
     // a manual check-in, then reversal of the lesson
     let d = Client::login(&sv.addr, "teacher").await;
     let r = d
@@ -3065,12 +3117,49 @@ async fn every_mutating_route_is_audited_and_refusals_are_not(db: Db) {
         ),
     )
     .await;
+    // refunds: asked by one person, decided by a manager or admin who did not ask
     let r = ("POST", "/api/v1/students/{id}/packages/{package}/refund");
+    let why = json!({"reason": "moving away", "method": "cash"});
     refused(
         st,
         "refund of no package",
         404,
-        mgr.post("/api/v1/students/s7/packages/nope/refund", json!({})),
+        mgr.post("/api/v1/students/s7/packages/nope/refund", why.clone()),
+    )
+    .await;
+    refused(
+        st,
+        "refund asked by a teacher",
+        403,
+        teacher.post("/api/v1/students/s7/packages/p-s7/refund", why.clone()),
+    )
+    .await;
+    refused(
+        st,
+        "refund without a reason",
+        422,
+        desk.post(
+            "/api/v1/students/s7/packages/p-s7/refund",
+            json!({"reason": " ", "method": "cash"}),
+        ),
+    )
+    .await;
+    let asked = audited(
+        st,
+        &mut cov,
+        r,
+        ("front_desk", "front_desk"),
+        201,
+        desk.post("/api/v1/students/s7/packages/p-s7/refund", why.clone()),
+    )
+    .await;
+    let first = asked.json()["refund"]["id"].as_i64().unwrap();
+    let r = ("POST", "/api/v1/refunds/{id}/reject");
+    refused(
+        st,
+        "refund decided by the front desk",
+        403,
+        desk.post(&format!("/api/v1/refunds/{first}/reject"), json!({})),
     )
     .await;
     audited(
@@ -3079,7 +3168,39 @@ async fn every_mutating_route_is_audited_and_refusals_are_not(db: Db) {
         r,
         ("manager", "manager"),
         200,
-        mgr.post("/api/v1/students/s7/packages/p-s7/refund", json!({})),
+        mgr.post(
+            &format!("/api/v1/refunds/{first}/reject"),
+            json!({"note": "talk to the parents first"}),
+        ),
+    )
+    .await;
+    let asked = mgr
+        .post("/api/v1/students/s7/packages/p-s7/refund", why.clone())
+        .await;
+    assert_eq!(asked.status, 201, "{}", asked.text());
+    let second = asked.json()["refund"]["id"].as_i64().unwrap();
+    let r = ("POST", "/api/v1/refunds/{id}/approve");
+    refused(
+        st,
+        "refund approved by the person who asked",
+        422,
+        mgr.post(&format!("/api/v1/refunds/{second}/approve"), json!({})),
+    )
+    .await;
+    audited(
+        st,
+        &mut cov,
+        r,
+        ("admin", "admin"),
+        200,
+        admin.post(&format!("/api/v1/refunds/{second}/approve"), json!({})),
+    )
+    .await;
+    refused(
+        st,
+        "refund approved twice",
+        409,
+        admin.post(&format!("/api/v1/refunds/{second}/approve"), json!({})),
     )
     .await;
 
@@ -3351,6 +3472,191 @@ async fn every_mutating_route_is_audited_and_refusals_are_not(db: Db) {
     .await;
 
     front_desk::audited_routes(&sv, &mut cov).await;
+
+    // sales: an order with a discount and a gift lesson, part paid, the rest in an instalment
+    // (the front desk logged out above: a new session)
+    let desk = Client::login(a, "front_desk").await;
+    let r = ("POST", "/api/v1/students/{id}/orders");
+    let order = |id: &str, reason: Option<&str>| {
+        json!({"id": id, "salesperson": "front_desk",
+               "lines": [{"package_id": format!("{id}-p"), "campus_id": null, "lessons": 10,
+                          "gift_lessons": 1, "list_price_cents": 100_000,
+                          "discount": {"kind": "percent_bp", "value": 1_000},
+                          "discount_reason": reason, "expires_at": now + Duration::days(90)}],
+               "payment": {"amount_cents": 40_000, "method": "alipay", "reference": "ali-7"},
+               "instalments": [{"due_on": (now + Duration::days(40)).date_naive(), "amount_cents": 50_000}]})
+    };
+    refused(
+        st,
+        "order sold by a teacher",
+        403,
+        teacher.post("/api/v1/students/s7/orders", order("o-t", Some("sibling"))),
+    )
+    .await;
+    refused(
+        st,
+        "order with a discount but no reason",
+        422,
+        desk.post("/api/v1/students/s7/orders", order("o-s7", None)),
+    )
+    .await;
+    let sold = audited(
+        st,
+        &mut cov,
+        r,
+        ("front_desk", "front_desk"),
+        201,
+        desk.post("/api/v1/students/s7/orders", order("o-s7", Some("sibling"))),
+    )
+    .await;
+    assert_eq!(
+        (
+            sold.json()["order"]["due_cents"].as_i64(),
+            sold.json()["order"]["outstanding_cents"].as_i64()
+        ),
+        (Some(90_000), Some(50_000))
+    );
+    let r = ("POST", "/api/v1/orders/{id}/payments");
+    refused(
+        st,
+        "payment over what is outstanding",
+        422,
+        desk.post(
+            "/api/v1/orders/o-s7/payments",
+            json!({"amount_cents": 50_001, "method": "cash"}),
+        ),
+    )
+    .await;
+    audited(
+        st,
+        &mut cov,
+        r,
+        ("front_desk", "front_desk"),
+        200,
+        desk.post(
+            "/api/v1/orders/o-s7/payments",
+            json!({"amount_cents": 20_000, "method": "cash", "key": "k1"}),
+        ),
+    )
+    .await;
+    let r = ("PUT", "/api/v1/refund-policy");
+    let policy = |keep2: u32| {
+        json!({"tiers": [{"max_used_pct": 0, "keep_pct": 10}, {"max_used_pct": 40, "keep_pct": keep2}], "fee_cents": 2_000})
+    };
+    refused(
+        st,
+        "refund policy by a manager",
+        403,
+        mgr.send("PUT", "/api/v1/refund-policy", policy(15)),
+    )
+    .await;
+    refused(
+        st,
+        "refund policy with a falling share",
+        422,
+        admin.send("PUT", "/api/v1/refund-policy", policy(5)),
+    )
+    .await;
+    audited(
+        st,
+        &mut cov,
+        r,
+        ("admin", "admin"),
+        200,
+        admin.send("PUT", "/api/v1/refund-policy", policy(15)),
+    )
+    .await;
+    // the same through the staff app's forms
+    let r = ("POST", "/app/students/{id}/sell");
+    let sale = "order_id=o-web&campus=&lessons=5&gift_lessons=1&valid_months=6&list_price=500&discount_kind=amount&discount=50&paid=450&method=wechat_pay&reference=wx9&salesperson=front_desk";
+    let again = refused(
+        st,
+        "sale form without a discount reason: shown again with the message",
+        200,
+        desk.form("/app/students/s7/sell", sale, None),
+    )
+    .await;
+    assert!(again.text().contains("discount_reason"), "{}", again.text());
+    audited(
+        st,
+        &mut cov,
+        r,
+        ("front_desk", "front_desk"),
+        303,
+        desk.form(
+            "/app/students/s7/sell",
+            &format!("{sale}&discount_reason=trial"),
+            None,
+        ),
+    )
+    .await;
+    let r = ("POST", "/app/orders/{id}/pay");
+    audited(
+        st,
+        &mut cov,
+        r,
+        ("front_desk", "front_desk"),
+        303,
+        desk.form(
+            "/app/orders/o-s7/pay",
+            "key=p2&amount=300&method=bank_card&reference=slip-1",
+            None,
+        ),
+    )
+    .await;
+    let r = ("POST", "/app/students/{id}/refund/{package}");
+    audited(
+        st,
+        &mut cov,
+        r,
+        ("front_desk", "front_desk"),
+        303,
+        desk.form("/app/students/s7/refund/o-web", "reason=moving&method=cash", None),
+    )
+    .await;
+    let pending = st
+        .refund_requests(Some(RefundState::Pending), None)
+        .await
+        .unwrap();
+    let r = ("POST", "/app/refunds/{id}");
+    let path = format!("/app/refunds/{}", pending[0].id);
+    refused(
+        st,
+        "refund form by the front desk",
+        403,
+        desk.form(&path, "decision=approve", None),
+    )
+    .await;
+    audited(
+        st,
+        &mut cov,
+        r,
+        ("admin", "admin"),
+        303,
+        admin.form(&path, "decision=approve&note=ok", None),
+    )
+    .await;
+    let r = ("POST", "/app/refund-policy");
+    refused(
+        st,
+        "refund policy form by a manager",
+        403,
+        mgr.form("/app/refund-policy", "max0=0&keep0=10&fee=0", None),
+    )
+    .await;
+    audited(
+        st,
+        &mut cov,
+        r,
+        ("admin", "admin"),
+        303,
+        admin.form(
+            "/app/refund-policy",
+            "max0=0&keep0=10&max1=49&keep1=10&fee=0",
+            None,
+        ),
+    )
+    .await;
 
     // leave, make-up and attendance corrections (tests/front_desk/leave.rs)
     front_desk_leave::leave_routes_audited(st, &mut cov, a).await;
@@ -4022,6 +4328,9 @@ struct Side {
     lesson: &'static str,
     review: i64,
     alert: i64,
+    /// Its order (`o-{student}`) and a refund request of its package.
+    order: &'static str,
+    refund: i64,
 }
 
 fn fill(path: &str, s: &Side) -> String {
@@ -4038,6 +4347,8 @@ fn fill(path: &str, s: &Side) -> String {
         .replace("/alerts/{id}", &format!("/alerts/{}", s.alert))
         .replace("/tokens/{id}", "/tokens/none")
         .replace("{kind}", "students")
+        .replace("/orders/{id}", &format!("/orders/{}", s.order))
+        .replace("/refunds/{id}", &format!("/refunds/{}", s.refund))
 }
 
 /// A body that passes validation, so the request reaches the campus and school checks.
@@ -4063,6 +4374,12 @@ fn body_for(method: &str, path: &str, s: &Side) -> Value {
             json!({"missed_lesson_id": s.lesson, "lesson_id": s.lesson})
         }
         (_, p) if p.ends_with("/correction") => json!({"status": "absent", "reason": "matrix"}),
+        (_, p) if p.ends_with("/refund") => json!({"reason": "matrix", "method": "cash"}),
+        (_, p) if p.ends_with("/orders") => json!({"id": format!("o-matrix-{}", s.student),
+            "lines": [{"package_id": format!("p-matrix-{}", s.student), "campus_id": null,
+                       "lessons": 1, "list_price_cents": 100, "expires_at": later}],
+            "payment": {"amount_cents": 100, "method": "cash"}}),
+        (_, p) if p.ends_with("/payments") => json!({"amount_cents": 1, "method": "cash"}),
         ("PUT", _) => json!({"status": "present"}),
         _ => json!({}),
     }
@@ -4203,6 +4520,8 @@ async fn route_role_campus_school_matrix_allows_nothing_unexpected(db: Db) {
         lesson: "math-now",
         review: north_review,
         alert: alert_of("cam-n"),
+        order: "o-s1",
+        refund: order_and_refund(s, "s1").await,
     };
     let other_campus = Side {
         student: "s2",
@@ -4211,6 +4530,8 @@ async fn route_role_campus_school_matrix_allows_nothing_unexpected(db: Db) {
         lesson: "art-now",
         review: south_review,
         alert: alert_of("cam-s"),
+        order: "o-s2",
+        refund: order_and_refund(s, "s2").await,
     };
     let other_school = Side {
         student: "b1",
@@ -4219,6 +4540,8 @@ async fn route_role_campus_school_matrix_allows_nothing_unexpected(db: Db) {
         lesson: "bmath-now",
         review: beta_review,
         alert: beta_alert,
+        order: "o-b1",
+        refund: order_and_refund(&beta, "b1").await,
     };
     let routes = rollcall_api::documented_routes(sv.state.clone());
     let mut unexpected = Vec::new();

@@ -12,6 +12,7 @@
 //! in-memory reference implementation of the same rules used by the property tests (and usable as
 //! an oracle by adapter tests).
 
+use crate::money::{compute_refund, PackageMoney, RefundPolicy, RefundTier};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -68,6 +69,15 @@ str_enum!(
 str_enum!(
     /// How much of a lesson an absence costs.
     Charge { Free => "free", Half => "half", Full => "full" }
+);
+str_enum!(
+    /// How a payment was made (or a refund paid out).
+    PaymentMethod { Cash => "cash", BankCard => "bank_card", WechatPay => "wechat_pay",
+                    Alipay => "alipay", BankTransfer => "bank_transfer", Other => "other" }
+);
+str_enum!(
+    /// Life cycle of a refund request: asked by one staff member, decided by another.
+    RefundState { Pending => "pending", Approved => "approved", Rejected => "rejected" }
 );
 str_enum!(
     /// Kind of an anomaly alert.
@@ -281,11 +291,22 @@ pub struct PackageState {
     pub campus_id: Option<String>,
     pub bought_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// Paid lessons (gift lessons are [`PackageState::gift_lessons`]).
     pub lessons_bought: i64,
+    /// The list price per lesson (what the package was advertised at; informational: money
+    /// follows [`PackageState::price_paid_cents`]).
     pub unit_price_cents: Cents,
+    /// What the paid lessons cost after any discount: the base of revenue and refunds.
     pub price_paid_cents: Cents,
+    /// Gift lessons: consumed after the paid ones, never revenue, never refunded.
+    #[serde(default)]
+    pub gift_lessons: i64,
     /// Derived from the ledger entries of this package.
     pub balance_units: Units,
+    /// Units used by lesson charges net of reversals (derived from the ledger; adjustments and
+    /// refunds are not use).
+    #[serde(default)]
+    pub used_units: Units,
 }
 
 impl PackageState {
@@ -302,8 +323,22 @@ impl PackageState {
             && self.covers_campus(campus)
             && self.balance_units >= units.max(1)
     }
-    pub fn consumed_units(&self) -> Units {
-        self.lessons_bought * UNITS_PER_LESSON - self.balance_units
+    /// The package's money: paid units bought with the price paid, then gift units.
+    pub fn money(&self) -> PackageMoney {
+        PackageMoney {
+            paid_units: self.lessons_bought * UNITS_PER_LESSON,
+            gift_units: self.gift_lessons.max(0) * UNITS_PER_LESSON,
+            paid_cents: self.price_paid_cents,
+        }
+    }
+    /// Units the purchase put in: paid and gift lessons.
+    pub fn purchased_units(&self) -> Units {
+        (self.lessons_bought + self.gift_lessons.max(0)) * UNITS_PER_LESSON
+    }
+    /// Revenue a charge of `units` from this package earns now (paid price, paid units first,
+    /// gifts earn nothing).
+    pub fn charge_revenue(&self, units: Units) -> Cents {
+        self.money().revenue_of(self.used_units, units)
     }
 }
 
@@ -500,11 +535,6 @@ pub fn reversal_key(original: &str) -> String {
     format!("reverse:{original}")
 }
 
-/// Revenue recognised for `units` of a package with this unit price (floor).
-pub fn revenue_cents(unit_price_cents: Cents, units: Units) -> Cents {
-    unit_price_cents * units / UNITS_PER_LESSON
-}
-
 // ---------------------------------------------------------------------------------------------
 // Absences
 // ---------------------------------------------------------------------------------------------
@@ -693,14 +723,28 @@ pub fn fmt_units(u: Units) -> String {
 // Refunds
 // ---------------------------------------------------------------------------------------------
 
-/// A computed refund.
+/// A computed refund of one package under a [`RefundPolicy`] (see [`crate::money`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefundQuote {
     pub eligible: bool,
     pub refund_cents: Cents,
-    /// Units removed from the package by the refund (its whole remaining balance when eligible).
+    /// Units removed from the package by the refund: its whole remaining balance when eligible.
     pub units: Units,
     pub rule: RefundCase,
+    /// What was paid for the paid lessons.
+    pub paid_cents: Cents,
+    /// Paid lessons' units used so far (gifts excluded).
+    pub used_paid_units: Units,
+    pub paid_units: Units,
+    /// Paid money not yet earned: the base of the refund.
+    pub unearned_cents: Cents,
+    /// The tier applied (index into the policy's table); `None`: past the last tier.
+    pub tier: Option<usize>,
+    /// What the school keeps by the tier, and the handling fee.
+    pub kept_cents: Cents,
+    pub fee_cents: Cents,
+    /// Gift units removed with the refund (never refunded).
+    pub gift_units_removed: Units,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -712,42 +756,71 @@ pub enum RefundCase {
     NothingLeft,
 }
 
-/// Applies the refund rule to a package (its `balance_units` and price).
-pub fn quote_refund(rule: &RefundRule, p: &PackageState) -> RefundQuote {
-    let bought = p.lessons_bought * UNITS_PER_LESSON;
+impl RefundRule {
+    /// The tier table this (older, three-number) rule stands for, the starting policy of a
+    /// school that has not edited its table: nothing used → keep `keep_before_first_pct`; less
+    /// than `no_refund_after_consumed_pct` % of the paid lessons used (up to one point below,
+    /// in whole percent) → keep the same share of what is not yet earned (a share that fell
+    /// with use would refund more to a student who used a lesson than to one who used none);
+    /// from that share on → no refund (课程完成50%后不退费); the fee on every refund.
+    pub fn to_policy(&self) -> RefundPolicy {
+        let keep = self.keep_before_first_pct.min(100);
+        let mut tiers = vec![RefundTier {
+            max_used_pct: 0,
+            keep_pct: keep,
+        }];
+        let below = self.no_refund_after_consumed_pct.min(101).saturating_sub(1);
+        if below > 0 {
+            tiers.push(RefundTier {
+                max_used_pct: below,
+                keep_pct: keep,
+            });
+        }
+        RefundPolicy {
+            tiers,
+            fee_cents: self.fee_cents.max(0),
+        }
+    }
+}
+
+/// Applies a refund policy to a package: on what was paid and not yet earned (gifts neither
+/// earn nor refund), by the tier of the share of paid lessons used, less the fee.
+pub fn quote_refund(policy: &RefundPolicy, p: &PackageState) -> RefundQuote {
+    let money = p.money();
+    let c = compute_refund(policy, &money, p.used_units);
     let remaining = p.balance_units.max(0);
-    let consumed = p.consumed_units().max(0);
-    if remaining == 0 {
-        return RefundQuote {
-            eligible: false,
-            refund_cents: 0,
-            units: 0,
-            rule: RefundCase::NothingLeft,
-        };
-    }
-    if consumed == 0 {
-        let keep = p.price_paid_cents * i64::from(rule.keep_before_first_pct.min(100)) / 100;
-        return RefundQuote {
-            eligible: true,
-            refund_cents: (p.price_paid_cents - keep).max(0),
-            units: remaining,
-            rule: RefundCase::BeforeFirstLesson,
-        };
-    }
-    if consumed * 100 >= bought * i64::from(rule.no_refund_after_consumed_pct) {
-        return RefundQuote {
-            eligible: false,
-            refund_cents: 0,
-            units: 0,
-            rule: RefundCase::TooMuchConsumed,
-        };
-    }
-    let amount = revenue_cents(p.unit_price_cents, remaining) - rule.fee_cents;
+    let used_paid = p.used_units.clamp(0, money.paid_units);
+    let rule = if remaining == 0 {
+        RefundCase::NothingLeft
+    } else if c.tier.is_none() {
+        RefundCase::TooMuchConsumed
+    } else if p.used_units <= 0 {
+        RefundCase::BeforeFirstLesson
+    } else {
+        RefundCase::Remaining
+    };
+    let eligible = matches!(rule, RefundCase::BeforeFirstLesson | RefundCase::Remaining);
     RefundQuote {
-        eligible: true,
-        refund_cents: amount.max(0),
-        units: remaining,
-        rule: RefundCase::Remaining,
+        eligible,
+        refund_cents: if eligible { c.refund_cents } else { 0 },
+        units: if eligible { remaining } else { 0 },
+        rule,
+        paid_cents: money.paid_cents,
+        used_paid_units: used_paid,
+        paid_units: money.paid_units,
+        unearned_cents: c.unearned_cents,
+        tier: c.tier,
+        kept_cents: if eligible {
+            c.kept_cents
+        } else {
+            c.unearned_cents
+        },
+        fee_cents: if eligible { c.fee_cents } else { 0 },
+        gift_units_removed: if eligible {
+            c.gift_units_removed.min(remaining)
+        } else {
+            0
+        },
     }
 }
 
@@ -802,7 +875,8 @@ impl Book {
         if !self.keys.insert(key.clone()) {
             return;
         }
-        p.balance_units = p.lessons_bought * UNITS_PER_LESSON;
+        p.balance_units = p.purchased_units();
+        p.used_units = 0;
         self.entries.push(Entry {
             student_id: student.into(),
             kind: EntryKind::Purchase,
@@ -831,6 +905,9 @@ impl Book {
                 .and_then(|v| v.iter_mut().find(|p| &p.package_id == pid))
             {
                 p.balance_units += e.units;
+                if matches!(e.kind, EntryKind::Deduction | EntryKind::Reversal) {
+                    p.used_units -= e.units;
+                }
             }
         }
         self.entries.push(e);
@@ -881,12 +958,11 @@ impl Book {
         );
         let (package_id, amount) = match &d {
             DeductionDecision::FromPackage { package_id, units } => {
-                let price = pkgs
+                let earned = pkgs
                     .iter()
                     .find(|p| &p.package_id == package_id)
-                    .map(|p| p.unit_price_cents)
-                    .unwrap_or(0);
-                (Some(package_id.clone()), -revenue_cents(price, *units))
+                    .map_or(0, |p| p.charge_revenue(*units));
+                (Some(package_id.clone()), -earned)
             }
             DeductionDecision::Overdraft { .. } => (None, 0),
             _ => return d,
@@ -1074,7 +1150,9 @@ mod tests {
             lessons_bought: lessons,
             unit_price_cents: 2500,
             price_paid_cents: 2500 * lessons,
+            gift_lessons: 0,
             balance_units: lessons * UNITS_PER_LESSON,
+            used_units: 0,
         }
     }
 
@@ -1212,40 +1290,85 @@ mod tests {
             keep_before_first_pct: 10,
             no_refund_after_consumed_pct: 50,
             fee_cents: 500,
-        };
+        }
+        .to_policy();
+        assert_eq!(r.check(), Ok(()));
+        // 10 lessons at 25.00 paid, nothing used: keep 10 % of 250.00, fee 5.00
         let p = package("p", 10, None, 30);
         let q = quote_refund(&r, &p);
         assert_eq!(
-            (q.rule, q.refund_cents, q.units),
-            (RefundCase::BeforeFirstLesson, 22_500, 1000)
+            (q.rule, q.refund_cents, q.units, q.kept_cents, q.fee_cents),
+            (RefundCase::BeforeFirstLesson, 22_000, 1000, 2_500, 500)
         );
-        let q = quote_refund(
-            &r,
-            &PackageState {
-                balance_units: 700,
-                ..p.clone()
-            },
-        );
+        let used = |u: Units| PackageState {
+            balance_units: 1000 - u,
+            used_units: u,
+            ..p.clone()
+        };
+        // 3 used: 175.00 unearned, keep 17.50, fee 5.00
+        let q = quote_refund(&r, &used(300));
         assert_eq!(
-            (q.rule, q.refund_cents, q.units),
-            (RefundCase::Remaining, 7 * 2500 - 500, 700)
+            (q.rule, q.refund_cents, q.units, q.unearned_cents),
+            (RefundCase::Remaining, 17_500 - 1_750 - 500, 700, 17_500)
         );
-        let q = quote_refund(
-            &r,
-            &PackageState {
-                balance_units: 500,
-                ..p.clone()
+        // just under half used: still the second tier; half or more: nothing
+        assert_eq!(quote_refund(&r, &used(490)).rule, RefundCase::Remaining);
+        let q = quote_refund(&r, &used(500));
+        assert_eq!(
+            (q.rule, q.eligible, q.refund_cents),
+            (RefundCase::TooMuchConsumed, false, 0)
+        );
+        // nothing left
+        assert_eq!(quote_refund(&r, &used(1000)).rule, RefundCase::NothingLeft);
+    }
+
+    /// A discounted package with gifts: each lesson earns the paid price, gifts last and free;
+    /// the refund is on what was paid, gifts removed and never refunded.
+    #[test]
+    fn discounted_package_with_gifts_earns_and_refunds_the_paid_price() {
+        // 10 paid lessons listed at 300.00 each, sold for 2 400.00 (20 % off), 2 gift lessons
+        let mut b = Book::default();
+        b.purchase(
+            "s",
+            PackageState {
+                unit_price_cents: 30_000,
+                price_paid_cents: 240_000,
+                gift_lessons: 2,
+                ..package("p", 10, None, 90)
             },
         );
-        assert_eq!((q.rule, q.eligible), (RefundCase::TooMuchConsumed, false));
-        let q = quote_refund(
-            &r,
-            &PackageState {
-                balance_units: 550,
-                ..p.clone()
-            },
+        assert_eq!(b.packages["s"][0].balance_units, 1200);
+        let l = lesson("l1", "c", 600, 60);
+        b.bookings.insert("s".into(), vec![l.clone()]);
+        b.check_in("s", l.start, "e1");
+        let d = b.entries.last().unwrap();
+        assert_eq!((d.units, d.amount_cents), (-100, -24_000));
+        assert_eq!(b.packages["s"][0].used_units, 100);
+        // reversal gives back exactly what was earned
+        b.reverse("s", "l1");
+        assert_eq!(b.entries.last().unwrap().amount_cents, 24_000);
+        assert_eq!(b.packages["s"][0].used_units, 0);
+        // 11 lessons used: 10 paid (all earned) + 1 gift (nothing); no refund is left
+        let p = PackageState {
+            balance_units: 100,
+            used_units: 1100,
+            ..b.packages["s"][0].clone()
+        };
+        assert_eq!(p.money().earned_through(1100), 240_000);
+        assert_eq!(p.charge_revenue(100), 0);
+        let q = quote_refund(&RefundPolicy::default(), &p);
+        assert_eq!((q.eligible, q.refund_cents), (false, 0));
+        // 2 used: 1 920.00 unearned, keep 10 %: 1 728.00 back, both gifts removed unrefunded
+        let p = PackageState {
+            balance_units: 1000,
+            used_units: 200,
+            ..p
+        };
+        let q = quote_refund(&RefundPolicy::default(), &p);
+        assert_eq!(
+            (q.refund_cents, q.units, q.gift_units_removed),
+            (172_800, 1000, 200)
         );
-        assert_eq!((q.rule, q.refund_cents), (RefundCase::Remaining, 13_250));
     }
 
     #[test]
@@ -1463,13 +1586,15 @@ mod tests {
 
         /// Refunds never exceed what was paid, and are zero once the threshold is consumed.
         #[test]
-        fn refund_bounded(lessons in 1i64..40, used in 0i64..4000, price in 0i64..100_000, keep in 0u32..100, thr in 1u32..100, fee in 0i64..5000) {
-            let used = used.min(lessons * 100);
-            let p = PackageState { balance_units: lessons * 100 - used, unit_price_cents: price, price_paid_cents: price * lessons, ..package("p", lessons, None, 10) };
-            let r = RefundRule { keep_before_first_pct: keep, no_refund_after_consumed_pct: thr, fee_cents: fee };
+        fn refund_bounded(lessons in 1i64..40, gifts in 0i64..5, used in 0i64..4000, price in 0i64..100_000, keep in 0u32..100, thr in 1u32..100, fee in 0i64..5000) {
+            let used = used.min((lessons + gifts) * 100);
+            let p = PackageState { balance_units: (lessons + gifts) * 100 - used, used_units: used, gift_lessons: gifts, unit_price_cents: price, price_paid_cents: price * lessons, ..package("p", lessons, None, 10) };
+            let r = RefundRule { keep_before_first_pct: keep, no_refund_after_consumed_pct: thr, fee_cents: fee }.to_policy();
+            prop_assert!(r.check().is_ok());
             let q = quote_refund(&r, &p);
             prop_assert!(q.refund_cents >= 0 && q.refund_cents <= p.price_paid_cents);
-            if used * 100 >= lessons * 100 * i64::from(thr) && used > 0 { prop_assert_eq!(q.refund_cents, 0); }
+            prop_assert!(q.refund_cents <= p.money().unearned(used));
+            if used.min(lessons * 100) * 100 >= lessons * 100 * i64::from(thr) { prop_assert_eq!(q.refund_cents, 0); }
         }
 
         /// A check-in is matched to a lesson iff it falls in some window; lateness is monotone.

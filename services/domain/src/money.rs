@@ -58,6 +58,13 @@ fn range(field: &'static str, v: i64, min: i64, max: i64) -> Result<(), MoneyErr
     }
 }
 
+/// Cents as text in the currency's main unit, two decimals: `2400.00`, `-5.50`.
+pub fn fmt_cents(c: Cents) -> String {
+    let sign = if c < 0 { "-" } else { "" };
+    let a = c.unsigned_abs();
+    format!("{sign}{}.{:02}", a / 100, a % 100)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sales
 // ---------------------------------------------------------------------------------------------
@@ -286,8 +293,10 @@ pub struct RefundPolicy {
 }
 
 impl Default for RefundPolicy {
-    /// None used: keep 10 %; up to half used: keep nothing more than what was earned; more than
-    /// half: no refund; no fee.
+    /// None used: keep 10 % (开课前退费扣10%); less than half of the paid lessons used (up to
+    /// 49 %): keep 10 % of what is not yet earned; half or more: no refund (课程完成50%后不退费);
+    /// no fee. The same table as [`crate::ledger::RefundRule::default`]'s.
+    /// The share kept never falls as use rises, so using a lesson never raises the refund.
     fn default() -> Self {
         Self {
             tiers: vec![
@@ -296,8 +305,8 @@ impl Default for RefundPolicy {
                     keep_pct: 10,
                 },
                 RefundTier {
-                    max_used_pct: 50,
-                    keep_pct: 0,
+                    max_used_pct: 49,
+                    keep_pct: 10,
                 },
             ],
             fee_cents: 0,
@@ -508,6 +517,25 @@ mod tests {
                 ..
             })
         ));
+        assert_eq!(RefundPolicy::default().check(), Ok(()));
+        assert_eq!(
+            (
+                fmt_cents(240_000),
+                fmt_cents(-550),
+                fmt_cents(7),
+                fmt_cents(i64::MIN)
+            ),
+            (
+                "2400.00".into(),
+                "-5.50".into(),
+                "0.07".into(),
+                "-92233720368547758.08".into()
+            )
+        );
+        assert_eq!(
+            RefundPolicy::default(),
+            crate::ledger::RefundRule::default().to_policy()
+        );
         // a gift-only package: free, earns nothing, refunds nothing
         let p = price_line(&line(0, 3, 0, Discount::None)).unwrap();
         let m = PackageMoney::from_price(&p);

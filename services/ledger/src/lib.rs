@@ -9,6 +9,7 @@
 mod audit;
 mod checkin;
 mod db;
+mod finance;
 mod group;
 mod import;
 mod notices;
@@ -30,6 +31,7 @@ pub use outbox::{
     QuietHours, RecipientKind, StaffRecipient,
 };
 pub use parked::{create_scratch_database, drop_scratch_database, ParkedCheckIn};
+pub use finance::{CashReport, CashRow, TeachingRow};
 pub use reports::{
     AttendanceReport, AttendanceRow, ConsumptionReport, ConsumptionRow, HeatCell, OutstandingRow,
 };
@@ -40,8 +42,9 @@ pub use review::{
 pub use staff::{ApiTokenView, CampusScope, NewStaff, Role, StaffAccount, StaffSession};
 pub use store::{
     AlertView, AuditRow, Backend, BalanceView, CheckIn, CheckInEventView, CheckInResult,
-    FinalizeReport, NewClass, NewGuardian, NewLesson, NewPackage, NewStudent, PackageView,
-    RefundResult, Store, StoredEntry,
+    FinalizeReport, NewClass, NewGuardian, NewLesson, NewOrder, NewPackage, NewPayment,
+    NewStudent, OrderLine, OrderView, PackageView, PaymentView, RefundPolicyView,
+    RefundRequestView, Store, StoredEntry,
 };
 pub use store::{
     AttendanceCorrection, AttendanceLine, LeaveState, LeaveView, MakeupBooking,

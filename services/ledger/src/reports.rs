@@ -53,7 +53,8 @@ pub struct OutstandingRow {
     pub student_id: String,
     pub units: Units,
     pub lessons: String,
-    /// Remaining units × unit price (deferred revenue).
+    /// What was paid and is not yet earned on unexpired packages (prepaid liability; gift
+    /// lessons are worth nothing).
     pub value_cents: Cents,
     pub overdraft_units: Units,
 }
@@ -183,8 +184,10 @@ impl Store {
     /// Outstanding balances at `at`, one row per student with packages or debt.
     pub async fn report_outstanding(&self, at: DateTime<Utc>) -> Result<Vec<OutstandingRow>> {
         let rows = sqlx::query(
-            "SELECT p.student_id, p.unit_price_cents, p.expires_at, \
-             CAST(COALESCE((SELECT SUM(e.units) FROM ledger e WHERE e.school_id = p.school_id AND e.package_id = p.id), 0) AS BIGINT) \
+            "SELECT p.student_id, p.price_paid_cents, p.expires_at, \
+             CAST(COALESCE((SELECT SUM(e.units) FROM ledger e WHERE e.school_id = p.school_id AND e.package_id = p.id), 0) AS BIGINT), \
+             p.lessons_bought, p.gift_lessons, \
+             CAST(COALESCE((SELECT -SUM(u.units) FROM ledger u WHERE u.school_id = p.school_id AND u.package_id = p.id AND u.kind IN ('deduction', 'reversal')), 0) AS BIGINT) \
              FROM packages p WHERE p.school_id = $1 ORDER BY p.student_id",
         )
         .bind(self.school_id())
@@ -193,9 +196,16 @@ impl Store {
         let mut out: BTreeMap<String, OutstandingRow> = BTreeMap::new();
         for r in &rows {
             let student: String = r.try_get(0)?;
-            let price: i64 = r.try_get(1)?;
+            let paid: i64 = r.try_get(1)?;
             let expires = from_ms(r.try_get(2)?);
             let bal: i64 = r.try_get::<i64, _>(3)?.max(0);
+            let money = rollcall_domain::money::PackageMoney {
+                paid_units: r.try_get::<i64, _>(4)? * rollcall_domain::ledger::UNITS_PER_LESSON,
+                gift_units: r.try_get::<i64, _>(5)?.max(0)
+                    * rollcall_domain::ledger::UNITS_PER_LESSON,
+                paid_cents: paid,
+            };
+            let used: i64 = r.try_get(6)?;
             let row = out
                 .entry(student.clone())
                 .or_insert_with(|| OutstandingRow {
@@ -205,9 +215,10 @@ impl Store {
                     value_cents: 0,
                     overdraft_units: 0,
                 });
-            if at < expires {
+            if at < expires && bal > 0 {
                 row.units += bal;
-                row.value_cents += rollcall_domain::ledger::revenue_cents(price, bal);
+                // what was paid and is not yet earned (gifts are worth nothing)
+                row.value_cents += money.unearned(used).max(0);
             }
         }
         let debts = sqlx::query(

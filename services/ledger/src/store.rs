@@ -14,6 +14,8 @@ mod finalize;
 mod leave;
 mod packages;
 mod queries;
+mod refunds;
+mod sales;
 mod setup;
 mod students;
 mod timetable;
@@ -27,7 +29,9 @@ pub use leave::{
     AttendanceCorrection, AttendanceLine, LeaveState, LeaveView, MakeupBooking,
     DEFAULT_MAKEUP_LIMIT, MAKEUP_LIMIT_SETTING,
 };
-pub use packages::{BalanceView, NewPackage, PackageView, RefundResult};
+pub use packages::{BalanceView, NewPackage, PackageView};
+pub use refunds::{RefundPolicyView, RefundRequestView};
+pub use sales::{NewOrder, NewPayment, OrderLine, OrderView, PaymentView};
 pub use queries::{CheckInEventView, StoredEntry};
 pub use students::{
     AttendanceRecord, EnrolledClass, ExpiryMoved, GuardianDetail, LeftSchool, NewGuardian, NewStudent,

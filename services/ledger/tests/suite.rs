@@ -767,38 +767,46 @@ async fn reversal_then_rededuction(s: &Store) {
     assert!(s.audit_count().await.unwrap() >= 10);
 }
 
+/// The school's starting rule (keep 10 %, no refund from half used, fee 3.00) as its refund
+/// table: asked by one person, booked when another approves.
 async fn refund_rule_applied_and_recorded(s: &Store) {
     world(s, 6, 3).await;
-    // s1: before first lesson → keep 10%: 25000 − 2500
-    let r = s.refund("s1", "p1", "staff").await.unwrap();
+    let refund = |student: &'static str, package: &'static str| async move {
+        let r = s
+            .request_refund(student, package, "leaving", PaymentMethod::Cash, "desk")
+            .await?;
+        s.decide_refund(r.id, true, "manager", None).await
+    };
+    // s1: before the first lesson → keep 10 % of 250.00, fee 3.00
+    let r = refund("s1", "p1").await.unwrap();
     assert_eq!(
         (r.quote.rule, r.quote.refund_cents, r.quote.units),
-        (RefundCase::BeforeFirstLesson, 22_500, 1000)
+        (RefundCase::BeforeFirstLesson, 25_000 - 2_500 - 300, 1000)
     );
     assert_eq!(s.balance("s1", monday()).await.unwrap().available_units, 0);
     assert!(matches!(
-        s.refund("s1", "p1", "staff").await,
+        refund("s1", "p1").await,
         Err(LedgerError::NotRefundable(..))
     ));
-    // s2: 3 lessons used → 7 × 2500 − 300
+    // s2: 3 lessons used → 175.00 not yet earned, keep 10 %, fee 3.00
     for d in 0..3 {
         s.check_in(&CheckIn::new("s2", math_start(d), AttendanceSource::Face))
             .await
             .unwrap();
     }
-    let r = s.refund("s2", "p2", "staff").await.unwrap();
+    let r = refund("s2", "p2").await.unwrap();
     assert_eq!(
-        (r.quote.rule, r.quote.refund_cents),
-        (RefundCase::Remaining, 17_200)
+        (r.quote.rule, r.quote.refund_cents, r.refund_cents),
+        (RefundCase::Remaining, 15_450, Some(15_450))
     );
     let e = s.entries(Some("s2")).await.unwrap();
-    let refund = e
+    let booked = e
         .iter()
         .find(|e| e.entry.kind == EntryKind::Refund)
         .unwrap();
     assert_eq!(
-        (refund.entry.units, refund.entry.amount_cents),
-        (-700, -17_200)
+        (booked.entry.units, booked.entry.amount_cents),
+        (-700, -15_450)
     );
     // s3: 5 lessons used (50%) → no refund, nothing recorded
     for d in 0..5 {
@@ -807,7 +815,7 @@ async fn refund_rule_applied_and_recorded(s: &Store) {
             .unwrap();
     }
     assert!(matches!(
-        s.refund("s3", "p3", "staff").await,
+        refund("s3", "p3").await,
         Err(LedgerError::NotRefundable(..))
     ));
     assert!(s

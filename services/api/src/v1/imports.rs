@@ -39,7 +39,7 @@ pub(super) async fn import(
     Ok(Json(Imported { imported: summary }))
 }
 
-fn csv_field(s: &str) -> String {
+pub(super) fn csv_field(s: &str) -> String {
     // quote, and neutralise spreadsheet formulas
     // a leading tab or carriage return is skipped by spreadsheets before they read a formula
     let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
@@ -50,7 +50,7 @@ fn csv_field(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-fn csv_response(name: &str, body: String) -> Response {
+pub(super) fn csv_response(name: &str, body: String) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),

@@ -8,9 +8,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
-use rollcall_domain::ledger::quote_refund;
-use rollcall_domain::ledger::{Entry, RefundQuote, RefundRule};
-use rollcall_ledger::{BalanceView, NewPackage, RefundResult, StoredEntry};
+use rollcall_domain::ledger::{Entry, RefundQuote};
+use rollcall_domain::money::RefundPolicy;
+use rollcall_ledger::{BalanceView, NewPackage, StoredEntry};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -47,23 +47,14 @@ pub(super) struct Reversed {
     balance: BalanceView,
 }
 
-/// The school's refund rule applied to a package, without refunding.
+/// The school's refund policy applied to a package now, without refunding.
 #[derive(Serialize, ToSchema)]
 pub(super) struct RefundQuoted {
     package_id: String,
-    #[schema(value_type = crate::schema::RefundRule)]
-    rule: RefundRule,
+    #[schema(value_type = crate::schema::RefundPolicy)]
+    policy: RefundPolicy,
     #[schema(value_type = crate::schema::RefundQuote)]
     quote: RefundQuote,
-}
-
-/// The refund made and the rule it applied.
-#[derive(Serialize, ToSchema)]
-pub(super) struct Refunded {
-    #[schema(value_type = crate::schema::RefundResult)]
-    refund: RefundResult,
-    #[schema(value_type = crate::schema::RefundRule)]
-    rule: RefundRule,
 }
 
 pub(super) async fn balance(
@@ -210,30 +201,10 @@ pub(super) async fn refund_quote(
     Path((id, package)): Path<(String, String)>,
 ) -> ApiResult<Json<RefundQuoted>> {
     student_in_scope(&st, &staff, &id).await?;
-    let b = st.store.balance(&id, st.store.now()).await?;
-    let p = b
-        .packages
-        .iter()
-        .find(|p| p.package.package_id == package)
-        .ok_or_else(|| ApiError::not_found(format!("unknown package {package:?}")))?;
-    let q = quote_refund(&st.store.policy().refund, &p.package);
+    let quote = st.store.quote_refund(&id, &package).await?;
     Ok(Json(RefundQuoted {
         package_id: package,
-        rule: st.store.policy().refund,
-        quote: q,
-    }))
-}
-
-pub(super) async fn refund(
-    State(st): State<AppState>,
-    Extension(staff): Extension<Staff>,
-    Path((id, package)): Path<(String, String)>,
-) -> ApiResult<Json<Refunded>> {
-    student_in_scope(&st, &staff, &id).await?;
-    let user = staff.account.username.clone();
-    let r = run(&staff, st.store.refund(&id, &package, &user)).await?;
-    Ok(Json(Refunded {
-        refund: r,
-        rule: st.store.policy().refund,
+        policy: st.store.refund_policy().await?.policy,
+        quote,
     }))
 }

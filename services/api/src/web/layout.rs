@@ -89,6 +89,8 @@ pub(super) fn page_keeping<B: Template>(
         ("/app/students", "students"),
         ("/app/leave", "lm_leave"),
         ("/app/alerts", "alerts"),
+        ("/app/refunds", "refunds"),
+        ("/app/finance", "finance"),
         ("/app/cameras", "cameras"),
         ("/app/reports", "reports"),
         ("/app/enroll", "enroll"),
@@ -100,6 +102,8 @@ pub(super) fn page_keeping<B: Template>(
     .filter(|(href, _)| {
         !matches!(*href, "/app/daily" | "/app/teaching") || staff.require(roles::DESK).is_ok()
     })
+    .filter(|(href, _)| *href != "/app/refunds" || staff.require(roles::SELL).is_ok())
+    .filter(|(href, _)| *href != "/app/finance" || staff.require(roles::MONEY).is_ok())
     .collect();
     html(&Page {
         lang,

@@ -11,11 +11,13 @@ mod admin;
 mod alerts;
 mod board;
 mod checkin;
+mod finance;
 mod daily;
 mod layout;
 mod leave;
 mod login;
 mod review;
+mod sales;
 mod students;
 mod words;
 
@@ -176,6 +178,97 @@ pub(crate) fn mount(r: Routes) -> Routes {
         roles::DESK,
         "roll call: mark a student present by hand (form)",
         post(daily::roll_call_form),
+    )
+    .web(
+        "GET",
+        "/app/finance",
+        roles::MONEY,
+        "finance: cash by day/campus/method, revenue recognised, prepaid liability, teacher pay; CSV and XLSX",
+        get(finance::finance_page),
+    )
+    .web(
+        "GET",
+        "/app/students/{id}/money",
+        roles::ANY,
+        "a student's orders, packages with their price paid, refund requests",
+        get(sales::money_page),
+    )
+    .web(
+        "GET",
+        "/app/students/{id}/sell",
+        roles::SELL,
+        "sell a package: lessons, gift lessons, discount with reason, payment, instalments",
+        get(sales::sell_page),
+    )
+    .web(
+        "POST",
+        "/app/students/{id}/sell",
+        roles::SELL,
+        "sell a package (form)",
+        post(sales::sell_form),
+    )
+    .web(
+        "GET",
+        "/app/orders/{id}",
+        roles::SELL,
+        "an order: printable receipt, payments, instalments, payment form",
+        get(sales::order_page),
+    )
+    .web(
+        "POST",
+        "/app/orders/{id}/pay",
+        roles::SELL,
+        "record a payment (form)",
+        post(sales::pay_form),
+    )
+    .web(
+        "GET",
+        "/app/students/{id}/refund/{package}",
+        roles::SELL,
+        "a package's refund computation and the refund request form",
+        get(sales::ask_refund_page),
+    )
+    .web(
+        "POST",
+        "/app/students/{id}/refund/{package}",
+        roles::SELL,
+        "ask for a refund (form)",
+        post(sales::ask_refund_form),
+    )
+    .web(
+        "GET",
+        "/app/refunds",
+        roles::SELL,
+        "refund requests: approve or reject (managers and admins who did not ask)",
+        get(sales::refunds_page),
+    )
+    .web(
+        "POST",
+        "/app/refunds/{id}",
+        roles::MONEY,
+        "approve or reject a refund request (form)",
+        post(sales::decide_form),
+    )
+    .web(
+        "GET",
+        "/app/refunds/{id}",
+        roles::SELL,
+        "a printable refund slip",
+        get(sales::slip_page),
+    )
+    .web(
+        "GET",
+        "/app/refund-policy",
+        roles::SELL,
+        "the school's refund policy table",
+        get(sales::policy_page),
+    )
+    .web(
+        "POST",
+        "/app/refund-policy",
+        roles::ADMIN,
+        "replace the refund policy table (form)",
+        post(sales::policy_form),
     )
     .web(
         "GET",

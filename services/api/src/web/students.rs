@@ -278,7 +278,7 @@ struct Attended {
 {%- for p in packages -%}
 <tr><td>{{ p.id }}</td><td>{{ p.balance }}</td><td>{{ p.expires }}</td><td>{% if p.expired %}{{ t("pkg_expired") }}{% endif %}</td></tr>
 {%- endfor -%}
-</table></div><div class=card id=history><h2>{{ t("attendance_history") }}</h2><form method=get action="/app/students/{{ id }}"><label>{{ t("range_from") }} <input type=date name=from value="{{ from }}"></label> <label>{{ t("range_to") }} <input type=date name=to value="{{ to }}"></label> <select name=status><option value="">{{ t("all_statuses") }}</option>
+</table></div><div class=card id=history><h2>{{ t("attendance_history") }} <a href="/app/students/{{ id }}/attendance" id=correct-link>{{ t("lm_correct_link") }}</a> <a href="/app/leave?student={{ id }}" id=leave-link>{{ t("lm_leave") }}</a></h2><form method=get action="/app/students/{{ id }}"><label>{{ t("range_from") }} <input type=date name=from value="{{ from }}"></label> <label>{{ t("range_to") }} <input type=date name=to value="{{ to }}"></label> <select name=status><option value="">{{ t("all_statuses") }}</option>
 {%- for o in statuses -%}
 <option value="{{ o.value }}"{% if o.selected %} selected{% endif %}>{{ o.label }}</option>
 {%- endfor -%}

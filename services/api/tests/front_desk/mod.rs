@@ -1320,6 +1320,8 @@ async fn front_desk_routes_keep_to_roles_and_campuses(db: Db) {
         lesson,
         review: 0,
         alert: 0,
+        order: "none",
+        refund: 0,
     };
     let (own, other_campus, other_school) = (
         side("s1", "math-now"),

@@ -68,6 +68,9 @@ pub(crate) fn apply_entry(pkgs: &mut [PackageState], overdraft: &mut Units, e: &
         Some(id) => {
             if let Some(p) = pkgs.iter_mut().find(|p| &p.package_id == id) {
                 p.balance_units += e.units;
+                if matches!(e.kind, EntryKind::Deduction | EntryKind::Reversal) {
+                    p.used_units -= e.units;
+                }
             }
         }
         None => *overdraft -= e.units,
@@ -164,11 +167,12 @@ impl Store {
         );
         let (package_id, amount) = match &d {
             DeductionDecision::FromPackage { package_id, units } => {
-                let price = pkgs
+                // the paid price per lesson, paid units first, gifts earning nothing
+                let earned = pkgs
                     .iter()
                     .find(|p| &p.package_id == package_id)
-                    .map_or(0, |p| p.unit_price_cents);
-                (Some(package_id.clone()), -revenue_cents(price, *units))
+                    .map_or(0, |p| p.charge_revenue(*units));
+                (Some(package_id.clone()), -earned)
             }
             DeductionDecision::Overdraft { .. } => (None, 0),
             _ => return (d, None),

@@ -45,14 +45,6 @@ pub struct BalanceView {
     pub packages: Vec<PackageView>,
 }
 
-/// A recorded refund.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RefundResult {
-    pub package_id: String,
-    #[serde(flatten)]
-    pub quote: RefundQuote,
-}
-
 pub(crate) async fn insert_package(
     c: &mut AnyConnection,
     school: &str,
@@ -60,11 +52,6 @@ pub(crate) async fn insert_package(
     actor: &str,
     now: i64,
 ) -> Result<()> {
-    check_id("package", &p.id)?;
-    require(c, "student", school, &p.student_id).await?;
-    if let Some(campus) = &p.campus_id {
-        require(c, "campus", school, campus).await?;
-    }
     if p.lessons <= 0 || p.lessons > 10_000 {
         return Err(LedgerError::Invalid {
             field: "lessons",
@@ -75,12 +62,6 @@ pub(crate) async fn insert_package(
         return Err(LedgerError::Invalid {
             field: "unit_price_cents",
             message: "negative".into(),
-        });
-    }
-    if p.expires_at <= p.bought_at {
-        return Err(LedgerError::Invalid {
-            field: "expires_at",
-            message: "package expires before it is bought".into(),
         });
     }
     let paid = match p.price_paid_cents {
@@ -99,30 +80,13 @@ pub(crate) async fn insert_package(
                 message: "price overflows".into(),
             })?,
     };
-    sqlx::query(
-        "INSERT INTO packages (school_id, id, student_id, campus_id, lessons_bought, unit_price_cents, price_paid_cents, bought_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-    )
-    .bind(school)
-    .bind(&p.id)
-    .bind(&p.student_id)
-    .bind(&p.campus_id)
-    .bind(p.lessons)
-    .bind(p.unit_price_cents)
-    .bind(paid)
-    .bind(ms(p.bought_at))
-    .bind(ms(p.expires_at))
-    .execute(&mut *c)
-    .await?;
-    let e = Entry {
-        student_id: p.student_id.clone(),
-        kind: EntryKind::Purchase,
-        package_id: Some(p.id.clone()),
-        lesson_id: None,
-        units: p.lessons * UNITS_PER_LESSON,
-        amount_cents: paid,
-        idempotency_key: format!("purchase:{}", p.id),
+    let row = PackageRow {
+        package: p,
+        gift_lessons: 0,
+        paid_cents: paid,
+        sale: None,
     };
-    append_entry(c, school, &e, ms(p.bought_at), actor, None).await?;
+    insert_package_row(c, school, &row, actor, now).await?;
     audit(
         c,
         school,
@@ -135,6 +99,79 @@ pub(crate) async fn insert_package(
         now,
     )
     .await
+}
+
+/// Where a package sold in an order came from: its order and its line's list price and
+/// discount.
+pub(crate) struct SaleInfo<'a> {
+    pub order_id: &'a str,
+    pub list_price_cents: Cents,
+    pub discount_cents: Cents,
+    pub discount_reason: Option<&'a str>,
+}
+
+/// Everything a package row holds.
+pub(crate) struct PackageRow<'a> {
+    /// Id, student, campus, paid lessons, list unit price, dates.
+    pub package: &'a NewPackage,
+    pub gift_lessons: i64,
+    /// What the paid lessons cost after any discount.
+    pub paid_cents: Cents,
+    pub sale: Option<SaleInfo<'a>>,
+}
+
+/// Writes a package row and its purchase entry (paid and gift units, the price paid); the
+/// caller audits.
+pub(crate) async fn insert_package_row(
+    c: &mut AnyConnection,
+    school: &str,
+    r: &PackageRow<'_>,
+    actor: &str,
+    _now: i64,
+) -> Result<()> {
+    let p = r.package;
+    check_id("package", &p.id)?;
+    require(c, "student", school, &p.student_id).await?;
+    if let Some(campus) = &p.campus_id {
+        require(c, "campus", school, campus).await?;
+    }
+    if p.expires_at <= p.bought_at {
+        return Err(LedgerError::Invalid {
+            field: "expires_at",
+            message: "package expires before it is bought".into(),
+        });
+    }
+    sqlx::query(
+        "INSERT INTO packages (school_id, id, student_id, campus_id, lessons_bought, unit_price_cents, price_paid_cents, bought_at, expires_at, gift_lessons, order_id, list_price_cents, discount_cents, discount_reason) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    )
+    .bind(school)
+    .bind(&p.id)
+    .bind(&p.student_id)
+    .bind(&p.campus_id)
+    .bind(p.lessons)
+    .bind(p.unit_price_cents)
+    .bind(r.paid_cents)
+    .bind(ms(p.bought_at))
+    .bind(ms(p.expires_at))
+    .bind(r.gift_lessons)
+    .bind(r.sale.as_ref().map(|s| s.order_id))
+    .bind(r.sale.as_ref().map(|s| s.list_price_cents))
+    .bind(r.sale.as_ref().map_or(0, |s| s.discount_cents))
+    .bind(r.sale.as_ref().and_then(|s| s.discount_reason))
+    .execute(&mut *c)
+    .await?;
+    let e = Entry {
+        student_id: p.student_id.clone(),
+        kind: EntryKind::Purchase,
+        package_id: Some(p.id.clone()),
+        lesson_id: None,
+        units: (p.lessons + r.gift_lessons) * UNITS_PER_LESSON,
+        amount_cents: r.paid_cents,
+        idempotency_key: format!("purchase:{}", p.id),
+    };
+    append_entry(c, school, &e, ms(p.bought_at), actor, None).await?;
+    Ok(())
 }
 
 /// Packages of a student with their derived balances, and the overdraft debt (one round trip).
@@ -194,22 +231,24 @@ pub(crate) fn packages_stmt(
     // column 0 tells the row apart: 'p' package, 'o' overdraft debt, 'l' a lesson's entry
     let mut sql = format!(
         "SELECT 'p', p.student_id, p.id, p.campus_id, p.lessons_bought, p.unit_price_cents, p.price_paid_cents, p.bought_at, p.expires_at, \
-         CAST(COALESCE((SELECT SUM(e.units) FROM ledger e WHERE e.school_id = p.school_id AND e.package_id = p.id), 0) AS BIGINT) \
+         CAST(COALESCE((SELECT SUM(e.units) FROM ledger e WHERE e.school_id = p.school_id AND e.package_id = p.id), 0) AS BIGINT), \
+         p.gift_lessons, \
+         CAST(COALESCE((SELECT -SUM(u.units) FROM ledger u WHERE u.school_id = p.school_id AND u.package_id = p.id AND u.kind IN ('deduction', 'reversal')), 0) AS BIGINT) \
          FROM packages p WHERE p.school_id = $1 AND p.student_id IN ({ids}) \
-         UNION ALL SELECT 'o', o.student_id, NULL, NULL, 0, 0, 0, 0, 0, CAST(SUM(o.units) AS BIGINT) FROM ledger o \
+         UNION ALL SELECT 'o', o.student_id, NULL, NULL, 0, 0, 0, 0, 0, CAST(SUM(o.units) AS BIGINT), 0, 0 FROM ledger o \
          WHERE o.school_id = $1 AND o.student_id IN ({ids}) AND o.package_id IS NULL GROUP BY o.student_id"
     );
     if !lessons.is_empty() {
         let ls = crate::db::list_marks(lessons.len(), 2 + students.len());
         sql.push_str(&format!(
-            " UNION ALL SELECT 'l', l.student_id, l.lesson_id, l.kind, 0, 0, 0, 0, 0, l.units FROM ledger l \
+            " UNION ALL SELECT 'l', l.student_id, l.lesson_id, l.kind, 0, 0, 0, 0, 0, l.units, 0, 0 FROM ledger l \
              WHERE l.school_id = $1 AND l.student_id IN ({ids}) AND l.lesson_id IN ({ls})"
         ));
     }
     let mut args: Vec<crate::db::Arg> = vec![school.into()];
     args.extend(students.iter().map(|s| crate::db::Arg::from(*s)));
     args.extend(lessons.iter().map(|l| crate::db::Arg::from(*l)));
-    Some(crate::db::Stmt::new(sql, args, 10))
+    Some(crate::db::Stmt::new(sql, args, 12))
 }
 
 /// The rows of [`packages_stmt`]: each student's packages (sorted by expiry) with the
@@ -237,6 +276,8 @@ pub(crate) fn parse_packages(rows: Vec<crate::db::Row>) -> Result<(StudentPackag
                 bought_at: from_ms(r.int(7)?),
                 expires_at: from_ms(r.int(8)?),
                 balance_units: r.int(9)?,
+                gift_lessons: r.int(10)?,
+                used_units: r.int(11)?,
             }),
         }
     }
@@ -311,52 +352,6 @@ impl Store {
         let done = append_entry(w.conn(), &school, &e, ms(self.now()), actor, Some(note)).await?;
         w.commit().await?;
         Ok(done)
-    }
-
-    /// Refunds a package under the school's rule, recorded as a refund entry; refused when the
-    /// rule gives nothing. Refunding twice is a no-op (same idempotency key).
-    pub async fn refund(&self, student: &str, package: &str, actor: &str) -> Result<RefundResult> {
-        let school = self.need_school()?.to_string();
-        let mut w = self.write().await?;
-        lock_student(w.conn(), &school, student).await?;
-        let (pkgs, _) = load_packages(w.conn(), &school, student).await?;
-        let p = pkgs
-            .iter()
-            .find(|p| p.package_id == package)
-            .ok_or_else(|| LedgerError::NotFound {
-                entity: "package",
-                id: package.into(),
-            })?;
-        let q = quote_refund(&self.policy.refund, p);
-        if !q.eligible {
-            return Err(LedgerError::NotRefundable(
-                package.into(),
-                format!("{:?}", q.rule),
-            ));
-        }
-        let e = Entry {
-            student_id: student.into(),
-            kind: EntryKind::Refund,
-            package_id: Some(package.into()),
-            lesson_id: None,
-            units: -q.units,
-            amount_cents: -q.refund_cents,
-            idempotency_key: format!("refund:{package}"),
-        };
-        append_entry(
-            w.conn(),
-            &school,
-            &e,
-            ms(self.now()),
-            actor,
-            Some(&format!("{:?}", q.rule)),
-        )
-        .await?;
-        w.commit().await?;
-        Ok(RefundResult {
-            package_id: package.into(),
-            quote: q,
-        })
     }
 
     /// Available balance of a student at `at` (packages not expired, minus overdraft).

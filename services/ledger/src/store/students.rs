@@ -772,7 +772,7 @@ impl Store {
     pub async fn student_state(&self, student: &str) -> Result<StudentState> {
         let school = self.need_school()?.to_string();
         let mut c = self.pool.acquire().await?;
-        state_of(&mut *c, &school, student).await
+        state_of(&mut c, &school, student).await
     }
 
     /// Every student's status, by id (one query, for the lists).
