@@ -176,7 +176,7 @@ pub(crate) async fn renewals_for(
 ) -> ApiResult<RenewalList> {
     let campus = campus_filter(staff, campus)?;
     let now = st.store.now();
-    let policy = st.store.policy().alerts.clone();
+    let policy = st.store.policy().alerts;
     let horizon = now + Duration::days(policy.expiry_warning_days.max(0));
     let states = st.store.student_states().await?;
     let guardians = st.store.guardians_by_student().await?;

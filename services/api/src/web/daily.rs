@@ -128,7 +128,7 @@ pub(super) async fn daily_page(
             student: c.student_name,
         })
         .collect();
-    let policy = st.store.policy().alerts.clone();
+    let policy = st.store.policy().alerts;
     let renewals = if staff.require(roles::ENROLL).is_ok() {
         Some(
             v1::renewals_for(&st, &staff, &q.campus)
