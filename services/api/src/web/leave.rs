@@ -650,3 +650,31 @@ pub(super) async fn correct_form(
     ))
     .into_response())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every word these pages show (and the student page's links to them) is in both
+    /// languages.
+    #[test]
+    fn every_word_of_these_pages_is_in_both_languages() {
+        let src = include_str!("leave.rs");
+        let mut keys: Vec<&str> = src
+            .split('"')
+            .filter(|k| {
+                k.len() > 3
+                    && k.starts_with("lm_")
+                    && k.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            })
+            .collect();
+        keys.extend(["lm_correct_link", "state", "show_day", "not_yet", "absent"]);
+        assert!(keys.len() > 40, "{keys:?}");
+        for k in keys {
+            for l in [Lang::En, Lang::Zh] {
+                assert_ne!(t(l, k), "?", "{k} in {l:?}");
+            }
+            assert_ne!(t(Lang::En, k), t(Lang::Zh, k), "{k}: not translated");
+        }
+    }
+}

@@ -663,6 +663,13 @@ async fn web_leave_makeup_and_correction_pages(db: Db) {
         .form("/app/leave/limit", "makeups_per_month=2", None)
         .await;
     assert_eq!(r.status, 403, "{}", r.text());
+    // the student page leads here
+    let p = desk.get("/app/students/s1").await.text();
+    assert!(
+        p.contains("href=\"/app/students/s1/attendance\"")
+            && p.contains("href=\"/app/leave?student=s1\""),
+        "{p}"
+    );
     // in Chinese
     let p = desk.get("/app/leave?lang=zh").await.text();
     assert!(p.contains("请假与补课") && p.contains("最近的审批"), "{p}");

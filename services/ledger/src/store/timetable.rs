@@ -333,8 +333,8 @@ impl Store {
             None => None,
         };
         sqlx::query(
-            "INSERT INTO leave_requests (school_id, student_id, lesson_id, requested_at, approved, reason) VALUES ($1, $2, $3, $4, $5, $6) \
-             ON CONFLICT (school_id, student_id, lesson_id) DO UPDATE SET approved = excluded.approved, reason = excluded.reason",
+            "INSERT INTO leave_requests (school_id, student_id, lesson_id, requested_at, approved, reason, state) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (school_id, student_id, lesson_id) DO UPDATE SET approved = excluded.approved, reason = excluded.reason, state = excluded.state",
         )
         .bind(&school)
         .bind(student)
@@ -342,6 +342,8 @@ impl Store {
         .bind(ms(requested_at))
         .bind(i64::from(approved))
         .bind(reason)
+        // the staff app's state (migration 8): an approved request, else one waiting
+        .bind(if approved { "approved" } else { "pending" })
         .execute(w.conn())
         .await?;
         let after =
