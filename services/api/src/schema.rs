@@ -631,6 +631,7 @@ pub enum AlertKind {
     ZeroBalanceCheckin,
     CameraOffline,
     CheckInFailed,
+    ManyMakeups,
 }
 
 /// Life cycle of an alert.

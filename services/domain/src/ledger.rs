@@ -83,7 +83,8 @@ str_enum!(
     /// Kind of an anomaly alert.
     AlertKind { AbsenceStreak => "absence_streak", LowBalance => "low_balance",
                 ExpiringPackage => "expiring_package", ZeroBalanceCheckin => "zero_balance_checkin",
-                CameraOffline => "camera_offline", CheckInFailed => "check_in_failed" }
+                CameraOffline => "camera_offline", CheckInFailed => "check_in_failed",
+                ManyMakeups => "many_makeups" }
 );
 str_enum!(
     /// Life cycle of an alert.

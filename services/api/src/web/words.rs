@@ -96,6 +96,7 @@ pub(crate) fn t(lang: Lang, key: &str) -> &'static str {
         ),
         "camera_offline" => ("Camera offline", "摄像头离线"),
         "check_in_failed" => ("Check-in could not be recorded", "签到未能记录"),
+        "many_makeups" => ("More make-ups this month than the school allows", "本月补课次数超过学校规定"),
         "open" => ("open", "未处理"),
         "acknowledged" => ("acknowledged", "已知悉"),
         "resolved" => ("resolved", "已处理"),

@@ -547,6 +547,27 @@ async fn makeup_is_linked_covered_and_counted(db: Db) {
         ),
         (json!(2), json!(true))
     );
+    // …and raises one alert for the staff
+    let alerts = s.alerts(None).await.unwrap();
+    let many: Vec<_> = alerts
+        .iter()
+        .filter(|a| a.kind == rollcall_domain::ledger::AlertKind::ManyMakeups)
+        .collect();
+    assert_eq!(many.len(), 1, "{alerts:?}");
+    assert_eq!(many[0].student_id, "s1");
+    assert!(
+        many[0].message.contains("2 make-ups"),
+        "{}",
+        many[0].message
+    );
+    let r = desk.get("/api/v1/alerts?state=open").await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(r.text().contains("many_makeups"), "{}", r.text());
+    let p = desk.get("/app/students/s1").await.text();
+    assert!(
+        p.contains("More make-ups this month than the school allows"),
+        "{p}"
+    );
     // the make-up lesson has s1 on its roster; the link is stored and audited
     let b = s.board(start, start + Duration::days(3)).await.unwrap();
     let art = b.iter().find(|l| l.lesson.id == "art-next").unwrap();

@@ -95,6 +95,8 @@ pub(crate) fn alert_notice(
             json!({"camera": a.dedup_key.split(':').nth(1).unwrap_or("")}),
         ),
         AlertKind::CheckInFailed => (NoticeKind::CheckInFailed, json!({})),
+        // for the staff: the message says who and how many
+        AlertKind::ManyMakeups => (NoticeKind::ReviewNeeded, json!({})),
     };
     params["message"] = json!(a.message);
     params["package_id"] = json!(a.package_id);

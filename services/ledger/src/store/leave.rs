@@ -14,6 +14,7 @@
 //! Every change writes its audit row in its own transaction; the author is the request's staff
 //! member (the actor context) or `actor`.
 
+use super::alerts::raise_alert;
 use super::base::{append_entry, audit, from_ms, lock_student, ms, parse_enum};
 use super::timetable::booked_from_row;
 use super::Store;
@@ -682,6 +683,21 @@ impl Store {
         .await?
         .try_get(0)?;
         let over_limit = count > limit;
+        if over_limit {
+            // one alert per student and school-local month, for the staff
+            let month = (first + Duration::minutes(self.tz_offset_minutes())).format("%Y-%m");
+            let a = AlertDraft {
+                kind: AlertKind::ManyMakeups,
+                dedup_key: format!("makeups:{student}:{month}"),
+                student_id: student.into(),
+                class_id: Some(l.class_id.clone()),
+                package_id: None,
+                message: format!(
+                    "student {student} has {count} make-ups booked in {month}, more than the school's {limit}"
+                ),
+            };
+            raise_alert(&mut *c, &school, &a, ms(now), &mut Vec::new(), now).await?;
+        }
         audit(
             &mut *c,
             &school,
