@@ -44,7 +44,7 @@ pub use store::{
     AlertView, AuditRow, Backend, BalanceView, CheckIn, CheckInEventView, CheckInResult,
     FinalizeReport, NewClass, NewGuardian, NewLesson, NewOrder, NewPackage, NewPayment,
     NewStudent, OrderLine, OrderView, PackageView, PaymentView, RefundPolicyView,
-    RefundRequestView, Store, StoredEntry,
+    RefundRequestView, ReminderReport, Store, StoredEntry, FEE_REMINDER_DAYS, LESSON_REMINDER_HOUR,
 };
 pub use store::{
     AttendanceCorrection, AttendanceLine, LeaveState, LeaveView, MakeupBooking,

@@ -15,6 +15,7 @@ mod leave;
 mod packages;
 mod queries;
 mod refunds;
+mod reminders;
 mod sales;
 mod setup;
 mod students;
@@ -31,6 +32,7 @@ pub use leave::{
 };
 pub use packages::{BalanceView, NewPackage, PackageView};
 pub use refunds::{RefundPolicyView, RefundRequestView};
+pub use reminders::{ReminderReport, FEE_REMINDER_DAYS, LESSON_REMINDER_HOUR};
 pub use sales::{NewOrder, NewPayment, OrderLine, OrderView, PaymentView};
 pub use queries::{CheckInEventView, StoredEntry};
 pub use students::{

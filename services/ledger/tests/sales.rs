@@ -12,6 +12,7 @@ rollcall_testkit::two_backends! {
     payments_and_instalments_add_up_and_repeat_safely,
     a_sale_is_refused_field_by_field_and_writes_nothing,
     refunds_follow_the_policy_and_need_a_second_person,
+    reminders_of_tomorrows_lessons_and_of_fees_due,
 }
 
 /// Monday 2026-01-05 00:00 UTC.
@@ -480,4 +481,103 @@ async fn refunds_follow_the_policy_and_need_a_second_person(s: &Store) {
             .await,
         Err(LedgerError::NotRefundable(..))
     ));
+}
+
+async fn reminders_of_tomorrows_lessons_and_of_fees_due(s: &Store) {
+    world(s).await;
+    s.set_notify_settings(
+        &NotifySettings {
+            enabled: true,
+            ..Default::default()
+        },
+        "admin",
+    )
+    .await
+    .unwrap();
+    s.add_guardian(&NewGuardian {
+        id: "g1".into(),
+        student_id: "s1".into(),
+        name: "Mum".into(),
+        phone: Some("+8613800000000".into()),
+        email: None,
+        language: "zh-CN".into(),
+        notify_prefs: String::new(),
+    })
+    .await
+    .unwrap();
+    let plan = vec![
+        Instalment {
+            due_on: date("2026-01-06"),
+            amount_cents: 70_000,
+        },
+        Instalment {
+            due_on: date("2026-02-05"),
+            amount_cents: 70_000,
+        },
+    ];
+    s.sell(&order("o6", "s1", 100_000, plan), "desk")
+        .await
+        .unwrap();
+    // Sunday 17:00 local (the school is at UTC+1): too early for tomorrow's lessons; the
+    // first instalment (due Tuesday) is within three days
+    let sunday = monday() - Duration::days(1);
+    let r = s
+        .send_reminders(sunday + Duration::hours(16))
+        .await
+        .unwrap();
+    assert_eq!((r.lessons, r.fees, r.rows), (0, 1, 1));
+    let fee = s.notice_rows("fee:o6:1").await.unwrap();
+    assert_eq!(fee.len(), 1);
+    assert_eq!(
+        (
+            fee[0].kind,
+            fee[0].params["amount"].as_str(),
+            fee[0].params["due_on"].as_str()
+        ),
+        (NoticeKind::FeeDue, Some("700.00"), Some("2026-01-06"))
+    );
+    assert!(s.notice_rows("fee:o6:2").await.unwrap().is_empty());
+    // 20:00 local: Monday's lesson M0 (17:00 local) for both enrolled students (only s1 has a
+    // guardian to tell)
+    let r = s
+        .send_reminders(sunday + Duration::hours(19))
+        .await
+        .unwrap();
+    assert_eq!((r.lessons, r.fees, r.rows), (2, 0, 1));
+    let rem = s.notice_rows("reminder:s1:M0").await.unwrap();
+    assert_eq!(rem.len(), 1);
+    assert_eq!(
+        (
+            rem[0].params["lesson_date"].as_str(),
+            rem[0].params["lesson_time"].as_str()
+        ),
+        (Some("2026-01-05"), Some("17:00"))
+    );
+    assert_eq!(rem[0].language, "zh-CN");
+    // again: nothing more
+    let r = s
+        .send_reminders(sunday + Duration::hours(20))
+        .await
+        .unwrap();
+    assert_eq!(r.rows, 0);
+    // a paid instalment is not reminded of
+    let (o, _) = s
+        .record_payment(
+            "o6",
+            &NewPayment {
+                amount_cents: 140_000,
+                method: PaymentMethod::BankTransfer,
+                reference: None,
+                key: Some("all".into()),
+            },
+            "desk",
+        )
+        .await
+        .unwrap();
+    assert_eq!(o.outstanding_cents, 0);
+    let r = s
+        .send_reminders(date("2026-02-03").and_hms_opt(9, 0, 0).unwrap().and_utc())
+        .await
+        .unwrap();
+    assert_eq!(r.fees, 0);
 }

@@ -224,6 +224,40 @@ pub fn render(kind: NoticeKind, language: &str, p: &Value) -> Result<Rendered, N
                 )
             }
         }
+        NoticeKind::LessonReminder => {
+            let (s, c) = (g("student_name")?, g("class_name")?);
+            let (d, t) = (g("lesson_date")?, g("lesson_time")?);
+            if zh {
+                (
+                    format!("上课提醒：{s}明天有课"),
+                    format!("提醒：{s}明天（{d}）{t}有{c}课程。如需请假，请提前联系学校。"),
+                )
+            } else {
+                (
+                    format!("Reminder: {s} has a lesson tomorrow"),
+                    format!("Reminder: {s} has {c} tomorrow ({d}) at {t}. Please tell the school in advance if {s} cannot come."),
+                )
+            }
+        }
+        NoticeKind::FeeDue => {
+            let (s, o, d, a) = (
+                g("student_name")?,
+                g("order_id")?,
+                g("due_on")?,
+                g("amount")?,
+            );
+            if zh {
+                (
+                    format!("{s}的学费分期即将到期"),
+                    format!("{s}的订单{o}有一期{a}元学费将于{d}到期，请按时缴纳。"),
+                )
+            } else {
+                (
+                    format!("{s}: a fee instalment is due soon"),
+                    format!("An instalment of {a} for {s}'s order {o} is due on {d}. Thank you for paying on time."),
+                )
+            }
+        }
         NoticeKind::CameraOffline => {
             let (cam, m) = (g("camera")?, g("message")?);
             if zh {
@@ -251,7 +285,9 @@ mod tests {
     fn full() -> Value {
         json!({"student_name": "Miranda", "class_name": "Maths Y7", "local_time": "16:02",
                "count": 3, "left": "1.5", "package_id": "p1", "expires_at": "2026-02-01T00:00:00Z",
-               "message": "track 7 at door A", "camera": "door-a", "status": "late"})
+               "message": "track 7 at door A", "camera": "door-a", "status": "late",
+               "lesson_date": "2026-02-02", "lesson_time": "16:00", "order_id": "o1",
+               "due_on": "2026-02-05", "amount": "700.00"})
     }
 
     #[test]

@@ -214,6 +214,18 @@ impl Live {
                                 .insert("finalize", e.to_string());
                         }
                     }
+                    // the evening-before lesson reminders and the fee-due reminders
+                    match store.send_reminders(clock.now()).await {
+                        Ok(_) => {
+                            lock(&metrics).jobs_failing.remove("reminders");
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "reminders failed; will retry");
+                            lock(&metrics)
+                                .jobs_failing
+                                .insert("reminders", e.to_string());
+                        }
+                    }
                 }
             })
         };

@@ -67,6 +67,44 @@ pub fn absence(student: &str, lesson: &BookedLesson, at: DateTime<Utc>) -> Notic
     }
 }
 
+/// The evening-before reminder of a booked lesson (`date`, `time`: its local start).
+pub fn lesson_reminder(
+    student: &str,
+    lesson: &BookedLesson,
+    date: &str,
+    time: &str,
+    at: DateTime<Utc>,
+) -> NoticeDraft {
+    NoticeDraft {
+        notice_id: format!("reminder:{student}:{}", lesson.lesson_id),
+        kind: NoticeKind::LessonReminder,
+        student_id: Some(student.into()),
+        class_id: Some(lesson.class_id.clone()),
+        params: json!({"lesson_id": lesson.lesson_id, "lesson_start": lesson.start,
+                       "lesson_date": date, "lesson_time": time}),
+        at,
+    }
+}
+
+/// The reminder of instalment `n` of `order` due on `due_on` (a local date), `amount` as text.
+pub fn fee_due(
+    student: &str,
+    order: &str,
+    n: i64,
+    due_on: &str,
+    amount: &str,
+    at: DateTime<Utc>,
+) -> NoticeDraft {
+    NoticeDraft {
+        notice_id: format!("fee:{order}:{n}"),
+        kind: NoticeKind::FeeDue,
+        student_id: Some(student.into()),
+        class_id: None,
+        params: json!({"order_id": order, "instalment": n, "due_on": due_on, "amount": amount}),
+        at,
+    }
+}
+
 /// Whether the notice of alert `a` tells the student's balance, so that [`alert_notice`] needs
 /// the student's packages (low balance, expiring package).
 pub(crate) fn needs_packages(a: &AlertDraft) -> bool {

@@ -25,7 +25,8 @@ str_enum!(
     NoticeKind { Arrival => "arrival", Absence => "absence", AbsenceStreak => "absence_streak",
                  LowBalance => "low_balance", ExpiringPackage => "expiring_package",
                  ZeroBalance => "zero_balance", ReviewNeeded => "review_needed",
-                 CameraOffline => "camera_offline", CheckInFailed => "check_in_failed" }
+                 CameraOffline => "camera_offline", CheckInFailed => "check_in_failed",
+                 LessonReminder => "lesson_reminder", FeeDue => "fee_due" }
 );
 str_enum!(
     /// Life cycle of an outbox row.
@@ -44,7 +45,8 @@ impl NoticeKind {
     pub fn audience(&self) -> (bool, bool) {
         use NoticeKind::*;
         match self {
-            Arrival | Absence | LowBalance | ExpiringPackage | ZeroBalance => (true, false),
+            Arrival | Absence | LowBalance | ExpiringPackage | ZeroBalance | LessonReminder
+            | FeeDue => (true, false),
             AbsenceStreak => (true, true),
             ReviewNeeded | CameraOffline | CheckInFailed => (false, true),
         }

@@ -22,11 +22,11 @@ mod enqueue;
 mod kinds;
 mod settings;
 
-pub use drafts::{absence, arrival, NoticeDraft};
+pub use drafts::{absence, arrival, fee_due, lesson_reminder, NoticeDraft};
 pub use enqueue::enqueue_at;
 pub use kinds::{NoticeKind, OutboxState, RecipientKind, CHANNELS};
 pub use settings::{GuardianPrefs, NotifySettings, QuietHours, StaffRecipient};
 
 pub(crate) use compose::{outbox_stmts, recipients_stmt, NotifyCtx, Recipients};
 pub(crate) use drafts::{alert_notice, needs_packages};
-pub(crate) use enqueue::{enqueue_absence, enqueue_alert, enqueue_with};
+pub(crate) use enqueue::{enqueue_absence, enqueue_alert, enqueue_many, enqueue_with};

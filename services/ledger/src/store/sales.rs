@@ -552,7 +552,7 @@ fn money_field(e: &rollcall_domain::money::MoneyError) -> &'static str {
     }
 }
 
-async fn order_in(c: &mut AnyConnection, school: &str, id: &str) -> Result<OrderView> {
+pub(crate) async fn order_in(c: &mut AnyConnection, school: &str, id: &str) -> Result<OrderView> {
     let r = sqlx::query(
         "SELECT id, student_id, campus_id, salesperson, note, list_cents, discount_cents, due_cents, created_at, created_by FROM orders WHERE school_id = $1 AND id = $2",
     )
