@@ -47,7 +47,7 @@ pub use store::{
     RefundRequestView, ReminderReport, Store, StoredEntry, FEE_REMINDER_DAYS, LESSON_REMINDER_HOUR,
 };
 pub use store::{
-    AttendanceCorrection, AttendanceLine, LeaveState, LeaveView, MakeupBooking,
+    AttendanceCorrection, AttendanceLine, LeaveState, LeaveView, LessonBrief, MakeupBooking,
     DEFAULT_MAKEUP_LIMIT, MAKEUP_LIMIT_SETTING,
 };
 pub use store::{

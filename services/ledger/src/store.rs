@@ -27,7 +27,7 @@ pub use audit_log::AuditRow;
 pub use charging::{CheckIn, CheckInResult};
 pub use finalize::FinalizeReport;
 pub use leave::{
-    AttendanceCorrection, AttendanceLine, LeaveState, LeaveView, MakeupBooking,
+    AttendanceCorrection, AttendanceLine, LeaveState, LeaveView, LessonBrief, MakeupBooking,
     DEFAULT_MAKEUP_LIMIT, MAKEUP_LIMIT_SETTING,
 };
 pub use packages::{BalanceView, NewPackage, PackageView};

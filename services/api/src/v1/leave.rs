@@ -16,7 +16,8 @@ use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
 use rollcall_domain::ledger::{AttendanceStatus, Entry, Units};
 use rollcall_ledger::{
-    AttendanceCorrection, BalanceView, LeaveState, LeaveView, LessonView, MakeupBooking, Role,
+    AttendanceCorrection, BalanceView, LeaveState, LeaveView, LessonBrief, LessonView,
+    MakeupBooking, Role,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -37,7 +38,7 @@ pub(crate) struct LeaveOut {
     student_id: String,
     student_name: String,
     #[schema(value_type = crate::schema::LessonView)]
-    lesson: LessonView,
+    lesson: LessonBrief,
     #[schema(value_type = LeaveStateDoc)]
     state: LeaveState,
     reason: Option<String>,
@@ -218,7 +219,7 @@ pub(crate) struct MakeupBooked {
     student_id: String,
     missed_lesson_id: String,
     #[schema(value_type = crate::schema::LessonView)]
-    lesson: LessonView,
+    lesson: LessonBrief,
     booked_at: DateTime<Utc>,
     makeups_this_month: i64,
     monthly_limit: i64,
@@ -356,7 +357,7 @@ pub(crate) async fn correct_for(
     let l = st.store.lesson(lesson).await?;
     staff.campus(&l.campus_id)?;
     student_in_scope(st, staff, student).await?;
-    if !may_correct(staff, &l) {
+    if !may_correct(staff, &l.teacher) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             "forbidden_teacher",
@@ -377,9 +378,9 @@ pub(crate) async fn correct_for(
 
 /// Whether the reader may correct the lesson's attendance (by role: a teacher, their own
 /// lessons; front desk, manager and admin, any lesson of their campuses).
-pub(crate) fn may_correct(staff: &Staff, l: &LessonView) -> bool {
+pub(crate) fn may_correct(staff: &Staff, teacher: &str) -> bool {
     match staff.role() {
-        Role::Teacher => l.teacher == staff.account.username,
+        Role::Teacher => teacher == staff.account.username,
         r => roles::DESK.contains(&r),
     }
 }

@@ -17,7 +17,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
 use chrono::{DateTime, Duration, Utc};
 use rollcall_domain::ledger::AttendanceStatus;
-use rollcall_ledger::{LeaveState, LessonView};
+use rollcall_ledger::{LeaveState, LessonBrief};
 use serde::Deserialize;
 
 /// How far ahead the leave and make-up forms offer lessons.
@@ -35,7 +35,7 @@ pub(super) struct LeaveQ {
 }
 
 /// A lesson as a person reads it: local date and time, class, campus.
-fn lesson_label(st: &AppState, l: &LessonView) -> String {
+fn lesson_label(st: &AppState, l: &LessonBrief) -> String {
     format!(
         "{}–{} {} ({})",
         local(st, l.start).format("%Y-%m-%d %H:%M"),
@@ -313,7 +313,7 @@ async fn student_leave(
         })
         .collect();
     // lessons to make up: approved or pending leave without a make-up, and recorded absences
-    let mut missed: Vec<(LessonView, &'static str)> = leaves
+    let mut missed: Vec<(LessonBrief, &'static str)> = leaves
         .iter()
         .filter(|l| l.state != LeaveState::Refused && l.makeup_lesson_id.is_none())
         .map(|l| (l.lesson.clone(), t(lang, leave_key(l.state))))
@@ -579,7 +579,7 @@ pub(super) async fn attendance_page(
         .into_iter()
         .filter(|a| staff.allows_campus(&a.lesson.campus_id))
         .map(|a| {
-            let may = v1::may_correct(&staff, &a.lesson);
+            let may = v1::may_correct(&staff, &a.lesson.teacher);
             AttendanceRow {
                 lesson: lesson_label(&st, &a.lesson),
                 status: t(lang, a.status.map_or("not_yet", |s| s.as_str())),

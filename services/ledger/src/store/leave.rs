@@ -19,7 +19,6 @@ use super::base::{append_entry, audit, from_ms, lock_student, ms, parse_enum};
 use super::timetable::booked_from_row;
 use super::Store;
 use crate::audit::who;
-use crate::views::LessonView;
 use crate::{LedgerError, Result};
 use chrono::{DateTime, Datelike, Duration, NaiveDate, TimeZone, Utc};
 use rollcall_domain::ledger::*;
@@ -63,12 +62,26 @@ impl LeaveState {
     }
 }
 
+/// A lesson as these features show it (the fields of the timetable's lesson view).
+#[derive(Debug, Clone, Serialize)]
+pub struct LessonBrief {
+    pub id: String,
+    pub class_id: String,
+    pub class_name: String,
+    pub campus_id: String,
+    pub room_id: Option<String>,
+    pub teacher: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub finalized: bool,
+}
+
 /// A leave request with its lesson and, when booked, its make-up.
 #[derive(Debug, Clone, Serialize)]
 pub struct LeaveView {
     pub student_id: String,
     pub student_name: String,
-    pub lesson: LessonView,
+    pub lesson: LessonBrief,
     pub state: LeaveState,
     pub reason: Option<String>,
     pub requested_at: DateTime<Utc>,
@@ -86,7 +99,7 @@ pub struct LeaveView {
 pub struct MakeupBooking {
     pub student_id: String,
     pub missed_lesson_id: String,
-    pub lesson: LessonView,
+    pub lesson: LessonBrief,
     pub booked_at: DateTime<Utc>,
     pub makeups_this_month: i64,
     pub monthly_limit: i64,
@@ -112,7 +125,7 @@ pub struct AttendanceCorrection {
 /// One lesson of a student's attendance history: what is recorded and what it cost.
 #[derive(Debug, Clone, Serialize)]
 pub struct AttendanceLine {
-    pub lesson: LessonView,
+    pub lesson: LessonBrief,
     /// `None`: nothing recorded (yet).
     pub status: Option<AttendanceStatus>,
     /// Hundredths of a lesson charged for it (net of reversals).
@@ -123,8 +136,8 @@ const LESSON_COLS: &str =
     "l.id, l.class_id, k.name, l.campus_id, l.room_id, l.teacher, l.start_ms, l.end_ms, l.finalized_at";
 
 /// A lesson of [`LESSON_COLS`] starting at column `i`.
-fn lesson_at(r: &AnyRow, i: usize) -> Result<LessonView> {
-    Ok(LessonView {
+fn lesson_at(r: &AnyRow, i: usize) -> Result<LessonBrief> {
+    Ok(LessonBrief {
         id: r.try_get(i)?,
         class_id: r.try_get(i + 1)?,
         class_name: r.try_get(i + 2)?,
@@ -168,7 +181,7 @@ fn optional_text(field: &'static str, v: &str) -> Result<Option<String>> {
     Ok(Some(v.to_string()).filter(|v| !v.is_empty()))
 }
 
-async fn lesson_on(c: &mut AnyConnection, school: &str, id: &str) -> Result<LessonView> {
+async fn lesson_on(c: &mut AnyConnection, school: &str, id: &str) -> Result<LessonBrief> {
     let r = sqlx::query(&format!(
         "SELECT {LESSON_COLS} FROM lessons l JOIN classes k ON k.school_id = l.school_id AND k.id = l.class_id WHERE l.school_id = $1 AND l.id = $2"
     ))
@@ -188,7 +201,7 @@ async fn is_booked(
     c: &mut AnyConnection,
     school: &str,
     student: &str,
-    lesson: &LessonView,
+    lesson: &LessonBrief,
 ) -> Result<bool> {
     Ok(sqlx::query(
         "SELECT 1 FROM enrollments WHERE school_id = $1 AND class_id = $2 AND student_id = $3 \
@@ -510,7 +523,7 @@ impl Store {
         student: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> Result<Vec<LessonView>> {
+    ) -> Result<Vec<LessonBrief>> {
         let school = self.need_school()?;
         let rows = sqlx::query(&format!(
             "SELECT {LESSON_COLS} FROM lessons l JOIN classes k ON k.school_id = l.school_id AND k.id = l.class_id \
@@ -538,7 +551,7 @@ impl Store {
         missed: &str,
         from: DateTime<Utc>,
         to: DateTime<Utc>,
-    ) -> Result<Vec<LessonView>> {
+    ) -> Result<Vec<LessonBrief>> {
         let school = self.need_school()?;
         let m = self.lesson(missed).await?;
         let rows = sqlx::query(&format!(
