@@ -182,7 +182,7 @@ async fn sell_page_with(
         csrf: staff.csrf.as_deref().unwrap_or(""),
         student,
         f,
-        error,
+        error: error.map(|m| in_words(lang, &m)),
         campuses,
         methods: METHODS.iter().map(|m| (m.as_str(),)).collect(),
         staff_names,
@@ -294,6 +294,36 @@ fn order_of(st: &AppState, student: &str, f: &SellForm) -> Result<NewOrder, Stri
 
 /// The error's message when the form can be shown again with it (invalid input, a conflict),
 /// `None` for the others (they become the app's error page).
+/// A form's error in the reader's language: the field it is about (by its label on the form)
+/// and what to do, then the detail as the checks wrote it (`invalid discount_reason: …`,
+/// `lessons: enter a whole number`).
+fn in_words(lang: Lang, msg: &str) -> String {
+    let field = msg
+        .strip_prefix("invalid ")
+        .unwrap_or(msg)
+        .split(':')
+        .next()
+        .unwrap_or("")
+        .trim();
+    let label = match field {
+        "order" | "order_id" => "order_no",
+        "lessons" => "lessons_paid",
+        "gift_lessons" => "gift_lessons",
+        "list_price" => "list_price",
+        "discount" => "discount",
+        "discount_reason" => "discount_reason",
+        "amount" | "paid" => "paid_now",
+        "reference" => "reference",
+        "salesperson" => "salesperson",
+        "instalments" => "instalments",
+        "expires_at" | "valid_months" => "valid_months",
+        "method" => "method",
+        "lines" | "package" => "packages",
+        _ => return format!("{} ({msg})", t(lang, "err_invalid")),
+    };
+    format!("{}: {} ({msg})", t(lang, label), t(lang, "check_this"))
+}
+
 fn form_error(e: &ApiError) -> Option<String> {
     matches!(
         e.status,
@@ -1128,6 +1158,56 @@ mod tests {
         for bad in ["", "-1", "1.234", "abc", "1e5", ".5", "99999999999999999"] {
             assert!(parse_money("x", bad).is_err(), "{bad}");
         }
+    }
+
+    /// Every word of the money pages (the `t("…")` keys of this file and of the finance page,
+    /// and the payment methods, refund states and report groups they show) exists in both
+    /// languages.
+    #[test]
+    fn every_word_of_the_money_pages_is_in_both_languages() {
+        let mut keys: Vec<String> = Vec::new();
+        for src in [include_str!("sales.rs"), include_str!("finance.rs")] {
+            let mut rest = src;
+            while let Some(i) = rest.find("t(\"") {
+                // `t(` itself, not the end of another name (`int(`)
+                let standalone = i == 0
+                    || !rest.as_bytes()[i - 1].is_ascii_alphanumeric()
+                        && rest.as_bytes()[i - 1] != b'_';
+                rest = &rest[i + 3..];
+                let k = rest.split('"').next().unwrap_or("");
+                if standalone
+                    && !k.is_empty()
+                    && k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+                {
+                    keys.push(k.to_string());
+                }
+            }
+        }
+        assert!(keys.len() > 40, "{}", keys.len());
+        keys.extend(METHODS.iter().map(|m| m.as_str().to_string()));
+        keys.extend(RefundState::ALL.iter().map(|s| s.as_str().to_string()));
+        keys.extend(["by_class", "by_teacher", "by_campus"].map(String::from));
+        for k in &keys {
+            for lang in [Lang::En, Lang::Zh] {
+                assert_ne!(t(lang, k), "?", "{k} has no {lang:?} word");
+            }
+        }
+    }
+
+    #[test]
+    fn a_form_error_names_its_field_in_the_readers_language() {
+        let zh = in_words(
+            Lang::Zh,
+            "invalid discount_reason: discount: a reason is required",
+        );
+        assert!(
+            zh.starts_with("优惠原因：") || zh.starts_with("优惠原因:"),
+            "{zh}"
+        );
+        assert!(zh.contains("a reason is required"));
+        let en = in_words(Lang::En, "lessons: enter a whole number");
+        assert!(en.starts_with("Lessons: "), "{en}");
+        assert!(in_words(Lang::En, "something else").contains("something else"));
     }
 
     #[test]

@@ -210,6 +210,8 @@ pub(crate) fn t(lang: Lang, key: &str) -> &'static str {
         "keep_pct" => ("School keeps", "学校扣留"),
         "changed_by" => ("Last changed by", "最近修改"),
         "save" => ("Save", "保存"),
+        "check_this" => ("please check this field", "请检查此项"),
+        "instalments" => ("Instalments", "分期"),
         // finance (web/finance.rs)
         "finance" => ("Finance", "财务"),
         "per_lesson" => ("Pay per lesson", "每节课课酬"),
