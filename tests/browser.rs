@@ -3,7 +3,10 @@
 //! directory seeded like the API tests (a lesson under way, a pending review item); the test
 //! logs in through the login form, approves the item in the review queue, sees the student
 //! checked in on today's attendance board, and keeps a screenshot of the board under
-//! `$CARGO_TARGET_DIR/test-artifacts/` (else `target/test-artifacts/`).
+//! `$CARGO_TARGET_DIR/test-artifacts/` (else `target/test-artifacts/`). A second test walks the
+//! front desk's day (issue 21): register a child, sell a discounted package, check in by card,
+//! correct the attendance, approve a leave and book its make-up, ask for a refund that a manager
+//! approves, and read the finance report against a hand computation (screenshot kept too).
 //!
 //! Needs `chromium` and `chromium-driver` (`WITH_BROWSER=1 bash scripts/setup.sh` installs
 //! them; `ROLLCALL_CHROMIUM` / `ROLLCALL_CHROMEDRIVER` override the paths). Without them the
@@ -139,6 +142,53 @@ impl Driver {
             );
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
+    }
+    /// Empties a form field, then types `text` into it.
+    fn fill(&self, css: &str, text: &str) {
+        let el = self.find(css);
+        self.call("POST", &format!("/element/{el}/clear"), Some(json!({})));
+        self.type_into(&el, text);
+    }
+    /// Runs an asynchronous script in the page (its last argument is the callback); what it
+    /// passed to the callback.
+    fn execute_async(&self, script: &str, args: Value) -> Value {
+        self.call(
+            "POST",
+            "/execute/async",
+            Some(json!({ "script": script, "args": args })),
+        )
+    }
+    /// The visible text of the page (for failure messages).
+    fn page_text(&self) -> String {
+        self.text(&self.find("body"))
+    }
+    /// Waits until the URL contains `part`; on timeout, fails with the page's text.
+    fn wait_url(&self, part: &str) {
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while !self.current_url().contains(part) {
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for a URL with {part:?} (at {}): {}",
+                self.current_url(),
+                self.page_text()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    /// Logs in through the login form; waits for the board.
+    fn login(&self, base: &str, user: &str) {
+        self.goto(&format!("{base}/app/login"));
+        self.fill("#username", user);
+        self.fill("#password", PASSWORD);
+        self.click(&self.find("#login"));
+        self.wait_for(&format!("the board after {user}'s login"), |d| {
+            d.current_url() == format!("{base}/app")
+        });
+    }
+    /// Logs out with the nav's button; waits for the login form.
+    fn logout(&self) {
+        self.click(&self.find("nav form[action='/app/logout'] button"));
+        self.wait_url("/app/login");
     }
     fn screenshot_png(&self) -> Vec<u8> {
         use base64::Engine;
@@ -281,8 +331,9 @@ async fn seed(dir: &Path) -> i64 {
     item
 }
 
-#[test]
-fn staff_app_in_chromium_login_approve_review_board_updates() {
+/// Chromium and chromedriver's paths; `None` (after saying so) when they are missing and
+/// `ROLLCALL_SKIP_BROWSER=1`, a failure when they are missing otherwise.
+fn browser_tools() -> Option<(String, String)> {
     let chromium =
         std::env::var("ROLLCALL_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let chromedriver =
@@ -297,7 +348,7 @@ fn staff_app_in_chromium_login_approve_review_board_updates() {
                 "SKIPPED: the browser test (ROLLCALL_SKIP_BROWSER=1; missing: {})",
                 missing.join(", ")
             );
-            return;
+            return None;
         }
         panic!(
             "the browser test needs Chromium and chromedriver, missing: {}. Install them with \
@@ -307,16 +358,19 @@ fn staff_app_in_chromium_login_approve_review_board_updates() {
             missing.join(", ")
         );
     }
+    Some((chromium, chromedriver))
+}
 
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    std::fs::create_dir_all(&data).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let item = rt.block_on(seed(&data));
-
+/// Starts `rollcall serve` on the seeded data dir `data` (config written under `tmp`),
+/// chromedriver and a headless Chromium session; the guard (its driver set) and the server's
+/// base URL.
+fn launch(
+    rt: tokio::runtime::Runtime,
+    tmp: &Path,
+    data: &Path,
+    chromium: &str,
+    chromedriver: &str,
+) -> (Guard, String) {
     let mut guard = Guard {
         driver: None,
         chromedriver: None,
@@ -325,7 +379,7 @@ fn staff_app_in_chromium_login_approve_review_board_updates() {
     // the server
     let port = rollcall_testkit::http::free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let cfg = tmp.path().join("rollcall.toml");
+    let cfg = tmp.join("rollcall.toml");
     std::fs::write(
         &cfg,
         format!(
@@ -346,7 +400,7 @@ fn staff_app_in_chromium_login_approve_review_board_updates() {
     let wd_port = rollcall_testkit::http::free_port();
     guard.chromedriver = Some({
         use std::os::unix::process::CommandExt;
-        Command::new(&chromedriver)
+        Command::new(chromedriver)
             .arg(format!("--port={wd_port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -383,7 +437,7 @@ fn staff_app_in_chromium_login_approve_review_board_updates() {
         );
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-    let profile = tmp.path().join("chromium-profile");
+    let profile = tmp.join("chromium-profile");
     let mut d = Driver {
         rt,
         port: wd_port,
@@ -413,6 +467,23 @@ fn staff_app_in_chromium_login_approve_review_board_updates() {
             .to_string(),
     );
     guard.driver = Some(d);
+    (guard, base)
+}
+
+#[test]
+fn staff_app_in_chromium_login_approve_review_board_updates() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let item = rt.block_on(seed(&data));
+    let (guard, base) = launch(rt, tmp.path(), &data, &chromium, &chromedriver);
     let d = guard.driver.as_ref().unwrap();
 
     // anonymous: the app sends the browser to the login form
@@ -473,6 +544,295 @@ fn staff_app_in_chromium_login_approve_review_board_updates() {
     let dir = artifacts_dir();
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("browser-attendance-board.png");
+    std::fs::write(&path, &png).unwrap();
+    println!("screenshot: {}", path.display());
+    drop(guard);
+}
+
+/// Campus north, class piano with a lesson under way (started 5 minutes ago) and nobody in it,
+/// a front-desk account (desk) and a manager (boss).
+async fn seed_front_desk_day(dir: &Path) {
+    let store = Store::open_data_dir(dir).await.expect("open the data dir");
+    let s = store
+        .create_school("acme", "Acme", 0, &SchoolPolicy::default())
+        .await
+        .expect("school");
+    s.create_campus("north", "North").await.unwrap();
+    let now = Utc::now();
+    s.create_class(&NewClass {
+        id: "piano".into(),
+        course: "piano".into(),
+        name: "Piano".into(),
+        campus_id: "north".into(),
+        teacher: "t".into(),
+        policy: ClassPolicy::default(),
+    })
+    .await
+    .unwrap();
+    s.add_lesson(&NewLesson {
+        id: "piano-now".into(),
+        class_id: "piano".into(),
+        room_id: None,
+        teacher: None,
+        start: now - Duration::minutes(5),
+        end: now + Duration::minutes(55),
+    })
+    .await
+    .unwrap();
+    // piano's next lesson (tomorrow), and another piano class with a lesson to make it up in
+    s.add_lesson(&NewLesson {
+        id: "piano-next".into(),
+        class_id: "piano".into(),
+        room_id: None,
+        teacher: None,
+        start: now + Duration::days(1),
+        end: now + Duration::days(1) + Duration::hours(1),
+    })
+    .await
+    .unwrap();
+    s.create_class(&NewClass {
+        id: "piano-b".into(),
+        course: "piano".into(),
+        name: "Piano B".into(),
+        campus_id: "north".into(),
+        teacher: "t".into(),
+        policy: ClassPolicy::default(),
+    })
+    .await
+    .unwrap();
+    s.add_lesson(&NewLesson {
+        id: "piano-b-later".into(),
+        class_id: "piano-b".into(),
+        room_id: None,
+        teacher: None,
+        start: now + Duration::days(2),
+        end: now + Duration::days(2) + Duration::hours(1),
+    })
+    .await
+    .unwrap();
+    let hash = rollcall_api::hash_password(PASSWORD).unwrap();
+    for (username, display_name, role) in [
+        ("desk", "Front desk", Role::FrontDesk),
+        ("boss", "Manager", Role::Manager),
+    ] {
+        s.create_staff(
+            &NewStaff {
+                username: username.into(),
+                display_name: display_name.into(),
+                role,
+                campuses: CampusScope::All,
+            },
+            &hash,
+        )
+        .await
+        .unwrap();
+    }
+    store.close().await;
+}
+
+/// Cents as the pages write money ("2430.00").
+fn money(cents: i64) -> String {
+    format!("{}.{:02}", cents / 100, cents % 100)
+}
+
+/// The text of the element `css`, trimmed.
+fn text_of(d: &Driver, css: &str) -> String {
+    d.text(&d.find(css)).trim().to_string()
+}
+
+/// The front desk's day (issue 21): register a child with a guardian and consent, sell a
+/// discounted package paid by WeChat Pay, (a manager enrolls the child in the class under way),
+/// check the child in by card, correct that attendance to excused, approve a leave and book its
+/// make-up, ask for a refund, approve it
+/// as a manager (a second person), and read the finance report against a hand computation.
+#[test]
+fn front_desk_day_register_sell_checkin_correct_refund_finance() {
+    let Some((chromium, chromedriver)) = browser_tools() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(seed_front_desk_day(&data));
+    let (guard, base) = launch(rt, tmp.path(), &data, &chromium, &chromedriver);
+    let d = guard.driver.as_ref().unwrap();
+    let student = "kid1";
+
+    // 1. the front desk logs in
+    d.login(&base, "desk");
+
+    // 2. registers a child with a guardian and the face consent
+    d.goto(&format!("{base}/app/students/new"));
+    d.fill("#register input[name=name]", "Grace Hopper");
+    d.fill("#register input[name=id]", student);
+    d.fill("#register input[name=g1_name]", "Mary Hopper");
+    d.fill("#register input[name=g1_phone]", "13800000000");
+    d.click(&d.find("#register input[name=consent][value=granted]"));
+    d.fill("#register input[name=document_ref]", "form-2026-001");
+    d.click(&d.find("#register > button"));
+    d.wait_url(&format!("/app/students/{student}?done=registered"));
+    assert!(
+        text_of(d, "#guardians").contains("Mary Hopper"),
+        "the guardian on the student page"
+    );
+    assert_eq!(
+        d.count("#consents tr"),
+        1,
+        "one consent on the student page"
+    );
+
+    // 3. sells 10 lessons listed at 3000.00, 10 % off, paid in full by WeChat Pay
+    let (lessons, list_cents, percent_off) = (10i64, 300_000i64, 10i64);
+    let due_cents = list_cents * (100 - percent_off) / 100;
+    d.goto(&format!("{base}/app/students/{student}/sell"));
+    d.fill("#sell input[name=order_id]", "o-1");
+    d.fill("#sell input[name=lessons]", &lessons.to_string());
+    d.fill("#sell input[name=gift_lessons]", "0");
+    d.fill("#sell input[name=list_price]", &money(list_cents));
+    d.click(&d.find("#sell select[name=discount_kind] option[value=percent]"));
+    d.fill("#sell input[name=discount]", &percent_off.to_string());
+    d.fill("#sell input[name=discount_reason]", "sibling discount");
+    d.fill("#sell input[name=paid]", &money(due_cents));
+    d.click(&d.find("#sell select[name=method] option[value=wechat_pay]"));
+    d.fill("#sell input[name=reference]", "wx-4200001");
+    d.click(&d.find("#sell > button"));
+    d.wait_url("/app/orders/o-1");
+    assert_eq!(
+        text_of(d, "#due"),
+        money(due_cents),
+        "the receipt's total due"
+    );
+    assert_eq!(text_of(d, "#paid"), money(due_cents), "the receipt's paid");
+    assert_eq!(text_of(d, "#outstanding"), "0.00", "nothing outstanding");
+
+    // a manager puts the child into the class under way (enrolling is a manager's; the API
+    // with the browser's session and the page's CSRF token)
+    d.logout();
+    d.login(&base, "boss");
+    let status = d.execute_async(
+        "const done = arguments[arguments.length - 1];\
+         fetch('/api/v1/classes/piano/enrollments', {method: 'POST', headers: {\
+           'Content-Type': 'application/json',\
+           'X-CSRF-Token': document.querySelector('meta[name=csrf]').content},\
+           body: JSON.stringify({student_id: arguments[0]})})\
+         .then(r => done(r.status), e => done(String(e)));",
+        json!([student]),
+    );
+    assert_eq!(status, json!(201), "the enrollment");
+    d.logout();
+    d.login(&base, "desk");
+
+    // 4. checks the child in by card (the scanner types the card's code)
+    d.goto(&format!("{base}/app/checkin"));
+    d.fill("#who", &format!("rollcall:{student}"));
+    d.click(&d.find("#checkin form button"));
+    d.wait_url("done=checked_in");
+    let url = d.current_url();
+    assert!(
+        url.contains(&format!("student={student}"))
+            && url.contains("lesson=piano-now")
+            && url.contains("source=qr"),
+        "checked in by card into the lesson under way: {url}"
+    );
+    assert_eq!(d.count("#done"), 1);
+
+    // 5. corrects that attendance: the child was excused (no leave: the default policy
+    // charges nothing for it, so the lesson's charge is reversed)
+    d.goto(&format!("{base}/app/students/{student}/attendance"));
+    let form = "form.correct-form:has(input[name=lesson_id][value='piano-now'])";
+    d.click(&d.find(&format!("{form} select[name=status] option[value=excused]")));
+    d.fill(
+        &format!("{form} input[name=reason]"),
+        "was ill, mother called",
+    );
+    d.click(&d.find(&format!("{form} button")));
+    d.wait_url("done=corrected");
+    let lessons_used = 0i64;
+
+    // 6. enters a leave for tomorrow's lesson, approves it and books the make-up in piano B
+    d.goto(&format!("{base}/app/leave?student={student}"));
+    d.click(&d.find("#leave-form select[name=lesson_id] option[value='piano-next']"));
+    d.fill("#leave-form input[name=reason]", "family trip");
+    d.click(&d.find("#leave-form > button"));
+    d.wait_url("done=");
+    let pending = "#pending form:has(input[name=lesson_id][value='piano-next'])";
+    d.fill(&format!("{pending} input[name=note]"), "ok");
+    d.click(&d.find(&format!("{pending} button[value=approve]")));
+    d.wait_for("the approved leave", |d| {
+        d.count("#pending input[name=lesson_id][value='piano-next']") == 0
+    });
+    let makeup = "form.makeup-form:has(input[name=missed_lesson_id][value='piano-next'])";
+    d.click(&d.find(&format!(
+        "{makeup} select[name=lesson_id] option[value='piano-b-later']"
+    )));
+    d.click(&d.find(&format!("{makeup} button")));
+    d.wait_url("done=booked");
+    assert_eq!(
+        d.count("form.makeup-form input[name=missed_lesson_id][value='piano-next']"),
+        0,
+        "the make-up is booked: {}",
+        d.page_text()
+    );
+
+    // 7. asks for a refund of the package
+    d.goto(&format!("{base}/app/students/{student}/refund/o-1"));
+    d.fill("#ask-refund input[name=reason]", "moving away");
+    d.click(&d.find("#ask-refund > button"));
+    d.wait_url("/app/refunds/");
+    let url = d.current_url();
+    let refund_id: i64 = url
+        .rsplit('/')
+        .next()
+        .and_then(|x| x.split('?').next())
+        .and_then(|x| x.parse().ok())
+        .unwrap_or_else(|| panic!("a refund slip's URL: {url}"));
+    // the default policy: before the first lesson it keeps 10 % of what was paid; after it,
+    // it refunds the unearned part less 10 %
+    let unearned = due_cents - due_cents * lessons_used / lessons;
+    let refund_cents = unearned - unearned / 10;
+    assert_eq!(
+        text_of(d, "#refund-amount"),
+        money(refund_cents),
+        "the refund the policy computes"
+    );
+
+    // ... approved by a second person, a manager
+    d.logout();
+    d.login(&base, "boss");
+    d.goto(&format!("{base}/app/refunds"));
+    d.click(&d.find(&format!(
+        "form[action='/app/refunds/{refund_id}'] button[value=approve]"
+    )));
+    d.wait_for("the approved refund's slip", |d| {
+        d.current_url()
+            .starts_with(&format!("{base}/app/refunds/{refund_id}"))
+    });
+    assert_eq!(text_of(d, "#refund-amount"), money(refund_cents));
+
+    // 8. the finance report: what was received, refunded, and the difference
+    d.goto(&format!("{base}/app/finance"));
+    d.wait_url("/app/finance");
+    assert_eq!(
+        text_of(d, "#received-total"),
+        money(due_cents),
+        "received: {}",
+        d.page_text()
+    );
+    assert_eq!(text_of(d, "#refunded-total"), money(refund_cents));
+    assert_eq!(text_of(d, "#net"), money(due_cents - refund_cents));
+
+    let png = d.screenshot_png();
+    assert!(
+        png.starts_with(b"\x89PNG\r\n\x1a\n") && png.len() > 1000,
+        "a PNG screenshot"
+    );
+    let dir = artifacts_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("browser-finance-report.png");
     std::fs::write(&path, &png).unwrap();
     println!("screenshot: {}", path.display());
     drop(guard);
