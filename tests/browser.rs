@@ -743,6 +743,12 @@ fn front_desk_day_register_sell_checkin_correct_refund_finance() {
     // 5. corrects that attendance: the child was excused (no leave: the default policy
     // charges nothing for it, so the lesson's charge is reversed)
     d.goto(&format!("{base}/app/students/{student}/attendance"));
+    let charged = "#attendance tr:has(input[name=lesson_id][value='piano-now']) td:nth-child(3)";
+    assert_eq!(
+        text_of(d, charged),
+        "1.00",
+        "the check-in charged one lesson"
+    );
     let form = "form.correct-form:has(input[name=lesson_id][value='piano-now'])";
     d.click(&d.find(&format!("{form} select[name=status] option[value=excused]")));
     d.fill(
@@ -751,6 +757,11 @@ fn front_desk_day_register_sell_checkin_correct_refund_finance() {
     );
     d.click(&d.find(&format!("{form} button")));
     d.wait_url("done=corrected");
+    assert_eq!(
+        text_of(d, charged),
+        "0.00",
+        "the correction reversed the charge"
+    );
     let lessons_used = 0i64;
 
     // 6. enters a leave for tomorrow's lesson, approves it and books the make-up in piano B
