@@ -42,19 +42,20 @@ pub(crate) use daily::{
     call_list_for, renewals_for, roll_call_for, search_for, teacher_day_for, CampusQuery, Contact,
     SearchQuery, TeacherQuery, ROLL_CALL_EARLY_MINUTES,
 };
-pub(crate) use students::{
-    edit as edit_student, edit_guardian, history as student_history, register, ConsentIn,
-    GuardianIn, RangeQuery, Registration, StudentEdit,
-};
+pub(crate) use finance::{finance_report, FinanceQuery};
 pub(crate) use leave::{
     book_makeup_for, correct_for, decide_leave_for, enter_leave_for, leaves_for, may_correct,
     set_makeup_limit_for, BookMakeup, Correct, DecideLeave, EnterLeave,
 };
 pub(crate) use reports::{attendance_report, heatmap};
-pub(crate) use finance::{finance_report, FinanceQuery};
 pub(crate) use review::{decide_review, review_list, Decide};
 pub(crate) use sales::{
-    ask_refund_as, decide_refund_as, order_in_reach, pay_as, refund_in_reach, sell_as, set_policy_as,
+    ask_refund_as, decide_refund_as, order_in_reach, pay_as, refund_in_reach, sell_as,
+    set_policy_as,
+};
+pub(crate) use students::{
+    edit as edit_student, edit_guardian, history as student_history, register, ConsentIn,
+    GuardianIn, RangeQuery, Registration, StudentEdit,
 };
 
 pub(crate) fn mount(r: Routes) -> Routes {

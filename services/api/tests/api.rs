@@ -3540,9 +3540,7 @@ async fn every_mutating_route_is_audited_and_refusals_are_not(db: Db) {
     )
     .await;
     let r = ("PUT", "/api/v1/refund-policy");
-    let policy = |keep2: u32| {
-        json!({"tiers": [{"max_used_pct": 0, "keep_pct": 10}, {"max_used_pct": 40, "keep_pct": keep2}], "fee_cents": 2_000})
-    };
+    let policy = |keep2: u32| json!({"tiers": [{"max_used_pct": 0, "keep_pct": 10}, {"max_used_pct": 40, "keep_pct": keep2}], "fee_cents": 2_000});
     refused(
         st,
         "refund policy by a manager",
@@ -3611,7 +3609,11 @@ async fn every_mutating_route_is_audited_and_refusals_are_not(db: Db) {
         r,
         ("front_desk", "front_desk"),
         303,
-        desk.form("/app/students/s7/refund/o-web", "reason=moving&method=cash", None),
+        desk.form(
+            "/app/students/s7/refund/o-web",
+            "reason=moving&method=cash",
+            None,
+        ),
     )
     .await;
     let pending = st

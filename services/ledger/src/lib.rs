@@ -24,6 +24,7 @@ mod store;
 mod views;
 
 pub use audit::{as_actor, current_actor, Actor};
+pub use finance::{CashReport, CashRow, TeachingRow};
 pub use group::GroupCommit;
 pub use import::{ImportKind, ImportSummary, RowError};
 pub use outbox::{
@@ -31,7 +32,6 @@ pub use outbox::{
     QuietHours, RecipientKind, StaffRecipient,
 };
 pub use parked::{create_scratch_database, drop_scratch_database, ParkedCheckIn};
-pub use finance::{CashReport, CashRow, TeachingRow};
 pub use reports::{
     AttendanceReport, AttendanceRow, ConsumptionReport, ConsumptionRow, HeatCell, OutstandingRow,
 };
@@ -42,9 +42,9 @@ pub use review::{
 pub use staff::{ApiTokenView, CampusScope, NewStaff, Role, StaffAccount, StaffSession};
 pub use store::{
     AlertView, AuditRow, Backend, BalanceView, CheckIn, CheckInEventView, CheckInResult,
-    FinalizeReport, NewClass, NewGuardian, NewLesson, NewOrder, NewPackage, NewPayment,
-    NewStudent, OrderLine, OrderView, PackageView, PaymentView, RefundPolicyView,
-    RefundRequestView, ReminderReport, Store, StoredEntry, FEE_REMINDER_DAYS, LESSON_REMINDER_HOUR,
+    FinalizeReport, NewClass, NewGuardian, NewLesson, NewOrder, NewPackage, NewPayment, NewStudent,
+    OrderLine, OrderView, PackageView, PaymentView, RefundPolicyView, RefundRequestView,
+    ReminderReport, Store, StoredEntry, FEE_REMINDER_DAYS, LESSON_REMINDER_HOUR,
 };
 pub use store::{
     AttendanceCorrection, AttendanceLine, LeaveState, LeaveView, LessonBrief, MakeupBooking,

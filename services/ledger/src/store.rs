@@ -31,13 +31,13 @@ pub use leave::{
     DEFAULT_MAKEUP_LIMIT, MAKEUP_LIMIT_SETTING,
 };
 pub use packages::{BalanceView, NewPackage, PackageView};
+pub use queries::{CheckInEventView, StoredEntry};
 pub use refunds::{RefundPolicyView, RefundRequestView};
 pub use reminders::{ReminderReport, FEE_REMINDER_DAYS, LESSON_REMINDER_HOUR};
 pub use sales::{NewOrder, NewPayment, OrderLine, OrderView, PaymentView};
-pub use queries::{CheckInEventView, StoredEntry};
 pub use students::{
-    AttendanceRecord, EnrolledClass, ExpiryMoved, GuardianDetail, LeftSchool, NewGuardian, NewStudent,
-    RegistrationConsent, Resumed, StudentState, StudentStatus,
+    AttendanceRecord, EnrolledClass, ExpiryMoved, GuardianDetail, LeftSchool, NewGuardian,
+    NewStudent, RegistrationConsent, Resumed, StudentState, StudentStatus,
 };
 pub use timetable::{NewClass, NewLesson};
 
