@@ -50,8 +50,8 @@ pub(crate) use leave::{
 pub(crate) use reports::{attendance_report, heatmap};
 pub(crate) use review::{decide_review, review_list, Decide};
 pub(crate) use sales::{
-    ask_refund_as, decide_refund_as, order_in_reach, pay_as, refund_in_reach, sell_as,
-    set_policy_as,
+    ask_refund_as, decide_refund_as, order_in_reach, pay_as, refund_in_reach, refunds_in_reach,
+    sell_as, set_policy_as,
 };
 pub(crate) use students::{
     edit as edit_student, edit_guardian, history as student_history, register, ConsentIn,

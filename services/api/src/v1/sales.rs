@@ -396,18 +396,31 @@ pub(super) async fn list_refunds(
             ApiError::invalid(format!("state {s:?}: pending, approved or rejected"))
         })?),
     };
-    let mut refunds = st.store.refund_requests(state, None).await?;
-    if !staff.is_all_campuses() {
-        // only the students the caller reaches
-        let mut kept = Vec::with_capacity(refunds.len());
-        for r in refunds {
-            if student_in_reach(&st, &staff, &r.student_id).await.is_ok() {
-                kept.push(r);
-            }
-        }
-        refunds = kept;
+    Ok(Json(RefundList {
+        refunds: refunds_in_reach(&st, &staff, state).await?,
+    }))
+}
+
+/// Refund requests (newest first; `state`: only those) of the students the caller reaches
+/// (the rule of [`student_in_reach`], with the students read once).
+pub(crate) async fn refunds_in_reach(
+    st: &AppState,
+    staff: &Staff,
+    state: Option<RefundState>,
+) -> ApiResult<Vec<RefundRequestView>> {
+    let refunds = st.store.refund_requests(state, None).await?;
+    if staff.is_all_campuses() {
+        return Ok(refunds);
     }
-    Ok(Json(RefundList { refunds }))
+    let students = st.store.students().await?;
+    Ok(refunds
+        .into_iter()
+        .filter(|r| {
+            students
+                .iter()
+                .any(|s| s.id == r.student_id && staff.any_campus(&s.campuses).is_ok())
+        })
+        .collect())
 }
 
 /// A refund request the caller reaches.

@@ -849,19 +849,17 @@ pub(super) async fn refunds_page(
     let money_role = staff.require(roles::MONEY).is_ok();
     let students = st.store.students().await?;
     let mut rows = Vec::new();
-    for r in st.store.refund_requests(None, None).await? {
-        let Some(s) = students.iter().find(|s| s.id == r.student_id) else {
-            continue;
-        };
-        if !staff.is_all_campuses() && !s.campuses.iter().any(|c| staff.allows_campus(c)) {
-            continue;
-        }
+    for r in v1::refunds_in_reach(&st, &staff, None).await? {
+        let name = students
+            .iter()
+            .find(|s| s.id == r.student_id)
+            .map_or_else(|| r.student_id.clone(), |s| s.name.clone());
         rows.push(QueueRow {
             may_decide: money_role
                 && r.state == RefundState::Pending
                 && r.requested_by != staff.account.username,
             id: r.id,
-            student: s.name.clone(),
+            student: name,
             package: r.package_id.clone(),
             amount: money(r.refund_cents.unwrap_or(r.quote.refund_cents)),
             reason: r.reason.clone(),
@@ -1066,13 +1064,15 @@ pub(super) async fn policy_page(
 }
 
 /// The policy form's tiers and fee, read from its fields (`max0`/`keep0` … and `fee`).
+/// The value of field `k` of a posted form ("" when absent).
+fn field<'a>(form: &'a [(String, String)], k: &str) -> &'a str {
+    form.iter()
+        .find(|(n, _)| n == k)
+        .map_or("", |(_, v)| v.as_str())
+}
+
 fn policy_of(form: &[(String, String)]) -> Result<RefundPolicy, String> {
-    let get = |k: &str| {
-        form.iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.trim().to_string())
-            .unwrap_or_default()
-    };
+    let get = |k: &str| field(form, k).trim().to_string();
     let mut tiers = Vec::new();
     for i in 0..POLICY_ROWS {
         let (m, k) = (get(&format!("max{i}")), get(&format!("keep{i}")));
@@ -1105,12 +1105,7 @@ pub(super) async fn policy_form(
     Extension(lang): Extension<Lang>,
     Form(form): Form<Vec<(String, String)>>,
 ) -> Result<Response, ApiError> {
-    let csrf = form
-        .iter()
-        .find(|(k, _)| k == "_csrf")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("");
-    check_csrf(&staff, csrf)?;
+    check_csrf(&staff, field(&form, "_csrf"))?;
     match policy_of(&form) {
         Ok(p) => {
             v1::set_policy_as(&st, &staff, &p).await?;
@@ -1118,24 +1113,12 @@ pub(super) async fn policy_form(
         }
         Err(msg) => {
             let rows = (0..POLICY_ROWS)
-                .map(|i| {
-                    let get = |k: String| {
-                        form.iter()
-                            .find(|(n, _)| *n == k)
-                            .map(|(_, v)| v.clone())
-                            .unwrap_or_default()
-                    };
-                    TierRow {
-                        max_used: get(format!("max{i}")),
-                        keep: get(format!("keep{i}")),
-                    }
+                .map(|i| TierRow {
+                    max_used: field(&form, &format!("max{i}")).to_string(),
+                    keep: field(&form, &format!("keep{i}")).to_string(),
                 })
                 .collect();
-            let fee = form
-                .iter()
-                .find(|(k, _)| k == "fee")
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default();
+            let fee = field(&form, "fee").to_string();
             Ok(
                 policy_page_with(&st, &staff, lang, Some((rows, fee)), Some(msg))
                     .await?

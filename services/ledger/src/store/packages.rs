@@ -86,7 +86,7 @@ pub(crate) async fn insert_package(
         paid_cents: paid,
         sale: None,
     };
-    insert_package_row(c, school, &row, actor, now).await?;
+    insert_package_row(c, school, &row, actor).await?;
     audit(
         c,
         school,
@@ -127,7 +127,6 @@ pub(crate) async fn insert_package_row(
     school: &str,
     r: &PackageRow<'_>,
     actor: &str,
-    _now: i64,
 ) -> Result<()> {
     let p = r.package;
     check_id("package", &p.id)?;

@@ -388,7 +388,7 @@ impl Store {
                         .filter(|_| p.discount_cents > 0),
                 }),
             };
-            insert_package_row(&mut *c, &school, &row, actor, now).await?;
+            insert_package_row(&mut *c, &school, &row, actor).await?;
         }
         for (n, i) in o.instalments.iter().enumerate() {
             sqlx::query(
