@@ -15,6 +15,7 @@ pub mod matcher;
 pub mod money;
 pub mod photo;
 pub mod privacy;
+pub mod timetable;
 
 pub use frame::Frame;
 pub use ids::*;

@@ -62,6 +62,16 @@ pub const MIGRATIONS: &[Migration] = &[
         "0008_leave_decisions_and_makeups",
         "leave requests decided by staff; make-ups linked to the missed lesson; school settings"
     ),
+    migration!(
+        9,
+        "0009_timetable_editing",
+        "classes' capacity, room and kind; weekly series; holidays; cancelled lessons"
+    ),
+    migration!(
+        10,
+        "0010_teacher_rates_and_alert_data",
+        "teacher pay rates per teacher from a local date; alerts' structured data"
+    ),
 ];
 
 #[cfg(test)]
