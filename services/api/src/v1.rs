@@ -42,7 +42,7 @@ pub(crate) use daily::{
     call_list_for, renewals_for, roll_call_for, search_for, teacher_day_for, CampusQuery, Contact,
     SearchQuery, TeacherQuery, ROLL_CALL_EARLY_MINUTES,
 };
-pub(crate) use finance::{finance_report, FinanceQuery};
+pub(crate) use finance::{finance_report, set_rate_for, FinanceQuery, PayBasis, SetRate};
 pub(crate) use leave::{
     book_makeup_for, correct_for, decide_leave_for, enter_leave_for, leaves_for, may_correct,
     set_makeup_limit_for, BookMakeup, Correct, DecideLeave, EnterLeave,
@@ -858,7 +858,7 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "/api/v1/reports/finance",
         "reports",
         Some(roles::MONEY),
-        "cash by day/campus/method, revenue recognised (paid price) by class/teacher/campus, prepaid liability, teacher pay at the given rates (from, to: local dates; per_lesson_cents, per_student_cents)",
+        "cash by day/campus/method, revenue recognised (paid price) by class/teacher/campus, prepaid liability, teacher pay at each teacher's stored rates (from, to: local dates; campus: one of the reader's; per_lesson_cents, per_student_cents: a what-if at these rates instead, pay_basis says which); a campus-limited account sees its campuses' figures only",
         get(finance::finance),
     )
     .op("getFinanceReport")
@@ -883,6 +883,27 @@ pub(crate) fn mount(r: Routes) -> Routes {
     )
     .op("getFinanceXlsx")
     .returns_raw(&["application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"])
+    .add(
+        "GET",
+        "/api/v1/teacher-rates",
+        "reports",
+        Some(roles::MONEY),
+        "teachers' stored pay rates (per lesson held, per attending student; cents) by teacher and the local date each applies from, and the teachers a rate may be set for",
+        get(finance::list_rates),
+    )
+    .op("listTeacherRates")
+    .returns::<finance::TeacherRates>()
+    .add(
+        "POST",
+        "/api/v1/teacher-rates",
+        "reports",
+        Some(roles::ADMIN),
+        "store a teacher's pay rates from a local date on (JSON {teacher, effective_from, per_lesson_cents, per_student_cents}; replaces a rate of the same date; an admin of every campus); audited",
+        post(finance::set_rate),
+    )
+    .op("setTeacherRate")
+    .takes::<finance::SetRate>()
+    .returns::<finance::RateSet>()
     .add(
         "POST",
         "/api/v1/import/{kind}",

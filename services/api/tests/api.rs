@@ -3660,6 +3660,9 @@ async fn every_mutating_route_is_audited_and_refusals_are_not(db: Db) {
     )
     .await;
 
+    // teacher pay rates (tests/front_desk/finance.rs)
+    front_desk_finance::finance_routes_audited(st, &mut cov, a).await;
+
     // leave, make-up and attendance corrections (tests/front_desk/leave.rs)
     front_desk_leave::leave_routes_audited(st, &mut cov, a).await;
 
@@ -4605,6 +4608,9 @@ async fn route_role_campus_school_matrix_allows_nothing_unexpected(db: Db) {
 
 #[path = "../../../tests/common/fuzzkit.rs"]
 mod fuzzkit;
+
+#[path = "front_desk/finance.rs"]
+mod front_desk_finance;
 
 #[path = "front_desk/leave.rs"]
 mod front_desk_leave;

@@ -24,7 +24,7 @@ mod store;
 mod views;
 
 pub use audit::{as_actor, current_actor, Actor};
-pub use finance::{CashReport, CashRow, TeachingRow};
+pub use finance::{CashReport, CashRow, RateUsed, TeacherRate, TeachingRow, MAX_RATE_CENTS};
 pub use group::GroupCommit;
 pub use import::{ImportKind, ImportSummary, RowError};
 pub use outbox::{

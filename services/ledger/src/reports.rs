@@ -1,5 +1,6 @@
 //! Reports over a date range. Rates are basis points (1/100 of a percent) to stay integral.
 
+use crate::staff::CampusScope;
 use crate::store::{from_ms, ms, Store};
 use crate::Result;
 use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
@@ -139,6 +140,17 @@ impl Store {
         from: DateTime<Utc>,
         to: DateTime<Utc>,
     ) -> Result<ConsumptionReport> {
+        self.report_consumption_in(from, to, &CampusScope::All)
+            .await
+    }
+
+    /// [`Store::report_consumption`] of the lessons at the campuses in `scope`.
+    pub async fn report_consumption_in(
+        &self,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        scope: &CampusScope,
+    ) -> Result<ConsumptionReport> {
         let rows = sqlx::query(
             "SELECT l.class_id, l.teacher, l.campus_id, CAST(COALESCE(SUM(e.units), 0) AS BIGINT), CAST(COALESCE(SUM(e.amount_cents), 0) AS BIGINT) \
              FROM ledger e JOIN lessons l ON l.school_id = e.school_id AND l.id = e.lesson_id \
@@ -153,6 +165,9 @@ impl Store {
         let mut maps: [BTreeMap<String, ConsumptionRow>; 3] = Default::default();
         for r in &rows {
             let keys: [String; 3] = [r.try_get(0)?, r.try_get(1)?, r.try_get(2)?];
+            if !scope.allows(&keys[2]) {
+                continue;
+            }
             let units = -r.try_get::<i64, _>(3)?;
             let revenue = -r.try_get::<i64, _>(4)?;
             for (m, k) in maps.iter_mut().zip(keys) {
@@ -183,18 +198,36 @@ impl Store {
 
     /// Outstanding balances at `at`, one row per student with packages or debt.
     pub async fn report_outstanding(&self, at: DateTime<Utc>) -> Result<Vec<OutstandingRow>> {
+        self.report_outstanding_in(at, &CampusScope::All).await
+    }
+
+    /// [`Store::report_outstanding`] of the campuses in `scope`: a package counts at its
+    /// campus, a package usable everywhere (and a debt) at the student's home campus.
+    pub async fn report_outstanding_in(
+        &self,
+        at: DateTime<Utc>,
+        scope: &CampusScope,
+    ) -> Result<Vec<OutstandingRow>> {
+        let limited = matches!(scope, CampusScope::Only(_));
+        let counts = |campus: Option<String>| -> bool {
+            !limited || campus.is_some_and(|c| scope.allows(&c))
+        };
         let rows = sqlx::query(
             "SELECT p.student_id, p.price_paid_cents, p.expires_at, \
              CAST(COALESCE((SELECT SUM(e.units) FROM ledger e WHERE e.school_id = p.school_id AND e.package_id = p.id), 0) AS BIGINT), \
              p.lessons_bought, p.gift_lessons, \
-             CAST(COALESCE((SELECT -SUM(u.units) FROM ledger u WHERE u.school_id = p.school_id AND u.package_id = p.id AND u.kind IN ('deduction', 'reversal')), 0) AS BIGINT) \
-             FROM packages p WHERE p.school_id = $1 ORDER BY p.student_id",
+             CAST(COALESCE((SELECT -SUM(u.units) FROM ledger u WHERE u.school_id = p.school_id AND u.package_id = p.id AND u.kind IN ('deduction', 'reversal')), 0) AS BIGINT), \
+             COALESCE(p.campus_id, s.home_campus_id) \
+             FROM packages p JOIN students s ON s.school_id = p.school_id AND s.id = p.student_id WHERE p.school_id = $1 ORDER BY p.student_id",
         )
         .bind(self.school_id())
         .fetch_all(&self.pool)
         .await?;
         let mut out: BTreeMap<String, OutstandingRow> = BTreeMap::new();
         for r in &rows {
+            if !counts(r.try_get(7)?) {
+                continue;
+            }
             let student: String = r.try_get(0)?;
             let paid: i64 = r.try_get(1)?;
             let expires = from_ms(r.try_get(2)?);
@@ -222,12 +255,17 @@ impl Store {
             }
         }
         let debts = sqlx::query(
-            "SELECT student_id, CAST(COALESCE(SUM(units), 0) AS BIGINT) FROM ledger WHERE school_id = $1 AND package_id IS NULL GROUP BY student_id",
+            "SELECT l.student_id, CAST(COALESCE(SUM(l.units), 0) AS BIGINT), MAX(s.home_campus_id) FROM ledger l \
+             JOIN students s ON s.school_id = l.school_id AND s.id = l.student_id \
+             WHERE l.school_id = $1 AND l.package_id IS NULL GROUP BY l.student_id",
         )
         .bind(self.school_id())
         .fetch_all(&self.pool)
         .await?;
         for r in &debts {
+            if !counts(r.try_get(2)?) {
+                continue;
+            }
             let student: String = r.try_get(0)?;
             let d = (-r.try_get::<i64, _>(1)?).max(0);
             if d > 0 {

@@ -187,6 +187,13 @@ pub(crate) fn mount(r: Routes) -> Routes {
         get(finance::finance_page),
     )
     .web(
+        "POST",
+        "/app/finance/rates",
+        roles::ADMIN,
+        "store a teacher's pay rates from a date on (form)",
+        post(finance::rates_form),
+    )
+    .web(
         "GET",
         "/app/students/{id}/money",
         roles::ANY,

@@ -230,6 +230,31 @@ pub(crate) fn t(lang: Lang, key: &str) -> &'static str {
         "lessons_held" => ("Lessons held", "上课节数"),
         "student_lessons" => ("Student-lessons", "上课人次"),
         "pay" => ("Pay", "课酬"),
+        "fin_my_campuses" => ("All my campuses", "我的全部校区"),
+        "fin_stored" => ("stored rates", "按已设课酬"),
+        "fin_whatif_help" => (
+            "Leave the pay fields empty to pay each teacher at their stored rates; an amount typed in pays every teacher at it (a what-if).",
+            "课酬栏留空时按每位老师已设的课酬计算；填入金额则所有老师都按该金额试算。",
+        ),
+        "fin_campuses_shown" => ("Figures of the campuses:", "以下数字仅含校区："),
+        "fin_basis_stored" => (
+            "Pay at each teacher's stored rates (the rate in effect on each lesson's date).",
+            "按每位老师已设的课酬计算（每节课按当天有效的课酬）。",
+        ),
+        "fin_basis_query" => (
+            "What-if: every teacher paid at the rates typed in above, not their stored rates.",
+            "试算：所有老师按上面填入的课酬计算，而非已设课酬。",
+        ),
+        "fin_rates_used" => ("Stored rates used", "使用的课酬"),
+        "fin_unrated" => ("lessons without a rate:", "无课酬的课节："),
+        "fin_rates" => ("Teacher pay rates", "老师课酬标准"),
+        "fin_effective_from" => ("Applies from", "生效日期"),
+        "fin_from" => ("from", "自"),
+        "fin_rate_help" => (
+            "A rate applies from its date until the teacher's next one; saving a rate of the same date replaces it.",
+            "课酬自生效日期起适用，直到该老师的下一条课酬；保存同一生效日期的课酬会替换原有的。",
+        ),
+        "fin_rate_saved" => ("The teacher's rate was saved.", "老师课酬已保存。"),
         // students, registration, daily lists, the teacher's day (issue 21 items 1, 8, 9)
         "search_students" => (
             "Name, id, guardian or phone",
