@@ -264,6 +264,9 @@ async fn seed(dir: &Path) -> i64 {
         campus_id: "north".into(),
         teacher: "t".into(),
         policy: ClassPolicy::default(),
+        capacity: None,
+        room_id: None,
+        kind: Default::default(),
     })
     .await
     .unwrap();
@@ -566,6 +569,9 @@ async fn seed_front_desk_day(dir: &Path) {
         campus_id: "north".into(),
         teacher: "t".into(),
         policy: ClassPolicy::default(),
+        capacity: None,
+        room_id: None,
+        kind: Default::default(),
     })
     .await
     .unwrap();
@@ -597,6 +603,9 @@ async fn seed_front_desk_day(dir: &Path) {
         campus_id: "north".into(),
         teacher: "t".into(),
         policy: ClassPolicy::default(),
+        capacity: None,
+        room_id: None,
+        kind: Default::default(),
     })
     .await
     .unwrap();

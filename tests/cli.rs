@@ -752,6 +752,9 @@ fn two_serve_processes_on_one_postgres_never_double_deduct() {
             campus_id: "main".into(),
             teacher: "t".into(),
             policy: ClassPolicy::default(),
+            capacity: None,
+            room_id: None,
+            kind: Default::default(),
         })
         .await
         .unwrap();

@@ -42,6 +42,9 @@ async fn main() {
             campus_id: campus.into(),
             teacher: "t".into(),
             policy: ClassPolicy::default(),
+            capacity: None,
+            room_id: None,
+            kind: Default::default(),
         })
         .await
         .unwrap();

@@ -409,6 +409,21 @@ pub struct NewClass {
     pub campus_id: String,
     pub teacher: String,
     pub policy: ClassPolicy,
+    /// The most students enrolled (make-ups count toward a lesson's); absent: no limit. A
+    /// 1-on-1 class holds 1.
+    pub capacity: Option<i64>,
+    /// The class's usual room (a room of its campus).
+    pub room_id: Option<String>,
+    /// A group class or 1-on-1 slots (a slot is one of its lessons, e.g. booked as a make-up).
+    pub kind: ClassKind,
+}
+
+/// What a class is.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassKind {
+    Group,
+    OneOnOne,
 }
 
 /// A class with its enrolled students.
@@ -420,6 +435,12 @@ pub struct ClassView {
     pub campus_id: String,
     pub teacher: String,
     pub students: Vec<String>,
+    /// Absent: no limit.
+    pub capacity: Option<i64>,
+    pub room_id: Option<String>,
+    /// `group` or `one_on_one`.
+    pub kind: String,
+    pub policy: ClassPolicy,
 }
 
 /// A lesson as added (also the request body of `addLesson`).
@@ -445,6 +466,51 @@ pub struct LessonView {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub finalized: bool,
+    /// The weekly series the lesson belongs to.
+    pub series_id: Option<String>,
+}
+
+/// A weekly series of a class.
+#[derive(Serialize, ToSchema)]
+pub struct SeriesView {
+    pub id: String,
+    pub class_id: String,
+    /// `mon` … `sun`.
+    pub weekday: String,
+    /// `HH:MM`, school time.
+    pub start_time: String,
+    pub minutes: i64,
+    /// School-local days, both included.
+    pub first_day: String,
+    pub last_day: String,
+    pub room_id: Option<String>,
+    pub teacher: Option<String>,
+    /// Its lessons still on the timetable.
+    pub lessons: i64,
+}
+
+/// A school holiday (a school-local day without lessons).
+#[derive(Serialize, ToSchema)]
+pub struct HolidayView {
+    pub day: String,
+    pub name: String,
+    pub created_by: String,
+}
+
+/// A cancelled lesson as kept.
+#[derive(Serialize, ToSchema)]
+pub struct CancelledLessonView {
+    pub id: String,
+    pub class_id: String,
+    pub campus_id: String,
+    pub teacher: String,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub reason: String,
+    pub cancelled_by: String,
+    pub cancelled_at: DateTime<Utc>,
+    /// Students who were booked.
+    pub students: Vec<String>,
 }
 
 /// One booked student of a lesson on the board.

@@ -32,7 +32,7 @@ mod reports;
 mod review;
 mod sales;
 mod students;
-mod timetable;
+pub(crate) mod timetable;
 
 pub(crate) use accounts::{open_session, wait_words, Login};
 pub(crate) use alerts::{alerts_for, set_alert};
@@ -625,6 +625,124 @@ pub(crate) fn mount(r: Routes) -> Routes {
     .op("addLesson")
     .takes::<crate::schema::NewLesson>()
     .creates::<timetable::CreatedLesson>()
+    .add(
+        "PUT",
+        "/api/v1/classes/{id}",
+        "timetable",
+        Some(roles::MANAGE),
+        "edit a class (name, teacher, room, capacity, absence policy; the whole set): lessons not started yet follow a new teacher or room; a capacity below the enrolled number is refused; audited",
+        put(timetable::edit_class),
+    )
+    .op("editClass")
+    .takes::<timetable::EditClass>()
+    .returns::<timetable::ClassEdited>()
+    .add(
+        "GET",
+        "/api/v1/classes/{id}/series",
+        "timetable",
+        Some(roles::ANY),
+        "a class's weekly series (weekday, school-time start, length, first and last day, lessons left)",
+        get(timetable::list_series),
+    )
+    .op("listSeries")
+    .returns::<timetable::SeriesList>()
+    .add(
+        "POST",
+        "/api/v1/classes/{id}/slots",
+        "timetable",
+        Some(roles::MANAGE),
+        "add one lesson (a slot, e.g. of a 1-on-1 class for a make-up) at a time still to come (JSON {start, minutes, room_id?}); room and teacher clashes refused; audited",
+        post(timetable::add_slot),
+    )
+    .op("addSlot")
+    .takes::<timetable::AddSlot>()
+    .creates::<timetable::SlotAdded>()
+    .add(
+        "POST",
+        "/api/v1/series",
+        "timetable",
+        Some(roles::MANAGE),
+        "create a weekly series of a class's lessons from a first to a last day (school-local), skipping holidays; refused when a lesson would be in the past or its room or teacher is taken; audited",
+        post(timetable::create_series),
+    )
+    .op("createSeries")
+    .takes::<timetable::CreateSeries>()
+    .creates::<timetable::SeriesChanged>()
+    .add(
+        "PUT",
+        "/api/v1/series/{id}/end",
+        "timetable",
+        Some(roles::MANAGE),
+        "move a series' last day (JSON {last_day, reason}): earlier cancels its later lessons (guardians told), later adds lessons; audited",
+        put(timetable::set_series_end),
+    )
+    .op("setSeriesEnd")
+    .takes::<timetable::SeriesEnd>()
+    .returns::<timetable::SeriesChanged>()
+    .add(
+        "POST",
+        "/api/v1/lessons/{id}/cancel",
+        "timetable",
+        Some(roles::MANAGE),
+        "cancel a lesson (JSON {reason}): refused once attendance is recorded or it is finalised; its leave requests and make-up bookings go with it; the booked students' guardians are told through the outbox; audited",
+        post(timetable::cancel_lesson),
+    )
+    .op("cancelLesson")
+    .takes::<timetable::CancelLesson>()
+    .returns::<timetable::LessonCancelled>()
+    .add(
+        "POST",
+        "/api/v1/lessons/{id}/move",
+        "timetable",
+        Some(roles::MANAGE),
+        "move a lesson not started yet to another time (and room or teacher; JSON {start, end, room_id?, teacher?, reason}): room and teacher clashes refused; the booked students' guardians are told; audited",
+        post(timetable::move_lesson),
+    )
+    .op("moveLesson")
+    .takes::<timetable::MoveLesson>()
+    .returns::<timetable::LessonMoved>()
+    .add(
+        "GET",
+        "/api/v1/holidays",
+        "timetable",
+        Some(roles::ANY),
+        "the school's holidays from today on",
+        get(timetable::list_holidays),
+    )
+    .op("listHolidays")
+    .returns::<timetable::HolidayList>()
+    .add(
+        "POST",
+        "/api/v1/holidays",
+        "timetable",
+        Some(roles::MANAGE),
+        "declare a holiday (JSON {day, name}; today or later; an account of every campus): no series makes a lesson on it and that day's lessons still to come are cancelled (guardians told); audited",
+        post(timetable::add_holiday),
+    )
+    .op("addHoliday")
+    .takes::<timetable::AddHoliday>()
+    .creates::<timetable::HolidayAdded>()
+    .add(
+        "DELETE",
+        "/api/v1/holidays/{day}",
+        "timetable",
+        Some(roles::MANAGE),
+        "remove a holiday (today or later; an account of every campus); lessons it cancelled stay cancelled; audited",
+        delete(timetable::remove_holiday),
+    )
+    .op("removeHoliday")
+    .returns::<timetable::HolidayRemoved>()
+    .add(
+        "POST",
+        "/api/v1/students/{id}/transfer",
+        "timetable",
+        Some(roles::MANAGE),
+        "move a student from one class to another (JSON {from_class, to_class, reason}) within its capacity; the packages stay the student's (one must cover the new campus); audited",
+        post(timetable::transfer),
+    )
+    .op("transferStudent")
+    .takes::<timetable::Transfer>()
+    .returns::<timetable::Transferred>()
     .add(
         "GET",
         "/api/v1/lessons/{id}/attendance",

@@ -95,6 +95,9 @@ async fn server_full(
             campus_id: campus.into(),
             teacher: "t".into(),
             policy: ClassPolicy::default(),
+            capacity: None,
+            room_id: None,
+            kind: Default::default(),
         })
         .await
         .unwrap();
@@ -3666,6 +3669,9 @@ async fn every_mutating_route_is_audited_and_refusals_are_not(db: Db) {
     // leave, make-up and attendance corrections (tests/front_desk/leave.rs)
     front_desk_leave::leave_routes_audited(st, &mut cov, a).await;
 
+    // classes and the timetable (tests/front_desk/timetable.rs)
+    front_desk_timetable::timetable_routes_audited(st, &mut cov, a).await;
+
     // every mutating route of the table was exercised above, but the four that need serve's
     // face pipeline
     let exempt = [
@@ -4354,6 +4360,8 @@ fn fill(path: &str, s: &Side) -> String {
         .replace("{kind}", "students")
         .replace("/orders/{id}", &format!("/orders/{}", s.order))
         .replace("/refunds/{id}", &format!("/refunds/{}", s.refund))
+        .replace("/series/{id}", &format!("/series/{}-s1", s.class))
+        .replace("{day}", "2099-01-01")
 }
 
 /// A body that passes validation, so the request reaches the campus and school checks.
@@ -4385,6 +4393,19 @@ fn body_for(method: &str, path: &str, s: &Side) -> Value {
                        "lessons": 1, "list_price_cents": 100, "expires_at": later}],
             "payment": {"amount_cents": 100, "method": "cash"}}),
         (_, p) if p.ends_with("/payments") => json!({"amount_cents": 1, "method": "cash"}),
+        (_, p) if p.ends_with("/transfer") => {
+            json!({"from_class": s.class, "to_class": s.class, "reason": "matrix"})
+        }
+        (_, p) if p.ends_with("/cancel") => json!({"reason": "matrix"}),
+        (_, p) if p.ends_with("/move") => {
+            json!({"start": later, "end": later, "reason": "matrix"})
+        }
+        (_, p) if p.ends_with("/slots") => json!({"start": later, "minutes": 60}),
+        (_, p) if p.ends_with("/end") => json!({"last_day": "2099-01-01", "reason": "matrix"}),
+        ("PUT", p) if p.starts_with("/api/v1/classes/") => json!({"name": "matrix",
+            "teacher": "t", "policy": {"timing": {"early_minutes": 15, "late_grace_minutes": 5,
+            "finalize_grace_minutes": 15}, "absence": {"unexcused": "full", "excused": "free",
+            "short_notice": "half", "notice_hours": 24}}}),
         ("PUT", _) => json!({"status": "present"}),
         _ => json!({}),
     }
@@ -4452,6 +4473,9 @@ async fn route_role_campus_school_matrix_allows_nothing_unexpected(db: Db) {
         campus_id: "north".into(),
         teacher: "t".into(),
         policy: ClassPolicy::default(),
+        capacity: None,
+        room_id: None,
+        kind: Default::default(),
     })
     .await
     .unwrap();
@@ -4590,7 +4614,12 @@ async fn route_role_campus_school_matrix_allows_nothing_unexpected(db: Db) {
                 checked += 1;
                 // (a teacher is refused another teacher's lesson: not the campus)
                 let not_theirs = resp.status == 403 && resp.code() == "forbidden_teacher";
-                if (resp.status == 403 && !not_theirs) || resp.status == 401 {
+                // (a holiday is the whole school's: an account of every campus declares or
+                // removes one, a campus-limited one is refused whatever its campus)
+                let school_wide = resp.status == 403
+                    && resp.code() == "forbidden_campus"
+                    && r.path.starts_with("/api/v1/holidays/");
+                if (resp.status == 403 && !not_theirs && !school_wide) || resp.status == 401 {
                     unexpected.push(format!(
                         "{} {path} as {} north-limited (own campus): {} {}",
                         r.method,
@@ -4614,6 +4643,9 @@ mod front_desk_finance;
 
 #[path = "front_desk/leave.rs"]
 mod front_desk_leave;
+
+#[path = "front_desk/timetable.rs"]
+mod front_desk_timetable;
 
 /// Issue 21 items 1, 8, 9: students, daily lists, the teacher's day (tests/front_desk/).
 mod front_desk;

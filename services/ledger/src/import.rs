@@ -219,6 +219,9 @@ fn parse_row(kind: ImportKind, r: &mut Rec<'_>, now: DateTime<Utc>) -> Option<Pa
                 campus_id: r.id("campus"),
                 teacher: r.req("teacher"),
                 policy,
+                capacity: None,
+                room_id: None,
+                kind: Default::default(),
             })
         }
         ImportKind::Timetable => {

@@ -54,6 +54,11 @@ pub use store::{
     AttendanceRecord, EnrolledClass, ExpiryMoved, GuardianDetail, LeftSchool, RegistrationConsent,
     Resumed, StudentState, StudentStatus,
 };
+pub use store::{
+    parse_weekday, CancelledLessonView, ClassEdit, ClassEdited, ClassKind, HolidayAdded,
+    HolidayView, LessonCancelled, LessonMove, LessonMoved, NewSeries, SeriesChange, SeriesView,
+    Transferred, MAX_CAPACITY,
+};
 pub use views::{
     BoardLesson, BoardStudent, CameraView, ClassView, ConsentView, GuardianView, LessonView,
     StudentView,

@@ -17,6 +17,7 @@ mod queries;
 mod refunds;
 mod reminders;
 mod sales;
+mod schedule;
 mod setup;
 mod students;
 mod timetable;

@@ -43,6 +43,12 @@ pub struct ClassView {
     pub campus_id: String,
     pub teacher: String,
     pub students: Vec<String>,
+    /// `None`: no limit.
+    pub capacity: Option<i64>,
+    pub room_id: Option<String>,
+    /// `group` or `one_on_one`.
+    pub kind: String,
+    pub policy: rollcall_domain::ledger::ClassPolicy,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -56,6 +62,8 @@ pub struct LessonView {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
     pub finalized: bool,
+    /// The weekly series the lesson belongs to.
+    pub series_id: Option<String>,
 }
 
 /// One booked student of a lesson on the board.
@@ -95,10 +103,11 @@ fn lesson_from_row(r: &sqlx::any::AnyRow) -> Result<LessonView> {
         start: from_ms(r.try_get(6)?),
         end: from_ms(r.try_get(7)?),
         finalized: r.try_get::<Option<i64>, _>(8)?.is_some(),
+        series_id: r.try_get(9)?,
     })
 }
 
-const LESSON_COLS: &str = "l.id, l.class_id, k.name, l.campus_id, l.room_id, l.teacher, l.start_ms, l.end_ms, l.finalized_at";
+const LESSON_COLS: &str = "l.id, l.class_id, k.name, l.campus_id, l.room_id, l.teacher, l.start_ms, l.end_ms, l.finalized_at, l.series_id";
 
 impl Store {
     /// The school's campuses: (id, name), by id.
@@ -231,7 +240,7 @@ impl Store {
 
     pub async fn classes(&self) -> Result<Vec<ClassView>> {
         let school = self.need_school()?;
-        let rows = sqlx::query("SELECT id, course, name, campus_id, teacher FROM classes WHERE school_id = $1 ORDER BY id")
+        let rows = sqlx::query("SELECT id, course, name, campus_id, teacher, capacity, room_id, kind, policy_json FROM classes WHERE school_id = $1 ORDER BY id")
             .bind(school)
             .fetch_all(&self.pool)
             .await?;
@@ -255,6 +264,11 @@ impl Store {
                     name: r.try_get(2)?,
                     campus_id: r.try_get(3)?,
                     teacher: r.try_get(4)?,
+                    capacity: r.try_get(5)?,
+                    room_id: r.try_get(6)?,
+                    kind: r.try_get(7)?,
+                    policy: serde_json::from_str(&r.try_get::<String, _>(8)?)
+                        .map_err(|e| LedgerError::Corrupt(format!("class policy: {e}")))?,
                 })
             })
             .collect()

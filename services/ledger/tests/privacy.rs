@@ -236,6 +236,9 @@ async fn withdrawn_student_checks_in_manually_and_export_lists_everything(s: &St
         campus_id: "north".into(),
         teacher: "ms-lee".into(),
         policy: ClassPolicy::default(),
+        capacity: None,
+        room_id: None,
+        kind: Default::default(),
     })
     .await
     .unwrap();

@@ -39,6 +39,9 @@ async fn world(s: &Store) {
         campus_id: "north".into(),
         teacher: "ms-lee".into(),
         policy: ClassPolicy::default(),
+        capacity: None,
+        room_id: None,
+        kind: Default::default(),
     })
     .await
     .unwrap();

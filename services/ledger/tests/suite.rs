@@ -50,6 +50,9 @@ async fn world(s: &Store, days: i64, students: usize) {
         campus_id: "north".into(),
         teacher: "ms-lee".into(),
         policy: ClassPolicy::default(),
+        capacity: None,
+        room_id: None,
+        kind: Default::default(),
     })
     .await
     .unwrap();
@@ -1089,6 +1092,9 @@ async fn makeup_booking_consent_and_audit_rollback(s: &Store) {
         campus_id: "south".into(),
         teacher: "mr-o".into(),
         policy: ClassPolicy::default(),
+        capacity: None,
+        room_id: None,
+        kind: Default::default(),
     })
     .await
     .unwrap();

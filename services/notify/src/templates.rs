@@ -239,6 +239,34 @@ pub fn render(kind: NoticeKind, language: &str, p: &Value) -> Result<Rendered, N
                 )
             }
         }
+        NoticeKind::LessonChanged => {
+            let (s, c) = (g("student_name")?, g("class_name")?);
+            let (d, t, why) = (g("lesson_date")?, g("lesson_time")?, g("reason")?);
+            if g("change")? == "moved" {
+                let (nd, nt) = (g("new_date")?, g("new_time")?);
+                if zh {
+                    (
+                        format!("调课通知：{s}的{c}课程时间有变"),
+                        format!("{s}原定{d} {t}的{c}课程改至{nd} {nt}。原因：{why}"),
+                    )
+                } else {
+                    (
+                        format!("{s}'s lesson has moved"),
+                        format!("{s}'s {c} lesson on {d} at {t} has moved to {nd} at {nt}. Reason: {why}"),
+                    )
+                }
+            } else if zh {
+                (
+                    format!("停课通知：{s}的{c}课程取消"),
+                    format!("{s}原定{d} {t}的{c}课程取消，不扣课时。原因：{why}"),
+                )
+            } else {
+                (
+                    format!("{s}'s lesson is cancelled"),
+                    format!("{s}'s {c} lesson on {d} at {t} is cancelled; no lesson is deducted. Reason: {why}"),
+                )
+            }
+        }
         NoticeKind::FeeDue => {
             let (s, o, d, a) = (
                 g("student_name")?,

@@ -67,6 +67,9 @@ async fn world(s: &Store, days: i64, n: usize, hour: i64) {
         campus_id: "north".into(),
         teacher: "ms-lee".into(),
         policy: ClassPolicy::default(),
+        capacity: None,
+        room_id: None,
+        kind: Default::default(),
     })
     .await
     .unwrap();

@@ -88,6 +88,7 @@ pub(super) fn page_keeping<B: Template>(
         ("/app/review", "review"),
         ("/app/students", "students"),
         ("/app/leave", "lm_leave"),
+        ("/app/timetable", "tt_timetable"),
         ("/app/alerts", "alerts"),
         ("/app/refunds", "refunds"),
         ("/app/finance", "finance"),

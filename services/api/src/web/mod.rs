@@ -19,6 +19,7 @@ mod login;
 mod review;
 mod sales;
 mod students;
+mod timetable;
 mod words;
 
 use crate::auth::{self, roles, Staff};
@@ -276,6 +277,111 @@ pub(crate) fn mount(r: Routes) -> Routes {
         roles::ADMIN,
         "replace the refund policy table (form)",
         post(sales::policy_form),
+    )
+    .web(
+        "GET",
+        "/app/timetable",
+        roles::ANY,
+        "the week's timetable (date: any day of the week; school time), cancelled lessons with why",
+        get(timetable::week_page),
+    )
+    .web(
+        "GET",
+        "/app/lessons/{id}",
+        roles::ANY,
+        "one lesson: who is booked; move or cancel it (managers)",
+        get(timetable::lesson_page),
+    )
+    .web(
+        "POST",
+        "/app/lessons/{id}/cancel",
+        roles::MANAGE,
+        "cancel a lesson (form)",
+        post(timetable::cancel_form),
+    )
+    .web(
+        "POST",
+        "/app/lessons/{id}/move",
+        roles::MANAGE,
+        "move a lesson (form)",
+        post(timetable::move_form),
+    )
+    .web(
+        "GET",
+        "/app/classes",
+        roles::ANY,
+        "the classes with teacher, room and places taken; a new class (managers)",
+        get(timetable::classes_page),
+    )
+    .web(
+        "POST",
+        "/app/classes",
+        roles::MANAGE,
+        "create a class (form)",
+        post(timetable::new_class_form),
+    )
+    .web(
+        "GET",
+        "/app/classes/{id}",
+        roles::ANY,
+        "one class: its settings, weekly series, 1-on-1 slots and roster with transfers (managers change them)",
+        get(timetable::class_page),
+    )
+    .web(
+        "POST",
+        "/app/classes/{id}/edit",
+        roles::MANAGE,
+        "edit a class (form)",
+        post(timetable::edit_class_form),
+    )
+    .web(
+        "POST",
+        "/app/classes/{id}/series",
+        roles::MANAGE,
+        "create a weekly series (form)",
+        post(timetable::series_form),
+    )
+    .web(
+        "POST",
+        "/app/classes/{id}/slots",
+        roles::MANAGE,
+        "add a lesson slot (form)",
+        post(timetable::slot_form),
+    )
+    .web(
+        "POST",
+        "/app/classes/{id}/transfer",
+        roles::MANAGE,
+        "transfer a student to another class (form)",
+        post(timetable::transfer_form),
+    )
+    .web(
+        "POST",
+        "/app/series/{id}/end",
+        roles::MANAGE,
+        "move a series' last day (form)",
+        post(timetable::series_end_form),
+    )
+    .web(
+        "GET",
+        "/app/holidays",
+        roles::ANY,
+        "the school's holidays; declare or remove one (managers of every campus)",
+        get(timetable::holidays_page),
+    )
+    .web(
+        "POST",
+        "/app/holidays",
+        roles::MANAGE,
+        "declare a holiday (form)",
+        post(timetable::holiday_form),
+    )
+    .web(
+        "POST",
+        "/app/holidays/remove",
+        roles::MANAGE,
+        "remove a holiday (form)",
+        post(timetable::holiday_remove_form),
     )
     .web(
         "GET",

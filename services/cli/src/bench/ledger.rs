@@ -100,6 +100,9 @@ async fn setup(store: &Store, n: usize, notify: bool) -> Result<(Store, Vec<NewL
         campus_id: "main".into(),
         teacher: "t".into(),
         policy: ClassPolicy::default(),
+        capacity: None,
+        room_id: None,
+        kind: Default::default(),
     })
     .await?;
     let students = n.min(200);

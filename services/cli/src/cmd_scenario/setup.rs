@@ -142,6 +142,9 @@ async fn set_up_ledger(root: &Store, sim: &Simulation) -> anyhow::Result<Store> 
                 campus_id: c.campus.clone(),
                 teacher: c.teacher.clone(),
                 policy: class_policy(c.absence_policy),
+                capacity: None,
+                room_id: None,
+                kind: Default::default(),
             })
             .await
             .with_context(|| format!("class {}", c.id))?;

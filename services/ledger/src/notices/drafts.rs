@@ -158,3 +158,34 @@ pub(crate) fn alert_notice(
         at,
     }
 }
+
+/// The notice that lesson `lesson` of `class`, booked for `student`, was cancelled or moved
+/// (`change`: `cancelled` or `moved`); `was`: its local date and time, `now_at`: the new ones
+/// of a moved lesson; `reason` as staff gave it.
+#[allow(clippy::too_many_arguments)]
+pub fn lesson_changed(
+    student: &str,
+    class: &str,
+    lesson: &str,
+    change: &str,
+    was: (&str, &str),
+    now_at: Option<(&str, &str)>,
+    reason: &str,
+    at: DateTime<Utc>,
+) -> NoticeDraft {
+    let (new_date, new_time) = now_at.unwrap_or(("", ""));
+    NoticeDraft {
+        // one notice per change: a lesson moved twice tells both moves
+        notice_id: format!(
+            "lesson:{change}:{student}:{lesson}:{}",
+            at.timestamp_millis()
+        ),
+        kind: NoticeKind::LessonChanged,
+        student_id: Some(student.into()),
+        class_id: Some(class.into()),
+        params: json!({"lesson_id": lesson, "change": change,
+                       "lesson_date": was.0, "lesson_time": was.1,
+                       "new_date": new_date, "new_time": new_time, "reason": reason}),
+        at,
+    }
+}

@@ -26,7 +26,8 @@ str_enum!(
                  LowBalance => "low_balance", ExpiringPackage => "expiring_package",
                  ZeroBalance => "zero_balance", ReviewNeeded => "review_needed",
                  CameraOffline => "camera_offline", CheckInFailed => "check_in_failed",
-                 LessonReminder => "lesson_reminder", FeeDue => "fee_due" }
+                 LessonReminder => "lesson_reminder", FeeDue => "fee_due",
+                 LessonChanged => "lesson_changed" }
 );
 str_enum!(
     /// Life cycle of an outbox row.
@@ -46,7 +47,7 @@ impl NoticeKind {
         use NoticeKind::*;
         match self {
             Arrival | Absence | LowBalance | ExpiringPackage | ZeroBalance | LessonReminder
-            | FeeDue => (true, false),
+            | FeeDue | LessonChanged => (true, false),
             AbsenceStreak => (true, true),
             ReviewNeeded | CameraOffline | CheckInFailed => (false, true),
         }

@@ -22,7 +22,7 @@ mod enqueue;
 mod kinds;
 mod settings;
 
-pub use drafts::{absence, arrival, fee_due, lesson_reminder, NoticeDraft};
+pub use drafts::{absence, arrival, fee_due, lesson_changed, lesson_reminder, NoticeDraft};
 pub use enqueue::enqueue_at;
 pub use kinds::{NoticeKind, OutboxState, RecipientKind, CHANNELS};
 pub use settings::{GuardianPrefs, NotifySettings, QuietHours, StaffRecipient};

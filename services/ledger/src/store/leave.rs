@@ -541,9 +541,9 @@ impl Store {
         rows.iter().map(|r| lesson_at(r, 0)).collect()
     }
 
-    /// The lessons `student` could make `missed` up in: lessons of other classes not over by
-    /// `from`, starting before `to`, the student is not booked into, on a campus one of the
-    /// student's packages covers (a package for every campus, or for that campus, not expired
+    /// The lessons `student` could make `missed` up in: lessons of other classes (a group's or
+    /// a 1-on-1 slot) not over by `from`, starting before `to`, not full, the student is not
+    /// booked into, on a campus one of the student's packages covers (a package for every campus, or for that campus, not expired
     /// at the lesson's start).
     pub async fn makeup_choices(
         &self,
@@ -561,6 +561,9 @@ impl Store {
                AND NOT EXISTS (SELECT 1 FROM makeups x WHERE x.school_id = l.school_id AND x.lesson_id = l.id AND x.student_id = $2) \
                AND EXISTS (SELECT 1 FROM packages p WHERE p.school_id = l.school_id AND p.student_id = $2 \
                            AND (p.campus_id IS NULL OR p.campus_id = l.campus_id) AND p.expires_at > l.start_ms) \
+               AND (k.capacity IS NULL OR k.capacity > \
+                    (SELECT COUNT(*) FROM enrollments e WHERE e.school_id = l.school_id AND e.class_id = l.class_id) \
+                    + (SELECT COUNT(*) FROM makeups x WHERE x.school_id = l.school_id AND x.lesson_id = l.id)) \
              ORDER BY l.start_ms, l.id"
         ))
         .bind(school)
@@ -671,6 +674,24 @@ impl Store {
                     "lesson {lesson} is at campus {}, which no package of student {student} covers",
                     l.campus_id
                 ),
+            });
+        }
+        // a full lesson (the class's capacity: its enrolled students and make-ups so far)
+        let full = sqlx::query(
+            "SELECT k.capacity, (SELECT COUNT(*) FROM enrollments e WHERE e.school_id = k.school_id AND e.class_id = k.id) \
+             + (SELECT COUNT(*) FROM makeups m WHERE m.school_id = k.school_id AND m.lesson_id = $3) \
+             FROM classes k WHERE k.school_id = $1 AND k.id = $2",
+        )
+        .bind(&school)
+        .bind(&l.class_id)
+        .bind(lesson)
+        .fetch_one(&mut *c)
+        .await?;
+        let (cap, taken): (Option<i64>, i64) = (full.try_get(0)?, full.try_get(1)?);
+        if let Some(cap) = cap.filter(|cap| taken >= *cap) {
+            return Err(LedgerError::Invalid {
+                field: "lesson_id",
+                message: format!("lesson {lesson} is full ({taken} of {cap} places taken)"),
             });
         }
         sqlx::query(

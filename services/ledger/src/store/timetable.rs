@@ -3,6 +3,7 @@
 
 use super::base::{audit, check_id, check_name, from_ms, ms, parse_json, require};
 use super::Store;
+use crate::audit::who;
 use crate::{LedgerError, Result};
 use chrono::{DateTime, Utc};
 use rollcall_domain::ledger::*;
@@ -20,6 +21,16 @@ pub struct NewClass {
     pub campus_id: String,
     pub teacher: String,
     pub policy: ClassPolicy,
+    /// The most students enrolled (make-ups count toward a lesson's); `None`: no limit. A 1-on-1
+    /// class holds 1.
+    #[serde(default)]
+    pub capacity: Option<i64>,
+    /// The class's usual room (a room of its campus).
+    #[serde(default)]
+    pub room_id: Option<String>,
+    /// A group (default) or 1-on-1 slots.
+    #[serde(default)]
+    pub kind: super::schedule::ClassKind,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,10 +54,43 @@ pub(crate) async fn insert_class(
     check_id("class", &k.id)?;
     check_name("name", &k.name)?;
     require(c, "campus", school, &k.campus_id).await?;
+    let capacity = match (k.kind, k.capacity) {
+        (super::schedule::ClassKind::OneOnOne, None | Some(1)) => Some(1),
+        (super::schedule::ClassKind::OneOnOne, Some(_)) => {
+            return Err(LedgerError::Invalid {
+                field: "capacity",
+                message: "a 1-on-1 class holds exactly 1 student".into(),
+            })
+        }
+        (_, Some(n)) if !(1..=super::schedule::MAX_CAPACITY).contains(&n) => {
+            return Err(LedgerError::Invalid {
+                field: "capacity",
+                message: format!(
+                    "a class holds 1 to {} students (empty: no limit)",
+                    super::schedule::MAX_CAPACITY
+                ),
+            })
+        }
+        (_, cap) => cap,
+    };
+    if let Some(room) = &k.room_id {
+        let at: Option<String> =
+            sqlx::query_scalar("SELECT campus_id FROM rooms WHERE school_id = $1 AND id = $2")
+                .bind(school)
+                .bind(room)
+                .fetch_optional(&mut *c)
+                .await?;
+        if at.as_deref() != Some(k.campus_id.as_str()) {
+            return Err(LedgerError::Invalid {
+                field: "room_id",
+                message: format!("there is no room {room:?} at campus {:?}", k.campus_id),
+            });
+        }
+    }
     let policy =
         serde_json::to_string(&k.policy).map_err(|e| LedgerError::Corrupt(e.to_string()))?;
     sqlx::query(
-        "INSERT INTO classes (school_id, id, course, name, campus_id, teacher, policy_json) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO classes (school_id, id, course, name, campus_id, teacher, policy_json, capacity, room_id, kind) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(school)
     .bind(&k.id)
@@ -55,6 +99,9 @@ pub(crate) async fn insert_class(
     .bind(&k.campus_id)
     .bind(&k.teacher)
     .bind(policy)
+    .bind(capacity)
+    .bind(&k.room_id)
+    .bind(k.kind.as_str())
     .execute(&mut *c)
     .await?;
     audit(
@@ -139,8 +186,36 @@ pub(crate) async fn insert_enrollment(
     at: DateTime<Utc>,
     actor: &str,
 ) -> Result<()> {
-    require(c, "class", school, class).await?;
     require(c, "student", school, student).await?;
+    let cap: Option<i64> =
+        sqlx::query_scalar("SELECT capacity FROM classes WHERE school_id = $1 AND id = $2")
+            .bind(school)
+            .bind(class)
+            .fetch_optional(&mut *c)
+            .await?
+            .ok_or_else(|| LedgerError::NotFound {
+                entity: "class",
+                id: class.into(),
+            })?;
+    if let Some(cap) = cap {
+        let (n, me): (i64, i64) = {
+            let r = sqlx::query(
+                "SELECT COUNT(*), COALESCE(SUM(CASE WHEN student_id = $3 THEN 1 ELSE 0 END), 0) FROM enrollments WHERE school_id = $1 AND class_id = $2",
+            )
+            .bind(school)
+            .bind(class)
+            .bind(student)
+            .fetch_one(&mut *c)
+            .await?;
+            (r.try_get(0)?, r.try_get(1)?)
+        };
+        if me == 0 && n >= cap {
+            return Err(LedgerError::Invalid {
+                field: "class_id",
+                message: format!("class {class:?} is full ({n} of {cap} places taken)"),
+            });
+        }
+    }
     let ins = sqlx::query(
         "INSERT INTO enrollments (school_id, class_id, student_id, enrolled_at) VALUES ($1, $2, $3, $4) ON CONFLICT (school_id, class_id, student_id) DO NOTHING RETURNING enrolled_at",
     )
@@ -251,14 +326,14 @@ impl Store {
     pub async fn create_class(&self, k: &NewClass) -> Result<()> {
         let school = self.need_school()?.to_string();
         let mut w = self.write().await?;
-        insert_class(w.conn(), &school, k, "setup", ms(self.now())).await?;
+        insert_class(w.conn(), &school, k, &who("setup"), ms(self.now())).await?;
         w.commit().await
     }
 
     pub async fn add_lesson(&self, l: &NewLesson) -> Result<()> {
         let school = self.need_school()?.to_string();
         let mut w = self.write().await?;
-        insert_lesson(w.conn(), &school, l, "setup", ms(self.now())).await?;
+        insert_lesson(w.conn(), &school, l, &who("setup"), ms(self.now())).await?;
         w.commit().await
     }
 
@@ -267,7 +342,7 @@ impl Store {
         let school = self.need_school()?.to_string();
         let mut w = self.write().await?;
         for l in ls {
-            insert_lesson(w.conn(), &school, l, "setup", ms(self.now())).await?;
+            insert_lesson(w.conn(), &school, l, &who("setup"), ms(self.now())).await?;
         }
         w.commit().await
     }
@@ -275,7 +350,7 @@ impl Store {
     pub async fn enroll(&self, class: &str, student: &str, at: DateTime<Utc>) -> Result<()> {
         let school = self.need_school()?.to_string();
         let mut w = self.write().await?;
-        insert_enrollment(w.conn(), &school, class, student, at, "setup").await?;
+        insert_enrollment(w.conn(), &school, class, student, at, &who("setup")).await?;
         w.commit().await
     }
 
