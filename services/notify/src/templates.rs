@@ -315,7 +315,8 @@ mod tests {
                "count": 3, "left": "1.5", "package_id": "p1", "expires_at": "2026-02-01T00:00:00Z",
                "message": "track 7 at door A", "camera": "door-a", "status": "late",
                "lesson_date": "2026-02-02", "lesson_time": "16:00", "order_id": "o1",
-               "due_on": "2026-02-05", "amount": "700.00"})
+               "due_on": "2026-02-05", "amount": "700.00", "change": "cancelled",
+               "new_date": "2026-02-03", "new_time": "18:00", "reason": "teacher ill"})
     }
 
     #[test]
@@ -335,6 +336,19 @@ mod tests {
                 zh.text
             );
         }
+        // a cancelled and a moved lesson (issue 21 item 6)
+        let c = render(NoticeKind::LessonChanged, "zh", &full()).unwrap();
+        assert_eq!(
+            c.text,
+            "Miranda原定2026-02-02 16:00的Maths Y7课程取消，不扣课时。原因：teacher ill"
+        );
+        let mut moved = full();
+        moved["change"] = json!("moved");
+        let m = render(NoticeKind::LessonChanged, "en", &moved).unwrap();
+        assert_eq!(
+            m.text,
+            "Miranda's Maths Y7 lesson on 2026-02-02 at 16:00 has moved to 2026-02-03 at 18:00. Reason: teacher ill"
+        );
         let a = render(NoticeKind::Arrival, "zh", &full()).unwrap();
         assert_eq!(a.text, "Miranda已于16:02到达，参加Maths Y7。（迟到）");
         // what the lesson cost and what is left (issue 21)
