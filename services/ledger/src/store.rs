@@ -40,7 +40,11 @@ pub use students::{
     AttendanceRecord, EnrolledClass, ExpiryMoved, GuardianDetail, LeftSchool, NewGuardian,
     NewStudent, RegistrationConsent, Resumed, StudentState, StudentStatus,
 };
-pub use timetable::{NewClass, NewLesson};
+pub use schedule::{
+    parse_weekday, CancelledLessonView, ClassEdit, ClassEdited, HolidayAdded, HolidayView,
+    LessonCancelled, LessonMove, LessonMoved, NewSeries, SeriesChange, SeriesView, Transferred,
+};
+pub use timetable::{ClassKind, NewClass, NewLesson, MAX_CAPACITY};
 
 pub(crate) use alerts::raise_alert;
 pub(crate) use base::{audit, from_ms, ms, parse_enum, require};

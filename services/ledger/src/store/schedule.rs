@@ -17,6 +17,7 @@
 
 use super::base::{audit, check_name, from_ms, ms, parse_json, require};
 use super::leave::MAX_REASON_CHARS;
+use super::timetable::MAX_CAPACITY;
 use super::Store;
 use crate::audit::who;
 use crate::db::AnyDb;
@@ -29,35 +30,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sqlx::{AnyConnection, Row};
 use std::collections::BTreeSet;
-
-/// What a class is: a group, or 1-on-1 slots (capacity 1; a slot is one of its lessons,
-/// typically booked as a make-up).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClassKind {
-    #[default]
-    Group,
-    OneOnOne,
-}
-
-impl ClassKind {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ClassKind::Group => "group",
-            ClassKind::OneOnOne => "one_on_one",
-        }
-    }
-    pub fn parse(s: &str) -> Option<ClassKind> {
-        match s {
-            "group" => Some(ClassKind::Group),
-            "one_on_one" => Some(ClassKind::OneOnOne),
-            _ => None,
-        }
-    }
-}
-
-/// The most students a class may hold.
-pub const MAX_CAPACITY: i64 = 500;
 
 /// A class's editable settings (all of them: the form and the API send the whole set).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -677,7 +649,7 @@ impl Store {
             r.try_get(5)?,
             r.try_get(6)?,
         );
-        if kind == ClassKind::OneOnOne.as_str() && e.capacity != Some(1) {
+        if kind == super::timetable::ClassKind::OneOnOne.as_str() && e.capacity != Some(1) {
             return Err(invalid(
                 "capacity",
                 "a 1-on-1 class holds exactly 1 student",

@@ -13,6 +13,35 @@ use sqlx::any::AnyRow;
 use sqlx::{AnyConnection, Row};
 use std::collections::HashMap;
 
+/// What a class is: a group, or 1-on-1 slots (capacity 1; a slot is one of its lessons,
+/// typically booked as a make-up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassKind {
+    #[default]
+    Group,
+    OneOnOne,
+}
+
+impl ClassKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ClassKind::Group => "group",
+            ClassKind::OneOnOne => "one_on_one",
+        }
+    }
+    pub fn parse(s: &str) -> Option<ClassKind> {
+        match s {
+            "group" => Some(ClassKind::Group),
+            "one_on_one" => Some(ClassKind::OneOnOne),
+            _ => None,
+        }
+    }
+}
+
+/// The most students a class may hold.
+pub const MAX_CAPACITY: i64 = 500;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NewClass {
     pub id: String,
@@ -30,7 +59,7 @@ pub struct NewClass {
     pub room_id: Option<String>,
     /// A group (default) or 1-on-1 slots.
     #[serde(default)]
-    pub kind: super::schedule::ClassKind,
+    pub kind: ClassKind,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -55,19 +84,19 @@ pub(crate) async fn insert_class(
     check_name("name", &k.name)?;
     require(c, "campus", school, &k.campus_id).await?;
     let capacity = match (k.kind, k.capacity) {
-        (super::schedule::ClassKind::OneOnOne, None | Some(1)) => Some(1),
-        (super::schedule::ClassKind::OneOnOne, Some(_)) => {
+        (ClassKind::OneOnOne, None | Some(1)) => Some(1),
+        (ClassKind::OneOnOne, Some(_)) => {
             return Err(LedgerError::Invalid {
                 field: "capacity",
                 message: "a 1-on-1 class holds exactly 1 student".into(),
             })
         }
-        (_, Some(n)) if !(1..=super::schedule::MAX_CAPACITY).contains(&n) => {
+        (_, Some(n)) if !(1..=MAX_CAPACITY).contains(&n) => {
             return Err(LedgerError::Invalid {
                 field: "capacity",
                 message: format!(
                     "a class holds 1 to {} students (empty: no limit)",
-                    super::schedule::MAX_CAPACITY
+                    MAX_CAPACITY
                 ),
             })
         }
