@@ -8,6 +8,7 @@
 //! inside [`rollcall_ledger::as_actor`], so the ledger's audit rows (same transaction as the
 //! change) name the staff member, role and IP.
 
+mod alert_text;
 pub mod auth;
 pub mod error;
 mod openapi;

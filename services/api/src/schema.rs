@@ -720,8 +720,38 @@ pub struct AlertView {
     pub class_id: Option<String>,
     pub package_id: Option<String>,
     pub message: String,
+    pub data: AlertData,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// What an alert is about, as data (each kind fills its own fields; absent: not known).
+#[derive(Serialize, ToSchema)]
+pub struct AlertData {
+    /// Lessons missed in a row (absence streak).
+    pub missed: Option<u32>,
+    /// The lesson concerned (zero-balance check-in; an absence streak's first).
+    pub lesson_id: Option<String>,
+    /// Lessons left, hundredths (low balance, expiring package).
+    pub units: Option<i64>,
+    /// When the package expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// `no_package`, `expired`, `exhausted` (zero-balance check-in); `offline`, `stale`,
+    /// `not_running`, `gallery_unreachable` (camera).
+    pub reason: Option<String>,
+    /// A technical detail, as it is.
+    pub detail: Option<String>,
+    pub camera_id: Option<String>,
+    /// The student of a parked check-in.
+    pub student_id: Option<String>,
+    /// How a parked check-in came.
+    pub source: Option<String>,
+    /// Make-ups this month; frames not recognised.
+    pub count: Option<i64>,
+    /// The school's number of make-ups a month.
+    pub limit: Option<i64>,
+    /// `YYYY-MM`.
+    pub month: Option<String>,
 }
 
 /// Attendance counts of one class or student; `rate_bp`: attendance rate in basis points.

@@ -4641,6 +4641,9 @@ mod fuzzkit;
 #[path = "front_desk/finance.rs"]
 mod front_desk_finance;
 
+#[path = "front_desk/alerts.rs"]
+mod front_desk_alerts;
+
 #[path = "front_desk/leave.rs"]
 mod front_desk_leave;
 

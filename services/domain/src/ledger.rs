@@ -12,6 +12,7 @@
 //! in-memory reference implementation of the same rules used by the property tests (and usable as
 //! an oracle by adapter tests).
 
+pub use crate::alert_data::AlertData;
 use crate::money::{compute_refund, PackageMoney, RefundPolicy, RefundTier};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
@@ -636,7 +637,12 @@ pub struct AlertDraft {
     pub student_id: String,
     pub class_id: Option<String>,
     pub package_id: Option<String>,
+    /// In English, for logs and notices (readers of the staff app see [`AlertDraft::data`] in
+    /// their own language).
     pub message: String,
+    /// What the alert is about, as data (counts, dates, ids).
+    #[serde(default)]
+    pub data: AlertData,
 }
 
 pub fn streak_alert(student: &str, class: &str, s: &Streak) -> AlertDraft {
@@ -647,6 +653,11 @@ pub fn streak_alert(student: &str, class: &str, s: &Streak) -> AlertDraft {
         class_id: Some(class.into()),
         package_id: None,
         message: format!("{student} missed {} consecutive lessons of {class}", s.len),
+        data: AlertData {
+            missed: Some(s.len),
+            lesson_id: Some(s.first_lesson_id.clone()),
+            ..AlertData::default()
+        },
     }
 }
 
@@ -665,6 +676,10 @@ pub fn low_balance_alert(
         class_id: None,
         package_id: None,
         message: format!("{student} has {} lesson(s) left", fmt_units(available)),
+        data: AlertData {
+            units: Some(available),
+            ..AlertData::default()
+        },
     })
 }
 
@@ -688,6 +703,11 @@ pub fn expiring_alert(
             p.expires_at.to_rfc3339(),
             fmt_units(p.balance_units)
         ),
+        data: AlertData {
+            units: Some(p.balance_units),
+            expires_at: Some(p.expires_at),
+            ..AlertData::default()
+        },
     })
 }
 
@@ -705,6 +725,11 @@ pub fn zero_balance_alert(
         class_id: Some(class.into()),
         package_id: None,
         message: format!("{student} checked in to {lesson} without balance ({reason:?})"),
+        data: AlertData {
+            reason: Some(reason.as_str().into()),
+            lesson_id: Some(lesson.into()),
+            ..AlertData::default()
+        },
     }
 }
 

@@ -5,6 +5,7 @@
 //! function of its inputs and can be property-tested. Adapters (vision, gallery, ledger, notify)
 //! implement the ports declared here.
 
+pub mod alert_data;
 pub mod clock;
 pub mod face;
 pub mod frame;

@@ -74,6 +74,13 @@ impl Store {
                 ci.student_id,
                 ci.source.as_str()
             ),
+            data: rollcall_domain::ledger::AlertData {
+                student_id: Some(ci.student_id.clone()),
+                camera_id: ci.camera_id.clone(),
+                source: Some(ci.source.as_str().into()),
+                detail: Some(error.to_string()),
+                ..Default::default()
+            },
         };
         let mut raised = Vec::new();
         raise_alert(w.conn(), &school, &draft, ms(now), &mut raised, self.now()).await?;

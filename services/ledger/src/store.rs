@@ -46,7 +46,7 @@ pub use schedule::{
 };
 pub use timetable::{ClassKind, NewClass, NewLesson, MAX_CAPACITY};
 
-pub(crate) use alerts::raise_alert;
+pub(crate) use alerts::{alert_data_json, raise_alert};
 pub(crate) use base::{audit, from_ms, ms, parse_enum, require};
 pub(crate) use charging::apply_entry;
 pub(crate) use packages::{

@@ -1,6 +1,8 @@
-//! Alerts: listing, acknowledging and resolving.
+//! Alerts: listing (each with its data, its student's and class's names and its text in English
+//! and Chinese), acknowledging and resolving.
 
 use super::{parse_id, run, StateQuery};
+use crate::alert_text::{alert_texts, AlertNames};
 use crate::auth::Staff;
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
@@ -8,7 +10,6 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use rollcall_domain::ledger::AlertState;
-use rollcall_ledger::AlertView;
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -16,8 +17,37 @@ use utoipa::ToSchema;
 /// Alerts of the caller's campuses.
 #[derive(Serialize, ToSchema)]
 pub(super) struct AlertList {
-    #[schema(value_type = Vec<crate::schema::AlertView>)]
-    alerts: Vec<AlertView>,
+    alerts: Vec<AlertOut>,
+}
+
+/// An alert in words: English and Chinese, made from its kind, data and names.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AlertText {
+    en: String,
+    zh: String,
+}
+
+/// An alert as stored (`message`: the English text written when it was raised), with its data
+/// (counts, dates, ids), the names of its student and class, and its text in both languages.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct AlertOut {
+    id: i64,
+    #[schema(value_type = crate::schema::AlertKind)]
+    kind: rollcall_domain::ledger::AlertKind,
+    #[schema(value_type = crate::schema::AlertState)]
+    state: AlertState,
+    dedup_key: String,
+    student_id: String,
+    class_id: Option<String>,
+    package_id: Option<String>,
+    message: String,
+    #[schema(value_type = crate::schema::AlertData)]
+    data: rollcall_domain::ledger::AlertData,
+    student_name: Option<String>,
+    class_name: Option<String>,
+    text: AlertText,
+    created_at: chrono::DateTime<chrono::Utc>,
+    updated_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// An alert's state change.
@@ -36,11 +66,18 @@ async fn alert_campuses(st: &AppState, a: &rollcall_ledger::AlertView) -> ApiRes
         return Ok(st.store.class_campus(c).await?.into_iter().collect());
     }
     if a.student_id.is_empty() {
-        // camera alerts: "camera {id}: …"
+        // camera alerts: their camera's campus (data, else "camera {id}: …"); others (a
+        // parked check-in) belong to no campus: school-wide accounts see them
+        if a.kind != rollcall_domain::ledger::AlertKind::CameraOffline {
+            return Ok(Vec::new());
+        }
         let cams = st.store.cameras().await?;
         return Ok(cams
             .into_iter()
-            .filter(|c| a.message.starts_with(&format!("camera {}:", c.id)))
+            .filter(|c| {
+                a.data.camera_id.as_ref() == Some(&c.id)
+                    || a.message.starts_with(&format!("camera {}:", c.id))
+            })
             .map(|c| c.campus_id)
             .collect());
     }
@@ -74,9 +111,40 @@ pub(super) async fn list_alerts(
     Extension(staff): Extension<Staff>,
     Query(q): Query<StateQuery>,
 ) -> ApiResult<Json<AlertList>> {
-    Ok(Json(AlertList {
-        alerts: alerts_for(&st, &staff, q.state.as_deref()).await?,
-    }))
+    let names = AlertNames::load(&st).await?;
+    let off = st.store.tz_offset_minutes();
+    let alerts = alerts_for(&st, &staff, q.state.as_deref())
+        .await?
+        .into_iter()
+        .map(|a| {
+            let t = alert_texts(&a, &names, off);
+            let student = if a.student_id.is_empty() {
+                a.data.student_id.clone()
+            } else {
+                Some(a.student_id.clone())
+            };
+            AlertOut {
+                student_name: student.and_then(|s| names.students.get(&s).cloned()),
+                class_name: a
+                    .class_id
+                    .as_ref()
+                    .and_then(|c| names.classes.get(c).cloned()),
+                text: AlertText { en: t.en, zh: t.zh },
+                id: a.id,
+                kind: a.kind,
+                state: a.state,
+                dedup_key: a.dedup_key,
+                student_id: a.student_id,
+                class_id: a.class_id,
+                package_id: a.package_id,
+                message: a.message,
+                data: a.data,
+                created_at: a.created_at,
+                updated_at: a.updated_at,
+            }
+        })
+        .collect();
+    Ok(Json(AlertList { alerts }))
 }
 
 /// The change as JSON (the staff app's page calls it).

@@ -2,6 +2,7 @@
 
 use super::layout::page;
 use super::{check_csrf, local, t, words_in_lang_field, Lang, Words};
+use crate::alert_text::{alert_text, AlertNames};
 use crate::auth::{roles, Staff};
 use crate::error::ApiError;
 use crate::v1;
@@ -19,6 +20,7 @@ struct Alert {
     /// Local "MM-DD HH:MM".
     at: String,
     kind: &'static str,
+    /// The alert in the reader's words.
     message: String,
     state: &'static str,
 }
@@ -28,7 +30,7 @@ struct Alert {
     ext = "html",
     source = r#"<div class=card><table>
 {%- for a in alerts -%}
-<tr><td>{{ a.at }}</td><td>{{ a.kind }}</td><td>{{ a.message }}</td><td>{{ a.state }}</td>
+<tr id=alert-{{ a.id }}><td>{{ a.at }}</td><td>{{ a.kind }}</td><td class=alert-text>{{ a.message }}</td><td>{{ a.state }}</td>
 {%- if acts -%}
 <td><form method=post action=/app/alerts/{{ a.id }}><input type=hidden name=_csrf value="{{ csrf }}"><button name=action value=acknowledge class=alt>{{ t("acknowledge") }}</button><button name=action value=resolve>{{ t("resolve") }}</button></form></td>
 {%- endif -%}
@@ -51,6 +53,8 @@ pub(super) async fn alerts_page(
     Extension(staff): Extension<Staff>,
     Extension(lang): Extension<Lang>,
 ) -> Result<Html<String>, ApiError> {
+    let names = AlertNames::load(&st).await?;
+    let off = st.store.tz_offset_minutes();
     let alerts = v1::alerts_for(&st, &staff, None)
         .await?
         .into_iter()
@@ -59,7 +63,8 @@ pub(super) async fn alerts_page(
             id: a.id,
             at: local(&st, a.created_at).format("%m-%d %H:%M").to_string(),
             kind: t(lang, a.kind.as_str()),
-            message: a.message,
+            // in the reader's words, from the alert's data and today's names
+            message: alert_text(lang == Lang::Zh, &a, &names, off),
             state: t(lang, a.state.as_str()),
         })
         .collect();

@@ -2,6 +2,7 @@
 
 use super::layout::page_keeping;
 use super::{local, local_hm, t, words_in_lang_field, Lang, Words};
+use crate::alert_text::{alert_text, AlertNames};
 use crate::auth::Staff;
 use crate::error::ApiError;
 use crate::v1;
@@ -45,6 +46,13 @@ struct Chip {
 #[template(
     ext = "html",
     source = r#"<meta http-equiv=refresh content=15><div class=card id=days><a href='/app?date={{ prev }}{% if let Some(c) = campus %}&campus={{ c }}{% endif %}'>{{ t("prev_day") }}</a> <form method=get action=/app style=display:inline><input type=date name=date value={{ day }}><button class=alt>{{ t("show_day") }}</button></form> <a href='/app'>{{ t("today") }}</a> <a href='/app?date={{ next }}{% if let Some(c) = campus %}&campus={{ c }}{% endif %}'>{{ t("next_day") }}</a></div>
+{%- if open_alerts > 0 -%}
+<div class=card id=board-alerts><h2><a href=/app/alerts>{{ t("alerts") }}</a> ({{ open_alerts }})</h2><ul>
+{%- for a in alerts -%}
+<li id=board-alert-{{ a.id }}>{{ a.at }} · {{ a.text }}</li>
+{%- endfor -%}
+</ul></div>
+{%- endif -%}
 {%- if lessons.is_empty() -%}
 <p>{{ t("no_lessons") }}</p>
 {%- endif -%}
@@ -64,7 +72,22 @@ struct Board<'a> {
     /// The campus shown, when one was chosen (letters, digits, `-` and `_` only).
     campus: Option<&'a str>,
     lessons: Vec<Lesson>,
+    /// Alerts not yet acknowledged or resolved, of the reader's campuses.
+    open_alerts: usize,
+    /// The newest of them, in the reader's words.
+    alerts: Vec<BoardAlert>,
 }
+
+/// An open alert on the board.
+struct BoardAlert {
+    id: i64,
+    /// Local "MM-DD HH:MM".
+    at: String,
+    text: String,
+}
+
+/// Open alerts the board shows (the newest; the alerts page has them all).
+const BOARD_ALERTS: usize = 5;
 
 words_in_lang_field!(Board<'_>);
 
@@ -130,8 +153,25 @@ pub(super) async fn board_page(
             }
         })
         .collect();
+    let open: Vec<_> = v1::alerts_for(&st, &staff, Some("open")).await?;
+    let alerts = if open.is_empty() {
+        Vec::new()
+    } else {
+        let names = AlertNames::load(&st).await?;
+        let off = st.store.tz_offset_minutes();
+        open.iter()
+            .take(BOARD_ALERTS)
+            .map(|a| BoardAlert {
+                id: a.id,
+                at: local(&st, a.created_at).format("%m-%d %H:%M").to_string(),
+                text: alert_text(lang == Lang::Zh, a, &names, off),
+            })
+            .collect()
+    };
     let board = Board {
         lang,
+        open_alerts: open.len(),
+        alerts,
         day,
         prev: day.pred_opt().unwrap_or(day),
         next: day.succ_opt().unwrap_or(day),

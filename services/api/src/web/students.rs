@@ -373,18 +373,42 @@ pub(super) async fn student_page(
     let names: HashMap<String, String> = st.store.campuses().await?.into_iter().collect();
     // what needs attention about this student (e.g. a check-in approved without lessons
     // left), until it is resolved
-    let attention = st
+    let open: Vec<_> = st
         .store
         .alerts(None)
         .await?
         .into_iter()
         .filter(|a| a.student_id == id && a.state != AlertState::Resolved)
+        .collect();
+    // in the reader's words, with the student's and the classes' names
+    let alert_names = if open.is_empty() {
+        crate::alert_text::AlertNames::default()
+    } else {
+        crate::alert_text::AlertNames {
+            students: [(id.clone(), s.name.clone())].into_iter().collect(),
+            classes: st
+                .store
+                .classes()
+                .await?
+                .into_iter()
+                .map(|c| (c.id, c.name))
+                .collect(),
+            cameras: HashMap::new(),
+        }
+    };
+    let attention = open
+        .into_iter()
         .map(|a| Attention {
             at: local(&st, a.created_at)
                 .format("%Y-%m-%d %H:%M")
                 .to_string(),
             kind: t(lang, a.kind.as_str()),
-            message: a.message,
+            message: crate::alert_text::alert_text(
+                lang == Lang::Zh,
+                &a,
+                &alert_names,
+                st.store.tz_offset_minutes(),
+            ),
             state: t(lang, a.state.as_str()),
         })
         .collect();

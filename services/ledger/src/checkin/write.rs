@@ -130,13 +130,13 @@ fn alerts_stmt(school: &str, items: &[Item], raised: &[Raised]) -> Option<Stmt> 
         return None;
     }
     let sql = format!(
-        "INSERT INTO alerts (school_id, dedup_key, kind, student_id, class_id, package_id, message, state, created_at, updated_at) VALUES {} \
+        "INSERT INTO alerts (school_id, dedup_key, kind, student_id, class_id, package_id, message, state, created_at, updated_at, data_json) VALUES {} \
          ON CONFLICT (school_id, dedup_key) DO NOTHING RETURNING dedup_key",
         (0..raised.len())
             .map(|r| {
-                let b = 1 + r * 8;
+                let b = 1 + r * 9;
                 format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, 'open', ${}, ${})",
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${}, 'open', ${}, ${}, ${})",
                     b,
                     b + 1,
                     b + 2,
@@ -145,13 +145,14 @@ fn alerts_stmt(school: &str, items: &[Item], raised: &[Raised]) -> Option<Stmt> 
                     b + 5,
                     b + 6,
                     b + 7,
-                    b + 7
+                    b + 7,
+                    b + 8
                 )
             })
             .collect::<Vec<_>>()
             .join(", ")
     );
-    let mut args: Vec<Arg> = Vec::with_capacity(raised.len() * 8);
+    let mut args: Vec<Arg> = Vec::with_capacity(raised.len() * 9);
     for r in raised {
         let a = &r.draft;
         args.extend([
@@ -163,6 +164,7 @@ fn alerts_stmt(school: &str, items: &[Item], raised: &[Raised]) -> Option<Stmt> 
             (&a.package_id).into(),
             (&a.message).into(),
             items[r.item].at.into(),
+            crate::store::alert_data_json(a).into(),
         ]);
     }
     Some(Stmt::new(sql, args, 1))

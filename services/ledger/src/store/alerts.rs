@@ -23,9 +23,24 @@ pub struct AlertView {
     pub student_id: String,
     pub class_id: Option<String>,
     pub package_id: Option<String>,
+    /// In English, as written when it was raised.
     pub message: String,
+    /// What it is about, as data (so each reader sees it in their own language): as stored, or
+    /// for an alert stored before its data was, read back from its message.
+    pub data: AlertData,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// An alert's data as stored (`None`: nothing to store).
+pub(crate) fn alert_data_json(a: &AlertDraft) -> Option<String> {
+    (!a.data.is_empty()).then(|| serde_json::to_string(&a.data).unwrap_or_default())
+}
+
+/// An alert's data from its stored JSON, else from its message.
+fn data_of(kind: AlertKind, key: &str, message: &str, json: Option<&str>) -> AlertData {
+    json.and_then(|j| serde_json::from_str(j).ok())
+        .unwrap_or_else(|| AlertData::from_message(kind, key, message))
 }
 
 /// Raises alert `a` at `at` (ms) unless its dedup key exists: the alert row, its audit row and
@@ -40,7 +55,7 @@ pub(crate) async fn raise_alert(
     now: DateTime<Utc>,
 ) -> Result<()> {
     let ins = sqlx::query(
-        "INSERT INTO alerts (school_id, dedup_key, kind, student_id, class_id, package_id, message, state, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $8) ON CONFLICT (school_id, dedup_key) DO NOTHING RETURNING seq",
+        "INSERT INTO alerts (school_id, dedup_key, kind, student_id, class_id, package_id, message, state, created_at, updated_at, data_json) VALUES ($1, $2, $3, $4, $5, $6, $7, 'open', $8, $8, $9) ON CONFLICT (school_id, dedup_key) DO NOTHING RETURNING seq",
     )
     .bind(school)
     .bind(&a.dedup_key)
@@ -50,6 +65,7 @@ pub(crate) async fn raise_alert(
     .bind(&a.package_id)
     .bind(&a.message)
     .bind(at)
+    .bind(alert_data_json(a))
     .fetch_optional(&mut *c)
     .await?;
     if ins.is_some() {
@@ -123,7 +139,7 @@ impl Store {
     /// Alerts, newest first, optionally only in one state.
     pub async fn alerts(&self, state: Option<AlertState>) -> Result<Vec<AlertView>> {
         let rows = sqlx::query(
-            "SELECT seq, kind, state, dedup_key, student_id, class_id, package_id, message, created_at, updated_at FROM alerts \
+            "SELECT seq, kind, state, dedup_key, student_id, class_id, package_id, message, created_at, updated_at, data_json FROM alerts \
              WHERE school_id = $1 AND ($2 = '' OR state = $2) ORDER BY seq DESC",
         )
         .bind(self.need_school()?)
@@ -132,19 +148,24 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
+                let kind = parse_enum(&r.try_get::<String, _>(1)?, AlertKind::parse, "alert kind")?;
+                let key: String = r.try_get(3)?;
+                let message: String = r.try_get(7)?;
+                let json: Option<String> = r.try_get(10)?;
                 Ok(AlertView {
                     id: r.try_get(0)?,
-                    kind: parse_enum(&r.try_get::<String, _>(1)?, AlertKind::parse, "alert kind")?,
+                    kind,
                     state: parse_enum(
                         &r.try_get::<String, _>(2)?,
                         AlertState::parse,
                         "alert state",
                     )?,
-                    dedup_key: r.try_get(3)?,
+                    data: data_of(kind, &key, &message, json.as_deref()),
+                    dedup_key: key,
                     student_id: r.try_get(4)?,
                     class_id: r.try_get(5)?,
                     package_id: r.try_get(6)?,
-                    message: r.try_get(7)?,
+                    message,
                     created_at: from_ms(r.try_get(8)?),
                     updated_at: from_ms(r.try_get(9)?),
                 })
@@ -163,13 +184,18 @@ impl Store {
         at: DateTime<Utc>,
     ) -> Result<bool> {
         let school = self.need_school()?.to_string();
+        let message = format!("camera {camera}: {message}");
+        // the runtime says what happened in words; the facts are read from them and the key
+        let mut data = AlertData::from_message(AlertKind::CameraOffline, dedup_key, &message);
+        data.camera_id = Some(camera.to_string());
         let draft = AlertDraft {
             kind: AlertKind::CameraOffline,
             dedup_key: dedup_key.to_string(),
             student_id: String::new(),
             class_id: None,
             package_id: None,
-            message: format!("camera {camera}: {message}"),
+            message,
+            data,
         };
         let mut raised = Vec::new();
         let mut w = self.write().await?;

@@ -729,6 +729,12 @@ impl Store {
                 message: format!(
                     "student {student} has {count} make-ups booked in {month}, more than the school's {limit}"
                 ),
+                data: AlertData {
+                    count: Some(count),
+                    limit: Some(limit),
+                    month: Some(month.to_string()),
+                    ..AlertData::default()
+                },
             };
             raise_alert(&mut *c, &school, &a, ms(now), &mut Vec::new(), now).await?;
         }
