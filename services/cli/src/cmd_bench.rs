@@ -177,10 +177,64 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// Every face the detector finds in a scenario, matched to the person drawn there: quality
+    /// and similarity to every enrolled student for each way of cutting the aligned crop
+    /// (per face-size bin in the summary; one JSON line per face with `--out`).
+    Sightings {
+        scenario: PathBuf,
+        /// Replace the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Replace every camera's stream size, WIDTHxHEIGHT.
+        #[arg(long, value_parser = crate::cmd_sim::parse_size)]
+        size: Option<(u32, u32)>,
+        /// Two streams: find faces in the scenario's stream, cut them from one of this size.
+        #[arg(long, value_parser = crate::cmd_sim::parse_size)]
+        main_size: Option<(u32, u32)>,
+        /// Crop kernels to compare (comma-separated).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "bilinear,bicubic,lanczos3"
+        )]
+        kernels: Vec<rollcall_vision::align::Resample>,
+        /// Also cut each matched face on the renderer's exact landmarks.
+        #[arg(long)]
+        truth_landmarks: bool,
+        /// Write one JSON line per face (with embeddings) here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
     match cmd {
+        BenchCmd::Sightings {
+            scenario,
+            seed,
+            size,
+            main_size,
+            kernels,
+            truth_landmarks,
+            out,
+            json: _,
+        } => crate::cmd_bench_sightings::run(
+            v,
+            &crate::cmd_bench_sightings::SightingsOpts {
+                scenario,
+                overrides: rollcall_camera_sim::Overrides {
+                    seed,
+                    size,
+                    fps: None,
+                },
+                main_size,
+                resample: kernels,
+                truth_landmarks,
+                out,
+            },
+        ),
         BenchCmd::Crash {
             scenario,
             cycles,

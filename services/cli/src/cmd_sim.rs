@@ -71,6 +71,9 @@ fn locate(p: &mut FacePipeline, r: &PhotoRef, frame: &Frame) -> anyhow::Result<(
         .with_context(|| format!("{r}: no face found and no annotation"))
 }
 
+/// The detector that finds the face of every scenario photo (see [`load_overridden`]).
+pub const SCENE_DETECTOR: &str = "retinaface_mnet025";
+
 pub fn load(v: &VisionOpts, scenario: &Path) -> anyhow::Result<Simulation> {
     load_overridden(v, scenario, &Overrides::default())
 }
@@ -81,7 +84,14 @@ pub fn load_overridden(
     scenario: &Path,
     over: &Overrides,
 ) -> anyhow::Result<Simulation> {
-    let mut p = v.open()?;
+    // The scenes are laid out with the default detector whatever `--detector` names, so that
+    // runs comparing detectors see the same pixels and the same ground truth.
+    let layout = VisionOpts {
+        detector: SCENE_DETECTOR.into(),
+        det_size: None,
+        ..v.clone()
+    };
+    let mut p = layout.open()?;
     Simulation::load_overridden_with(scenario, over, |r, frame| {
         locate(&mut p, r, frame).map_err(|e| format!("{e:#}"))
     })

@@ -55,6 +55,14 @@ pub struct VisionOpts {
     /// different cameras drawn into one input when both are waiting (`serve`, `bench pipeline`).
     #[arg(long, env = "ROLLCALL_NO_MOSAIC", global = true)]
     pub no_mosaic: bool,
+    /// How aligned face crops sample the frame: bilinear, bicubic or lanczos3.
+    #[arg(
+        long,
+        env = "ROLLCALL_RESAMPLE",
+        default_value = "bilinear",
+        global = true
+    )]
+    pub resample: rollcall_vision::align::Resample,
 }
 
 impl VisionOpts {
@@ -71,6 +79,7 @@ impl VisionOpts {
                 cuda: self.cuda,
             },
             mosaic: !self.no_mosaic,
+            resample: self.resample,
         }
     }
 

@@ -6,6 +6,7 @@ mod bench_host;
 mod cmd_admin;
 mod cmd_bench;
 mod cmd_bench_crash;
+mod cmd_bench_sightings;
 mod cmd_bench_pipeline;
 mod cmd_demo;
 mod cmd_gallery;

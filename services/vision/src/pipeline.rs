@@ -1,6 +1,6 @@
 //! Detect → quality → align → embed, as one object per worker.
 
-use crate::align;
+use crate::align::{self, Resample};
 use crate::detect::{Detection, Detector};
 use crate::embed::Embedder;
 use crate::manifest::{resolve_models_dir, Catalog, Thresholds};
@@ -26,6 +26,8 @@ pub struct PipelineConfig {
     /// [`FacePipeline::analyze_many`] detects two frames per detector call
     /// ([`Detector::detect_pair`]) instead of one.
     pub mosaic: bool,
+    /// How the aligned crop samples the frame.
+    pub resample: Resample,
 }
 
 impl Default for PipelineConfig {
@@ -39,6 +41,7 @@ impl Default for PipelineConfig {
             quality: QualityConfig::default(),
             session: SessionOptions::default(),
             mosaic: true,
+            resample: Resample::default(),
         }
     }
 }
@@ -114,6 +117,8 @@ pub struct FacePipeline {
     pub quality: QualityConfig,
     /// Detect the frames of [`FacePipeline::analyze_many`] two per detector call.
     pub mosaic: bool,
+    /// How the aligned crop samples the frame.
+    pub resample: Resample,
 }
 
 impl FacePipeline {
@@ -140,6 +145,7 @@ impl FacePipeline {
             embedder,
             quality: cfg.quality,
             mosaic: cfg.mosaic,
+            resample: cfg.resample,
         })
     }
 
@@ -149,8 +155,19 @@ impl FacePipeline {
 
     /// Aligns one detection onto the embedder's template.
     pub fn align(&self, frame: &Frame, det: &Detection) -> Frame {
+        self.align_landmarks(frame, &det.landmarks, self.resample)
+    }
+
+    /// Aligns a face given by its five landmarks onto the embedder's template, sampling the
+    /// frame with `resample`.
+    pub fn align_landmarks(
+        &self,
+        frame: &Frame,
+        landmarks: &rollcall_domain::face::Landmarks,
+        resample: Resample,
+    ) -> Frame {
         let (w, h) = self.embedder.input_size();
-        align::align(frame, &det.landmarks, self.embedder.template(), w, h)
+        align::align_with(frame, landmarks, self.embedder.template(), w, h, resample)
             // Degenerate landmarks (all in one point) cannot come from a working detector on a
             // real face; give a black crop that will fail the quality gate.
             .unwrap_or_else(|| Frame::from_rgb(w, h, vec![0; (w * h * 3) as usize]).expect("sized"))

@@ -27,8 +27,8 @@
 //!     The cooldown applies as to any accept ([`AcceptBasis::Track`] says which rule it was);
 //!   * **accept on the track's template** next, if enabled (`template_min_sightings` > 0):
 //!     the caller searches the gallery with the track's template (the quality-weighted mean of
-//!     its sightings' embeddings, [`super::tracker::TrackTemplate`]) and hands the answer to
-//!     [`Matcher::note_template`]; averaging cancels much of the noise of single small or
+//!     its best sightings' embeddings, [`super::tracker::TrackTemplate`]) and hands the answer
+//!     to [`Matcher::note_template`]; averaging cancels much of the noise of single small or
 //!     blurred sightings. Student S is accepted when the latest answer's top-1 is S at or
 //!     above the template threshold (`template_accept_threshold`, by default the review
 //!     threshold) with a margin of at least `template_min_margin`, the template averages at

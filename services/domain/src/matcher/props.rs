@@ -724,6 +724,89 @@ mod tracker_props {
         prop::collection::vec((0i64..3000, prop::collection::vec(f, 0..5)), 0..40)
     }
 
+    /// One track's sightings for the template property: quality (percent) and, if embedded,
+    /// the embedding's deviation from a common direction (hundredths).
+    type TemplateShot = (u8, Option<Vec<i8>>);
+
+    fn template_face(i: usize, shot: &TemplateShot) -> FaceObservation {
+        let mut f = face(
+            100.0 + i as f32,
+            100.0,
+            80.0,
+            f32::from(shot.0) / 100.0,
+            None,
+        );
+        f.embedding = shot.1.as_ref().map(|d| {
+            let mut v: Vec<f32> = d.iter().map(|x| f32::from(*x) / 100.0).collect();
+            v[0] = 1.0;
+            let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+            Embedding {
+                model_id: "m".into(),
+                model_version: "1".into(),
+                vector: v.into_iter().map(|x| x / n).collect(),
+            }
+        });
+        f
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// A track's template is the mean of its `template_best` best embedded sightings (all
+        /// of them for 0), each weighted by its quality floored at 0.05, ranked by that weight
+        /// with the earlier sighting first on a tie, renormalised; sightings without an
+        /// embedding count for nothing, and the template says how many it has and averages.
+        #[test]
+        fn a_template_averages_the_best_sightings(
+            shots in prop::collection::vec(
+                (0u8..=100, prop::option::of(prop::collection::vec(-30i8..=30, 6))),
+                1..30,
+            ),
+            keep in 0usize..6,
+        ) {
+            let cfg = TrackerConfig { template_best: keep, ..TrackerConfig::default() };
+            let mut tr = Tracker::new(CameraId::new("cam").unwrap(), cfg).unwrap();
+            let mut at = t0();
+            for (i, s) in shots.iter().enumerate() {
+                at += Duration::milliseconds(100);
+                tr.update(at, &[template_face(i, s)]).unwrap();
+            }
+            prop_assert_eq!(tr.tracks().len(), 1);
+            // the oracle
+            let weight = |q: u8| (f32::from(q) / 100.0).clamp(0.05, 1.0);
+            let mut embedded: Vec<(f32, Vec<f32>)> = shots
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| {
+                    template_face(i, s).embedding.map(|e| (weight(s.0), e.vector))
+                })
+                .collect();
+            let n = embedded.len();
+            if keep > 0 {
+                embedded.sort_by(|a, b| b.0.total_cmp(&a.0)); // stable: earlier first on ties
+                embedded.truncate(keep);
+            }
+            let got = tr.tracks()[0].template();
+            if n == 0 {
+                prop_assert!(got.is_none());
+                return Ok(());
+            }
+            let got = got.ok_or_else(|| TestCaseError::fail("no template"))?;
+            prop_assert_eq!(got.sightings as usize, n);
+            prop_assert_eq!(got.averaged as usize, embedded.len());
+            let mut want = vec![0.0f32; 6];
+            for (w, v) in &embedded {
+                for (a, x) in want.iter_mut().zip(v) {
+                    *a += w * x;
+                }
+            }
+            let norm = want.iter().map(|x| x * x).sum::<f32>().sqrt();
+            for (g, w) in got.embedding.vector.iter().zip(&want) {
+                prop_assert!((g - w / norm).abs() < 1e-4, "{:?} vs {:?}", got.embedding.vector, want);
+            }
+        }
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 

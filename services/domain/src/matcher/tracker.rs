@@ -139,6 +139,11 @@ pub struct TrackerConfig {
     pub appearance_momentum: f32,
     /// Hits kept per track.
     pub history_len: usize,
+    /// The track's template averages its this many best embedded sightings (by
+    /// `quality.overall`); 0: every embedded sighting. A walk-by of a small face is mostly
+    /// sightings too small or blurred to say who it is and a few close, sharp ones that do:
+    /// averaging all of them drowns the few.
+    pub template_best: usize,
 }
 
 impl Default for TrackerConfig {
@@ -152,6 +157,7 @@ impl Default for TrackerConfig {
             reid_similarity: 0.5,
             appearance_momentum: 0.7,
             history_len: 32,
+            template_best: 3,
         }
     }
 }
@@ -225,10 +231,19 @@ pub struct Track {
     best: Shot,
 }
 
-/// Running quality-weighted sum of a track's embeddings.
+/// A track's embedded sightings as far as its template needs them: the quality-weighted sum of
+/// all of them (`keep` = 0), or the `keep` best by quality.
 #[derive(Debug, Clone)]
 struct TemplateSum {
+    /// Quality-weighted sum of every sighting (`keep` = 0; empty otherwise).
     sum: Vec<f32>,
+    /// Size of the embeddings.
+    dim: usize,
+    /// The `keep` best sightings, (quality, embedding), best first; on equal quality the
+    /// earlier sighting stays first (deterministic).
+    best: Vec<(f32, Vec<f32>)>,
+    keep: usize,
+    /// Embedded sightings seen (of this model and size).
     sightings: u32,
     model_id: String,
     model_version: String,
@@ -244,58 +259,92 @@ impl TemplateSum {
         }
     }
 
-    fn start(face: &FaceObservation) -> Option<Self> {
+    fn start(face: &FaceObservation, keep: usize) -> Option<Self> {
         let e = face.embedding.as_ref()?;
         if e.vector.is_empty() || e.vector.iter().any(|x| !x.is_finite()) {
             return None;
         }
-        let w = Self::weight(face.quality.overall);
-        Some(Self {
-            sum: e.vector.iter().map(|x| x * w).collect(),
-            sightings: 1,
+        let mut t = Self {
+            sum: if keep == 0 {
+                vec![0.0; e.vector.len()]
+            } else {
+                Vec::new()
+            },
+            dim: e.vector.len(),
+            best: Vec::new(),
+            keep,
+            sightings: 0,
             model_id: e.model_id.clone(),
             model_version: e.model_version.clone(),
-        })
+        };
+        t.add(face);
+        Some(t)
     }
 
     /// Adds a sighting of the same model and dimension (others are ignored).
     fn add(&mut self, face: &FaceObservation) {
         let Some(e) = &face.embedding else { return };
-        if e.vector.len() != self.sum.len()
+        if e.vector.len() != self.dim
             || e.model_id != self.model_id
             || e.model_version != self.model_version
             || e.vector.iter().any(|x| !x.is_finite())
         {
             return;
         }
-        let w = Self::weight(face.quality.overall);
-        self.sum
-            .iter_mut()
-            .zip(&e.vector)
-            .for_each(|(s, x)| *s += w * x);
         self.sightings += 1;
+        let q = face.quality.overall;
+        if self.keep == 0 {
+            let w = Self::weight(q);
+            self.sum
+                .iter_mut()
+                .zip(&e.vector)
+                .for_each(|(s, x)| *s += w * x);
+            return;
+        }
+        let rank = Self::weight(q);
+        let at = self.best.iter().position(|(b, _)| rank > *b);
+        match at {
+            Some(i) => self.best.insert(i, (rank, e.vector.clone())),
+            None if self.best.len() < self.keep => self.best.push((rank, e.vector.clone())),
+            None => {}
+        }
+        self.best.truncate(self.keep);
     }
 
     fn template(&self) -> Option<TrackTemplate> {
-        let norm = self.sum.iter().map(|x| x * x).sum::<f32>().sqrt();
+        let (v, averaged) = if self.keep == 0 {
+            (self.sum.clone(), self.sightings)
+        } else {
+            let mut v = vec![0.0f32; self.dim];
+            for (w, e) in &self.best {
+                v.iter_mut().zip(e).for_each(|(s, x)| *s += w * x);
+            }
+            (v, self.best.len() as u32)
+        };
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
         (norm > 0.0 && norm.is_finite()).then(|| TrackTemplate {
             embedding: Embedding {
                 model_id: self.model_id.clone(),
                 model_version: self.model_version.clone(),
-                vector: self.sum.iter().map(|x| x / norm).collect(),
+                vector: v.iter().map(|x| x / norm).collect(),
             },
             sightings: self.sightings,
+            averaged,
         })
     }
 }
 
-/// A track's template: the quality-weighted mean of its sightings' embeddings (unit norm), and
-/// how many sightings it averages. Noise of single small or blurred sightings averages out, so
-/// the template is searched in the gallery as one more, steadier piece of evidence.
+/// A track's template: the quality-weighted mean of its best sightings' embeddings (unit norm;
+/// [`TrackerConfig::template_best`]), with how many embedded sightings the track has and how
+/// many the template averages. Noise of single sightings averages out, so the template is
+/// searched in the gallery as one more, steadier piece of evidence.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrackTemplate {
     pub embedding: Embedding,
+    /// Embedded sightings of the track.
     pub sightings: u32,
+    /// Of those, the ones the template averages ([`TrackerConfig::template_best`]).
+    pub averaged: u32,
 }
 
 impl Track {
@@ -324,7 +373,7 @@ impl Track {
     pub fn history(&self) -> impl Iterator<Item = &TrackPoint> {
         self.history.iter()
     }
-    /// The track's template (quality-weighted mean of every embedded sighting), if any.
+    /// The track's template (quality-weighted mean of its best embedded sightings), if any.
     pub fn template(&self) -> Option<TrackTemplate> {
         self.template.as_ref().and_then(TemplateSum::template)
     }
@@ -494,7 +543,7 @@ impl Tracker {
                         last_box: face.bbox,
                         velocity: None,
                         appearance: face.embedding.clone(),
-                        template: TemplateSum::start(face),
+                        template: TemplateSum::start(face, self.config.template_best),
                         history: VecDeque::from([point]),
                         best: Shot {
                             obs,
@@ -585,7 +634,7 @@ fn hit(
     t.hits += 1;
     match &mut t.template {
         Some(sum) => sum.add(face),
-        None => t.template = TemplateSum::start(face),
+        None => t.template = TemplateSum::start(face, cfg.template_best),
     }
     if let Some(e) = &face.embedding {
         t.appearance = Some(match t.appearance.take() {
@@ -855,7 +904,14 @@ mod tests {
 
     #[test]
     fn a_track_template_is_the_quality_weighted_mean_of_its_sightings() {
-        let mut tr = tracker();
+        let mut tr = Tracker::new(
+            cam(),
+            TrackerConfig {
+                template_best: 0,
+                ..TrackerConfig::default()
+            },
+        )
+        .unwrap();
         // three sightings: axis 0 at quality 0.9 twice, halfway to axis 1 at quality 0.1; one without
         // an embedding and one of another model, which do not count
         let mut other = emb(2, 0.0);
@@ -883,11 +939,49 @@ mod tests {
             "{v:?}"
         );
         assert!((v.iter().map(|x| x * x).sum::<f32>() - 1.0).abs() < 1e-5);
+        assert_eq!(tpl.averaged, 3);
         // a track without any embedding has no template
         let mut tr = tracker();
         tr.update(t(0), &[face(10.0, 10.0, 40.0, 0.9, None)])
             .unwrap();
         assert!(tr.tracks()[0].template().is_none());
+    }
+
+    #[test]
+    fn a_template_averages_only_the_best_sightings() {
+        // the default keeps the best 3: four sightings, the worst (quality 0.1, another
+        // direction) is left out of the mean but counted among the sightings
+        let mut tr = tracker();
+        let shots = [
+            face(100.0, 100.0, 40.0, 0.1, Some(emb(0, 1.0))),
+            face(102.0, 100.0, 40.0, 0.6, Some(emb(0, 0.0))),
+            face(104.0, 100.0, 40.0, 0.8, Some(emb(0, 0.0))),
+            face(106.0, 100.0, 40.0, 0.7, Some(emb(0, 0.0))),
+        ];
+        for (i, f) in shots.iter().enumerate() {
+            tr.update(t(i as i64 * 100), std::slice::from_ref(f))
+                .unwrap();
+        }
+        let tpl = tr.tracks()[0].template().unwrap();
+        assert_eq!((tpl.sightings, tpl.averaged), (4, 3));
+        assert!((tpl.embedding.vector[0] - 1.0).abs() < 1e-6, "{tpl:?}");
+        assert_eq!(tpl.embedding.vector[1], 0.0);
+        // with every sighting averaged, the poor one pulls the template off axis 0
+        let mut tr = Tracker::new(
+            cam(),
+            TrackerConfig {
+                template_best: 0,
+                ..TrackerConfig::default()
+            },
+        )
+        .unwrap();
+        for (i, f) in shots.iter().enumerate() {
+            tr.update(t(i as i64 * 100), std::slice::from_ref(f))
+                .unwrap();
+        }
+        let tpl = tr.tracks()[0].template().unwrap();
+        assert_eq!((tpl.sightings, tpl.averaged), (4, 4));
+        assert!(tpl.embedding.vector[1] > 0.01, "{tpl:?}");
     }
 
     #[test]
