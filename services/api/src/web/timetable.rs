@@ -73,6 +73,14 @@ fn refused(to: &str, e: ApiError) -> Result<Response, ApiError> {
     }
 }
 
+/// The answer to a form: back to `to` saying `what` was done, or why it was refused.
+fn settle<T>(r: Result<T, ApiError>, to: &str, what: &str) -> Result<Response, ApiError> {
+    match r {
+        Ok(_) => Ok(done(to, what)),
+        Err(e) => refused(to, e),
+    }
+}
+
 fn done(to: &str, what: &str) -> Response {
     let sep = if to.contains('?') { '&' } else { '?' };
     Redirect::to(&format!("{to}{sep}done={what}")).into_response()
@@ -558,10 +566,7 @@ pub(super) async fn move_form(
         tt::move_lesson_for(&st, &staff, &id, m).await
     }
     .await;
-    match r {
-        Ok(_) => Ok(done(&back, "moved")),
-        Err(e) => refused(&back, e),
-    }
+    settle(r, &back, "moved")
 }
 
 // ---- classes ----
@@ -989,10 +994,7 @@ pub(super) async fn edit_class_form(
         tt::edit_class_for(&st, &staff, &id, e).await
     }
     .await;
-    match r {
-        Ok(_) => Ok(done(&back, "edited")),
-        Err(e) => refused(&back, e),
-    }
+    settle(r, &back, "edited")
 }
 
 #[derive(Deserialize)]
@@ -1029,10 +1031,7 @@ pub(super) async fn series_form(
         tt::create_series_for(&st, &staff, s).await
     }
     .await;
-    match r {
-        Ok(_) => Ok(done(&back, "series")),
-        Err(e) => refused(&back, e),
-    }
+    settle(r, &back, "series")
 }
 
 #[derive(Deserialize)]
@@ -1061,10 +1060,7 @@ pub(super) async fn series_end_form(
         tt::set_series_end_for(&st, &staff, &id, &e).await
     }
     .await;
-    match r {
-        Ok(_) => Ok(done(&back, "end")),
-        Err(e) => refused(&back, e),
-    }
+    settle(r, &back, "end")
 }
 
 #[derive(Deserialize)]
@@ -1095,10 +1091,7 @@ pub(super) async fn slot_form(
         tt::add_slot_for(&st, &staff, &id, &s).await
     }
     .await;
-    match r {
-        Ok(_) => Ok(done(&back, "slot")),
-        Err(e) => refused(&back, e),
-    }
+    settle(r, &back, "slot")
 }
 
 #[derive(Deserialize)]
@@ -1222,10 +1215,7 @@ pub(super) async fn holiday_form(
         tt::add_holiday_for(&st, &staff, &h).await
     }
     .await;
-    match r {
-        Ok(_) => Ok(done("/app/holidays", "holiday")),
-        Err(e) => refused("/app/holidays", e),
-    }
+    settle(r, "/app/holidays", "holiday")
 }
 
 pub(super) async fn holiday_remove_form(
@@ -1234,8 +1224,10 @@ pub(super) async fn holiday_remove_form(
     Form(f): Form<HolidayForm>,
 ) -> Result<Response, ApiError> {
     check_csrf(&staff, &f._csrf)?;
-    match tt::remove_holiday_for(&st, &staff, required(&f.day, "day")?).await {
-        Ok(_) => Ok(done("/app/holidays", "removed")),
-        Err(e) => refused("/app/holidays", e),
-    }
+    let day = required(&f.day, "day")?;
+    settle(
+        tt::remove_holiday_for(&st, &staff, day).await,
+        "/app/holidays",
+        "removed",
+    )
 }
