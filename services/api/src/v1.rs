@@ -54,8 +54,8 @@ pub(crate) use sales::{
     sell_as, set_policy_as,
 };
 pub(crate) use students::{
-    edit as edit_student, edit_guardian, history as student_history, register, ConsentIn,
-    GuardianIn, RangeQuery, Registration, StudentEdit,
+    add_guardian_for, edit as edit_student, edit_guardian, history as student_history, register,
+    remove_guardian_for, ConsentIn, GuardianIn, RangeQuery, Registration, StudentEdit,
 };
 
 pub(crate) fn mount(r: Routes) -> Routes {
@@ -189,7 +189,7 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "/api/v1/students/{id}/guardians",
         "students",
         Some(roles::ENROLL),
-        "add a guardian",
+        "add a guardian (at most two per student, as at registration)",
         post(students::add_guardian),
     )
     .op("addGuardian")
@@ -211,7 +211,7 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "/api/v1/students/registrations",
         "students",
         Some(roles::ENROLL),
-        "register a student with their guardians (1 or 2: contacts, WeChat id, language, notices) and the consent decision, in one transaction; audited",
+        "register a student with their guardians (1 or 2: contacts, WeChat id, language, notices) and the consent decision (with the signed form's reference and, when it has one, its expiry), in one transaction; audited",
         post(students::register_student),
     )
     .op("registerStudent")
@@ -239,6 +239,16 @@ pub(crate) fn mount(r: Routes) -> Routes {
     .op("updateGuardian")
     .takes::<students::GuardianIn>()
     .returns::<students::GuardianChanged>()
+    .add(
+        "DELETE",
+        "/api/v1/students/{id}/guardians/{guardian}",
+        "students",
+        Some(roles::ENROLL),
+        "remove one of a student's guardians (a student keeps at least one; consent decisions they gave stay on record); audited",
+        delete(students::remove_guardian),
+    )
+    .op("removeGuardian")
+    .returns::<students::GuardianRemoved>()
     .add(
         "POST",
         "/api/v1/students/{id}/suspend",

@@ -3666,6 +3666,9 @@ async fn every_mutating_route_is_audited_and_refusals_are_not(db: Db) {
     // teacher pay rates (tests/front_desk/finance.rs)
     front_desk_finance::finance_routes_audited(st, &mut cov, a).await;
 
+    // guardians added and removed (tests/front_desk/guardians.rs)
+    front_desk_guardians::guardian_routes_audited(st, &mut cov, a).await;
+
     // leave, make-up and attendance corrections (tests/front_desk/leave.rs)
     front_desk_leave::leave_routes_audited(st, &mut cov, a).await;
 
@@ -4643,6 +4646,9 @@ mod front_desk_finance;
 
 #[path = "front_desk/alerts.rs"]
 mod front_desk_alerts;
+
+#[path = "front_desk/guardians.rs"]
+mod front_desk_guardians;
 
 #[path = "front_desk/leave.rs"]
 mod front_desk_leave;

@@ -52,7 +52,7 @@ pub use store::{
 };
 pub use store::{
     AttendanceRecord, EnrolledClass, ExpiryMoved, GuardianDetail, LeftSchool, RegistrationConsent,
-    Resumed, StudentState, StudentStatus,
+    Resumed, StudentState, StudentStatus, MAX_GUARDIANS,
 };
 pub use store::{
     parse_weekday, CancelledLessonView, ClassEdit, ClassEdited, ClassKind, HolidayAdded,

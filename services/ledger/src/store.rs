@@ -38,7 +38,7 @@ pub use reminders::{ReminderReport, FEE_REMINDER_DAYS, LESSON_REMINDER_HOUR};
 pub use sales::{NewOrder, NewPayment, OrderLine, OrderView, PaymentView};
 pub use students::{
     AttendanceRecord, EnrolledClass, ExpiryMoved, GuardianDetail, LeftSchool, NewGuardian,
-    NewStudent, RegistrationConsent, Resumed, StudentState, StudentStatus,
+    NewStudent, RegistrationConsent, Resumed, StudentState, StudentStatus, MAX_GUARDIANS,
 };
 pub use schedule::{
     parse_weekday, CancelledLessonView, ClassEdit, ClassEdited, HolidayAdded, HolidayView,

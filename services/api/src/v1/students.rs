@@ -179,6 +179,13 @@ pub(super) async fn add_guardian(
     JsonBody(g): JsonBody<CreateGuardian>,
 ) -> ApiResult<(StatusCode, Json<CreatedGuardian>)> {
     student_in_scope(&st, &staff, &id).await?;
+    // at most two, as at registration
+    if st.store.guardian_details(&id).await?.len() >= rollcall_ledger::MAX_GUARDIANS {
+        return Err(ApiError::invalid(format!(
+            "guardians: at most {} guardians per student, as at registration",
+            rollcall_ledger::MAX_GUARDIANS
+        )));
+    }
     let g = NewGuardian {
         id: g.id,
         student_id: id,
@@ -531,6 +538,9 @@ pub(crate) struct ConsentIn {
     pub(crate) given_by: Option<usize>,
     /// The signed form's reference (required for a grant).
     pub(crate) document_ref: Option<String>,
+    /// When a grant ends by itself (the signed form's expiry; default: until withdrawn).
+    #[serde(default)]
+    pub(crate) expires_at: Option<chrono::DateTime<Utc>>,
 }
 
 /// A student registered with their guardians (1 or 2) and the consent record, in one step.
@@ -628,6 +638,7 @@ pub(crate) async fn register(st: &AppState, staff: &Staff, r: &Registration) -> 
                 granted: c.granted,
                 given_by: g.id.clone(),
                 document_ref: blank_none(c.document_ref.clone()),
+                expires_at: c.expires_at,
             })
         }
         None => None,
@@ -753,6 +764,66 @@ pub(super) async fn update_guardian(
     let d = edit_guardian(&st, &staff, &id, &guardian, &g).await?;
     Ok(Json(GuardianChanged {
         guardian: guardian_doc(d),
+    }))
+}
+
+/// Adds a guardian with every detail (the staff app's edit page): the student in reach, at
+/// most [`rollcall_ledger::MAX_GUARDIANS`] guardians, the id `<student>-g<n>` (the first free
+/// `n`); audited.
+pub(crate) async fn add_guardian_for(
+    st: &AppState,
+    staff: &Staff,
+    id: &str,
+    g: &GuardianIn,
+) -> ApiResult<GuardianDetail> {
+    student_in_scope(st, staff, id).await?;
+    staff.require(roles::ENROLL)?;
+    let taken: Vec<String> = st
+        .store
+        .guardian_details(id)
+        .await?
+        .into_iter()
+        .map(|g| g.id)
+        .collect();
+    let gid = match blank_none(g.id.clone()) {
+        Some(gid) => gid,
+        None => (1..)
+            .map(|n| format!("{id}-g{n}"))
+            .find(|c| !taken.contains(c))
+            .unwrap_or_default(),
+    };
+    let d = g.detail(id, gid)?;
+    run(staff, st.store.add_guardian_detail(&d)).await?;
+    Ok(d)
+}
+
+/// Removes one of a student's guardians (a student keeps at least one): the student in reach;
+/// audited.
+pub(crate) async fn remove_guardian_for(
+    st: &AppState,
+    staff: &Staff,
+    id: &str,
+    guardian: &str,
+) -> ApiResult<GuardianDetail> {
+    student_in_scope(st, staff, id).await?;
+    staff.require(roles::ENROLL)?;
+    Ok(run(staff, st.store.remove_guardian(id, guardian)).await?)
+}
+
+/// The guardian removed.
+#[derive(Serialize, ToSchema)]
+pub(crate) struct GuardianRemoved {
+    removed: GuardianDoc,
+}
+
+pub(super) async fn remove_guardian(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Path((id, guardian)): Path<(String, String)>,
+) -> ApiResult<Json<GuardianRemoved>> {
+    let d = remove_guardian_for(&st, &staff, &id, &guardian).await?;
+    Ok(Json(GuardianRemoved {
+        removed: guardian_doc(d),
     }))
 }
 

@@ -154,6 +154,20 @@ pub(crate) fn mount(r: Routes) -> Routes {
     )
     .web(
         "POST",
+        "/app/students/{id}/guardians",
+        roles::ENROLL,
+        "add a guardian (form; at most two, as at registration)",
+        post(students::guardian_add_form),
+    )
+    .web(
+        "POST",
+        "/app/students/{id}/guardians/{guardian}/remove",
+        roles::ENROLL,
+        "remove a guardian (form; a student keeps at least one)",
+        post(students::guardian_remove_form),
+    )
+    .web(
+        "POST",
         "/app/students/{id}/status",
         roles::ENROLL,
         "suspend, resume or leave the school (form; leaving: managers and admins)",

@@ -206,6 +206,8 @@ struct Consent {
     kind: &'static str,
     granted: bool,
     by: String,
+    /// Local date a grant ends by itself.
+    until: Option<String>,
 }
 
 /// A class the student is in.
@@ -267,7 +269,7 @@ struct Attended {
 {%- endfor -%}
 </table></div><div class=card id=consents><h2>{{ t("consents") }}</h2><table>
 {%- for c in consents -%}
-<tr><td>{{ c.at }}</td><td>{{ c.kind }}</td><td>{% if c.granted %}{{ t("consent_granted") }}{% else %}{{ t("consent_refused") }}{% endif %}</td><td>{{ c.by }}</td></tr>
+<tr><td>{{ c.at }}</td><td>{{ c.kind }}</td><td>{% if c.granted %}{{ t("consent_granted") }}{% else %}{{ t("consent_refused") }}{% endif %}</td><td>{{ c.by }}{% if let Some(u) = c.until %} · {{ t("consent_until") }} {{ u }}{% endif %}</td></tr>
 {%- endfor -%}
 </table></div><div class=card id=classes><h2>{{ t("classes") }}</h2><table>
 {%- for k in classes -%}
@@ -447,10 +449,16 @@ pub(super) async fn student_page(
     };
     let consents = st
         .store
-        .consents(&id)
+        .consent_records(&id)
         .await?
         .into_iter()
         .map(|c| Consent {
+            // the last day it holds (an expiry at midnight ends the day before)
+            until: c.expires_at.map(|e| {
+                local(&st, e - chrono::Duration::seconds(1))
+                    .format("%Y-%m-%d")
+                    .to_string()
+            }),
             at: local(&st, c.at).format("%Y-%m-%d").to_string(),
             kind: match c.kind.as_str() {
                 rollcall_domain::privacy::FACE_CONSENT => t(lang, "face_consent"),
@@ -527,6 +535,8 @@ pub(super) async fn student_page(
         done: match q.done.as_deref() {
             Some("registered") => Some(t(lang, "done_registered")),
             Some("edited") => Some(t(lang, "done_edited")),
+            Some("guardian_added") => Some(t(lang, "done_guardian_added")),
+            Some("guardian_removed") => Some(t(lang, "done_guardian_removed")),
             Some("suspend") => Some(t(lang, "done_suspended")),
             Some("resume") => Some(t(lang, "done_resumed")),
             Some("leave") => Some(t(lang, "done_left")),
@@ -592,6 +602,7 @@ fn form_error(lang: Lang, e: &ApiError) -> Option<String> {
         "channels" | "notify_prefs" => "channels",
         "notices" => "notices",
         "document_ref" => "document_ref",
+        "expires_at" | "consent_expires" => "consent_expires",
         "given_by" => "given_by",
         "guardians" | "guardian" => "guardians",
         "student" | "id" => "student",
@@ -665,6 +676,10 @@ struct GuardianFields {
     notices: Vec<Opt>,
     /// The form posts to (edit pages: one form per guardian).
     action: Option<String>,
+    /// Edit page: a guardian that may be removed (the student has another).
+    removable: bool,
+    /// Edit page: the form adding a guardian.
+    adding: bool,
 }
 
 fn guardian_fields(
@@ -713,6 +728,8 @@ fn guardian_fields(
             })
             .collect(),
         action,
+        removable: false,
+        adding: false,
     }
 }
 
@@ -739,7 +756,7 @@ fn guardian_fields(
 {%- endfor -%}
 </p></fieldset>
 {%- endfor -%}
-<fieldset class=card id=consent><legend>{{ t("face_consent") }}</legend><label><input type=radio name=consent value=granted{% if consent == "granted" %} checked{% endif %}>{{ t("consent_granted") }}</label> <label><input type=radio name=consent value=refused{% if consent == "refused" %} checked{% endif %}>{{ t("consent_refused") }}</label> <label><input type=radio name=consent value=none{% if consent == "none" %} checked{% endif %}>{{ t("consent_later") }}</label> <label>{{ t("given_by") }} <select name=consent_by><option value=0{% if consent_by != "1" %} selected{% endif %}>{{ t("guardian_1") }}</option><option value=1{% if consent_by == "1" %} selected{% endif %}>{{ t("guardian_2") }}</option></select></label> <label>{{ t("document_ref") }} <input name=document_ref value="{{ document_ref }}" maxlength=200></label></fieldset><button>{{ t("register_student") }}</button></form>"#
+<fieldset class=card id=consent><legend>{{ t("face_consent") }}</legend><label><input type=radio name=consent value=granted{% if consent == "granted" %} checked{% endif %}>{{ t("consent_granted") }}</label> <label><input type=radio name=consent value=refused{% if consent == "refused" %} checked{% endif %}>{{ t("consent_refused") }}</label> <label><input type=radio name=consent value=none{% if consent == "none" %} checked{% endif %}>{{ t("consent_later") }}</label> <label>{{ t("given_by") }} <select name=consent_by><option value=0{% if consent_by != "1" %} selected{% endif %}>{{ t("guardian_1") }}</option><option value=1{% if consent_by == "1" %} selected{% endif %}>{{ t("guardian_2") }}</option></select></label> <label>{{ t("document_ref") }} <input name=document_ref value="{{ document_ref }}" maxlength=200></label> <label>{{ t("consent_expires") }} <input type=date name=consent_expires value="{{ consent_expires }}"></label></fieldset><button>{{ t("register_student") }}</button></form>"#
 )]
 struct RegisterPage<'a> {
     lang: Lang,
@@ -753,6 +770,8 @@ struct RegisterPage<'a> {
     consent: String,
     consent_by: String,
     document_ref: String,
+    /// The signed form's expiry, a local date (empty: until withdrawn).
+    consent_expires: String,
 }
 
 words_in_lang_field!(RegisterPage<'_>);
@@ -792,6 +811,7 @@ async fn register_body<'a>(
         },
         consent_by: v("consent_by"),
         document_ref: v("document_ref"),
+        consent_expires: v("consent_expires"),
     })
 }
 
@@ -804,8 +824,10 @@ pub(super) async fn register_page(
     page(lang, &staff, t(lang, "register_student"), body)
 }
 
-/// The registration form as the API's registration (one or two guardians; the consent).
-fn registration(f: &Fields) -> Result<v1::Registration, ApiError> {
+/// The registration form as the API's registration (one or two guardians; the consent, which
+/// ends at the end of `consent_expires`, a local date of a school `tz_offset_minutes` east of
+/// UTC).
+fn registration(f: &Fields, tz_offset_minutes: i64) -> Result<v1::Registration, ApiError> {
     let v = |k: &str| f.get(k).cloned().unwrap_or_default();
     let guardians: Vec<_> = ["g1", "g2"]
         .iter()
@@ -821,6 +843,22 @@ fn registration(f: &Fields) -> Result<v1::Registration, ApiError> {
                 0
             }),
             document_ref: Some(v("document_ref")),
+            expires_at: match v("consent_expires").trim() {
+                "" => None,
+                d => {
+                    let day = chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").map_err(|_| {
+                        ApiError::invalid(format!(
+                            "consent_expires: {d:?} is not a date (YYYY-MM-DD)"
+                        ))
+                    })?;
+                    // valid through that day at the school
+                    let next = day
+                        .succ_opt()
+                        .unwrap_or(day)
+                        .and_time(chrono::NaiveTime::MIN);
+                    Some(next.and_utc() - chrono::Duration::minutes(tz_offset_minutes))
+                }
+            },
         }),
         "none" | "" => None,
         other => {
@@ -845,7 +883,7 @@ pub(super) async fn register_form(
     Form(f): Form<Fields>,
 ) -> Result<Response, ApiError> {
     check_csrf(&staff, f.get("_csrf").map_or("", String::as_str))?;
-    let r = match registration(&f) {
+    let r = match registration(&f, st.store.tz_offset_minutes()) {
         Ok(r) => v1::register(&st, &staff, &r).await,
         Err(e) => Err(e),
     };
@@ -886,7 +924,10 @@ pub(super) async fn register_form(
 {%- for o in g.notices -%}
  <label><input type=checkbox name="{{ g.g }}_n_{{ o.value }}"{% if o.selected %} checked{% endif %}>{{ o.label }}</label>
 {%- endfor -%}
-</p><button>{{ t("save_changes") }}</button></fieldset></form>
+</p><button>{% if g.adding %}{{ t("add_guardian") }}{% else %}{{ t("save_changes") }}{% endif %}</button></fieldset></form>
+{%- if g.removable -%}
+<form method=post action="{{ g.action.as_deref().unwrap_or_default() }}/remove" class=remove-guardian onsubmit="return confirm('{{ t("confirm_remove_guardian") }}')"><input type=hidden name=_csrf value="{{ csrf }}"><button class=no>{{ t("remove_guardian") }} {{ g.name }}</button></form>
+{%- endif -%}
 {%- endfor -%}"#
 )]
 struct EditPage<'a> {
@@ -914,7 +955,8 @@ async fn edit_body<'a>(
     let s = st.store.student(id).await?;
     let gs = st.store.guardian_details(id).await?;
     let student_sent = sent.filter(|(which, _)| *which == "student").map(|x| x.1);
-    let guardians = gs
+    let removable = gs.len() > 1;
+    let mut guardians: Vec<GuardianFields> = gs
         .iter()
         .enumerate()
         .map(|(i, g)| {
@@ -925,9 +967,10 @@ async fn edit_body<'a>(
             ));
             let title = format!("{} {}", t(lang, "guardian"), i + 1);
             match sent {
-                Some((which, f)) if which == g.id => {
-                    guardian_fields(lang, "g", title, f, false, action)
-                }
+                Some((which, f)) if which == g.id => GuardianFields {
+                    removable,
+                    ..guardian_fields(lang, "g", title, f, false, action)
+                },
                 _ => {
                     let mut f = Fields::new();
                     f.insert("g_name".into(), g.name.clone());
@@ -949,11 +992,28 @@ async fn edit_body<'a>(
                             f.insert(format!("g_n_{n}"), "on".into());
                         }
                     }
-                    guardian_fields(lang, "g", title, &f, false, action)
+                    GuardianFields {
+                        removable,
+                        ..guardian_fields(lang, "g", title, &f, false, action)
+                    }
                 }
             }
         })
         .collect();
+    // room for another guardian: the form adding one (as sent, when it was refused)
+    if gs.len() < rollcall_ledger::MAX_GUARDIANS {
+        let action = Some(format!("/app/students/{}/guardians", url(id)));
+        let title = t(lang, "add_guardian").to_string();
+        let empty = Fields::new();
+        let (f, fresh) = match sent {
+            Some(("new", f)) => (f, false),
+            _ => (&empty, true),
+        };
+        guardians.push(GuardianFields {
+            adding: true,
+            ..guardian_fields(lang, "g", title, f, fresh, action)
+        });
+    }
     let v = |k: &str, or: String| student_sent.and_then(|f| f.get(k).cloned()).unwrap_or(or);
     Ok(EditPage {
         lang,
@@ -1040,6 +1100,46 @@ pub(super) async fn guardian_form(
             Ok(Redirect::to(&format!("/app/students/{}?done=edited", url(&id))).into_response())
         }
         Err(e) => edit_again(&st, &staff, lang, &id, (&guardian, &f), e).await,
+    }
+}
+
+/// Adds a guardian (a student has at most two, as at registration); the edit page again with
+/// what to fix when refused.
+pub(super) async fn guardian_add_form(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Extension(lang): Extension<Lang>,
+    Path(id): Path<String>,
+    Form(f): Form<Fields>,
+) -> Result<Response, ApiError> {
+    check_csrf(&staff, f.get("_csrf").map_or("", String::as_str))?;
+    v1::student_in_reach(&st, &staff, &id).await?;
+    let g = guardian_in(&f, "g").unwrap_or_default();
+    match v1::add_guardian_for(&st, &staff, &id, &g).await {
+        Ok(_) => Ok(
+            Redirect::to(&format!("/app/students/{}?done=guardian_added", url(&id)))
+                .into_response(),
+        ),
+        Err(e) => edit_again(&st, &staff, lang, &id, ("new", &f), e).await,
+    }
+}
+
+/// Removes a guardian (the student keeps at least one).
+pub(super) async fn guardian_remove_form(
+    State(st): State<AppState>,
+    Extension(staff): Extension<Staff>,
+    Extension(lang): Extension<Lang>,
+    Path((id, guardian)): Path<(String, String)>,
+    Form(f): Form<Fields>,
+) -> Result<Response, ApiError> {
+    check_csrf(&staff, f.get("_csrf").map_or("", String::as_str))?;
+    v1::student_in_reach(&st, &staff, &id).await?;
+    match v1::remove_guardian_for(&st, &staff, &id, &guardian).await {
+        Ok(_) => Ok(
+            Redirect::to(&format!("/app/students/{}?done=guardian_removed", url(&id)))
+                .into_response(),
+        ),
+        Err(e) => edit_again(&st, &staff, lang, &id, ("none", &Fields::new()), e).await,
     }
 }
 
@@ -1132,15 +1232,26 @@ mod tests {
         ] {
             f.insert(k.into(), v.into());
         }
-        let r = registration(&f).unwrap();
+        let r = registration(&f, 0).unwrap();
         assert_eq!(r.guardians.len(), 1, "an empty second guardian is none");
         assert_eq!(r.guardians[0].channels, vec!["wechat".to_string()]);
         assert_eq!(r.guardians[0].notices, Some(vec!["arrival".to_string()]));
         let c = r.consent.unwrap();
         assert!(c.granted);
         assert_eq!(c.given_by, Some(0), "the second guardian was not given");
+        assert_eq!(c.expires_at, None);
+        // the form's expiry: the end of that day at the school (UTC+8 here)
+        f.insert("consent_expires".into(), "2027-08-31".into());
+        let c = registration(&f, 8 * 60).unwrap().consent.unwrap();
+        assert_eq!(
+            c.expires_at.map(|e| e.to_rfc3339()),
+            Some("2027-08-31T16:00:00+00:00".into())
+        );
+        f.insert("consent_expires".into(), "31/08/2027".into());
+        assert!(registration(&f, 0).is_err());
+        f.insert("consent_expires".into(), String::new());
         f.insert("consent".into(), "maybe".into());
-        assert!(registration(&f).is_err());
+        assert!(registration(&f, 0).is_err());
     }
 
     #[test]
@@ -1213,6 +1324,13 @@ mod tests {
             "guardian",
             "save_changes",
             "back",
+            "add_guardian",
+            "remove_guardian",
+            "confirm_remove_guardian",
+            "done_guardian_added",
+            "done_guardian_removed",
+            "consent_expires",
+            "consent_until",
         ];
         for k in keys {
             for l in [Lang::En, Lang::Zh] {

@@ -331,6 +331,16 @@ pub(crate) fn t(lang: Lang, key: &str) -> &'static str {
         "source_qr" => ("card", "刷卡"),
         "done_registered" => ("The student is registered.", "学员已登记。"),
         "done_edited" => ("Saved.", "已保存。"),
+        "add_guardian" => ("Add a guardian", "添加家长"),
+        "remove_guardian" => ("Remove guardian", "移除家长"),
+        "confirm_remove_guardian" => (
+            "Remove this guardian? Their consent decisions stay on record.",
+            "确定移除这位家长吗？其同意记录会保留。",
+        ),
+        "done_guardian_added" => ("The guardian was added.", "家长已添加。"),
+        "done_guardian_removed" => ("The guardian was removed.", "家长已移除。"),
+        "consent_expires" => ("Consent valid until (optional)", "同意书有效期至（可选）"),
+        "consent_until" => ("valid until", "有效期至"),
         "done_suspended" => (
             "The student is suspended: package expiry is paused until they resume.",
             "学员已休学：课时包有效期暂停，复学后顺延。",

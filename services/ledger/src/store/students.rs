@@ -251,7 +251,13 @@ pub struct RegistrationConsent {
     pub given_by: String,
     /// The signed form's reference (required for a grant).
     pub document_ref: Option<String>,
+    /// When a grant ends by itself (after the registration; `None`: until withdrawn).
+    #[serde(default)]
+    pub expires_at: Option<DateTime<Utc>>,
 }
+
+/// Most guardians a student has through the staff app and the API, as at registration.
+pub const MAX_GUARDIANS: usize = 2;
 
 /// What resuming a suspended student did: how long the suspension lasted and each package
 /// whose expiry moved by that much.
@@ -555,6 +561,17 @@ impl Store {
                     "a consent grant needs the reference of the signed form",
                 ));
             }
+            if let Some(e) = c.expires_at {
+                if !c.granted {
+                    return Err(invalid("expires_at", "only a consent grant has an expiry"));
+                }
+                if e <= self.now() {
+                    return Err(invalid(
+                        "expires_at",
+                        "the consent would expire before it is given",
+                    ));
+                }
+            }
         }
         let now = ms(self.now());
         let mut w = self.write().await?;
@@ -563,7 +580,7 @@ impl Store {
             insert_guardian_detail(w.conn(), &school, g, now).await?;
         }
         if let Some(c) = consent {
-            sqlx::query("INSERT INTO consents (school_id, student_id, kind, granted, given_by, at, document_ref, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, NULL)")
+            sqlx::query("INSERT INTO consents (school_id, student_id, kind, granted, given_by, at, document_ref, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
                 .bind(&school)
                 .bind(&s.id)
                 .bind(&c.kind)
@@ -571,6 +588,7 @@ impl Store {
                 .bind(&c.given_by)
                 .bind(now)
                 .bind(&c.document_ref)
+                .bind(c.expires_at.map(ms))
                 .execute(w.conn())
                 .await?;
             audit(
@@ -685,11 +703,71 @@ impl Store {
                 .fetch_one(w.conn())
                 .await?
                 .try_get::<i64, _>(0)?;
-        if n >= 4 {
-            return Err(invalid("guardians", "at most four guardians per student"));
+        if n >= MAX_GUARDIANS as i64 {
+            return Err(invalid(
+                "guardians",
+                format!("at most {MAX_GUARDIANS} guardians per student, as at registration"),
+            ));
         }
         insert_guardian_detail(w.conn(), &school, g, now).await?;
         w.commit().await
+    }
+
+    /// Removes one of a student's guardians (a student keeps at least one); audited with the
+    /// guardian's details. Consent decisions they gave stay in the record. Returns what was
+    /// removed.
+    pub async fn remove_guardian(&self, student: &str, guardian: &str) -> Result<GuardianDetail> {
+        let school = self.need_school()?.to_string();
+        let now = ms(self.now());
+        let mut w = self.write().await?;
+        let c = w.conn();
+        require(&mut *c, "student", &school, student).await?;
+        let row = sqlx::query(&format!(
+            "SELECT {GUARDIAN_COLS} FROM guardians WHERE school_id = $1 AND id = $2 AND student_id = $3"
+        ))
+        .bind(&school)
+        .bind(guardian)
+        .bind(student)
+        .fetch_optional(&mut *c)
+        .await?
+        .ok_or_else(|| crate::LedgerError::NotFound {
+            entity: "guardian",
+            id: guardian.into(),
+        })?;
+        let before = guardian_from_row(&row)?;
+        let n =
+            sqlx::query("SELECT COUNT(*) FROM guardians WHERE school_id = $1 AND student_id = $2")
+                .bind(&school)
+                .bind(student)
+                .fetch_one(&mut *c)
+                .await?
+                .try_get::<i64, _>(0)?;
+        if n <= 1 {
+            return Err(invalid(
+                "guardians",
+                "a student keeps at least one guardian: add another before removing this one",
+            ));
+        }
+        sqlx::query("DELETE FROM guardians WHERE school_id = $1 AND id = $2 AND student_id = $3")
+            .bind(&school)
+            .bind(guardian)
+            .bind(student)
+            .execute(&mut *c)
+            .await?;
+        audit(
+            c,
+            &school,
+            "setup",
+            "remove",
+            "guardian",
+            guardian,
+            Some(json!(before)),
+            None,
+            now,
+        )
+        .await?;
+        w.commit().await?;
+        Ok(before)
     }
 
     /// Replaces a guardian's details (the id and the student stay); audited before/after.
