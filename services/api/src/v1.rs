@@ -799,8 +799,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
         "POST",
         "/api/v1/students/{id}/leaves",
         "leave",
-        Some(roles::ENROLL),
-        "enter a guardian's leave request for an upcoming lesson the student is booked into (JSON {lesson_id, reason}): pending until decided; audited",
+        Some(roles::DESK),
+        "enter a guardian's leave request for an upcoming lesson the student is booked into (JSON {lesson_id, reason}): pending until decided; a teacher only for a lesson they teach; audited",
         post(leave::enter_leave),
     )
     .op("enterLeave")

@@ -4650,6 +4650,9 @@ mod front_desk_alerts;
 #[path = "front_desk/guardians.rs"]
 mod front_desk_guardians;
 
+#[path = "front_desk/teacher_leave.rs"]
+mod front_desk_teacher_leave;
+
 #[path = "front_desk/leave.rs"]
 mod front_desk_leave;
 

@@ -135,16 +135,27 @@ pub(crate) struct EnterLeave {
 }
 
 /// Enters a leave request (pending): the student in reach, the lesson at a campus of the
-/// reader's.
+/// reader's; a teacher, only for a lesson they teach.
 pub(crate) async fn enter_leave_for(
     st: &AppState,
     staff: &Staff,
     student: &str,
     e: &EnterLeave,
 ) -> ApiResult<LeaveView> {
+    staff.require(roles::DESK)?;
     student_in_scope(st, staff, student).await?;
     let l = lesson_named(st, "lesson_id", &e.lesson_id).await?;
     staff.campus(&l.campus_id)?;
+    if !may_correct(staff, &l.teacher) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden_teacher",
+            format!(
+                "a teacher enters leave only for the lessons they teach (lesson {} is {:?}'s)",
+                e.lesson_id, l.teacher
+            ),
+        ));
+    }
     Ok(run(
         staff,
         st.store.enter_leave(student, &e.lesson_id, &e.reason),

@@ -99,13 +99,15 @@ struct MakeupRow {
 </div>
 {%- if let Some(s) = student -%}
 <div class=card id=student-leave><h2>{{ s.name }}</h2><p><a href="/app/students/{{ s.id_q }}">{{ t("lm_student_page") }}</a> · <a href="/app/students/{{ s.id_q }}/attendance">{{ t("lm_attendance_history") }}</a></p><p id=makeup-count>{{ s.makeup_count }}</p>
-{%- if may_decide -%}
+{%- if may_enter -%}
 <h3>{{ t("lm_leave_enter") }}</h3>
 {%- if s.upcoming.is_empty() -%}<p>{{ t("lm_leave_no_upcoming") }}</p>{%- else -%}
 <form method=post action=/app/leave/request id=leave-form><input type=hidden name=_csrf value="{{ csrf }}"><input type=hidden name=student value="{{ s.id }}"><label>{{ t("lm_lesson") }} <select name=lesson_id required>
 {%- for l in s.upcoming -%}<option value="{{ l.id }}">{{ l.label }}</option>{%- endfor -%}
 </select></label> <label>{{ t("lm_reason") }} <input name=reason required maxlength=500></label> <button>{{ t("lm_leave_enter_button") }}</button></form>
 {%- endif -%}
+{%- endif -%}
+{%- if may_decide -%}
 <h3>{{ t("lm_makeup_book") }}</h3>
 {%- if s.missed.is_empty() -%}<p>{{ t("lm_makeup_nothing") }}</p>{%- endif -%}
 {%- for m in s.missed -%}
@@ -146,6 +148,8 @@ struct LeavePage<'a> {
     done: Option<String>,
     warning: Option<String>,
     may_decide: bool,
+    /// Whether the reader may enter a leave request (a teacher: for the lessons they teach).
+    may_enter: bool,
     may_set_limit: bool,
     pending: Vec<LeaveRow>,
     decided: Vec<LeaveRow>,
@@ -274,6 +278,7 @@ pub(super) async fn leave_page(
         done,
         warning,
         may_decide: staff.require(roles::ENROLL).is_ok(),
+        may_enter: staff.require(roles::DESK).is_ok(),
         may_set_limit: staff.require(roles::MANAGE).is_ok() && staff.is_all_campuses(),
         pending,
         decided,
@@ -306,7 +311,12 @@ async fn student_leave(
         .booked_lessons(id, now, until)
         .await?
         .into_iter()
-        .filter(|l| staff.allows_campus(&l.campus_id) && !has_leave(&l.id))
+        // (a teacher enters leave for the lessons they teach only)
+        .filter(|l| {
+            staff.allows_campus(&l.campus_id)
+                && !has_leave(&l.id)
+                && v1::may_correct(staff, &l.teacher)
+        })
         .map(|l| LessonChoice {
             label: lesson_label(st, &l),
             id: l.id,

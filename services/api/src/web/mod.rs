@@ -407,8 +407,8 @@ pub(crate) fn mount(r: Routes) -> Routes {
     .web(
         "POST",
         "/app/leave/request",
-        roles::ENROLL,
-        "enter a guardian's leave request (form)",
+        roles::DESK,
+        "enter a guardian's leave request (form; a teacher for the lessons they teach)",
         post(leave::leave_request_form),
     )
     .web(
