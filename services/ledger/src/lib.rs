@@ -44,7 +44,8 @@ pub use store::{
     AlertView, AuditRow, Backend, BalanceView, CheckIn, CheckInEventView, CheckInResult,
     FinalizeReport, NewClass, NewGuardian, NewLesson, NewOrder, NewPackage, NewPayment, NewStudent,
     OrderLine, OrderView, PackageView, PaymentView, RefundPolicyView, RefundRequestView,
-    ReminderReport, Store, StoredEntry, FEE_REMINDER_DAYS, LESSON_REMINDER_HOUR,
+    ReminderReport, Store, StoredEntry, BALANCES_PER_QUERY, FEE_REMINDER_DAYS,
+    LESSON_REMINDER_HOUR,
 };
 pub use store::{
     AttendanceCorrection, AttendanceLine, LeaveState, LeaveView, LessonBrief, MakeupBooking,

@@ -31,7 +31,7 @@ pub use leave::{
     AttendanceCorrection, AttendanceLine, LeaveState, LeaveView, LessonBrief, MakeupBooking,
     DEFAULT_MAKEUP_LIMIT, MAKEUP_LIMIT_SETTING,
 };
-pub use packages::{BalanceView, NewPackage, PackageView};
+pub use packages::{BalanceView, NewPackage, PackageView, BALANCES_PER_QUERY};
 pub use queries::{CheckInEventView, StoredEntry};
 pub use refunds::{RefundPolicyView, RefundRequestView};
 pub use reminders::{ReminderReport, FEE_REMINDER_DAYS, LESSON_REMINDER_HOUR};

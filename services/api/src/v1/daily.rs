@@ -180,16 +180,28 @@ pub(crate) async fn renewals_for(
     let horizon = now + Duration::days(policy.expiry_warning_days.max(0));
     let states = st.store.student_states().await?;
     let guardians = st.store.guardians_by_student().await?;
+    let listed: Vec<_> = st
+        .store
+        .students()
+        .await?
+        .into_iter()
+        .filter(|s| {
+            let in_reach =
+                staff.is_all_campuses() || s.campuses.iter().any(|c| staff.allows_campus(c));
+            let active = states
+                .get(&s.id)
+                .is_none_or(|x| x.status == StudentStatus::Active);
+            in_reach && active && campus.as_ref().is_none_or(|c| s.campuses.contains(c))
+        })
+        .collect();
+    // every listed student's balance in one grouped query, not one query each
+    let ids: Vec<&str> = listed.iter().map(|s| s.id.as_str()).collect();
+    let mut balances = st.store.balances(&ids, now).await?;
     let mut entries = Vec::new();
-    for s in st.store.students().await? {
-        let in_reach = staff.is_all_campuses() || s.campuses.iter().any(|c| staff.allows_campus(c));
-        let active = states
-            .get(&s.id)
-            .is_none_or(|x| x.status == StudentStatus::Active);
-        if !in_reach || !active || campus.as_ref().is_some_and(|c| !s.campuses.contains(c)) {
+    for s in listed {
+        let Some(b) = balances.remove(&s.id) else {
             continue;
-        }
-        let b = st.store.balance(&s.id, now).await?;
+        };
         let low = b.available_units <= policy.low_balance_units;
         let expiring: Vec<ExpiringPackage> = b
             .packages
@@ -290,7 +302,7 @@ pub(crate) async fn search_for(
     let states = st.store.student_states().await?;
     let guardians = st.store.guardians_by_student().await?;
     let classes = st.store.class_names_by_student().await?;
-    let mut rows = Vec::new();
+    let mut hits = Vec::new();
     let mut more = false;
     for s in st.store.students().await? {
         let in_reach = staff.is_all_campuses() || s.campuses.iter().any(|c| staff.allows_campus(c));
@@ -318,16 +330,23 @@ pub(crate) async fn search_for(
                 continue;
             }
         }
-        if rows.len() == SEARCH_LIMIT {
+        if hits.len() == SEARCH_LIMIT {
             more = true;
             break;
         }
-        let b = st.store.balance(&s.id, now).await?;
+        hits.push((s, state));
+    }
+    // the hits' balances in one grouped query, not one query each
+    let ids: Vec<&str> = hits.iter().map(|(s, _)| s.id.as_str()).collect();
+    let balances = st.store.balances(&ids, now).await?;
+    let mut rows = Vec::with_capacity(hits.len());
+    for (s, state) in hits {
+        let available = balances.get(&s.id).map_or(0, |b| b.available_units);
         rows.push(StudentRow {
             guardians: contacts(&guardians, &s.id),
             classes: classes.get(&s.id).cloned().unwrap_or_default(),
             status: state.as_str().into(),
-            available: units_text(b.available_units),
+            available: units_text(available),
             id: s.id,
             name: s.name,
             campuses: s.campuses,

@@ -359,21 +359,81 @@ impl Store {
         let mut c = self.pool.acquire().await?;
         require(&mut c, "student", &school, student).await?;
         let (pkgs, overdraft) = load_packages(&mut c, &school, student).await?;
-        let avail = available_units(&pkgs, overdraft, at);
-        Ok(BalanceView {
-            student_id: student.into(),
-            at,
-            available_units: avail,
-            available: fmt_units(avail),
-            overdraft_units: overdraft,
-            packages: pkgs
-                .into_iter()
-                .map(|p| PackageView {
-                    balance: fmt_units(p.balance_units),
-                    expired: p.expired(at),
-                    package: p,
-                })
-                .collect(),
-        })
+        Ok(balance_view(student, at, pkgs, overdraft))
+    }
+
+    /// [`Store::balance`] of many students at once, by student: one grouped query per
+    /// [`BALANCES_PER_QUERY`] students (each package's balance and lessons used summed from the
+    /// ledger with `GROUP BY`, each student's overdraft debt likewise), where `balance` reads
+    /// one student at a time. A student without packages or debt (or unknown) has an empty
+    /// balance.
+    pub async fn balances(
+        &self,
+        students: &[&str],
+        at: DateTime<Utc>,
+    ) -> Result<HashMap<String, BalanceView>> {
+        let school = self.need_school()?.to_string();
+        let mut c = self.pool.acquire().await?;
+        let mut found: StudentPackages = HashMap::new();
+        for chunk in students.chunks(BALANCES_PER_QUERY) {
+            let s = balances_stmt(&school, chunk);
+            let rows = crate::db::Db::fetch(&mut crate::db::AnyDb(&mut c), &s.sql, s.args).await?;
+            found.extend(parse_packages(rows)?.0);
+        }
+        Ok(students
+            .iter()
+            .map(|st| {
+                let (pkgs, overdraft) = found.remove(*st).unwrap_or_default();
+                (st.to_string(), balance_view(st, at, pkgs, overdraft))
+            })
+            .collect())
+    }
+}
+
+/// Students per query of [`Store::balances`].
+pub const BALANCES_PER_QUERY: usize = 500;
+
+/// The grouped statement of [`Store::balances`], in [`packages_stmt`]'s columns (so
+/// [`parse_packages`] reads both): a row per package with its balance and lessons used (`GROUP
+/// BY` over its ledger rows), a row per student with overdraft debt.
+fn balances_stmt(school: &str, students: &[&str]) -> crate::db::Stmt {
+    let ids = crate::db::list_marks(students.len(), 2);
+    let sql = format!(
+        "SELECT 'p', p.student_id, p.id, p.campus_id, p.lessons_bought, p.unit_price_cents, p.price_paid_cents, p.bought_at, p.expires_at, \
+         CAST(COALESCE(SUM(e.units), 0) AS BIGINT), p.gift_lessons, \
+         CAST(COALESCE(SUM(CASE WHEN e.kind IN ('deduction', 'reversal') THEN -e.units ELSE 0 END), 0) AS BIGINT) \
+         FROM packages p LEFT JOIN ledger e ON e.school_id = p.school_id AND e.package_id = p.id \
+         WHERE p.school_id = $1 AND p.student_id IN ({ids}) \
+         GROUP BY p.student_id, p.id, p.campus_id, p.lessons_bought, p.unit_price_cents, p.price_paid_cents, p.bought_at, p.expires_at, p.gift_lessons \
+         UNION ALL SELECT 'o', o.student_id, NULL, NULL, 0, 0, 0, 0, 0, CAST(SUM(o.units) AS BIGINT), 0, 0 FROM ledger o \
+         WHERE o.school_id = $1 AND o.student_id IN ({ids}) AND o.package_id IS NULL GROUP BY o.student_id"
+    );
+    let mut args: Vec<crate::db::Arg> = vec![school.into()];
+    args.extend(students.iter().map(|s| crate::db::Arg::from(*s)));
+    crate::db::Stmt::new(sql, args, 12)
+}
+
+/// A student's balance at `at` from their packages (sorted by expiry) and overdraft debt.
+fn balance_view(
+    student: &str,
+    at: DateTime<Utc>,
+    pkgs: Vec<PackageState>,
+    overdraft: Units,
+) -> BalanceView {
+    let avail = available_units(&pkgs, overdraft, at);
+    BalanceView {
+        student_id: student.into(),
+        at,
+        available_units: avail,
+        available: fmt_units(avail),
+        overdraft_units: overdraft,
+        packages: pkgs
+            .into_iter()
+            .map(|p| PackageView {
+                balance: fmt_units(p.balance_units),
+                expired: p.expired(at),
+                package: p,
+            })
+            .collect(),
     }
 }
