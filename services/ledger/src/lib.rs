@@ -41,6 +41,11 @@ pub use review::{
 };
 pub use staff::{ApiTokenView, CampusScope, NewStaff, Role, StaffAccount, StaffSession};
 pub use store::{
+    parse_weekday, CancelledLessonView, ClassEdit, ClassEdited, ClassKind, HolidayAdded,
+    HolidayView, LessonCancelled, LessonMove, LessonMoved, NewSeries, SeriesChange, SeriesView,
+    Transferred, MAX_CAPACITY,
+};
+pub use store::{
     AlertView, AuditRow, Backend, BalanceView, CheckIn, CheckInEventView, CheckInResult,
     FinalizeReport, NewClass, NewGuardian, NewLesson, NewOrder, NewPackage, NewPayment, NewStudent,
     OrderLine, OrderView, PackageView, PaymentView, RefundPolicyView, RefundRequestView,
@@ -54,11 +59,6 @@ pub use store::{
 pub use store::{
     AttendanceRecord, EnrolledClass, ExpiryMoved, GuardianDetail, LeftSchool, RegistrationConsent,
     Resumed, StudentState, StudentStatus, MAX_GUARDIANS,
-};
-pub use store::{
-    parse_weekday, CancelledLessonView, ClassEdit, ClassEdited, ClassKind, HolidayAdded,
-    HolidayView, LessonCancelled, LessonMove, LessonMoved, NewSeries, SeriesChange, SeriesView,
-    Transferred, MAX_CAPACITY,
 };
 pub use views::{
     BoardLesson, BoardStudent, CameraView, ClassView, ConsentView, GuardianView, LessonView,

@@ -36,13 +36,13 @@ pub use queries::{CheckInEventView, StoredEntry};
 pub use refunds::{RefundPolicyView, RefundRequestView};
 pub use reminders::{ReminderReport, FEE_REMINDER_DAYS, LESSON_REMINDER_HOUR};
 pub use sales::{NewOrder, NewPayment, OrderLine, OrderView, PaymentView};
-pub use students::{
-    AttendanceRecord, EnrolledClass, ExpiryMoved, GuardianDetail, LeftSchool, NewGuardian,
-    NewStudent, RegistrationConsent, Resumed, StudentState, StudentStatus, MAX_GUARDIANS,
-};
 pub use schedule::{
     parse_weekday, CancelledLessonView, ClassEdit, ClassEdited, HolidayAdded, HolidayView,
     LessonCancelled, LessonMove, LessonMoved, NewSeries, SeriesChange, SeriesView, Transferred,
+};
+pub use students::{
+    AttendanceRecord, EnrolledClass, ExpiryMoved, GuardianDetail, LeftSchool, NewGuardian,
+    NewStudent, RegistrationConsent, Resumed, StudentState, StudentStatus, MAX_GUARDIANS,
 };
 pub use timetable::{ClassKind, NewClass, NewLesson, MAX_CAPACITY};
 
