@@ -12,7 +12,8 @@ the condition and per-condition recall is read from the run's missed students:
 The two splits differ in who is enrolled, which photos the camera sees, the strangers, the
 effect strengths and (by convention, see BENCHMARKS.md) the seeds they are run with:
 tune.toml is what settings were chosen on, tune_hard.toml (tune's people and photos with
-report's effect strengths) too; report.toml is only ever reported. Re-run this
+report's effect strengths) and tune_strangers.toml (three enrolled, three strangers) too;
+report.toml is only ever reported. Re-run this
 script after editing it; the .toml files are committed so that a checkout needs no Python.
 """
 from pathlib import Path
@@ -59,6 +60,19 @@ SPLITS = {
         "seed": 3,
         "students": TUNE_STUDENTS,
         "strangers": TUNE_STRANGERS,
+        "effects": REPORT_EFFECTS,
+    },
+    # more strangers than students, tune's photos with report's effect strengths: how close
+    # people who are not enrolled come to a check-in (kit_harington and alex_lacamoire as
+    # strangers here are seen in tune's photos, never in report's)
+    "tune_strangers": {
+        "seed": 5,
+        "students": {k: TUNE_STUDENTS[k] for k in ("obama", "biden", "rose_leslie")},
+        "strangers": {
+            "kit_harington": ["2.jpg"],
+            "alex_lacamoire": ["2.jpg"],
+            "lin_manuel_miranda": ["1.png"],
+        },
         "effects": REPORT_EFFECTS,
     },
     "report": {
@@ -118,7 +132,9 @@ def write(split, cfg):
         eff = cfg["effects"][c]
         e = f"effects = {eff}" if eff else "effects = {}"
         if c == "group":
-            for g in (students[:2], students[2:]):
+            # groups of 2-3: the first two and the rest, or everyone when that leaves one
+            groups = (students[:2], students[2:]) if len(students) >= 4 else (students,)
+            for g in groups:
                 w(f"[[arrivals]]\nlesson = \"{c}\"")
                 w("group = [" + ", ".join(f"\"{s}\"" for s in g) + "]\n" + e + "\n")
         else:

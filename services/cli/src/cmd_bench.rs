@@ -204,6 +204,10 @@ pub enum BenchCmd {
         /// Write one JSON line per face (with embeddings) here.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Also embed the enrollment photos reduced to these eye distances in pixels
+        /// (comma-separated), listed in the `--out` file's first line.
+        #[arg(long, value_delimiter = ',')]
+        reduced_enrollment: Vec<f32>,
         #[arg(long)]
         json: bool,
     },
@@ -219,6 +223,7 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
             kernels,
             truth_landmarks,
             out,
+            reduced_enrollment,
             json: _,
         } => crate::cmd_bench_sightings::run(
             v,
@@ -233,6 +238,7 @@ pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
                 resample: kernels,
                 truth_landmarks,
                 out,
+                reduced_enrollment,
             },
         ),
         BenchCmd::Crash {

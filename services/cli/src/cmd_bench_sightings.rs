@@ -35,6 +35,21 @@ pub struct SightingsOpts {
     pub resample: Vec<Resample>,
     pub truth_landmarks: bool,
     pub out: Option<PathBuf>,
+    /// Also embed every enrollment photo reduced so that its eyes are this many pixels apart
+    /// (one set per distance, listed in the `--out` file's first line as `reduced`).
+    pub reduced_enrollment: Vec<f32>,
+}
+
+/// `frame` reduced by `factor` (< 1) with a triangle (area-like) filter.
+fn reduce(frame: &rollcall_domain::Frame, factor: f32) -> anyhow::Result<rollcall_domain::Frame> {
+    let img = image::RgbImage::from_raw(frame.width(), frame.height(), frame.rgb().to_vec())
+        .context("frame buffer")?;
+    let (w, h) = (
+        ((frame.width() as f32 * factor).round() as u32).max(1),
+        ((frame.height() as f32 * factor).round() as u32).max(1),
+    );
+    let small = image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle);
+    Ok(rollcall_domain::Frame::from_rgb(w, h, small.into_raw())?)
 }
 
 /// Face-size bins by inter-ocular distance in the pixels the crop is cut from.
@@ -91,15 +106,39 @@ pub fn run(v: &VisionOpts, o: &SightingsOpts) -> anyhow::Result<Value> {
         Some((w, h)) => Some(sim.main_stream(w, h).context("the main stream")?),
         None => None,
     };
-    // every student's enrollment embeddings
+    // every student's enrollment embeddings (and of the photos reduced)
     let mut enrolled: BTreeMap<String, Vec<Vec<f32>>> = BTreeMap::new();
+    let mut reduced: BTreeMap<String, BTreeMap<String, Vec<Vec<f32>>>> = BTreeMap::new();
     for (student, photos) in sim.scenario.enrollment_photos() {
         for r in photos {
             let frame = decode_file(&r.path, &DecodeLimits::default())
                 .with_context(|| format!("{}", r.path.display()))?;
-            if let Some(f) = p.largest_face(&frame)? {
-                if let Some(e) = f.observation.embedding {
-                    enrolled.entry(student.clone()).or_default().push(e.vector);
+            let Some(f) = p.largest_face(&frame)? else {
+                continue;
+            };
+            if let Some(e) = &f.observation.embedding {
+                enrolled
+                    .entry(student.clone())
+                    .or_default()
+                    .push(e.vector.clone());
+            }
+            let lm = f.observation.landmarks;
+            for &target in &o.reduced_enrollment {
+                let factor = target / iod(&lm).max(1e-3);
+                if !(factor > 0.0 && factor < 1.0) {
+                    continue;
+                }
+                let small = reduce(&frame, factor)?;
+                let crop =
+                    p.align_landmarks(&small, &scale_landmarks(&lm, factor, factor), p.resample);
+                let e = p.embedder.embed(&[&crop])?;
+                if let Some(e) = e.into_iter().next() {
+                    reduced
+                        .entry(format!("{target}"))
+                        .or_default()
+                        .entry(student.clone())
+                        .or_default()
+                        .push(e.vector);
                 }
             }
         }
@@ -117,7 +156,7 @@ pub fn run(v: &VisionOpts, o: &SightingsOpts) -> anyhow::Result<Value> {
         None => None,
     };
     if let Some(w) = out.as_mut() {
-        writeln!(w, "{}", json!({ "students": enrolled }))?;
+        writeln!(w, "{}", json!({ "students": enrolled, "reduced": reduced }))?;
     }
     let mut kinds: Vec<String> = o.resample.iter().map(|r| r.to_string()).collect();
     if o.truth_landmarks {

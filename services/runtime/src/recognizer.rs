@@ -220,6 +220,7 @@ impl Recognizer {
             tracing::debug!(
                 track = %track,
                 sightings = tpl.sightings,
+                averaged = tpl.averaged,
                 top = ?cands.first().map(|c| (c.student.to_string(), c.similarity)),
                 second = ?cands.get(1).map(|c| c.similarity),
                 "track template searched"
