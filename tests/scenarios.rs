@@ -455,3 +455,76 @@ fn video_output_is_read_back_by_opencv_frame_for_frame() {
     }
     assert_eq!(read, n, "frames in the video vs the ground truth");
 }
+
+/// `rollcall bench sightings`: every face found is matched to the person drawn there, scored
+/// against every student, and written out with its embedding and raw norm; Kit's own sightings
+/// resemble Kit more than Rose, and the summary counts what the file holds.
+#[test]
+fn bench_sightings_matches_each_face_to_the_person_drawn_there() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = small_scenario(tmp.path());
+    let out = tmp.path().join("faces.jsonl");
+    let summary = json_of(&[
+        "bench",
+        "sightings",
+        &path.display().to_string(),
+        "--kernels",
+        "bilinear,lanczos3",
+        "--truth-landmarks",
+        "--reduced-enrollment",
+        "12",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    let text = std::fs::read_to_string(&out).unwrap();
+    let mut lines = text.lines();
+    let head: Value = serde_json::from_str(lines.next().expect("a first line")).unwrap();
+    for s in ["kit", "rose"] {
+        assert_eq!(
+            head["students"][s].as_array().map(Vec::len),
+            Some(1),
+            "{head}"
+        );
+        assert_eq!(
+            head["reduced"]["12"][s][0].as_array().map(Vec::len),
+            Some(128)
+        );
+    }
+    let faces: Vec<Value> = lines.map(|l| serde_json::from_str(l).unwrap()).collect();
+    let kit: Vec<&Value> = faces
+        .iter()
+        .filter(|f| f["detected"] == true && f["person"] == "kit")
+        .collect();
+    assert!(kit.len() >= 5, "{} of Kit's sightings", kit.len());
+    assert!(
+        faces.iter().all(|f| f["person"] != "rose"),
+        "Rose is absent, so never drawn"
+    );
+    let mut closer = 0;
+    for f in &kit {
+        for kind in ["bilinear", "lanczos3", "truth_landmarks"] {
+            let v = &f["v"][kind];
+            assert_eq!(v["emb"].as_array().map(Vec::len), Some(128), "{kind}");
+            assert!(v["norm"].as_f64().unwrap() > 0.0, "{kind}: {v}");
+        }
+        let sims = &f["v"]["bilinear"]["sims"];
+        if sims["kit"].as_f64().unwrap() > sims["rose"].as_f64().unwrap() {
+            closer += 1;
+        }
+    }
+    assert!(
+        closer * 10 >= kit.len() * 9,
+        "{closer} of {} closer to Kit",
+        kit.len()
+    );
+    let detected = faces.iter().filter(|f| f["detected"] == true).count() as u64;
+    assert_eq!(summary["faces"].as_u64(), Some(detected), "{summary}");
+    assert!(summary["frames"].as_u64().unwrap() > 0);
+    let genuine: u64 = summary["similarity_by_iod"]["bilinear"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|b| b["genuine"]["n"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(genuine, kit.len() as u64, "{summary}");
+}

@@ -7,7 +7,8 @@
 //! truth face (box overlap ≥ 0.3), scored by the quality gate, and aligned once per
 //! `--resample` kernel (plus once on the renderer's exact landmarks with `--truth-landmarks`),
 //! each crop embedded and compared (cosine) with every student's enrollment embeddings (the
-//! best over their photos, as the gallery's search keeps the best template per student). Truth
+//! best over their photos, as the gallery's search keeps the best template per student; each
+//! crop's `norm` is the embedder's raw output norm before normalisation). Truth
 //! faces no detection matched are listed too (`"detected": false`). With `--out` every face is
 //! one JSON line (embeddings included, for analyses of track templates); the summary printed
 //! holds per face-size bin the detection rate and, per crop kind, the genuine (own student)
@@ -222,11 +223,11 @@ pub fn run(v: &VisionOpts, o: &SightingsOpts) -> anyhow::Result<Value> {
                     }
                 }
                 let refs: Vec<&rollcall_domain::Frame> = crops.iter().collect();
-                let embs = p.embedder.embed(&refs)?;
+                let embs = p.embedder.embed_with_norms(&refs)?;
                 let person = who.map(|k| &truth[k]);
                 let bin = iod_bin(q.inter_ocular);
                 let mut per_kind = Map::new();
-                for ((kind, crop), e) in kinds.iter().zip(&crops).zip(&embs) {
+                for ((kind, crop), (e, norm)) in kinds.iter().zip(&crops).zip(&embs) {
                     let sims: BTreeMap<&String, f32> = enrolled
                         .iter()
                         .map(|(s, es)| {
@@ -264,6 +265,7 @@ pub fn run(v: &VisionOpts, o: &SightingsOpts) -> anyhow::Result<Value> {
                         kind.clone(),
                         json!({
                             "sharp": round4(laplacian_variance(crop)),
+                            "norm": round4(*norm),
                             "sims": sims.iter().map(|(s, v)| ((*s).clone(), json!(round4(*v)))).collect::<Map<_, _>>(),
                             "emb": e.vector.iter().map(|x| round4(*x)).collect::<Vec<_>>(),
                         }),

@@ -73,6 +73,20 @@ impl Embedder {
     /// Embeds aligned faces (each exactly the model's input size). One call per face when the
     /// model's batch dimension is fixed, one call for all when it is dynamic.
     pub fn embed(&mut self, faces: &[&Frame]) -> Result<Vec<Embedding>, VisionError> {
+        Ok(self
+            .embed_with_norms(faces)?
+            .into_iter()
+            .map(|(e, _)| e)
+            .collect())
+    }
+
+    /// [`Embedder::embed`], each embedding with the L2 norm of the model's raw output before
+    /// normalisation (for models trained with a margin loss it grows with how recognisable the
+    /// face is: a quality signal of the embedder's own).
+    pub fn embed_with_norms(
+        &mut self,
+        faces: &[&Frame],
+    ) -> Result<Vec<(Embedding, f32)>, VisionError> {
         let (w, h) = self.input_size();
         for f in faces {
             if f.width() != w || f.height() != h {
@@ -115,11 +129,15 @@ impl Embedder {
                 });
             }
             for v in data.chunks_exact(d) {
-                out.push(Embedding {
-                    model_id: self.manifest.id.clone(),
-                    model_version: self.manifest.version.clone(),
-                    vector: l2_normalise(v),
-                });
+                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                out.push((
+                    Embedding {
+                        model_id: self.manifest.id.clone(),
+                        model_version: self.manifest.version.clone(),
+                        vector: l2_normalise(v),
+                    },
+                    norm,
+                ));
             }
         }
         Ok(out)
