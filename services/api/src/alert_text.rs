@@ -21,6 +21,17 @@ pub(crate) struct AlertNames {
 }
 
 impl AlertNames {
+    /// The school's classes' names by id.
+    pub(crate) async fn class_names(st: &AppState) -> ApiResult<HashMap<String, String>> {
+        Ok(st
+            .store
+            .classes()
+            .await?
+            .into_iter()
+            .map(|c| (c.id, c.name))
+            .collect())
+    }
+
     /// The school's students', classes' and cameras' names.
     pub(crate) async fn load(st: &AppState) -> ApiResult<AlertNames> {
         let campuses: HashMap<String, String> = st.store.campuses().await?.into_iter().collect();
@@ -32,13 +43,7 @@ impl AlertNames {
                 .into_iter()
                 .map(|s| (s.id, s.name))
                 .collect(),
-            classes: st
-                .store
-                .classes()
-                .await?
-                .into_iter()
-                .map(|c| (c.id, c.name))
-                .collect(),
+            classes: Self::class_names(st).await?,
             cameras: st
                 .store
                 .cameras()

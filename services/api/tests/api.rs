@@ -2643,6 +2643,26 @@ async fn audited(
     r
 }
 
+/// A feature's audit test covered exactly its mutating routes `mine`, each of them mounted.
+fn assert_covers_mounted(
+    sv: &Server,
+    covered: &std::collections::BTreeSet<(String, String)>,
+    mine: &[(&str, &str)],
+) {
+    let mine: std::collections::BTreeSet<(String, String)> = mine
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    let routes = rollcall_api::documented_routes(sv.state.clone());
+    for (m, p) in &mine {
+        assert!(
+            routes.iter().any(|r| r.method == m && r.path == p),
+            "{m} {p} is not mounted"
+        );
+    }
+    assert_eq!(covered, &mine);
+}
+
 /// A mutating request that is refused with `status`: no audit row.
 async fn refused(
     st: &Store,

@@ -388,13 +388,7 @@ pub(super) async fn student_page(
     } else {
         crate::alert_text::AlertNames {
             students: [(id.clone(), s.name.clone())].into_iter().collect(),
-            classes: st
-                .store
-                .classes()
-                .await?
-                .into_iter()
-                .map(|c| (c.id, c.name))
-                .collect(),
+            classes: crate::alert_text::AlertNames::class_names(&st).await?,
             cameras: HashMap::new(),
         }
     };

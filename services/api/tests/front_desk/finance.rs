@@ -303,21 +303,14 @@ async fn finance_routes_are_audited_as_their_staff(db: Db) {
     let sv = server(db, 1 << 20).await;
     let mut cov = std::collections::BTreeSet::new();
     finance_routes_audited(&sv.store, &mut cov, &sv.addr).await;
-    let mine: std::collections::BTreeSet<(String, String)> = [
-        ("POST", "/api/v1/teacher-rates"),
-        ("POST", "/app/finance/rates"),
-    ]
-    .iter()
-    .map(|(m, p)| (m.to_string(), p.to_string()))
-    .collect();
-    let routes = rollcall_api::documented_routes(sv.state.clone());
-    for (m, p) in &mine {
-        assert!(
-            routes.iter().any(|r| r.method == m && r.path == p),
-            "{m} {p} is not mounted"
-        );
-    }
-    assert_eq!(cov, mine);
+    assert_covers_mounted(
+        &sv,
+        &cov,
+        &[
+            ("POST", "/api/v1/teacher-rates"),
+            ("POST", "/app/finance/rates"),
+        ],
+    );
 }
 
 /// The teacher-rate routes write audit rows naming the admin; refusals write none.

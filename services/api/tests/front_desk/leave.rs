@@ -19,33 +19,25 @@ async fn leave_routes_are_audited_as_their_staff(db: Db) {
     let sv = server(db, 1 << 20).await;
     let mut cov = std::collections::BTreeSet::new();
     leave_routes_audited(&sv.store, &mut cov, &sv.addr).await;
-    let mine: std::collections::BTreeSet<(String, String)> = [
-        (
-            "POST",
-            "/api/v1/lessons/{id}/attendance/{student}/correction",
-        ),
-        ("POST", "/api/v1/students/{id}/leaves"),
-        ("POST", "/api/v1/students/{id}/leaves/{lesson}/decision"),
-        ("POST", "/api/v1/students/{id}/makeups"),
-        ("PUT", "/api/v1/settings/makeups"),
-        ("POST", "/app/attendance/correct"),
-        ("POST", "/app/leave/request"),
-        ("POST", "/app/leave/decide"),
-        ("POST", "/app/leave/makeup"),
-        ("POST", "/app/leave/limit"),
-    ]
-    .iter()
-    .map(|(m, p)| (m.to_string(), p.to_string()))
-    .collect();
-    // each is a mounted route
-    let routes = rollcall_api::documented_routes(sv.state.clone());
-    for (m, p) in &mine {
-        assert!(
-            routes.iter().any(|r| r.method == m && r.path == p),
-            "{m} {p} is not mounted"
-        );
-    }
-    assert_eq!(cov, mine);
+    assert_covers_mounted(
+        &sv,
+        &cov,
+        &[
+            (
+                "POST",
+                "/api/v1/lessons/{id}/attendance/{student}/correction",
+            ),
+            ("POST", "/api/v1/students/{id}/leaves"),
+            ("POST", "/api/v1/students/{id}/leaves/{lesson}/decision"),
+            ("POST", "/api/v1/students/{id}/makeups"),
+            ("PUT", "/api/v1/settings/makeups"),
+            ("POST", "/app/attendance/correct"),
+            ("POST", "/app/leave/request"),
+            ("POST", "/app/leave/decide"),
+            ("POST", "/app/leave/makeup"),
+            ("POST", "/app/leave/limit"),
+        ],
+    );
 }
 
 /// Adds a lesson of `class` from `start` for `minutes`, taught by `teacher` (or the class's).

@@ -902,16 +902,29 @@ mod tests {
         assert_eq!(u.born.len(), 2);
     }
 
-    #[test]
-    fn a_track_template_is_the_quality_weighted_mean_of_its_sightings() {
-        let mut tr = Tracker::new(
+    /// A tracker whose templates average every sighting (`template_best: 0`).
+    fn averaging_every_sighting() -> Tracker {
+        Tracker::new(
             cam(),
             TrackerConfig {
                 template_best: 0,
                 ..TrackerConfig::default()
             },
         )
-        .unwrap();
+        .unwrap()
+    }
+
+    /// One face per frame, 100 ms apart.
+    fn feed(tr: &mut Tracker, shots: &[FaceObservation]) {
+        for (i, f) in shots.iter().enumerate() {
+            tr.update(t(i as i64 * 100), std::slice::from_ref(f))
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn a_track_template_is_the_quality_weighted_mean_of_its_sightings() {
+        let mut tr = averaging_every_sighting();
         // three sightings: axis 0 at quality 0.9 twice, halfway to axis 1 at quality 0.1; one without
         // an embedding and one of another model, which do not count
         let mut other = emb(2, 0.0);
@@ -923,10 +936,7 @@ mod tests {
             face(106.0, 100.0, 40.0, 0.9, Some(emb(0, 0.0))),
             face(108.0, 100.0, 40.0, 0.9, Some(other)),
         ];
-        for (i, f) in shots.iter().enumerate() {
-            tr.update(t(i as i64 * 100), std::slice::from_ref(f))
-                .unwrap();
-        }
+        feed(&mut tr, &shots);
         assert_eq!(tr.tracks().len(), 1);
         let tpl = tr.tracks()[0].template().unwrap();
         assert_eq!(tpl.sightings, 3);
@@ -958,27 +968,14 @@ mod tests {
             face(104.0, 100.0, 40.0, 0.8, Some(emb(0, 0.0))),
             face(106.0, 100.0, 40.0, 0.7, Some(emb(0, 0.0))),
         ];
-        for (i, f) in shots.iter().enumerate() {
-            tr.update(t(i as i64 * 100), std::slice::from_ref(f))
-                .unwrap();
-        }
+        feed(&mut tr, &shots);
         let tpl = tr.tracks()[0].template().unwrap();
         assert_eq!((tpl.sightings, tpl.averaged), (4, 3));
         assert!((tpl.embedding.vector[0] - 1.0).abs() < 1e-6, "{tpl:?}");
         assert_eq!(tpl.embedding.vector[1], 0.0);
         // with every sighting averaged, the poor one pulls the template off axis 0
-        let mut tr = Tracker::new(
-            cam(),
-            TrackerConfig {
-                template_best: 0,
-                ..TrackerConfig::default()
-            },
-        )
-        .unwrap();
-        for (i, f) in shots.iter().enumerate() {
-            tr.update(t(i as i64 * 100), std::slice::from_ref(f))
-                .unwrap();
-        }
+        let mut tr = averaging_every_sighting();
+        feed(&mut tr, &shots);
         let tpl = tr.tracks()[0].template().unwrap();
         assert_eq!((tpl.sightings, tpl.averaged), (4, 4));
         assert!(tpl.embedding.vector[1] > 0.01, "{tpl:?}");
