@@ -527,4 +527,42 @@ fn bench_sightings_matches_each_face_to_the_person_drawn_there() {
         .map(|b| b["genuine"]["n"].as_u64().unwrap_or(0))
         .sum();
     assert_eq!(genuine, kit.len() as u64, "{summary}");
+
+    // the offline template analysis of BENCHMARKS.md reads this file: Kit's one walk-through
+    // is one track, accepted at the tracker's template rule and refused at an impossible one
+    let templates = |extra: &[&str]| -> Value {
+        let python = std::env::var_os("ROLLCALL_PYTHON")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("python3"));
+        let out = std::process::Command::new(python)
+            .arg(root().join("benches/sightings_templates.py"))
+            .arg(&out)
+            .args(["--best", "1,3", "--json"])
+            .args(extra)
+            .output()
+            .expect("python runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let t = templates(&[]);
+    for n in 0..2 {
+        assert_eq!(t[n]["arrivals"], 1, "{t}");
+        assert_eq!(t[n]["accepted"], 1, "{t}");
+        assert_eq!(t[n]["runs"][0]["misses"].as_array().map(Vec::len), Some(0));
+    }
+    let strict = templates(&["--threshold", "0.99", "--weighted"]);
+    assert_eq!(strict[1]["accepted"], 0, "{strict}");
+    let miss = &strict[1]["runs"][0]["misses"][0];
+    assert_eq!(miss["person"], "kit", "{strict}");
+    let passed = kit.iter().filter(|f| f["passed"] == true).count();
+    assert_eq!(miss["passed"].as_u64(), Some(passed as u64), "{strict}");
+    assert_eq!(
+        miss["detected"].as_u64(),
+        Some(kit.len() as u64),
+        "{strict}"
+    );
 }
