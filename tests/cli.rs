@@ -934,3 +934,76 @@ fn serve_refuses_a_bad_instance_name_and_a_bad_cluster_layout() {
     // nothing was created for any of them
     assert!(!data.exists());
 }
+
+/// `bench sizes` (issue 22): photos reduced to a lobby camera's face sizes, found and embedded
+/// again, and compared with every other photo at full size.
+#[test]
+fn bench_sizes_measures_separation_as_faces_shrink() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("people");
+    let photos = [
+        ("obama", ["1.jpg", "2.jpg", "3.jpg"].as_slice()),
+        ("biden", ["1.jpg", "2.jpg"].as_slice()),
+        ("kit_harington", ["1.jpg", "2.jpg"].as_slice()),
+    ];
+    for (person, files) in photos {
+        std::fs::create_dir_all(dir.join(person)).unwrap();
+        for f in files {
+            std::fs::copy(face(&format!("{person}/{f}")), dir.join(person).join(f)).unwrap();
+        }
+    }
+    // a corrupt photo is reported, not fatal; a file that is no image is not read
+    std::fs::write(dir.join("biden/broken.jpg"), b"\xff\xd8not a jpeg").unwrap();
+    std::fs::write(dir.join("biden/notes.txt"), b"hello").unwrap();
+    let d = dir.display().to_string();
+    let v = json_of(&["bench", "sizes", &d, "--eyes", "6,8,40"]);
+    assert_eq!(
+        (v["people"].as_u64(), v["photos"].as_u64()),
+        (Some(3), Some(7)),
+        "{v}"
+    );
+    assert_eq!(v["unreadable"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(v["no_face"].as_array().map(Vec::len), Some(0), "{v}");
+    let full = &v["by_eyes"]["full"];
+    // 7 probes against 6 others each: 3·2 + 2·1 + 2·1 = 10 genuine, 42 - 10 impostor
+    assert_eq!(full["genuine"]["n"], 10, "{full}");
+    assert_eq!(full["impostor"]["n"], 32, "{full}");
+    assert_eq!(full["rank1"], 1.0, "{full}");
+    let at40 = &v["by_eyes"]["40"];
+    assert_eq!(at40["photos_larger"], 7, "{at40}");
+    assert_eq!(at40["found"], 7, "{at40}");
+    assert_eq!(at40["passed_gate"], 7, "{at40}");
+    assert_eq!(at40["all_found"]["rank1"], 1.0, "{at40}");
+    assert_eq!(at40["all_found"]["tar_at_far"]["0.01"], 1.0, "{at40}");
+    let p50 = |x: &Value| x["genuine"]["p50"].as_f64().unwrap();
+    let at8 = &v["by_eyes"]["8"];
+    assert!(
+        p50(&at8["all_found"]) < p50(&at40["all_found"]) - 0.2,
+        "8 px: {at8}, 40 px: {at40}"
+    );
+    // below the gate's floor (9 px between the eyes) nothing passes
+    assert_eq!(v["by_eyes"]["6"]["passed_gate"], 0, "{v}");
+    // motion blur costs similarity at the same size
+    let blurred = json_of(&["bench", "sizes", &d, "--eyes", "12", "--blur", "5"]);
+    let sharp = json_of(&["bench", "sizes", &d, "--eyes", "12"]);
+    assert_eq!(blurred["blur"], 5);
+    assert!(
+        p50(&blurred["by_eyes"]["12"]["all_found"]) < p50(&sharp["by_eyes"]["12"]["all_found"]),
+        "blurred {blurred}, sharp {sharp}"
+    );
+    // bad options are refused with a reason
+    for (args, says) in [
+        (vec!["--eyes", "1"], "at least 2 pixels"),
+        (vec!["--blur", "100"], "at most 64"),
+        (vec!["--frame", "8x8"], "32 to 8192"),
+    ] {
+        let mut all = vec!["bench", "sizes", d.as_str()];
+        all.extend(args);
+        let (ok, _, err) = rollcall(&all);
+        assert!(!ok && err.contains(says), "{all:?}: {err}");
+    }
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let (ok, _, err) = rollcall(&["bench", "sizes", &empty.display().to_string()]);
+    assert!(!ok && err.contains("fewer than two photos"), "{err}");
+}

@@ -211,10 +211,42 @@ pub enum BenchCmd {
         #[arg(long)]
         json: bool,
     },
+    /// How well the embedder separates people as faces shrink: every photo of DIR (one
+    /// folder per person) reduced so its eyes are D pixels apart, placed in a camera-sized
+    /// frame, found, gated and embedded again, and compared with every other photo at full size.
+    Sizes {
+        dir: PathBuf,
+        /// Eye distances in pixels (comma-separated).
+        #[arg(long, value_delimiter = ',', default_value = "6,8,10,12,16,24,40")]
+        eyes: Vec<f32>,
+        /// The frame each reduced photo is placed in, WIDTHxHEIGHT.
+        #[arg(long, value_parser = crate::cmd_sim::parse_size, default_value = "640x360")]
+        frame: (u32, u32),
+        /// Horizontal motion blur over this many pixels of the reduced photo (0: none).
+        #[arg(long, default_value_t = 0)]
+        blur: u32,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub async fn run(v: &VisionOpts, cmd: BenchCmd) -> anyhow::Result<Value> {
     match cmd {
+        BenchCmd::Sizes {
+            dir,
+            eyes,
+            frame,
+            blur,
+            json: _,
+        } => crate::cmd_bench_sizes::run(
+            v,
+            &crate::cmd_bench_sizes::SizesOpts {
+                dir,
+                eyes,
+                frame,
+                blur,
+            },
+        ),
         BenchCmd::Sightings {
             scenario,
             seed,

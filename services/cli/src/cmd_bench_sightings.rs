@@ -42,7 +42,10 @@ pub struct SightingsOpts {
 }
 
 /// `frame` reduced by `factor` (< 1) with a triangle (area-like) filter.
-fn reduce(frame: &rollcall_domain::Frame, factor: f32) -> anyhow::Result<rollcall_domain::Frame> {
+pub(crate) fn reduce(
+    frame: &rollcall_domain::Frame,
+    factor: f32,
+) -> anyhow::Result<rollcall_domain::Frame> {
     let img = image::RgbImage::from_raw(frame.width(), frame.height(), frame.rgb().to_vec())
         .context("frame buffer")?;
     let (w, h) = (
@@ -64,7 +67,7 @@ fn iod_bin(iod: f32) -> String {
     }
 }
 
-fn iod(l: &Landmarks) -> f32 {
+pub(crate) fn iod(l: &Landmarks) -> f32 {
     let (dx, dy) = (l[1][0] - l[0][0], l[1][1] - l[0][1]);
     (dx * dx + dy * dy).sqrt()
 }
@@ -90,7 +93,7 @@ fn round4(x: f32) -> f64 {
     (x as f64 * 1e4).round() / 1e4
 }
 
-fn quantiles(v: &mut [f32]) -> Value {
+pub(crate) fn quantiles(v: &mut [f32]) -> Value {
     if v.is_empty() {
         return Value::Null;
     }

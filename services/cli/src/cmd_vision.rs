@@ -305,7 +305,7 @@ fn read_pairs(csv_path: &Path) -> anyhow::Result<Vec<Pair>> {
 }
 
 /// TAR at the smallest threshold whose FAR is at most `far` (scores of impostor pairs).
-fn tar_at_far(genuine: &[f32], impostor: &[f32], far: f64) -> Option<f64> {
+pub(crate) fn tar_at_far(genuine: &[f32], impostor: &[f32], far: f64) -> Option<f64> {
     if genuine.is_empty() || impostor.is_empty() {
         return None;
     }

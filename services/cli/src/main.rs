@@ -8,6 +8,7 @@ mod cmd_bench;
 mod cmd_bench_crash;
 mod cmd_bench_pipeline;
 mod cmd_bench_sightings;
+mod cmd_bench_sizes;
 mod cmd_demo;
 mod cmd_gallery;
 mod cmd_ledger;
