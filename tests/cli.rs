@@ -1006,4 +1006,16 @@ fn bench_sizes_measures_separation_as_faces_shrink() {
     std::fs::create_dir(&empty).unwrap();
     let (ok, _, err) = rollcall(&["bench", "sizes", &empty.display().to_string()]);
     assert!(!ok && err.contains("fewer than two photos"), "{err}");
+    // every photo is compared with every other: a folder too large is refused before reading
+    let crowd = tmp.path().join("crowd/someone");
+    std::fs::create_dir_all(&crowd).unwrap();
+    for i in 0..3001 {
+        std::fs::write(crowd.join(format!("{i}.jpg")), b"").unwrap();
+    }
+    let crowd = tmp.path().join("crowd").display().to_string();
+    let (ok, _, err) = rollcall(&["bench", "sizes", &crowd]);
+    assert!(
+        !ok && err.contains("3001 photos") && err.contains("at most 3000"),
+        "{err}"
+    );
 }

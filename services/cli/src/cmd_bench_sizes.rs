@@ -12,7 +12,9 @@
 //! summary gives how many probes were found and passed the gate, the genuine and impostor
 //! similarity quantiles, TAR at FAR 10 % / 1 % and rank-1 identification (of the probes whose
 //! person has another photo: is the most similar other photo one of that person's), for every
-//! probe found and for those the gate passed.
+//! probe found and for those the gate passed. Each photo is decoded once and dropped once its
+//! sizes are cut; as every photo is compared with every other, more than [`MAX_PHOTOS`] are
+//! refused.
 
 use crate::cmd_bench_sightings::{iod, quantiles, reduce};
 use crate::cmd_vision::{load, tar_at_far, VisionOpts};
@@ -63,13 +65,27 @@ fn motion_blur(f: &Frame, len: u32) -> anyhow::Result<Frame> {
     Ok(Frame::from_rgb(f.width(), f.height(), out)?)
 }
 
-/// One photo: its person and its face at full size.
+/// Compares every photo with every other: more than this many is refused, not run for hours.
+pub const MAX_PHOTOS: usize = 3000;
+
+/// One photo: its person and its face's embedding at full size.
 struct Photo {
     person: String,
-    path: PathBuf,
-    frame: Frame,
-    landmarks: rollcall_domain::face::Landmarks,
     embedding: Vec<f32>,
+}
+
+/// One photo's face found again at one reduced size.
+struct Probe {
+    photo: usize,
+    embedding: Vec<f32>,
+    passed: bool,
+}
+
+/// Per eye distance: the photos whose face was larger, and the probes found in them.
+#[derive(Default)]
+struct AtSize {
+    larger: usize,
+    probes: Vec<Probe>,
 }
 
 /// `small` placed on a mid-grey `w`×`h` frame so that `centre` (in `small`'s pixels) falls at
@@ -183,14 +199,13 @@ pub fn run(v: &VisionOpts, o: &SizesOpts) -> anyhow::Result<Value> {
     if o.blur > 64 {
         bail!("--blur {}: at most 64 pixels", o.blur);
     }
-    let mut p = v.open()?;
     let mut people: Vec<PathBuf> = std::fs::read_dir(&o.dir)
         .with_context(|| format!("{}", o.dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_dir())
         .collect();
     people.sort();
-    let (mut photos, mut no_face, mut unreadable) = (Vec::new(), Vec::new(), Vec::new());
+    let mut listed: Vec<(String, PathBuf)> = Vec::new();
     for dir in &people {
         let person = dir
             .file_name()
@@ -202,26 +217,60 @@ pub fn run(v: &VisionOpts, o: &SizesOpts) -> anyhow::Result<Value> {
             .filter(|p| p.is_file() && is_image(p))
             .collect();
         files.sort();
-        for path in files {
-            let frame = match load(&path) {
-                Ok(f) => f,
-                Err(e) => {
-                    unreadable.push(format!("{e:#}"));
-                    continue;
-                }
-            };
-            match p.largest_face(&frame)? {
-                Some(f) => match f.observation.embedding {
-                    Some(e) => photos.push(Photo {
-                        person: person.clone(),
-                        path,
-                        frame,
-                        landmarks: f.observation.landmarks,
+        listed.extend(files.into_iter().map(|f| (person.clone(), f)));
+    }
+    if listed.len() > MAX_PHOTOS {
+        bail!(
+            "{}: {} photos; every photo is compared with every other, so at most {MAX_PHOTOS}: \
+             point it at a subset",
+            o.dir.display(),
+            listed.len()
+        );
+    }
+    let mut p = v.open()?;
+    let (mut photos, mut no_face, mut unreadable) = (Vec::new(), Vec::new(), Vec::new());
+    let mut sizes: Vec<AtSize> = o.eyes.iter().map(|_| AtSize::default()).collect();
+    // one photo at a time, decoded once, every size cut from it, then dropped
+    for (person, path) in listed {
+        let frame = match load(&path) {
+            Ok(f) => f,
+            Err(e) => {
+                unreadable.push(format!("{e:#}"));
+                continue;
+            }
+        };
+        let Some((lm, embedding)) = p
+            .largest_face(&frame)?
+            .and_then(|f| Some((f.observation.landmarks, f.observation.embedding?.vector)))
+        else {
+            no_face.push(path.display().to_string());
+            continue;
+        };
+        let k = photos.len();
+        photos.push(Photo { person, embedding });
+        for (&d, at) in o.eyes.iter().zip(sizes.iter_mut()) {
+            let factor = d / iod(&lm).max(1e-3);
+            if factor >= 1.0 {
+                continue; // this photo's face is not larger than D: nothing to reduce
+            }
+            at.larger += 1;
+            let small = reduce(&frame, factor)
+                .and_then(|f| motion_blur(&f, o.blur))
+                .with_context(|| path.display().to_string())?;
+            let centre = [
+                lm.iter().map(|q| q[0]).sum::<f32>() / 5.0 * factor,
+                lm.iter().map(|q| q[1]).sum::<f32>() / 5.0 * factor,
+            ];
+            let canvas = place(&small, centre, fw, fh)?;
+            if let Some(face) = p.largest_face(&canvas)? {
+                let passed = face.observation.quality.passed();
+                if let Some(e) = face.observation.embedding {
+                    at.probes.push(Probe {
+                        photo: k,
                         embedding: e.vector,
-                    }),
-                    None => no_face.push(path.display().to_string()),
-                },
-                None => no_face.push(path.display().to_string()),
+                        passed,
+                    });
+                }
             }
         }
     }
@@ -233,48 +282,24 @@ pub fn run(v: &VisionOpts, o: &SizesOpts) -> anyhow::Result<Value> {
     }
     let mut by_eyes = Map::new();
     let mut full = Scores::default();
-    for k in 0..photos.len() {
-        let e = photos[k].embedding.clone();
-        full.add(&photos, k, &e);
+    for (k, x) in photos.iter().enumerate() {
+        full.add(&photos, k, &x.embedding);
     }
     by_eyes.insert("full".into(), full.json());
-    for &d in &o.eyes {
+    for (&d, at) in o.eyes.iter().zip(sizes) {
         let (mut all, mut passed) = (Scores::default(), Scores::default());
-        let (mut larger, mut found, mut gated) = (0usize, 0usize, 0usize);
-        for k in 0..photos.len() {
-            let lm = photos[k].landmarks;
-            let factor = d / iod(&lm).max(1e-3);
-            if factor >= 1.0 {
-                continue; // this photo's face is not larger than D: nothing to reduce
-            }
-            larger += 1;
-            let small = reduce(&photos[k].frame, factor)
-                .and_then(|f| motion_blur(&f, o.blur))
-                .with_context(|| photos[k].path.display().to_string())?;
-            let centre = [
-                lm.iter().map(|q| q[0]).sum::<f32>() / 5.0 * factor,
-                lm.iter().map(|q| q[1]).sum::<f32>() / 5.0 * factor,
-            ];
-            let canvas = place(&small, centre, fw, fh)?;
-            let Some(face) = p.largest_face(&canvas)? else {
-                continue;
-            };
-            let Some(e) = face.observation.embedding else {
-                continue;
-            };
-            found += 1;
-            all.add(&photos, k, &e.vector);
-            if face.observation.quality.passed() {
-                gated += 1;
-                passed.add(&photos, k, &e.vector);
+        for probe in &at.probes {
+            all.add(&photos, probe.photo, &probe.embedding);
+            if probe.passed {
+                passed.add(&photos, probe.photo, &probe.embedding);
             }
         }
         by_eyes.insert(
             format!("{d}"),
             json!({
-                "photos_larger": larger,
-                "found": found,
-                "passed_gate": gated,
+                "photos_larger": at.larger,
+                "found": at.probes.len(),
+                "passed_gate": at.probes.iter().filter(|q| q.passed).count(),
                 "all_found": all.json(),
                 "gate_passed": passed.json(),
             }),
