@@ -531,10 +531,7 @@ fn bench_sightings_matches_each_face_to_the_person_drawn_there() {
     // the offline template analysis of BENCHMARKS.md reads this file: Kit's one walk-through
     // is one track, accepted at the tracker's template rule and refused at an impossible one
     let templates = |extra: &[&str]| -> Value {
-        let python = std::env::var_os("ROLLCALL_PYTHON")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("python3"));
-        let out = std::process::Command::new(python)
+        let out = std::process::Command::new(rollcall_testkit::project_python())
             .arg(root().join("benches/sightings_templates.py"))
             .arg(&out)
             .args(["--best", "1,3", "--json"])

@@ -1628,10 +1628,7 @@ print(json.dumps({"username": r.parsed.username, "students": [s.id for s in stud
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn generated_client_logs_in_and_lists_students() {
     let sv = server(Db::Sqlite, 1 << 20).await;
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let python = std::env::var_os("ROLLCALL_PYTHON")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| root.join(".cache/venv/bin/python"));
+    let python = rollcall_testkit::project_python();
     let bin = python.parent().expect("the venv's bin").to_path_buf();
     let generator = bin.join("openapi-python-client");
     assert!(

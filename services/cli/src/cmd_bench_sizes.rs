@@ -140,6 +140,7 @@ impl Scores {
     fn add(&mut self, photos: &[Photo], probe: usize, e: &[f32]) {
         self.probes += 1;
         let mut best: Option<(f32, bool)> = None;
+        let mut has_mate = false;
         for (k, x) in photos.iter().enumerate() {
             if k == probe {
                 continue;
@@ -147,6 +148,7 @@ impl Scores {
             let s = dot(&x.embedding, e);
             let same = x.person == photos[probe].person;
             if same {
+                has_mate = true;
                 self.genuine.push(s);
             } else {
                 self.impostor.push(s);
@@ -155,11 +157,7 @@ impl Scores {
                 best = Some((s, same));
             }
         }
-        if photos
-            .iter()
-            .enumerate()
-            .any(|(k, x)| k != probe && x.person == photos[probe].person)
-        {
+        if has_mate {
             self.rank1_probes += 1;
             if let Some((_, true)) = best {
                 self.rank1 += 1;

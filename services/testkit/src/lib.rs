@@ -35,4 +35,4 @@ pub mod net;
 #[cfg(feature = "pg")]
 pub mod pg;
 
-pub use paths::{fixture, fixtures_dir, models_dir, workspace_root};
+pub use paths::{fixture, fixtures_dir, models_dir, project_python, workspace_root};

@@ -48,3 +48,17 @@ pub fn fixture(rel: &str) -> PathBuf {
 pub fn models_dir() -> PathBuf {
     shared_dir("ROLLCALL_MODELS_DIR", "models", ".")
 }
+
+/// The project's Python, by the rule `rollcall bench` uses for its references:
+/// `ROLLCALL_PYTHON`, else `<workspace>/.cache/venv/bin/python` when scripts/setup.sh made it,
+/// else `python3`.
+pub fn project_python() -> PathBuf {
+    std::env::var_os("ROLLCALL_PYTHON")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            let p = workspace_root().join(".cache/venv/bin/python");
+            p.is_file().then_some(p)
+        })
+        .unwrap_or_else(|| PathBuf::from("python3"))
+}

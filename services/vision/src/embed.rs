@@ -129,12 +129,12 @@ impl Embedder {
                 });
             }
             for v in data.chunks_exact(d) {
-                let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+                let (vector, norm) = normalise_with_norm(v);
                 out.push((
                     Embedding {
                         model_id: self.manifest.id.clone(),
                         model_version: self.manifest.version.clone(),
-                        vector: l2_normalise(v),
+                        vector,
                     },
                     norm,
                 ));
@@ -146,10 +146,15 @@ impl Embedder {
 
 /// Returns `v / |v|` (a zero vector stays zero).
 pub fn l2_normalise(v: &[f32]) -> Vec<f32> {
+    normalise_with_norm(v).0
+}
+
+/// `v` scaled to unit length (all zeros when its norm is 0 or not finite), and that norm.
+fn normalise_with_norm(v: &[f32]) -> (Vec<f32>, f32) {
     let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
     if n > 0.0 && n.is_finite() {
-        v.iter().map(|x| x / n).collect()
+        (v.iter().map(|x| x / n).collect(), n)
     } else {
-        vec![0.0; v.len()]
+        (vec![0.0; v.len()], n)
     }
 }
