@@ -11,11 +11,18 @@ photos). A student's template is accepted when its top-1 is that student at >= `
 with a margin >= `--margin` over the next student, the rule of the tracker's template accept;
 for a stranger the figure is its template's best similarity to any student.
 
+With `--centre W` each template is centred on its camera's mean as the tracker does
+(`TrackerConfig::camera_mean_weight`): the mean of the camera's passed sightings in the frames
+before the walk-through's first sighting, once there are `--centre-min` of them, is taken off
+`W` times (both at unit norm) and the result renormalised; such a template is judged by
+`--centred-threshold` (the matcher's `template_centred_threshold`).
+
 Only the standard library: runs with any Python 3.8+.
 
     python3 benches/sightings_templates.py faces_3.jsonl faces_4.jsonl --best 1,2,3,5 [--json]
 """
 import argparse
+import bisect
 import collections
 import json
 import math
@@ -47,8 +54,39 @@ def chooser(by, kernel):
     }[by]
 
 
-def analyse(path, best, by, kernel, threshold, margin, weighted):
+def camera_means(rows, kernel):
+    """Per camera: (times, running sums) of the passed sightings in time order."""
+    per = collections.defaultdict(list)
+    for r in rows:
+        if r.get("detected") and r.get("passed"):
+            per[r["camera"]].append((r["t"], r["v"][kernel]["emb"]))
+    out = {}
+    for cam, xs in per.items():
+        xs.sort(key=lambda x: x[0])
+        times, sums, acc = [], [], [0.0] * len(xs[0][1])
+        for t, e in xs:
+            acc = [a + b for a, b in zip(acc, e)]
+            times.append(t)
+            sums.append((acc, len(times)))
+        out[cam] = (times, sums)
+    return out
+
+
+def centre_of(means, camera, t0, minimum):
+    """The camera's mean (unit norm) of the passed sightings before `t0`, or None."""
+    if camera not in means:
+        return None
+    times, sums = means[camera]
+    k = bisect.bisect_left(times, t0)
+    if k == 0 or sums[k - 1][1] < minimum:
+        return None
+    return normalised(sums[k - 1][0])
+
+
+def analyse(path, best, by, kernel, threshold, margin, weighted, centre=0.0, centre_min=50,
+            centred_threshold=0.21):
     students, rows = load(path)
+    means = camera_means(rows, kernel) if centre > 0 else {}
     tracks = collections.defaultdict(list)
     info = {}
     for r in rows:
@@ -70,6 +108,13 @@ def analyse(path, best, by, kernel, threshold, margin, weighted):
             embs = [r["v"][kernel]["emb"] for r in chosen]
             template = normalised([sum(wi * e[i] for wi, e in zip(w, embs)) / sum(w)
                                    for i in range(len(embs[0]))])
+        limit = threshold
+        if template is not None and centre > 0:
+            first = min(tracks[a], key=lambda r: r["t"])
+            c = centre_of(means, first["camera"], first["t"], centre_min)
+            if c is not None:
+                template = normalised([x - centre * m for x, m in zip(template, c)])
+                limit = centred_threshold
         sims = {}
         if template is not None:
             sims = {s: max(dot(template, e) for e in es) for s, es in students.items()}
@@ -78,7 +123,7 @@ def analyse(path, best, by, kernel, threshold, margin, weighted):
             arrivals += 1
             g = sims.get(person)
             nxt = max((v for s, v in sims.items() if s != person), default=-1.0)
-            ok = (g is not None and ranked[0][0] == person and g >= threshold
+            ok = (g is not None and ranked[0][0] == person and g >= limit
                   and g - nxt >= margin)
             accepted += ok
             if g is not None:
@@ -107,11 +152,17 @@ def main(argv):
     p.add_argument("--threshold", type=float, default=0.30)
     p.add_argument("--margin", type=float, default=0.10)
     p.add_argument("--weighted", action="store_true", help="weight sightings by quality")
+    p.add_argument("--centre", type=float, default=0.0,
+                   help="take this much of the camera's mean off each template (0: off)")
+    p.add_argument("--centre-min", type=int, default=50,
+                   help="passed sightings the camera needs before its mean is used")
+    p.add_argument("--centred-threshold", type=float, default=0.21)
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     out = []
     for n in [int(x) for x in a.best.split(",")]:
-        runs = [analyse(f, n, a.by, a.kernel, a.threshold, a.margin, a.weighted) for f in a.files]
+        runs = [analyse(f, n, a.by, a.kernel, a.threshold, a.margin, a.weighted, a.centre,
+                        a.centre_min, a.centred_threshold) for f in a.files]
         strangers = [r["stranger_best"] for r in runs if r["stranger_best"] is not None]
         total = {"best": n, "arrivals": sum(r["arrivals"] for r in runs),
                  "accepted": sum(r["accepted"] for r in runs),

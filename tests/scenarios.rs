@@ -397,6 +397,20 @@ fn a_new_scenario_file_runs_without_code_changes() {
     let (ok, out, err) = rollcall(&["run-scenario", &path.display().to_string()]);
     assert!(ok, "{err}");
     assert!(out.contains("kit") && out.contains("precision 1"), "{out}");
+    // the camera-mean weight is checked before anything is run
+    for bad in ["1.5", "-0.2"] {
+        let (ok, _, err) = rollcall(&[
+            "run-scenario",
+            &path.display().to_string(),
+            "--camera-mean-weight",
+            bad,
+        ]);
+        assert!(!ok);
+        assert!(
+            err.contains("camera_mean_weight must be in [0, 1)"),
+            "{err}"
+        );
+    }
 }
 
 #[test]
@@ -562,4 +576,70 @@ fn bench_sightings_matches_each_face_to_the_person_drawn_there() {
         Some(kit.len() as u64),
         "{strict}"
     );
+}
+
+/// `benches/sightings_templates.py --centre W`: the template of a walk-through is centred on
+/// the mean of its camera's passed sightings before it (once there are `--centre-min`), as the
+/// tracker does, and judged by `--centred-threshold`; the first walk-through of a camera, with
+/// nothing before it, is not centred.
+#[test]
+fn sightings_templates_centres_on_the_camera_mean_before_each_walk_through() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("faces.jsonl");
+    let e = |v: [f64; 4]| serde_json::json!({"bilinear": {"emb": v, "norm": 1.0}});
+    let row = |t: u64, app: u64, v: [f64; 4]| {
+        serde_json::json!({"t": t, "camera": "door", "detected": true, "person": "kit",
+            "kind": "student", "appearance": app, "lesson": "l", "passed": true,
+            "overall": 0.5, "sharp": 10.0, "iod": 12.0, "v": e(v)})
+    };
+    let mut text = serde_json::json!({"students": {"kit": [[1.0, 0.0, 0.0, 0.0]],
+        "rose": [[0.0, 1.0, 0.0, 0.0]]}, "reduced": {}})
+    .to_string();
+    for t in 0..3 {
+        text.push('\n');
+        text.push_str(&row(t * 100, 1, [1.0, 0.0, 0.0, 0.0]).to_string());
+    }
+    for t in 10..13 {
+        text.push('\n');
+        text.push_str(&row(t * 100, 2, [0.8, 0.0, 0.6, 0.0]).to_string());
+    }
+    text.push('\n');
+    std::fs::write(&file, text).unwrap();
+    let run = |extra: &[&str]| -> Value {
+        let out = std::process::Command::new(rollcall_testkit::project_python())
+            .arg(root().join("benches/sightings_templates.py"))
+            .arg(&file)
+            .args(["--json", "--threshold", "0.6", "--centre-min", "3"])
+            .args(extra)
+            .output()
+            .expect("python runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    // uncentred: 1.0 and 0.8, both over 0.6
+    assert_eq!(run(&[])[0]["accepted"], 2);
+    // centred by half the mean (axis 0): (0.3, 0, 0.6) / |.|, Kit at 0.447
+    assert_eq!(
+        run(&["--centre", "0.5", "--centred-threshold", "0.4"])[0]["accepted"],
+        2
+    );
+    let strict = run(&["--centre", "0.5", "--centred-threshold", "0.5"]);
+    assert_eq!(strict[0]["accepted"], 1, "{strict}");
+    let miss = &strict[0]["runs"][0]["misses"][0];
+    assert_eq!(miss["appearance"], 2, "{strict}");
+    assert_eq!(miss["similarity"], 0.447, "{strict}");
+    // with a minimum the camera has not reached, nothing is centred
+    let few = run(&[
+        "--centre",
+        "0.5",
+        "--centred-threshold",
+        "0.5",
+        "--centre-min",
+        "4",
+    ]);
+    assert_eq!(few[0]["accepted"], 2, "{few}");
 }

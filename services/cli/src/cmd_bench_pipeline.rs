@@ -80,7 +80,8 @@ pub async fn run(v: &VisionOpts, o: &PipelineBenchOpts) -> anyhow::Result<Value>
         gallery,
         ..
     } = cmd_scenario::prepare(v, &sim, tmp.path()).await?;
-    let mut rec = Recognizer::new(pipeline, Arc::new(gallery), tenant)?;
+    let mut rec = Recognizer::new(pipeline, Arc::new(gallery), tenant)?
+        .with_tracker_config(v.tracker_config()?)?;
 
     // 1. the clip, one thread
     let clip = o.fixtures.join("video/short_hamilton_clip.mp4");

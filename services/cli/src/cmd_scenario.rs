@@ -59,6 +59,7 @@ pub(super) fn ms_to_utc(ms: i64) -> anyhow::Result<DateTime<Utc>> {
 
 pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::Result<Value> {
     let t_start = Instant::now();
+    let tracker_config = v.tracker_config()?;
     let sim = cmd_sim::load_overridden(v, scenario, &opts.overrides)?;
     let tmp;
     let data: PathBuf = match &opts.data {
@@ -100,7 +101,8 @@ pub async fn run(v: &VisionOpts, scenario: &Path, opts: &RunOptions) -> anyhow::
         }
     }
     schedule.sort();
-    let mut rec = Recognizer::new(pipeline, std::sync::Arc::new(gallery), tenant)?;
+    let mut rec = Recognizer::new(pipeline, std::sync::Arc::new(gallery), tenant)?
+        .with_tracker_config(tracker_config)?;
     // The same decision sink and ledger writer as `serve` (group commit, retries, parking;
     // review items with crops); each check-in is awaited here, so the run is reproducible.
     let (port, group) = GroupPort::spawn(store.clone());

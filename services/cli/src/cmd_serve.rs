@@ -81,6 +81,7 @@ pub const SERVE_ENV: &[&str] = &[
     "ROLLCALL_DETECTOR",
     "ROLLCALL_EMBEDDER",
     "ROLLCALL_NO_MOSAIC",
+    "ROLLCALL_CAMERA_MEAN_WEIGHT",
     "ROLLCALL_LOG",
     "ORT_DYLIB_PATH",
 ];
@@ -422,6 +423,7 @@ impl rollcall_api::Ops for ServeOps {
 pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
     let term = install_term();
     let cfg = ServeConfig::load(config)?;
+    let tracker_config = v.tracker_config()?;
     let data = DataOpts {
         data: cfg.data.clone(),
         school: cfg.school.clone(),
@@ -452,7 +454,8 @@ pub async fn run(v: &VisionOpts, config: &Path) -> anyhow::Result<()> {
         Arc::from(open_gallery(&data, dim_of(&p)).await?);
     let live_gallery =
         crate::cmd_gallery::open_live_gallery(&data, dim_of(&p), gallery.clone()).await?;
-    let rec = Recognizer::new(p, live_gallery, tenant.clone())?;
+    let rec =
+        Recognizer::new(p, live_gallery, tenant.clone())?.with_tracker_config(tracker_config)?;
     let retention_cfg = rollcall_gallery::privacy::RetentionConfig::from_env()
         .map_err(|e| anyhow!("retention settings: {e}"))?;
     // Enrollment and erasure through the API need the template keys; without them those two

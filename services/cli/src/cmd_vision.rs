@@ -63,6 +63,16 @@ pub struct VisionOpts {
         global = true
     )]
     pub resample: rollcall_vision::align::Resample,
+    /// How much of a camera's mean embedding is taken off a track's template before it is
+    /// searched, in [0, 1); 0 turns it off (issue 22: small, blurred faces of one camera share
+    /// a common component that makes every student look alike; BENCHMARKS.md, "Small faces").
+    #[arg(
+        long,
+        env = "ROLLCALL_CAMERA_MEAN_WEIGHT",
+        default_value_t = 0.3,
+        global = true
+    )]
+    pub camera_mean_weight: f32,
 }
 
 impl VisionOpts {
@@ -81,6 +91,17 @@ impl VisionOpts {
             mosaic: !self.no_mosaic,
             resample: self.resample,
         }
+    }
+
+    /// The tracker settings of every camera: the defaults with `--camera-mean-weight`
+    /// (refused when out of range).
+    pub fn tracker_config(&self) -> anyhow::Result<rollcall_domain::matcher::TrackerConfig> {
+        let c = rollcall_domain::matcher::TrackerConfig {
+            camera_mean_weight: self.camera_mean_weight,
+            ..Default::default()
+        };
+        c.validate().context("--camera-mean-weight")?;
+        Ok(c)
     }
 
     pub fn open(&self) -> anyhow::Result<FacePipeline> {

@@ -42,7 +42,8 @@ pub async fn run(
     school.close().await;
     let p = v.open()?;
     let gallery = open_gallery(d, dim_of(&p)).await?;
-    let mut r = Recognizer::new(p, std::sync::Arc::from(gallery), tenant)?;
+    let mut r = Recognizer::new(p, std::sync::Arc::from(gallery), tenant)?
+        .with_tracker_config(v.tracker_config()?)?;
     r.add_camera(camera.clone(), campus.clone())?;
     let start = match start {
         Some(s) => DateTime::parse_from_rfc3339(s)

@@ -61,6 +61,8 @@ pub struct Recognizer {
     pub tenant: TenantId,
     pub model: ModelRef,
     pub engine: Engine,
+    /// The tracker settings every camera gets (a fresh engine keeps them).
+    pub tracker_config: TrackerConfig,
     pub frames: u64,
     pub faces: u64,
     /// Milliseconds from a frame's capture to the decisions it produced.
@@ -85,6 +87,7 @@ impl Recognizer {
             tenant,
             model,
             engine,
+            tracker_config: TrackerConfig::default(),
             frames: 0,
             faces: 0,
             frame_to_decision_ms: Latencies::default(),
@@ -93,9 +96,17 @@ impl Recognizer {
 
     /// A fresh tracker and matcher (no camera, no open track).
     pub fn reset_engine(&mut self) -> Result<(), RuntimeError> {
-        self.engine = Engine::new(TrackerConfig::default(), matcher_config(&self.pipeline))
+        self.engine = Engine::new(self.tracker_config.clone(), matcher_config(&self.pipeline))
             .map_err(|e| RuntimeError::Config(e.to_string()))?;
         Ok(())
+    }
+
+    /// The same recognizer with other tracker settings (a fresh engine: call it before adding
+    /// cameras). A setting out of range is refused.
+    pub fn with_tracker_config(mut self, config: TrackerConfig) -> Result<Self, RuntimeError> {
+        self.tracker_config = config;
+        self.reset_engine()?;
+        Ok(self)
     }
 
     pub fn add_camera(&mut self, camera: CameraId, campus: CampusId) -> Result<(), RuntimeError> {
@@ -209,7 +220,7 @@ impl Recognizer {
         tracks: &[TrackId],
     ) -> Result<(), RuntimeError> {
         for (track, tpl) in self.engine.templates_wanted(camera, tracks) {
-            let mut q = SearchQuery::new(self.tenant.clone(), tpl.embedding.vector, 20);
+            let mut q = SearchQuery::new(self.tenant.clone(), tpl.embedding.vector.clone(), 20);
             q.campus = Some(campus.clone());
             q.model = Some(self.model.clone());
             let hits = self.gallery.search(&q).await?;
@@ -221,11 +232,12 @@ impl Recognizer {
                 track = %track,
                 sightings = tpl.sightings,
                 averaged = tpl.averaged,
+                centred = tpl.centred,
                 top = ?cands.first().map(|c| (c.student.to_string(), c.similarity)),
                 second = ?cands.get(1).map(|c| c.similarity),
                 "track template searched"
             );
-            self.engine.note_template(&track, &cands, tpl.sightings);
+            self.engine.note_template(&track, &cands, &tpl);
         }
         Ok(())
     }

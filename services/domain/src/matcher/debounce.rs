@@ -33,7 +33,11 @@
 //!     above the template threshold (`template_accept_threshold`, by default the review
 //!     threshold) with a margin of at least `template_min_margin`, the template averages at
 //!     least `template_min_sightings` sightings, some sighting of the track reached the review
-//!     band for S, and no strong vote went to anyone else ([`AcceptBasis::Template`]);
+//!     band for S, and no strong vote went to anyone else ([`AcceptBasis::Template`]). A
+//!     template **centred** on its camera's mean ([`super::TrackerConfig::camera_mean_weight`])
+//!     is judged by `template_centred_threshold` instead, and may be corroborated instead by S
+//!     being the top-1 of at least half of the track's searched sightings (a walk-through of
+//!     small, blurred faces whose every sighting stays below the review band);
 //!   * **unknown** otherwise: an unknown track never checks anyone in.
 //! * **cooldown**: an accept for (student, campus) within `cooldown` of an earlier check-in for
 //!   the same (student, campus) is still the track's accept decision, but marked
@@ -165,6 +169,11 @@ pub struct MatcherConfig {
     pub template_accept_threshold: Option<f32>,
     /// The template's top-1 minus its best other student.
     pub template_min_margin: f32,
+    /// Top-1 similarity of a template centred on its camera's mean
+    /// ([`super::TrackerConfig::camera_mean_weight`]): taking the mean off lowers every
+    /// similarity, a stranger's most; `None`: 0.7 × the review threshold (0.21 for
+    /// MobileFaceNet-128, chosen on the small-face tuning scenarios, BENCHMARKS.md).
+    pub template_centred_threshold: Option<f32>,
 }
 
 impl Default for MatcherConfig {
@@ -186,6 +195,7 @@ impl Default for MatcherConfig {
             template_min_sightings: 4,
             template_accept_threshold: None,
             template_min_margin: 0.10,
+            template_centred_threshold: None,
         }
     }
 }
@@ -234,6 +244,14 @@ impl MatcherConfig {
                 "template thresholds must be finite and not below review_threshold, the margin not negative",
             );
         }
+        if self
+            .template_centred_threshold
+            .is_some_and(|t| !t.is_finite() || t <= 0.0 || t > self.accept_threshold)
+        {
+            return err(
+                "template_centred_threshold must be above 0 and not above accept_threshold",
+            );
+        }
         if !(self.track_min_agreement > 0.0 && self.track_min_agreement <= 1.0) {
             return err("track_min_agreement must be in (0, 1]");
         }
@@ -263,6 +281,12 @@ impl MatcherConfig {
     pub fn template_threshold(&self) -> f32 {
         self.template_accept_threshold
             .unwrap_or(self.review_threshold)
+    }
+
+    /// The threshold of a template centred on its camera's mean.
+    pub fn template_centred_threshold(&self) -> f32 {
+        self.template_centred_threshold
+            .unwrap_or(0.7 * self.review_threshold)
     }
 
     /// Whether normalised candidates make a strong vote, and for whom.
@@ -498,10 +522,14 @@ struct OpenTrack {
     scores: HashMap<StudentId, f32>,
     /// Band votes per top-1 student (bounded like `scores`).
     evidence: BTreeMap<StudentId, Evidence>,
+    /// Observations with any candidate, and how many of them had each student top-1
+    /// (bounded like `scores`): a centred template's corroboration.
+    searched: u32,
+    top1: BTreeMap<StudentId, u32>,
     best_shot: ObsRef,
     best_quality: f32,
     /// The gallery's latest answer for the track's template: top-1, margin, sightings averaged.
-    template: Option<(Candidate, Option<f32>, u32)>,
+    template: Option<(Candidate, Option<f32>, u32, bool)>,
 }
 
 /// Bound on `OpenTrack::scores`; pruned to the best `SCORES_KEEP` when exceeded.
@@ -591,6 +619,8 @@ impl Matcher {
                 best_vote: None,
                 scores: HashMap::new(),
                 evidence: BTreeMap::new(),
+                searched: 0,
+                top1: BTreeMap::new(),
                 best_shot: input.shot.clone(),
                 best_quality: input.quality,
                 template: None,
@@ -627,6 +657,10 @@ impl Matcher {
             strong: strong_for.is_some(),
         };
         if let Some(t) = &top {
+            tr.searched += 1;
+            if tr.top1.len() < SCORES_MAX || tr.top1.contains_key(&t.student) {
+                *tr.top1.entry(t.student.clone()).or_default() += 1;
+            }
             if t.similarity >= cfg.review_threshold {
                 tr.band_sightings += 1;
                 if tr.evidence.len() < SCORES_MAX || tr.evidence.contains_key(&t.student) {
@@ -710,15 +744,22 @@ impl Matcher {
     }
 
     /// The gallery's candidates for an open track's template ([`super::tracker::TrackTemplate`]:
-    /// the mean of `sightings` embedded sightings), replacing the previous answer. Ignored for
-    /// a track that is not open (unseen, decided or forgotten): a template never opens a track.
-    pub fn note_template(&mut self, track: &TrackId, candidates: &[Candidate], sightings: u32) {
+    /// the mean of `sightings` embedded sightings, `centred` on its camera's mean or not),
+    /// replacing the previous answer. Ignored for a track that is not open (unseen, decided or
+    /// forgotten): a template never opens a track.
+    pub fn note_template(
+        &mut self,
+        track: &TrackId,
+        candidates: &[Candidate],
+        sightings: u32,
+        centred: bool,
+    ) {
         let Some(tr) = self.open.get_mut(track) else {
             return;
         };
         let norm = normalize_candidates(candidates);
         let (top, margin) = top_and_margin(&norm);
-        tr.template = top.map(|t| (t, margin, sightings));
+        tr.template = top.map(|t| (t, margin, sightings, centred));
     }
 
     /// Whether the track is open and its template could still decide it (template accept on,
@@ -830,17 +871,27 @@ impl Matcher {
     /// The student the track's template accepts, with the sightings it averages (module docs).
     fn template_evidence(&self, tr: &OpenTrack) -> Option<(StudentId, u32)> {
         let cfg = &self.config;
-        let (top, margin, n) = tr.template.as_ref()?;
+        let (top, margin, n, centred) = tr.template.as_ref()?;
+        let threshold = if *centred {
+            cfg.template_centred_threshold()
+        } else {
+            cfg.template_threshold()
+        };
         let ok = cfg.template_min_sightings > 0
             && *n >= cfg.template_min_sightings
-            && top.similarity >= cfg.template_threshold()
+            && top.similarity >= threshold
             && margin.is_none_or(|m| m >= cfg.template_min_margin)
-            && tr.strong_students.iter().all(|s| *s == top.student)
-            && tr
-                .scores
-                .get(&top.student)
-                .is_some_and(|s| *s >= cfg.review_threshold);
-        ok.then(|| (top.student.clone(), *n))
+            && tr.strong_students.iter().all(|s| *s == top.student);
+        // corroborated by a single sighting in the review band for S, or (a centred template,
+        // whose sightings are all small) S the top-1 of at least half of the searched sightings
+        let in_band = tr
+            .scores
+            .get(&top.student)
+            .is_some_and(|s| *s >= cfg.review_threshold);
+        let most = *centred
+            && tr.searched > 0
+            && 2 * tr.top1.get(&top.student).copied().unwrap_or(0) >= tr.searched;
+        (ok && (in_band || most)).then(|| (top.student.clone(), *n))
     }
 
     fn close(&mut self, id: TrackId, tr: OpenTrack, now: DateTime<Utc>) -> Decision {
@@ -970,22 +1021,26 @@ mod tests {
             ("ann", 0.36, "cy", 0.3),
             ("bob", 0.3, "ann", 0.2),
         ];
+        let run_c =
+            |cfg: MatcherConfig, tpl: &[(&str, f32)], n: u32, strong_bob: bool, centred: bool| {
+                let mut m = Matcher::new(cfg).unwrap();
+                let tr = track("door", 1);
+                for (i, (a, sa, b, sb)) in votes.iter().enumerate() {
+                    let o = obs(&tr, i as i64 * 125, 0.5, &[(a, *sa), (b, *sb)]);
+                    assert!(m.observe(o).is_none());
+                    let c: Vec<Candidate> = tpl
+                        .iter()
+                        .map(|(s, v)| Candidate::new(sid(s), *v))
+                        .collect();
+                    m.note_template(&tr, &c, n, centred);
+                }
+                if strong_bob {
+                    assert!(m.observe(obs(&tr, 900, 0.5, &[("bob", 0.8)])).is_none());
+                }
+                m.end_track(&tr, t(10_000)).unwrap()
+            };
         let run = |cfg: MatcherConfig, tpl: &[(&str, f32)], n: u32, strong_bob: bool| {
-            let mut m = Matcher::new(cfg).unwrap();
-            let tr = track("door", 1);
-            for (i, (a, sa, b, sb)) in votes.iter().enumerate() {
-                let o = obs(&tr, i as i64 * 125, 0.5, &[(a, *sa), (b, *sb)]);
-                assert!(m.observe(o).is_none());
-                let c: Vec<Candidate> = tpl
-                    .iter()
-                    .map(|(s, v)| Candidate::new(sid(s), *v))
-                    .collect();
-                m.note_template(&tr, &c, n);
-            }
-            if strong_bob {
-                assert!(m.observe(obs(&tr, 900, 0.5, &[("bob", 0.8)])).is_none());
-            }
-            m.end_track(&tr, t(10_000)).unwrap()
+            run_c(cfg, tpl, n, strong_bob, false)
         };
         let good = [("ann", 0.40), ("bob", 0.2)];
         let d = run(MatcherConfig::default(), &good, 5, false);
@@ -1021,9 +1076,41 @@ mod tests {
             ..cfg()
         };
         assert_eq!(run(off, &good, 5, false).kind(), "review");
+        // a template centred on its camera's mean is judged by its own, lower threshold
+        // (0.7 × review = 0.245 here): 0.30 accepts it, not an uncentred one; 0.22 neither;
+        // the margin and the band sighting still hold
+        let low = [("ann", 0.30), ("bob", 0.15)];
+        assert_eq!(
+            cfg().template_centred_threshold(),
+            0.7 * cfg().review_threshold
+        );
+        assert_eq!(run_c(cfg(), &low, 5, false, true).kind(), "accept");
+        assert_eq!(run_c(cfg(), &low, 5, false, false).kind(), "review");
+        assert_eq!(
+            run_c(cfg(), &[("ann", 0.22), ("bob", 0.05)], 5, false, true).kind(),
+            "review"
+        );
+        assert_eq!(
+            run_c(cfg(), &[("ann", 0.30), ("bob", 0.25)], 5, false, true).kind(),
+            "review"
+        );
+        assert_eq!(
+            run_c(cfg(), &[("dee", 0.30), ("ann", 0.1)], 5, false, true).kind(),
+            "review"
+        );
+        let strict = MatcherConfig {
+            template_centred_threshold: Some(0.32),
+            ..cfg()
+        };
+        assert_eq!(run_c(strict, &low, 5, false, true).kind(), "review");
         // an answer for a track that is not open opens nothing
         let mut m = matcher();
-        m.note_template(&track("door", 9), &[Candidate::new(sid("ann"), 0.9)], 9);
+        m.note_template(
+            &track("door", 9),
+            &[Candidate::new(sid("ann"), 0.9)],
+            9,
+            false,
+        );
         assert_eq!(m.open_tracks(), 0);
         assert!(m.finish(t(0)).is_empty());
         for bad in [
@@ -1035,9 +1122,56 @@ mod tests {
                 template_min_margin: -0.1,
                 ..cfg()
             },
+            MatcherConfig {
+                template_centred_threshold: Some(0.0),
+                ..cfg()
+            },
+            MatcherConfig {
+                template_centred_threshold: Some(f32::NAN),
+                ..cfg()
+            },
+            MatcherConfig {
+                template_centred_threshold: Some(0.9),
+                ..cfg()
+            },
         ] {
             assert!(Matcher::new(bad).is_err());
         }
+    }
+
+    /// A walk-through of small, blurred faces: no sighting reaches the review band, so an
+    /// uncentred template cannot be corroborated (unknown); a centred one is, when its student
+    /// is the top-1 of at least half of the sightings, and not otherwise.
+    #[test]
+    fn a_centred_template_is_corroborated_by_most_sightings() {
+        let run = |tops: &[&str], centred: bool| {
+            let mut m = matcher();
+            let tr = track("door", 1);
+            for (i, who) in tops.iter().enumerate() {
+                let other = if *who == "ann" { "bob" } else { "ann" };
+                let o = obs(&tr, i as i64 * 125, 0.5, &[(who, 0.26), (other, 0.2)]);
+                assert!(m.observe(o).is_none());
+            }
+            let c = [
+                Candidate::new(sid("ann"), 0.28),
+                Candidate::new(sid("bob"), 0.1),
+            ];
+            m.note_template(&tr, &c, 5, centred);
+            m.end_track(&tr, t(10_000)).unwrap()
+        };
+        let d = run(&["ann", "bob", "ann", "ann"], true);
+        assert_eq!(
+            d.outcome,
+            Outcome::Accept {
+                student: sid("ann"),
+                check_in: CheckIn::New,
+                agreeing: 5,
+                basis: AcceptBasis::Template,
+            }
+        );
+        assert_eq!(run(&["ann", "bob", "ann", "bob"], true).kind(), "accept");
+        assert_eq!(run(&["ann", "bob", "bob", "bob"], true).kind(), "unknown");
+        assert_eq!(run(&["ann", "ann", "ann", "ann"], false).kind(), "unknown");
     }
 
     #[test]

@@ -135,8 +135,14 @@ impl Engine {
     }
 
     /// The gallery's candidates for a track's template ([`Engine::templates_wanted`]).
-    pub fn note_template(&mut self, track: &TrackId, candidates: &[Candidate], sightings: u32) {
-        self.matcher.note_template(track, candidates, sightings);
+    pub fn note_template(
+        &mut self,
+        track: &TrackId,
+        candidates: &[Candidate],
+        tpl: &TrackTemplate,
+    ) {
+        self.matcher
+            .note_template(track, candidates, tpl.sightings, tpl.centred);
     }
 
     /// One frame of `camera`: track the faces, close the tracks that ended, and feed every face

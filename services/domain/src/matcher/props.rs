@@ -36,6 +36,8 @@ struct ObsSpec {
     quality: u8,
     /// The template answer noted after this observation (< 4: none; see `template`).
     tpl: u8,
+    /// Whether that template was centred on its camera's mean (its own threshold).
+    centred: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -60,17 +62,21 @@ fn obs_spec() -> impl Strategy<Value = ObsSpec> {
         0usize..HI.len(),
         0usize..LO.len(),
         0u8..100,
-        0u8..8,
+        0u8..9,
+        any::<bool>(),
     )
-        .prop_map(|(gap_ms, kind, alt, hi, lo, quality, tpl)| ObsSpec {
-            gap_ms,
-            kind,
-            alt,
-            hi,
-            lo,
-            quality,
-            tpl,
-        })
+        .prop_map(
+            |(gap_ms, kind, alt, hi, lo, quality, tpl, centred)| ObsSpec {
+                gap_ms,
+                kind,
+                alt,
+                hi,
+                lo,
+                quality,
+                tpl,
+                centred,
+            },
+        )
 }
 
 fn track_spec() -> impl Strategy<Value = TrackSpec> {
@@ -134,6 +140,8 @@ fn template(o: &ObsSpec, student: usize) -> Option<Vec<Candidate>> {
         0..=3 => None,
         4 | 5 => Some(vec![c(student, HI[o.hi]), c(o.alt, LO[o.lo])]),
         6 => Some(vec![c(student, HI[o.hi]), c(o.alt, HI[o.hi] - 0.05)]),
+        // low, as a centred template's similarities are (some between the two thresholds)
+        7 => Some(vec![c(student, LO[o.lo]), c(o.alt, LO[o.lo] - 0.12)]),
         _ => Some(vec![c(o.alt, HI[o.hi]), c(student, LO[o.lo])]),
     }
 }
@@ -141,8 +149,9 @@ fn template(o: &ObsSpec, student: usize) -> Option<Vec<Candidate>> {
 #[derive(Debug, Clone)]
 enum Ev {
     Obs(MatchInput),
-    /// A template answer: track, candidates, sightings averaged; at the observation's time.
-    Template(TrackId, Vec<Candidate>, u32, DateTime<Utc>),
+    /// A template answer: track, candidates, sightings averaged, centred; at the observation's
+    /// time.
+    Template(TrackId, Vec<Candidate>, u32, bool, DateTime<Utc>),
     End(TrackId, DateTime<Utc>),
 }
 
@@ -150,7 +159,7 @@ impl Ev {
     fn at(&self) -> DateTime<Utc> {
         match self {
             Ev::Obs(i) => i.at,
-            Ev::Template(_, _, _, t) | Ev::End(_, t) => *t,
+            Ev::Template(_, _, _, _, t) | Ev::End(_, t) => *t,
         }
     }
 }
@@ -182,7 +191,7 @@ fn camera_events(name: &str, spec: &CamSpec) -> Vec<Ev> {
                 candidates: candidates(o, tr.student),
             }));
             if let Some(c) = template(o, tr.student) {
-                evs.push(Ev::Template(id.clone(), c, k as u32 + 1, at));
+                evs.push(Ev::Template(id.clone(), c, k as u32 + 1, o.centred, at));
             }
         }
         if tr.ends {
@@ -220,8 +229,8 @@ fn same(a: &Ev, b: &Ev) -> bool {
     match (a, b) {
         (Ev::Obs(x), Ev::Obs(y)) => x == y,
         (Ev::End(x, s), Ev::End(y, t)) => x == y && s == t,
-        (Ev::Template(x, c, n, s), Ev::Template(y, d, m, t)) => {
-            x == y && c == d && n == m && s == t
+        (Ev::Template(x, c, n, p, s), Ev::Template(y, d, m, q, t)) => {
+            x == y && c == d && n == m && p == q && s == t
         }
         _ => false,
     }
@@ -253,7 +262,7 @@ fn run(cfg: &MatcherConfig, evs: &[Ev]) -> Vec<Decision> {
         end = end.max(e.at());
         match e {
             Ev::Obs(i) => out.extend(m.observe(i.clone())),
-            Ev::Template(id, c, n, _) => m.note_template(id, c, *n),
+            Ev::Template(id, c, n, centred, _) => m.note_template(id, c, *n, *centred),
             Ev::End(id, at) => out.extend(m.end_track(id, *at)),
         }
     }
@@ -305,7 +314,7 @@ enum Expected {
 fn expected(
     cfg: &MatcherConfig,
     obs: &[&MatchInput],
-    tpl: Option<&(Vec<Candidate>, u32)>,
+    tpl: Option<&(Vec<Candidate>, u32, bool)>,
 ) -> Expected {
     let mut strong: BTreeSet<StudentId> = BTreeSet::new();
     let mut band = 0usize;
@@ -360,7 +369,13 @@ fn expected(
         }
     }
     // the template rule: the last answer's top-1 and margin, and a band sighting for them
-    if let Some((c, n)) = tpl.filter(|_| cfg.template_min_sightings > 0) {
+    if let Some((c, n, centred)) = tpl.filter(|_| cfg.template_min_sightings > 0) {
+        // a centred template is judged by its own threshold
+        let threshold = if *centred {
+            cfg.template_centred_threshold()
+        } else {
+            cfg.template_threshold()
+        };
         let r = ranked(c);
         if let Some((s, v)) = r.first() {
             let margin_ok = r
@@ -371,10 +386,22 @@ fn expected(
                     .iter()
                     .any(|x| x.student == *s && x.similarity >= cfg.review_threshold)
             });
+            // a centred template may instead be corroborated by S being the top-1 of at
+            // least half of the observations with candidates
+            let searched: Vec<&MatchInput> = obs
+                .iter()
+                .copied()
+                .filter(|o| !ranked(&o.candidates).is_empty())
+                .collect();
+            let top1_for_s = searched
+                .iter()
+                .filter(|o| ranked(&o.candidates).first().is_some_and(|(x, _)| x == s))
+                .count();
+            let most_for_s = *centred && !searched.is_empty() && 2 * top1_for_s >= searched.len();
             if *n >= cfg.template_min_sightings
-                && *v >= cfg.template_threshold()
+                && *v >= threshold
                 && margin_ok
-                && band_for_s
+                && (band_for_s || most_for_s)
                 && strong.iter().all(|x| x == s)
             {
                 return Expected::TemplateAccept(s.clone());
@@ -404,7 +431,7 @@ fn per_track(evs: &[Ev]) -> BTreeMap<TrackId, Vec<&MatchInput>> {
 
 /// Each track's last template answer delivered after its first observation and before its
 /// first end event.
-fn templates(evs: &[Ev]) -> BTreeMap<TrackId, (Vec<Candidate>, u32)> {
+fn templates(evs: &[Ev]) -> BTreeMap<TrackId, (Vec<Candidate>, u32, bool)> {
     let mut open: BTreeSet<TrackId> = BTreeSet::new();
     let mut ended: BTreeSet<TrackId> = BTreeSet::new();
     let mut out = BTreeMap::new();
@@ -413,8 +440,8 @@ fn templates(evs: &[Ev]) -> BTreeMap<TrackId, (Vec<Candidate>, u32)> {
             Ev::Obs(i) if !ended.contains(&i.track) => {
                 open.insert(i.track.clone());
             }
-            Ev::Template(id, c, n, _) if open.contains(id) => {
-                out.insert(id.clone(), (c.clone(), *n));
+            Ev::Template(id, c, n, centred, _) if open.contains(id) => {
+                out.insert(id.clone(), (c.clone(), *n, *centred));
             }
             Ev::End(id, _) if open.contains(id) => {
                 open.remove(id);
@@ -513,8 +540,14 @@ proptest! {
                 prop_assert!(n >= cfg.min_agreeing, "accepted {} with {} sightings", student, n);
                 prop_assert_eq!(*agreeing as usize, n);
             }
+            // below the review band throughout: unknown, unless its last template (centred)
+            // accepted it
             if o.iter().all(|x| top1(&x.candidates).is_none_or(|v| v < cfg.review_threshold)) {
-                prop_assert_eq!(&d.outcome, &Outcome::Unknown);
+                let centred_accept = matches!(
+                    &d.outcome,
+                    Outcome::Accept { basis: AcceptBasis::Template, .. }
+                ) && tpls.get(&d.track).is_some_and(|t| t.2);
+                prop_assert!(d.outcome == Outcome::Unknown || centred_accept, "{:?}", d.outcome);
             }
             if let Outcome::Review(r) = &d.outcome {
                 prop_assert!(r.candidates.len() <= 3);
@@ -574,6 +607,7 @@ proptest! {
         let mut m = Matcher::new(cfg.clone()).unwrap();
         let mut ds: Vec<Decision> = Vec::new();
         let mut delivered: BTreeMap<TrackId, Vec<MatchInput>> = BTreeMap::new();
+        let mut centred_sent: BTreeSet<TrackId> = BTreeSet::new();
         let mut last = t0();
         for (op, tr, ms, o, student) in &ops {
             let cam = CameraId::new(["camA", "camB"][(*tr % 2) as usize]).unwrap();
@@ -595,7 +629,10 @@ proptest! {
                     let n = seen.len() as u32;
                     ds.extend(m.observe(input));
                     if let Some(c) = template(o, *student) {
-                        m.note_template(&id, &c, n);
+                        m.note_template(&id, &c, n, o.centred);
+                        if o.centred {
+                            centred_sent.insert(id.clone());
+                        }
                     }
                 }
                 7 | 8 => ds.extend(m.end_track(&id, at)),
@@ -614,8 +651,13 @@ proptest! {
                 }).map(|x| x.at).collect();
                 prop_assert!(times.len() >= cfg.min_agreeing, "accept with {} sightings", times.len());
             }
+            // below the review band throughout: unknown, unless a centred template accepted it
             if o.iter().all(|x| top1(&x.candidates).is_none_or(|v| v < cfg.review_threshold)) {
-                prop_assert_eq!(&d.outcome, &Outcome::Unknown);
+                let centred_accept = matches!(
+                    &d.outcome,
+                    Outcome::Accept { basis: AcceptBasis::Template, .. }
+                ) && centred_sent.contains(&d.track);
+                prop_assert!(d.outcome == Outcome::Unknown || centred_accept, "{:?}", d.outcome);
             }
         }
         prop_assert_eq!(seen, delivered.keys().cloned().collect::<BTreeSet<_>>());

@@ -144,6 +144,20 @@ pub struct TrackerConfig {
     /// sightings too small or blurred to say who it is and a few close, sharp ones that do:
     /// averaging all of them drowns the few.
     pub template_best: usize,
+    /// Camera-mean centring of templates (issue 22), in [0, 1); 0: off. Small, blurred or
+    /// dim faces of one camera share a large common component (the camera's light, blur and
+    /// compression, not the person) that pulls every one of them towards every student alike.
+    /// The tracker keeps the mean of the embedded sightings of its camera; a track born after
+    /// at least `camera_mean_min` of them keeps that mean (unit norm, as it was at its birth)
+    /// and its template is `t − camera_mean_weight · mean`, renormalised. The matcher judges
+    /// such a template by its own threshold ([`super::MatcherConfig::template_centred_threshold`]).
+    pub camera_mean_weight: f32,
+    /// Embedded sightings of the camera before its mean centres templates (a restarted
+    /// process starts counting again).
+    pub camera_mean_min: u32,
+    /// The mean is the running mean of every sighting up to this many, then an exponential
+    /// one over about this many (light changes over a day).
+    pub camera_mean_window: u32,
 }
 
 impl Default for TrackerConfig {
@@ -158,6 +172,9 @@ impl Default for TrackerConfig {
             appearance_momentum: 0.7,
             history_len: 32,
             template_best: 3,
+            camera_mean_weight: 0.3,
+            camera_mean_min: 50,
+            camera_mean_window: 5000,
         }
     }
 }
@@ -200,6 +217,16 @@ impl TrackerConfig {
         if self.history_len == 0 {
             return Err(TrackerConfigError("history_len must be at least 1".into()));
         }
+        if !(0.0..1.0).contains(&self.camera_mean_weight) {
+            return Err(TrackerConfigError(
+                "camera_mean_weight must be in [0, 1)".into(),
+            ));
+        }
+        if self.camera_mean_window == 0 {
+            return Err(TrackerConfigError(
+                "camera_mean_window must be at least 1".into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -227,6 +254,9 @@ pub struct Track {
     appearance: Option<Embedding>,
     /// Quality-weighted sum of every embedded sighting (the track's template).
     template: Option<TemplateSum>,
+    /// The camera's mean embedding when the track was born ([`TrackerConfig::camera_mean_weight`]),
+    /// already multiplied by the weight; `None`: templates are not centred.
+    centre: Option<Embedding>,
     history: VecDeque<TrackPoint>,
     best: Shot,
 }
@@ -311,8 +341,8 @@ impl TemplateSum {
         self.best.truncate(self.keep);
     }
 
-    fn template(&self) -> Option<TrackTemplate> {
-        let (v, averaged) = if self.keep == 0 {
+    fn template(&self, centre: Option<&Embedding>) -> Option<TrackTemplate> {
+        let (mut v, averaged) = if self.keep == 0 {
             (self.sum.clone(), self.sightings)
         } else {
             let mut v = vec![0.0f32; self.dim];
@@ -322,14 +352,89 @@ impl TemplateSum {
             (v, self.best.len() as u32)
         };
         let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        (norm > 0.0 && norm.is_finite()).then(|| TrackTemplate {
+        if !(norm > 0.0 && norm.is_finite()) {
+            return None;
+        }
+        v.iter_mut().for_each(|x| *x /= norm);
+        let centre = centre.filter(|c| {
+            c.vector.len() == self.dim
+                && c.model_id == self.model_id
+                && c.model_version == self.model_version
+        });
+        let mut centred = false;
+        if let Some(c) = centre {
+            let w: Vec<f32> = v.iter().zip(&c.vector).map(|(x, m)| x - m).collect();
+            let n = w.iter().map(|x| x * x).sum::<f32>().sqrt();
+            // the weight is below 1 and the mean has unit norm, so n ≥ 1 − weight > 0
+            if n > 0.0 && n.is_finite() {
+                v = w.into_iter().map(|x| x / n).collect();
+                centred = true;
+            }
+        }
+        Some(TrackTemplate {
             embedding: Embedding {
                 model_id: self.model_id.clone(),
                 model_version: self.model_version.clone(),
-                vector: v.iter().map(|x| x / norm).collect(),
+                vector: v,
             },
             sightings: self.sightings,
             averaged,
+            centred,
+        })
+    }
+}
+
+/// Running mean of a camera's embedded sightings ([`TrackerConfig::camera_mean_weight`]).
+#[derive(Debug, Clone)]
+struct CameraMean {
+    mean: Vec<f32>,
+    /// Sightings folded in (saturates at the window for the exponential part).
+    n: u32,
+    seen: u64,
+    model_id: String,
+    model_version: String,
+}
+
+impl CameraMean {
+    fn add(slot: &mut Option<CameraMean>, e: &Embedding, window: u32) {
+        if e.vector.is_empty() || e.vector.iter().any(|x| !x.is_finite()) {
+            return;
+        }
+        let same = slot.as_ref().is_some_and(|m| {
+            m.mean.len() == e.vector.len()
+                && m.model_id == e.model_id
+                && m.model_version == e.model_version
+        });
+        if !same {
+            // first sighting, or the model changed: start again with this model
+            *slot = Some(CameraMean {
+                mean: vec![0.0; e.vector.len()],
+                n: 0,
+                seen: 0,
+                model_id: e.model_id.clone(),
+                model_version: e.model_version.clone(),
+            });
+        }
+        let m = slot.as_mut().expect("set above");
+        m.n = (m.n + 1).min(window.max(1));
+        m.seen += 1;
+        let k = 1.0 / m.n as f32;
+        m.mean
+            .iter_mut()
+            .zip(&e.vector)
+            .for_each(|(a, x)| *a += (x - *a) * k);
+    }
+
+    /// The mean at unit norm times `weight`, once `min` sightings were seen.
+    fn centre(&self, weight: f32, min: u32) -> Option<Embedding> {
+        if weight <= 0.0 || self.seen < u64::from(min.max(1)) {
+            return None;
+        }
+        let n = self.mean.iter().map(|x| x * x).sum::<f32>().sqrt();
+        (n > 0.0 && n.is_finite()).then(|| Embedding {
+            model_id: self.model_id.clone(),
+            model_version: self.model_version.clone(),
+            vector: self.mean.iter().map(|x| weight * x / n).collect(),
         })
     }
 }
@@ -345,6 +450,8 @@ pub struct TrackTemplate {
     pub sightings: u32,
     /// Of those, the ones the template averages ([`TrackerConfig::template_best`]).
     pub averaged: u32,
+    /// Whether the camera's mean was taken off ([`TrackerConfig::camera_mean_weight`]).
+    pub centred: bool,
 }
 
 impl Track {
@@ -375,7 +482,9 @@ impl Track {
     }
     /// The track's template (quality-weighted mean of its best embedded sightings), if any.
     pub fn template(&self) -> Option<TrackTemplate> {
-        self.template.as_ref().and_then(TemplateSum::template)
+        self.template
+            .as_ref()
+            .and_then(|t| t.template(self.centre.as_ref()))
     }
 
     /// The last box moved by the track's velocity to `at` (at most `max_age` ahead).
@@ -421,6 +530,8 @@ pub struct Tracker {
     last_frame_at: Option<DateTime<Utc>>,
     /// Live tracks, oldest first.
     tracks: Vec<Track>,
+    /// Mean of the camera's embedded sightings.
+    camera_mean: Option<CameraMean>,
 }
 
 /// Cost of a refused pair; large enough that the assignment avoids every refused pair it can.
@@ -446,6 +557,7 @@ impl Tracker {
             next_seq: first_seq,
             last_frame_at: None,
             tracks: Vec::new(),
+            camera_mean: None,
         })
     }
 
@@ -510,6 +622,11 @@ impl Tracker {
 
         let mut assignments = Vec::with_capacity(n_f);
         let mut born = Vec::new();
+        // tracks born in this frame centre on the mean of the sightings before it
+        let centre = self
+            .camera_mean
+            .as_ref()
+            .and_then(|m| m.centre(self.config.camera_mean_weight, self.config.camera_mean_min));
         for (fi, face) in faces.iter().enumerate() {
             let obs = ObsRef {
                 camera: self.camera.clone(),
@@ -544,6 +661,7 @@ impl Tracker {
                         velocity: None,
                         appearance: face.embedding.clone(),
                         template: TemplateSum::start(face, self.config.template_best),
+                        centre: centre.clone(),
                         history: VecDeque::from([point]),
                         best: Shot {
                             obs,
@@ -554,6 +672,11 @@ impl Tracker {
                     assignments.push(id.clone());
                     born.push(id);
                 }
+            }
+        }
+        if self.config.camera_mean_weight > 0.0 {
+            for e in faces.iter().filter_map(|f| f.embedding.as_ref()) {
+                CameraMean::add(&mut self.camera_mean, e, self.config.camera_mean_window);
             }
         }
         Ok(TrackUpdate {
@@ -979,6 +1102,120 @@ mod tests {
         let tpl = tr.tracks()[0].template().unwrap();
         assert_eq!((tpl.sightings, tpl.averaged), (4, 4));
         assert!(tpl.embedding.vector[1] > 0.01, "{tpl:?}");
+    }
+
+    /// Camera-mean centring: a track born after `camera_mean_min` embedded sightings of its
+    /// camera keeps the camera's mean of that moment and its template is `t − w·mean`,
+    /// renormalised; earlier tracks, another model, or weight 0 are not centred.
+    #[test]
+    fn templates_centre_on_the_camera_mean_once_it_has_enough_sightings() {
+        let cfg = TrackerConfig {
+            camera_mean_min: 4,
+            ..TrackerConfig::default()
+        };
+        assert_eq!(cfg.camera_mean_weight, 0.3);
+        let walk = |tr: &mut Tracker, t0: i64, e: &Embedding, n: i64| {
+            for i in 0..n {
+                tr.update(
+                    t(t0 + i * 100),
+                    &[face(100.0 + i as f32, 100.0, 40.0, 0.5, Some(e.clone()))],
+                )
+                .unwrap();
+            }
+        };
+        let mut tr = Tracker::new(cam(), cfg.clone()).unwrap();
+        walk(&mut tr, 0, &emb(0, 0.0), 4);
+        let a = tr.tracks()[0].template().unwrap();
+        assert!(!a.centred, "born before the camera had any sighting");
+        assert!((a.embedding.vector[0] - 1.0).abs() < 1e-6);
+        // the first track ended (max_age 2 s); the next one is born with the mean = axis 0
+        walk(&mut tr, 5_000, &emb(1, 0.0), 4);
+        assert_eq!(tr.tracks().len(), 1);
+        let b = tr.tracks()[0].template().unwrap();
+        assert!(b.centred);
+        let n = (1.0f32 + 0.09).sqrt();
+        assert!((b.embedding.vector[0] + 0.3 / n).abs() < 1e-5, "{b:?}");
+        assert!((b.embedding.vector[1] - 1.0 / n).abs() < 1e-5, "{b:?}");
+        let norm: f32 = b.embedding.vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+        assert!((norm - 1.0).abs() < 1e-5);
+        // the centre is the mean at the track's birth: its own later sightings (which move
+        // the camera's mean towards axis 1) leave it as it was
+        walk(&mut tr, 5_400, &emb(1, 0.0), 6);
+        assert_eq!(tr.tracks()[0].template().unwrap().embedding, b.embedding);
+        // weight 0: never centred
+        let off = TrackerConfig {
+            camera_mean_weight: 0.0,
+            ..cfg.clone()
+        };
+        let mut tr = Tracker::new(cam(), off).unwrap();
+        walk(&mut tr, 0, &emb(0, 0.0), 4);
+        walk(&mut tr, 5_000, &emb(1, 0.0), 4);
+        assert!(!tr.tracks()[0].template().unwrap().centred);
+        // another model's mean does not centre this model's template
+        let mut tr = Tracker::new(cam(), cfg.clone()).unwrap();
+        walk(&mut tr, 0, &emb(0, 0.0), 4);
+        let other = Embedding {
+            model_id: "other".into(),
+            ..emb(1, 0.0)
+        };
+        walk(&mut tr, 5_000, &other, 4);
+        assert!(!tr.tracks()[0].template().unwrap().centred);
+        for bad in [
+            TrackerConfig {
+                camera_mean_weight: 1.0,
+                ..cfg.clone()
+            },
+            TrackerConfig {
+                camera_mean_weight: -0.1,
+                ..cfg.clone()
+            },
+            TrackerConfig {
+                camera_mean_weight: f32::NAN,
+                ..cfg.clone()
+            },
+            TrackerConfig {
+                camera_mean_window: 0,
+                ..cfg.clone()
+            },
+        ] {
+            assert!(Tracker::new(cam(), bad).is_err());
+        }
+    }
+
+    /// The camera's mean is the running mean up to `window` sightings, then follows the
+    /// newest ones (about `window` of them); non-finite embeddings are left out.
+    #[test]
+    fn the_camera_mean_follows_the_newest_sightings_past_its_window() {
+        let mut m = None;
+        for _ in 0..10 {
+            CameraMean::add(&mut m, &emb(0, 0.0), 1000);
+        }
+        for _ in 0..10 {
+            CameraMean::add(&mut m, &emb(1, 0.0), 1000);
+        }
+        let c = m.as_ref().unwrap().centre(1.0, 1).unwrap();
+        assert!(
+            (c.vector[0] - c.vector[1]).abs() < 1e-5,
+            "running mean: {c:?}"
+        );
+        let mut m = None;
+        for _ in 0..10 {
+            CameraMean::add(&mut m, &emb(0, 0.0), 4);
+        }
+        for _ in 0..40 {
+            CameraMean::add(&mut m, &emb(1, 0.0), 4);
+        }
+        let c = m.as_ref().unwrap().centre(1.0, 1).unwrap();
+        assert!(c.vector[1] > 0.99 && c.vector[0] < 0.01, "window 4: {c:?}");
+        let bad = Embedding {
+            vector: vec![f32::NAN; 8],
+            ..emb(0, 0.0)
+        };
+        CameraMean::add(&mut m, &bad, 4);
+        assert_eq!(m.as_ref().unwrap().seen, 50);
+        // fewer sightings than the minimum: no centre
+        assert!(m.as_ref().unwrap().centre(0.3, 51).is_none());
+        assert!(m.as_ref().unwrap().centre(0.0, 1).is_none());
     }
 
     #[test]
