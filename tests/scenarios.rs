@@ -402,8 +402,7 @@ fn a_new_scenario_file_runs_without_code_changes() {
         let (ok, _, err) = rollcall(&[
             "run-scenario",
             &path.display().to_string(),
-            "--camera-mean-weight",
-            bad,
+            &format!("--camera-mean-weight={bad}"),
         ]);
         assert!(!ok);
         assert!(
@@ -468,6 +467,23 @@ fn video_output_is_read_back_by_opencv_frame_for_frame() {
         read += 1;
     }
     assert_eq!(read, n, "frames in the video vs the ground truth");
+}
+
+/// `benches/sightings_templates.py FILE ARGS… --json` run by the project's Python, its JSON.
+fn sightings_templates(file: &Path, args: &[&str]) -> Value {
+    let out = std::process::Command::new(rollcall_testkit::project_python())
+        .arg(root().join("benches/sightings_templates.py"))
+        .arg(file)
+        .args(args)
+        .arg("--json")
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// `rollcall bench sightings`: every face found is matched to the person drawn there, scored
@@ -545,19 +561,9 @@ fn bench_sightings_matches_each_face_to_the_person_drawn_there() {
     // the offline template analysis of BENCHMARKS.md reads this file: Kit's one walk-through
     // is one track, accepted at the tracker's template rule and refused at an impossible one
     let templates = |extra: &[&str]| -> Value {
-        let out = std::process::Command::new(rollcall_testkit::project_python())
-            .arg(root().join("benches/sightings_templates.py"))
-            .arg(&out)
-            .args(["--best", "1,3", "--json"])
-            .args(extra)
-            .output()
-            .expect("python runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        let mut args = vec!["--best", "1,3"];
+        args.extend_from_slice(extra);
+        sightings_templates(&out, &args)
     };
     let t = templates(&[]);
     for n in 0..2 {
@@ -606,19 +612,9 @@ fn sightings_templates_centres_on_the_camera_mean_before_each_walk_through() {
     text.push('\n');
     std::fs::write(&file, text).unwrap();
     let run = |extra: &[&str]| -> Value {
-        let out = std::process::Command::new(rollcall_testkit::project_python())
-            .arg(root().join("benches/sightings_templates.py"))
-            .arg(&file)
-            .args(["--json", "--threshold", "0.6", "--centre-min", "3"])
-            .args(extra)
-            .output()
-            .expect("python runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+        let mut args = vec!["--threshold", "0.6", "--centre-min", "3"];
+        args.extend_from_slice(extra);
+        sightings_templates(&file, &args)
     };
     // uncentred: 1.0 and 0.8, both over 0.6
     assert_eq!(run(&[])[0]["accepted"], 2);

@@ -1009,6 +1009,16 @@ mod tests {
         Matcher::new(MatcherConfig::default()).unwrap()
     }
 
+    /// A new check-in of `student` on a template averaging `n` sightings.
+    fn template_accept(student: &str, n: u32) -> Outcome {
+        Outcome::Accept {
+            student: sid(student),
+            check_in: CheckIn::New,
+            agreeing: n,
+            basis: AcceptBasis::Template,
+        }
+    }
+
     /// A small face's track: no vote reaches the accept threshold (0.5), but every band vote
     /// names the same student clearly (mean 0.45 > 0.425, margin 0.25): accepted when the track
     /// closes, on the track's evidence; a track with a dissenting band vote too many, one with
@@ -1044,15 +1054,7 @@ mod tests {
         };
         let good = [("ann", 0.40), ("bob", 0.2)];
         let d = run(MatcherConfig::default(), &good, 5, false);
-        assert_eq!(
-            d.outcome,
-            Outcome::Accept {
-                student: sid("ann"),
-                check_in: CheckIn::New,
-                agreeing: 5,
-                basis: AcceptBasis::Template,
-            }
-        );
+        assert_eq!(d.outcome, template_accept("ann", 5));
         assert_eq!(d.decided_at, t(250), "the track's last sighting");
         // below the threshold, too small a margin, too few sightings, a strong vote for
         // someone else, a student the sightings never put in the band, the rule off
@@ -1160,15 +1162,7 @@ mod tests {
             m.end_track(&tr, t(10_000)).unwrap()
         };
         let d = run(&["ann", "bob", "ann", "ann"], true);
-        assert_eq!(
-            d.outcome,
-            Outcome::Accept {
-                student: sid("ann"),
-                check_in: CheckIn::New,
-                agreeing: 5,
-                basis: AcceptBasis::Template,
-            }
-        );
+        assert_eq!(d.outcome, template_accept("ann", 5));
         assert_eq!(run(&["ann", "bob", "ann", "bob"], true).kind(), "accept");
         assert_eq!(run(&["ann", "bob", "bob", "bob"], true).kind(), "unknown");
         assert_eq!(run(&["ann", "ann", "ann", "ann"], false).kind(), "unknown");

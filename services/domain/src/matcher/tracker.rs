@@ -1186,25 +1186,20 @@ mod tests {
     /// newest ones (about `window` of them); non-finite embeddings are left out.
     #[test]
     fn the_camera_mean_follows_the_newest_sightings_past_its_window() {
-        let mut m = None;
-        for _ in 0..10 {
-            CameraMean::add(&mut m, &emb(0, 0.0), 1000);
-        }
-        for _ in 0..10 {
-            CameraMean::add(&mut m, &emb(1, 0.0), 1000);
-        }
-        let c = m.as_ref().unwrap().centre(1.0, 1).unwrap();
+        // `a` sightings along axis 0, then `b` along axis 1, with this window
+        let fed = |a: usize, b: usize, window: u32| {
+            let mut m = None;
+            for k in std::iter::repeat_n(0, a).chain(std::iter::repeat_n(1, b)) {
+                CameraMean::add(&mut m, &emb(k, 0.0), window);
+            }
+            m.expect("sightings were added")
+        };
+        let c = fed(10, 10, 1000).centre(1.0, 1).unwrap();
         assert!(
             (c.vector[0] - c.vector[1]).abs() < 1e-5,
             "running mean: {c:?}"
         );
-        let mut m = None;
-        for _ in 0..10 {
-            CameraMean::add(&mut m, &emb(0, 0.0), 4);
-        }
-        for _ in 0..40 {
-            CameraMean::add(&mut m, &emb(1, 0.0), 4);
-        }
+        let mut m = Some(fed(10, 40, 4));
         let c = m.as_ref().unwrap().centre(1.0, 1).unwrap();
         assert!(c.vector[1] > 0.99 && c.vector[0] < 0.01, "window 4: {c:?}");
         let bad = Embedding {
