@@ -220,7 +220,8 @@ impl Recognizer {
         tracks: &[TrackId],
     ) -> Result<(), RuntimeError> {
         for (track, tpl) in self.engine.templates_wanted(camera, tracks) {
-            let mut q = SearchQuery::new(self.tenant.clone(), tpl.embedding.vector.clone(), 20);
+            let (sightings, averaged, centred) = (tpl.sightings, tpl.averaged, tpl.centred);
+            let mut q = SearchQuery::new(self.tenant.clone(), tpl.embedding.vector, 20);
             q.campus = Some(campus.clone());
             q.model = Some(self.model.clone());
             let hits = self.gallery.search(&q).await?;
@@ -230,14 +231,15 @@ impl Recognizer {
                 .collect();
             tracing::debug!(
                 track = %track,
-                sightings = tpl.sightings,
-                averaged = tpl.averaged,
-                centred = tpl.centred,
+                sightings,
+                averaged,
+                centred,
                 top = ?cands.first().map(|c| (c.student.to_string(), c.similarity)),
                 second = ?cands.get(1).map(|c| c.similarity),
                 "track template searched"
             );
-            self.engine.note_template(&track, &cands, &tpl);
+            self.engine
+                .note_template(&track, &cands, sightings, centred);
         }
         Ok(())
     }

@@ -135,14 +135,16 @@ impl Engine {
     }
 
     /// The gallery's candidates for a track's template ([`Engine::templates_wanted`]).
+    /// `sightings` and `centred` are the template's ([`TrackTemplate`]).
     pub fn note_template(
         &mut self,
         track: &TrackId,
         candidates: &[Candidate],
-        tpl: &TrackTemplate,
+        sightings: u32,
+        centred: bool,
     ) {
         self.matcher
-            .note_template(track, candidates, tpl.sightings, tpl.centred);
+            .note_template(track, candidates, sightings, centred);
     }
 
     /// One frame of `camera`: track the faces, close the tracks that ended, and feed every face

@@ -622,11 +622,9 @@ impl Tracker {
 
         let mut assignments = Vec::with_capacity(n_f);
         let mut born = Vec::new();
-        // tracks born in this frame centre on the mean of the sightings before it
-        let centre = self
-            .camera_mean
-            .as_ref()
-            .and_then(|m| m.centre(self.config.camera_mean_weight, self.config.camera_mean_min));
+        // tracks born in this frame centre on the mean of the sightings before it (computed
+        // once, and only in a frame where a track is born)
+        let mut centre: Option<Option<Embedding>> = None;
         for (fi, face) in faces.iter().enumerate() {
             let obs = ObsRef {
                 camera: self.camera.clone(),
@@ -661,7 +659,16 @@ impl Tracker {
                         velocity: None,
                         appearance: face.embedding.clone(),
                         template: TemplateSum::start(face, self.config.template_best),
-                        centre: centre.clone(),
+                        centre: centre
+                            .get_or_insert_with(|| {
+                                self.camera_mean.as_ref().and_then(|m| {
+                                    m.centre(
+                                        self.config.camera_mean_weight,
+                                        self.config.camera_mean_min,
+                                    )
+                                })
+                            })
+                            .clone(),
                         history: VecDeque::from([point]),
                         best: Shot {
                             obs,
