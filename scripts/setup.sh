@@ -50,6 +50,13 @@ if [ "$("$VENV/bin/openapi-python-client" --version 2>/dev/null | awk '{print $N
   log "installing openapi-python-client==$OPENAPI_CLIENT_VERSION into the venv"
   "$VENV/bin/pip" install -q --disable-pip-version-check "openapi-python-client==$OPENAPI_CLIENT_VERSION"
 fi
+# onnx, pinned: models/make_batch_model.py (a dynamic-batch copy of an embedder; its test in
+# services/vision/tests/fixtures.rs)
+ONNX_VERSION=1.23.2
+if ! "$VENV/bin/python" -c "import onnx; assert onnx.__version__=='$ONNX_VERSION'" 2>/dev/null; then
+  log "installing onnx==$ONNX_VERSION into the venv"
+  "$VENV/bin/pip" install -q --disable-pip-version-check "onnx==$ONNX_VERSION"
+fi
 ORT_LIB="$(ls "$VENV"/lib/python3*/site-packages/onnxruntime/capi/libonnxruntime.so.$ORT_VERSION | head -n1)"
 mkdir -p "$CACHE/onnxruntime"
 if [ ! -f "$CACHE/onnxruntime/libonnxruntime.so.$ORT_VERSION" ] || ! cmp -s "$ORT_LIB" "$CACHE/onnxruntime/libonnxruntime.so.$ORT_VERSION"; then

@@ -79,4 +79,10 @@ fi
 export ROLLCALL_TEST_QDRANT_URL="http://127.0.0.1:$QDRANT_GRPC_PORT"
 echo "test.sh: Qdrant $("$QDRANT_BIN" --version 2>/dev/null | head -n 1) at $ROLLCALL_TEST_QDRANT_URL (pid $QDRANT_PID)"
 
+# The CUDA path (`--features cuda`, issue 22) compiles under clippy, and where the provider
+# cannot be registered (this CPU-only libonnxruntime, no GPU) `--cuda` runs on the CPU with the
+# CPU's vectors (services/vision/tests/fixtures.rs, cuda_*). No GPU is used here.
+cargo clippy -p rollcall-vision --all-targets --features cuda --locked -- -D warnings
+cargo test -p rollcall-vision --features cuda --locked --test fixtures cuda_
+
 cargo test --workspace --locked "$@"

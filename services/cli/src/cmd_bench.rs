@@ -539,6 +539,12 @@ fn bench_vision(
     let det = p.detector.detect(&frame)?.remove(0);
     let aligned = p.align(&frame, &det);
     let eight: Vec<&Frame> = std::iter::repeat_n(&aligned, 8).collect();
+    let embedder_file = p.embedder.manifest().file.clone();
+    let embedder_batches = p.embedder.batches();
+    let providers = json!({
+        "detector": p.detector.provider().as_str(),
+        "embedder": p.embedder.provider().as_str(),
+    });
     let (w, _) = p.detector.input_size();
     let mut stages = serde_json::Map::new();
     stages.insert(
@@ -619,6 +625,11 @@ fn bench_vision(
         "threads": v.threads,
         "detector": detector_id,
         "embedder": v.embedder,
+        "embedder_file": embedder_file,
+        // one session call for the 8 faces (a dynamic-batch model) or one per face
+        "embedder_batches": embedder_batches,
+        // where each model ran: "cpu", or "cuda" when --cuda registered the provider
+        "providers": providers,
         "stages": stages,
         "scrfd": other,
         "memory_mb": {"rss_after": rss, "peak": peak},

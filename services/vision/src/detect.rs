@@ -3,7 +3,7 @@
 
 use crate::manifest::{self, DetectorFamily, DetectorSpec, ModelKind, ModelManifest};
 use crate::preprocess::{letterbox_into, Letterbox};
-use crate::runtime::{open_session, SessionOptions};
+use crate::runtime::{open_session, Provider, SessionOptions};
 use crate::VisionError;
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -32,6 +32,7 @@ pub struct Detector {
     manifest: ModelManifest,
     spec: DetectorSpec,
     session: Session,
+    provider: Provider,
     /// Letterbox target size (fixed inputs: the file's size; dynamic: configurable).
     input_w: u32,
     input_h: u32,
@@ -66,7 +67,7 @@ impl Detector {
             .clone()
             .expect("validated by ModelManifest::parse");
         let path = manifest::verified_model_path(manifest, models_dir)?;
-        let session = open_session(&manifest.tag(), &path, opts)?;
+        let (session, provider) = open_session(&manifest.tag(), &path, opts)?;
         let outputs: Vec<&str> = match spec.family {
             DetectorFamily::Retinaface => {
                 let r = spec.retinaface.as_ref().expect("validated");
@@ -110,6 +111,7 @@ impl Detector {
             score_threshold: spec.score_threshold,
             spec,
             session,
+            provider,
             input_w,
             input_h,
             priors: Vec::new(),
@@ -119,6 +121,11 @@ impl Detector {
         };
         det.build_anchors();
         Ok(det)
+    }
+
+    /// Where the model runs (the CPU unless `--cuda` registered the CUDA provider).
+    pub fn provider(&self) -> Provider {
+        self.provider
     }
 
     pub fn manifest(&self) -> &ModelManifest {

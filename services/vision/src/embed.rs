@@ -2,7 +2,7 @@
 
 use crate::manifest::{self, EmbedderSpec, ModelKind, ModelManifest, Thresholds};
 use crate::preprocess::normalise_append;
-use crate::runtime::{open_session, SessionOptions};
+use crate::runtime::{open_session, Provider, SessionOptions};
 use crate::VisionError;
 use ort::session::Session;
 use ort::value::TensorRef;
@@ -14,6 +14,7 @@ pub struct Embedder {
     manifest: ModelManifest,
     spec: EmbedderSpec,
     session: Session,
+    provider: Provider,
     batch_dynamic: bool,
     buf: Vec<f32>,
 }
@@ -35,13 +36,14 @@ impl Embedder {
             .clone()
             .expect("validated by ModelManifest::parse");
         let path = manifest::verified_model_path(manifest, models_dir)?;
-        let session = open_session(&manifest.tag(), &path, opts)?;
+        let (session, provider) = open_session(&manifest.tag(), &path, opts)?;
         manifest::check_session(manifest, &session, &[spec.output.as_str()])?;
         let batch_dynamic = manifest::batch_is_dynamic(manifest, &session);
         Ok(Self {
             manifest: manifest.clone(),
             spec,
             session,
+            provider,
             batch_dynamic,
             buf: Vec::new(),
         })
@@ -63,6 +65,11 @@ impl Embedder {
         self.manifest
             .thresholds
             .expect("validated: embedders have thresholds")
+    }
+
+    /// Where the model runs (the CPU unless `--cuda` registered the CUDA provider).
+    pub fn provider(&self) -> Provider {
+        self.provider
     }
 
     /// Whether several faces go through one session call.

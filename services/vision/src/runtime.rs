@@ -65,7 +65,8 @@ pub fn environment() -> Result<&'static Environment, VisionError> {
 pub struct SessionOptions {
     /// Intra-op threads (1 = one core per session; the pipeline runs one session per worker).
     pub intra_threads: usize,
-    /// Try the CUDA execution provider first (falls back to CPU when unavailable).
+    /// Try the CUDA execution provider first (falls back to CPU, with a warning, when it cannot
+    /// be registered: no `cuda` feature, a CPU-only libonnxruntime, no GPU).
     pub cuda: bool,
 }
 
@@ -78,11 +79,27 @@ impl Default for SessionOptions {
     }
 }
 
+/// Where a model session runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    Cpu,
+    Cuda,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Cpu => "cpu",
+            Provider::Cuda => "cuda",
+        }
+    }
+}
+
 pub(crate) fn open_session(
     model: &str,
     path: &Path,
     opts: &SessionOptions,
-) -> Result<Session, VisionError> {
+) -> Result<(Session, Provider), VisionError> {
     let env = environment()?;
     let err = |e: ort::Error| VisionError::Inference {
         model: model.to_string(),
@@ -96,15 +113,31 @@ pub(crate) fn open_session(
         .map_err(|e| err(e.into()))?
         .with_inter_threads(1)
         .map_err(|e| err(e.into()))?;
+    #[allow(unused_mut)]
+    let mut provider = Provider::Cpu;
+    // ort is built without its own logging, so a provider that fails to register is caught
+    // here (error_on_failure) and said in this crate's log, never silently dropped.
     #[cfg(feature = "cuda")]
     if opts.cuda {
-        b = b
-            .with_execution_providers([ort::ep::CUDA::default().build()])
-            .map_err(|e| err(e.into()))?;
+        b = match b.with_execution_providers([ort::ep::CUDA::default().build().error_on_failure()])
+        {
+            Ok(b) => {
+                provider = Provider::Cuda;
+                tracing::info!("{model}: running on the CUDA execution provider");
+                b
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "{model}: the CUDA execution provider could not be registered ({e}); running on the CPU"
+                );
+                e.recover()
+            }
+        };
     }
     #[cfg(not(feature = "cuda"))]
     if opts.cuda {
         tracing::warn!("built without the `cuda` feature; running {model} on the CPU");
     }
-    b.commit_from_file(path).map_err(err)
+    let session = b.commit_from_file(path).map_err(err)?;
+    Ok((session, provider))
 }

@@ -642,3 +642,126 @@ fn webp_photos_embed_and_verify_like_their_jpeg_sources() {
         assert!(cos(&w, &o) < t, "{webp} vs {other} above the threshold {t}");
     }
 }
+
+/// `models/make_batch_model.py` still makes the file `models/batch`'s manifest names (the
+/// pipeline checks its sha256 when it opens it); with that manifest the embedder sends many
+/// faces in one session call and gives the vectors of the shipped one-face-per-call file, so
+/// templates enrolled with either are searched with the other (same model id and version).
+#[test]
+fn the_dynamic_batch_embedder_embeds_many_faces_per_call_with_the_shipped_vectors() {
+    let root = rollcall_testkit::workspace_root();
+    let models = rollcall_testkit::models_dir();
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        models.join("retinaface_mnet025.onnx"),
+        dir.path().join("retinaface_mnet025.onnx"),
+    )
+    .unwrap();
+    let out = std::process::Command::new(rollcall_testkit::project_python())
+        .arg(root.join("models/make_batch_model.py"))
+        .arg(models.join("mobilefacenet_128.onnx"))
+        .arg(dir.path().join("mobilefacenet_128_batch.onnx"))
+        .output()
+        .expect("run models/make_batch_model.py with the project's Python");
+    assert!(
+        out.status.success(),
+        "models/make_batch_model.py failed (scripts/setup.sh installs onnx into .cache/venv): {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut batched = FacePipeline::open(&PipelineConfig {
+        models_dir: Some(dir.path().to_path_buf()),
+        manifest_dir: Some(root.join("models/batch")),
+        ..Default::default()
+    })
+    .expect("the dynamic-batch manifest opens on the file the script made (sha256 included)");
+    let mut p = pipeline();
+    assert!(
+        batched.embedder.batches(),
+        "the new file's batch is dynamic"
+    );
+    assert!(
+        !p.embedder.batches(),
+        "the shipped file's batch is fixed at 1"
+    );
+    assert_eq!(
+        batched.embedder.manifest().tag(),
+        p.embedder.manifest().tag()
+    );
+    assert_eq!(
+        batched.embedder.manifest().file,
+        "mobilefacenet_128_batch.onnx"
+    );
+
+    // every identity photo's largest face, cut by the shipped pipeline, embedded both ways
+    let mut crops = Vec::new();
+    let mut shipped = Vec::new();
+    for (_, path) in face_photos() {
+        let face = p.largest_face(&load(&path)).unwrap().expect("a face");
+        shipped.push(face.observation.embedding.unwrap().vector);
+        crops.push(face.aligned);
+    }
+    let refs: Vec<&Frame> = crops.iter().collect();
+    let together = batched.embedder.embed(&refs).unwrap();
+    assert_eq!(together.len(), shipped.len());
+    for (i, (b, s)) in together.iter().zip(&shipped).enumerate() {
+        let diff = b
+            .vector
+            .iter()
+            .zip(s)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            diff < 1e-4,
+            "face {i}: batched and one-by-one differ by {diff}"
+        );
+    }
+    // and through the whole pipeline: a group photo's faces, embedded in one call
+    let group = load(&fixtures().join("groups/kit_with_rose.jpg"));
+    let a = batched.analyze(&group, EmbedPolicy::All).unwrap();
+    let b = p.analyze(&group, EmbedPolicy::All).unwrap();
+    assert_eq!(a.len(), 2);
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        let c = cos(
+            &x.observation.embedding.as_ref().unwrap().vector,
+            &y.observation.embedding.as_ref().unwrap().vector,
+        );
+        assert!(c > 0.9999, "group face: {c}");
+    }
+}
+
+/// `--cuda` where the CUDA provider cannot be registered (a CPU-only libonnxruntime, as in CI,
+/// or no GPU): both models run on the CPU, say so in the log, and give the CPU's vectors. On a
+/// machine with a GPU build of onnxruntime, `ROLLCALL_TEST_CUDA=1` makes the test require the
+/// CUDA provider instead (and vectors within float noise of the CPU's). Run by scripts/test.sh
+/// with `--features cuda`.
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_requested_runs_where_it_can_and_says_where() {
+    use rollcall_vision::runtime::{Provider, SessionOptions};
+    let expect = if std::env::var_os("ROLLCALL_TEST_CUDA").is_some_and(|v| v == "1") {
+        Provider::Cuda
+    } else {
+        Provider::Cpu
+    };
+    let mut c = FacePipeline::open(&PipelineConfig {
+        models_dir: Some(rollcall_testkit::models_dir()),
+        session: SessionOptions {
+            intra_threads: 1,
+            cuda: true,
+        },
+        ..Default::default()
+    })
+    .expect("--cuda never refuses to open: it falls back to the CPU");
+    assert_eq!(c.detector.provider(), expect);
+    assert_eq!(c.embedder.provider(), expect);
+    let mut p = pipeline();
+    assert_eq!(p.embedder.provider(), Provider::Cpu);
+    for (_, path) in face_photos().into_iter().take(4) {
+        let a = embed_largest(&mut c, &path, Variant::Correct);
+        let b = embed_largest(&mut p, &path, Variant::Correct);
+        let s = cos(&a, &b);
+        assert!(s > 0.999, "{}: {s}", path.display());
+    }
+}
