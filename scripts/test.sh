@@ -81,8 +81,16 @@ echo "test.sh: Qdrant $("$QDRANT_BIN" --version 2>/dev/null | head -n 1) at $ROL
 
 # The CUDA path (`--features cuda`, issue 22) compiles under clippy, and where the provider
 # cannot be registered (this CPU-only libonnxruntime, no GPU) `--cuda` runs on the CPU with the
-# CPU's vectors (services/vision/tests/fixtures.rs, cuda_*). No GPU is used here.
+# CPU's vectors (services/vision/tests/fixtures.rs). No GPU is used here.
 cargo clippy -p rollcall-vision --all-targets --features cuda --locked -- -D warnings
-cargo test -p rollcall-vision --features cuda --locked --test fixtures cuda_
+# (by its exact name, and the run must report it passed: a filter that matched nothing
+# would pass with 0 tests)
+CUDA_TEST=cuda_requested_runs_where_it_can_and_says_where
+CUDA_OUT="$(cargo test -p rollcall-vision --features cuda --locked --test fixtures -- --exact "$CUDA_TEST")"
+echo "$CUDA_OUT"
+if ! grep -q "^test result: ok. 1 passed" <<<"$CUDA_OUT"; then
+  echo "test.sh: $CUDA_TEST did not run and pass" >&2
+  exit 1
+fi
 
 cargo test --workspace --locked "$@"
